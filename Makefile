@@ -1,0 +1,88 @@
+# mctune: one non-recursive Makefile.  `make V=1` shows the commands.
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+PREFIX   ?= /usr/local
+BUILD    ?= build
+DEPS     ?= 1
+
+WARN     := -Wall -Wextra -Wno-unused-parameter
+PKGS     := lmdb libcjson libxxhash libcurl openblas
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -I. $(PKG_CFLAGS) -fopenmp $(CFLAGS)
+LDLIBS     = $(PKG_LIBS) -fopenmp -lm -lpthread -ldl
+SAN_FLAGS  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC  := $(sort $(wildcard codegen/*.c db/*.c runtime/*.c tuner/*.c))
+LIB_SRC  := $(filter-out tuner/main.c,$(LIB_SRC))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+SAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
+BENCH_SRC:= $(sort $(wildcard scripts/bench_*.c))
+BENCHES  := $(BENCH_SRC:scripts/%.c=$(BUILD)/bench/%)
+HDRS     := $(wildcard codegen/*.h db/*.h runtime/*.h tuner/*.h tests/*.h)
+
+.PHONY: all deps test bench install clean
+all: deps $(BUILD)/mctune
+
+deps:
+ifeq ($(DEPS),1)
+	$(Q)sh scripts/install-deps.sh
+endif
+
+$(BUILD)/obj/%.o: %.c $(HDRS) | deps
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: %.c $(HDRS) | deps
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CCSAN $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(BUILD)/libmctune.a: $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libmctune-san.a: $(SAN_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/mctune: $(BUILD)/obj/tuner/main.o $(BUILD)/libmctune.a
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libmctune.a $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST  $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmctune.a $(LDLIBS)
+
+$(BUILD)/san-tests/%: tests/%.c $(BUILD)/libmctune-san.a $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TSAN  $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< $(BUILD)/libmctune-san.a $(LDLIBS)
+
+$(BUILD)/bench/%: scripts/%.c $(BUILD)/libmctune.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -O3 -march=native -o $@ $< $(BUILD)/libmctune.a $(LDLIBS)
+
+# `make test` runs every tests/test_*.c twice: optimized, then under ASan+UBSan.
+test: all $(TESTS) $(SAN_TESTS)
+	$(Q)MCTUNE=$(BUILD)/mctune sh tests/run.sh $(TESTS) -- $(SAN_TESTS)
+
+bench: all $(BENCHES)
+	$(Q)for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mctune/runtime
+	install -m 755 $(BUILD)/mctune $(DESTDIR)$(PREFIX)/bin/mctune
+	install -m 644 runtime/*.h runtime/*.c $(DESTDIR)$(PREFIX)/share/mctune/runtime/
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,139 @@
+/* mctune codegen: workloads, the schedule IR and its transformations, lowering to C.
+ *
+ * A workload is an op plus everything that changes its code (dtype, layout, shape, epilogue).
+ * A schedule is a workload's loop nest after a sequence of transformations from the fixed set O
+ * (tile, reorder, vectorize, unroll, parallel, cache_write, pack, prepack, fuse_epilogue,
+ * prefetch). Its canonical text lists the *resulting* state as a normalized transformation
+ * sequence, so two sequences that build the same program print (and hash) the same, and
+ * parse(print(s)) prints the same bytes.
+ *
+ * Generated kernel ABI (every lowered kernel has exactly this signature; see mct_cg_lower_c):
+ *
+ *   void FN(long M, long N, long K,
+ *           const float *A, long lda,          A[M,K] row-major (row stride lda >= K)
+ *           const float *B, long ldb,          nn: B[K,N] (ldb >= N); nt: B[N,K] (ldb >= K);
+ *                                              with prepack: the buffer FN_pack_b filled
+ *           float *C, long ldc,                C[M,N] row-major (ldc >= N)
+ *           const float *bias,                 N floats, or NULL when the workload has none
+ *           long batch, long group,            bmm: batch heads, `group` query heads per
+ *           long sA, long sB, long sC);        kv head; element strides between heads of
+ *                                              A, B (per kv head) and C. matmul: 1, 1, 0, 0, 0.
+ *
+ *   out = act(A*B + bias);  C = out (beta 0)  or  C += out (beta 1).
+ *
+ * Kernels are correct for every M, N, K >= 1 (no tile size is assumed to divide a size); the
+ * workload's sizes are what they were tuned for. With prepack(B) the source also defines
+ *   size_t FN_packed_size(long N, long K);   floats needed for the packed B
+ *   void   FN_pack_b(long N, long K, const float *B, long ldb, float *Bp);
+ * Parallel loops use OpenMP when compiled with -fopenmp and run serially otherwise.
+ */
+#ifndef MCT_CODEGEN_H
+#define MCT_CODEGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/mct_err.h"
+
+typedef enum { MCT_OP_MATMUL = 0, MCT_OP_BMM = 1 } mct_op;
+typedef enum { MCT_NN = 0, MCT_NT = 1 } mct_layout;
+typedef enum { MCT_ACT_NONE = 0, MCT_ACT_RELU, MCT_ACT_GELU, MCT_ACT_SILU } mct_act;
+
+typedef struct mct_workload {
+    mct_op op;
+    mct_layout layout;
+    int64_t M, N, K;
+    int64_t batch;  /* bmm: number of query heads (1 for matmul) */
+    int64_t group;  /* bmm: query heads sharing one key/value head, divides batch (1: MHA) */
+    int bias;       /* 1: add bias[N] before the activation */
+    mct_act act;
+    int beta;       /* 0: C = out; 1: C += out */
+} mct_workload;
+
+/* Largest size accepted for any dimension, and for M*N*K*batch products. */
+#define MCT_MAX_DIM   ((int64_t)1 << 24)
+#define MCT_MAX_FLOPS ((int64_t)1 << 50)
+
+/* Parses a canonical workload key such as
+ *   "matmul f32 nt M=128 N=4096 K=4096 epi=none"
+ *   "matmul f32 nn M=16 N=14336 K=4096 epi=bias+silu beta=1"
+ *   "bmm f32 nt B=32 G=4 M=128 N=512 K=128 epi=none"
+ * Fields may come in any order after the op; unknown fields, missing sizes, zero, negative or
+ * overflowing sizes are refused with MCT_EINVAL/MCT_ERANGE and a message in err naming the field.
+ * err may be NULL. */
+int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen);
+
+/* Checks a workload's fields; same errors as mct_wl_parse. */
+int mct_wl_check(const mct_workload *w, char *err, size_t errlen);
+
+/* Writes the canonical key into buf (NUL-terminated). Returns its length, or MCT_ERANGE if
+ * buf is too small. 256 bytes always suffice. */
+int mct_wl_format(const mct_workload *w, char *buf, size_t len);
+
+/* xxh3-128 of the canonical key. */
+void mct_wl_hash(const mct_workload *w, uint8_t out[16]);
+
+/* Floating-point operations of one call: 2*M*N*K*batch. */
+double mct_wl_flops(const mct_workload *w);
+
+/* Name of the activation ("none", "relu", "gelu", "silu"). */
+const char *mct_act_name(mct_act a);
+
+/* Schedules ------------------------------------------------------------------------------ */
+
+typedef struct mct_sched mct_sched;  /* opaque; owned by the caller, freed by _destroy */
+
+/* Code-generation target: the SIMD width in floats (16 avx512, 8 avx2, 4 sse, 1 scalar) and an
+ * optional GCC/Clang target attribute string for the kernel ("avx512f,avx512vl,fma", or ""). */
+typedef struct mct_target {
+    int vlen;
+    const char *attr;
+} mct_target;
+
+/* The target of the machine running this process (AVX-512 when the CPU and OS support it,
+ * else AVX2+FMA, else SSE, else scalar). */
+mct_target mct_target_host(void);
+
+/* The untuned schedule: the plain nest (i, j, k), or (b, i, j, k) for bmm. */
+int mct_sched_create(const mct_workload *w, mct_sched **out);
+void mct_sched_destroy(mct_sched *s);
+int mct_sched_clone(const mct_sched *s, mct_sched **out);
+const mct_workload *mct_sched_workload(const mct_sched *s);
+
+/* Applies transformations in order, e.g. "tile(i, 64, 8); reorder(i0, j0, k0); vectorize(j2)".
+ * Separators: ';' or newline. On any failure nothing is applied and `why` holds the reason:
+ * MCT_EINVAL for text that is not a transformation of O, MCT_ENOTAPPLIC when it does not
+ * apply here ("vectorize j1: not the innermost loop"). why may be NULL. */
+int mct_sched_apply(mct_sched *s, const char *text, char *why, size_t whylen);
+
+/* Parses a schedule text onto the workload's default nest: the same as create + apply. */
+int mct_sched_parse(const mct_workload *w, const char *text, mct_sched **out,
+                    char *why, size_t whylen);
+
+/* Canonical text of the schedule (normalized; "" for the untuned nest). Returns its length or
+ * MCT_ERANGE when buf is too small (4096 bytes always suffice). */
+int mct_sched_format(const mct_sched *s, char *buf, size_t len);
+
+/* xxh3-128 of the canonical schedule text. */
+void mct_sched_hash(const mct_sched *s, uint8_t out[16]);
+
+/* 1 when the schedule prepacks B (the kernel then expects FN_pack_b's buffer). */
+int mct_sched_prepacked(const mct_sched *s);
+
+/* Names of the loops in nest order, for guides and mutations: writes up to max pointers (valid
+ * until the schedule changes) and returns the count. */
+int mct_sched_loops(const mct_sched *s, const char **names, int max);
+
+/* Lowering ------------------------------------------------------------------------------- */
+
+/* Readable loop-nest pseudo-code (what a reasoning guide reads). *out is malloc'ed; free it. */
+int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out);
+
+/* A C11 translation unit defining the kernel FN (see the ABI above), static helpers only
+ * otherwise. It starts with a comment naming the generator version, workload and schedule.
+ * *out is malloc'ed; free it. */
+int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char **out);
+
+#define MCT_CG_VERSION "mctune-cg 1"
+
+#endif

@@ -1,0 +1,34 @@
+/* The mctune command line: one binary, one handler per subcommand.
+ * A handler gets argv starting at the subcommand name and returns the process exit code:
+ * 0 success, 1 the work failed, 2 a usage error (unknown option, missing argument). */
+#ifndef MCT_CLI_H
+#define MCT_CLI_H
+
+typedef int (*mct_cmd_fn)(int argc, char **argv);
+
+int mct_cmd_show(int argc, char **argv);     /* tuner/cmd_show.c */
+int mct_cmd_cpu(int argc, char **argv);      /* tuner/cmd_cpu.c */
+int mct_cmd_db(int argc, char **argv);       /* tuner/cmd_db.c */
+int mct_cmd_measure(int argc, char **argv);  /* tuner/cmd_measure.c */
+
+/* Option helpers shared by the handlers. */
+
+/* Prints "mctune CMD: <message>" and a pointer to --help on stderr; returns 2. */
+int mct_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* If argv[*i] is NAME (as "--name VALUE" or "--name=VALUE"), stores VALUE in *val, advances
+ * *i past it and returns 1; returns -1 (after printing a usage error) when the value is missing;
+ * 0 when argv[*i] is another argument. */
+int mct_cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name,
+                const char **val);
+
+/* Parses a whole decimal integer in [lo, hi]; prints a usage error naming OPT and returns -1 on
+ * anything else. */
+int mct_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+
+/* Reads TEXT or, when TEXT starts with '@', the contents of that file (trailing newline
+ * stripped). Returns a malloc'ed string the caller frees, or NULL after printing an error. */
+char *mct_cli_text_arg(const char *cmd, const char *text);
+
+#endif

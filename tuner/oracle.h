@@ -1,0 +1,22 @@
+/* The correctness oracle: OpenBLAS (cblas_sgemm) plus a plain-C epilogue, with the same
+ * arguments as a generated kernel (see codegen/codegen.h). Used by the tests and by the
+ * measurement harness to decide whether a candidate's answer is right. */
+#ifndef MCT_ORACLE_H
+#define MCT_ORACLE_H
+
+#include "codegen/codegen.h"
+
+/* Computes C exactly as a kernel for workload w must (B is never prepacked here). */
+void mct_oracle_run(const mct_workload *w, long M, long N, long K,
+                    const float *A, long lda, const float *B, long ldb, float *C, long ldc,
+                    const float *bias, long batch, long group, long sA, long sB, long sC);
+
+/* Largest |got - want| / (|want| + scale) over the M x N x batch outputs, where scale is the
+ * expected magnitude of a K-term dot product (so near-zero outputs do not blow up). */
+double mct_oracle_relerr(long M, long N, long K, const float *got, const float *want,
+                         long ldc, long batch, long sC);
+
+/* The tolerance a kernel must meet for a K-term f32 reduction. */
+double mct_oracle_tolerance(long K);
+
+#endif
