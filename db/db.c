@@ -1,0 +1,1222 @@
+/* The tuning database on LMDB: environment, keys, records, ladder, nearest M, stats, LLM cache. */
+#include "db/db_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#define MAP_INITIAL ((size_t)64 << 20)
+
+int db_fail(mct_db *db, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(db->err, sizeof db->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int lmdb_code(int rc)
+{
+    switch (rc) {
+    case 0: return MCT_OK;
+    case MDB_NOTFOUND: return MCT_ENOTFOUND;
+    case MDB_MAP_FULL: return DB_EFULL;
+    case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: case MDB_BAD_TXN:
+    case MDB_INCOMPATIBLE: case MDB_BAD_VALSIZE:
+        return MCT_ECORRUPT;
+    case MDB_VERSION_MISMATCH: return MCT_EVERSION;
+    case MDB_READERS_FULL: case MDB_TXN_FULL: case MDB_DBS_FULL: return MCT_EBUSY;
+    case ENOMEM: return MCT_ENOMEM;
+    default: return MCT_EIO;
+    }
+}
+
+int db_lmdb(mct_db *db, int rc, const char *what)
+{
+    int code = lmdb_code(rc);
+    if (code == MCT_ENOTFOUND || code == DB_EFULL)
+        return code;
+    if (code == MCT_ECORRUPT)
+        return db_fail(db, code, "database '%s': %s: %s; the file is damaged: restore it from "
+                       "an export or remove it", db->file, what, mdb_strerror(rc));
+    return db_fail(db, code, "database '%s': %s: %s", db->file, what, mdb_strerror(rc));
+}
+
+const char *mct_db_errmsg(const mct_db *db) { return db ? db->err : ""; }
+const char *mct_db_path(const mct_db *db) { return db->path; }
+
+void db_hash_text(const char *s, size_t n, uint8_t out[16])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(s, n));
+    memcpy(out, c.digest, 16);
+}
+
+void db_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+int db_unhex(const char *s, uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < 2 * n; i++) {
+        char ch = s[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+              : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        if (d < 0)
+            return MCT_EINVAL;
+        if (i % 2 == 0)
+            b[i / 2] = (uint8_t)(d << 4);
+        else
+            b[i / 2] |= (uint8_t)d;
+    }
+    return s[2 * n] ? MCT_EINVAL : MCT_OK;
+}
+
+/* ---- location and open -------------------------------------------------------------------- */
+
+int mct_db_default_path(char *buf, size_t len)
+{
+    const char *e = getenv("MCTUNE_DB"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    int n;
+    if (e && *e)
+        n = snprintf(buf, len, "%s", e);
+    else if (x && *x)
+        n = snprintf(buf, len, "%s/mctune", x);
+    else if (h && *h)
+        n = snprintf(buf, len, "%s/.cache/mctune", h);
+    else
+        return MCT_EINVAL;
+    return n < 0 || (size_t)n >= len ? MCT_ERANGE : MCT_OK;
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[1024];
+    size_t n = strlen(path);
+    if (n >= sizeof tmp)
+        return ENAMETOOLONG;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] != '/' && tmp[i] != 0)
+            continue;
+        char c = tmp[i];
+        tmp[i] = 0;
+        if (mkdir(tmp, 0775) != 0 && errno != EEXIST)
+            return errno;
+        tmp[i] = c;
+    }
+    return 0;
+}
+
+static int meta_check(mct_db *db, MDB_txn *t, int create)
+{
+    MDB_val k = {6, "schema"}, v;
+    char want[256];
+    int rc = mdb_get(t, db->meta, &k, &v);
+    snprintf(want, sizeof want, "{\"schema\":%d,\"codegen\":\"%s\"}", MCT_DB_SCHEMA,
+             MCT_CG_VERSION);
+    if (rc == MDB_NOTFOUND) {
+        if (!create)
+            return MCT_OK;
+        MDB_val nv = {strlen(want), want};
+        rc = mdb_put(t, db->meta, &k, &nv, 0);
+        return rc ? db_lmdb(db, rc, "writing the schema record") : MCT_OK;
+    }
+    if (rc)
+        return db_lmdb(db, rc, "reading the schema record");
+    cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "schema");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "codegen");
+    if (!cJSON_IsNumber(s) || !cJSON_IsString(g)) {
+        cJSON_Delete(o);
+        return db_fail(db, MCT_ECORRUPT, "database '%s': the schema record is damaged ('%.*s'); "
+                       "restore the database from an export", db->file,
+                       (int)(v.mv_size > 80 ? 80 : v.mv_size), (const char *)v.mv_data);
+    }
+    int ok = s->valueint == MCT_DB_SCHEMA && !strcmp(g->valuestring, MCT_CG_VERSION);
+    if (!ok)
+        db_fail(db, MCT_EVERSION, "database '%s' was written with schema %d and code generator "
+                "'%s'; this mctune uses schema %d and '%s'. Export it with the mctune that wrote "
+                "it ('mctune db export --db %s > old.jsonl'), then import that file into a new "
+                "database ('mctune db import old.jsonl --db NEWDIR'), or point --db elsewhere",
+                db->path, s->valueint, g->valuestring, MCT_DB_SCHEMA, MCT_CG_VERSION, db->path);
+    cJSON_Delete(o);
+    return ok ? MCT_OK : MCT_EVERSION;
+}
+
+static int open_dbis(mct_db *db)
+{
+    static const char *names[] = {"meta", "cpus", "workloads", "best", "trials", "llm", "mfam"};
+    MDB_dbi *dbis[] = {&db->meta, &db->cpus, &db->wls, &db->best, &db->trials, &db->llm,
+                       &db->mfam};
+    int ro = db->flags & MCT_DB_RDONLY;
+    MDB_txn *t = NULL;
+    int rc = mdb_txn_begin(db->env, NULL, ro ? MDB_RDONLY : 0, &t);
+    if (rc)
+        return db_lmdb(db, rc, "starting a transaction");
+    for (int i = 0; i < 7; i++) {
+        rc = mdb_dbi_open(t, names[i], ro ? 0 : MDB_CREATE, dbis[i]);
+        if (rc == MDB_NOTFOUND) {
+            mdb_txn_abort(t);
+            return db_fail(db, MCT_ECORRUPT, "'%s' is an LMDB database but not an mctune one "
+                           "(no '%s' table); point --db at an mctune database", db->file,
+                           names[i]);
+        }
+        if (rc) {
+            int code = db_lmdb(db, rc, names[i]);
+            mdb_txn_abort(t);
+            return code == DB_EFULL ? MCT_EBUSY : code;
+        }
+    }
+    rc = meta_check(db, t, !ro);
+    if (rc) {
+        mdb_txn_abort(t);
+        return rc == DB_EFULL ? db_fail(db, MCT_EBUSY, "database '%s' is full", db->file) : rc;
+    }
+    rc = mdb_txn_commit(t);
+    return rc ? db_lmdb(db, rc, "committing the tables") : MCT_OK;
+}
+
+int mct_db_open(const char *path, int flags, char *err, size_t errlen, mct_db **out)
+{
+    struct stat st;
+    mct_db *db = calloc(1, sizeof *db);
+    int rc, code = MCT_ENOMEM, ro = flags & MCT_DB_RDONLY;
+    unsigned eflags = MDB_NOTLS;
+    *out = NULL;
+    if (!db)
+        goto fail;
+    db->flags = flags;
+    if (!path || !*path || strlen(path) >= sizeof db->path) {
+        code = db_fail(db, MCT_EINVAL, "database path '%s' is empty or too long",
+                       path ? path : "");
+        goto fail;
+    }
+    snprintf(db->path, sizeof db->path, "%s", path);
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        db->nosubdir = 1;
+        snprintf(db->file, sizeof db->file, "%s", path);
+    } else {
+        snprintf(db->file, sizeof db->file, "%s/data.mdb", path);
+        if (ro && stat(db->file, &st) != 0) {
+            code = db_fail(db, MCT_EIO, "no database at '%s' (%s is missing: %s); check the "
+                           "path given with --db or MCTUNE_DB", path, db->file, strerror(errno));
+            goto fail;
+        }
+        if (!ro && (rc = mkdirs(path)) != 0) {
+            code = db_fail(db, MCT_EIO, "cannot create the database folder '%s': %s; choose a "
+                           "writable location with --db or MCTUNE_DB", path, strerror(rc));
+            goto fail;
+        }
+    }
+    if (db->nosubdir)
+        eflags |= MDB_NOSUBDIR;
+    if (ro)
+        eflags |= MDB_RDONLY;
+    if (flags & MCT_DB_NOSYNC)
+        eflags |= MDB_NOSYNC;
+    /* A data file smaller than LMDB's two meta pages cannot be a database (0 bytes: new). */
+    if (stat(db->file, &st) == 0 && st.st_size > 0 && st.st_size < 2 * 4096) {
+        code = db_fail(db, MCT_ECORRUPT, "'%s' is not an LMDB database (only %lld bytes; it may "
+                       "be truncated); restore it from an export or point --db elsewhere",
+                       db->file, (long long)st.st_size);
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&db->env)) != 0) {
+        code = db_lmdb(db, rc, "creating the environment");
+        goto fail;
+    }
+    mdb_env_set_maxdbs(db->env, 8);
+    mdb_env_set_mapsize(db->env, MAP_INITIAL);
+    rc = mdb_env_open(db->env, path, eflags, 0664);
+    if (rc && ro && (rc == EACCES || rc == EROFS)) {
+        /* read-only location: read without the lock file (no concurrent writer expected) */
+        mdb_env_close(db->env);
+        mdb_env_create(&db->env);
+        mdb_env_set_maxdbs(db->env, 8);
+        mdb_env_set_mapsize(db->env, MAP_INITIAL);
+        rc = mdb_env_open(db->env, path, eflags | MDB_NOLOCK, 0664);
+    }
+    if (rc) {
+        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+            code = db_fail(db, MCT_ECORRUPT, "'%s' is not an LMDB database (%s); restore it from "
+                           "an export or point --db elsewhere", db->file, mdb_strerror(rc));
+        else if (rc == EACCES || rc == EROFS || rc == EPERM)
+            code = db_fail(db, MCT_EIO, "cannot open '%s' for %s: %s; choose a writable location "
+                           "with --db or MCTUNE_DB", db->file, ro ? "reading" : "writing",
+                           mdb_strerror(rc));
+        else
+            code = db_lmdb(db, rc, "opening");
+        goto fail;
+    }
+    /* LMDB maps pages beyond the end of a truncated file, and touching them raises SIGBUS:
+     * check that every page the meta page claims is really in the file. */
+    MDB_envinfo info;
+    MDB_stat est;
+    mdb_env_info(db->env, &info);
+    mdb_env_stat(db->env, &est);
+    if (stat(db->file, &st) == 0 &&
+        (uint64_t)(info.me_last_pgno + 1) * est.ms_psize > (uint64_t)st.st_size) {
+        code = db_fail(db, MCT_ECORRUPT, "'%s' is truncated: %lld bytes, but its pages reach "
+                       "%llu bytes; restore it from an export or remove it", db->file,
+                       (long long)st.st_size,
+                       (unsigned long long)(info.me_last_pgno + 1) * est.ms_psize);
+        goto fail;
+    }
+    if ((code = open_dbis(db)) != MCT_OK)
+        goto fail;
+    db->err[0] = 0;
+    *out = db;
+    return MCT_OK;
+fail:
+    if (err && errlen)
+        snprintf(err, errlen, "%s", db ? db->err : "out of memory opening the database");
+    if (db && db->env)
+        mdb_env_close(db->env);
+    free(db);
+    return code;
+}
+
+void mct_db_close(mct_db *db)
+{
+    if (!db)
+        return;
+    if (db->rtxn)
+        mdb_txn_abort(db->rtxn);
+    mdb_env_close(db->env);
+    free(db);
+}
+
+/* ---- transactions ------------------------------------------------------------------------- */
+
+int db_rbegin(mct_db *db, MDB_txn **t)
+{
+    int rc;
+    *t = NULL;
+    if (db->rtxn && !db->rtxn_busy) {
+        rc = mdb_txn_renew(db->rtxn);
+        if (rc == 0) {
+            db->rtxn_busy = 1;
+            *t = db->rtxn;
+            return MCT_OK;
+        }
+        mdb_txn_abort(db->rtxn);
+        db->rtxn = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, t);
+        if (rc != MDB_MAP_RESIZED)
+            break;
+        if (!db->rtxn)   /* another process grew the map: adopt its size */
+            mdb_env_set_mapsize(db->env, 0);
+    }
+    if (rc)
+        return db_lmdb(db, rc, "starting a read");
+    if (!db->rtxn) {
+        db->rtxn = *t;
+        db->rtxn_busy = 1;
+    }
+    return MCT_OK;
+}
+
+void db_rend(mct_db *db, MDB_txn *t)
+{
+    if (!t)
+        return;
+    if (t == db->rtxn) {
+        mdb_txn_reset(t);
+        db->rtxn_busy = 0;
+    } else {
+        mdb_txn_abort(t);
+    }
+}
+
+static int grow(mct_db *db)
+{
+    MDB_envinfo info;
+    mdb_env_info(db->env, &info);
+    size_t want = info.me_mapsize * 2;
+    if (want < info.me_mapsize)
+        return db_fail(db, MCT_EBUSY, "database '%s' cannot grow beyond %zu bytes", db->file,
+                       info.me_mapsize);
+    int rc = mdb_env_set_mapsize(db->env, want);
+    return rc ? db_lmdb(db, rc, "growing the map") : MCT_OK;
+}
+
+int db_write(mct_db *db, db_wfn fn, void *ctx)
+{
+    if (db->flags & MCT_DB_RDONLY)
+        return db_fail(db, MCT_EIO, "database '%s' was opened read-only; open it without "
+                       "read-only to change it", db->path);
+    for (int attempt = 0; attempt < 40; attempt++) {
+        MDB_txn *t;
+        int rc;
+        if (db->rtxn && !db->rtxn_busy) {  /* set_mapsize needs no live read txn here */
+            mdb_txn_abort(db->rtxn);
+            db->rtxn = NULL;
+        }
+        rc = mdb_txn_begin(db->env, NULL, 0, &t);
+        if (rc == MDB_MAP_RESIZED) {
+            mdb_env_set_mapsize(db->env, 0);
+            continue;
+        }
+        if (rc)
+            return db_lmdb(db, rc, "starting a write");
+        db->err[0] = 0;
+        rc = fn(db, t, ctx);
+        if (rc == MCT_OK) {
+            rc = mdb_txn_commit(t);
+            if (rc == 0)
+                return MCT_OK;
+            rc = db_lmdb(db, rc, "committing");
+        } else {
+            mdb_txn_abort(t);
+        }
+        if (rc != DB_EFULL)
+            return rc;
+        if (db->rtxn_busy)
+            return db_fail(db, MCT_EBUSY, "database '%s' is full and cannot grow during an "
+                           "iteration; write after it", db->file);
+        if ((rc = grow(db)) != MCT_OK)
+            return rc;
+    }
+    return db_fail(db, MCT_EBUSY, "database '%s': the write did not fit after growing the map "
+                   "repeatedly", db->file);
+}
+
+/* ---- records as JSON ---------------------------------------------------------------------- */
+
+int db_rec_json(const mct_db_rec *r, const char *type, char **out)
+{
+    cJSON *o = cJSON_CreateObject();
+    char cpu[17], wh[33];
+    uint8_t h[16];
+    *out = NULL;
+    if (!o)
+        return MCT_ENOMEM;
+    mct_cpu_key_format(r->cpu, cpu);
+    db_hash_text(r->workload, strlen(r->workload), h);
+    db_hex(h, 16, wh);
+    if (type)
+        cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddStringToObject(o, "workload", r->workload);
+    cJSON_AddStringToObject(o, "wl_hash", wh);
+    cJSON_AddStringToObject(o, "cpu", cpu);
+    cJSON_AddNumberToObject(o, "threads", r->threads);
+    cJSON_AddStringToObject(o, "schedule", r->schedule);
+    cJSON_AddNumberToObject(o, "median_ns", r->median_ns);
+    cJSON_AddNumberToObject(o, "spread_ns", r->spread_ns);
+    cJSON_AddNumberToObject(o, "gflops", r->gflops);
+    cJSON_AddNumberToObject(o, "samples", (double)r->samples);
+    cJSON_AddStringToObject(o, "search", r->search);
+    cJSON_AddStringToObject(o, "guide", r->guide);
+    cJSON_AddStringToObject(o, "compiler", r->compiler);
+    cJSON_AddStringToObject(o, "flags", r->flags);
+    cJSON_AddStringToObject(o, "tool", r->tool);
+    cJSON_AddNumberToObject(o, "timestamp", (double)r->timestamp);
+    cJSON_AddStringToObject(o, "model", r->model);
+    *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return *out ? MCT_OK : MCT_ENOMEM;
+}
+
+static int jfail(char *err, size_t n, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int jfail(char *err, size_t n, int code, const char *fmt, ...)
+{
+    if (err && n) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, n, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static int jstr(const cJSON *o, const char *name, int required, char *dst, size_t cap,
+                char *err, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!v) {
+        if (required)
+            return jfail(err, n, MCT_EINVAL, "field '%s' is missing", name);
+        dst[0] = 0;
+        return MCT_OK;
+    }
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return jfail(err, n, MCT_EINVAL, "field '%s' must be a string", name);
+    size_t len = strlen(v->valuestring);
+    if (len >= cap)
+        return jfail(err, n, MCT_ERANGE, "field '%s' is %zu bytes long; the limit is %zu", name,
+                     len, cap - 1);
+    memcpy(dst, v->valuestring, len + 1);
+    return MCT_OK;
+}
+
+static int jnum(const cJSON *o, const char *name, int required, double lo, double hi,
+                int integer, double *dst, char *err, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!v) {
+        if (required)
+            return jfail(err, n, MCT_EINVAL, "field '%s' is missing", name);
+        *dst = 0;
+        return MCT_OK;
+    }
+    if (!cJSON_IsNumber(v))
+        return jfail(err, n, MCT_EINVAL, "field '%s' must be a number", name);
+    double x = v->valuedouble;
+    if (!isfinite(x) || x < lo || x > hi || (integer && x != floor(x)))
+        return jfail(err, n, MCT_ERANGE, "field '%s' = %g is out of range (%s in [%g, %g])",
+                     name, x, integer ? "a whole number" : "a number", lo, hi);
+    *dst = x;
+    return MCT_OK;
+}
+
+int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t n)
+{
+    char cpu[32];
+    double d;
+    int rc;
+    memset(r, 0, sizeof *r);
+    if (!cJSON_IsObject(o))
+        return jfail(err, n, MCT_EINVAL, "the record is not a JSON object");
+    if ((rc = jstr(o, "workload", 1, r->workload, sizeof r->workload, err, n)) ||
+        (rc = jstr(o, "cpu", 1, cpu, sizeof cpu, err, n)))
+        return rc;
+    if (mct_cpu_key_parse(cpu, &r->cpu) < 0)
+        return jfail(err, n, MCT_EINVAL, "field 'cpu' = '%s' is not a CPU key (16 hex digits)",
+                     cpu);
+    if ((rc = jnum(o, "threads", 1, 1, 65536, 1, &d, err, n)))
+        return rc;
+    r->threads = (int)d;
+    if ((rc = jstr(o, "schedule", 1, r->schedule, sizeof r->schedule, err, n)) ||
+        (rc = jnum(o, "median_ns", 1, 1e-6, 1e18, 0, &r->median_ns, err, n)) ||
+        (rc = jnum(o, "spread_ns", 0, 0, 1e18, 0, &r->spread_ns, err, n)) ||
+        (rc = jnum(o, "gflops", 0, 0, 1e12, 0, &r->gflops, err, n)))
+        return rc;
+    if ((rc = jnum(o, "samples", 0, 0, 9e15, 1, &d, err, n)))
+        return rc;
+    r->samples = (int64_t)d;
+    if ((rc = jnum(o, "timestamp", 0, 0, 9e15, 1, &d, err, n)))
+        return rc;
+    r->timestamp = (int64_t)d;
+    if ((rc = jstr(o, "search", 0, r->search, sizeof r->search, err, n)) ||
+        (rc = jstr(o, "guide", 0, r->guide, sizeof r->guide, err, n)) ||
+        (rc = jstr(o, "compiler", 0, r->compiler, sizeof r->compiler, err, n)) ||
+        (rc = jstr(o, "flags", 0, r->flags, sizeof r->flags, err, n)) ||
+        (rc = jstr(o, "tool", 0, r->tool, sizeof r->tool, err, n)) ||
+        (rc = jstr(o, "model", 0, r->model, sizeof r->model, err, n)))
+        return rc;
+    return MCT_OK;
+}
+
+/* Canonicalizes r->workload and computes its keys. */
+int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t n)
+{
+    mct_workload w;
+    char why[256];
+    int rc = mct_wl_parse(r->workload, &w, why, sizeof why);
+    if (rc < 0)
+        return jfail(err, n, rc, "workload '%s': %s", r->workload, why);
+    if (mct_wl_format(&w, r->workload, sizeof r->workload) < 0)
+        return jfail(err, n, MCT_ERANGE, "workload '%s' is too long", r->workload);
+    if (r->threads < 1 || r->threads > 65536)
+        return jfail(err, n, MCT_ERANGE, "threads = %d: use 1 to 65536", r->threads);
+    if (!(r->median_ns > 0) || !isfinite(r->median_ns))
+        return jfail(err, n, MCT_ERANGE, "median_ns = %g: must be a positive time", r->median_ns);
+    if (!memchr(r->schedule, 0, sizeof r->schedule))
+        return jfail(err, n, MCT_ERANGE, "schedule text is not terminated");
+    memset(k, 0, sizeof *k);
+    mct_wl_hash(&w, k->wl);
+    k->cpu = r->cpu;
+    k->threads = (uint32_t)r->threads;
+    if (sched)
+        db_hash_text(r->schedule, strlen(r->schedule), sched);
+    return MCT_OK;
+}
+
+int mct_db_rec_key(const mct_db_rec *r, mct_db_key *out)
+{
+    mct_db_rec tmp = *r;
+    return db_rec_canon(&tmp, out, NULL, NULL, 0);
+}
+
+/* Reads a record value and checks it against its key's workload hash. */
+int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
+                   mct_db_rec *out)
+{
+    MDB_val k = {klen, (void *)key}, v;
+    char why[256], wh[33];
+    uint8_t h[16];
+    int rc = mdb_get(t, dbi, &k, &v);
+    if (rc)
+        return db_lmdb(db, rc, "reading a record");
+    cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+    db_hex(key, 16, wh);
+    if (!o)
+        return db_fail(db, MCT_ECORRUPT, "database '%s': the record of workload %s is not valid "
+                       "JSON (damaged file); delete it with 'mctune db rm' or restore an export",
+                       db->file, wh);
+    rc = db_rec_from_cjson(o, out, why, sizeof why);
+    cJSON_Delete(o);
+    if (rc)
+        return db_fail(db, MCT_ECORRUPT, "database '%s': the record of workload %s is damaged: "
+                       "%s", db->file, wh, why);
+    db_hash_text(out->workload, strlen(out->workload), h);
+    if (memcmp(h, key, 16))
+        return db_fail(db, MCT_ECORRUPT, "database '%s': the record stored under workload hash "
+                       "%s holds workload '%s', whose hash differs (damaged file or hash "
+                       "collision); delete it with 'mctune db rm'", db->file, wh, out->workload);
+    if (klen >= sizeof(mct_db_key)) {
+        const mct_db_key *mk = key;
+        if (mk->cpu != out->cpu || mk->threads != (uint32_t)out->threads)
+            return db_fail(db, MCT_ECORRUPT, "database '%s': the record of workload '%s' names "
+                           "another CPU or thread count than its key", db->file, out->workload);
+    }
+    return MCT_OK;
+}
+
+/* ---- workloads and the M-family index ----------------------------------------------------- */
+
+typedef struct { uint8_t fam[16]; uint8_t m[8]; } fam_key;  /* M big-endian: ordered by M */
+
+static void family_key(const mct_workload *w, fam_key *k)
+{
+    mct_workload f = *w;
+    f.M = 1;
+    memset(k, 0, sizeof *k);
+    mct_wl_hash(&f, k->fam);
+    for (int i = 0; i < 8; i++)
+        k->m[i] = (uint8_t)((uint64_t)w->M >> (56 - 8 * i));
+}
+
+int db_put_wl_txn(mct_db *db, MDB_txn *t, const char *canon, const uint8_t h[16])
+{
+    MDB_val k = {16, (void *)h}, v = {strlen(canon), (void *)canon};
+    mct_workload w;
+    fam_key fk;
+    int rc = mdb_put(t, db->wls, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        if (v.mv_size != strlen(canon) || memcmp(v.mv_data, canon, v.mv_size))
+            return db_fail(db, MCT_ECORRUPT, "workload '%s' and stored workload '%.*s' share "
+                           "one hash; the database is damaged or the hash collided", canon,
+                           (int)v.mv_size, (const char *)v.mv_data);
+        return MCT_OK;
+    }
+    if (rc)
+        return db_lmdb(db, rc, "storing a workload");
+    if (mct_wl_parse(canon, &w, NULL, 0) < 0)
+        return db_fail(db, MCT_EINVAL, "workload '%s' does not parse", canon);
+    family_key(&w, &fk);
+    MDB_val fk_v = {sizeof fk, &fk}, hv = {16, (void *)h};
+    rc = mdb_put(t, db->mfam, &fk_v, &hv, 0);
+    return rc ? db_lmdb(db, rc, "storing the M index") : MCT_OK;
+}
+
+struct wl_ctx { const char *canon; uint8_t h[16]; };
+
+static int put_wl_fn(mct_db *db, MDB_txn *t, void *p)
+{
+    struct wl_ctx *c = p;
+    return db_put_wl_txn(db, t, c->canon, c->h);
+}
+
+int mct_db_put_workload(mct_db *db, const mct_workload *w)
+{
+    char canon[256], why[256];
+    struct wl_ctx c;
+    if (mct_wl_check(w, why, sizeof why) < 0)
+        return db_fail(db, MCT_EINVAL, "workload: %s", why);
+    if (mct_wl_format(w, canon, sizeof canon) < 0)
+        return db_fail(db, MCT_ERANGE, "workload text too long");
+    c.canon = canon;
+    mct_wl_hash(w, c.h);
+    return db_write(db, put_wl_fn, &c);
+}
+
+int mct_db_get_workload(mct_db *db, const uint8_t wl[16], char *buf, size_t len)
+{
+    MDB_txn *t;
+    MDB_val k = {16, (void *)wl}, v;
+    int rc = db_rbegin(db, &t);
+    if (rc)
+        return rc;
+    rc = mdb_get(t, db->wls, &k, &v);
+    if (rc == 0) {
+        if (v.mv_size >= len)
+            rc = db_fail(db, MCT_ERANGE, "workload text of %zu bytes does not fit", v.mv_size);
+        else {
+            memcpy(buf, v.mv_data, v.mv_size);
+            buf[v.mv_size] = 0;
+        }
+    } else {
+        rc = db_lmdb(db, rc, "reading a workload");
+    }
+    db_rend(db, t);
+    return rc;
+}
+
+/* ---- trials and best ---------------------------------------------------------------------- */
+
+struct put_ctx {
+    mct_db_rec r;
+    mct_db_key k;
+    uint8_t sched[16];
+    int best;
+    int stored;
+};
+
+static int put_rec_fn(mct_db *db, MDB_txn *t, void *p)
+{
+    struct put_ctx *c = p;
+    char *json = NULL;
+    int rc = db_put_wl_txn(db, t, c->r.workload, c->k.wl);
+    mct_db_trial_key tk;
+    if (rc)
+        return rc;
+    c->stored = 0;
+    if (c->best) {
+        mct_db_rec old;
+        rc = db_get_rec_txn(db, t, db->best, &c->k, sizeof c->k, &old);
+        if (rc == MCT_OK && old.median_ns <= c->r.median_ns)
+            return MCT_OK;
+        if (rc != MCT_OK && rc != MCT_ENOTFOUND && rc != MCT_ECORRUPT)
+            return rc;  /* a damaged old record is replaced by the new one */
+    }
+    if ((rc = db_rec_json(&c->r, NULL, &json)) != MCT_OK)
+        return rc;
+    MDB_val v = {strlen(json), json}, k;
+    if (c->best) {
+        k.mv_size = sizeof c->k;
+        k.mv_data = &c->k;
+    } else {
+        memset(&tk, 0, sizeof tk);
+        tk.k = c->k;
+        memcpy(tk.sched, c->sched, 16);
+        k.mv_size = sizeof tk;
+        k.mv_data = &tk;
+    }
+    rc = mdb_put(t, c->best ? db->best : db->trials, &k, &v, 0);
+    free(json);
+    if (rc)
+        return db_lmdb(db, rc, "storing a record");
+    c->stored = 1;
+    return MCT_OK;
+}
+
+static int put_rec(mct_db *db, const mct_db_rec *r, int best, int *stored)
+{
+    struct put_ctx *c = malloc(sizeof *c);
+    char why[512];
+    int rc;
+    if (!c)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
+    c->r = *r;
+    c->best = best;
+    c->stored = 0;
+    rc = db_rec_canon(&c->r, &c->k, c->sched, why, sizeof why);
+    if (rc) {
+        db_fail(db, rc, "%s", why);
+        goto fail;
+    }
+    rc = db_write(db, put_rec_fn, c);
+    if (stored)
+        *stored = c->stored;
+fail:
+    free(c);
+    return rc;
+}
+
+int mct_db_put_trial(mct_db *db, const mct_db_rec *r) { return put_rec(db, r, 0, NULL); }
+
+int mct_db_put_best(mct_db *db, const mct_db_rec *r, int *stored)
+{
+    return put_rec(db, r, 1, stored);
+}
+
+int mct_db_get_best(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads,
+                    mct_db_rec *out)
+{
+    mct_db_key k;
+    MDB_txn *t;
+    int rc;
+    memset(&k, 0, sizeof k);
+    memcpy(k.wl, wl, 16);
+    k.cpu = cpu;
+    k.threads = (uint32_t)threads;
+    if ((rc = db_rbegin(db, &t)) != MCT_OK)
+        return rc;
+    rc = db_get_rec_txn(db, t, db->best, &k, sizeof k, out);
+    db_rend(db, t);
+    return rc;
+}
+
+int mct_db_get_trial(mct_db *db, const mct_db_rec *key_fields, mct_db_rec *out)
+{
+    mct_db_rec r = *key_fields;
+    mct_db_trial_key tk;
+    MDB_txn *t;
+    char why[512];
+    int rc;
+    memset(&tk, 0, sizeof tk);
+    if (r.median_ns <= 0)
+        r.median_ns = 1;  /* only the key fields matter here */
+    if ((rc = db_rec_canon(&r, &tk.k, tk.sched, why, sizeof why)) != MCT_OK)
+        return db_fail(db, rc, "%s", why);
+    if ((rc = db_rbegin(db, &t)) != MCT_OK)
+        return rc;
+    rc = db_get_rec_txn(db, t, db->trials, &tk, sizeof tk, out);
+    db_rend(db, t);
+    return rc;
+}
+
+const char *mct_db_rung_name(mct_db_rung r)
+{
+    switch (r) {
+    case MCT_RUNG_EXACT: return "exact";
+    case MCT_RUNG_VENDOR_TIER: return "same vendor and tier";
+    case MCT_RUNG_TIER: return "same tier";
+    case MCT_RUNG_NONE: break;
+    }
+    return "none";
+}
+
+static int get_cpu_txn(mct_db *db, MDB_txn *t, uint64_t key, mct_cpu *out)
+{
+    MDB_val k = {8, &key}, v;
+    char why[256], hex[17];
+    int rc = mdb_get(t, db->cpus, &k, &v);
+    if (rc)
+        return db_lmdb(db, rc, "reading a CPU record");
+    rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, out, why, sizeof why);
+    if (rc) {
+        mct_cpu_key_format(key, hex);
+        return db_fail(db, MCT_ECORRUPT, "database '%s': CPU record %s is damaged: %s",
+                       db->file, hex, why);
+    }
+    return MCT_OK;
+}
+
+int mct_db_get_best_ladder(mct_db *db, const uint8_t wl[16], const mct_cpu *cpu, int threads,
+                           mct_db_rec *out, mct_db_rung *rung)
+{
+    uint64_t key = mct_cpu_key(cpu);
+    mct_tier tier = mct_cpu_tier_of(cpu);
+    MDB_txn *t = NULL;
+    MDB_cursor *cur = NULL;
+    mct_db_rec *cand = NULL;
+    mct_db_key k;
+    int rc, have[2] = {0, 0};
+    *rung = MCT_RUNG_NONE;
+    rc = mct_db_get_best(db, wl, key, threads, out);
+    if (rc != MCT_ENOTFOUND) {
+        if (rc == MCT_OK)
+            *rung = MCT_RUNG_EXACT;
+        return rc;
+    }
+    cand = malloc(3 * sizeof *cand);  /* [0] vendor+tier, [1] tier, [2] scratch */
+    if (!cand)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
+    if ((rc = db_rbegin(db, &t)) != MCT_OK)
+        goto fail;
+    if ((rc = mdb_cursor_open(t, db->best, &cur)) != 0) {
+        rc = db_lmdb(db, rc, "opening a cursor");
+        goto fail;
+    }
+    memset(&k, 0, sizeof k);
+    memcpy(k.wl, wl, 16);
+    MDB_val kv = {sizeof k, &k}, v;
+    for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+        mct_db_key ck;
+        mct_cpu oc;
+        if (kv.mv_size != sizeof ck)
+            continue;
+        memcpy(&ck, kv.mv_data, sizeof ck);
+        if (memcmp(ck.wl, wl, 16))
+            break;
+        if (ck.threads != (uint32_t)threads || ck.cpu == key)
+            continue;
+        int e = get_cpu_txn(db, t, ck.cpu, &oc);
+        if (e == MCT_ENOTFOUND)
+            continue;  /* a CPU without a description cannot be placed on the ladder */
+        if (e) {
+            rc = e;
+            goto fail;
+        }
+        if (mct_cpu_tier_of(&oc) != tier)
+            continue;
+        if ((e = db_get_rec_txn(db, t, db->best, &ck, sizeof ck, &cand[2])) != MCT_OK) {
+            rc = e;
+            goto fail;
+        }
+        int slot = !strcmp(oc.vendor, cpu->vendor) ? 0 : 1;
+        for (int s = slot; s < 2; s++)
+            if (!have[s] || cand[2].median_ns < cand[s].median_ns) {
+                cand[s] = cand[2];
+                have[s] = 1;
+            }
+    }
+    if (rc != MDB_NOTFOUND && rc != 0) {
+        rc = db_lmdb(db, rc, "scanning best records");
+        goto fail;
+    }
+    rc = MCT_ENOTFOUND;
+    for (int s = 0; s < 2; s++)
+        if (have[s]) {
+            *out = cand[s];
+            *rung = s == 0 ? MCT_RUNG_VENDOR_TIER : MCT_RUNG_TIER;
+            rc = MCT_OK;
+            break;
+        }
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    db_rend(db, t);
+    free(cand);
+    return rc;
+}
+
+int mct_db_get_best_nearest_m(mct_db *db, const mct_workload *w, uint64_t cpu, int threads,
+                              mct_db_rec *out)
+{
+    fam_key fk, lo;
+    MDB_txn *t = NULL;
+    MDB_cursor *cur = NULL;
+    mct_db_key k;
+    int64_t best_d = -1, best_m = 0;
+    int rc;
+    memset(&k, 0, sizeof k);
+    mct_wl_hash(w, k.wl);
+    rc = mct_db_get_best(db, k.wl, cpu, threads, out);
+    if (rc != MCT_ENOTFOUND)
+        return rc;
+    family_key(w, &fk);
+    lo = fk;
+    memset(lo.m, 0, 8);
+    if ((rc = db_rbegin(db, &t)) != MCT_OK)
+        return rc;
+    if ((rc = mdb_cursor_open(t, db->mfam, &cur)) != 0) {
+        rc = db_lmdb(db, rc, "opening a cursor");
+        goto fail;
+    }
+    MDB_val kv = {sizeof lo, &lo}, v, bv;
+    mct_db_key bk = k;
+    uint8_t best_wl[16];
+    for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+        if (kv.mv_size != sizeof fk || memcmp(kv.mv_data, fk.fam, 16) || v.mv_size != 16)
+            break;
+        const uint8_t *mb = (const uint8_t *)kv.mv_data + 16;
+        uint64_t m = 0;
+        for (int i = 0; i < 8; i++)
+            m = m << 8 | mb[i];
+        memcpy(bk.wl, v.mv_data, 16);
+        MDB_val bkv = {sizeof bk, &bk};
+        if (mdb_get(t, db->best, &bkv, &bv) != 0)
+            continue;
+        int64_t d = (int64_t)m > w->M ? (int64_t)m - w->M : w->M - (int64_t)m;
+        if (best_d < 0 || d < best_d || (d == best_d && (int64_t)m > best_m)) {
+            best_d = d;
+            best_m = (int64_t)m;
+            memcpy(best_wl, v.mv_data, 16);
+        }
+    }
+    if (rc != MDB_NOTFOUND && rc != 0) {
+        rc = db_lmdb(db, rc, "scanning the M index");
+        goto fail;
+    }
+    if (best_d < 0) {
+        rc = MCT_ENOTFOUND;
+        goto fail;
+    }
+    memcpy(bk.wl, best_wl, 16);
+    rc = db_get_rec_txn(db, t, db->best, &bk, sizeof bk, out);
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    db_rend(db, t);
+    return rc;
+}
+
+/* ---- delete, iterate, stats --------------------------------------------------------------- */
+
+struct del_ctx { uint8_t wl[16]; uint64_t cpu; int threads; int count; };
+
+static int del_fn(mct_db *db, MDB_txn *t, void *p)
+{
+    struct del_ctx *c = p;
+    MDB_dbi dbis[2] = {db->best, db->trials};
+    c->count = 0;
+    for (int i = 0; i < 2; i++) {
+        MDB_cursor *cur;
+        mct_db_key k;
+        int rc = mdb_cursor_open(t, dbis[i], &cur);
+        if (rc)
+            return db_lmdb(db, rc, "opening a cursor");
+        memset(&k, 0, sizeof k);
+        memcpy(k.wl, c->wl, 16);
+        MDB_val kv = {sizeof k, &k}, v;
+        for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
+             rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+            mct_db_key ck;
+            if (kv.mv_size < sizeof ck)
+                continue;
+            memcpy(&ck, kv.mv_data, sizeof ck);
+            if (memcmp(ck.wl, c->wl, 16))
+                break;
+            if ((c->cpu && ck.cpu != c->cpu) || (c->threads && ck.threads != (uint32_t)c->threads))
+                continue;
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            c->count++;
+        }
+        mdb_cursor_close(cur);
+        if (rc && rc != MDB_NOTFOUND)
+            return db_lmdb(db, rc, "deleting records");
+    }
+    return MCT_OK;
+}
+
+int mct_db_delete(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads, int *count)
+{
+    struct del_ctx c;
+    memcpy(c.wl, wl, 16);
+    c.cpu = cpu;
+    c.threads = threads;
+    c.count = 0;
+    int rc = db_write(db, del_fn, &c);
+    if (count)
+        *count = c.count;
+    if (rc == MCT_OK && c.count == 0)
+        return MCT_ENOTFOUND;
+    return rc;
+}
+
+int mct_db_iter(mct_db *db, mct_db_table which, mct_db_rec_fn fn, void *ctx)
+{
+    MDB_txn *t;
+    MDB_cursor *cur = NULL;
+    mct_db_rec *r = malloc(sizeof *r);
+    int rc;
+    if (!r)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
+    if ((rc = db_rbegin(db, &t)) != MCT_OK) {
+        free(r);
+        return rc;
+    }
+    MDB_dbi dbi = which == MCT_DB_TRIALS ? db->trials : db->best;
+    if ((rc = mdb_cursor_open(t, dbi, &cur)) != 0) {
+        rc = db_lmdb(db, rc, "opening a cursor");
+        goto fail;
+    }
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        int e = db_get_rec_txn(db, t, dbi, k.mv_data, k.mv_size, r);
+        if (e) {
+            rc = e;
+            goto fail;
+        }
+        if ((e = fn(r, ctx)) != 0) {
+            rc = e;
+            goto fail;
+        }
+    }
+    rc = rc == MDB_NOTFOUND ? MCT_OK : db_lmdb(db, rc, "iterating");
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    db_rend(db, t);
+    free(r);
+    return rc;
+}
+
+int mct_db_iter_cpus(mct_db *db, mct_db_cpu_fn fn, void *ctx)
+{
+    MDB_txn *t;
+    MDB_cursor *cur = NULL;
+    int rc;
+    if ((rc = db_rbegin(db, &t)) != MCT_OK)
+        return rc;
+    if ((rc = mdb_cursor_open(t, db->cpus, &cur)) != 0) {
+        rc = db_lmdb(db, rc, "opening a cursor");
+        goto fail;
+    }
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        mct_cpu c;
+        uint64_t key;
+        if (k.mv_size != 8) {
+            rc = db_fail(db, MCT_ECORRUPT, "database '%s': a CPU key has %zu bytes", db->file,
+                         k.mv_size);
+            goto fail;
+        }
+        memcpy(&key, k.mv_data, 8);
+        int e = get_cpu_txn(db, t, key, &c);
+        if (e || (e = fn(&c, ctx)) != 0) {
+            rc = e;
+            goto fail;
+        }
+    }
+    rc = rc == MDB_NOTFOUND ? MCT_OK : db_lmdb(db, rc, "iterating");
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    db_rend(db, t);
+    return rc;
+}
+
+int mct_db_stats_get(mct_db *db, mct_db_stats *out)
+{
+    MDB_txn *t;
+    MDB_stat s;
+    MDB_envinfo info;
+    struct stat st;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = db_rbegin(db, &t)) != MCT_OK)
+        return rc;
+    MDB_dbi dbis[5] = {db->cpus, db->wls, db->best, db->trials, db->llm};
+    size_t *dst[5] = {&out->cpus, &out->workloads, &out->best, &out->trials, &out->llm};
+    for (int i = 0; i < 5; i++) {
+        if ((rc = mdb_stat(t, dbis[i], &s)) != 0) {
+            rc = db_lmdb(db, rc, "reading statistics");
+            goto fail;
+        }
+        *dst[i] = s.ms_entries;
+    }
+    mdb_env_info(db->env, &info);
+    mdb_env_stat(db->env, &s);
+    out->map_bytes = info.me_mapsize;
+    out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * s.ms_psize;
+    if (stat(db->file, &st) == 0)
+        out->file_bytes = (uint64_t)st.st_size;
+fail:
+    db_rend(db, t);
+    return rc;
+}
+
+/* ---- LLM cache ---------------------------------------------------------------------------- */
+
+static int llm_key(const char *model, const char *params, const char *prompt, uint8_t h[16])
+{
+    size_t a = strlen(model), b = strlen(params), c = strlen(prompt);
+    char *buf = malloc(a + b + c + 3);
+    if (!buf)
+        return MCT_ENOMEM;
+    memcpy(buf, model, a + 1);
+    memcpy(buf + a + 1, params, b + 1);
+    memcpy(buf + a + b + 2, prompt, c + 1);
+    db_hash_text(buf, a + b + c + 3, h);
+    free(buf);
+    return MCT_OK;
+}
+
+struct llm_ctx { const char *model, *params, *prompt, *reply; };
+
+int db_llm_put_txn(mct_db *db, MDB_txn *t, const char *model, const char *params,
+                   const char *prompt, const char *reply, int overwrite, int *outcome);
+
+/* outcome: 0 added, 1 same, 2 conflict (kept the stored one unless overwrite) */
+int db_llm_put_txn(mct_db *db, MDB_txn *t, const char *model, const char *params,
+                   const char *prompt, const char *reply, int overwrite, int *outcome)
+{
+    uint8_t h[16];
+    int rc = llm_key(model, params, prompt, h);
+    if (rc)
+        return db_fail(db, rc, "out of memory");
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "params", params);
+    cJSON_AddStringToObject(o, "prompt", prompt);
+    cJSON_AddStringToObject(o, "reply", reply);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!json)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
+    MDB_val k = {16, h}, v, nv = {strlen(json), json};
+    *outcome = 0;
+    rc = mdb_get(t, db->llm, &k, &v);
+    if (rc == 0) {
+        *outcome = v.mv_size == nv.mv_size && !memcmp(v.mv_data, json, v.mv_size) ? 1 : 2;
+        if (*outcome == 1 || !overwrite) {
+            free(json);
+            return MCT_OK;
+        }
+    }
+    rc = mdb_put(t, db->llm, &k, &nv, 0);
+    free(json);
+    return rc ? db_lmdb(db, rc, "storing an LLM reply") : MCT_OK;
+}
+
+static int llm_put_fn(mct_db *db, MDB_txn *t, void *p)
+{
+    struct llm_ctx *c = p;
+    int outcome;
+    return db_llm_put_txn(db, t, c->model, c->params, c->prompt, c->reply, 1, &outcome);
+}
+
+int mct_db_llm_put(mct_db *db, const char *model, const char *params, const char *prompt,
+                   const char *reply)
+{
+    struct llm_ctx c = {model, params, prompt, reply};
+    if (!model || !params || !prompt || !reply)
+        return db_fail(db, MCT_EINVAL, "LLM cache: model, params, prompt and reply are needed");
+    return db_write(db, llm_put_fn, &c);
+}
+
+int mct_db_llm_get(mct_db *db, const char *model, const char *params, const char *prompt,
+                   char **reply)
+{
+    uint8_t h[16];
+    MDB_txn *t;
+    MDB_val k = {16, h}, v;
+    int rc;
+    *reply = NULL;
+    if ((rc = llm_key(model, params, prompt, h)) != MCT_OK)
+        return db_fail(db, rc, "out of memory");
+    if ((rc = db_rbegin(db, &t)) != MCT_OK)
+        return rc;
+    rc = mdb_get(t, db->llm, &k, &v);
+    if (rc) {
+        rc = db_lmdb(db, rc, "reading an LLM reply");
+        goto fail;
+    }
+    cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
+    const cJSON *pa = cJSON_GetObjectItemCaseSensitive(o, "params");
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "prompt");
+    const cJSON *re = cJSON_GetObjectItemCaseSensitive(o, "reply");
+    if (!cJSON_IsString(m) || !cJSON_IsString(pa) || !cJSON_IsString(pr) || !cJSON_IsString(re)) {
+        rc = db_fail(db, MCT_ECORRUPT, "database '%s': a cached LLM reply for model '%s' is "
+                     "damaged; delete the database's llm cache or restore an export", db->file,
+                     model);
+    } else if (strcmp(m->valuestring, model) || strcmp(pa->valuestring, params) ||
+               strcmp(pr->valuestring, prompt)) {
+        rc = db_fail(db, MCT_ECORRUPT, "database '%s': the cached LLM reply under this key was "
+                     "asked with another prompt (hash collision or damage)", db->file);
+    } else if (!(*reply = strdup(re->valuestring))) {
+        rc = db_fail(db, MCT_ENOMEM, "out of memory");
+    }
+    cJSON_Delete(o);
+fail:
+    db_rend(db, t);
+    return rc;
+}

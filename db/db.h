@@ -1,0 +1,218 @@
+/* mctune tuning database: one LMDB environment with named databases
+ *
+ *   meta       "schema" -> {"schema": N, "codegen": MCT_CG_VERSION}; checked on open
+ *   cpus       cpu key (8 bytes)                               -> CPU record (JSON)
+ *   workloads  workload hash (16)                              -> canonical workload text
+ *   best       mct_db_key (workload hash, cpu key, threads)    -> best record (JSON)
+ *   trials     mct_db_trial_key (+ schedule hash)              -> one measurement (JSON)
+ *   llm        hash of (model, params, prompt) (16)            -> cached reply (JSON)
+ *   mfam       workload family hash + M (index for nearest-M lookups, derived data)
+ *
+ * Keys are fixed-width structs, zeroed before use and compared with memcmp. Values are JSON
+ * so that a dump is readable; every value carries its workload text, which is hashed again on
+ * read, so a damaged or colliding record is reported (MCT_ECORRUPT), never believed.
+ *
+ * Several processes may write one database at once (LMDB serializes writers). One mct_db
+ * handle must be used by one thread at a time. The map grows when it fills up.
+ *
+ * Errors: functions return 0 or a negative MCT_E* code; the handle keeps a message naming the
+ * file, record or field and saying what to do (mct_db_errmsg), valid until the next call on it.
+ * A missing record is MCT_ENOTFOUND with no message.
+ */
+#ifndef MCT_DB_H
+#define MCT_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "codegen/codegen.h"
+#include "runtime/cpu.h"
+#include "runtime/mct_err.h"
+
+#define MCT_DB_SCHEMA 1
+
+typedef struct mct_db mct_db;  /* opaque; mct_db_open / mct_db_close */
+
+/* best-record key: 32 bytes */
+typedef struct mct_db_key {
+    uint8_t wl[16];     /* mct_wl_hash of the canonical workload text */
+    uint64_t cpu;       /* mct_cpu_key */
+    uint32_t threads;
+    uint32_t zero;      /* padding, always 0 */
+} mct_db_key;
+
+/* trial key: 48 bytes */
+typedef struct mct_db_trial_key {
+    mct_db_key k;
+    uint8_t sched[16];  /* xxh3-128 of the canonical schedule text */
+} mct_db_trial_key;
+
+/* A best record or a trial, with its provenance. Plain fixed-size fields: copy freely. */
+typedef struct mct_db_rec {
+    char workload[256];     /* canonical workload text (mct_wl_format) */
+    uint64_t cpu;           /* CPU key */
+    int threads;            /* >= 1 */
+    char schedule[4096];    /* canonical schedule text (mct_sched_format); "" = untuned nest */
+    double median_ns;       /* median latency of one call, > 0 */
+    double spread_ns;       /* spread of the samples (e.g. p90 - p10), >= 0 */
+    double gflops;
+    int64_t samples;        /* candidates measured by the search that found it (1 for a trial) */
+    char search[32];        /* "mcts", "evolutionary", "random", "manual" */
+    char guide[32];         /* "llm", "heuristic", "random", "" */
+    char compiler[128];     /* "gcc 12.2.0" */
+    char flags[256];        /* "-O3 -march=native -fopenmp" */
+    char tool[64];          /* "mctune 0.1.0" */
+    int64_t timestamp;      /* seconds since the Unix epoch */
+    char model[64];         /* optional tag: the model the workload came from ("llama-3-8b") */
+} mct_db_rec;
+
+/* Open flags. */
+#define MCT_DB_RDONLY 1     /* never writes; a database without meta counts as empty */
+#define MCT_DB_NOSYNC 2     /* no fsync on commit (benchmarks, scratch databases) */
+
+/* The default location: $MCTUNE_DB, else $XDG_CACHE_HOME/mctune, else $HOME/.cache/mctune.
+ * Returns MCT_ERANGE if buf is too small, MCT_EINVAL when none of these is set. */
+int mct_db_default_path(char *buf, size_t len);
+
+/* Opens (creating when absent, unless MCT_DB_RDONLY) the database at path: a directory holding
+ * data.mdb, or an LMDB data file itself. Checks the schema version and the codegen signature.
+ * On failure *out is NULL and err (may be NULL) says what was wrong and what to do:
+ * MCT_EIO (cannot create or read; read-only location), MCT_ECORRUPT (not an LMDB file,
+ * damaged or truncated), MCT_EVERSION (written by another schema or code generator). */
+int mct_db_open(const char *path, int flags, char *err, size_t errlen, mct_db **out);
+void mct_db_close(mct_db *db);
+
+/* The last error message on this handle ("" when none). Valid until the next call. */
+const char *mct_db_errmsg(const mct_db *db);
+const char *mct_db_path(const mct_db *db);
+
+/* Key of a record: parses and hashes its workload text. MCT_EINVAL for bad text. */
+int mct_db_rec_key(const mct_db_rec *r, mct_db_key *out);
+
+/* CPU records ------------------------------------------------------------------------------ */
+
+int mct_db_put_cpu(mct_db *db, const mct_cpu *c);
+int mct_db_get_cpu(mct_db *db, uint64_t key, mct_cpu *out);
+
+/* JSON form of a CPU record (also what `mctune cpu --json` prints): key, vendor, family, model,
+ * stepping, brand, tier, feature names, raw CPUID words, xcr0, caches, cores. *out is malloc'ed;
+ * free() it. */
+int mct_db_cpu_to_json(const mct_cpu *c, int pretty, char **out);
+/* Parses it back; a "key" that does not match the record is MCT_ECORRUPT. err may be NULL. */
+int mct_db_cpu_from_json(const char *text, size_t len, mct_cpu *out, char *err, size_t errlen);
+
+/* Workloads, trials, best records --------------------------------------------------------- */
+
+/* Registers a workload (hash -> canonical text). Put of a record does this too. */
+int mct_db_put_workload(mct_db *db, const mct_workload *w);
+/* Canonical text of a stored workload hash into buf[256]. */
+int mct_db_get_workload(mct_db *db, const uint8_t wl[16], char *buf, size_t len);
+
+/* Stores one measurement (replacing a measurement of the same schedule). The workload text is
+ * canonicalized and must parse. */
+int mct_db_put_trial(mct_db *db, const mct_db_rec *r);
+int mct_db_get_trial(mct_db *db, const mct_db_rec *key_fields, mct_db_rec *out);
+
+/* Stores r as the best record of its key unless the stored one is at least as fast (lower
+ * median_ns). *stored (may be NULL) is 1 when r was written, 0 when the old record stayed. */
+int mct_db_put_best(mct_db *db, const mct_db_rec *r, int *stored);
+
+/* The best record of exactly (workload hash, cpu, threads). */
+int mct_db_get_best(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads,
+                    mct_db_rec *out);
+
+/* Fallback ladder for a CPU: its own record, else the fastest record of a CPU with the same
+ * vendor and tier, else of a CPU with the same tier (CPUs must be in `cpus`), else none. */
+typedef enum {
+    MCT_RUNG_EXACT = 0,
+    MCT_RUNG_VENDOR_TIER = 1,
+    MCT_RUNG_TIER = 2,
+    MCT_RUNG_NONE = 3
+} mct_db_rung;
+const char *mct_db_rung_name(mct_db_rung r);
+
+/* MCT_ENOTFOUND with *rung = MCT_RUNG_NONE when no rung matches. */
+int mct_db_get_best_ladder(mct_db *db, const uint8_t wl[16], const mct_cpu *cpu, int threads,
+                           mct_db_rec *out, mct_db_rung *rung);
+
+/* The best record for (cpu, threads) of the workload that differs from w only in M and has the
+ * M nearest to w->M (ties: the larger M); the exact M when stored. out->workload names it. */
+int mct_db_get_best_nearest_m(mct_db *db, const mct_workload *w, uint64_t cpu, int threads,
+                              mct_db_rec *out);
+
+/* Deletes best records and trials of a workload; cpu 0 = every CPU, threads 0 = every count.
+ * *count (may be NULL) gets the number of records removed; none is MCT_ENOTFOUND. */
+int mct_db_delete(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads, int *count);
+
+/* Iteration: calls fn for each record in key order inside one read snapshot; a nonzero return
+ * from fn stops and is returned. The record pointer is valid during the call only. */
+typedef enum { MCT_DB_BEST = 0, MCT_DB_TRIALS = 1 } mct_db_table;
+typedef int (*mct_db_rec_fn)(const mct_db_rec *r, void *ctx);
+typedef int (*mct_db_cpu_fn)(const mct_cpu *c, void *ctx);
+int mct_db_iter(mct_db *db, mct_db_table t, mct_db_rec_fn fn, void *ctx);
+int mct_db_iter_cpus(mct_db *db, mct_db_cpu_fn fn, void *ctx);
+
+typedef struct mct_db_stats {
+    size_t cpus, workloads, best, trials, llm;
+    uint64_t map_bytes;     /* current map size */
+    uint64_t used_bytes;    /* pages in use * page size */
+    uint64_t file_bytes;    /* size of data.mdb */
+} mct_db_stats;
+int mct_db_stats_get(mct_db *db, mct_db_stats *out);
+
+/* LLM reply cache: key = xxh3-128 of (model, params, prompt). *reply is malloc'ed; free() it. */
+int mct_db_llm_put(mct_db *db, const char *model, const char *params, const char *prompt,
+                   const char *reply);
+int mct_db_llm_get(mct_db *db, const char *model, const char *params, const char *prompt,
+                   char **reply);
+
+/* JSON Lines ------------------------------------------------------------------------------- */
+
+/* One line of an export: {"type": "cpu"|"workload"|"best"|"trial"|"llm", ...}. */
+typedef enum {
+    MCT_DB_ITEM_CPU, MCT_DB_ITEM_WORKLOAD, MCT_DB_ITEM_BEST, MCT_DB_ITEM_TRIAL, MCT_DB_ITEM_LLM
+} mct_db_kind;
+
+typedef struct mct_db_item {
+    mct_db_kind kind;
+    mct_cpu cpu;                  /* CPU */
+    mct_db_rec rec;               /* BEST, TRIAL; WORKLOAD uses rec.workload only */
+    char *model, *params, *prompt, *reply;   /* LLM: owned by the item, see mct_db_item_clear */
+} mct_db_item;
+
+/* Parses one JSONL line (without its newline). On error returns MCT_EINVAL or MCT_ECORRUPT
+ * (hash does not match the text) and err names the field. The item must be cleared with
+ * mct_db_item_clear after success (it is left clear on failure). */
+int mct_db_item_parse(const char *line, size_t len, mct_db_item *out, char *err, size_t errlen);
+void mct_db_item_clear(mct_db_item *it);
+/* The line for an item (no newline); *out is malloc'ed. */
+int mct_db_item_format(const mct_db_item *it, char **out);
+
+/* Writes every record (cpus, workloads, best, trials, llm; only those of `cpu` when it is not
+ * 0, plus that CPU's record) as JSON Lines to f. *count (may be NULL) gets the lines written. */
+int mct_db_export(mct_db *db, FILE *f, uint64_t cpu, int with_trials, size_t *count);
+
+/* What an import or merge did. */
+typedef struct mct_db_report {
+    size_t added;       /* new keys */
+    size_t replaced;    /* best records replaced by a faster one */
+    size_t kept;        /* incoming best records slower than (or equal to) the stored ones */
+    size_t same;        /* identical to what was stored */
+    size_t conflicts;   /* same key, different content (reported through conflict_fn) */
+} mct_db_report;
+
+/* Called for each conflict with a one-line description; may be NULL. */
+typedef void (*mct_db_note_fn)(const char *line, void *ctx);
+
+/* Imports a JSON Lines file in one transaction: all of it or nothing. Best records keep the
+ * faster per key; other records are added when absent. The error names the file, the line and
+ * the field. */
+int mct_db_import(mct_db *db, const char *file, mct_db_note_fn note, void *ctx,
+                  mct_db_report *rep);
+
+/* Merges another database (opened read-only) into db, in one transaction, with the import rules. */
+int mct_db_merge(mct_db *db, const char *other_path, mct_db_note_fn note, void *ctx,
+                 mct_db_report *rep);
+
+#endif

@@ -1,0 +1,49 @@
+/* Internals shared by the db/ sources; no other module includes this. */
+#ifndef MCT_DB_INT_H
+#define MCT_DB_INT_H
+
+#include <lmdb.h>
+#include <cJSON.h>
+
+#include "db/db.h"
+
+/* Private code: the map is full; write_txn grows it and runs the transaction again. */
+#define DB_EFULL (-1000)
+
+struct mct_db {
+    MDB_env *env;
+    MDB_dbi meta, cpus, wls, best, trials, llm, mfam;
+    MDB_txn *rtxn;       /* cached read transaction, reset between calls */
+    int rtxn_busy;       /* the cached one is in use (nested reads get their own) */
+    int flags;
+    int nosubdir;
+    char path[1024];
+    char file[1100];     /* the data file */
+    char err[1536];
+};
+
+int db_fail(mct_db *db, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Maps an LMDB return code to MCT_E*, setting the message "WHAT: lmdb message". */
+int db_lmdb(mct_db *db, int rc, const char *what);
+
+int db_rbegin(mct_db *db, MDB_txn **t);
+void db_rend(mct_db *db, MDB_txn *t);
+typedef int (*db_wfn)(mct_db *db, MDB_txn *t, void *ctx);
+int db_write(mct_db *db, db_wfn fn, void *ctx);
+
+/* In-transaction helpers; return MCT codes (DB_EFULL when the map is full). */
+int db_put_wl_txn(mct_db *db, MDB_txn *t, const char *canon, const uint8_t h[16]);
+int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
+                   mct_db_rec *out);
+int db_rec_json(const mct_db_rec *r, const char *type, char **out);
+int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t errlen);
+int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t errlen);
+void db_hash_text(const char *s, size_t n, uint8_t out[16]);
+void db_hex(const uint8_t *b, size_t n, char *out);
+int db_unhex(const char *s, uint8_t *b, size_t n);
+
+/* Apply one imported item inside t with the merge rules. */
+int db_apply_item(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn note,
+                  void *ctx, mct_db_report *rep);
+
+#endif

@@ -1,0 +1,817 @@
+/* CPU records as JSON, JSON Lines items, export, import and merge. */
+#include "db/db_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int efail(char *err, size_t n, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int efail(char *err, size_t n, int code, const char *fmt, ...)
+{
+    if (err && n) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, n, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ---- CPU records -------------------------------------------------------------------------- */
+
+static const char *const word_names[MCT_CPUID_NWORDS] = {
+    "1.ecx", "1.edx", "7.ebx", "7.ecx", "7.edx", "7.1.eax", "7.1.edx",
+    "80000001.ecx", "80000001.edx", "d.eax", "d.1.eax",
+};
+
+int mct_db_cpu_to_json(const mct_cpu *c, int pretty, char **out)
+{
+    char buf[32], key[17];
+    cJSON *o = cJSON_CreateObject(), *f, *w, *ca;
+    *out = NULL;
+    if (!o)
+        return MCT_ENOMEM;
+    mct_cpu_key_format(mct_cpu_key(c), key);
+    cJSON_AddStringToObject(o, "key", key);
+    cJSON_AddStringToObject(o, "vendor", c->vendor);
+    cJSON_AddStringToObject(o, "brand", c->brand);
+    cJSON_AddNumberToObject(o, "family", c->family);
+    cJSON_AddNumberToObject(o, "model", c->model);
+    cJSON_AddNumberToObject(o, "stepping", c->stepping);
+    cJSON_AddStringToObject(o, "tier", mct_tier_name(mct_cpu_tier_of(c)));
+    f = cJSON_AddArrayToObject(o, "features");
+    for (int i = 0; f && i < mct_cpu_feature_count(); i++)
+        if (mct_cpu_has(c, i))
+            cJSON_AddItemToArray(f, cJSON_CreateString(mct_cpu_feature_name(i)));
+    w = cJSON_AddObjectToObject(o, "cpuid");
+    for (int i = 0; w && i < MCT_CPUID_NWORDS; i++) {
+        snprintf(buf, sizeof buf, "0x%08" PRIx32, c->feat[i]);
+        cJSON_AddStringToObject(w, word_names[i], buf);
+    }
+    snprintf(buf, sizeof buf, "0x%" PRIx64, c->xcr0);
+    cJSON_AddStringToObject(o, "xcr0", buf);
+    ca = cJSON_AddObjectToObject(o, "cache_kb");
+    if (ca) {
+        cJSON_AddNumberToObject(ca, "l1d", c->cache_kb[0]);
+        cJSON_AddNumberToObject(ca, "l1i", c->cache_kb[1]);
+        cJSON_AddNumberToObject(ca, "l2", c->cache_kb[2]);
+        cJSON_AddNumberToObject(ca, "l3", c->cache_kb[3]);
+    }
+    cJSON_AddNumberToObject(o, "cores", c->cores);
+    cJSON_AddNumberToObject(o, "threads", c->threads);
+    *out = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return *out ? MCT_OK : MCT_ENOMEM;
+}
+
+static int hex_u64(const cJSON *v, const char *name, uint64_t max, uint64_t *out, char *err,
+                   size_t n)
+{
+    char *end;
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return efail(err, n, MCT_EINVAL, "field '%s' must be a hex string like \"0x1f\"", name);
+    const char *s = v->valuestring;
+    if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || !s[2] || strlen(s) > 18 ||
+        strspn(s + 2, "0123456789abcdefABCDEF") != strlen(s + 2))
+        return efail(err, n, MCT_EINVAL, "field '%s' = '%s' is not a hex number like \"0x1f\"",
+                     name, s);
+    errno = 0;
+    unsigned long long x = strtoull(s + 2, &end, 16);
+    if (errno || x > max)
+        return efail(err, n, MCT_ERANGE, "field '%s' = '%s' is out of range", name, s);
+    *out = x;
+    return MCT_OK;
+}
+
+static int cpu_int(const cJSON *o, const char *name, int req, int lo, int hi, int *out,
+                   char *err, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!v) {
+        *out = 0;
+        return req ? efail(err, n, MCT_EINVAL, "field '%s' is missing", name) : MCT_OK;
+    }
+    if (!cJSON_IsNumber(v))
+        return efail(err, n, MCT_EINVAL, "field '%s' must be a number", name);
+    if (!(v->valuedouble >= lo && v->valuedouble <= hi) || v->valuedouble != (int)v->valuedouble)
+        return efail(err, n, MCT_ERANGE, "field '%s' = %g is not a whole number in [%d, %d]",
+                     name, v->valuedouble, lo, hi);
+    *out = (int)v->valuedouble;
+    return MCT_OK;
+}
+
+static int cpu_from_cjson(const cJSON *o, mct_cpu *c, char *err, size_t n)
+{
+    const cJSON *v, *w, *ca;
+    uint64_t x;
+    int rc;
+    memset(c, 0, sizeof *c);
+    if (!cJSON_IsObject(o))
+        return efail(err, n, MCT_EINVAL, "the CPU record is not a JSON object");
+    v = cJSON_GetObjectItemCaseSensitive(o, "vendor");
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof c->vendor)
+        return efail(err, n, MCT_EINVAL, "field 'vendor' must be a string of at most %zu bytes",
+                     sizeof c->vendor - 1);
+    strcpy(c->vendor, v->valuestring);
+    v = cJSON_GetObjectItemCaseSensitive(o, "brand");
+    if (v && (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof c->brand))
+        return efail(err, n, MCT_EINVAL, "field 'brand' must be a string of at most %zu bytes",
+                     sizeof c->brand - 1);
+    if (v)
+        strcpy(c->brand, v->valuestring);
+    if ((rc = cpu_int(o, "family", 1, 0, 1 << 20, &c->family, err, n)) ||
+        (rc = cpu_int(o, "model", 1, 0, 1 << 20, &c->model, err, n)) ||
+        (rc = cpu_int(o, "stepping", 0, 0, 1 << 20, &c->stepping, err, n)) ||
+        (rc = cpu_int(o, "cores", 0, 0, 1 << 24, &c->cores, err, n)) ||
+        (rc = cpu_int(o, "threads", 0, 0, 1 << 24, &c->threads, err, n)))
+        return rc;
+    w = cJSON_GetObjectItemCaseSensitive(o, "cpuid");
+    if (!cJSON_IsObject(w))
+        return efail(err, n, MCT_EINVAL, "field 'cpuid' must be an object of feature words");
+    for (int i = 0; i < MCT_CPUID_NWORDS; i++) {
+        char name[40];
+        snprintf(name, sizeof name, "cpuid.%s", word_names[i]);
+        v = cJSON_GetObjectItemCaseSensitive(w, word_names[i]);
+        if (!v)
+            return efail(err, n, MCT_EINVAL, "field '%s' is missing", name);
+        if ((rc = hex_u64(v, name, UINT32_MAX, &x, err, n)))
+            return rc;
+        c->feat[i] = (uint32_t)x;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(o, "xcr0");
+    if (v) {
+        if ((rc = hex_u64(v, "xcr0", UINT64_MAX, &c->xcr0, err, n)))
+            return rc;
+    }
+    ca = cJSON_GetObjectItemCaseSensitive(o, "cache_kb");
+    if (ca) {
+        static const char *lv[4] = {"l1d", "l1i", "l2", "l3"};
+        if (!cJSON_IsObject(ca))
+            return efail(err, n, MCT_EINVAL, "field 'cache_kb' must be an object");
+        for (int i = 0; i < 4; i++) {
+            int kb;
+            if ((rc = cpu_int(ca, lv[i], 0, 0, 1 << 30, &kb, err, n)))
+                return rc;
+            c->cache_kb[i] = (uint32_t)kb;
+        }
+    }
+    v = cJSON_GetObjectItemCaseSensitive(o, "key");
+    if (v) {
+        uint64_t k;
+        char want[17];
+        if (!cJSON_IsString(v) || mct_cpu_key_parse(v->valuestring, &k) < 0)
+            return efail(err, n, MCT_EINVAL, "field 'key' must be 16 hex digits");
+        if (k != mct_cpu_key(c)) {
+            mct_cpu_key_format(mct_cpu_key(c), want);
+            return efail(err, n, MCT_ECORRUPT, "field 'key' = '%s' does not match the record "
+                         "(its vendor, family, model and features hash to %s)", v->valuestring,
+                         want);
+        }
+    }
+    return MCT_OK;
+}
+
+int mct_db_cpu_from_json(const char *text, size_t len, mct_cpu *out, char *err, size_t errlen)
+{
+    cJSON *o = cJSON_ParseWithLength(text, len);
+    if (!o)
+        return efail(err, errlen, MCT_EINVAL, "the CPU record is not valid JSON");
+    int rc = cpu_from_cjson(o, out, err, errlen);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int put_cpu_txn(mct_db *db, MDB_txn *t, const mct_cpu *c, int *outcome)
+{
+    uint64_t key = mct_cpu_key(c);
+    char *json;
+    int rc = mct_db_cpu_to_json(c, 0, &json);
+    if (rc)
+        return db_fail(db, rc, "out of memory");
+    MDB_val k = {8, &key}, v, nv = {strlen(json), json};
+    *outcome = 0;
+    rc = mdb_get(t, db->cpus, &k, &v);
+    if (rc == 0) {
+        *outcome = v.mv_size == nv.mv_size && !memcmp(v.mv_data, json, v.mv_size) ? 1 : 2;
+        if (*outcome == 1) {
+            free(json);
+            return MCT_OK;
+        }
+    }
+    rc = mdb_put(t, db->cpus, &k, &nv, 0);
+    free(json);
+    return rc ? db_lmdb(db, rc, "storing a CPU record") : MCT_OK;
+}
+
+static int put_cpu_fn(mct_db *db, MDB_txn *t, void *p)
+{
+    int outcome;
+    return put_cpu_txn(db, t, p, &outcome);
+}
+
+int mct_db_put_cpu(mct_db *db, const mct_cpu *c)
+{
+    return db_write(db, put_cpu_fn, (void *)c);
+}
+
+int mct_db_get_cpu(mct_db *db, uint64_t key, mct_cpu *out)
+{
+    MDB_txn *t;
+    MDB_val k = {8, &key}, v;
+    char why[256], hex[17];
+    int rc = db_rbegin(db, &t);
+    if (rc)
+        return rc;
+    rc = mdb_get(t, db->cpus, &k, &v);
+    if (rc == 0) {
+        rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, out, why, sizeof why);
+        if (rc) {
+            mct_cpu_key_format(key, hex);
+            rc = db_fail(db, MCT_ECORRUPT, "database '%s': CPU record %s is damaged: %s",
+                         db->file, hex, why);
+        }
+    } else {
+        rc = db_lmdb(db, rc, "reading a CPU record");
+    }
+    db_rend(db, t);
+    return rc;
+}
+
+/* ---- items -------------------------------------------------------------------------------- */
+
+void mct_db_item_clear(mct_db_item *it)
+{
+    free(it->model);
+    free(it->params);
+    free(it->prompt);
+    free(it->reply);
+    it->model = it->params = it->prompt = it->reply = NULL;
+}
+
+static char *dup_field(const cJSON *o, const char *name, int *bad)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsString(v) || !v->valuestring) {
+        *bad = 1;
+        return NULL;
+    }
+    char *s = strdup(v->valuestring);
+    if (!s)
+        *bad = 2;
+    return s;
+}
+
+static int wl_check_hash(const cJSON *o, mct_db_rec *r, char *err, size_t n)
+{
+    mct_workload w;
+    char why[256];
+    uint8_t h[16], given[16];
+    int rc = mct_wl_parse(r->workload, &w, why, sizeof why);
+    if (rc < 0)
+        return efail(err, n, rc, "field 'workload' = '%s': %s", r->workload, why);
+    mct_wl_format(&w, r->workload, sizeof r->workload);
+    mct_wl_hash(&w, h);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "wl_hash");
+    if (!v)
+        return MCT_OK;
+    if (!cJSON_IsString(v) || strlen(v->valuestring) != 32 ||
+        db_unhex(v->valuestring, given, 16) < 0)
+        return efail(err, n, MCT_EINVAL, "field 'wl_hash' must be 32 hex digits");
+    if (memcmp(h, given, 16)) {
+        char hex[33];
+        db_hex(h, 16, hex);
+        return efail(err, n, MCT_ECORRUPT, "field 'wl_hash' = '%s' does not match workload '%s' "
+                     "(whose hash is %s)", v->valuestring, r->workload, hex);
+    }
+    return MCT_OK;
+}
+
+int mct_db_item_parse(const char *line, size_t len, mct_db_item *it, char *err, size_t n)
+{
+    cJSON *o = NULL;
+    const cJSON *ty;
+    int rc = MCT_EINVAL;
+    memset(it, 0, sizeof *it);
+    o = cJSON_ParseWithLength(line, len);
+    if (!o) {
+        const char *at = cJSON_GetErrorPtr();
+        long off = at && at >= line && at <= line + len ? (long)(at - line) : -1;
+        rc = efail(err, n, MCT_EINVAL, "not valid JSON (near byte %ld)", off + 1);
+        goto fail;
+    }
+    if (!cJSON_IsObject(o)) {
+        rc = efail(err, n, MCT_EINVAL, "a line must be a JSON object with a \"type\" field");
+        goto fail;
+    }
+    ty = cJSON_GetObjectItemCaseSensitive(o, "type");
+    if (!cJSON_IsString(ty)) {
+        rc = efail(err, n, MCT_EINVAL, "field 'type' is missing or not a string (use cpu, "
+                   "workload, best, trial or llm)");
+        goto fail;
+    }
+    if (!strcmp(ty->valuestring, "cpu")) {
+        it->kind = MCT_DB_ITEM_CPU;
+        rc = cpu_from_cjson(o, &it->cpu, err, n);
+    } else if (!strcmp(ty->valuestring, "workload")) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "workload");
+        it->kind = MCT_DB_ITEM_WORKLOAD;
+        if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof it->rec.workload)
+            rc = efail(err, n, MCT_EINVAL, "field 'workload' must be a string of at most 255 "
+                       "bytes");
+        else {
+            strcpy(it->rec.workload, v->valuestring);
+            rc = wl_check_hash(o, &it->rec, err, n);
+        }
+    } else if (!strcmp(ty->valuestring, "best") || !strcmp(ty->valuestring, "trial")) {
+        it->kind = ty->valuestring[0] == 'b' ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
+        rc = db_rec_from_cjson(o, &it->rec, err, n);
+        if (rc == MCT_OK)
+            rc = wl_check_hash(o, &it->rec, err, n);
+    } else if (!strcmp(ty->valuestring, "llm")) {
+        int bad = 0;
+        it->kind = MCT_DB_ITEM_LLM;
+        const char *names[4] = {"model", "params", "prompt", "reply"};
+        char **dst[4] = {&it->model, &it->params, &it->prompt, &it->reply};
+        rc = MCT_OK;
+        for (int i = 0; i < 4 && !bad; i++) {
+            *dst[i] = dup_field(o, names[i], &bad);
+            if (bad)
+                rc = bad == 2 ? efail(err, n, MCT_ENOMEM, "out of memory")
+                              : efail(err, n, MCT_EINVAL, "field '%s' is missing or not a "
+                                      "string", names[i]);
+        }
+    } else {
+        rc = efail(err, n, MCT_EINVAL, "field 'type' = '%.40s' is unknown (use cpu, workload, "
+                   "best, trial or llm)", ty->valuestring);
+    }
+fail:
+    cJSON_Delete(o);
+    if (rc)
+        mct_db_item_clear(it);
+    return rc;
+}
+
+int mct_db_item_format(const mct_db_item *it, char **out)
+{
+    cJSON *o;
+    char *s;
+    int rc;
+    *out = NULL;
+    switch (it->kind) {
+    case MCT_DB_ITEM_BEST:
+    case MCT_DB_ITEM_TRIAL:
+        return db_rec_json(&it->rec, it->kind == MCT_DB_ITEM_BEST ? "best" : "trial", out);
+    case MCT_DB_ITEM_CPU:
+        if ((rc = mct_db_cpu_to_json(&it->cpu, 0, &s)) != MCT_OK)
+            return rc;
+        /* "type" first for readability: splice it in front */
+        *out = malloc(strlen(s) + 16);
+        if (*out)
+            sprintf(*out, "{\"type\":\"cpu\",%s", s + 1);
+        free(s);
+        return *out ? MCT_OK : MCT_ENOMEM;
+    case MCT_DB_ITEM_WORKLOAD: {
+        uint8_t h[16];
+        char hex[33];
+        o = cJSON_CreateObject();
+        if (!o)
+            return MCT_ENOMEM;
+        db_hash_text(it->rec.workload, strlen(it->rec.workload), h);
+        db_hex(h, 16, hex);
+        cJSON_AddStringToObject(o, "type", "workload");
+        cJSON_AddStringToObject(o, "workload", it->rec.workload);
+        cJSON_AddStringToObject(o, "wl_hash", hex);
+        break;
+    }
+    case MCT_DB_ITEM_LLM:
+        o = cJSON_CreateObject();
+        if (!o)
+            return MCT_ENOMEM;
+        cJSON_AddStringToObject(o, "type", "llm");
+        cJSON_AddStringToObject(o, "model", it->model ? it->model : "");
+        cJSON_AddStringToObject(o, "params", it->params ? it->params : "");
+        cJSON_AddStringToObject(o, "prompt", it->prompt ? it->prompt : "");
+        cJSON_AddStringToObject(o, "reply", it->reply ? it->reply : "");
+        break;
+    default:
+        return MCT_EINVAL;
+    }
+    *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return *out ? MCT_OK : MCT_ENOMEM;
+}
+
+/* ---- apply (import and merge rules) ------------------------------------------------------- */
+
+int db_llm_put_txn(mct_db *db, MDB_txn *t, const char *model, const char *params,
+                   const char *prompt, const char *reply, int overwrite, int *outcome);
+
+static void notef(mct_db_note_fn note, void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void notef(mct_db_note_fn note, void *ctx, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    if (!note)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    note(line, ctx);
+}
+
+static int apply_rec(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn note,
+                     void *ctx, mct_db_report *rep)
+{
+    int best = it->kind == MCT_DB_ITEM_BEST;
+    mct_db_rec *r = malloc(2 * sizeof *r), *old = r + 1;
+    mct_db_trial_key tk;
+    char why[512], *json = NULL, cpu[17];
+    int rc;
+    if (!r)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
+    *r = it->rec;
+    memset(&tk, 0, sizeof tk);
+    if ((rc = db_rec_canon(r, &tk.k, tk.sched, why, sizeof why)) != MCT_OK) {
+        rc = db_fail(db, rc, "%s", why);
+        goto fail;
+    }
+    if ((rc = db_put_wl_txn(db, t, r->workload, tk.k.wl)) != MCT_OK)
+        goto fail;
+    MDB_dbi dbi = best ? db->best : db->trials;
+    size_t klen = best ? sizeof tk.k : sizeof tk;
+    rc = db_get_rec_txn(db, t, dbi, &tk, klen, old);
+    if (rc != MCT_OK && rc != MCT_ENOTFOUND)
+        goto fail;
+    mct_cpu_key_format(r->cpu, cpu);
+    if (rc == MCT_OK) {
+        if ((rc = db_rec_json(r, NULL, &json)) != MCT_OK)
+            goto fail;
+        char *oj = NULL;
+        if ((rc = db_rec_json(old, NULL, &oj)) != MCT_OK)
+            goto fail;
+        int same = !strcmp(oj, json);
+        free(oj);
+        if (same) {
+            rep->same++;
+            goto fail;  /* rc is MCT_OK */
+        }
+        int faster = r->median_ns < old->median_ns;
+        if (strcmp(r->schedule, old->schedule)) {
+            rep->conflicts++;
+            notef(note, ctx, "conflict: %s '%s' cpu %s threads %d: stored schedule '%.200s' "
+                  "(%.0f ns) vs incoming '%.200s' (%.0f ns): kept the %s", best ? "best" : "trial",
+                  r->workload, cpu, r->threads, old->schedule, old->median_ns, r->schedule,
+                  r->median_ns, faster ? "incoming (faster)" : "stored (faster or equal)");
+        }
+        if (!faster) {
+            rep->kept++;
+            goto fail;
+        }
+        rep->replaced++;
+        notef(note, ctx, "changed: %s '%s' cpu %s threads %d: %.0f ns -> %.0f ns",
+              best ? "best" : "trial", r->workload, cpu, r->threads, old->median_ns,
+              r->median_ns);
+    } else {
+        if ((rc = db_rec_json(r, NULL, &json)) != MCT_OK)
+            goto fail;
+        rep->added++;
+    }
+    MDB_val k = {klen, &tk}, v = {strlen(json), json};
+    rc = mdb_put(t, dbi, &k, &v, 0);
+    rc = rc ? db_lmdb(db, rc, "storing a record") : MCT_OK;
+fail:
+    free(json);
+    free(r);
+    return rc;
+}
+
+int db_apply_item(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn note,
+                  void *ctx, mct_db_report *rep)
+{
+    int rc, outcome = 0;
+    switch (it->kind) {
+    case MCT_DB_ITEM_CPU: {
+        char key[17];
+        uint64_t k = mct_cpu_key(&it->cpu);
+        MDB_val kv = {8, &k}, v;
+        int exists = mdb_get(t, db->cpus, &kv, &v) == 0;
+        mct_cpu_key_format(k, key);
+        if (exists) {
+            /* keep the stored description; report when the incoming one differs */
+            char *json = NULL;
+            if ((rc = mct_db_cpu_to_json(&it->cpu, 0, &json)) != MCT_OK)
+                return db_fail(db, rc, "out of memory");
+            int same = v.mv_size == strlen(json) && !memcmp(v.mv_data, json, v.mv_size);
+            free(json);
+            if (same) {
+                rep->same++;
+            } else {
+                rep->conflicts++;
+                notef(note, ctx, "conflict: cpu %s: the stored description differs from the "
+                      "incoming one (brand or caches); kept the stored one", key);
+            }
+            return MCT_OK;
+        }
+        rc = put_cpu_txn(db, t, &it->cpu, &outcome);
+        if (rc == MCT_OK)
+            rep->added++;
+        return rc;
+    }
+    case MCT_DB_ITEM_WORKLOAD: {
+        mct_workload w;
+        uint8_t h[16];
+        char why[256];
+        if ((rc = mct_wl_parse(it->rec.workload, &w, why, sizeof why)) < 0)
+            return db_fail(db, rc, "workload '%s': %s", it->rec.workload, why);
+        mct_wl_hash(&w, h);
+        MDB_val kv = {16, h}, v;
+        int exists = mdb_get(t, db->wls, &kv, &v) == 0;
+        char canon[256];
+        mct_wl_format(&w, canon, sizeof canon);
+        if ((rc = db_put_wl_txn(db, t, canon, h)) == MCT_OK) {
+            if (exists)
+                rep->same++;
+            else
+                rep->added++;
+        }
+        return rc;
+    }
+    case MCT_DB_ITEM_BEST:
+    case MCT_DB_ITEM_TRIAL:
+        return apply_rec(db, t, it, note, ctx, rep);
+    case MCT_DB_ITEM_LLM:
+        rc = db_llm_put_txn(db, t, it->model, it->params, it->prompt, it->reply, 0, &outcome);
+        if (rc == MCT_OK) {
+            if (outcome == 0)
+                rep->added++;
+            else if (outcome == 1)
+                rep->same++;
+            else {
+                rep->conflicts++;
+                notef(note, ctx, "conflict: llm reply of model '%s' for one prompt differs; "
+                      "kept the stored one", it->model);
+            }
+        }
+        return rc;
+    }
+    return db_fail(db, MCT_EINVAL, "unknown item kind %d", (int)it->kind);
+}
+
+/* ---- walking every item of a database ----------------------------------------------------- */
+
+typedef int (*item_fn)(const mct_db_item *it, void *ctx);
+
+static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item_fn fn,
+                     void *ctx)
+{
+    MDB_dbi dbis[5] = {db->cpus, db->wls, db->best, db->trials, db->llm};
+    mct_db_item *it = calloc(1, sizeof *it);
+    int rc = MCT_OK;
+    if (!it)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
+    for (int i = 0; i < 5 && rc == MCT_OK; i++) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        if ((i == 1 || i == 4) && cpu)
+            continue;  /* a per-CPU export carries that CPU's records only */
+        if (i == 3 && !with_trials)
+            continue;
+        if ((rc = mdb_cursor_open(t, dbis[i], &cur)) != 0)
+            return free(it), db_lmdb(db, rc, "opening a cursor");
+        while (rc == MCT_OK && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+            char why[512];
+            memset(it, 0, sizeof *it);
+            if (i == 0) {
+                uint64_t key;
+                if (k.mv_size != 8) {
+                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a CPU key has %zu bytes",
+                                 db->file, k.mv_size);
+                    break;
+                }
+                memcpy(&key, k.mv_data, 8);
+                if (cpu && key != cpu)
+                    continue;
+                it->kind = MCT_DB_ITEM_CPU;
+                if ((rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, &it->cpu, why,
+                                               sizeof why)) != MCT_OK)
+                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a CPU record is damaged: %s",
+                                 db->file, why);
+            } else if (i == 1) {
+                uint8_t h[16];
+                it->kind = MCT_DB_ITEM_WORKLOAD;
+                if (v.mv_size >= sizeof it->rec.workload || k.mv_size != 16) {
+                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a workload entry is damaged",
+                                 db->file);
+                    break;
+                }
+                memcpy(it->rec.workload, v.mv_data, v.mv_size);
+                it->rec.workload[v.mv_size] = 0;
+                db_hash_text(it->rec.workload, v.mv_size, h);
+                if (memcmp(h, k.mv_data, 16))
+                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': workload '%s' is stored under "
+                                 "another hash (damaged file)", db->file, it->rec.workload);
+            } else if (i == 2 || i == 3) {
+                mct_db_key ck;
+                if (k.mv_size < sizeof ck) {
+                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a record key is damaged",
+                                 db->file);
+                    break;
+                }
+                memcpy(&ck, k.mv_data, sizeof ck);
+                if (cpu && ck.cpu != cpu)
+                    continue;
+                it->kind = i == 2 ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
+                rc = db_get_rec_txn(db, t, dbis[i], k.mv_data, k.mv_size, &it->rec);
+            } else {
+                cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+                int bad = 0;
+                it->kind = MCT_DB_ITEM_LLM;
+                it->model = dup_field(o, "model", &bad);
+                it->params = dup_field(o, "params", &bad);
+                it->prompt = dup_field(o, "prompt", &bad);
+                it->reply = dup_field(o, "reply", &bad);
+                cJSON_Delete(o);
+                if (bad)
+                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a cached LLM reply is "
+                                 "damaged", db->file);
+            }
+            if (rc == MCT_OK)
+                rc = fn(it, ctx);
+            mct_db_item_clear(it);
+        }
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND)
+            rc = MCT_OK;
+        else if (rc > 0)
+            rc = db_lmdb(db, rc, "iterating");
+    }
+    free(it);
+    return rc;
+}
+
+/* ---- export ------------------------------------------------------------------------------- */
+
+struct exp_ctx { mct_db *db; FILE *f; size_t count; };
+
+static int export_one(const mct_db_item *it, void *p)
+{
+    struct exp_ctx *c = p;
+    char *line;
+    int rc = mct_db_item_format(it, &line);
+    if (rc)
+        return db_fail(c->db, rc, "out of memory");
+    if (fputs(line, c->f) == EOF || fputc('\n', c->f) == EOF)
+        rc = db_fail(c->db, MCT_EIO, "export: cannot write: %s", strerror(errno));
+    free(line);
+    c->count++;
+    return rc;
+}
+
+int mct_db_export(mct_db *db, FILE *f, uint64_t cpu, int with_trials, size_t *count)
+{
+    struct exp_ctx c = {db, f, 0};
+    MDB_txn *t;
+    int rc = db_rbegin(db, &t);
+    if (rc)
+        return rc;
+    rc = each_item(db, t, cpu, with_trials, export_one, &c);
+    db_rend(db, t);
+    if (rc == MCT_OK && fflush(f) != 0)
+        rc = db_fail(db, MCT_EIO, "export: cannot write: %s", strerror(errno));
+    if (count)
+        *count = c.count;
+    return rc;
+}
+
+/* ---- import ------------------------------------------------------------------------------- */
+
+struct imp_ctx {
+    const char *file;
+    mct_db_note_fn note;
+    void *ctx;
+    mct_db_report rep;
+};
+
+static int import_fn(mct_db *db, MDB_txn *t, void *p)
+{
+    struct imp_ctx *c = p;
+    FILE *f = fopen(c->file, "rb");
+    char *line = NULL, why[768];
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0;
+    int rc = MCT_OK;
+    mct_db_item *it = NULL;
+    memset(&c->rep, 0, sizeof c->rep);
+    if (!f)
+        return db_fail(db, MCT_EIO, "import: cannot read '%s': %s", c->file, strerror(errno));
+    if (!(it = malloc(sizeof *it))) {
+        rc = db_fail(db, MCT_ENOMEM, "out of memory");
+        goto fail;
+    }
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        if (strspn(line, " \t") == (size_t)n)
+            continue;
+        if (memchr(line, 0, (size_t)n)) {
+            rc = db_fail(db, MCT_EINVAL, "%s:%ld: the line holds a NUL byte (not a text file?); "
+                         "nothing was imported", c->file, lineno);
+            goto fail;
+        }
+        if ((rc = mct_db_item_parse(line, (size_t)n, it, why, sizeof why)) != MCT_OK) {
+            rc = db_fail(db, rc, "%s:%ld: %s; nothing was imported", c->file, lineno, why);
+            goto fail;
+        }
+        rc = db_apply_item(db, t, it, c->note, c->ctx, &c->rep);
+        mct_db_item_clear(it);
+        if (rc == DB_EFULL)
+            goto fail;
+        if (rc) {
+            char msg[sizeof db->err];
+            snprintf(msg, sizeof msg, "%s", db->err);
+            rc = db_fail(db, rc, "%s:%ld: %s; nothing was imported", c->file, lineno, msg);
+            goto fail;
+        }
+    }
+    if (ferror(f))
+        rc = db_fail(db, MCT_EIO, "import: reading '%s' failed: %s", c->file, strerror(errno));
+fail:
+    free(it);
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+int mct_db_import(mct_db *db, const char *file, mct_db_note_fn note, void *ctx,
+                  mct_db_report *rep)
+{
+    struct imp_ctx c = {file, note, ctx, {0, 0, 0, 0, 0}};
+    int rc = db_write(db, import_fn, &c);
+    if (rep)
+        *rep = rc == MCT_OK ? c.rep : (mct_db_report){0, 0, 0, 0, 0};
+    return rc;
+}
+
+/* ---- merge -------------------------------------------------------------------------------- */
+
+struct merge_ctx {
+    mct_db *other;
+    mct_db *dst;
+    MDB_txn *t;
+    mct_db_note_fn note;
+    void *ctx;
+    mct_db_report rep;
+};
+
+static int merge_one(const mct_db_item *it, void *p)
+{
+    struct merge_ctx *c = p;
+    return db_apply_item(c->dst, c->t, it, c->note, c->ctx, &c->rep);
+}
+
+static int merge_fn(mct_db *db, MDB_txn *t, void *p)
+{
+    struct merge_ctx *c = p;
+    MDB_txn *rt;
+    int rc = db_rbegin(c->other, &rt);
+    memset(&c->rep, 0, sizeof c->rep);
+    if (rc)
+        return db_fail(db, rc, "%s", c->other->err);
+    c->dst = db;
+    c->t = t;
+    rc = each_item(c->other, rt, 0, 1, merge_one, c);
+    db_rend(c->other, rt);
+    if (rc && rc != DB_EFULL && !db->err[0])
+        db_fail(db, rc, "%s", c->other->err);
+    return rc;
+}
+
+int mct_db_merge(mct_db *db, const char *other_path, mct_db_note_fn note, void *ctx,
+                 mct_db_report *rep)
+{
+    struct merge_ctx c;
+    char err[sizeof db->err];
+    int rc;
+    memset(&c, 0, sizeof c);
+    c.note = note;
+    c.ctx = ctx;
+    struct stat a, b;
+    if (stat(other_path, &a) == 0 && stat(db->path, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+        return db_fail(db, MCT_EINVAL, "merge: '%s' is this database itself; name another one",
+                       other_path);
+    if ((rc = mct_db_open(other_path, MCT_DB_RDONLY, err, sizeof err, &c.other)) != MCT_OK)
+        return db_fail(db, rc, "merge: %s", err);
+    rc = db_write(db, merge_fn, &c);
+    mct_db_close(c.other);
+    if (rep)
+        *rep = rc == MCT_OK ? c.rep : (mct_db_report){0, 0, 0, 0, 0};
+    return rc;
+}

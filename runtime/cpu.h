@@ -1,0 +1,126 @@
+/* mctune CPU identity: what this x86-64 CPU is and which ISA tier its kernels may use.
+ *
+ * This file ships inside every generated library: libc headers only, compiled for the baseline
+ * ISA (no -march), so the probe itself never executes an instruction the CPU may lack.
+ *
+ * The probe reads CPUID (vendor, family/model/stepping, brand string, feature words of leaves 1,
+ * 7.0, 7.1, 0x80000001, 0xD) and XGETBV (the register state the OS saves), so a VM that does not
+ * enable AVX-512 state is not taken for an AVX-512 machine. ISA tiers are ordered, so code reads
+ * `tier >= MCT_TIER_AVX2`.
+ *
+ * The CPU key is a 64-bit FNV-1a hash of vendor, family, model, the ISA feature words and the
+ * OS-enabled state (not stepping, brand, caches or frequency): two machines with the same key run
+ * the same kernels equally well as far as the tuner can tell.
+ *
+ * Environment:
+ *   MCTUNE_TIER=NAME     forces the tier used by mct_cpu_tier() (generic, sse4.2, avx2, avx512,
+ *                        avx512-bf16-vnni, amx). A tier above what the host supports is refused
+ *                        with a message on stderr and the host tier is used.
+ *   MCTUNE_CPU_DEBUG=1   logs the detection and the tier decision to stderr (once).
+ */
+#ifndef MCT_CPU_H
+#define MCT_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/mct_err.h"
+
+typedef enum {
+    MCT_TIER_GENERIC = 0,
+    MCT_TIER_SSE42 = 1,           /* sse4.2 (and ssse3, popcnt) */
+    MCT_TIER_AVX2 = 2,            /* avx, avx2, fma; OS saves ymm */
+    MCT_TIER_AVX512 = 3,          /* avx512 f, cd, bw, dq, vl; OS saves zmm and opmask */
+    MCT_TIER_AVX512_BF16VNNI = 4, /* + avx512_bf16 and avx512_vnni */
+    MCT_TIER_AMX = 5,             /* + amx tile, bf16, int8; OS enables tile state */
+    MCT_TIER_COUNT = 6
+} mct_tier;
+
+/* Feature words, indexes into mct_cpu.feat. */
+enum {
+    MCT_CPUID_1_ECX = 0,
+    MCT_CPUID_1_EDX,
+    MCT_CPUID_7_EBX,
+    MCT_CPUID_7_ECX,
+    MCT_CPUID_7_EDX,
+    MCT_CPUID_71_EAX,       /* leaf 7 subleaf 1 */
+    MCT_CPUID_71_EDX,
+    MCT_CPUID_81_ECX,       /* leaf 0x80000001 */
+    MCT_CPUID_81_EDX,
+    MCT_CPUID_D_EAX,        /* leaf 0xD subleaf 0: XCR0 bits the CPU supports (low word) */
+    MCT_CPUID_D1_EAX,       /* leaf 0xD subleaf 1: xsaveopt, xsavec, xgetbv1, xsaves */
+    MCT_CPUID_NWORDS
+};
+
+/* XCR0 bits (OS-enabled register state). */
+#define MCT_XCR0_SSE   (1u << 1)
+#define MCT_XCR0_YMM   (1u << 2)
+#define MCT_XCR0_ZMM   ((1u << 5) | (1u << 6) | (1u << 7))  /* opmask, zmm_hi256, hi16_zmm */
+#define MCT_XCR0_TILE  ((1u << 17) | (1u << 18))            /* xtilecfg, xtiledata */
+
+typedef struct mct_cpu {
+    char vendor[16];        /* "GenuineIntel", "AuthenticAMD", ...; "" when not x86 */
+    char brand[52];         /* brand string, trimmed */
+    int family, model, stepping;   /* display family/model (extended fields folded in) */
+    uint32_t feat[MCT_CPUID_NWORDS];
+    uint64_t xcr0;          /* 0 when the OS does not enable XSAVE */
+    uint32_t cache_kb[4];   /* L1d, L1i, L2, L3 in KiB, 0 when unknown */
+    int cores;              /* physical cores per package, 0 when unknown */
+    int threads;            /* logical processors per package, 0 when unknown */
+} mct_cpu;
+
+/* Reads CPUID/XGETBV into *out (zeroed first). Always succeeds on x86; elsewhere it fills a
+ * generic record and returns MCT_EUNSUPPORTED. Not cached: see mct_cpu_host. */
+int mct_cpu_detect(mct_cpu *out);
+
+/* This machine's record, detected once (thread-safe) and cached for the life of the process.
+ * The pointer is to static storage, valid forever; never NULL. */
+const mct_cpu *mct_cpu_host(void);
+
+/* The highest tier the record's features and OS-enabled state support. */
+mct_tier mct_cpu_tier_of(const mct_cpu *c);
+
+/* The tier this process uses: the host tier, or MCTUNE_TIER when set and not above the host
+ * tier. Decided once, thread-safe; refusals and MCTUNE_CPU_DEBUG logs go to stderr. */
+mct_tier mct_cpu_tier(void);
+
+/* The decision behind mct_cpu_tier, without the environment: given the host tier and the
+ * requested tier name (NULL or "" for none), stores the tier to use in *out. Returns MCT_EINVAL
+ * for an unknown name and MCT_EUNSUPPORTED for a tier above host (then *out is host); err (may be
+ * NULL) says why. */
+int mct_cpu_select_tier(mct_tier host, const char *want, char *err, size_t errlen,
+                        mct_tier *out);
+
+/* Tier name ("generic", "sse4.2", "avx2", "avx512", "avx512-bf16-vnni", "amx"); "?" if out of
+ * range. Static string. */
+const char *mct_tier_name(mct_tier t);
+
+/* Parses a tier name (case-insensitive; also accepts "avx2+fma", "sse42", "avx512_bf16vnni").
+ * Returns MCT_EINVAL for anything else. */
+int mct_tier_parse(const char *s, mct_tier *out);
+
+/* The record's CPU key (see the header comment). */
+uint64_t mct_cpu_key(const mct_cpu *c);
+
+/* Writes the key as 16 lowercase hex digits plus NUL into buf[17]. */
+void mct_cpu_key_format(uint64_t key, char buf[17]);
+
+/* Parses 16 hex digits (exactly) into *out; MCT_EINVAL otherwise. */
+int mct_cpu_key_parse(const char *s, uint64_t *out);
+
+/* Named features: number of names known, and the i-th name ("sse4.2", "avx2", "avx512f",
+ * "amx-tile", "os-avx512", ...; static string, NULL when i is out of range). */
+int mct_cpu_feature_count(void);
+const char *mct_cpu_feature_name(int i);
+
+/* 1 when the record has feature i (an index below mct_cpu_feature_count), else 0. */
+int mct_cpu_has(const mct_cpu *c, int i);
+
+/* Index of a feature by name, or MCT_ENOTFOUND. */
+int mct_cpu_feature_find(const char *name);
+
+/* FNV-1a 64 over n bytes, continuing from h (start with MCT_FNV64_INIT). */
+#define MCT_FNV64_INIT 0xcbf29ce484222325ull
+uint64_t mct_fnv64(uint64_t h, const void *p, size_t n);
+
+#endif
