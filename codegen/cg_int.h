@@ -1,0 +1,70 @@
+/* codegen internals shared by sched.c (the IR and its transformations) and lower.c (lowering).
+ * Other modules never include this file. */
+#ifndef MCT_CG_INT_H
+#define MCT_CG_INT_H
+
+#include "codegen/codegen.h"
+
+#define CG_MAXLV 4     /* levels per axis: tile(x, f1, f2, f3) */
+#define CG_MAXLOOPS 16
+#define CG_MAXPF 4
+#define CG_ACC_MAX 4096 /* elements in a cache_write accumulator */
+
+/* Axes: b (heads, bmm only), i (rows of C), j (columns of C), k (reduction). */
+enum { AX_B = 0, AX_I, AX_J, AX_K, AX_N };
+enum { OPD_A = 0, OPD_B = 1 };
+
+typedef struct cg_axis {
+    int present;
+    int nlev;                /* 1: untiled */
+    int64_t f[CG_MAXLV];     /* f[l] = block size entered by level l (f[0] = whole extent) */
+} cg_axis;
+
+typedef struct cg_loop {
+    int axis, level;
+    int vec;                 /* vectorize */
+    int unroll;              /* 0 or unroll factor */
+    int par;                 /* parallel */
+} cg_loop;
+
+typedef struct cg_pack {
+    int on;
+    int at;                  /* loop id of the level the copy happens in; -1 for prepack */
+    int panel_axis;          /* AX_I (A) / AX_J (B): panel of width panel_w; AX_K: rows */
+    int panel_lv;            /* level whose block is the panel width */
+    int64_t panel_w;
+} cg_pack;
+
+typedef struct cg_pf {
+    int opd, loop;
+    int dist;
+} cg_pf;
+
+struct mct_sched {
+    mct_workload w;
+    cg_axis ax[AX_N];
+    int nloops;
+    cg_loop loops[CG_MAXLOOPS];  /* indexed by loop id */
+    int order[CG_MAXLOOPS];      /* loop ids, outermost first */
+    int cw;                      /* cache_write loop id or -1 */
+    int fuse;                    /* fuse_epilogue at cw */
+    cg_pack pack[2];             /* A, B */
+    int prepack;                 /* B prepacked (pack[OPD_B].at == -1) */
+    int npf;
+    cg_pf pf[CG_MAXPF];
+};
+
+/* Loop id of (axis, level), or -1. */
+int cg_loop_id(const mct_sched *s, int axis, int level);
+/* Position of a loop id in the nest order. */
+int cg_pos(const mct_sched *s, int id);
+/* Name of a loop ("i", "i0", "j2", ...) into buf[8]. */
+const char *cg_loop_name(const mct_sched *s, int id, char buf[8]);
+/* Step of a loop: the block size its body covers (1 for the last level). */
+int64_t cg_step(const mct_sched *s, int id);
+/* Constant block size a loop iterates over (its parent's step), or 0 for level 0 (runtime). */
+int64_t cg_extent(const mct_sched *s, int id);
+/* Validates the whole state; returns 0 or MCT_ENOTAPPLIC with the reason. */
+int cg_validate(const mct_sched *s, char *why, size_t len);
+
+#endif

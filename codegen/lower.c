@@ -1,0 +1,1113 @@
+/* Lowering a schedule: to readable loop-nest pseudo-code, and to a C11 kernel.
+ *
+ * The nest is emitted loop by loop with block bounds (lo, min(lo + step, hi)), so no tile size
+ * ever has to divide a size. Where a cache_write region holds a register tile (every spatial loop
+ * inside it fully unrolled or vectorized), the region is emitted twice: a fast path with named
+ * vector accumulators, per-row base pointers clamped to the valid rows, and a hoisted k loop;
+ * and the generic path (scalar loops over an accumulator array) for tiles the fast path cannot
+ * take (a partial vector tile). Both compute the same values. */
+#include "codegen/cg_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *dim_name[AX_N] = {"batch", "M", "N", "K"};
+
+/* ---- string builder ---------------------------------------------------------------------- */
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int ind;
+    int err;
+} sb_t;
+
+static void sb_vadd(sb_t *b, const char *fmt, va_list ap)
+{
+    va_list cp;
+    va_copy(cp, ap);
+    int k = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (k < 0 || b->err) {
+        b->err = 1;
+        return;
+    }
+    if (b->n + (size_t)k + 1 > b->cap) {
+        size_t nc = (b->cap ? b->cap * 2 : 4096);
+        while (nc < b->n + (size_t)k + 1)
+            nc *= 2;
+        char *ns = realloc(b->s, nc);
+        if (!ns) {
+            b->err = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = nc;
+    }
+    vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
+    b->n += (size_t)k;
+}
+
+static void sb_add(sb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sb_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vadd(b, fmt, ap);
+    va_end(ap);
+}
+
+/* One indented line. */
+static void ln(sb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ln(sb_t *b, const char *fmt, ...)
+{
+    for (int i = 0; i < b->ind; i++)
+        sb_add(b, "    ");
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vadd(b, fmt, ap);
+    va_end(ap);
+    sb_add(b, "\n");
+}
+
+/* ---- the lowering context ---------------------------------------------------------------- */
+
+typedef struct {
+    const mct_sched *s;
+    const mct_workload *w;
+    int W;               /* vector lanes */
+    const char *fn;
+    int scratch;         /* accumulate into a scratch buffer S (beta=1, nonlinear, unfused) */
+    int has_epi;         /* bias or activation */
+    int post;            /* epilogue runs as a pass after the nest */
+    int par_pos;         /* position of the parallel loop or -1 */
+    int cw_pos;
+    int64_t acc_ej;      /* row length of the generic accumulator array */
+} lw_t;
+
+static const char *lname(const lw_t *L, int id, char buf[8])
+{
+    return cg_loop_name(L->s, id, buf);
+}
+
+static int is_last_level(const mct_sched *s, int id)
+{
+    return s->loops[id].level == s->ax[s->loops[id].axis].nlev - 1;
+}
+
+/* Block of axis `ax` seen inside the body of the loop at position p: C expressions for lo and hi
+ * (hi exclusive), and the constant extent (0 when runtime: the whole axis). */
+static void region(const lw_t *L, int ax, int p, char lo[32], char hi[40], int64_t *ext)
+{
+    const mct_sched *s = L->s;
+    int best = -1;
+    for (int q = 0; q <= p && q < s->nloops; q++)
+        if (s->loops[s->order[q]].axis == ax)
+            best = s->order[q];
+    char nb[8];
+    if (best < 0) {
+        snprintf(lo, 32, "0");
+        snprintf(hi, 40, "%s", dim_name[ax]);
+        *ext = 0;
+        return;
+    }
+    lname(L, best, nb);
+    snprintf(lo, 32, "%s", nb);
+    if (is_last_level(s, best)) {
+        snprintf(hi, 40, "(%s + 1)", nb);
+        *ext = 1;
+    } else {
+        snprintf(hi, 40, "%s_e", nb);
+        *ext = cg_step(s, best);
+    }
+}
+
+/* Index expression of an axis at the innermost point: its last level's variable. */
+static const char *idx(const lw_t *L, int ax, char buf[8])
+{
+    return lname(L, cg_loop_id(L->s, ax, L->s->ax[ax].nlev - 1), buf);
+}
+
+/* Address expressions of A(i,k) and B(k,j) with i/j/k given as C expressions. */
+static void addr_A(const lw_t *L, const char *i, const char *k, char *out, size_t n)
+{
+    const cg_pack *pk = &L->s->pack[OPD_A];
+    if (!pk->on)
+        snprintf(out, n, "Ab[(%s) * lda + (%s)]", i, k);
+    else if (pk->panel_axis == AX_K)
+        snprintf(out, n, "pkA[((%s) - pkA_ilo) * pkA_kn + ((%s) - pkA_klo)]", i, k);
+    else
+        snprintf(out, n,
+                 "pkA[(((%s) - pkA_ilo) / %lld) * (pkA_kn * %lld) + ((%s) - pkA_klo) * %lld + "
+                 "((%s) - pkA_ilo) %% %lld]", i, (long long)pk->panel_w,
+                 (long long)pk->panel_w, k, (long long)pk->panel_w, i, (long long)pk->panel_w);
+}
+
+static void addr_B(const lw_t *L, const char *k, const char *j, char *out, size_t n)
+{
+    const cg_pack *pk = &L->s->pack[OPD_B];
+    if (!pk->on) {
+        if (L->w->layout == MCT_NN)
+            snprintf(out, n, "Bb[(%s) * ldb + (%s)]", k, j);
+        else
+            snprintf(out, n, "Bb[(%s) * ldb + (%s)]", j, k);
+    } else if (pk->panel_axis == AX_K)
+        snprintf(out, n, "pkB[((%s) - pkB_jlo) * pkB_kn + ((%s) - pkB_klo)]", j, k);
+    else
+        snprintf(out, n,
+                 "pkB[(((%s) - pkB_jlo) / %lld) * (pkB_kn * %lld) + ((%s) - pkB_klo) * %lld + "
+                 "((%s) - pkB_jlo) %% %lld]", j, (long long)pk->panel_w,
+                 (long long)pk->panel_w, k, (long long)pk->panel_w, j, (long long)pk->panel_w);
+}
+
+/* ---- fast register-tile analysis ---------------------------------------------------------- */
+
+typedef struct {
+    int ok;
+    int dot;             /* 1: k vectorized (lanes summed at write-back); 0: j vectorized */
+    int vec;             /* some loop vectorized */
+    int64_t ei, ej;      /* tile extents (rows, columns) */
+    int unroll_k;        /* unroll of the hoisted k loop */
+    int order_ij;        /* 1: i loops outside j loops among the unrolled ones */
+    char why[160];
+} fast_t;
+
+static void analyse_fast(const lw_t *L, fast_t *f)
+{
+    const mct_sched *s = L->s;
+    memset(f, 0, sizeof *f);
+    if (s->cw < 0) {
+        snprintf(f->why, sizeof f->why, "no cache_write");
+        return;
+    }
+    int pc = cg_pos(s, s->cw), n = s->nloops;
+    int q = pc + 1, first_i = -1, first_j = -1;
+    /* runtime k loops first */
+    for (; q < n; q++) {
+        const cg_loop *l = &s->loops[s->order[q]];
+        if (l->axis != AX_K || l->vec)
+            break;
+        if (l->unroll > f->unroll_k)
+            f->unroll_k = l->unroll;
+    }
+    for (; q < n; q++) {
+        int id = s->order[q];
+        const cg_loop *l = &s->loops[id];
+        char nb[8];
+        if (l->axis == AX_K) {
+            if (!l->vec || q != n - 1) {
+                snprintf(f->why, sizeof f->why,
+                         "k loop %s sits between the tile's spatial loops", lname(L, id, nb));
+                return;
+            }
+            f->dot = 1;
+            f->vec = 1;
+            continue;
+        }
+        if (l->axis == AX_I && first_i < 0)
+            first_i = q;
+        if (l->axis == AX_J && first_j < 0)
+            first_j = q;
+        if (l->vec) {
+            f->vec = 1;
+            continue;
+        }
+        int64_t iters = (cg_extent(s, id) + cg_step(s, id) - 1) / cg_step(s, id);
+        if (l->unroll < iters) {
+            snprintf(f->why, sizeof f->why, "spatial loop %s is not fully unrolled (unroll(%s, %lld))",
+                     lname(L, id, nb), nb, (long long)iters);
+            return;
+        }
+    }
+    char lo[32], hi[40];
+    region(L, AX_I, pc, lo, hi, &f->ei);
+    region(L, AX_J, pc, lo, hi, &f->ej);
+    if (f->ei == 0 || f->ej == 0) {
+        snprintf(f->why, sizeof f->why, "tile extents are not constant");
+        return;
+    }
+    f->order_ij = !(first_j >= 0 && first_i >= 0 && first_j < first_i);
+    if (f->ei * f->ej * (f->dot ? 1 : 1) > 512) {
+        snprintf(f->why, sizeof f->why, "register tile of %lld x %lld is too large to unroll",
+                 (long long)f->ei, (long long)f->ej);
+        return;
+    }
+    int W = L->W;
+    if (f->vec && W > 1) {
+        if (f->dot) {
+            int vid = s->order[n - 1];
+            if (cg_extent(s, vid) % W) {
+                snprintf(f->why, sizeof f->why, "vectorized k block %lld is not a multiple of %d "
+                         "lanes", (long long)cg_extent(s, vid), W);
+                return;
+            }
+        } else {
+            if (f->ej % W) {
+                snprintf(f->why, sizeof f->why, "vectorized j block %lld is not a multiple of %d "
+                         "lanes", (long long)f->ej, W);
+                return;
+            }
+            const cg_pack *pb = &s->pack[OPD_B];
+            if (pb->on) {
+                if (pb->panel_w % W) {
+                    snprintf(f->why, sizeof f->why, "B panel width %lld is not a multiple of %d "
+                             "lanes", (long long)pb->panel_w, W);
+                    return;
+                }
+                /* the tile's offset inside the packed region moves in multiples of the steps of
+                 * the j loops between the pack and the tile */
+                int from = pb->at < 0 ? 0 : cg_pos(s, pb->at) + 1;
+                for (int z = from; z <= pc; z++) {
+                    int id = s->order[z];
+                    if (s->loops[id].axis == AX_J && cg_step(s, id) % W) {
+                        char nb[8];
+                        snprintf(f->why, sizeof f->why, "j step %lld of %s is not a multiple of "
+                                 "%d lanes", (long long)cg_step(s, id), lname(L, id, nb), W);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    if (f->vec && W == 1)
+        f->vec = 0, f->dot = 0;
+    f->ok = 1;
+}
+
+/* ---- C emission -------------------------------------------------------------------------- */
+
+static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
+{
+    const char *fn = L->fn;
+    int W = L->W;
+    ln(b, "typedef float %s_vf __attribute__((vector_size(%d), aligned(4), may_alias));", fn,
+       W * 4);
+    /* activation: exp through range reduction and a polynomial, so no libm is needed and the
+     * loop over a tile vectorizes */
+    ln(b, "static inline float %s_exp(float x)", fn);
+    ln(b, "{");
+    ln(b, "    if (x > 88.0f) x = 88.0f;");
+    ln(b, "    if (x < -87.0f) x = -87.0f;");
+    ln(b, "    float n = (float)(int)(x * 1.44269504f + (x >= 0 ? 0.5f : -0.5f));");
+    ln(b, "    float r = x - n * 0.693359375f + n * 2.12194440e-4f;");
+    ln(b, "    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f "
+          "+ r * (0.00833336823f + r * 0.00138888892f)))));");
+    ln(b, "    union { float f; int i; } u;");
+    ln(b, "    u.i = ((int)n + 127) << 23;");
+    ln(b, "    return p * u.f;");
+    ln(b, "}");
+    ln(b, "static inline float %s_act(float v)", fn);
+    ln(b, "{");
+    switch (L->w->act) {
+    case MCT_ACT_RELU: ln(b, "    return v > 0.0f ? v : 0.0f;"); break;
+    case MCT_ACT_GELU:
+        ln(b, "    float y = 0.7978845608f * (v + 0.044715f * v * v * v);");
+        ln(b, "    float e = %s_exp(2.0f * y);", fn);
+        ln(b, "    return 0.5f * v * (1.0f + (1.0f - 2.0f / (e + 1.0f)));");
+        break;
+    case MCT_ACT_SILU: ln(b, "    return v / (1.0f + %s_exp(-v));", fn); break;
+    default: ln(b, "    return v;"); break;
+    }
+    ln(b, "}");
+    ln(b, "static inline float %s_hsum(%s_vf v)", fn, fn);
+    ln(b, "{");
+    ln(b, "    float s = 0.0f;");
+    ln(b, "    for (int l = 0; l < %d; l++) s += v[l];", W);
+    ln(b, "    return s;");
+    ln(b, "}");
+    /* packing: element (x, k) of the source is src[x * rs + k * cs] */
+    ln(b, "static void %s_pack_panel(const float *src, long rs, long cs, long xlo, long xhi, "
+          "long klo, long khi, long w, float *dst)", fn);
+    ln(b, "{");
+    ln(b, "    long kn = khi - klo;");
+    ln(b, "    for (long x0 = xlo; x0 < xhi; x0 += w) {");
+    ln(b, "        float *d = dst + ((x0 - xlo) / w) * kn * w;");
+    ln(b, "        long xe = x0 + w < xhi ? x0 + w : xhi;");
+    ln(b, "        if (cs == 1) {");
+    ln(b, "            for (long x = x0; x < xe; x++) {");
+    ln(b, "                const float *sp = src + x * rs + klo;");
+    ln(b, "                for (long k = 0; k < kn; k++) d[k * w + (x - x0)] = sp[k];");
+    ln(b, "            }");
+    ln(b, "        } else {");
+    ln(b, "            for (long k = 0; k < kn; k++)");
+    ln(b, "                for (long x = x0; x < xe; x++) d[k * w + (x - x0)] = src[x * rs + (k + klo) * cs];");
+    ln(b, "        }");
+    ln(b, "        for (long x = xe; x < x0 + w; x++)");
+    ln(b, "            for (long k = 0; k < kn; k++) d[k * w + (x - x0)] = 0.0f;");
+    ln(b, "    }");
+    ln(b, "}");
+    ln(b, "static void %s_pack_rows(const float *src, long rs, long cs, long xlo, long xhi, "
+          "long klo, long khi, float *dst)", fn);
+    ln(b, "{");
+    ln(b, "    long kn = khi - klo;");
+    ln(b, "    if (cs == 1) {");
+    ln(b, "        for (long x = xlo; x < xhi; x++) memcpy(dst + (x - xlo) * kn, src + x * rs + klo, sizeof(float) * (size_t)kn);");
+    ln(b, "    } else {");
+    ln(b, "        for (long k = klo; k < khi; k++)");
+    ln(b, "            for (long x = xlo; x < xhi; x++) dst[(x - xlo) * kn + (k - klo)] = src[x * rs + k * cs];");
+    ln(b, "    }");
+    ln(b, "}");
+    (void)t;
+}
+
+/* Size (floats) of a pack buffer for the region at loop position p, as a C expression. */
+static void pack_size(const lw_t *L, int opd, int p, char *out, size_t n)
+{
+    const cg_pack *pk = &L->s->pack[opd];
+    int xa = opd == OPD_A ? AX_I : AX_J;
+    char lo[32], hi[40];
+    int64_t ex, ek;
+    region(L, xa, p, lo, hi, &ex);
+    region(L, AX_K, p, lo, hi, &ek);
+    char xs[48], ks[48];
+    if (ex)
+        snprintf(xs, sizeof xs, "(%lld < %s ? %lldL : %s)", (long long)ex, dim_name[xa],
+                 (long long)ex, dim_name[xa]);
+    else
+        snprintf(xs, sizeof xs, "%s", dim_name[xa]);
+    if (ek)
+        snprintf(ks, sizeof ks, "(%lld < K ? %lldL : K)", (long long)ek, (long long)ek);
+    else
+        snprintf(ks, sizeof ks, "K");
+    if (pk->panel_axis == AX_K)
+        snprintf(out, n, "(size_t)%s * (size_t)%s", xs, ks);
+    else
+        snprintf(out, n, "(size_t)((%s + %lld) / %lld * %lld) * (size_t)%s", xs,
+                 (long long)pk->panel_w - 1, (long long)pk->panel_w, (long long)pk->panel_w, ks);
+}
+
+static void emit_pack_call(sb_t *b, const lw_t *L, int opd, int p)
+{
+    const cg_pack *pk = &L->s->pack[opd];
+    int xa = opd == OPD_A ? AX_I : AX_J;
+    char xlo[32], xhi[40], klo[32], khi[40];
+    int64_t e;
+    region(L, xa, p, xlo, xhi, &e);
+    region(L, AX_K, p, klo, khi, &e);
+    const char *nm = opd == OPD_A ? "pkA" : "pkB";
+    char x = opd == OPD_A ? 'i' : 'j';
+    ln(b, "const long %s_%clo = %s, %s_klo = %s, %s_kn = %s - %s;", nm, x, xlo, nm, klo, nm,
+       khi, klo);
+    const char *src, *rs, *cs;
+    if (opd == OPD_A)
+        src = "Ab", rs = "lda", cs = "1";
+    else if (L->w->layout == MCT_NN)
+        src = "Bb", rs = "1", cs = "ldb";
+    else
+        src = "Bb", rs = "ldb", cs = "1";
+    if (pk->panel_axis == AX_K)
+        ln(b, "%s_pack_rows(%s, %s, %s, %s, %s, %s, %s, %s);", L->fn, src, rs, cs, xlo, xhi, klo,
+           khi, nm);
+    else
+        ln(b, "%s_pack_panel(%s, %s, %s, %s, %s, %s, %s, %lld, %s);", L->fn, src, rs, cs, xlo,
+           xhi, klo, khi, (long long)pk->panel_w, nm);
+}
+
+/* Target of accumulation (C or the scratch buffer) at (i, j). */
+static void tgt(const lw_t *L, const char *i, const char *j, char *out, size_t n)
+{
+    if (L->scratch)
+        snprintf(out, n, "Tb[(%s) * N + (%s)]", i, j);
+    else
+        snprintf(out, n, "Cb[(%s) * ldc + (%s)]", i, j);
+}
+
+/* Writes back one output value v at (i, j) given the first/last flags (C expressions). */
+static void emit_store_scalar(sb_t *b, const lw_t *L, const char *i, const char *j,
+                              const char *v)
+{
+    const mct_sched *s = L->s;
+    char t[160];
+    tgt(L, i, j, t, sizeof t);
+    const char *bias = L->w->bias ? " + bias[%s]" : "";
+    char bexpr[64] = "";
+    if (L->w->bias)
+        snprintf(bexpr, sizeof bexpr, " + bias[%s]", j);
+    (void)bias;
+    if (s->fuse) {
+        if (L->w->beta)
+            ln(b, "if (last_) %s += %s_act(%s%s); else %s += %s;", t, L->fn, v, bexpr, t, v);
+        else
+            ln(b, "if (last_) %s = %s_act((first_ ? 0.0f : %s) + %s%s); else if (first_) %s = "
+                  "%s; else %s += %s;", t, L->fn, t, v, bexpr, t, v, t, v);
+    } else {
+        if (L->w->beta && !L->scratch)
+            ln(b, "%s += %s;", t, v);
+        else
+            ln(b, "if (first_) %s = %s; else %s += %s;", t, v, t, v);
+    }
+}
+
+/* The generic (scalar) nest from position p on, accumulating into acc_ when inside a
+ * cache_write region, else into the target directly. */
+static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc);
+
+static void emit_stmt(sb_t *b, lw_t *L, int in_acc)
+{
+    char i[8], j[8], k[8], a[256], bb[256], t[160];
+    idx(L, AX_I, i);
+    idx(L, AX_J, j);
+    idx(L, AX_K, k);
+    addr_A(L, i, k, a, sizeof a);
+    addr_B(L, k, j, bb, sizeof bb);
+    if (in_acc) {
+        ln(b, "acc_[(%s - ti_lo) * %lld + (%s - tj_lo)] += %s * %s;", i, (long long)L->acc_ej, j,
+           a, bb);
+    } else {
+        tgt(L, i, j, t, sizeof t);
+        ln(b, "%s += %s * %s;", t, a, bb);
+    }
+}
+
+/* Prefetch at the top of a loop body (outside a fast register tile): the operand's element
+ * `dist` iterations ahead along that loop's axis. */
+static void emit_prefetch_generic(sb_t *b, lw_t *L, int p)
+{
+    const mct_sched *s = L->s;
+    int id = s->order[p];
+    for (int q = 0; q < s->npf; q++) {
+        if (s->pf[q].loop != id)
+            continue;
+        int opd = s->pf[q].opd, ax = s->loops[id].axis;
+        if ((opd == OPD_A && ax == AX_J) || (opd == OPD_B && ax == AX_I) || ax == AX_B)
+            continue; /* the operand does not move along this loop */
+        char nb[8], lo1[32], hi1[40], lo2[32], hi2[40], ahead[96], e[300];
+        int64_t ex;
+        lname(L, id, nb);
+        snprintf(ahead, sizeof ahead, "(%s + %lld < %s ? %s + %lld : %s - 1)", nb,
+                 (long long)(s->pf[q].dist * cg_step(s, id)), dim_name[ax], nb,
+                 (long long)(s->pf[q].dist * cg_step(s, id)), dim_name[ax]);
+        if (opd == OPD_A) {
+            region(L, AX_I, p, lo1, hi1, &ex);
+            region(L, AX_K, p, lo2, hi2, &ex);
+            addr_A(L, ax == AX_I ? ahead : lo1, ax == AX_K ? ahead : lo2, e, sizeof e);
+        } else {
+            region(L, AX_K, p, lo1, hi1, &ex);
+            region(L, AX_J, p, lo2, hi2, &ex);
+            addr_B(L, ax == AX_K ? ahead : lo1, ax == AX_J ? ahead : lo2, e, sizeof e);
+        }
+        /* packed operands are prefetched only inside their packed region */
+        if (s->pack[opd].on && s->pack[opd].at >= 0 && cg_pos(s, s->pack[opd].at) > p)
+            continue;
+        ln(b, "__builtin_prefetch(&%s, 0, 3);", e);
+    }
+}
+
+static void emit_tile(sb_t *b, lw_t *L, int pc);
+
+static void emit_loop_head(sb_t *b, lw_t *L, int p)
+{
+    const mct_sched *s = L->s;
+    int id = s->order[p];
+    const cg_loop *l = &s->loops[id];
+    char nb[8], parent[8];
+    lname(L, id, nb);
+    char lo[40], hi[48];
+    if (l->level == 0) {
+        snprintf(lo, sizeof lo, "0");
+        snprintf(hi, sizeof hi, "%s", dim_name[l->axis]);
+    } else {
+        lname(L, cg_loop_id(s, l->axis, l->level - 1), parent);
+        snprintf(lo, sizeof lo, "%s", parent);
+        snprintf(hi, sizeof hi, "%s_e", parent);
+    }
+    int64_t st = cg_step(s, id);
+    if (l->unroll && !(s->cw >= 0 && p > cg_pos(s, s->cw)))
+        ln(b, "#pragma GCC unroll %d", l->unroll);
+    if (st == 1)
+        ln(b, "for (long %s = %s; %s < %s; %s++) {", nb, lo, nb, hi, nb);
+    else
+        ln(b, "for (long %s = %s; %s < %s; %s += %lld) {", nb, lo, nb, hi, nb, (long long)st);
+    b->ind++;
+    if (!is_last_level(s, id))
+        ln(b, "const long %s_e = %s + %lld < %s ? %s + %lld : %s;", nb, nb, (long long)st, hi, nb,
+           (long long)st, hi);
+    if (l->axis == AX_B) {
+        ln(b, "const float *Ab = A + %s * sA;", nb);
+        ln(b, "const float *Bb = B + (%s / group) * sB;", nb);
+        ln(b, "float *Cb = C + %s * sC;", nb);
+        if (L->scratch)
+            ln(b, "float *Tb = S + %s * M * N;", nb);
+        ln(b, "(void)Ab; (void)Bb; (void)Cb;");
+    }
+}
+
+static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc)
+{
+    const mct_sched *s = L->s;
+    if (p == s->nloops) {
+        emit_stmt(b, L, in_acc);
+        return;
+    }
+    int id = s->order[p];
+    const cg_loop *l = &s->loops[id];
+    int par = l->par && !in_acc;
+    if (par) {
+        ln(b, "#pragma omp parallel");
+        ln(b, "{");
+        b->ind++;
+        for (int o = 0; o < 2; o++)
+            if (s->pack[o].on && s->pack[o].at >= 0 && cg_pos(s, s->pack[o].at) > p) {
+                const char *nm = o ? "pkB" : "pkA";
+                ln(b, "float *%s = %s_pool + (size_t)%s_TID() * %s_sz;", nm, nm, L->fn, nm);
+            }
+        ln(b, "#pragma omp for schedule(static)");
+    }
+    emit_loop_head(b, L, p);
+    emit_prefetch_generic(b, L, p);
+    for (int o = 0; o < 2; o++)
+        if (s->pack[o].on && s->pack[o].at == id)
+            emit_pack_call(b, L, o, p);
+    if (id == s->cw && !in_acc)
+        emit_tile(b, L, p);
+    else
+        emit_loops(b, L, p + 1, in_acc);
+    b->ind--;
+    ln(b, "}");
+    if (par) {
+        b->ind--;
+        ln(b, "}");
+    }
+}
+
+/* Write-back of the generic accumulator array. */
+static void emit_generic_tile(sb_t *b, lw_t *L, int pc, int64_t ei, int64_t ej)
+{
+    L->acc_ej = ej;
+    ln(b, "float acc_[%lld];", (long long)(ei * ej));
+    ln(b, "memset(acc_, 0, sizeof acc_);");
+    emit_loops(b, L, pc + 1, 1);
+    ln(b, "for (long i_ = ti_lo; i_ < ti_hi; i_++)");
+    ln(b, "    for (long j_ = tj_lo; j_ < tj_hi; j_++) {");
+    b->ind += 2;
+    char v[64];
+    snprintf(v, sizeof v, "acc_[(i_ - ti_lo) * %lld + (j_ - tj_lo)]", (long long)ej);
+    emit_store_scalar(b, L, "i_", "j_", v);
+    b->ind -= 2;
+    ln(b, "    }");
+}
+
+static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
+{
+    const mct_sched *s = L->s;
+    const char *fn = L->fn;
+    int W = L->W;
+    int vecj = f->vec && !f->dot;
+    int64_t nv = vecj ? f->ej / W : f->ej; /* column groups: vectors or single columns */
+    char e[400], ix[128];
+    const cg_pack *pa = &s->pack[OPD_A], *pb = &s->pack[OPD_B];
+    const char *ksa = pa->on && pa->panel_axis != AX_K ? NULL : "1";
+    char ksa_b[24], ksb_b[24];
+    if (!ksa) {
+        snprintf(ksa_b, sizeof ksa_b, "%lld", (long long)pa->panel_w);
+        ksa = ksa_b;
+    }
+    const char *ksb;
+    if (!pb->on)
+        ksb = L->w->layout == MCT_NN ? "ldb" : "1";
+    else if (pb->panel_axis == AX_K)
+        ksb = "1";
+    else {
+        snprintf(ksb_b, sizeof ksb_b, "%lld", (long long)pb->panel_w);
+        ksb = ksb_b;
+    }
+    ln(b, "const long ni_ = ti_hi - ti_lo, nj_ = tj_hi - tj_lo, kn_ = tk_hi - tk_lo;");
+    ln(b, "(void)nj_;");
+    for (int64_t di = 0; di < f->ei; di++) {
+        snprintf(ix, sizeof ix, "(ti_lo + %lld < ti_hi ? ti_lo + %lld : ti_hi - 1)",
+                 (long long)di, (long long)di);
+        addr_A(L, ix, "tk_lo", e, sizeof e);
+        ln(b, "const float *pa_%lld = &%s;", (long long)di, e);
+    }
+    for (int64_t v = 0; v < nv; v++) {
+        if (vecj)
+            snprintf(ix, sizeof ix, "tj_lo + %lld", (long long)(v * W));
+        else
+            snprintf(ix, sizeof ix, "(tj_lo + %lld < tj_hi ? tj_lo + %lld : tj_hi - 1)",
+                     (long long)v, (long long)v);
+        addr_B(L, "tk_lo", ix, e, sizeof e);
+        ln(b, "const float *pb_%lld = &%s;", (long long)v, e);
+    }
+    const char *ty = f->vec ? "vf" : "float";
+    char tyb[64];
+    if (f->vec) {
+        snprintf(tyb, sizeof tyb, "%s_vf", fn);
+        ty = tyb;
+    }
+    for (int64_t di = 0; di < f->ei; di++)
+        for (int64_t v = 0; v < nv; v++)
+            ln(b, "%s c_%lld_%lld = {0};", ty, (long long)di, (long long)v);
+    /* prefetches that belong to the hoisted k loop */
+    int pfk[CG_MAXPF], npfk = 0;
+    for (int q = 0; q < s->npf; q++) {
+        int pp = cg_pos(s, s->pf[q].loop);
+        if (pp > pc && s->loops[s->pf[q].loop].axis == AX_K)
+            pfk[npfk++] = q;
+    }
+    if (f->unroll_k > 1)
+        ln(b, "#pragma GCC unroll %d", f->unroll_k);
+    if (f->dot)
+        ln(b, "long kk = 0;");
+    if (f->dot)
+        ln(b, "for (; kk + %d <= kn_; kk += %d) {", W, W);
+    else
+        ln(b, "for (long kk = 0; kk < kn_; kk++) {");
+    b->ind++;
+    for (int z = 0; z < npfk; z++) {
+        const cg_pf *pf = &s->pf[pfk[z]];
+        long long d = (long long)pf->dist * cg_step(s, pf->loop);
+        if (f->dot)
+            d = (long long)pf->dist * W;
+        if (pf->opd == OPD_A)
+            for (int64_t di = 0; di < f->ei; di++)
+                ln(b, "__builtin_prefetch(pa_%lld + (kk + %lld) * %s, 0, 3);", (long long)di, d,
+                   ksa);
+        else
+            for (int64_t v = 0; v < nv; v++)
+                ln(b, "__builtin_prefetch(pb_%lld + (kk + %lld) * %s, 0, 3);", (long long)v, d,
+                   ksb);
+    }
+    if (f->dot) {
+        for (int64_t v = 0; v < nv; v++)
+            ln(b, "const %s b_%lld = *(const %s *)(pb_%lld + kk);", ty, (long long)v, ty,
+               (long long)v);
+        for (int64_t di = 0; di < f->ei; di++)
+            ln(b, "const %s a_%lld = *(const %s *)(pa_%lld + kk);", ty, (long long)di, ty,
+               (long long)di);
+    } else {
+        for (int64_t v = 0; v < nv; v++) {
+            if (vecj)
+                ln(b, "const %s b_%lld = *(const %s *)(pb_%lld + kk * %s);", ty, (long long)v, ty,
+                   (long long)v, ksb);
+            else
+                ln(b, "const float b_%lld = pb_%lld[kk * %s];", (long long)v, (long long)v, ksb);
+        }
+    }
+    /* the FMAs, in the order of the unrolled loops */
+    int64_t n1 = f->order_ij ? f->ei : nv, n2 = f->order_ij ? nv : f->ei;
+    for (int64_t x = 0; x < n1; x++) {
+        for (int64_t y = 0; y < n2; y++) {
+            int64_t di = f->order_ij ? x : y, v = f->order_ij ? y : x;
+            if (!f->dot && ((f->order_ij && y == 0) || (!f->order_ij && x == 0))) {
+                if (vecj)
+                    ln(b, "const %s a_%lld = (%s){0} + pa_%lld[kk * %s];", ty, (long long)di, ty,
+                       (long long)di, ksa);
+                else
+                    ln(b, "const float a_%lld = pa_%lld[kk * %s];", (long long)di, (long long)di,
+                       ksa);
+            }
+            ln(b, "c_%lld_%lld += a_%lld * b_%lld;", (long long)di, (long long)v, (long long)di,
+               (long long)v);
+        }
+    }
+    b->ind--;
+    ln(b, "}");
+    /* write-back */
+    if (f->dot) {
+        for (int64_t di = 0; di < f->ei; di++)
+            for (int64_t v = 0; v < nv; v++)
+                ln(b, "float t_%lld_%lld = %s_hsum(c_%lld_%lld);", (long long)di, (long long)v, fn,
+                   (long long)di, (long long)v);
+        ln(b, "for (; kk < kn_; kk++) {");
+        b->ind++;
+        for (int64_t di = 0; di < f->ei; di++)
+            for (int64_t v = 0; v < nv; v++)
+                ln(b, "t_%lld_%lld += pa_%lld[kk] * pb_%lld[kk];", (long long)di, (long long)v,
+                   (long long)di, (long long)v);
+        b->ind--;
+        ln(b, "}");
+    }
+    for (int64_t di = 0; di < f->ei; di++) {
+        ln(b, "if (%lld < ni_) {", (long long)di);
+        b->ind++;
+        char ie[48], je[48], val[48];
+        snprintf(ie, sizeof ie, "ti_lo + %lld", (long long)di);
+        for (int64_t v = 0; v < nv; v++) {
+            if (vecj) {
+                snprintf(je, sizeof je, "tj_lo + %lld", (long long)(v * W));
+                char t[160];
+                tgt(L, ie, je, t, sizeof t);
+                int simple = !s->fuse || !L->has_epi;
+                if (simple && L->w->beta && !L->scratch)
+                    ln(b, "*(%s *)&%s += c_%lld_%lld;", ty, t, (long long)di, (long long)v);
+                else if (simple)
+                    ln(b, "if (first_) *(%s *)&%s = c_%lld_%lld; else *(%s *)&%s += c_%lld_%lld;",
+                       ty, t, (long long)di, (long long)v, ty, t, (long long)di, (long long)v);
+                else {
+                    ln(b, "for (int l_ = 0; l_ < %d; l_++) {", W);
+                    b->ind++;
+                    snprintf(je, sizeof je, "tj_lo + %lld + l_", (long long)(v * W));
+                    snprintf(val, sizeof val, "c_%lld_%lld[l_]", (long long)di, (long long)v);
+                    emit_store_scalar(b, L, ie, je, val);
+                    b->ind--;
+                    ln(b, "}");
+                }
+            } else {
+                snprintf(je, sizeof je, "tj_lo + %lld", (long long)v);
+                snprintf(val, sizeof val, "%s_%lld_%lld", f->dot ? "t" : "c", (long long)di,
+                         (long long)v);
+                ln(b, "if (%lld < nj_) {", (long long)v);
+                b->ind++;
+                emit_store_scalar(b, L, ie, je, val);
+                b->ind--;
+                ln(b, "}");
+            }
+        }
+        b->ind--;
+        ln(b, "}");
+    }
+}
+
+static void emit_tile(sb_t *b, lw_t *L, int pc)
+{
+    char ilo[32], ihi[40], jlo[32], jhi[40], klo[32], khi[40];
+    int64_t ei, ej, ek;
+    region(L, AX_I, pc, ilo, ihi, &ei);
+    region(L, AX_J, pc, jlo, jhi, &ej);
+    region(L, AX_K, pc, klo, khi, &ek);
+    ln(b, "const long ti_lo = %s, ti_hi = %s, tj_lo = %s, tj_hi = %s;", ilo, ihi, jlo, jhi);
+    ln(b, "const long tk_lo = %s, tk_hi = %s;", klo, khi);
+    ln(b, "const int first_ = tk_lo == 0, last_ = tk_hi == K;");
+    ln(b, "(void)first_; (void)last_;");
+    fast_t f;
+    analyse_fast(L, &f);
+    if (f.ok) {
+        int vecj = f.vec && !f.dot;
+        if (vecj)
+            ln(b, "if (tj_hi - tj_lo == %lld) {", (long long)f.ej);
+        else
+            ln(b, "{");
+        b->ind++;
+        emit_fast_tile(b, L, pc, &f);
+        b->ind--;
+        if (vecj) {
+            ln(b, "} else {");
+            b->ind++;
+            emit_generic_tile(b, L, pc, ei, ej);
+            b->ind--;
+        }
+        ln(b, "}");
+    } else {
+        emit_generic_tile(b, L, pc, ei, ej);
+    }
+}
+
+static void emit_post(sb_t *b, lw_t *L)
+{
+    const mct_workload *w = L->w;
+    if (!L->post)
+        return;
+    ln(b, "for (long b_ = 0; b_ < batch; b_++)");
+    ln(b, "    for (long i_ = 0; i_ < M; i_++) {");
+    ln(b, "        float *c_ = C + b_ * sC + i_ * ldc;");
+    if (L->scratch)
+        ln(b, "        const float *t_ = S + b_ * M * N + i_ * N;");
+    ln(b, "        for (long j_ = 0; j_ < N; j_++) {");
+    const char *src = L->scratch ? "t_[j_]" : "c_[j_]";
+    char v[96];
+    snprintf(v, sizeof v, "%s%s", src, w->bias ? " + bias[j_]" : "");
+    if (L->scratch)
+        ln(b, "            c_[j_] += %s_act(%s);", L->fn, v);
+    else if (w->beta) /* linear epilogue: only a bias to add */
+        ln(b, "            c_[j_] += bias[j_];");
+    else
+        ln(b, "            c_[j_] = %s_act(%s);", L->fn, v);
+    ln(b, "        }");
+    ln(b, "    }");
+}
+
+static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *fn)
+{
+    memset(L, 0, sizeof *L);
+    L->s = s;
+    L->w = &s->w;
+    L->W = t && t->vlen > 0 ? t->vlen : 1;
+    L->fn = fn;
+    L->has_epi = s->w.bias || s->w.act != MCT_ACT_NONE;
+    L->scratch = s->w.beta && s->w.act != MCT_ACT_NONE && !s->fuse;
+    L->post = L->has_epi && !s->fuse;
+    L->par_pos = -1;
+    for (int p = 0; p < s->nloops; p++)
+        if (s->loops[s->order[p]].par)
+            L->par_pos = p;
+    L->cw_pos = s->cw >= 0 ? cg_pos(s, s->cw) : -1;
+    return 0;
+}
+
+int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char **out)
+{
+    lw_t L;
+    sb_t b = {0};
+    char wl[256], sc[4096];
+    if (!s || !fn || !out)
+        return MCT_EINVAL;
+    setup(&L, s, t, fn);
+    mct_wl_format(&s->w, wl, sizeof wl);
+    mct_sched_format(s, sc, sizeof sc);
+    uint8_t h[16];
+    mct_sched_hash(s, h);
+    ln(&b, "/* generated by %s, do not edit; workload: %s; schedule: %s; schedule hash: "
+           "%02x%02x%02x%02x%02x%02x%02x%02x */", MCT_CG_VERSION, wl, sc[0] ? sc : "(untuned)",
+       h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+    ln(&b, "#include <stddef.h>");
+    ln(&b, "#include <stdlib.h>");
+    ln(&b, "#include <string.h>");
+    ln(&b, "#ifdef _OPENMP");
+    ln(&b, "#include <omp.h>");
+    ln(&b, "#define %s_TID() omp_get_thread_num()", fn);
+    ln(&b, "#define %s_NT() omp_get_max_threads()", fn);
+    ln(&b, "#else");
+    ln(&b, "#define %s_TID() 0", fn);
+    ln(&b, "#define %s_NT() 1", fn);
+    ln(&b, "#endif");
+    ln(&b, "#if defined(__GNUC__) && !defined(__clang__)");
+    ln(&b, "#pragma GCC optimize(\"fp-contract=fast\")");
+    ln(&b, "#endif");
+    emit_helpers(&b, &L, t);
+    const char *attr = t && t->attr && t->attr[0] ? t->attr : NULL;
+    char attr_s[160] = "";
+    if (attr)
+        snprintf(attr_s, sizeof attr_s, "__attribute__((target(\"%s\"))) ", attr);
+    const cg_pack *pb = &s->pack[OPD_B];
+    if (s->prepack) {
+        ln(&b, "size_t %s_packed_size(long N, long K)", fn);
+        ln(&b, "{");
+        if (pb->panel_axis == AX_K)
+            ln(&b, "    return (size_t)N * (size_t)K;");
+        else
+            ln(&b, "    return (size_t)((N + %lld) / %lld * %lld) * (size_t)K;",
+               (long long)pb->panel_w - 1, (long long)pb->panel_w, (long long)pb->panel_w);
+        ln(&b, "}");
+        ln(&b, "void %s_pack_b(long N, long K, const float *B, long ldb, float *Bp)", fn);
+        ln(&b, "{");
+        const char *rs = s->w.layout == MCT_NN ? "1" : "ldb", *cs = s->w.layout == MCT_NN ? "ldb"
+                                                                                        : "1";
+        if (pb->panel_axis == AX_K)
+            ln(&b, "    %s_pack_rows(B, %s, %s, 0, N, 0, K, Bp);", fn, rs, cs);
+        else
+            ln(&b, "    %s_pack_panel(B, %s, %s, 0, N, 0, K, %lld, Bp);", fn, rs, cs,
+               (long long)pb->panel_w);
+        ln(&b, "}");
+    }
+    ln(&b, "%sint %s(long M, long N, long K, const float *A, long lda, const float *B, long ldb, "
+           "float *C, long ldc, const float *bias, long batch, long group, long sA, long sB, "
+           "long sC)", attr_s, fn);
+    ln(&b, "{");
+    b.ind++;
+    ln(&b, "if (M <= 0 || N <= 0 || K <= 0 || batch <= 0) return 0;");
+    ln(&b, "if (group <= 0) group = 1;");
+    ln(&b, "(void)lda; (void)ldb; (void)bias; (void)sA; (void)sB; (void)group;");
+    ln(&b, "int rc_ = 0;");
+    if (L.scratch) {
+        ln(&b, "float *S = (float *)calloc((size_t)batch * (size_t)M * (size_t)N, sizeof(float));");
+        ln(&b, "if (!S) return -2;");
+    }
+    /* pack buffers: shared ones once, per-thread pools for packs inside the parallel loop */
+    for (int o = 0; o < 2; o++) {
+        const cg_pack *pk = &s->pack[o];
+        const char *nm = o ? "pkB" : "pkA";
+        if (!pk->on || pk->at < 0) {
+            ln(&b, "float *%s_pool = NULL; (void)%s_pool;", nm, nm);
+            continue;
+        }
+        int p = cg_pos(s, pk->at);
+        char sz[200];
+        pack_size(&L, o, p, sz, sizeof sz);
+        ln(&b, "const size_t %s_sz = ((%s) + 31) / 32 * 32;", nm, sz);
+        if (L.par_pos >= 0 && p > L.par_pos)
+            ln(&b, "float *%s_pool = (float *)aligned_alloc(64, %s_sz * sizeof(float) * "
+                   "(size_t)%s_NT());", nm, nm, fn);
+        else {
+            ln(&b, "float *%s_pool = (float *)aligned_alloc(64, %s_sz * sizeof(float));", nm, nm);
+            ln(&b, "float *%s = %s_pool;", nm, nm);
+        }
+    }
+    ln(&b, "if ((%s && !pkA_pool) || (%s && !pkB_pool)) { rc_ = -2; goto done_; }",
+       s->pack[0].on && s->pack[0].at >= 0 ? "1" : "0",
+       s->pack[1].on && s->pack[1].at >= 0 ? "1" : "0");
+    if (s->prepack) {
+        ln(&b, "const float *pkB = B;");
+        ln(&b, "const long pkB_jlo = 0, pkB_klo = 0, pkB_kn = K;");
+        ln(&b, "(void)pkB_jlo; (void)pkB_klo;");
+    }
+    if (s->w.op == MCT_OP_MATMUL) {
+        ln(&b, "const float *Ab = A, *Bb = B;");
+        ln(&b, "float *Cb = C;");
+        if (L.scratch)
+            ln(&b, "float *Tb = S;");
+        ln(&b, "(void)Ab; (void)Bb;");
+    }
+    if (s->cw < 0 && !L.scratch && !s->w.beta) {
+        ln(&b, "for (long b_ = 0; b_ < batch; b_++)");
+        ln(&b, "    for (long i_ = 0; i_ < M; i_++) memset(C + b_ * sC + i_ * ldc, 0, sizeof(float) "
+               "* (size_t)N);");
+    }
+    emit_loops(&b, &L, 0, 0);
+    emit_post(&b, &L);
+    b.ind--;
+    ln(&b, "done_:");
+    ln(&b, "    free(pkA_pool);");
+    ln(&b, "    free(pkB_pool);");
+    if (L.scratch)
+        ln(&b, "    free(S);");
+    ln(&b, "    return rc_;");
+    ln(&b, "}");
+    if (b.err) {
+        free(b.s);
+        return MCT_ENOMEM;
+    }
+    *out = b.s;
+    return 0;
+}
+
+/* ---- pseudo-code ------------------------------------------------------------------------- */
+
+static void pseudo_loops(sb_t *b, lw_t *L, int p, const fast_t *f)
+{
+    const mct_sched *s = L->s;
+    char nb[8], nb2[8], i[8], j[8], k[8];
+    if (p == s->nloops) {
+        idx(L, AX_I, i);
+        idx(L, AX_J, j);
+        idx(L, AX_K, k);
+        const char *pa = s->pack[OPD_A].on ? "Ap" : "A", *pb = s->pack[OPD_B].on ? "Bp" : "B";
+        if (s->cw >= 0)
+            ln(b, "acc[%s, %s] += %s[%s, %s] * %s[%s, %s]", i, j, pa, i, k, pb, k, j);
+        else
+            ln(b, "%s[%s, %s] += %s[%s, %s] * %s[%s, %s]", L->scratch ? "T" : "C", i, j, pa, i,
+               k, pb, k, j);
+        return;
+    }
+    int id = s->order[p];
+    const cg_loop *l = &s->loops[id];
+    lname(L, id, nb);
+    char range[64], notes[160] = "";
+    int64_t st = cg_step(s, id);
+    if (l->level == 0)
+        snprintf(range, sizeof range, "0..%s=%lld", dim_name[l->axis],
+                 (long long)s->ax[l->axis].f[0]);
+    else
+        snprintf(range, sizeof range, "block of %s (%lld)",
+                 lname(L, cg_loop_id(s, l->axis, l->level - 1), nb2), (long long)cg_extent(s, id));
+    if (st > 1)
+        snprintf(range + strlen(range), sizeof range - strlen(range), " step %lld", (long long)st);
+    if (l->par)
+        strcat(notes, "  # parallel");
+    if (l->vec)
+        snprintf(notes + strlen(notes), sizeof notes - strlen(notes), "  # vectorized (%d lanes)",
+                 L->W);
+    if (l->unroll)
+        snprintf(notes + strlen(notes), sizeof notes - strlen(notes), "  # unroll %d", l->unroll);
+    if (l->axis == AX_K)
+        strcat(notes, "  # reduction");
+    ln(b, "for %s in %s:%s", nb, range, notes);
+    b->ind++;
+    for (int q = 0; q < s->npf; q++)
+        if (s->pf[q].loop == id)
+            ln(b, "prefetch %s %d iterations of %s ahead", s->pf[q].opd ? "B" : "A",
+               s->pf[q].dist, nb);
+    for (int o = 0; o < 2; o++) {
+        const cg_pack *pk = &s->pack[o];
+        if (!pk->on || pk->at != id)
+            continue;
+        char lo[32], hi[40];
+        int64_t ex, ek;
+        region(L, o ? AX_J : AX_I, p, lo, hi, &ex);
+        region(L, AX_K, p, lo, hi, &ek);
+        char xs[32], ks[32];
+        if (ex)
+            snprintf(xs, sizeof xs, "%lld", (long long)ex);
+        else
+            snprintf(xs, sizeof xs, "%s", o ? "N" : "M");
+        if (ek)
+            snprintf(ks, sizeof ks, "%lld", (long long)ek);
+        else
+            snprintf(ks, sizeof ks, "K");
+        if (pk->panel_axis == AX_K)
+            ln(b, "pack %s[%s x %s block] -> %sp as rows along k", o ? "B" : "A", xs, ks,
+               o ? "B" : "A");
+        else
+            ln(b, "pack %s[%s x %s block] -> %sp in panels of %lld %s, k-major inside", o ? "B" : "A",
+               xs, ks, o ? "B" : "A", (long long)pk->panel_w, o ? "columns" : "rows");
+    }
+    if (id == s->cw) {
+        char lo[32], hi[40];
+        int64_t ei, ej;
+        region(L, AX_I, p, lo, hi, &ei);
+        region(L, AX_J, p, lo, hi, &ej);
+        if (f->ok)
+            ln(b, "acc[%lld x %lld] = 0  # cache_write: register tile, %s", (long long)ei,
+               (long long)ej,
+               f->dot ? "k lanes summed at write-back"
+                      : f->vec ? "vector accumulators" : "scalar accumulators");
+        else
+            ln(b, "acc[%lld x %lld] = 0  # cache_write: local array (no register tile: %s)",
+               (long long)ei, (long long)ej, f->why);
+    }
+    pseudo_loops(b, L, p + 1, f);
+    if (id == s->cw) {
+        const char *epi = s->fuse ? " then epilogue on the last k block" : "";
+        ln(b, "%s[tile] %s= acc (= on the first k block)%s", L->scratch ? "T" : "C",
+           s->w.beta ? "+" : "", epi);
+    }
+    b->ind--;
+}
+
+int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
+{
+    lw_t L;
+    sb_t b = {0};
+    char wl[256], sc[4096];
+    if (!s || !out)
+        return MCT_EINVAL;
+    setup(&L, s, t, "k");
+    mct_wl_format(&s->w, wl, sizeof wl);
+    mct_sched_format(s, sc, sizeof sc);
+    ln(&b, "# %s", wl);
+    ln(&b, "# schedule: %s", sc[0] ? sc : "(untuned: the plain loop nest)");
+    if (s->w.op == MCT_OP_BMM)
+        ln(&b, "# per head b: A = Q[b], B = KV[b / %lld], C = C[b]", (long long)s->w.group);
+    fast_t f;
+    analyse_fast(&L, &f);
+    if (s->prepack) {
+        const cg_pack *pk = &s->pack[OPD_B];
+        if (pk->panel_axis == AX_K)
+            ln(&b, "prepack B -> Bp as rows along k (once, ahead of time)");
+        else
+            ln(&b, "prepack B -> Bp in panels of %lld columns, k-major inside (once, ahead of "
+                   "time)", (long long)pk->panel_w);
+    }
+    if (s->cw < 0)
+        ln(&b, "%s", L.scratch ? "T = 0" : s->w.beta ? "(C keeps its values: C += ...)" : "C = 0");
+    pseudo_loops(&b, &L, 0, &f);
+    if (L.post) {
+        char e[64] = "";
+        snprintf(e, sizeof e, "%s%s%s", mct_act_name(s->w.act), s->w.bias ? "(x + bias)" : "(x)",
+                 "");
+        if (L.scratch)
+            ln(&b, "C += %s for x in T  # epilogue pass", e);
+        else
+            ln(&b, "C = %s  # epilogue pass", e);
+    }
+    if (b.err) {
+        free(b.s);
+        return MCT_ENOMEM;
+    }
+    *out = b.s;
+    return 0;
+}
+
+mct_target mct_target_host(void)
+{
+    mct_target t = {1, ""};
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        t = (mct_target){16, "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"};
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        t = (mct_target){8, "avx2,fma"};
+    else if (__builtin_cpu_supports("sse4.2"))
+        t = (mct_target){4, "sse4.2"};
+    return t;
+}

@@ -1,0 +1,242 @@
+/* Workloads: canonical text keys, parsing with field-level errors, hashing. */
+#include "codegen/codegen.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+static int fail(char *err, size_t len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t len, int code, const char *fmt, ...)
+{
+    if (err && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *mct_act_name(mct_act a)
+{
+    switch (a) {
+    case MCT_ACT_RELU: return "relu";
+    case MCT_ACT_GELU: return "gelu";
+    case MCT_ACT_SILU: return "silu";
+    case MCT_ACT_NONE: break;
+    }
+    return "none";
+}
+
+int mct_wl_check(const mct_workload *w, char *err, size_t errlen)
+{
+    const char *names[] = {"M", "N", "K", "B"};
+    int64_t vals[] = {w->M, w->N, w->K, w->batch};
+    for (int i = 0; i < 4; i++) {
+        if (vals[i] < 1)
+            return fail(err, errlen, MCT_ERANGE, "%s=%lld: sizes must be at least 1", names[i],
+                        (long long)vals[i]);
+        if (vals[i] > MCT_MAX_DIM)
+            return fail(err, errlen, MCT_ERANGE, "%s=%lld: larger than the limit %lld", names[i],
+                        (long long)vals[i], (long long)MCT_MAX_DIM);
+    }
+    if (w->op != MCT_OP_MATMUL && w->op != MCT_OP_BMM)
+        return fail(err, errlen, MCT_EINVAL, "op %d: unknown (use matmul or bmm)", (int)w->op);
+    if (w->layout != MCT_NN && w->layout != MCT_NT)
+        return fail(err, errlen, MCT_EINVAL, "layout %d: unknown (use nn or nt)", (int)w->layout);
+    if (w->op == MCT_OP_MATMUL && (w->batch != 1 || w->group != 1))
+        return fail(err, errlen, MCT_EINVAL, "B=%lld G=%lld: matmul has no batch (use bmm)",
+                    (long long)w->batch, (long long)w->group);
+    if (w->group < 1 || w->group > w->batch || w->batch % w->group)
+        return fail(err, errlen, MCT_ERANGE,
+                    "G=%lld: the group (query heads per kv head) must divide B=%lld",
+                    (long long)w->group, (long long)w->batch);
+    if ((unsigned)w->act > MCT_ACT_SILU)
+        return fail(err, errlen, MCT_EINVAL, "epi: unknown activation %d", (int)w->act);
+    if (w->beta != 0 && w->beta != 1)
+        return fail(err, errlen, MCT_EINVAL, "beta=%d: must be 0 (C = out) or 1 (C += out)",
+                    w->beta);
+    /* products: flops and every operand's element count must stay representable */
+    double f = (double)w->M * (double)w->N * (double)w->K * (double)w->batch;
+    if (f > (double)MCT_MAX_FLOPS)
+        return fail(err, errlen, MCT_ERANGE,
+                    "M*N*K*B = %.3g: product too large (limit %lld); the shape is impossible",
+                    f, (long long)MCT_MAX_FLOPS);
+    double ea = (double)w->M * w->K * w->batch, eb = (double)w->N * w->K * w->batch,
+           ec = (double)w->M * w->N * w->batch;
+    if (ea > 4e12 || eb > 4e12 || ec > 4e12)
+        return fail(err, errlen, MCT_ERANGE, "operand size overflows (M*K, N*K or M*N too large)");
+    return 0;
+}
+
+static int parse_int(const char *field, const char *s, int64_t *out, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    if (!*s)
+        return fail(err, errlen, MCT_EINVAL, "%s: missing value", field);
+    long long v = strtoll(s, &end, 10);
+    if (*end)
+        return fail(err, errlen, MCT_EINVAL, "%s=%s: not a whole number", field, s);
+    if (errno == ERANGE || v > MCT_MAX_DIM)
+        return fail(err, errlen, MCT_ERANGE, "%s=%s: larger than the limit %lld", field, s,
+                    (long long)MCT_MAX_DIM);
+    if (v < 1)
+        return fail(err, errlen, MCT_ERANGE, "%s=%s: sizes must be at least 1", field, s);
+    *out = v;
+    return 0;
+}
+
+static int parse_epi(const char *s, mct_workload *w, char *err, size_t errlen)
+{
+    char buf[64];
+    if (strlen(s) >= sizeof buf)
+        return fail(err, errlen, MCT_EINVAL, "epi=%.40s...: too long", s);
+    strcpy(buf, s);
+    w->bias = 0;
+    w->act = MCT_ACT_NONE;
+    if (!strcmp(buf, "none"))
+        return 0;
+    int nact = 0;
+    for (char *save = NULL, *t = strtok_r(buf, "+", &save); t; t = strtok_r(NULL, "+", &save)) {
+        if (!strcmp(t, "bias") && !w->bias && !nact)
+            w->bias = 1;
+        else if (!strcmp(t, "relu") && !nact)
+            w->act = MCT_ACT_RELU, nact++;
+        else if (!strcmp(t, "gelu") && !nact)
+            w->act = MCT_ACT_GELU, nact++;
+        else if (!strcmp(t, "silu") && !nact)
+            w->act = MCT_ACT_SILU, nact++;
+        else
+            return fail(err, errlen, MCT_EINVAL,
+                        "epi=%s: unknown or misplaced epilogue '%s' (use none, bias, relu, gelu, "
+                        "silu, or bias+ACT)", s, t);
+    }
+    if (!w->bias && !nact)
+        return fail(err, errlen, MCT_EINVAL, "epi=%s: empty epilogue", s);
+    return 0;
+}
+
+int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen)
+{
+    mct_workload w = {.batch = 1, .group = 1};
+    char buf[512];
+    if (!text)
+        return fail(err, errlen, MCT_EINVAL, "empty workload");
+    if (strlen(text) >= sizeof buf)
+        return fail(err, errlen, MCT_EINVAL, "workload text longer than %zu bytes",
+                    sizeof buf - 1);
+    strcpy(buf, text);
+    char *save = NULL, *tok[16];
+    int n = 0;
+    for (char *t = strtok_r(buf, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
+        if (n == 16)
+            return fail(err, errlen, MCT_EINVAL, "workload has too many fields");
+        tok[n++] = t;
+    }
+    if (n < 3)
+        return fail(err, errlen, MCT_EINVAL,
+                    "'%s': expected 'OP f32 LAYOUT M=.. N=.. K=.. [epi=..]', e.g. "
+                    "'matmul f32 nt M=128 N=4096 K=4096 epi=none'", text);
+    if (!strcmp(tok[0], "matmul"))
+        w.op = MCT_OP_MATMUL;
+    else if (!strcmp(tok[0], "bmm"))
+        w.op = MCT_OP_BMM;
+    else
+        return fail(err, errlen, MCT_EINVAL, "op '%s': unknown (use matmul or bmm)", tok[0]);
+    if (strcmp(tok[1], "f32"))
+        return fail(err, errlen, MCT_EINVAL, "dtype '%s': unsupported (use f32)", tok[1]);
+    if (!strcmp(tok[2], "nn"))
+        w.layout = MCT_NN;
+    else if (!strcmp(tok[2], "nt"))
+        w.layout = MCT_NT;
+    else
+        return fail(err, errlen, MCT_EINVAL,
+                    "layout '%s': unknown (use nn for B[K,N] or nt for B[N,K])", tok[2]);
+    int seen_m = 0, seen_n = 0, seen_k = 0, seen_b = 0, seen_g = 0, seen_e = 0, seen_beta = 0;
+    for (int i = 3; i < n; i++) {
+        char *eq = strchr(tok[i], '=');
+        if (!eq)
+            return fail(err, errlen, MCT_EINVAL, "field '%s': expected NAME=VALUE", tok[i]);
+        *eq = 0;
+        const char *k = tok[i], *v = eq + 1;
+        int r = 0, dup = 0;
+        if (!strcmp(k, "M"))
+            dup = seen_m++, r = parse_int("M", v, &w.M, err, errlen);
+        else if (!strcmp(k, "N"))
+            dup = seen_n++, r = parse_int("N", v, &w.N, err, errlen);
+        else if (!strcmp(k, "K"))
+            dup = seen_k++, r = parse_int("K", v, &w.K, err, errlen);
+        else if (!strcmp(k, "B") && w.op == MCT_OP_BMM)
+            dup = seen_b++, r = parse_int("B", v, &w.batch, err, errlen);
+        else if (!strcmp(k, "G") && w.op == MCT_OP_BMM)
+            dup = seen_g++, r = parse_int("G", v, &w.group, err, errlen);
+        else if (!strcmp(k, "epi"))
+            dup = seen_e++, r = parse_epi(v, &w, err, errlen);
+        else if (!strcmp(k, "beta")) {
+            dup = seen_beta++;
+            if (!strcmp(v, "0") || !strcmp(v, "1"))
+                w.beta = v[0] - '0';
+            else
+                r = fail(err, errlen, MCT_EINVAL, "beta=%s: must be 0 (C = out) or 1 (C += out)",
+                         v);
+        } else
+            return fail(err, errlen, MCT_EINVAL, "field '%s': unknown for %s (fields: M N K%s "
+                        "epi beta)", k, tok[0], w.op == MCT_OP_BMM ? " B G" : "");
+        if (r)
+            return r;
+        if (dup)
+            return fail(err, errlen, MCT_EINVAL, "field '%s' given twice", k);
+    }
+    if (!seen_m || !seen_n || !seen_k)
+        return fail(err, errlen, MCT_EINVAL, "missing size %s (need M=, N= and K=)",
+                    !seen_m ? "M" : !seen_n ? "N" : "K");
+    if (w.op == MCT_OP_BMM && !seen_b)
+        return fail(err, errlen, MCT_EINVAL, "bmm needs B= (number of heads)");
+    int r = mct_wl_check(&w, err, errlen);
+    if (r)
+        return r;
+    *out = w;
+    return 0;
+}
+
+int mct_wl_format(const mct_workload *w, char *buf, size_t len)
+{
+    char epi[32];
+    if (!w->bias && w->act == MCT_ACT_NONE)
+        strcpy(epi, "none");
+    else if (w->bias && w->act != MCT_ACT_NONE)
+        snprintf(epi, sizeof epi, "bias+%s", mct_act_name(w->act));
+    else
+        strcpy(epi, w->bias ? "bias" : mct_act_name(w->act));
+    char bg[64] = "";
+    if (w->op == MCT_OP_BMM)
+        snprintf(bg, sizeof bg, " B=%lld G=%lld", (long long)w->batch, (long long)w->group);
+    int n = snprintf(buf, len, "%s f32 %s%s M=%lld N=%lld K=%lld epi=%s%s",
+                     w->op == MCT_OP_BMM ? "bmm" : "matmul", w->layout == MCT_NT ? "nt" : "nn",
+                     bg, (long long)w->M, (long long)w->N, (long long)w->K, epi,
+                     w->beta ? " beta=1" : "");
+    if (n < 0 || (size_t)n >= len)
+        return MCT_ERANGE;
+    return n;
+}
+
+void mct_wl_hash(const mct_workload *w, uint8_t out[16])
+{
+    char buf[256];
+    int n = mct_wl_format(w, buf, sizeof buf);
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(buf, n > 0 ? (size_t)n : 0));
+    memcpy(out, c.digest, 16);
+}
+
+double mct_wl_flops(const mct_workload *w)
+{
+    return 2.0 * (double)w->M * (double)w->N * (double)w->K * (double)w->batch;
+}
