@@ -1,0 +1,158 @@
+/* mctune measurement harness: compile, run, check and time candidate kernels.
+ *
+ * A candidate is a schedule (lowered to C with mct_cg_lower_c) or a raw C11 source that defines
+ * a kernel with the ABI of codegen/codegen.h. Measuring one:
+ *
+ *   1. compile: `cc` (default flags MCT_MEAS_CFLAGS) into a shared object, through an on-disk
+ *      cache keyed by xxh3-128 of (source, compiler path, compiler version, flags, host CPU when
+ *      the flags say -march=native). A hit compiles nothing. Entries are written to a temporary
+ *      name and renamed into place, so two processes may fill one cache at once and a reader
+ *      never sees a torn file. Compile errors are cached too (KEY.err), so they cost once.
+ *   2. run: a child process (a small driver program, compiled once into the same cache from a
+ *      source embedded in measure.c) dlopens the object, maps the inputs from a memfd the
+ *      parent filled once per workload, and runs the kernel. Its output C sits between two
+ *      PROT_NONE guard pages with canary bytes in the slack, the inputs are read-only with guard
+ *      pages after them, so a crash, a hang, an out-of-bounds write or an early exit is one
+ *      recorded status and the tuner goes on.
+ *   3. check: the first run is compared with the oracle (tuner/oracle.h: OpenBLAS + epilogue)
+ *      with mct_oracle_relerr; above mct_oracle_tolerance(K) the status is `wrong` and the
+ *      candidate is never timed.
+ *   4. time: warm-up (every B copy once, and at least warmup_s), then single calls timed with
+ *      CLOCK_MONOTONIC until both min_time_s and min_runs are reached (or max_runs); median,
+ *      quartiles, min and max. B (the weights) rotates through enough copies that their total
+ *      exceeds the last-level cache (sysconf(_SC_LEVEL3_CACHE_SIZE), else /sys, else 32 MiB),
+ *      so small-M figures see weights coming from memory as in serving; the copies are capped
+ *      at rotate_cap bytes (default 1 GiB: some VMs report a several-hundred-MiB L3). With
+ *      `hot` there is one copy (cache-resident case). With prepacked schedules FN_pack_b runs
+ *      once per copy before timing, untimed. The child runs with OMP_NUM_THREADS=threads,
+ *      OMP_PROC_BIND=close, OMP_PLACES=cores and its affinity set to `threads` CPUs of this
+ *      process's affinity mask (the last ones), so one-thread figures stay on one core.
+ *
+ * Batches (mct_meas_batch) compile every missing candidate first, up to `jobs` compilers at
+ * once, and only then run the candidates one at a time: timing never overlaps a compile that
+ * this harness started.
+ *
+ * Errors: functions return 0 or a negative MCT_E* code (runtime/mct_err.h) for failures of
+ * the harness itself (bad argument, cache folder not writable, no compiler, fork failed).
+ * What happened to a candidate is never a return code: it is the record's status.
+ */
+#ifndef MCT_MEASURE_H
+#define MCT_MEASURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codegen/codegen.h"
+
+/* Flags used when mct_meas_opts.cflags is NULL. */
+#define MCT_MEAS_CFLAGS "-O3 -march=native -fopenmp -fPIC -shared -pipe"
+
+typedef enum {
+    MCT_MEAS_OK = 0,
+    MCT_MEAS_COMPILE_ERROR, /* lowering or cc failed, or the object lacks the kernel symbol */
+    MCT_MEAS_CRASH,         /* signal, out-of-bounds write (guard page or canary), early exit */
+    MCT_MEAS_TIMEOUT,       /* the child ran past its time limit and was killed */
+    MCT_MEAS_WRONG          /* first run differs from the oracle beyond the tolerance */
+} mct_meas_status;
+
+/* "ok", "compile-error", "crash", "timeout", "wrong"; never NULL. */
+const char *mct_meas_status_name(mct_meas_status s);
+
+/* Settings. Zero / NULL fields take the defaults written beside them; start from
+ * mct_meas_opts_default() or a zeroed struct. Strings are copied by mct_meas_create. */
+typedef struct mct_meas_opts {
+    const char *cache_dir;  /* NULL: $MCTUNE_CC_CACHE, else $XDG_CACHE_HOME/mctune/cc,
+                               else $HOME/.cache/mctune/cc (created when missing) */
+    const char *cc;         /* NULL: "cc" (searched in PATH) */
+    const char *cflags;     /* NULL: MCT_MEAS_CFLAGS, split on spaces */
+    int threads;            /* 0: 1 */
+    int hot;                /* 1: one B copy, cache-resident figures */
+    int baseline;           /* 1: also time OpenBLAS on the same data in the same child */
+    double min_time_s;      /* 0: 0.2 s of timed calls at least ... */
+    int min_runs;           /* 0: ... and 10 timed calls at least */
+    int max_runs;           /* 0: 100000 */
+    double warmup_s;        /* 0: 0.02 s (after one call per B copy) */
+    double timeout_s;       /* 0: 30 s for start-up and the checked first run; the timed phase
+                               gets this plus room for the calls the protocol needs */
+    double compile_timeout_s; /* 0: 120 s per compiler invocation */
+    int jobs;               /* 0: CPUs in this process's affinity mask */
+    size_t rotate_cap;      /* 0: 1 GiB, most bytes spent on B copies */
+    uint64_t seed;          /* 0: 1; input data are uniform in [-1, 1) from this seed */
+} mct_meas_opts;
+
+void mct_meas_opts_default(mct_meas_opts *o);
+
+/* One candidate: either sched (lowered with the host target, kernel name "mct_cand"), or
+ * source + fn (a C source defining FN with the kernel ABI; prepacked says whether it also
+ * defines FN_packed_size and FN_pack_b). When sched is set, the other fields are ignored. */
+typedef struct mct_meas_cand {
+    const mct_sched *sched;
+    const char *source;
+    const char *fn;
+    int prepacked;
+} mct_meas_cand;
+
+typedef struct mct_meas_result {
+    mct_meas_status status;
+    char detail[512];       /* why, for anything but ok: the signal and address, the first
+                               compiler error, relerr vs tolerance, ...; "" when ok */
+    double median_s, min_s, max_s, q1_s, q3_s; /* seconds per call; 0 unless ok */
+    long runs;              /* timed calls */
+    double gflops;          /* mct_wl_flops / median */
+    double relerr;          /* of the checked first run (-1 when it did not run) */
+    double first_s;         /* duration of the checked first run */
+    double compile_s;       /* compiler wall time for this candidate; 0 when cached */
+    int cached;             /* 1: the compile cache had it (nothing was compiled) */
+    double run_s;           /* child wall time: start-up, check, warm-up, timing, baseline */
+    int threads;
+    int hot;
+    long copies;            /* B copies rotated through */
+    size_t rotate_bytes;    /* their total size */
+    uint8_t key[16];        /* compile-cache key (xxh3-128) */
+    /* compiler and flags used; owned by the mct_meas context, valid until it is destroyed */
+    const char *cc, *cc_version, *cflags;
+    /* baseline (opts.baseline): OpenBLAS on the same data, same child, same protocol */
+    int has_baseline;       /* 1 when measured; 0 with base_name "" when not asked, or with
+                               detail in base_name's place when OpenBLAS could not be loaded */
+    char base_name[64];     /* "cblas_sgemm" or "cblas_sgemv" (M=1: the faster of the two) */
+    double base_median_s, base_min_s, base_max_s, base_gflops;
+    long base_runs;
+} mct_meas_result;
+
+/* Counters since mct_meas_create. */
+typedef struct mct_meas_counters {
+    long compiles;          /* compiler invocations for candidates (the driver not counted) */
+    long cache_hits;        /* candidates found in the compile cache (or compiled earlier in
+                               the same batch) */
+    long runs;              /* child processes started */
+    double compile_wall_s;  /* wall time spent in compile phases */
+    double run_wall_s;      /* wall time spent running children */
+} mct_meas_counters;
+
+typedef struct mct_meas mct_meas;  /* opaque */
+
+/* Creates a harness: resolves the cache folder (creating it), the compiler version and the
+ * host; compiles nothing yet. opts may be NULL (defaults). err (may be NULL) says what failed. */
+int mct_meas_create(const mct_meas_opts *opts, mct_meas **out, char *err, size_t errlen);
+void mct_meas_destroy(mct_meas *m);
+
+/* The cache folder in use (owned by m). */
+const char *mct_meas_cache_dir(const mct_meas *m);
+
+/* Measures one candidate of workload w into *out (always filled when 0 is returned). */
+int mct_meas_run(mct_meas *m, const mct_workload *w, const mct_meas_cand *c,
+                 mct_meas_result *out);
+
+/* Measures n candidates of workload w: compiles the missing ones in parallel (up to opts.jobs
+ * at once), then runs them one at a time in order. out has n records. */
+int mct_meas_batch(mct_meas *m, const mct_workload *w, const mct_meas_cand *c, int n,
+                   mct_meas_result *out);
+
+/* Only the compile step: makes sure the candidate's object is in the cache. *status is
+ * MCT_MEAS_OK or MCT_MEAS_COMPILE_ERROR (detail filled when detail is not NULL). */
+int mct_meas_compile(mct_meas *m, const mct_meas_cand *c, mct_meas_status *status,
+                     char *detail, size_t detaillen);
+
+void mct_meas_get_counters(const mct_meas *m, mct_meas_counters *out);
+
+#endif
