@@ -240,15 +240,18 @@ int mct_db_open(const char *path, int flags, char *err, size_t errlen, mct_db **
         code = db_lmdb(db, rc, "creating the environment");
         goto fail;
     }
+    /* MCTUNE_DB_MAP_INITIAL (bytes) lets tests start small and exercise the growth path */
+    const char *mi = getenv("MCTUNE_DB_MAP_INITIAL");
+    size_t map = mi && atoll(mi) > 0 ? (size_t)atoll(mi) : MAP_INITIAL;
     mdb_env_set_maxdbs(db->env, 8);
-    mdb_env_set_mapsize(db->env, MAP_INITIAL);
+    mdb_env_set_mapsize(db->env, map);
     rc = mdb_env_open(db->env, path, eflags, 0664);
     if (rc && ro && (rc == EACCES || rc == EROFS)) {
         /* read-only location: read without the lock file (no concurrent writer expected) */
         mdb_env_close(db->env);
         mdb_env_create(&db->env);
         mdb_env_set_maxdbs(db->env, 8);
-        mdb_env_set_mapsize(db->env, MAP_INITIAL);
+        mdb_env_set_mapsize(db->env, map);
         rc = mdb_env_open(db->env, path, eflags | MDB_NOLOCK, 0664);
     }
     if (rc) {
@@ -583,8 +586,9 @@ int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t 
                        "%s holds workload '%s', whose hash differs (damaged file or hash "
                        "collision); delete it with 'mctune db rm'", db->file, wh, out->workload);
     if (klen >= sizeof(mct_db_key)) {
-        const mct_db_key *mk = key;
-        if (mk->cpu != out->cpu || mk->threads != (uint32_t)out->threads)
+        mct_db_key mk;  /* keys inside LMDB pages are not aligned */
+        memcpy(&mk, key, sizeof mk);
+        if (mk.cpu != out->cpu || mk.threads != (uint32_t)out->threads)
             return db_fail(db, MCT_ECORRUPT, "database '%s': the record of workload '%s' names "
                            "another CPU or thread count than its key", db->file, out->workload);
     }
@@ -903,6 +907,8 @@ int mct_db_get_best_nearest_m(mct_db *db, const mct_workload *w, uint64_t cpu, i
     int rc;
     memset(&k, 0, sizeof k);
     mct_wl_hash(w, k.wl);
+    k.cpu = cpu;
+    k.threads = (uint32_t)threads;
     rc = mct_db_get_best(db, k.wl, cpu, threads, out);
     if (rc != MCT_ENOTFOUND)
         return rc;

@@ -92,6 +92,17 @@ int mct_cpu_has(const mct_cpu *c, int i)
     return (w & feats[i].mask) == feats[i].mask;
 }
 
+int mct_cpu_set(mct_cpu *c, int i)
+{
+    if (i < 0 || i >= NFEATS)
+        return MCT_EINVAL;
+    if (feats[i].word == W_XCR0)
+        c->xcr0 |= feats[i].mask;
+    else
+        c->feat[feats[i].word] |= feats[i].mask;
+    return MCT_OK;
+}
+
 int mct_cpu_feature_find(const char *name)
 {
     for (int i = 0; i < NFEATS; i++)

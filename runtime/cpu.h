@@ -116,6 +116,10 @@ const char *mct_cpu_feature_name(int i);
 /* 1 when the record has feature i (an index below mct_cpu_feature_count), else 0. */
 int mct_cpu_has(const mct_cpu *c, int i);
 
+/* Sets feature i in the record (synthetic CPUs for tests and tools); the os-* features set
+ * their XCR0 bits. Returns MCT_EINVAL for an index out of range. */
+int mct_cpu_set(mct_cpu *c, int i);
+
 /* Index of a feature by name, or MCT_ENOTFOUND. */
 int mct_cpu_feature_find(const char *name);
 
