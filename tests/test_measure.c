@@ -521,6 +521,37 @@ static void test_cache_dir_env(void)
     CHECKF(strstr(err, "/proc/no/such/place") != NULL, "error names the folder: %s", err);
 }
 
+/* The command line, when the runner names the binary (MCTUNE=build/mctune). */
+static int sh(const char *fmt, const char *a, const char *b)
+{
+    char *cmd = NULL;
+    if (asprintf(&cmd, fmt, a, b) < 0)
+        return -1;
+    int st = system(cmd);
+    free(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void)
+{
+    const char *bin = getenv("MCTUNE");
+    if (!bin || access(bin, X_OK))
+        return; /* run directly, without the runner: nothing to call */
+    const char *wl = "'matmul f32 nn M=3 N=17 K=40 epi=relu'";
+    CHECK(sh("%s measure >/dev/null 2>&1", bin, "") == 2);
+    CHECK(sh("%s measure %s --bogus >/dev/null 2>&1", bin, wl) == 2);
+    CHECK(sh("%s measure %s --threads >/dev/null 2>&1", bin, wl) == 2);
+    CHECK(sh("%s measure %s --threads 0 >/dev/null 2>&1", bin, wl) == 2);
+    CHECK(sh("%s measure %s --schedule 'tile(q, 3)' >/dev/null 2>&1", bin, wl) == 2);
+    CHECK(sh("%s measure --help | grep -q -- --baseline", bin, "") == 0);
+    char *cmd = NULL;
+    CHECK(asprintf(&cmd, "%s measure %s --cache '%s/cli' --min-time 0.01 --baseline "
+                   "--schedule 'tile(j, 4); reorder(i, j0, k, j1); vectorize(j1)' | grep -q 'status     ok'",
+                   bin, wl, cache) > 0);
+    CHECK(system(cmd) == 0);
+    free(cmd);
+}
+
 static void rm_rf(const char *path)
 {
     char *cmd = NULL;
@@ -558,6 +589,7 @@ int main(void)
     test_repeatable_and_baseline();
     test_schedule();
     test_cache_dir_env();
+    test_cli();
     rm_rf(cache);
     return check_done();
 }

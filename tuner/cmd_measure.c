@@ -28,7 +28,7 @@ static const char usage_text[] =
     "  --baseline           also time OpenBLAS (cblas_sgemm; for M=1 also cblas_sgemv, the\n"
     "                       faster is shown) on the same data, and print the ratio\n"
     "  --min-time SECONDS   timed calls last at least this long in total (default 0.2)\n"
-    "  --min-runs N         and number at least N (default 10)\n"
+    "  --min-runs N         and number at least N (default 5)\n"
     "  --timeout SECONDS    limit for start-up and the checked first run (default 30)\n"
     "  --cache DIR          compile cache folder (default $MCTUNE_CC_CACHE, else\n"
     "                       $XDG_CACHE_HOME/mctune/cc, else ~/.cache/mctune/cc)\n"
@@ -156,15 +156,19 @@ int mct_cmd_measure(int argc, char **argv)
         strcpy(at + 1, source);
         src_text = mct_cli_text_arg("measure", at);
         free(at);
-        if (!src_text)
+        if (!src_text) {
+            rc = 2;
             goto fail;
+        }
         c.source = src_text;
         c.fn = fn;
         c.prepacked = prepacked;
     } else {
         sched_text = sched_arg ? mct_cli_text_arg("measure", sched_arg) : strdup("");
-        if (!sched_text)
+        if (!sched_text) {
+            rc = 2;
             goto fail;
+        }
         if (mct_sched_parse(&w, sched_text, &s, err, sizeof err)) {
             fprintf(stderr, "mctune measure: schedule '%s': %s\n", sched_text, err);
             rc = 2;

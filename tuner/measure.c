@@ -78,7 +78,7 @@ void mct_meas_opts_default(mct_meas_opts *o)
     memset(o, 0, sizeof *o);
     o->threads = 1;
     o->min_time_s = 0.2;
-    o->min_runs = 10;
+    o->min_runs = 5;
     o->max_runs = 100000;
     o->warmup_s = 0.02;
     o->timeout_s = 30;

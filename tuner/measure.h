@@ -17,7 +17,7 @@
  *   3. check: the first run is compared with the oracle (tuner/oracle.h: OpenBLAS + epilogue)
  *      with mct_oracle_relerr; above mct_oracle_tolerance(K) the status is `wrong` and the
  *      candidate is never timed.
- *   4. time: warm-up (every B copy once, and at least warmup_s), then single calls timed with
+ *   4. time: warm-up (untimed calls for warmup_s, at least one), then single calls timed with
  *      CLOCK_MONOTONIC until both min_time_s and min_runs are reached (or max_runs); median,
  *      quartiles, min and max. B (the weights) rotates through enough copies that their total
  *      exceeds the last-level cache (sysconf(_SC_LEVEL3_CACHE_SIZE), else /sys, else 32 MiB),
@@ -69,7 +69,7 @@ typedef struct mct_meas_opts {
     int hot;                /* 1: one B copy, cache-resident figures */
     int baseline;           /* 1: also time OpenBLAS on the same data in the same child */
     double min_time_s;      /* 0: 0.2 s of timed calls at least ... */
-    int min_runs;           /* 0: ... and 10 timed calls at least */
+    int min_runs;           /* 0: ... and 5 timed calls at least */
     int max_runs;           /* 0: 100000 */
     double warmup_s;        /* 0: 0.02 s (after one call per B copy) */
     double timeout_s;       /* 0: 30 s for start-up and the checked first run; the timed phase
@@ -95,7 +95,8 @@ typedef struct mct_meas_cand {
 typedef struct mct_meas_result {
     mct_meas_status status;
     char detail[512];       /* why, for anything but ok: the signal and address, the first
-                               compiler error, relerr vs tolerance, ...; "" when ok */
+                               compiler error, relerr vs tolerance, ...; when ok, "" or why the
+                               asked-for baseline is missing */
     double median_s, min_s, max_s, q1_s, q3_s; /* seconds per call; 0 unless ok */
     long runs;              /* timed calls */
     double gflops;          /* mct_wl_flops / median */
