@@ -86,3 +86,31 @@ install: all
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- fuzzing: `make fuzz` builds tests/fuzz_*.c as libFuzzer targets with clang; `make test`
+# builds them first and tests/test_fuzz.c runs each for a few seconds. Without clang and
+# libFuzzer the targets are skipped with a note (and test_fuzz says so).
+FUZZ_CC    ?= clang
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz_*.c))
+FUZZERS    := $(FUZZ_SRC:tests/%.c=$(BUILD)/fuzz/%)
+FUZZ_LIBSRC = $(sort $(wildcard codegen/*.c db/*.c runtime/*.c))
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIBS  := -llmdb -lcjson -lxxhash -lm
+
+.PHONY: fuzz
+fuzz: $(FUZZERS)
+
+$(BUILD)/fuzz/%: tests/%.c $(FUZZ_LIBSRC) $(HDRS) | deps
+	@mkdir -p $(dir $@)
+	$(Q)if printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' \
+	    | $(FUZZ_CC) -fsanitize=fuzzer -x c - -o $@.probe >/dev/null 2>&1; then \
+	    rm -f $@.probe; \
+	    $(if $(Q),echo "  FUZZ  $@";) \
+	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIBSRC) $(FUZZ_LIBS); \
+	else \
+	    rm -f $@.probe; \
+	    echo "  FUZZ  skipped $@: $(FUZZ_CC) with libFuzzer not found (scripts/install-deps.sh)"; \
+	fi
+
+test: fuzz
