@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now(void)
 {
@@ -94,10 +95,10 @@ int main(int argc, char **argv)
     }
     printf("statuses: ok %d, compile-error %d, crash %d, timeout %d, wrong %d\n", st[0], st[1],
            st[2], st[3], st[4]);
-    printf("total %.1f s: compile phase %.1f s wall (%ld compiles on %d jobs, %.2f s each on "
-           "average), run phase %.1f s wall (%ld children, %.1f s inside timed calls), set-up "
+    printf("total %.1f s: compile phase %.1f s wall (%ld compiles, up to %ld at once, %.2f s "
+           "each on average), run phase %.1f s wall (%ld children, %.1f s inside timed calls), set-up "
            "(inputs, oracle, driver) %.1f s\n",
-           total, ct.compile_wall_s, ct.compiles, o.jobs ? o.jobs : 0,
+           total, ct.compile_wall_s, ct.compiles, sysconf(_SC_NPROCESSORS_ONLN),
            ct.compiles ? compile_cpu / (double)ct.compiles : 0.0, ct.run_wall_s, ct.runs, timed,
            total - ct.compile_wall_s - ct.run_wall_s);
     if (best >= 0) {

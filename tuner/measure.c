@@ -4,6 +4,7 @@
 #include "tuner/measure_driver.h"
 #include "tuner/oracle.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -286,6 +287,26 @@ static long llc_bytes(void)
     return v > 0 ? v : 32L << 20;
 }
 
+/* Temporary files of a process that died mid-write stay behind; anything older than an hour
+ * is such a leftover (a live compile or write takes seconds). */
+static void remove_stale_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    time_t limit = time(NULL) - 3600;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strstr(e->d_name, ".tmp."))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            st.st_mtime < limit)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 int mct_meas_create(const mct_meas_opts *opts, mct_meas **out, char *err, size_t errlen)
 {
     int rc = MCT_ENOMEM;
@@ -325,6 +346,8 @@ int mct_meas_create(const mct_meas_opts *opts, mct_meas **out, char *err, size_t
         rc = rc ? rc : MCT_EIO;
         goto fail;
     }
+
+    remove_stale_tmp(m->cache_dir);
 
     const char *ccname = m->o.cc && *m->o.cc ? m->o.cc : "cc";
     m->cc = find_in_path(ccname);
@@ -1121,6 +1144,9 @@ static void run_child(mct_meas *m, const struct cand *c, mct_meas_result *r)
         } else {
             snprintf(r->detail, sizeof r->detail, "driver set-up failed: %.400s", msg.text);
         }
+    } else if (got == 1) {
+        snprintf(r->detail, sizeof r->detail, "harness: unexpected message %d from the driver "
+                 "during %s", msg.kind, phase);
     } else if (got < 0) {
         r->status = MCT_MEAS_TIMEOUT;
         snprintf(r->detail, sizeof r->detail, "no answer within %.1f s during %s; killed (the "

@@ -32,6 +32,12 @@
  * once, and only then run the candidates one at a time: timing never overlaps a compile that
  * this harness started.
  *
+ * The child's environment is this process's, with OMP_NUM_THREADS, OMP_PROC_BIND, OMP_PLACES,
+ * OPENBLAS_NUM_THREADS and GOMP_CPU_AFFINITY replaced and LD_PRELOAD removed (a preloaded tool
+ * would change the figures).
+ *
+ * A harness is not thread-safe: use one per thread. Several processes may share a cache.
+ *
  * Errors: functions return 0 or a negative MCT_E* code (runtime/mct_err.h) for failures of
  * the harness itself (bad argument, cache folder not writable, no compiler, fork failed).
  * What happened to a candidate is never a return code: it is the record's status.
