@@ -124,6 +124,17 @@ int mct_sched_prepacked(const mct_sched *s);
  * until the schedule changes) and returns the count. */
 int mct_sched_loops(const mct_sched *s, const char **names, int max);
 
+/* A random legal schedule for w, drawn from the whole space (tiles that need not divide the
+ * sizes, orders, packs, register tiles in both vector forms, parallel loops, prefetches).
+ * *rng is a 64-bit state advanced by the call; vlen is the SIMD width the schedule is meant
+ * for (it only biases the draws; any schedule lowers for any width). */
+int mct_sched_random(const mct_workload *w, uint64_t *rng, int vlen, mct_sched **out);
+
+/* A random legal transformation (or short sequence) applied to s, for mutation and MCTS
+ * fallback; text of what was applied is written to what. Returns 0, or MCT_ENOTAPPLIC when
+ * nothing legal was found in a bounded number of tries. */
+int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t len);
+
 /* Lowering ------------------------------------------------------------------------------- */
 
 /* Readable loop-nest pseudo-code (what a reasoning guide reads). *out is malloc'ed; free it. */

@@ -286,7 +286,7 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
        W * 4);
     /* activation: exp through range reduction and a polynomial, so no libm is needed and the
      * loop over a tile vectorizes */
-    ln(b, "static inline float %s_exp(float x)", fn);
+    ln(b, "static inline __attribute__((unused)) float %s_exp(float x)", fn);
     ln(b, "{");
     ln(b, "    if (x > 88.0f) x = 88.0f;");
     ln(b, "    if (x < -87.0f) x = -87.0f;");
@@ -298,7 +298,7 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     ln(b, "    u.i = ((int)n + 127) << 23;");
     ln(b, "    return p * u.f;");
     ln(b, "}");
-    ln(b, "static inline float %s_act(float v)", fn);
+    ln(b, "static inline __attribute__((unused)) float %s_act(float v)", fn);
     ln(b, "{");
     switch (L->w->act) {
     case MCT_ACT_RELU: ln(b, "    return v > 0.0f ? v : 0.0f;"); break;
@@ -311,14 +311,14 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     default: ln(b, "    return v;"); break;
     }
     ln(b, "}");
-    ln(b, "static inline float %s_hsum(%s_vf v)", fn, fn);
+    ln(b, "static inline __attribute__((unused)) float %s_hsum(%s_vf v)", fn, fn);
     ln(b, "{");
     ln(b, "    float s = 0.0f;");
     ln(b, "    for (int l = 0; l < %d; l++) s += v[l];", W);
     ln(b, "    return s;");
     ln(b, "}");
     /* packing: element (x, k) of the source is src[x * rs + k * cs] */
-    ln(b, "static void %s_pack_panel(const float *src, long rs, long cs, long xlo, long xhi, "
+    ln(b, "static __attribute__((unused)) void %s_pack_panel(const float *src, long rs, long cs, long xlo, long xhi, "
           "long klo, long khi, long w, float *dst)", fn);
     ln(b, "{");
     ln(b, "    long kn = khi - klo;");
@@ -338,7 +338,7 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     ln(b, "            for (long k = 0; k < kn; k++) d[k * w + (x - x0)] = 0.0f;");
     ln(b, "    }");
     ln(b, "}");
-    ln(b, "static void %s_pack_rows(const float *src, long rs, long cs, long xlo, long xhi, "
+    ln(b, "static __attribute__((unused)) void %s_pack_rows(const float *src, long rs, long cs, long xlo, long xhi, "
           "long klo, long khi, float *dst)", fn);
     ln(b, "{");
     ln(b, "    long kn = khi - klo;");
@@ -489,7 +489,7 @@ static void emit_prefetch_generic(sb_t *b, lw_t *L, int p)
             addr_B(L, ax == AX_K ? ahead : lo1, ax == AX_J ? ahead : lo2, e, sizeof e);
         }
         /* packed operands are prefetched only inside their packed region */
-        if (s->pack[opd].on && s->pack[opd].at >= 0 && cg_pos(s, s->pack[opd].at) > p)
+        if (s->pack[opd].on && s->pack[opd].at >= 0 && cg_pos(s, s->pack[opd].at) >= p)
             continue;
         ln(b, "__builtin_prefetch(&%s, 0, 3);", e);
     }
@@ -514,7 +514,7 @@ static void emit_loop_head(sb_t *b, lw_t *L, int p)
         snprintf(hi, sizeof hi, "%s_e", parent);
     }
     int64_t st = cg_step(s, id);
-    if (l->unroll && !(s->cw >= 0 && p > cg_pos(s, s->cw)))
+    if (l->unroll && !l->par && !(s->cw >= 0 && p > cg_pos(s, s->cw)))
         ln(b, "#pragma GCC unroll %d", l->unroll);
     if (st == 1)
         ln(b, "for (long %s = %s; %s < %s; %s++) {", nb, lo, nb, hi, nb);
@@ -529,7 +529,7 @@ static void emit_loop_head(sb_t *b, lw_t *L, int p)
         ln(b, "const float *Bb = B + (%s / group) * sB;", nb);
         ln(b, "float *Cb = C + %s * sC;", nb);
         if (L->scratch)
-            ln(b, "float *Tb = S + %s * M * N;", nb);
+            ln(b, "float *Tb = S + %s * M * N; (void)Tb;", nb);
         ln(b, "(void)Ab; (void)Bb; (void)Cb;");
     }
 }
@@ -549,7 +549,7 @@ static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc)
         ln(b, "{");
         b->ind++;
         for (int o = 0; o < 2; o++)
-            if (s->pack[o].on && s->pack[o].at >= 0 && cg_pos(s, s->pack[o].at) > p) {
+            if (s->pack[o].on && s->pack[o].at >= 0 && cg_pos(s, s->pack[o].at) >= p) {
                 const char *nm = o ? "pkB" : "pkA";
                 ln(b, "float *%s = %s_pool + (size_t)%s_TID() * %s_sz;", nm, nm, L->fn, nm);
             }
@@ -898,7 +898,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     b.ind++;
     ln(&b, "if (M <= 0 || N <= 0 || K <= 0 || batch <= 0) return 0;");
     ln(&b, "if (group <= 0) group = 1;");
-    ln(&b, "(void)lda; (void)ldb; (void)bias; (void)sA; (void)sB; (void)group;");
+    ln(&b, "(void)lda; (void)ldb; (void)bias; (void)sA; (void)sB; (void)sC; (void)group;");
     ln(&b, "int rc_ = 0;");
     if (L.scratch) {
         ln(&b, "float *S = (float *)calloc((size_t)batch * (size_t)M * (size_t)N, sizeof(float));");
@@ -916,7 +916,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         char sz[200];
         pack_size(&L, o, p, sz, sizeof sz);
         ln(&b, "const size_t %s_sz = ((%s) + 31) / 32 * 32;", nm, sz);
-        if (L.par_pos >= 0 && p > L.par_pos)
+        if (L.par_pos >= 0 && p >= L.par_pos)
             ln(&b, "float *%s_pool = (float *)aligned_alloc(64, %s_sz * sizeof(float) * "
                    "(size_t)%s_NT());", nm, nm, fn);
         else {
@@ -936,8 +936,8 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         ln(&b, "const float *Ab = A, *Bb = B;");
         ln(&b, "float *Cb = C;");
         if (L.scratch)
-            ln(&b, "float *Tb = S;");
-        ln(&b, "(void)Ab; (void)Bb;");
+            ln(&b, "float *Tb = S; (void)Tb;");
+        ln(&b, "(void)Ab; (void)Bb; (void)Cb;");
     }
     if (s->cw < 0 && !L.scratch && !s->w.beta) {
         ln(&b, "for (long b_ = 0; b_ < batch; b_++)");

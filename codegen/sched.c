@@ -604,8 +604,9 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
                 continue;
             if (s->loops[id].level < last)
                 return why_f(why, len, MCT_ENOTAPPLIC,
-                             "reorder: %s would run outside %c%d, the loop it splits",
-                             cg_loop_name(s, id, nb), axis_ch[a], s->loops[id].level - 1);
+                             "reorder: %s must stay outside %c%d (%c%d iterates within %s's "
+                             "block)", cg_loop_name(s, id, nb), axis_ch[a], last, axis_ch[a],
+                             last, nb);
             last = s->loops[id].level;
         }
     }
