@@ -96,7 +96,8 @@ int main(int argc, char **argv)
     printf("statuses: ok %d, compile-error %d, crash %d, timeout %d, wrong %d\n", st[0], st[1],
            st[2], st[3], st[4]);
     printf("total %.1f s: compile phase %.1f s wall (%ld compiles, up to %ld at once, %.2f s "
-           "each on average), run phase %.1f s wall (%ld children, %.1f s inside timed calls), set-up "
+           "each on average), run phase %.1f s wall (%ld children, %.1f s inside timed calls), "
+           "set-up "
            "(inputs, oracle, driver) %.1f s\n",
            total, ct.compile_wall_s, ct.compiles, sysconf(_SC_NPROCESSORS_ONLN),
            ct.compiles ? compile_cpu / (double)ct.compiles : 0.0, ct.run_wall_s, ct.runs, timed,

@@ -546,7 +546,8 @@ static void test_cli(void)
     CHECK(sh("%s measure --help | grep -q -- --baseline", bin, "") == 0);
     char *cmd = NULL;
     CHECK(asprintf(&cmd, "%s measure %s --cache '%s/cli' --min-time 0.01 --baseline "
-                   "--schedule 'tile(j, 4); reorder(i, j0, k, j1); vectorize(j1)' | grep -q 'status     ok'",
+                   "--schedule 'tile(j, 4); reorder(i, j0, k, j1); vectorize(j1)' "
+                   "| grep -q 'status     ok'",
                    bin, wl, cache) > 0);
     CHECK(system(cmd) == 0);
     free(cmd);
