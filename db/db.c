@@ -166,6 +166,11 @@ static int open_dbis(mct_db *db)
     int ro = db->flags & MCT_DB_RDONLY;
     MDB_txn *t = NULL;
     int rc = mdb_txn_begin(db->env, NULL, ro ? MDB_RDONLY : 0, &t);
+    for (int i = 0; i < 8 && rc == MDB_MAP_RESIZED; i++) {
+        /* another process grew the map since we opened: adopt its size */
+        mdb_env_set_mapsize(db->env, 0);
+        rc = mdb_txn_begin(db->env, NULL, ro ? MDB_RDONLY : 0, &t);
+    }
     if (rc)
         return db_lmdb(db, rc, "starting a transaction");
     for (int i = 0; i < 7; i++) {
@@ -559,6 +564,141 @@ int mct_db_rec_key(const mct_db_rec *r, mct_db_key *out)
     return db_rec_canon(&tmp, out, NULL, NULL, 0);
 }
 
+
+/* The hot path of get-best: our own values are flat objects of strings and numbers written by
+ * cJSON_PrintUnformatted. This reader decodes them without allocating; on anything unusual
+ * (other escapes, nesting, a missing or out-of-range field) it returns -1 and the caller falls
+ * back to cJSON, which also words the error. */
+static int fast_str(const char **pp, const char *end, char *dst, size_t cap)
+{
+    const char *p = *pp;
+    size_t n = 0;
+    if (p >= end || *p != '"')
+        return -1;
+    for (p++; p < end && *p != '"'; p++) {
+        char c = *p;
+        if ((unsigned char)c < 0x20)
+            return -1;
+        if (c == '\\') {
+            if (++p >= end)
+                return -1;
+            switch (*p) {
+            case '"': c = '"'; break;
+            case '\\': c = '\\'; break;
+            case '/': c = '/'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            case 't': c = '\t'; break;
+            case 'u': {
+                unsigned v = 0;
+                if (end - p < 5)
+                    return -1;
+                for (int i = 1; i <= 4; i++) {
+                    char h = p[i];
+                    v = v * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f'
+                                            ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                            : 1000);
+                }
+                if (v == 0 || v >= 0x80)
+                    return -1;
+                c = (char)v;
+                p += 4;
+                break;
+            }
+            default: return -1;
+            }
+        }
+        if (dst) {
+            if (n + 1 >= cap)
+                return -1;
+            dst[n++] = c;
+        }
+    }
+    if (p >= end)
+        return -1;
+    if (dst)
+        dst[n] = 0;
+    *pp = p + 1;
+    return 0;
+}
+
+static int fast_num(const char **pp, const char *end, double *out)
+{
+    char buf[40];
+    size_t n = 0;
+    const char *p = *pp;
+    while (p < end && n < sizeof buf - 1 && strchr("0123456789+-.eE", *p) && *p)
+        buf[n++] = *p++;
+    if (!n || n == sizeof buf - 1)
+        return -1;
+    buf[n] = 0;
+    char *e;
+    *out = strtod(buf, &e);
+    if (*e || !isfinite(*out))
+        return -1;
+    *pp = p;
+    return 0;
+}
+
+static int rec_fast(const char *p, size_t len, mct_db_rec *r)
+{
+    const char *end = p + len;
+    char key[16], cpu[20];
+    unsigned seen = 0;
+    double d;
+    memset(r, 0, sizeof *r);
+    if (p >= end || *p++ != '{')
+        return -1;
+    while (p < end && *p != '}') {
+        if (fast_str(&p, end, key, sizeof key) < 0 || p >= end || *p++ != ':')
+            return -1;
+        struct { const char *name; char *dst; size_t cap; } strs[] = {
+            {"workload", r->workload, sizeof r->workload}, {"cpu", cpu, sizeof cpu},
+            {"schedule", r->schedule, sizeof r->schedule}, {"search", r->search, sizeof r->search},
+            {"guide", r->guide, sizeof r->guide}, {"compiler", r->compiler, sizeof r->compiler},
+            {"flags", r->flags, sizeof r->flags}, {"tool", r->tool, sizeof r->tool},
+            {"model", r->model, sizeof r->model}, {"wl_hash", NULL, 0}, {"type", NULL, 0},
+        };
+        int done = 0;
+        for (size_t i = 0; i < sizeof strs / sizeof strs[0] && !done; i++)
+            if (!strcmp(key, strs[i].name)) {
+                if (fast_str(&p, end, strs[i].dst, strs[i].cap) < 0)
+                    return -1;
+                seen |= 1u << i;
+                done = 1;
+            }
+        if (!done) {
+            if (fast_num(&p, end, &d) < 0)
+                return -1;
+            if (!strcmp(key, "threads") && d >= 1 && d <= 65536 && d == (int)d)
+                r->threads = (int)d, seen |= 1u << 16;
+            else if (!strcmp(key, "median_ns") && d >= 1e-6 && d <= 1e18)
+                r->median_ns = d, seen |= 1u << 17;
+            else if (!strcmp(key, "spread_ns") && d >= 0 && d <= 1e18)
+                r->spread_ns = d;
+            else if (!strcmp(key, "gflops") && d >= 0 && d <= 1e12)
+                r->gflops = d;
+            else if (!strcmp(key, "samples") && d >= 0 && d <= 9e15 && d == (double)(int64_t)d)
+                r->samples = (int64_t)d;
+            else if (!strcmp(key, "timestamp") && d >= 0 && d <= 9e15 &&
+                     d == (double)(int64_t)d)
+                r->timestamp = (int64_t)d;
+            else
+                return -1;
+        }
+        if (p < end && *p == ',')
+            p++;
+        else if (p >= end || *p != '}')
+            return -1;
+    }
+    /* workload, cpu, schedule, threads, median_ns are required */
+    if ((seen & 0x30007u) != 0x30007u || p >= end || p + 1 != end)
+        return -1;
+    return mct_cpu_key_parse(cpu, &r->cpu) < 0 ? -1 : 0;
+}
+
 /* Reads a record value and checks it against its key's workload hash. */
 int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
                    mct_db_rec *out)
@@ -569,6 +709,8 @@ int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t 
     int rc = mdb_get(t, dbi, &k, &v);
     if (rc)
         return db_lmdb(db, rc, "reading a record");
+    if (rec_fast(v.mv_data, v.mv_size, out) == 0)
+        goto check;
     cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
     db_hex(key, 16, wh);
     if (!o)
@@ -580,11 +722,14 @@ int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t 
     if (rc)
         return db_fail(db, MCT_ECORRUPT, "database '%s': the record of workload %s is damaged: "
                        "%s", db->file, wh, why);
+check:
     db_hash_text(out->workload, strlen(out->workload), h);
-    if (memcmp(h, key, 16))
+    if (memcmp(h, key, 16)) {
+        db_hex(key, 16, wh);
         return db_fail(db, MCT_ECORRUPT, "database '%s': the record stored under workload hash "
                        "%s holds workload '%s', whose hash differs (damaged file or hash "
                        "collision); delete it with 'mctune db rm'", db->file, wh, out->workload);
+    }
     if (klen >= sizeof(mct_db_key)) {
         mct_db_key mk;  /* keys inside LMDB pages are not aligned */
         memcpy(&mk, key, sizeof mk);

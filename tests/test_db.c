@@ -486,9 +486,11 @@ static void test_concurrent(void)
         if (kids[k] == 0) {
             mct_db *d = NULL;
             mct_db_rec r;
-            char s[64];
-            if (mct_db_open(path, MCT_DB_NOSYNC, NULL, 0, &d))
+            char s[64], err[1024];
+            if (mct_db_open(path, MCT_DB_NOSYNC, err, sizeof err, &d)) {
+                fprintf(stderr, "child %d: %s\n", k, err);
                 _exit(3);
+            }
             for (int i = 0; i < 1000; i++) {
                 snprintf(s, sizeof s, "tile(i, %d); writer %d", i, k);
                 rec_init(&r, W128, 99, 1, 100 + i, s);
@@ -503,8 +505,8 @@ static void test_concurrent(void)
     }
     for (int k = 0; k < 2; k++) {
         int st = 0;
-        CHECK(kids[k] > 0 && waitpid(kids[k], &st, 0) == kids[k] && WIFEXITED(st) &&
-              WEXITSTATUS(st) == 0);
+        CHECKF(kids[k] > 0 && waitpid(kids[k], &st, 0) == kids[k] && WIFEXITED(st) &&
+               WEXITSTATUS(st) == 0, "writer %d: status 0x%x", k, st);
     }
     unsetenv("MCTUNE_DB_MAP_INITIAL");
     db = open_db(path);
