@@ -634,6 +634,37 @@ static int fast_num(const char **pp, const char *end, double *out)
     if (!n || n == sizeof buf - 1)
         return -1;
     buf[n] = 0;
+    /* Fast path, exact: "[-]digits[.digits]" with a mantissa below 2^53 and at most 22
+     * decimals is mantissa / 10^k, both exact doubles, so one division rounds correctly. */
+    {
+        static const double p10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+                                       1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+                                       1e20, 1e21, 1e22};
+        const char *q = buf;
+        int neg = *q == '-', digits = 0, frac = -1;
+        uint64_t m = 0;
+        if (neg)
+            q++;
+        for (; *q; q++) {
+            if (*q >= '0' && *q <= '9') {
+                m = m * 10 + (uint64_t)(*q - '0');
+                if (++digits > 15)
+                    break;
+                if (frac >= 0)
+                    frac++;
+            } else if (*q == '.' && frac < 0 && digits) {
+                frac = 0;
+            } else {
+                break;
+            }
+        }
+        if (!*q && digits && frac != 0) {
+            double v = (double)m / p10[frac < 0 ? 0 : frac];
+            *out = neg ? -v : v;
+            *pp = p;
+            return 0;
+        }
+    }
     char *e;
     *out = strtod(buf, &e);
     if (*e || !isfinite(*out))
