@@ -311,6 +311,14 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     default: ln(b, "    return v;"); break;
     }
     ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) %s_vf %s_bc(float x)", fn, fn);
+    ln(b, "{");
+    sb_add(b, "    %s_vf v = {", fn);
+    for (int l = 0; l < W; l++)
+        sb_add(b, "%sx", l ? ", " : "");
+    sb_add(b, "};\n");
+    ln(b, "    return v;");
+    ln(b, "}");
     ln(b, "static inline __attribute__((unused)) float %s_hsum(%s_vf v)", fn, fn);
     ln(b, "{");
     ln(b, "    float s = 0.0f;");
@@ -589,6 +597,25 @@ static void emit_generic_tile(sb_t *b, lw_t *L, int pc, int64_t ei, int64_t ej)
     ln(b, "    }");
 }
 
+/* 1 when the tile's `ext` rows (A) or columns (B) always lie inside one packed panel at
+ * consecutive offsets: the panel width is a multiple of the tile and every loop of that axis
+ * between the pack and the tile steps by a multiple of it. */
+static int panel_contig(const lw_t *L, int opd, int pc, int64_t ext)
+{
+    const mct_sched *s = L->s;
+    const cg_pack *pk = &s->pack[opd];
+    int ax = opd == OPD_A ? AX_I : AX_J;
+    if (!pk->on || pk->panel_axis != ax || pk->panel_w % ext)
+        return 0;
+    int from = pk->at < 0 ? 0 : cg_pos(s, pk->at) + 1;
+    for (int z = from; z <= pc; z++) {
+        int id = s->order[z];
+        if (s->loops[id].axis == ax && cg_step(s, id) % ext)
+            return 0;
+    }
+    return 1;
+}
+
 static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
 {
     const mct_sched *s = L->s;
@@ -615,13 +642,26 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
     }
     ln(b, "const long ni_ = ti_hi - ti_lo, nj_ = tj_hi - tj_lo, kn_ = tk_hi - tk_lo;");
     ln(b, "(void)nj_;");
+    /* rows (columns) of the tile that sit side by side in one zero-padded packed panel are
+     * addressed from one base pointer; otherwise each has its own, clamped to the valid range */
+    int a_contig = !f->dot && panel_contig(L, OPD_A, pc, f->ei);
+    int b_contig = vecj && ((!pb->on && L->w->layout == MCT_NN) || panel_contig(L, OPD_B, pc,
+                                                                                 f->ej));
     for (int64_t di = 0; di < f->ei; di++) {
+        if (a_contig && di) {
+            ln(b, "const float *pa_%lld = pa_0 + %lld;", (long long)di, (long long)di);
+            continue;
+        }
         snprintf(ix, sizeof ix, "(ti_lo + %lld < ti_hi ? ti_lo + %lld : ti_hi - 1)",
                  (long long)di, (long long)di);
         addr_A(L, ix, "tk_lo", e, sizeof e);
         ln(b, "const float *pa_%lld = &%s;", (long long)di, e);
     }
     for (int64_t v = 0; v < nv; v++) {
+        if (b_contig && v) {
+            ln(b, "const float *pb_%lld = pb_0 + %lld;", (long long)v, (long long)(v * W));
+            continue;
+        }
         if (vecj)
             snprintf(ix, sizeof ix, "tj_lo + %lld", (long long)(v * W));
         else
@@ -692,7 +732,7 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
             int64_t di = f->order_ij ? x : y, v = f->order_ij ? y : x;
             if (!f->dot && ((f->order_ij && y == 0) || (!f->order_ij && x == 0))) {
                 if (vecj)
-                    ln(b, "const %s a_%lld = (%s){0} + pa_%lld[kk * %s];", ty, (long long)di, ty,
+                    ln(b, "const %s a_%lld = %s_bc(pa_%lld[kk * %s]);", ty, (long long)di, fn,
                        (long long)di, ksa);
                 else
                     ln(b, "const float a_%lld = pa_%lld[kk * %s];", (long long)di, (long long)di,

@@ -1,0 +1,264 @@
+/* Benchmark for the schedule compiler: expert schedules (scripts/expert-schedules.txt, written in
+ * the transformation language) lowered by codegen, against OpenBLAS on the same data in the same
+ * run, one thread, weights rotated through enough copies to come from memory. Prints a table.
+ *   build/bench/bench_codegen [--file F] [--runs N] [--hot] [--only SUBSTRING] */
+#include "codegen/codegen.h"
+
+#include <cblas.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int (*kern_fn)(long, long, long, const float *, long, const float *, long, float *, long,
+                       const float *, long, long, long, long, long);
+typedef size_t (*psize_fn)(long, long);
+typedef void (*pack_fn)(long, long, const float *, long, float *);
+
+extern void openblas_set_num_threads(int);
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Peak fp32 FMA throughput of one core: 16 independent chains of fused multiply-adds. */
+#include <immintrin.h>
+__attribute__((target("avx512f,fma"))) static double peak_gflops(void)
+{
+    __m512 a[16], m = _mm512_set1_ps(0.9999999f), x = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 16; i++)
+        a[i] = _mm512_set1_ps((float)i * 1e-7f);
+    long iters = 20000000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        for (long n = 0; n < iters; n++) {
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                a[i] = _mm512_fmadd_ps(a[i], m, x);
+        }
+        double t = now() - t0;
+        double g = iters * 16.0 * 16 * 2 / t / 1e9;
+        if (g > best)
+            best = g;
+    }
+    float s = 0;
+    for (int i = 0; i < 16; i++)
+        s += _mm512_reduce_add_ps(a[i]);
+    if (s == 12345.0f)
+        printf("?");
+    return best;
+}
+
+static void *build(const char *src, const char *tag)
+{
+    char dir[] = "/tmp/mct_bench_XXXXXX", path[256], so[256], cmd[1024];
+    if (!mkdtemp(dir))
+        return NULL;
+    snprintf(path, sizeof path, "%s/%s.c", dir, tag);
+    snprintf(so, sizeof so, "%s/%s.so", dir, tag);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return NULL;
+    fputs(src, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cc -std=c11 -O3 -march=native -fopenmp -fPIC -shared -o %s %s",
+             so, path);
+    if (system(cmd))
+        return NULL;
+    return dlopen(so, RTLD_NOW);
+}
+
+int main(int argc, char **argv)
+{
+    const char *file = "scripts/expert-schedules.txt", *only = NULL;
+    int runs = 7, hot = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--file") && i + 1 < argc)
+            file = argv[++i];
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--hot"))
+            hot = 1;
+        else {
+            fprintf(stderr, "usage: bench_codegen [--file F] [--runs N] [--hot] [--only S]\n");
+            return 2;
+        }
+    }
+    if (runs < 5)
+        runs = 5;
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "bench_codegen: cannot open %s (run from the repository root)\n", file);
+        return 1;
+    }
+    openblas_set_num_threads(1);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    double peak = peak_gflops();
+    mct_target t = mct_target_host();
+    printf("schedule compiler vs OpenBLAS, 1 thread, fp32, %s, median of %d runs; peak FMA "
+           "measured %.1f GFLOP/s\n", hot ? "hot caches" : "weights rotated from memory", runs,
+           peak);
+    printf("| shape (nt, f32) | baseline | OpenBLAS GF/s | mctune GF/s | %% of peak | ratio | "
+           "target | met |\n|---|---|---|---|---|---|---|---|\n");
+    char line[4096];
+    int nrow = 0, nmet = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        char *wl = strtok(line, "|"), *sc = strtok(NULL, "|"), *base = strtok(NULL, "|"),
+             *tg = strtok(NULL, "|\n");
+        if (!wl || !sc || !base || !tg)
+            continue;
+        if (only && !strstr(wl, only))
+            continue;
+        while (*base == ' ')
+            base++;
+        double target = atof(tg);
+        mct_workload w;
+        char err[512];
+        if (mct_wl_parse(wl, &w, err, sizeof err)) {
+            fprintf(stderr, "bad workload '%s': %s\n", wl, err);
+            return 1;
+        }
+        mct_sched *s;
+        if (mct_sched_parse(&w, sc, &s, err, sizeof err)) {
+            fprintf(stderr, "bad schedule for %s: %s\n", wl, err);
+            return 1;
+        }
+        char *src;
+        mct_cg_lower_c(s, &t, "kern", &src);
+        void *h = build(src, "kern");
+        free(src);
+        if (!h) {
+            fprintf(stderr, "compile failed for %s\n", wl);
+            return 1;
+        }
+        kern_fn k = (kern_fn)dlsym(h, "kern");
+        long M = w.M, N = w.N, K = w.K;
+        size_t bsz = (size_t)N * K;
+        /* enough copies of B to exceed the caches (512 MiB of weights), at least 2 */
+        int ncopy = hot ? 1 : (int)((512ull << 20) / (bsz * 4)) + 1;
+        if (ncopy < 2 && !hot)
+            ncopy = 2;
+        float *A = malloc((size_t)M * K * 4), *C = malloc((size_t)M * N * 4);
+        float *Cr = malloc((size_t)M * N * 4);
+        float **Bs = calloc((size_t)ncopy, sizeof *Bs), **Bp = calloc((size_t)ncopy, sizeof *Bp);
+        for (size_t i = 0; i < (size_t)M * K; i++)
+            A[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+        for (int c = 0; c < ncopy; c++) {
+            Bs[c] = malloc(bsz * 4);
+            for (size_t i = 0; i < bsz; i++)
+                Bs[c][i] = (float)(((i + c) * 104729) % 1000) / 1000.0f - 0.5f;
+        }
+        if (mct_sched_prepacked(s)) {
+            psize_fn ps = (psize_fn)dlsym(h, "kern_packed_size");
+            pack_fn pk = (pack_fn)dlsym(h, "kern_pack_b");
+            for (int c = 0; c < ncopy; c++) {
+                Bp[c] = aligned_alloc(64, (ps(N, K) * 4 + 63) / 64 * 64);
+                pk(N, K, Bs[c], K, Bp[c]);
+                free(Bs[c]);
+                Bs[c] = NULL;
+            }
+        }
+        /* check once against OpenBLAS */
+        k(M, N, K, A, K, Bp[0] ? Bp[0] : Bs[0], K, C, N, NULL, 1, 1, 0, 0, 0);
+        double *tm = malloc(sizeof(double) * runs), *tb = malloc(sizeof(double) * runs);
+        /* interleave kernel and library runs so drift affects both alike */
+        int sgemv = !strncmp(base, "sgemv", 5);
+        int reps = 0;
+        double flops = mct_wl_flops(&w);
+        for (int r = 0; r < runs; r++) {
+            /* each run: enough calls for >= 0.2 s, rotating B */
+            double t0 = now();
+            int n = 0;
+            do {
+                int c = (reps + n) % ncopy;
+                k(M, N, K, A, K, Bp[c] ? Bp[c] : Bs[c], K, C, N, NULL, 1, 1, 0, 0, 0);
+                n++;
+            } while (now() - t0 < 0.2 || n < 3);
+            tm[r] = (now() - t0) / n;
+            reps += n;
+        }
+        float *Bref = NULL;
+        if (mct_sched_prepacked(s)) { /* the library needs the plain layout */
+            for (int c = 0; c < ncopy; c++) {
+                Bs[c] = malloc(bsz * 4);
+                for (size_t i = 0; i < bsz; i++)
+                    Bs[c][i] = (float)(((i + c) * 104729) % 1000) / 1000.0f - 0.5f;
+            }
+        }
+        Bref = Bs[0];
+        for (int r = 0; r < runs; r++) {
+            double t0 = now();
+            int n = 0;
+            do {
+                int c = (reps + n) % ncopy;
+                if (sgemv)
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, Bs[c], (int)K,
+                                A, 1, 0.0f, Cr, 1);
+                else
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K,
+                                1.0f, A, (int)K, Bs[c], (int)K, 0.0f, Cr, (int)N);
+                n++;
+            } while (now() - t0 < 0.2 || n < 3);
+            tb[r] = (now() - t0) / n;
+            reps += n;
+        }
+        /* correctness of the kernel's answer (same B copy 0 contents) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A,
+                    (int)K, Bref, (int)K, 0.0f, Cr, (int)N);
+        k(M, N, K, A, K, Bp[0] ? Bp[0] : Bs[0], K, C, N, NULL, 1, 1, 0, 0, 0);
+        double maxerr = 0;
+        for (size_t i = 0; i < (size_t)M * N; i++) {
+            double e = fabs(C[i] - Cr[i]) / (fabs(Cr[i]) + sqrt((double)K));
+            if (e > maxerr)
+                maxerr = e;
+        }
+        qsort(tm, runs, sizeof *tm, cmpd);
+        qsort(tb, runs, sizeof *tb, cmpd);
+        double gm = flops / tm[runs / 2] / 1e9, gb = flops / tb[runs / 2] / 1e9;
+        double ratio = gb > 0 ? gm / gb : 0;
+        int met = ratio >= target && maxerr < 1e-4;
+        nrow++;
+        nmet += met;
+        char shape[64];
+        snprintf(shape, sizeof shape, "M=%ld N=%ld K=%ld", M, N, K);
+        printf("| %s | %s | %.1f | %.1f | %.0f%% | %.2fx | >= %.2fx | %s |\n", shape,
+               sgemv ? "sgemv" : "sgemm", gb, gm, 100 * gm / peak, ratio, target,
+               met ? "yes" : maxerr >= 1e-4 ? "WRONG" : "no");
+        if (M == 1)
+            printf("|   (M=1 weight stream: OpenBLAS %.1f GB/s, mctune %.1f GB/s) |||||||\n",
+                   bsz * 4 / tb[runs / 2] / 1e9, bsz * 4 / tm[runs / 2] / 1e9);
+        fflush(stdout);
+        for (int c = 0; c < ncopy; c++) {
+            free(Bs[c]);
+            free(Bp[c]);
+        }
+        free(Bs);
+        free(Bp);
+        free(A);
+        free(C);
+        free(Cr);
+        free(tm);
+        free(tb);
+        mct_sched_destroy(s);
+    }
+    fclose(f);
+    printf("%d of %d rows met their target\n", nmet, nrow);
+    return 0;
+}
