@@ -33,6 +33,8 @@ typedef struct cg_pack {
     int panel_axis;          /* AX_I (A) / AX_J (B): panel of width panel_w; AX_K: rows */
     int panel_lv;            /* level whose block is the panel width */
     int64_t panel_w;
+    int kb_lv;               /* prepack only: k level whose block is the k chunk (0: none) */
+    int64_t kb;
 } cg_pack;
 
 typedef struct cg_pf {

@@ -153,6 +153,14 @@ static void addr_B(const lw_t *L, const char *k, const char *j, char *out, size_
             snprintf(out, n, "Bb[(%s) * ldb + (%s)]", k, j);
         else
             snprintf(out, n, "Bb[(%s) * ldb + (%s)]", j, k);
+    } else if (pk->kb > 0) {
+        /* prepacked in k chunks: [K/kb][N/w][kb][w], the last chunk shorter */
+        long long kb = (long long)pk->kb, w = (long long)pk->panel_w;
+        snprintf(out, n,
+                 "pkB[((%s) / %lld) * %lld * pkB_np + ((%s) / %lld) * (((%s) / %lld) * %lld + %lld "
+                 "< K ? %lld : K - ((%s) / %lld) * %lld) * %lld + ((%s) %% %lld) * %lld + "
+                 "(%s) %% %lld]", k, kb, kb, j, w, k, kb, kb, kb, kb, k, kb, kb, w, k, kb, w, j,
+                 w);
     } else if (pk->panel_axis == AX_K)
         snprintf(out, n, "pkB[((%s) - pkB_jlo) * pkB_kn + ((%s) - pkB_klo)]", j, k);
     else
@@ -269,6 +277,24 @@ static void analyse_fast(const lw_t *L, fast_t *f)
                     }
                 }
             }
+        }
+    }
+    const cg_pack *pkb = &s->pack[OPD_B];
+    if (pkb->on && pkb->kb > 0) {
+        /* the tile's k range must stay inside one chunk: the innermost k loop at or outside
+         * the tile steps by a divisor of the chunk, and every outer k loop by a multiple of it */
+        int64_t st = 0;
+        for (int z = pc; z >= 0 && !st; z--)
+            if (s->loops[s->order[z]].axis == AX_K)
+                st = cg_step(s, s->order[z]);
+        int okk = st > 0 && pkb->kb % st == 0;
+        for (int z = 0; okk && z <= pc; z++)
+            if (s->loops[s->order[z]].axis == AX_K && cg_step(s, s->order[z]) % st)
+                okk = 0;
+        if (!okk) {
+            snprintf(f->why, sizeof f->why, "the tile's k range may cross a prepacked k chunk of "
+                     "%lld", (long long)pkb->kb);
+            return;
         }
     }
     if (f->vec && W == 1)
@@ -924,7 +950,14 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         ln(&b, "{");
         const char *rs = s->w.layout == MCT_NN ? "1" : "ldb", *cs = s->w.layout == MCT_NN ? "ldb"
                                                                                         : "1";
-        if (pb->panel_axis == AX_K)
+        if (pb->kb > 0) {
+            ln(&b, "    const long np = (N + %lld) / %lld * %lld;", (long long)pb->panel_w - 1,
+               (long long)pb->panel_w, (long long)pb->panel_w);
+            ln(&b, "    for (long k0 = 0; k0 < K; k0 += %lld)", (long long)pb->kb);
+            ln(&b, "        %s_pack_panel(B, %s, %s, 0, N, k0, k0 + %lld < K ? k0 + %lld : K, "
+                   "%lld, Bp + k0 * np);", fn, rs, cs, (long long)pb->kb, (long long)pb->kb,
+               (long long)pb->panel_w);
+        } else if (pb->panel_axis == AX_K)
             ln(&b, "    %s_pack_rows(B, %s, %s, 0, N, 0, K, Bp);", fn, rs, cs);
         else
             ln(&b, "    %s_pack_panel(B, %s, %s, 0, N, 0, K, %lld, Bp);", fn, rs, cs,
@@ -970,7 +1003,9 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     if (s->prepack) {
         ln(&b, "const float *pkB = B;");
         ln(&b, "const long pkB_jlo = 0, pkB_klo = 0, pkB_kn = K;");
-        ln(&b, "(void)pkB_jlo; (void)pkB_klo;");
+        ln(&b, "const long pkB_np = (N + %lld) / %lld * %lld;", (long long)pb->panel_w - 1,
+           (long long)pb->panel_w, (long long)pb->panel_w);
+        ln(&b, "(void)pkB_jlo; (void)pkB_klo; (void)pkB_kn; (void)pkB_np;");
     }
     if (s->w.op == MCT_OP_MATMUL) {
         ln(&b, "const float *Ab = A, *Bb = B;");

@@ -142,18 +142,18 @@ static void plain_form(const mct_sched *s0, uint64_t *r, char *out, size_t len)
         CAT("%s%s", q ? ", " : "", names[q]);
     CAT(")");
     int inner = cnt - 1;
-    char ann[8][96];
+    char ann[8][300];
     int na = 0;
     int pick = (int)rint_(r, 0, cnt - 1);
-    snprintf(ann[na++], 96, "cache_write(%s)", names[pick]);
-    snprintf(ann[na++], 96, "vectorize(%s)", names[inner]);
-    snprintf(ann[na++], 96, "unroll(%s, %ld)", names[rint_(r, 0, cnt - 1)], rint_(r, 2, 8));
-    snprintf(ann[na++], 96, "parallel(%s)", names[rint_(r, 0, cnt - 1)]);
-    snprintf(ann[na++], 96, "pack(%c, %s, k)", chance(r, 50) ? 'A' : 'B',
+    snprintf(ann[na++], 300, "cache_write(%s)", names[pick]);
+    snprintf(ann[na++], 300, "vectorize(%s)", names[inner]);
+    snprintf(ann[na++], 300, "unroll(%s, %ld)", names[rint_(r, 0, cnt - 1)], rint_(r, 2, 8));
+    snprintf(ann[na++], 300, "parallel(%s)", names[rint_(r, 0, cnt - 1)]);
+    snprintf(ann[na++], 300, "pack(%c, %s, k)", chance(r, 50) ? 'A' : 'B',
              names[rint_(r, 0, cnt - 1)]);
-    snprintf(ann[na++], 96, "prefetch(%c, %s, %ld)", chance(r, 50) ? 'A' : 'B',
+    snprintf(ann[na++], 300, "prefetch(%c, %s, %ld)", chance(r, 50) ? 'A' : 'B',
              names[rint_(r, 0, cnt - 1)], rint_(r, 1, 8));
-    snprintf(ann[na++], 96, "fuse_epilogue(%s)", names[pick]);
+    snprintf(ann[na++], 300, "fuse_epilogue(%s)", names[pick]);
     for (int q = 0; q < na; q++)
         if (chance(r, 45))
             CAT("; %s", ann[q]);
@@ -226,6 +226,8 @@ int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t l
             for (int o = 0; o < 2; o++)
                 if (c.pack[o].on && c.pack[o].panel_axis == a && c.pack[o].panel_lv == l)
                     c.pack[o].panel_w = nv;
+            if (a == AX_K && c.pack[OPD_B].on && c.pack[OPD_B].kb_lv == l)
+                c.pack[OPD_B].kb = nv;
             snprintf(desc, sizeof desc, "tile %c level %d: %lld -> %lld", "bijk"[a], l,
                      (long long)old, (long long)nv);
             break;

@@ -413,6 +413,8 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
         for (int o = 0; o < 2; o++)
             if (s->pack[o].on && s->pack[o].panel_axis == axis && s->pack[o].panel_lv > 0)
                 s->pack[o].panel_w = f[s->pack[o].panel_lv];
+        if (axis == AX_K && s->pack[OPD_B].on && s->pack[OPD_B].kb_lv > 0)
+            s->pack[OPD_B].kb = f[s->pack[OPD_B].kb_lv];
         return 0;
     }
     if (!strcmp(n, "reorder")) {
@@ -478,7 +480,7 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
         return 0;
     }
     if (!strcmp(n, "pack")) {
-        int o;
+        int o = 0;
         if (t->nargs != 3)
             return why_f(why, len, MCT_EINVAL, "pack: expects pack(A|B, LOOP, LAYOUT)");
         if ((r = opd_of("pack", t->args[0], &o, why, len)))
@@ -494,8 +496,8 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
         return 0;
     }
     if (!strcmp(n, "prepack")) {
-        if (t->nargs != 2 || strcmp(t->args[0], "B"))
-            return why_f(why, len, MCT_EINVAL, "prepack: expects prepack(B, LAYOUT)");
+        if (t->nargs < 2 || t->nargs > 3 || strcmp(t->args[0], "B"))
+            return why_f(why, len, MCT_EINVAL, "prepack: expects prepack(B, LAYOUT[, KCHUNK])");
         if (s->w.op != MCT_OP_MATMUL)
             return why_f(why, len, MCT_ENOTAPPLIC,
                          "prepack B: bmm operands are activations, not weights packed ahead of "
@@ -503,12 +505,26 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
         cg_pack pk = {.on = 1, .at = -1};
         if ((r = parse_layout(s, "prepack", OPD_B, t->args[1], &pk, why, len)))
             return r;
+        if (t->nargs == 3) {
+            int kid;
+            if ((r = find_loop(s, t->args[2], "prepack", &kid, why, len)))
+                return r;
+            if (s->loops[kid].axis != AX_K || s->loops[kid].level == 0)
+                return why_f(why, len, MCT_ENOTAPPLIC,
+                             "prepack B: k chunk '%s' must be a tiled k loop (its block is the "
+                             "chunk)", t->args[2]);
+            if (pk.panel_axis != AX_J)
+                return why_f(why, len, MCT_ENOTAPPLIC,
+                             "prepack B: a k chunk needs a j panel layout");
+            pk.kb_lv = s->loops[kid].level;
+            pk.kb = s->ax[AX_K].f[pk.kb_lv];
+        }
         s->pack[OPD_B] = pk;
         s->prepack = 1;
         return 0;
     }
     if (!strcmp(n, "prefetch")) {
-        int o;
+        int o = 0;
         if (t->nargs != 3)
             return why_f(why, len, MCT_EINVAL, "prefetch: expects prefetch(A|B, LOOP, DISTANCE)");
         if ((r = opd_of("prefetch", t->args[0], &o, why, len)))
@@ -721,6 +737,11 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
                 return why_f(why, len, MCT_ENOTAPPLIC, "pack %s: its panel loop no longer exists",
                              on);
         }
+        if (pk->kb_lv > 0) {
+            if (pk->kb_lv >= s->ax[AX_K].nlev || s->ax[AX_K].f[pk->kb_lv] != pk->kb)
+                return why_f(why, len, MCT_ENOTAPPLIC,
+                             "prepack B: its k chunk loop no longer exists");
+        }
         if (pk->at < 0)
             continue;
         int p = cg_pos(s, pk->at);
@@ -802,7 +823,11 @@ int mct_sched_format(const mct_sched *s, char *buf, size_t len)
         const char *lay = pk->panel_axis == AX_K ? "k"
                           : cg_loop_name(s, cg_loop_id(s, pk->panel_axis, pk->panel_lv), nb2);
         SEP();
-        if (pk->at < 0)
+        if (pk->at < 0 && pk->kb_lv > 0) {
+            char nb3[8];
+            append(buf, len, &n, "prepack(B, %s, %s)", lay,
+                   cg_loop_name(s, cg_loop_id(s, AX_K, pk->kb_lv), nb3));
+        } else if (pk->at < 0)
             append(buf, len, &n, "prepack(B, %s)", lay);
         else
             append(buf, len, &n, "pack(%s, %s, %s)", o ? "B" : "A",

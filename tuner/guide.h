@@ -1,0 +1,108 @@
+/* Guides: who proposes the expansions of the MCTS search.
+ *
+ * At each expansion the search shows the guide the current node, its parent and grandparent
+ * (program as readable loop nest, measured cost, transformation trace) and asks for up to `want`
+ * proposals. A proposal is a text of transformations from the fixed set O (the syntax of
+ * mct_sched_apply in codegen/codegen.h), applied in order to the node's schedule to make one
+ * child. Proposals are untrusted data: the search applies them with mct_sched_apply, which
+ * accepts nothing outside O; illegal ones are dropped with their reason and counted, and an
+ * expansion left with no legal proposal falls back to mct_sched_mutate (counted as a fallback).
+ *
+ * Implementations: heuristic and random (tuner/guide_heuristic.c), llm and llm-cmd
+ * (tuner/guide_llm.c; the only file that includes curl.h). */
+#ifndef MCT_GUIDE_H
+#define MCT_GUIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codegen/codegen.h"
+#include "runtime/cpu.h"
+
+struct mct_db;
+
+typedef struct mct_guide_node {
+    const mct_sched *sched;  /* the program (lower it with mct_cg_lower_pseudo to show it) */
+    const char *trace;       /* transformations applied from the untuned root, "; "-separated */
+    double latency_s;        /* measured median latency, < 0 when not measured or failed */
+    double gflops;           /* measured GFLOP/s, 0 when unknown */
+    int visits;              /* MCTS visit count */
+} mct_guide_node;
+
+typedef struct mct_guide_ctx {
+    const mct_workload *w;
+    const mct_cpu *cpu;      /* the CPU being tuned for (ISA, caches, cores) */
+    const mct_target *target;
+    int threads;             /* threads the kernel will run with */
+    const mct_guide_node *node;    /* never NULL */
+    const mct_guide_node *parent;  /* NULL at the root */
+    const mct_guide_node *grand;   /* NULL near the root */
+    double base_latency_s;   /* the untuned schedule's latency (reward = base / latency) */
+    int want;                /* proposals wanted (the branching factor) */
+    uint64_t *rng;           /* the search's random state; guides draw only from it */
+} mct_guide_ctx;
+
+typedef struct mct_guide_stats {
+    long calls;              /* propose() calls */
+    long proposals;          /* proposals returned */
+    long failures;           /* calls that returned no proposal (error, garbage, timeout) */
+    long retries;            /* LLM: retried requests */
+    long cache_hits;         /* LLM: replies served from the database's llm table */
+    long prompt_tokens, completion_tokens; /* LLM: usage as reported by the server */
+} mct_guide_stats;
+
+typedef struct mct_guide mct_guide;  /* opaque */
+
+/* Fills out[0..*n) with up to ctx->want proposals, each a malloc'ed string the caller frees.
+ * Returns 0 (possibly with *n == 0), or a negative MCT_E* code with a message in err (the search
+ * then falls back and goes on). Never blocks past the guide's own time limits. */
+int mct_guide_propose(mct_guide *g, const mct_guide_ctx *ctx, char **out, int *n, char *err,
+                      size_t errlen);
+const char *mct_guide_name(const mct_guide *g);
+void mct_guide_get_stats(const mct_guide *g, mct_guide_stats *out);
+void mct_guide_destroy(mct_guide *g);
+
+/* Built-in guides (tuner/guide_heuristic.c). */
+int mct_guide_heuristic_create(mct_guide **out);
+int mct_guide_random_create(mct_guide **out);
+
+/* LLM guides (tuner/guide_llm.c). Fields left NULL/0 take the environment
+ * (MCTUNE_LLM_URL, MCTUNE_LLM_MODEL, MCTUNE_LLM_API_KEY else OPENAI_API_KEY) or defaults.
+ * The key is kept in memory only: never written to the database, a log or an error message. */
+typedef struct mct_llm_opts {
+    const char *base_url;    /* e.g. http://127.0.0.1:8080/v1 (".../chat/completions" appended) */
+    const char *model;
+    const char *api_key;
+    const char *cmd;         /* llm-cmd: command that reads the prompt on stdin */
+    double connect_timeout_s, request_timeout_s;
+    int max_retries;
+    long max_calls, max_tokens;   /* caps per run; 0 = defaults */
+    double temperature;
+    struct mct_db *cache;    /* replies cached in the llm table; may be NULL */
+    int verbose;             /* log requests (never the key) to stderr */
+} mct_llm_opts;
+
+int mct_guide_llm_create(const mct_llm_opts *o, mct_guide **out, char *err, size_t errlen);
+int mct_guide_llmcmd_create(const mct_llm_opts *o, mct_guide **out, char *err, size_t errlen);
+
+/* The prompt for one expansion (the paper's: node, parent, grandparent with programs, costs and
+ * traces; the set O with its syntax; the CPU; the instruction to reason and end with a fenced
+ * JSON list). *out is malloc'ed. Shared by the LLM guides; tests print it. */
+int mct_guide_prompt(const mct_guide_ctx *ctx, char **out);
+
+/* Parses a model reply into proposals: the last fenced JSON block (or the last JSON array in
+ * the text) must be a list whose items are either strings of transformations or lists of such
+ * strings; each item becomes one proposal text. Nothing else in the reply is used. Returns the
+ * count (0..max) or a negative code with a reason in err. */
+int mct_guide_parse_reply(const char *reply, char **out, int max, char *err, size_t errlen);
+
+/* Internal: the vtable every guide implementation fills (used by the guide_*.c files). */
+struct mct_guide {
+    const char *name;
+    int (*propose)(mct_guide *g, const mct_guide_ctx *ctx, char **out, int *n, char *err,
+                   size_t errlen);
+    void (*destroy)(mct_guide *g);
+    mct_guide_stats stats;
+};
+
+#endif
