@@ -1,0 +1,399 @@
+/* Model files: loading them for `mctune tune`, and `mctune shapes CONFIG.json`, which derives
+ * one from a Hugging Face config.json (Llama, Mistral, Qwen2 and their MoE variants). */
+#include "tuner/cli.h"
+#include "tuner/tune_model.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+static char *read_all(const char *file, char *err, size_t errlen)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read: %s", file, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        size_t got = fread(b + n, 1, cap - n - 1, f);
+        n += got;
+        if (n < cap - 1)
+            break;
+        char *nb = realloc(b, cap * 2);
+        if (!nb) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        b = nb;
+        cap *= 2;
+    }
+    fclose(f);
+    if (!b) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        return NULL;
+    }
+    b[n] = 0;
+    return b;
+}
+
+int mct_tune_model_add(mct_tune_model *m, const mct_workload *w, const char *name)
+{
+    if (!m->name[0] && name)
+        snprintf(m->name, sizeof m->name, "%s", name);
+    for (int i = 0; i < m->n; i++)
+        if (!memcmp(&m->w[i], w, sizeof *w))
+            return 0;
+    if (m->n == m->cap) {
+        int nc = m->cap ? m->cap * 2 : 16;
+        mct_workload *p = realloc(m->w, (size_t)nc * sizeof *p);
+        if (!p)
+            return MCT_ENOMEM;
+        m->w = p;
+        m->cap = nc;
+    }
+    m->w[m->n++] = *w;
+    return 0;
+}
+
+void mct_tune_model_free(mct_tune_model *m)
+{
+    free(m->w);
+    memset(m, 0, sizeof *m);
+}
+
+static int int_field(const cJSON *o, const char *f, int required, long *out)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, f);
+    if (!x)
+        return required ? 1 : 0;
+    if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > (double)MCT_MAX_DIM ||
+        x->valuedouble != (double)(long)x->valuedouble)
+        return 2;
+    *out = (long)x->valuedouble;
+    return 0;
+}
+
+int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t errlen)
+{
+    char *text = read_all(file, err, errlen);
+    if (!text)
+        return MCT_EIO;
+    int rc = MCT_EINVAL;
+    cJSON *root = cJSON_Parse(text);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        long off = at && at >= text ? (long)(at - text) : -1;
+        snprintf(err, errlen, "%s: not valid JSON (near byte %ld); see models/README.md", file,
+                 off);
+        goto fail;
+    }
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(root, "name");
+    if (!cJSON_IsString(nm) || !nm->valuestring[0]) {
+        snprintf(err, errlen, "%s: field \"name\": missing or not a string", file);
+        goto fail;
+    }
+    snprintf(m->name, sizeof m->name, "%s", nm->valuestring);
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
+    if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) == 0) {
+        snprintf(err, errlen, "%s: field \"layers\": missing, not a list, or empty", file);
+        goto fail;
+    }
+    int li = 0;
+    const cJSON *L;
+    cJSON_ArrayForEach(L, layers) {
+        const cJSON *ln = cJSON_GetObjectItemCaseSensitive(L, "name");
+        const char *lname = cJSON_IsString(ln) ? ln->valuestring : "?";
+#define LERR(...) do { int k_ = snprintf(err, errlen, "%s: layer %d (%s): ", file, li, lname); \
+        if (k_ > 0 && (size_t)k_ < errlen) snprintf(err + k_, errlen - (size_t)k_, __VA_ARGS__); \
+        goto fail; } while (0)
+        if (!cJSON_IsObject(L))
+            LERR("not an object");
+        if (!cJSON_IsString(ln))
+            LERR("field \"name\": missing or not a string");
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(L, "op");
+        if (!cJSON_IsString(op) || (strcmp(op->valuestring, "matmul") &&
+                                    strcmp(op->valuestring, "bmm")))
+            LERR("field \"op\": must be \"matmul\" or \"bmm\"");
+        int bmm = !strcmp(op->valuestring, "bmm");
+        const cJSON *lay = cJSON_GetObjectItemCaseSensitive(L, "layout");
+        const char *layout = "nt";
+        if (lay) {
+            if (!cJSON_IsString(lay) || (strcmp(lay->valuestring, "nn") &&
+                                         strcmp(lay->valuestring, "nt")))
+                LERR("field \"layout\": must be \"nn\" or \"nt\"");
+            layout = lay->valuestring;
+        }
+        const cJSON *epi = cJSON_GetObjectItemCaseSensitive(L, "epi");
+        const char *epis = "none";
+        if (epi) {
+            if (!cJSON_IsString(epi))
+                LERR("field \"epi\": must be a string such as \"none\" or \"bias+silu\"");
+            epis = epi->valuestring;
+        }
+        long N = 0, K = 0, B = 1, G = 1, beta = 0;
+        int e;
+        if ((e = int_field(L, "N", 1, &N)))
+            LERR("field \"N\": %s", e == 1 ? "missing" : "must be a positive integer");
+        if ((e = int_field(L, "K", 1, &K)))
+            LERR("field \"K\": %s", e == 1 ? "missing" : "must be a positive integer");
+        if ((e = int_field(L, "B", bmm, &B)))
+            LERR("field \"B\": %s", e == 1 ? "missing (bmm needs the head count)"
+                                           : "must be a positive integer");
+        if ((e = int_field(L, "G", 0, &G)))
+            LERR("field \"G\": must be a positive integer");
+        const cJSON *bt = cJSON_GetObjectItemCaseSensitive(L, "beta");
+        if (bt) {
+            if (!cJSON_IsNumber(bt) || (bt->valuedouble != 0 && bt->valuedouble != 1))
+                LERR("field \"beta\": must be 0 or 1");
+            beta = (long)bt->valuedouble;
+        }
+        const cJSON *Ms = cJSON_GetObjectItemCaseSensitive(L, "M");
+        long defM[] = {1, 16, 128, 512};
+        int nM = Ms ? cJSON_GetArraySize(Ms) : 4;
+        if (Ms && (!cJSON_IsArray(Ms) || nM == 0))
+            LERR("field \"M\": must be a non-empty list of positive integers");
+        for (int q = 0; q < nM; q++) {
+            long Mv = defM[q % 4];
+            if (Ms) {
+                const cJSON *x = cJSON_GetArrayItem(Ms, q);
+                if (!cJSON_IsNumber(x) || x->valuedouble < 1 ||
+                    x->valuedouble > (double)MCT_MAX_DIM ||
+                    x->valuedouble != (double)(long)x->valuedouble)
+                    LERR("field \"M\" item %d: must be a positive integer", q);
+                Mv = (long)x->valuedouble;
+            }
+            char wt[256], why[256];
+            if (bmm)
+                snprintf(wt, sizeof wt, "bmm f32 %s B=%ld G=%ld M=%ld N=%ld K=%ld epi=%s%s",
+                         layout, B, G, Mv, N, K, epis, beta ? " beta=1" : "");
+            else
+                snprintf(wt, sizeof wt, "matmul f32 %s M=%ld N=%ld K=%ld epi=%s%s", layout, Mv,
+                         N, K, epis, beta ? " beta=1" : "");
+            mct_workload w;
+            if (mct_wl_parse(wt, &w, why, sizeof why))
+                LERR("workload '%s': %s", wt, why);
+            if (mct_tune_model_add(m, &w, NULL)) {
+                rc = MCT_ENOMEM;
+                LERR("out of memory");
+            }
+        }
+        li++;
+#undef LERR
+    }
+    rc = 0;
+fail:
+    cJSON_Delete(root);
+    free(text);
+    if (rc)
+        mct_tune_model_free(m);
+    return rc;
+}
+
+/* mctune shapes ---------------------------------------------------------------------------- */
+
+static const char shapes_usage[] =
+    "usage: mctune shapes CONFIG.json [--name NAME] [--seq 512,2048] [--M 1,16,128,512]\n"
+    "\n"
+    "Derives a model file (models/README.md) from a Hugging Face config.json of a Llama,\n"
+    "Mistral, Qwen2 or MoE model (Mixtral, Qwen2-MoE, DeepSeek, Llama 4: a \"text_config\"\n"
+    "object is used when present) and prints it on stdout. Layers: q/k/v/o projections,\n"
+    "gate/up/down (dense, and per expert and shared expert for MoE), lm_head, and the attention\n"
+    "bmm (scores Q K^T and values P V) at each --seq length (default 512,2048).\n";
+
+static long cfg_int(const cJSON *c, const char *f)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, f);
+    return cJSON_IsNumber(x) && x->valuedouble >= 1 ? (long)x->valuedouble : 0;
+}
+
+static int parse_list(const char *s, long *v, int max)
+{
+    int n = 0;
+    char *end;
+    while (*s && n < max) {
+        errno = 0;
+        long x = strtol(s, &end, 10);
+        if (errno || end == s || x < 1 || x > MCT_MAX_DIM)
+            return -1;
+        v[n++] = x;
+        s = end;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    return n;
+}
+
+int mct_cmd_shapes(int argc, char **argv)
+{
+    const char *file = NULL, *name = NULL, *seq_s = "512,2048", *m_s = "1,16,128,512", *val;
+    int r;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(shapes_usage, stdout);
+            return 0;
+        }
+        if ((r = mct_cli_opt("shapes", argc, argv, &i, "--name", &val))) {
+            if (r < 0)
+                return 2;
+            name = val;
+        } else if ((r = mct_cli_opt("shapes", argc, argv, &i, "--seq", &val))) {
+            if (r < 0)
+                return 2;
+            seq_s = val;
+        } else if ((r = mct_cli_opt("shapes", argc, argv, &i, "--M", &val))) {
+            if (r < 0)
+                return 2;
+            m_s = val;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return mct_cli_usage_error("shapes", "unknown option '%s'", argv[i]);
+        } else if (file) {
+            return mct_cli_usage_error("shapes", "unexpected argument '%s'", argv[i]);
+        } else {
+            file = argv[i];
+        }
+    }
+    if (!file)
+        return mct_cli_usage_error("shapes", "missing CONFIG.json");
+    long seq[8], Ms[16];
+    int nseq = parse_list(seq_s, seq, 8), nM = parse_list(m_s, Ms, 16);
+    if (nseq < 0)
+        return mct_cli_usage_error("shapes", "--seq '%s' is not a comma-separated list of "
+                                   "positive integers", seq_s);
+    if (nM <= 0)
+        return mct_cli_usage_error("shapes", "--M '%s' is not a comma-separated list of "
+                                   "positive integers", m_s);
+    char err[512];
+    char *text = read_all(file, err, sizeof err);
+    if (!text) {
+        fprintf(stderr, "mctune shapes: %s\n", err);
+        return 1;
+    }
+    int rc = 1;
+    cJSON *root = cJSON_Parse(text), *out = NULL;
+    if (!root) {
+        fprintf(stderr, "mctune shapes: %s: not valid JSON\n", file);
+        goto fail;
+    }
+    const cJSON *c = root, *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    if (cJSON_IsObject(tc))
+        c = tc;
+    long H = cfg_int(c, "hidden_size"), I = cfg_int(c, "intermediate_size");
+    long nh = cfg_int(c, "num_attention_heads"), nkv = cfg_int(c, "num_key_value_heads");
+    long hd = cfg_int(c, "head_dim"), V = cfg_int(c, "vocab_size");
+    long I_mlp = cfg_int(c, "intermediate_size_mlp");       /* Llama 4 dense layers */
+    long moeI = cfg_int(c, "moe_intermediate_size");        /* Qwen2-MoE, DeepSeek */
+    long nexp = cfg_int(c, "num_local_experts");            /* Mixtral, Llama 4 */
+    if (!nexp)
+        nexp = cfg_int(c, "n_routed_experts");              /* DeepSeek */
+    if (!nexp)
+        nexp = cfg_int(c, "num_experts");                   /* Qwen2-MoE */
+    long shI = cfg_int(c, "shared_expert_intermediate_size"); /* Qwen2-MoE */
+    long nshared = cfg_int(c, "n_shared_experts");          /* DeepSeek */
+    const char *missing = !H ? "hidden_size" : !nh ? "num_attention_heads" : !V ? "vocab_size"
+                          : NULL;
+    if (missing) {
+        fprintf(stderr, "mctune shapes: %s: field \"%s\" missing or not a positive integer "
+                "(is this a Llama, Mistral or Qwen2 config.json?)\n", file, missing);
+        goto fail;
+    }
+    if (!nkv)
+        nkv = nh;
+    if (!hd)
+        hd = H / nh;
+    if (nh % nkv) {
+        fprintf(stderr, "mctune shapes: %s: num_attention_heads %ld is not a multiple of "
+                "num_key_value_heads %ld\n", file, nh, nkv);
+        goto fail;
+    }
+    if (nexp && !moeI)
+        moeI = I;  /* Mixtral and Llama 4: intermediate_size is the expert's */
+    if (nexp && !shI && nshared)
+        shI = nshared * moeI;
+    if (nexp && !shI && cfg_int(c, "intermediate_size_mlp") == 0 && tc)
+        shI = I;   /* Llama 4: one shared expert of the expert's size */
+    long denseI = nexp ? (I_mlp ? I_mlp : (moeI != I ? I : 0)) : I;
+
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const cJSON *ar = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
+    char mname[64];
+    snprintf(mname, sizeof mname, "%s", name ? name : cJSON_IsString(ar) ? ar->valuestring
+             : cJSON_IsString(mt) ? mt->valuestring : "model");
+    char src[1024];
+    snprintf(src, sizeof src, "derived by mctune shapes from %s: hidden_size=%ld, "
+             "intermediate_size=%ld, num_attention_heads=%ld, num_key_value_heads=%ld, "
+             "head_dim=%ld, vocab_size=%ld%s", file, H, I, nh, nkv, hd, V, nexp ? ", MoE" : "");
+    if (nexp) {
+        size_t l = strlen(src);
+        snprintf(src + l, sizeof src - l, ": experts=%ld, expert intermediate=%ld, shared "
+                 "intermediate=%ld", nexp, moeI, shI);
+    }
+    out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "name", mname);
+    cJSON_AddStringToObject(out, "source", src);
+    cJSON *layers = cJSON_AddArrayToObject(out, "layers");
+    cJSON *mlist = cJSON_CreateIntArray((const int[]){0}, 0);
+    for (int q = 0; q < nM; q++)
+        cJSON_AddItemToArray(mlist, cJSON_CreateNumber((double)Ms[q]));
+#define LAYER(nm_, op_, lay_, N_, K_, B_, G_) do { \
+        cJSON *l_ = cJSON_CreateObject(); \
+        cJSON_AddStringToObject(l_, "name", nm_); \
+        cJSON_AddStringToObject(l_, "op", op_); \
+        cJSON_AddStringToObject(l_, "layout", lay_); \
+        if ((B_) > 0) { cJSON_AddNumberToObject(l_, "B", (double)(B_)); \
+                        cJSON_AddNumberToObject(l_, "G", (double)(G_)); } \
+        cJSON_AddNumberToObject(l_, "N", (double)(N_)); \
+        cJSON_AddNumberToObject(l_, "K", (double)(K_)); \
+        cJSON_AddStringToObject(l_, "epi", "none"); \
+        cJSON_AddItemToObject(l_, "M", cJSON_Duplicate(mlist, 1)); \
+        cJSON_AddItemToArray(layers, l_); } while (0)
+    LAYER("q_proj", "matmul", "nt", nh * hd, H, 0, 0);
+    LAYER("k_proj", "matmul", "nt", nkv * hd, H, 0, 0);
+    LAYER("v_proj", "matmul", "nt", nkv * hd, H, 0, 0);
+    LAYER("o_proj", "matmul", "nt", H, nh * hd, 0, 0);
+    if (denseI) {
+        LAYER("gate_proj", "matmul", "nt", denseI, H, 0, 0);
+        LAYER("up_proj", "matmul", "nt", denseI, H, 0, 0);
+        LAYER("down_proj", "matmul", "nt", H, denseI, 0, 0);
+    }
+    if (nexp) {
+        LAYER("expert_gate_proj", "matmul", "nt", moeI, H, 0, 0);
+        LAYER("expert_up_proj", "matmul", "nt", moeI, H, 0, 0);
+        LAYER("expert_down_proj", "matmul", "nt", H, moeI, 0, 0);
+        if (shI) {
+            LAYER("shared_gate_proj", "matmul", "nt", shI, H, 0, 0);
+            LAYER("shared_up_proj", "matmul", "nt", shI, H, 0, 0);
+            LAYER("shared_down_proj", "matmul", "nt", H, shI, 0, 0);
+        }
+    }
+    LAYER("lm_head", "matmul", "nt", V, H, 0, 0);
+    for (int s = 0; s < nseq; s++) {
+        char n1[64], n2[64];
+        snprintf(n1, sizeof n1, "attn_scores_s%ld", seq[s]);
+        snprintf(n2, sizeof n2, "attn_values_s%ld", seq[s]);
+        LAYER(n1, "bmm", "nt", seq[s], hd, nh, nh / nkv);
+        LAYER(n2, "bmm", "nn", hd, seq[s], nh, nh / nkv);
+    }
+#undef LAYER
+    cJSON_Delete(mlist);
+    char *js = cJSON_Print(out);
+    if (!js) {
+        fprintf(stderr, "mctune shapes: out of memory\n");
+        goto fail;
+    }
+    printf("%s\n", js);
+    free(js);
+    rc = 0;
+fail:
+    cJSON_Delete(out);
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}

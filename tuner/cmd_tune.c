@@ -1,0 +1,625 @@
+/* mctune tune: search the fastest schedule of each workload of a model (or of one workload) and
+ * record every trial and the best schedule in the tuning database as it goes. */
+#include "tuner/cli.h"
+#include "tuner/search.h"
+#include "tuner/tune_model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/db.h"
+
+#define CMD "tune"
+#define TOOL "mctune 0.1.0"
+/* A trial that failed (compile error, crash, timeout, wrong) is stored with this latency and
+ * 0 GFLOP/s, so that a resumed run does not measure it again; it never becomes a best record. */
+#define FAILED_NS 1e18
+
+static const char usage_text[] =
+    "usage: mctune tune (--model FILE.json | --workload TEXT) [options]\n"
+    "\n"
+    "Searches the fastest schedule of each workload for this CPU and thread count. Every\n"
+    "measured candidate (trial) and the best schedule so far are written to the database as\n"
+    "they come, so an interrupted run loses nothing: run the same command again and it goes\n"
+    "on, reusing the trials already stored instead of measuring them again. Workloads that\n"
+    "already have a best record for this CPU and thread count are skipped (--retune searches\n"
+    "them again). When other CPUs (or other M of the same layer) have best records, those\n"
+    "schedules seed the search and are measured first.\n"
+    "\n"
+    "  --model FILE.json    layers of a model (models/README.md describes the format)\n"
+    "  --workload TEXT      one workload, e.g. \"matmul f32 nt M=16 N=4096 K=4096 epi=none\"\n"
+    "  --budget N           samples per workload, the untuned schedule included (default 32)\n"
+    "  --search S           mcts | evolutionary | random (default mcts)\n"
+    "  --guide G            heuristic | random | llm | llm-cmd: who proposes mcts expansions\n"
+    "                       (default: llm when --llm-url or MCTUNE_LLM_URL is set, llm-cmd\n"
+    "                       when --llm-cmd is given, else heuristic; the choice is printed)\n"
+    "  --llm-url URL        OpenAI-compatible base URL (else MCTUNE_LLM_URL)\n"
+    "  --llm-model NAME     model name (else MCTUNE_LLM_MODEL)\n"
+    "  --llm-cmd 'CMD ARGS' a command that reads the prompt on stdin, answers on stdout\n"
+    "  --threads N          kernel threads (default 1)\n"
+    "  --seed N             random seed (default 1); the same seed repeats the same search\n"
+    "  --db PATH            database (default $MCTUNE_DB, else $XDG_CACHE_HOME/mctune)\n"
+    "  --log FILE           append one JSON line per sample (time, strategy, guide, workload,\n"
+    "                       node, parent, schedule hash and text, transformation, latency,\n"
+    "                       GFLOP/s, status, best so far)\n"
+    "  --retune             search workloads that already have a best record\n"
+    "  --no-transfer        do not seed from other CPUs' or shapes' records\n"
+    "  --timeout SECONDS    time limit of one candidate's first run (default 10; the untuned\n"
+    "                       baseline gets 60 times this, and a single timed call)\n"
+    "  --min-time SECONDS   timed calls per candidate last at least this long (default 0.2)\n"
+    "  --cache DIR          compile cache folder (as for mctune measure)\n"
+    "  --verbose            print dropped proposals and fallbacks\n";
+
+typedef struct tctx {
+    mct_db *db;
+    uint64_t cpu;
+    int threads;
+    const char *search, *guide, *model;
+    char wl_text[256];
+    FILE *log;
+    int tty, verbose;
+    int wi, wn;             /* workload index (1-based) and count */
+    int budget;
+    double t0;              /* start of the whole run */
+    long samples_total;     /* samples done over all workloads */
+    long samples_left_est;  /* estimate of samples still to do after this workload */
+    double best_gflops;
+    double best_ns;
+    const char *cc, *cc_version, *cflags;
+    int db_err;
+} tctx;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void fill_rec(tctx *t, const char *schedule, mct_db_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->workload, sizeof r->workload, "%s", t->wl_text);
+    r->cpu = t->cpu;
+    r->threads = t->threads;
+    snprintf(r->schedule, sizeof r->schedule, "%s", schedule);
+}
+
+static int lookup(void *ctx, const mct_sched *s, const uint8_t hash[16], mct_search_meas *out)
+{
+    tctx *t = ctx;
+    mct_db_rec key, got;
+    char text[4096];
+    mct_sched_format(s, text, sizeof text);
+    fill_rec(t, text, &key);
+    key.median_ns = 1;
+    if (mct_db_get_trial(t->db, &key, &got))
+        return MCT_ENOTFOUND;
+    memset(out, 0, sizeof *out);
+    if (got.median_ns >= FAILED_NS || !(got.gflops > 0)) {
+        out->status = MCT_MEAS_CRASH;
+        out->latency_s = -1;
+        snprintf(out->detail, sizeof out->detail, "failed when measured before (stored trial)");
+    } else {
+        out->status = MCT_MEAS_OK;
+        out->latency_s = got.median_ns * 1e-9;
+        out->spread_s = got.spread_ns * 1e-9;
+        out->gflops = got.gflops;
+    }
+    return 0;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void progress(tctx *t, const mct_search_stats *st, int samples, int final)
+{
+    double el = now_s() - t->t0;
+    double per = t->samples_total ? el / (double)t->samples_total : 0;
+    long left = (long)(t->budget - samples) + t->samples_left_est;
+    if (left < 0)
+        left = 0;
+    if (t->tty) {
+        fprintf(stderr, "\r\033[K[%d/%d] %.60s  samples %d/%d  best %.2f GFLOP/s  ETA %.0f s",
+                t->wi, t->wn, t->wl_text, samples, t->budget, t->best_gflops, per * (double)left);
+        if (final)
+            fputc('\n', stderr);
+        fflush(stderr);
+    }
+    (void)st;
+}
+
+static int on_sample(void *ctx, const mct_search_sample *smp)
+{
+    tctx *t = ctx;
+    t->samples_total += !smp->reused;
+    if (smp->res && smp->res->cc) {
+        t->cc = smp->res->cc;
+        t->cc_version = smp->res->cc_version;
+        t->cflags = smp->res->cflags;
+    }
+    if (!smp->reused) {
+        mct_db_rec r;
+        fill_rec(t, smp->schedule, &r);
+        int ok = smp->status == MCT_MEAS_OK && smp->latency_s > 0;
+        r.median_ns = ok ? smp->latency_s * 1e9 : FAILED_NS;
+        r.spread_ns = ok ? smp->spread_s * 1e9 : 0;
+        r.gflops = ok ? smp->gflops : 0;
+        r.samples = 1;
+        snprintf(r.search, sizeof r.search, "%s", t->search);
+        snprintf(r.guide, sizeof r.guide, "%s", t->guide);
+        snprintf(r.compiler, sizeof r.compiler, "%s %s", t->cc ? t->cc : "cc",
+                 t->cc_version ? t->cc_version : "");
+        snprintf(r.flags, sizeof r.flags, "%s", t->cflags ? t->cflags : MCT_MEAS_CFLAGS);
+        snprintf(r.tool, sizeof r.tool, TOOL);
+        snprintf(r.model, sizeof r.model, "%s", t->model ? t->model : "");
+        r.timestamp = (int64_t)time(NULL);
+        if (mct_db_put_trial(t->db, &r)) {
+            fprintf(stderr, "mctune tune: cannot write a trial to %s: %s\n", mct_db_path(t->db),
+                    mct_db_errmsg(t->db));
+            t->db_err = 1;
+            return MCT_EIO;
+        }
+    }
+    if (smp->status == MCT_MEAS_OK && smp->latency_s > 0 &&
+        (t->best_ns <= 0 || smp->latency_s * 1e9 < t->best_ns)) {
+        t->best_ns = smp->latency_s * 1e9;
+        t->best_gflops = smp->gflops;
+        mct_db_rec b;
+        fill_rec(t, smp->schedule, &b);
+        b.median_ns = t->best_ns;
+        b.spread_ns = smp->spread_s * 1e9;
+        b.gflops = smp->gflops;
+        b.samples = smp->index;
+        snprintf(b.search, sizeof b.search, "%s", t->search);
+        snprintf(b.guide, sizeof b.guide, "%s", t->guide);
+        snprintf(b.compiler, sizeof b.compiler, "%s %s", t->cc ? t->cc : "cc",
+                 t->cc_version ? t->cc_version : "");
+        snprintf(b.flags, sizeof b.flags, "%s", t->cflags ? t->cflags : MCT_MEAS_CFLAGS);
+        snprintf(b.tool, sizeof b.tool, TOOL);
+        snprintf(b.model, sizeof b.model, "%s", t->model ? t->model : "");
+        b.timestamp = (int64_t)time(NULL);
+        if (mct_db_put_best(t->db, &b, NULL)) {
+            fprintf(stderr, "mctune tune: cannot write the best record to %s: %s\n",
+                    mct_db_path(t->db), mct_db_errmsg(t->db));
+            t->db_err = 1;
+            return MCT_EIO;
+        }
+    }
+    if (t->log) {
+        char hx[33];
+        for (int i = 0; i < 16; i++)
+            snprintf(hx + 2 * i, 3, "%02x", smp->hash[i]);
+        fprintf(t->log, "{\"time\":%.3f,\"strategy\":\"%s\",\"guide\":\"%s\",\"workload\":",
+                (double)time(NULL), t->search, t->guide);
+        json_str(t->log, t->wl_text);
+        fprintf(t->log, ",\"sample\":%d,\"node\":%d,\"parent\":%d,\"hash\":\"%s\",\"schedule\":",
+                smp->index, smp->node, smp->parent, hx);
+        json_str(t->log, smp->schedule);
+        fprintf(t->log, ",\"applied\":");
+        json_str(t->log, smp->applied ? smp->applied : "");
+        if (smp->latency_s > 0)
+            fprintf(t->log, ",\"latency_s\":%.9g,\"gflops\":%.4f", smp->latency_s, smp->gflops);
+        else
+            fprintf(t->log, ",\"latency_s\":null,\"gflops\":0");
+        fprintf(t->log, ",\"status\":\"%s\",\"reused\":%s,\"best_gflops\":%.4f",
+                mct_meas_status_name((mct_meas_status)smp->status),
+                smp->reused ? "true" : "false", smp->best_gflops);
+        if (smp->status != MCT_MEAS_OK && smp->detail && *smp->detail) {
+            fprintf(t->log, ",\"detail\":");
+            json_str(t->log, smp->detail);
+        }
+        fprintf(t->log, "}\n");
+        fflush(t->log);
+    }
+    progress(t, NULL, smp->index, 0);
+    return 0;
+}
+
+static void on_note(void *ctx, const char *line)
+{
+    tctx *t = ctx;
+    if (t->verbose)
+        fprintf(stderr, "%s  %s\n", t->tty ? "\r\033[K" : "", line);
+}
+
+/* Transfer: schedules of the best records of other CPUs for this workload, else of the nearest
+ * M of the same layer (any CPU, this one included). */
+typedef struct xfer {
+    const mct_workload *w;
+    uint64_t cpu;
+    int threads;
+    char exact[3][4096];
+    double exact_ns[3];
+    int nexact;
+    char near[4096];
+    double near_dist;
+} xfer;
+
+static int xfer_fn(const mct_db_rec *r, void *ctx)
+{
+    xfer *x = ctx;
+    mct_workload o;
+    if (mct_wl_parse(r->workload, &o, NULL, 0))
+        return 0;
+    const mct_workload *w = x->w;
+    if (o.op != w->op || o.layout != w->layout || o.N != w->N || o.K != w->K ||
+        o.batch != w->batch || o.group != w->group || o.bias != w->bias || o.act != w->act ||
+        o.beta != w->beta)
+        return 0;
+    if (o.M == w->M) {
+        if (r->cpu == x->cpu && r->threads == x->threads)
+            return 0;  /* our own record (only there with --retune) */
+        for (int i = 0; i < x->nexact; i++)
+            if (!strcmp(x->exact[i], r->schedule))
+                return 0;
+        if (x->nexact < 3) {
+            snprintf(x->exact[x->nexact], sizeof x->exact[0], "%s", r->schedule);
+            x->exact_ns[x->nexact++] = r->median_ns;
+        }
+        return 0;
+    }
+    double d = fabs(log((double)o.M / (double)w->M));
+    if (!x->near[0] || d < x->near_dist) {
+        snprintf(x->near, sizeof x->near, "%s", r->schedule);
+        x->near_dist = d;
+    }
+    return 0;
+}
+
+static const char *guide_default(const char *url, const char *cmd)
+{
+    if (cmd)
+        return "llm-cmd";
+    if (url || (getenv("MCTUNE_LLM_URL") && *getenv("MCTUNE_LLM_URL")))
+        return "llm";
+    return "heuristic";
+}
+
+static int parse_secs(const char *opt, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0) || v > 86400) {
+        mct_cli_usage_error(CMD, "%s '%s' is not a number of seconds in (0, 86400]", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int mct_cmd_tune(int argc, char **argv)
+{
+    const char *model_path = NULL, *wl_arg = NULL, *search_s = "mcts", *guide_s = NULL;
+    const char *llm_url = NULL, *llm_model = NULL, *llm_cmd = NULL, *db_path = NULL;
+    const char *log_path = NULL, *cache = NULL, *val;
+    long budget = 32, threads = 1, seed = 1;
+    int retune = 0, transfer = 1, verbose = 0, r, rc = 1;
+    double timeout = 10, min_time = 0;
+    mct_tune_model mdl = {0};
+    mct_db *db = NULL;
+    mct_guide *guide = NULL;
+    mct_meas *meas = NULL, *meas_base = NULL;
+    FILE *logf = NULL;
+    char err[2048] = "";
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--retune")) {
+            retune = 1;
+        } else if (!strcmp(a, "--no-transfer")) {
+            transfer = 0;
+        } else if (!strcmp(a, "--verbose")) {
+            verbose = 1;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--model", &val))) {
+            if (r < 0)
+                return 2;
+            model_path = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--workload", &val))) {
+            if (r < 0)
+                return 2;
+            wl_arg = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--budget", &val))) {
+            if (r < 0 || mct_cli_int(CMD, "--budget", val, 1, 1000000, &budget))
+                return 2;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--search", &val))) {
+            if (r < 0)
+                return 2;
+            search_s = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--guide", &val))) {
+            if (r < 0)
+                return 2;
+            guide_s = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--llm-url", &val))) {
+            if (r < 0)
+                return 2;
+            llm_url = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--llm-model", &val))) {
+            if (r < 0)
+                return 2;
+            llm_model = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--llm-cmd", &val))) {
+            if (r < 0)
+                return 2;
+            llm_cmd = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--threads", &val))) {
+            if (r < 0 || mct_cli_int(CMD, "--threads", val, 1, 1024, &threads))
+                return 2;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--seed", &val))) {
+            if (r < 0 || mct_cli_int(CMD, "--seed", val, 0, 0x7fffffffL, &seed))
+                return 2;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--db", &val))) {
+            if (r < 0)
+                return 2;
+            db_path = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--log", &val))) {
+            if (r < 0)
+                return 2;
+            log_path = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--cache", &val))) {
+            if (r < 0)
+                return 2;
+            cache = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--timeout", &val))) {
+            if (r < 0 || parse_secs("--timeout", val, &timeout))
+                return 2;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--min-time", &val))) {
+            if (r < 0 || parse_secs("--min-time", val, &min_time))
+                return 2;
+        } else {
+            return mct_cli_usage_error(CMD, "unexpected argument '%s'", a);
+        }
+    }
+    if (!model_path == !wl_arg)
+        return mct_cli_usage_error(CMD, "give exactly one of --model FILE.json or --workload "
+                                   "TEXT");
+    mct_search_kind kind;
+    if (mct_search_kind_parse(search_s, &kind))
+        return mct_cli_usage_error(CMD, "--search '%s' is not mcts, evolutionary or random",
+                                   search_s);
+    int guide_defaulted = !guide_s;
+    if (!guide_s)
+        guide_s = guide_default(llm_url, llm_cmd);
+    if (strcmp(guide_s, "heuristic") && strcmp(guide_s, "random") && strcmp(guide_s, "llm") &&
+        strcmp(guide_s, "llm-cmd"))
+        return mct_cli_usage_error(CMD, "--guide '%s' is not heuristic, random, llm or llm-cmd",
+                                   guide_s);
+    if (!strcmp(guide_s, "llm-cmd") && !llm_cmd)
+        return mct_cli_usage_error(CMD, "--guide llm-cmd needs --llm-cmd 'COMMAND ARGS'");
+
+    if (model_path) {
+        if (mct_tune_model_load(model_path, &mdl, err, sizeof err)) {
+            fprintf(stderr, "mctune tune: %s\n", err);
+            return 2;
+        }
+    } else {
+        char *text = mct_cli_text_arg(CMD, wl_arg);
+        if (!text)
+            return 2;
+        mct_workload w;
+        if (mct_wl_parse(text, &w, err, sizeof err)) {
+            fprintf(stderr, "mctune tune: workload '%s': %s\n", text, err);
+            free(text);
+            return 2;
+        }
+        free(text);
+        if (mct_tune_model_add(&mdl, &w, "")) {
+            fprintf(stderr, "mctune tune: out of memory\n");
+            return 1;
+        }
+    }
+
+    char path[1024];
+    if (db_path)
+        snprintf(path, sizeof path, "%s", db_path);
+    else if (mct_db_default_path(path, sizeof path) < 0) {
+        fprintf(stderr, "mctune tune: no database location: set --db PATH, MCTUNE_DB, "
+                "XDG_CACHE_HOME or HOME\n");
+        goto fail;
+    }
+    if (mct_db_open(path, 0, err, sizeof err, &db)) {
+        fprintf(stderr, "mctune tune: %s\n", err);
+        goto fail;
+    }
+    const mct_cpu *cpu = mct_cpu_host();
+    if (mct_db_put_cpu(db, cpu)) {
+        fprintf(stderr, "mctune tune: cannot record this CPU in %s: %s\n", path,
+                mct_db_errmsg(db));
+        goto fail;
+    }
+
+    if (kind == MCT_SEARCH_MCTS) {
+        mct_llm_opts lo = {0};
+        lo.base_url = llm_url;
+        lo.model = llm_model;
+        lo.cmd = llm_cmd;
+        lo.cache = db;
+        lo.verbose = verbose;
+        if (!strcmp(guide_s, "heuristic"))
+            r = mct_guide_heuristic_create(&guide);
+        else if (!strcmp(guide_s, "random"))
+            r = mct_guide_random_create(&guide);
+        else if (!strcmp(guide_s, "llm"))
+            r = mct_guide_llm_create(&lo, &guide, err, sizeof err);
+        else
+            r = mct_guide_llmcmd_create(&lo, &guide, err, sizeof err);
+        if (r) {
+            fprintf(stderr, "mctune tune: cannot start the %s guide: %s%s%s\n", guide_s,
+                    mct_strerror(r), *err ? ": " : "", err);
+            goto fail;
+        }
+    }
+
+    mct_meas_opts mo;
+    mct_meas_opts_default(&mo);
+    mo.cache_dir = cache;
+    mo.threads = (int)threads;
+    mo.timeout_s = timeout;
+    mo.compile_timeout_s = 120;
+    if (min_time > 0)
+        mo.min_time_s = min_time;
+    if (mct_meas_create(&mo, &meas, err, sizeof err)) {
+        fprintf(stderr, "mctune tune: %s\n", err);
+        goto fail;
+    }
+    /* the untuned nest can be 100x slower than a tuned kernel: a long limit, one timed call */
+    mo.timeout_s = timeout * 60;
+    mo.min_runs = 1;
+    if (mct_meas_create(&mo, &meas_base, err, sizeof err)) {
+        fprintf(stderr, "mctune tune: %s\n", err);
+        goto fail;
+    }
+    if (log_path && !(logf = fopen(log_path, "a"))) {
+        fprintf(stderr, "mctune tune: cannot open the log '%s': %s (choose another --log)\n",
+                log_path, strerror(errno));
+        goto fail;
+    }
+
+    tctx t = {0};
+    t.db = db;
+    t.cpu = mct_cpu_key(cpu);
+    t.threads = (int)threads;
+    t.search = mct_search_kind_name(kind);
+    t.guide = kind == MCT_SEARCH_MCTS ? guide_s : "";
+    t.model = mdl.name;
+    t.log = logf;
+    t.tty = isatty(STDERR_FILENO);
+    t.verbose = verbose;
+    t.wn = mdl.n;
+    t.budget = (int)budget;
+    t.t0 = now_s();
+    char cpukey[17];
+    mct_cpu_key_format(t.cpu, cpukey);
+    printf("tune: %d workload%s%s%s, cpu %s (%s), %ld thread%s, search %s", mdl.n,
+           mdl.n == 1 ? "" : "s", mdl.name[0] ? " of " : "", mdl.name, cpukey,
+           mct_tier_name(mct_cpu_tier_of(cpu)), threads, threads == 1 ? "" : "s", t.search);
+    if (kind == MCT_SEARCH_MCTS)
+        printf(", guide %s%s", guide_s, guide_defaulted ? (strcmp(guide_s, "heuristic") ?
+               " (default: an LLM is configured)" : " (default: no LLM configured; set "
+               "--llm-url or MCTUNE_LLM_URL for the llm guide)") : "");
+    printf(", budget %ld, seed %ld, db %s\n", budget, seed, path);
+    fflush(stdout);
+
+    int tuned = 0, skipped = 0, failed = 0;
+    for (int i = 0; i < mdl.n; i++) {
+        const mct_workload *w = &mdl.w[i];
+        mct_wl_format(w, t.wl_text, sizeof t.wl_text);
+        t.wi = i + 1;
+        t.best_ns = 0;
+        t.best_gflops = 0;
+        t.samples_left_est = (long)(mdl.n - i - 1) * budget;
+        uint8_t wh[16];
+        mct_wl_hash(w, wh);
+        mct_db_rec best;
+        if (!retune && mct_db_get_best(db, wh, t.cpu, t.threads, &best) == 0) {
+            printf("[%d/%d] %s: skipped, already tuned (%.2f GFLOP/s, %lld samples, %s); "
+                   "--retune searches again\n", t.wi, t.wn, t.wl_text, best.gflops,
+                   (long long)best.samples, best.search);
+            skipped++;
+            continue;
+        }
+        if (mct_db_put_workload(db, w)) {
+            fprintf(stderr, "mctune tune: cannot write to %s: %s\n", path, mct_db_errmsg(db));
+            goto fail;
+        }
+        const char *seeds[4];
+        int nseeds = 0;
+        xfer x = {0};
+        if (transfer) {
+            x.w = w;
+            x.cpu = t.cpu;
+            x.threads = t.threads;
+            mct_db_iter(db, MCT_DB_BEST, xfer_fn, &x);
+            for (int q = 0; q < x.nexact; q++)
+                seeds[nseeds++] = x.exact[q];
+            if (x.near[0])
+                seeds[nseeds++] = x.near;
+        }
+        mct_search_opts so = {0};
+        so.kind = kind;
+        so.budget = (int)budget;
+        so.seed = (uint64_t)seed;
+        so.guide = guide;
+        so.cpu = cpu;
+        so.threads = (int)threads;
+        so.seeds = seeds;
+        so.nseeds = nseeds;
+        so.meas = meas;
+        so.meas_base = meas_base;
+        so.lookup = lookup;
+        so.on_sample = on_sample;
+        so.on_note = on_note;
+        so.ctx = &t;
+        mct_search_stats st;
+        double ts = now_s();
+        if (!t.tty && nseeds)
+            printf("[%d/%d] %s: %d transfer seed%s from the database\n", t.wi, t.wn, t.wl_text,
+                   nseeds, nseeds == 1 ? "" : "s");
+        r = mct_search_run(w, &so, &st, err, sizeof err);
+        progress(&t, &st, st.samples, 1);
+        if (r) {
+            fprintf(stderr, "mctune tune: %s: search stopped: %s%s%s\n", t.wl_text,
+                    mct_strerror(r), *err ? ": " : "", err);
+            failed++;
+            if (t.db_err)
+                goto fail;
+            continue;
+        }
+        tuned++;
+        double base_g = st.base_latency_s > 0 ? mct_wl_flops(w) / st.base_latency_s * 1e-9 : 0;
+        printf("[%d/%d] %s: %d samples (%d measured, %d reused, %d failed, %d duplicates",
+               t.wi, t.wn, t.wl_text, st.samples, st.measured, st.reused, st.failed,
+               st.duplicates);
+        if (kind == MCT_SEARCH_MCTS)
+            printf(", %d invalid proposals, %d fallbacks", st.invalid, st.fallbacks);
+        printf(") in %.1f s; untuned %.2f GFLOP/s, best %.2f GFLOP/s", now_s() - ts, base_g,
+               st.best_gflops);
+        if (st.base_latency_s > 0 && st.best_latency_s > 0)
+            printf(" (%.1fx, sample %d)", st.base_latency_s / st.best_latency_s, st.best_index);
+        printf("\n    best: %s\n", st.best_schedule[0] ? st.best_schedule : "(untuned nest)");
+        fflush(stdout);
+    }
+    if (guide) {
+        mct_guide_stats gs;
+        mct_guide_get_stats(guide, &gs);
+        printf("guide %s: %ld calls, %ld proposals, %ld calls without a proposal", guide_s,
+               gs.calls, gs.proposals, gs.failures);
+        if (gs.prompt_tokens || gs.completion_tokens || gs.cache_hits)
+            printf(", %ld cached replies, %ld+%ld tokens", gs.cache_hits, gs.prompt_tokens,
+                   gs.completion_tokens);
+        printf("\n");
+    }
+    printf("done: %d tuned, %d skipped, %d failed\n", tuned, skipped, failed);
+    rc = failed ? 1 : 0;
+fail:
+    if (logf)
+        fclose(logf);
+    mct_meas_destroy(meas);
+    mct_meas_destroy(meas_base);
+    mct_guide_destroy(guide);
+    mct_db_close(db);
+    mct_tune_model_free(&mdl);
+    return rc;
+}

@@ -1,0 +1,560 @@
+/* Built-in guides: heuristic (an analytical model of registers and caches plus the trend
+ * between grandparent, parent and node) and random (a random legal mutation).
+ *
+ * The heuristic reasons the way a BLIS configuration is derived:
+ *   - register tile: MR rows x NV vectors of VLEN floats, with MR*NV accumulators plus NV B
+ *     vectors plus one A broadcast fitting the register file (32 zmm with AVX-512, else 16);
+ *   - KC so that a KC x NR micro-panel of B fits L1, MC so that the MC x KC block of A fits in
+ *     half of L2, NC so that a KC x NC block of B fits in half of L2 as well;
+ *   - A packed in MR-row panels per KC block, B prepacked in NR-column panels (matmul: weights)
+ *     or packed per KC block (bmm: activations); one parallel loop when threads > 1;
+ *   - M <= 4: the dot form (k vectorized, several B rows at once), the shape of a GEMV.
+ * Once a node has that structure it moves one knob at a time (KC, MC, NC, MR, NR, k unroll,
+ * prefetch, packing); the trend decides which first: a knob whose last move made the node
+ * faster than its parent is moved again the same way, one that made it slower is moved the
+ * other way. Every proposal is tried on a clone of the node first; proposals that do not apply,
+ * that change nothing, or that produce a schedule this guide already proposed are skipped, so
+ * the `want` proposals returned are distinct and new. */
+#include "tuner/guide.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXP 96
+
+typedef struct hguide {
+    mct_guide g;
+    uint8_t (*seen)[16];    /* schedule hashes (xor workload hash) already proposed */
+    size_t nseen, capseen;
+    int random;             /* 1: the random guide */
+} hguide;
+
+static uint64_t rnd(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int seen_has(hguide *h, const uint8_t k[16])
+{
+    for (size_t i = 0; i < h->nseen; i++)
+        if (!memcmp(h->seen[i], k, 16))
+            return 1;
+    return 0;
+}
+
+static int seen_add(hguide *h, const uint8_t k[16])
+{
+    if (h->nseen == h->capseen) {
+        size_t n = h->capseen ? h->capseen * 2 : 256;
+        uint8_t (*p)[16] = realloc(h->seen, n * 16);
+        if (!p)
+            return MCT_ENOMEM;
+        h->seen = p;
+        h->capseen = n;
+    }
+    memcpy(h->seen[h->nseen++], k, 16);
+    return 0;
+}
+
+/* The schedule's statements, parsed from its canonical text. */
+typedef struct stmt {
+    char name[16];
+    char args[6][24];
+    int nargs;
+} stmt;
+
+static int parse_stmts(const mct_sched *s, stmt *st, int max)
+{
+    char text[4096], *save = NULL;
+    mct_sched_format(s, text, sizeof text);
+    int n = 0;
+    for (char *t = strtok_r(text, ";", &save); t && n < max; t = strtok_r(NULL, ";", &save)) {
+        while (*t == ' ')
+            t++;
+        char *op = strchr(t, '(');
+        if (!op)
+            continue;
+        stmt *x = &st[n];
+        memset(x, 0, sizeof *x);
+        snprintf(x->name, sizeof x->name, "%.*s", (int)(op - t), t);
+        char *a = op + 1, *end = strrchr(a, ')');
+        if (end)
+            *end = 0;
+        char *s2 = NULL;
+        for (char *p = strtok_r(a, ",", &s2); p && x->nargs < 6; p = strtok_r(NULL, ",", &s2)) {
+            while (*p == ' ')
+                p++;
+            snprintf(x->args[x->nargs++], 24, "%s", p);
+        }
+        n++;
+    }
+    return n;
+}
+
+static const stmt *find_stmt(const stmt *st, int n, const char *name, const char *arg0)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(st[i].name, name) && (!arg0 || !strcmp(st[i].args[0], arg0)))
+            return &st[i];
+    return NULL;
+}
+
+/* Factor l (1-based) of tile(axis, ...), or 0. */
+static long tile_f(const stmt *st, int n, const char *axis, int l)
+{
+    const stmt *t = find_stmt(st, n, "tile", axis);
+    if (!t || l >= t->nargs)
+        return 0;
+    return atol(t->args[l]);
+}
+
+typedef struct model {
+    int V, nreg;
+    long L1, L2, L3;
+    long M, N, K;
+    int bmm, threads;
+} model;
+
+static void model_of(const mct_guide_ctx *c, model *m)
+{
+    m->V = c->target && c->target->vlen > 0 ? c->target->vlen : 8;
+    m->nreg = m->V >= 16 ? 32 : 16;
+    const mct_cpu *cpu = c->cpu ? c->cpu : mct_cpu_host();
+    m->L1 = cpu->cache_kb[0] ? (long)cpu->cache_kb[0] * 1024 : 32768;
+    m->L2 = cpu->cache_kb[2] ? (long)cpu->cache_kb[2] * 1024 : 1 << 20;
+    m->L3 = cpu->cache_kb[3] ? (long)cpu->cache_kb[3] * 1024 : 8 << 20;
+    m->M = (long)c->w->M;
+    m->N = (long)c->w->N;
+    m->K = (long)c->w->K;
+    m->bmm = c->w->op == MCT_OP_BMM;
+    m->threads = c->threads > 0 ? c->threads : 1;
+}
+
+static long pow2_floor(long x)
+{
+    long p = 1;
+    while (p * 2 <= x)
+        p *= 2;
+    return p;
+}
+
+static long round_up(long x, long m)
+{
+    return (x + m - 1) / m * m;
+}
+
+/* A full outer-product (BLIS) schedule for register tile mr x nv vectors and KC kc. */
+static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int pf, char *out,
+                      size_t len)
+{
+    long nr = (long)nv * m->V;
+    if (kc > m->K)
+        kc = m->K > 1 ? m->K - (m->K > 2) : 1;
+    if (kc < 1)
+        kc = 1;
+    long mc = m->L2 / 2 / (kc * 4);
+    mc = mc / mr * mr;
+    if (mc > round_up(m->M, mr))
+        mc = round_up(m->M, mr);
+    if (mc <= mr)
+        mc = mr * 2;
+    long nc = m->L2 / 2 / (kc * 4);
+    nc = nc / nr * nr;
+    if (nc > round_up(m->N, nr))
+        nc = round_up(m->N, nr);
+    if (nc <= nr)
+        nc = nr * 2;
+    const char *b = m->bmm ? "b, " : "";
+    int n = snprintf(out, len,
+                     "tile(i, %ld, %d); tile(j, %ld, %ld); tile(k, %ld); "
+                     "reorder(%sj0, k0, i0, j1, i1, k1, i2, j2); pack(A, i0, i2); %s; "
+                     "cache_write(i1); unroll(i2, %d); vectorize(j2)",
+                     mc, mr, nc, nr, kc, b, m->bmm ? "pack(B, k0, j2)" : "prepack(B, j2)", mr);
+    if (kunroll > 1 && n > 0 && (size_t)n < len)
+        n += snprintf(out + n, len - (size_t)n, "; unroll(k1, %d)", kunroll);
+    if (pf > 0 && n > 0 && (size_t)n < len)
+        n += snprintf(out + n, len - (size_t)n, "; prefetch(B, k1, %d)", pf);
+    if (m->threads > 1 && n > 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, "; parallel(%s)",
+                 m->bmm ? "b" : (m->N / nc >= m->threads ? "j0" : "j1"));
+}
+
+/* The dot form for small M: k vectorized, nr rows of B at once. */
+static void dot_text(const model *m, int nr, int kv, int outer_j, char *out, size_t len)
+{
+    const char *b = m->bmm ? "b, " : "";
+    int n = snprintf(out, len, "tile(j, %d); tile(k, %d); reorder(%s%s); cache_write(j0); "
+                     "unroll(j1, %d); vectorize(k1)", nr, kv, b,
+                     outer_j ? "j0, i, k0, j1, k1" : "i, j0, k0, j1, k1", nr);
+    if (m->threads > 1 && n > 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, "; parallel(%s)", m->bmm ? "b" : "j0");
+}
+
+/* Register tiles that fit the register file, best first (most accumulators, then squarer). */
+static int reg_tiles(const model *m, int mr[8], int nv[8])
+{
+    int n = 0;
+    int cand[][2] = {{8, 2}, {6, 4}, {12, 2}, {4, 4}, {14, 2}, {6, 2}, {4, 3}, {3, 4}, {4, 2},
+                     {8, 1}, {2, 2}};
+    for (size_t i = 0; i < sizeof cand / sizeof cand[0] && n < 8; i++) {
+        int r = cand[i][0], v = cand[i][1];
+        if (r * v + v + 1 > m->nreg)
+            continue;
+        if (r > m->M && m->M >= 1)
+            continue;
+        mr[n] = r;
+        nv[n] = v;
+        n++;
+    }
+    if (n == 0) {
+        mr[0] = m->M < 8 ? (int)m->M : 8;
+        nv[0] = 1;
+        n = 1;
+    }
+    return n;
+}
+
+typedef struct plist {
+    char *t[MAXP];
+    int n;
+} plist;
+
+static void padd(plist *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void padd(plist *p, const char *fmt, ...)
+{
+    if (p->n >= MAXP)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    size_t l = strlen(buf) + 1;
+    char *d = malloc(l);
+    if (!d)
+        return;
+    memcpy(d, buf, l);
+    p->t[p->n++] = d;
+}
+
+/* Which knob moved from a to b, and which way: returns a knob code and sets *dir (+1/-1). */
+enum { KN_NONE, KN_KC, KN_MC, KN_MR, KN_NC, KN_NR, KN_KU, KN_PF };
+
+static int knob_moved(const mct_sched *a, const mct_sched *b, int *dir)
+{
+    stmt sa[32], sb[32];
+    int na = parse_stmts(a, sa, 32), nb = parse_stmts(b, sb, 32);
+    struct { int knob; const char *ax; int l; } t[] = {
+        {KN_KC, "k", 1}, {KN_MC, "i", 1}, {KN_MR, "i", 2}, {KN_NC, "j", 1}, {KN_NR, "j", 2}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        long x = tile_f(sa, na, t[i].ax, t[i].l), y = tile_f(sb, nb, t[i].ax, t[i].l);
+        if (x && y && x != y) {
+            *dir = y > x ? 1 : -1;
+            return t[i].knob;
+        }
+    }
+    const stmt *ua = find_stmt(sa, na, "unroll", "k1"), *ub = find_stmt(sb, nb, "unroll", "k1");
+    long x = ua ? atol(ua->args[1]) : 1, y = ub ? atol(ub->args[1]) : 1;
+    if (x != y) {
+        *dir = y > x ? 1 : -1;
+        return KN_KU;
+    }
+    const stmt *pa = find_stmt(sa, na, "prefetch", "B"), *pb = find_stmt(sb, nb, "prefetch", "B");
+    x = pa ? atol(pa->args[2]) : 0;
+    y = pb ? atol(pb->args[2]) : 0;
+    if (x != y) {
+        *dir = y > x ? 1 : -1;
+        return KN_PF;
+    }
+    return KN_NONE;
+}
+
+/* One move of a knob on the node (text applied to the node), or 0 when it does not exist. */
+static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, char *out,
+                     size_t len)
+{
+    long mc = tile_f(st, n, "i", 1), mr = tile_f(st, n, "i", 2);
+    long nc = tile_f(st, n, "j", 1), nr = tile_f(st, n, "j", 2);
+    long kc = tile_f(st, n, "k", 1);
+    switch (knob) {
+    case KN_KC:
+        if (!kc)
+            return 0;
+        kc = dir > 0 ? kc * 2 : kc / 2;
+        if (kc < 4 || kc >= m->K * 2)
+            return 0;
+        snprintf(out, len, "tile(k, %ld)", kc);
+        return 1;
+    case KN_MC:
+        if (!mc || !mr)
+            return 0;
+        mc = dir > 0 ? mc * 2 : mc / 2;
+        mc = mc / mr * mr;
+        if (mc <= mr || mc > round_up(m->M, mr) * 2)
+            return 0;
+        snprintf(out, len, "tile(i, %ld, %ld)", mc, mr);
+        return 1;
+    case KN_MR:
+        if (!mc || !mr || !nr)
+            return 0;
+        mr += dir > 0 ? 2 : -2;
+        if (mr < 1 || mr >= mc || mr * (nr / m->V) + nr / m->V + 1 > m->nreg || mr > m->M)
+            return 0;
+        snprintf(out, len, "tile(i, %ld, %ld); unroll(i2, %ld)", mc, mr, mr);
+        return 1;
+    case KN_NC:
+        if (!nc || !nr)
+            return 0;
+        nc = dir > 0 ? nc * 2 : nc / 2;
+        nc = nc / nr * nr;
+        if (nc <= nr || nc > round_up(m->N, nr) * 2)
+            return 0;
+        snprintf(out, len, "tile(j, %ld, %ld)", nc, nr);
+        return 1;
+    case KN_NR:
+        if (!nc || !nr || !mr)
+            return 0;
+        nr += dir > 0 ? m->V : -m->V;
+        if (nr < m->V || nr >= nc || mr * (nr / m->V) + nr / m->V + 1 > m->nreg)
+            return 0;
+        snprintf(out, len, "tile(j, %ld, %ld)", nc, nr);
+        return 1;
+    case KN_KU: {
+        const stmt *u = find_stmt(st, n, "unroll", "k1");
+        long x = u ? atol(u->args[1]) : 1;
+        x = dir > 0 ? x * 2 : x / 2;
+        if (x < 1 || x > 16 || !find_stmt(st, n, "tile", "k"))
+            return 0;
+        snprintf(out, len, "unroll(k1, %ld)", x);
+        return 1;
+    }
+    case KN_PF: {
+        const stmt *p = find_stmt(st, n, "prefetch", "B");
+        long d = p ? atol(p->args[2]) : 0;
+        d = dir > 0 ? (d ? d * 2 : 4) : d / 2;
+        if (d < 1 || d > 32 || !find_stmt(st, n, "tile", "k"))
+            return 0;
+        snprintf(out, len, "prefetch(B, k1, %ld)", d);
+        return 1;
+    }
+    }
+    return 0;
+}
+
+static void heuristic_list(const mct_guide_ctx *c, plist *p)
+{
+    model m;
+    model_of(c, &m);
+    stmt st[32];
+    int n = parse_stmts(c->node->sched, st, 32);
+    char t[1024];
+    int blis = tile_f(st, n, "i", 2) && tile_f(st, n, "j", 2) && tile_f(st, n, "k", 1);
+
+    /* 1. the trend: parent -> node (and grandparent -> parent when the last move was neutral) */
+    if (c->parent && c->node->latency_s > 0 && c->parent->latency_s > 0) {
+        int dir, k = knob_moved(c->parent->sched, c->node->sched, &dir);
+        int helped = c->node->latency_s < c->parent->latency_s;
+        if (k != KN_NONE && knob_text(&m, st, n, k, helped ? dir : -dir, t, sizeof t)) {
+            padd(p, "%s", t);
+            if (!helped && knob_text(&m, st, n, k, -2 * dir > 0 ? 1 : -1, t, sizeof t))
+                padd(p, "%s", t);
+        }
+        if (c->grand && c->grand->latency_s > 0) {
+            int d2, k2 = knob_moved(c->grand->sched, c->parent->sched, &d2);
+            int h2 = c->parent->latency_s < c->grand->latency_s;
+            if (k2 != KN_NONE && k2 != k &&
+                knob_text(&m, st, n, k2, h2 ? d2 : -d2, t, sizeof t))
+                padd(p, "%s", t);
+        }
+    }
+
+    /* 2. the analytical model's schedules */
+    int mrs[8], nvs[8];
+    int nt = reg_tiles(&m, mrs, nvs);
+    long kc0 = pow2_floor(m.L1 / (nvs[0] * m.V * 4));
+    if (m.M <= 4) {
+        int nrs[] = {8, 4, 6, 12, 16};
+        for (int i = 0; i < 5; i++)
+            for (int kv = 1; kv <= 2; kv++)
+                if (nrs[i] * kv + 2 <= m.nreg) {
+                    dot_text(&m, nrs[i], m.V * kv, 0, t, sizeof t);
+                    padd(p, "%s", t);
+                    if (m.M > 1) {
+                        dot_text(&m, nrs[i], m.V * kv, 1, t, sizeof t);
+                        padd(p, "%s", t);
+                    }
+                }
+    }
+    if (!blis || m.M > 4) {
+        for (int i = 0; i < nt; i++) {
+            blis_text(&m, mrs[i], nvs[i], pow2_floor(m.L1 / (nvs[i] * m.V * 4)), 4, 0, t,
+                      sizeof t);
+            padd(p, "%s", t);
+        }
+        blis_text(&m, mrs[0], nvs[0], kc0 * 2, 4, 0, t, sizeof t);
+        padd(p, "%s", t);
+        blis_text(&m, mrs[0], nvs[0], kc0 / 2, 4, 0, t, sizeof t);
+        padd(p, "%s", t);
+        blis_text(&m, mrs[0], nvs[0], kc0, 1, 8, t, sizeof t);
+        padd(p, "%s", t);
+    }
+
+    /* 3. one knob at a time around the node */
+    for (int k = KN_KC; k <= KN_PF; k++)
+        for (int d = 1; d >= -1; d -= 2)
+            if (knob_text(&m, st, n, k, d, t, sizeof t))
+                padd(p, "%s", t);
+    if (blis && !m.bmm) {
+        padd(p, "prepack(B, j2, k1)");
+        padd(p, "prepack(B, j2)");
+        padd(p, "pack(A, k0, i2)");
+    }
+    if (m.threads > 1)
+        padd(p, "parallel(%s)", m.bmm ? "b" : "j0");
+}
+
+/* Tries proposals in order on clones of the node; keeps the new, distinct, changed ones. */
+static int pick(hguide *h, const mct_guide_ctx *c, plist *p, char **out, int *n, int shuffle_from)
+{
+    uint8_t wl[16], self[16];
+    mct_wl_hash(c->w, wl);
+    mct_sched_hash(c->node->sched, self);
+    /* diversity: shuffle the tail (one-knob moves) with the search's random state */
+    for (int i = p->n - 1; i > shuffle_from; i--) {
+        int j = shuffle_from + (int)(rnd(c->rng) % (uint64_t)(i - shuffle_from + 1));
+        char *x = p->t[i];
+        p->t[i] = p->t[j];
+        p->t[j] = x;
+    }
+    for (int i = 0; i < p->n && *n < c->want; i++) {
+        mct_sched *s;
+        if (mct_sched_clone(c->node->sched, &s))
+            return MCT_ENOMEM;
+        int r = mct_sched_apply(s, p->t[i], NULL, 0);
+        uint8_t hh[16];
+        mct_sched_hash(s, hh);
+        mct_sched_destroy(s);
+        if (r || !memcmp(hh, self, 16))
+            continue;
+        for (int q = 0; q < 16; q++)
+            hh[q] ^= wl[q];
+        if (seen_has(h, hh))
+            continue;
+        if (seen_add(h, hh))
+            return MCT_ENOMEM;
+        out[(*n)++] = p->t[i];
+        p->t[i] = NULL;
+    }
+    return 0;
+}
+
+static int heuristic_propose(mct_guide *g, const mct_guide_ctx *c, char **out, int *n, char *err,
+                             size_t errlen)
+{
+    hguide *h = (hguide *)g;
+    plist p = {0};
+    heuristic_list(c, &p);
+    /* proposals before the one-knob moves keep their order (trend, then the model) */
+    int fixed = 0;
+    for (int i = 0; i < p.n; i++)
+        if (!strncmp(p.t[i], "tile(i", 6) || !strncmp(p.t[i], "tile(j", 6))
+            if (strstr(p.t[i], "reorder"))
+                fixed = i;
+    int r = pick(h, c, &p, out, n, fixed + 1 < p.n ? fixed + 1 : p.n);
+    for (int i = 0; i < p.n; i++)
+        free(p.t[i]);
+    if (!r && *n == 0 && err && errlen)
+        snprintf(err, errlen, "heuristic: every move from this node was proposed before");
+    return r;
+}
+
+/* Random guide: a random legal mutation of the node, written as the node's full canonical
+ * text after the mutation (checked to rebuild exactly that schedule when applied to the node),
+ * else a random re-tile. */
+static int random_propose(mct_guide *g, const mct_guide_ctx *c, char **out, int *n, char *err,
+                          size_t errlen)
+{
+    hguide *h = (hguide *)g;
+    int vlen = c->target && c->target->vlen > 0 ? c->target->vlen : 8;
+    for (int tries = 0; tries < c->want * 16 && *n < c->want; tries++) {
+        mct_sched *s, *t;
+        char what[256], text[4096];
+        if (mct_sched_clone(c->node->sched, &s))
+            return MCT_ENOMEM;
+        int r = mct_sched_mutate(s, c->rng, vlen, what, sizeof what);
+        mct_sched_format(s, text, sizeof text);
+        uint8_t want_h[16], got_h[16];
+        mct_sched_hash(s, want_h);
+        mct_sched_destroy(s);
+        if (r)
+            break;
+        if (mct_sched_clone(c->node->sched, &t))
+            return MCT_ENOMEM;
+        r = mct_sched_apply(t, text, NULL, 0);
+        mct_sched_hash(t, got_h);
+        mct_sched_destroy(t);
+        if (r || memcmp(want_h, got_h, 16)) {
+            /* the mutation removed an annotation that text cannot remove: rebuild from the
+             * untuned nest instead, which the text describes exactly */
+            mct_sched *u;
+            if (mct_sched_parse(c->w, text, &u, NULL, 0))
+                continue;
+            mct_sched_hash(u, got_h);
+            mct_sched_destroy(u);
+            if (memcmp(want_h, got_h, 16))
+                continue;
+            /* not applicable on top of the node: a fresh random tile of one axis instead */
+            const char *ax = "ijk" + rnd(c->rng) % 3;
+            long f = 2 + (long)(rnd(c->rng) % 63);
+            snprintf(text, sizeof text, "tile(%c, %ld)", *ax, f);
+        }
+        for (int q = 0; q < *n; q++)
+            if (!strcmp(out[q], text))
+                text[0] = 0;
+        if (!text[0])
+            continue;
+        size_t l = strlen(text) + 1;
+        if (!(out[*n] = malloc(l)))
+            return MCT_ENOMEM;
+        memcpy(out[(*n)++], text, l);
+    }
+    (void)h;
+    if (*n == 0 && err && errlen)
+        snprintf(err, errlen, "random: no legal mutation found from this node");
+    return 0;
+}
+
+static void hdestroy(mct_guide *g)
+{
+    hguide *h = (hguide *)g;
+    free(h->seen);
+    free(h);
+}
+
+static int create(int random, mct_guide **out)
+{
+    hguide *h = calloc(1, sizeof *h);
+    if (!h)
+        return MCT_ENOMEM;
+    h->random = random;
+    h->g.name = random ? "random" : "heuristic";
+    h->g.propose = random ? random_propose : heuristic_propose;
+    h->g.destroy = hdestroy;
+    *out = &h->g;
+    return 0;
+}
+
+int mct_guide_heuristic_create(mct_guide **out)
+{
+    return create(0, out);
+}
+
+int mct_guide_random_create(mct_guide **out)
+{
+    return create(1, out);
+}

@@ -1,0 +1,790 @@
+/* Search strategies: mcts (guided), evolutionary, random. See tuner/search.h for the sample
+ * accounting that all three share. */
+#include "tuner/search.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cand {
+    mct_sched *s;
+    char *applied;          /* what made it from its parent */
+    char *trace;            /* transformations from the root, "; "-separated */
+    int parent;
+    int *kids, nkids, capkids;
+    int visits;
+    double value;           /* sum of speedups in the subtree (mcts) */
+    int measured;
+    int status;
+    double lat, spread, gflops;
+    int dead, exhausted;
+} cand;
+
+typedef struct srch {
+    const mct_workload *w;
+    const mct_search_opts *o;
+    mct_target tgt;
+    const mct_cpu *cpu;
+    uint64_t rng;
+    int budget;
+    cand *c;
+    int n, cap;
+    uint8_t (*hk)[16];      /* open-addressing set of schedule hashes */
+    char *hused;
+    size_t hcap, hn;
+    mct_search_stats *st;
+    double ref_lat;         /* reward reference: the untuned latency (or first ok one) */
+    double best_speedup;
+    int stop;               /* nonzero: an on_sample callback's value or a harness error */
+    char *err;
+    size_t errlen;
+} srch;
+
+static const char *const kind_names[] = {"mcts", "evolutionary", "random"};
+
+const char *mct_search_kind_name(mct_search_kind k)
+{
+    return (unsigned)k < 3 ? kind_names[k] : "?";
+}
+
+int mct_search_kind_parse(const char *s, mct_search_kind *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, kind_names[i])) {
+            *out = (mct_search_kind)i;
+            return 0;
+        }
+    if (!strcmp(s, "evo")) {
+        *out = MCT_SEARCH_EVO;
+        return 0;
+    }
+    return MCT_EINVAL;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double unif(uint64_t *s)
+{
+    return (double)(rnd(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static void note(srch *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(srch *S, const char *fmt, ...)
+{
+    if (!S->o->on_note)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    S->o->on_note(S->o->ctx, line);
+}
+
+/* hash set ------------------------------------------------------------------------------- */
+
+static size_t hslot(const uint8_t h[16], size_t cap)
+{
+    uint64_t v;
+    memcpy(&v, h, 8);
+    return (size_t)(v & (cap - 1));
+}
+
+static int hgrow(srch *S)
+{
+    size_t ncap = S->hcap ? S->hcap * 2 : 256;
+    uint8_t (*nk)[16] = calloc(ncap, 16);
+    char *nu = calloc(ncap, 1);
+    if (!nk || !nu) {
+        free(nk);
+        free(nu);
+        return MCT_ENOMEM;
+    }
+    for (size_t i = 0; i < S->hcap; i++)
+        if (S->hused[i]) {
+            size_t j = hslot(S->hk[i], ncap);
+            while (nu[j])
+                j = (j + 1) & (ncap - 1);
+            nu[j] = 1;
+            memcpy(nk[j], S->hk[i], 16);
+        }
+    free(S->hk);
+    free(S->hused);
+    S->hk = nk;
+    S->hused = nu;
+    S->hcap = ncap;
+    return 0;
+}
+
+/* 1 when h was already in the set; else inserts it and returns 0 (negative on no memory). */
+static int hseen(srch *S, const uint8_t h[16])
+{
+    if ((S->hn + 1) * 2 > S->hcap) {
+        int r = hgrow(S);
+        if (r)
+            return r;
+    }
+    size_t j = hslot(h, S->hcap);
+    while (S->hused[j]) {
+        if (!memcmp(S->hk[j], h, 16))
+            return 1;
+        j = (j + 1) & (S->hcap - 1);
+    }
+    S->hused[j] = 1;
+    memcpy(S->hk[j], h, 16);
+    S->hn++;
+    return 0;
+}
+
+/* candidates ------------------------------------------------------------------------------ */
+
+static char *dupstr(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* Adds s (taking ownership) as a new candidate unless its hash was seen: returns its id, -1
+ * for a duplicate (s destroyed, counted), or a code < -1 on no memory. */
+static int add_cand(srch *S, mct_sched *s, int parent, const char *applied)
+{
+    uint8_t h[16];
+    mct_sched_hash(s, h);
+    int r = hseen(S, h);
+    if (r) {
+        mct_sched_destroy(s);
+        if (r == 1) {
+            S->st->duplicates++;
+            return -1;
+        }
+        return MCT_ENOMEM - 100;
+    }
+    if (S->n == S->cap) {
+        int ncap = S->cap ? S->cap * 2 : 64;
+        cand *nc = realloc(S->c, (size_t)ncap * sizeof *nc);
+        if (!nc) {
+            mct_sched_destroy(s);
+            return MCT_ENOMEM - 100;
+        }
+        S->c = nc;
+        S->cap = ncap;
+    }
+    cand *x = &S->c[S->n];
+    memset(x, 0, sizeof *x);
+    x->s = s;
+    x->parent = parent;
+    x->lat = -1;
+    x->applied = dupstr(applied);
+    const char *pt = parent >= 0 && S->c[parent].trace ? S->c[parent].trace : "";
+    size_t tl = strlen(pt) + strlen(applied) + 3;
+    x->trace = malloc(tl);
+    if (x->trace)
+        snprintf(x->trace, tl, "%s%s%s", pt, *pt && *applied ? "; " : "", applied);
+    if (!x->applied || !x->trace) {
+        free(x->applied);
+        free(x->trace);
+        mct_sched_destroy(s);
+        return MCT_ENOMEM - 100;
+    }
+    if (parent >= 0) {
+        cand *p = &S->c[parent];
+        if (p->nkids == p->capkids) {
+            int nk = p->capkids ? p->capkids * 2 : 4;
+            int *k = realloc(p->kids, (size_t)nk * sizeof *k);
+            if (!k) {
+                free(x->applied);
+                free(x->trace);
+                mct_sched_destroy(s);
+                return MCT_ENOMEM - 100;
+            }
+            p->kids = k;
+            p->capkids = nk;
+        }
+        p->kids[p->nkids++] = S->n;
+    }
+    return S->n++;
+}
+
+static double speedup_of(srch *S, const cand *x)
+{
+    if (x->status != MCT_MEAS_OK || !(x->lat > 0) || !(S->ref_lat > 0))
+        return 0;
+    return S->ref_lat / x->lat;
+}
+
+/* Measures candidates ids[0..n) (lookup first, then one harness batch), in order, counting one
+ * sample each and calling on_sample. base: use meas_base. Returns 0 or stops the search. */
+static int measure(srch *S, const int *ids, int n, int base)
+{
+    const mct_search_opts *o = S->o;
+    mct_search_meas *got = calloc((size_t)n, sizeof *got);
+    int *reused = calloc((size_t)n, sizeof *reused);
+    mct_meas_cand *mc = calloc((size_t)n, sizeof *mc);
+    mct_meas_result *res = calloc((size_t)n, sizeof *res);
+    int *slot = calloc((size_t)n, sizeof *slot);
+    int nm = 0, r = 0;
+    if (!got || !reused || !mc || !res || !slot) {
+        r = MCT_ENOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < n; i++) {
+        cand *x = &S->c[ids[i]];
+        uint8_t h[16];
+        mct_sched_hash(x->s, h);
+        if (o->lookup && o->lookup(o->ctx, x->s, h, &got[i]) == 0) {
+            reused[i] = 1;
+            continue;
+        }
+        if (o->evaluate) {
+            if ((r = o->evaluate(o->ctx, x->s, &got[i])))
+                goto fail;
+            continue;
+        }
+        mc[nm].sched = x->s;
+        slot[i] = nm++;
+    }
+    if (nm) {
+        mct_meas *m = base && o->meas_base ? o->meas_base : o->meas;
+        if ((r = mct_meas_batch(m, S->w, mc, nm, res))) {
+            snprintf(S->err, S->errlen, "the measurement harness failed: %s", mct_strerror(r));
+            goto fail;
+        }
+        for (int i = 0, q = 0; i < n; i++) {
+            if (reused[i] || o->evaluate)
+                continue;
+            (void)q;
+            mct_meas_result *x = &res[slot[i]];
+            got[i].status = x->status;
+            got[i].latency_s = x->status == MCT_MEAS_OK ? x->median_s : -1;
+            got[i].spread_s = x->status == MCT_MEAS_OK ? x->q3_s - x->q1_s : 0;
+            got[i].gflops = x->status == MCT_MEAS_OK ? x->gflops : 0;
+            snprintf(got[i].detail, sizeof got[i].detail, "%.255s", x->detail);
+        }
+    }
+    for (int i = 0; i < n && !S->stop; i++) {
+        cand *x = &S->c[ids[i]];
+        mct_search_stats *st = S->st;
+        x->measured = 1;
+        x->status = got[i].status;
+        x->lat = x->status == MCT_MEAS_OK && got[i].latency_s > 0 ? got[i].latency_s : -1;
+        if (x->lat < 0 && x->status == MCT_MEAS_OK)
+            x->status = MCT_MEAS_CRASH;  /* a record without a time is unusable */
+        x->spread = got[i].spread_s;
+        x->gflops = x->lat > 0 ? got[i].gflops : 0;
+        x->dead = x->status != MCT_MEAS_OK;
+        st->samples++;
+        if (reused[i])
+            st->reused++;
+        else
+            st->measured++;
+        if (x->status != MCT_MEAS_OK)
+            st->failed++;
+        if (x->lat > 0 && !(S->ref_lat > 0))
+            S->ref_lat = x->lat;
+        char text[4096];
+        mct_sched_format(x->s, text, sizeof text);
+        if (x->lat > 0 && (st->best_latency_s < 0 || x->lat < st->best_latency_s)) {
+            st->best_latency_s = x->lat;
+            st->best_gflops = x->gflops;
+            st->best_index = st->samples;
+            snprintf(st->best_schedule, sizeof st->best_schedule, "%s", text);
+        }
+        double sp = speedup_of(S, x);
+        if (sp > S->best_speedup)
+            S->best_speedup = sp;
+        if (o->on_sample) {
+            mct_search_sample smp = {0};
+            smp.index = st->samples;
+            smp.node = ids[i];
+            smp.parent = x->parent;
+            smp.sched = x->s;
+            smp.schedule = text;
+            mct_sched_hash(x->s, smp.hash);
+            smp.applied = x->applied;
+            smp.status = x->status;
+            smp.detail = got[i].detail;
+            smp.latency_s = x->lat;
+            smp.spread_s = x->spread;
+            smp.gflops = x->gflops;
+            smp.best_gflops = st->best_gflops;
+            smp.reused = reused[i];
+            smp.res = reused[i] || o->evaluate ? NULL : &res[slot[i]];
+            int cr = o->on_sample(o->ctx, &smp);
+            if (cr)
+                S->stop = cr;
+        }
+    }
+fail:
+    free(got);
+    free(reused);
+    free(mc);
+    free(res);
+    free(slot);
+    if (r && !S->stop)
+        S->stop = r;
+    return S->stop;
+}
+
+/* The untuned schedule (sample 1) and the seeds. */
+static int start(srch *S)
+{
+    mct_sched *s;
+    int r = mct_sched_create(S->w, &s);
+    if (r)
+        return r;
+    int id = add_cand(S, s, -1, "untuned");
+    if (id < 0)
+        return MCT_ENOMEM;
+    if ((r = measure(S, &id, 1, 1)))
+        return r;
+    S->st->base_latency_s = S->c[0].lat;
+    S->c[0].visits = 1;
+    S->c[0].value = speedup_of(S, &S->c[0]);
+    int ids[16], n = 0;
+    for (int i = 0; i < S->o->nseeds && n < 16; i++) {
+        char why[256];
+        if (S->st->samples + n >= S->budget)
+            break;
+        if (mct_sched_parse(S->w, S->o->seeds[i], &s, why, sizeof why)) {
+            note(S, "seed '%s' dropped: %s", S->o->seeds[i], why);
+            continue;
+        }
+        int k = add_cand(S, s, 0, S->o->seeds[i]);
+        if (k < -1)
+            return MCT_ENOMEM;
+        if (k >= 0)
+            ids[n++] = k;
+    }
+    if (n && (r = measure(S, ids, n, 0)))
+        return r;
+    for (int i = 0; i < n; i++) {
+        cand *x = &S->c[ids[i]];
+        x->visits = 1;
+        x->value = speedup_of(S, x);
+        S->c[0].visits++;
+        S->c[0].value += x->value;
+    }
+    return 0;
+}
+
+/* mcts ------------------------------------------------------------------------------------ */
+
+static void guide_node(srch *S, int id, mct_guide_node *g)
+{
+    cand *x = &S->c[id];
+    g->sched = x->s;
+    g->trace = x->trace;
+    g->latency_s = x->lat;
+    g->gflops = x->gflops;
+    g->visits = x->visits;
+}
+
+static int kid_limit(srch *S, int id, int branching)
+{
+    /* the root also holds the seeds */
+    return id == 0 ? branching + S->o->nseeds : branching;
+}
+
+static int expand(srch *S, int id, int branching, int *made)
+{
+    const mct_search_opts *o = S->o;
+    cand *x = &S->c[id];
+    int want = kid_limit(S, id, branching) - x->nkids;
+    if (want > S->budget - S->st->samples)
+        want = S->budget - S->st->samples;
+    *made = 0;
+    if (want <= 0)
+        return 0;
+    S->st->expansions++;
+    mct_guide_node gn = {0}, gp = {0}, gg = {0};
+    guide_node(S, id, &gn);
+    mct_guide_ctx ctx = {0};
+    ctx.w = S->w;
+    ctx.cpu = S->cpu;
+    ctx.target = &S->tgt;
+    ctx.threads = o->threads > 0 ? o->threads : 1;
+    ctx.node = &gn;
+    if (x->parent >= 0) {
+        guide_node(S, x->parent, &gp);
+        ctx.parent = &gp;
+        if (S->c[x->parent].parent >= 0) {
+            guide_node(S, S->c[x->parent].parent, &gg);
+            ctx.grand = &gg;
+        }
+    }
+    ctx.base_latency_s = S->ref_lat;
+    ctx.want = want;
+    ctx.rng = &S->rng;
+    char *props[64] = {0};
+    int np = 0;
+    char gerr[512] = "";
+    int gr = mct_guide_propose(o->guide, &ctx, props, &np, gerr, sizeof gerr);
+    if (gr)
+        note(S, "guide %s failed at node %d: %s (%s)", mct_guide_name(o->guide), id,
+             mct_strerror(gr), gerr);
+    if (np > 64)
+        np = 64;
+    int ids[64], n = 0;
+    for (int i = 0; i < np; i++) {
+        if (!props[i] || n >= want)
+            continue;
+        mct_sched *c;
+        char why[256] = "";
+        if (mct_sched_clone(S->c[id].s, &c))
+            break;
+        int ar = mct_sched_apply(c, props[i], why, sizeof why);
+        if (ar) {
+            S->st->invalid++;
+            note(S, "node %d: proposal '%s' dropped: %s", id, props[i], why);
+            mct_sched_destroy(c);
+            continue;
+        }
+        int k = add_cand(S, c, id, props[i]);
+        if (k < -1)
+            break;
+        if (k == -1)
+            note(S, "node %d: proposal '%s' dropped: duplicate of a measured schedule", id,
+                 props[i]);
+        else
+            ids[n++] = k;
+    }
+    for (int i = 0; i < np; i++)
+        free(props[i]);
+    if (n == 0) {
+        /* no new legal child from the guide: one random legal mutation instead */
+        for (int t = 0; t < 16 && n == 0; t++) {
+            mct_sched *c;
+            char what[256], ap[300];
+            if (mct_sched_clone(S->c[id].s, &c))
+                break;
+            if (mct_sched_mutate(c, &S->rng, S->tgt.vlen, what, sizeof what)) {
+                mct_sched_destroy(c);
+                break;
+            }
+            snprintf(ap, sizeof ap, "fallback: %s", what);
+            int k = add_cand(S, c, id, ap);
+            if (k < -1)
+                break;
+            if (k >= 0) {
+                ids[n++] = k;
+                S->st->fallbacks++;
+                note(S, "node %d: fallback to a random mutation: %s", id, what);
+            }
+        }
+    }
+    if (n == 0) {
+        S->c[id].exhausted = 1;
+        return 0;
+    }
+    int r = measure(S, ids, n, 0);
+    for (int i = 0; i < n; i++) {
+        cand *k = &S->c[ids[i]];
+        if (!k->measured)
+            continue;
+        double sp = speedup_of(S, k);
+        for (int a = ids[i]; a >= 0; a = S->c[a].parent) {
+            S->c[a].visits++;
+            S->c[a].value += sp;
+        }
+        (*made)++;
+    }
+    return r;
+}
+
+static int run_mcts(srch *S)
+{
+    int branching = S->o->branching > 0 ? S->o->branching : 2;
+    double cu = S->o->c > 0 ? S->o->c : sqrt(2.0);
+    long guard = 0, max_guard = (long)S->budget * 50 + 200;
+    while (S->st->samples < S->budget && !S->stop && guard++ < max_guard) {
+        int sel = 0;
+        for (;;) {
+            cand *x = &S->c[sel];
+            if (!x->exhausted && x->nkids < kid_limit(S, sel, branching))
+                break;
+            int best = -1;
+            double bv = -1;
+            for (int q = 0; q < x->nkids; q++) {
+                cand *k = &S->c[x->kids[q]];
+                if (k->dead || k->visits == 0)
+                    continue;
+                double qv = S->best_speedup > 0 ? k->value / k->visits / S->best_speedup : 0;
+                double u = qv + cu * sqrt(log((double)x->visits) / k->visits);
+                if (u > bv) {
+                    bv = u;
+                    best = x->kids[q];
+                }
+            }
+            if (best < 0) {
+                x->dead = 1;
+                sel = -1;
+                break;
+            }
+            sel = best;
+        }
+        if (sel < 0) {
+            if (S->c[0].dead)
+                break;  /* the whole space reachable from here is measured */
+            continue;
+        }
+        int made;
+        int r = expand(S, sel, branching, &made);
+        if (r)
+            return r;
+    }
+    return S->stop;
+}
+
+/* evolutionary ---------------------------------------------------------------------------- */
+
+static int by_lat(const void *a, const void *b, void *ctx)
+{
+    const cand *c = ctx;
+    double x = c[*(const int *)a].lat, y = c[*(const int *)b].lat;
+    if (x < y)
+        return -1;
+    if (x > y)
+        return 1;
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Tiles of a, everything else of b: a new schedule or NULL when the mix is illegal. */
+static mct_sched *crossover(srch *S, const mct_sched *a, const mct_sched *b)
+{
+    char ta[4096], tb[4096], out[8192];
+    mct_sched_format(a, ta, sizeof ta);
+    mct_sched_format(b, tb, sizeof tb);
+    size_t n = 0;
+    out[0] = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        char *src = pass ? tb : ta, *save = NULL;
+        for (char *t = strtok_r(src, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+            while (*t == ' ')
+                t++;
+            int tile = !strncmp(t, "tile(", 5);
+            if (tile != !pass || !*t)
+                continue;
+            n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", n ? "; " : "", t);
+            if (n >= sizeof out)
+                return NULL;
+        }
+    }
+    mct_sched *s;
+    if (mct_sched_parse(S->w, out, &s, NULL, 0))
+        return NULL;
+    return s;
+}
+
+static int pick_parent(srch *S, const int *pool, int np)
+{
+    double tot = 0;
+    for (int i = 0; i < np; i++)
+        tot += S->c[pool[i]].gflops;
+    double u = unif(&S->rng) * tot;
+    for (int i = 0; i < np; i++) {
+        u -= S->c[pool[i]].gflops;
+        if (u <= 0)
+            return pool[i];
+    }
+    return pool[np - 1];
+}
+
+static int run_random_batch(srch *S, int want, int parent_none)
+{
+    int ids[64], n = 0;
+    if (want > 64)
+        want = 64;
+    for (int t = 0; t < want * 20 && n < want; t++) {
+        mct_sched *s;
+        if (mct_sched_random(S->w, &S->rng, S->tgt.vlen, &s))
+            return MCT_ENOMEM;
+        int k = add_cand(S, s, parent_none, "random");
+        if (k < -1)
+            return MCT_ENOMEM;
+        if (k >= 0)
+            ids[n++] = k;
+    }
+    if (n == 0)
+        return 1;   /* nothing new found */
+    return measure(S, ids, n, 0);
+}
+
+static int run_evo(srch *S)
+{
+    const mct_search_opts *o = S->o;
+    int pop = o->population > 0 ? o->population : 64;
+    int gen = o->generation > 0 ? o->generation : 16;
+    double eps = o->epsilon > 0 ? o->epsilon : 0.05;
+    int init = pop / 4 > 8 ? pop / 4 : 8;
+    if (init > S->budget - S->st->samples)
+        init = S->budget - S->st->samples;
+    if (init > 0) {
+        int r = run_random_batch(S, init, -1);
+        if (r < 0 || S->stop)
+            return r < 0 ? r : S->stop;
+    }
+    int *pool = NULL;
+    int stale = 0, r = 0;
+    while (S->st->samples < S->budget && !S->stop && stale < 20) {
+        int np = 0;
+        int *np_ = realloc(pool, (size_t)(S->n + 1) * sizeof *pool);
+        if (!np_) {
+            r = MCT_ENOMEM;
+            goto fail;
+        }
+        pool = np_;
+        for (int i = 0; i < S->n; i++)
+            if (S->c[i].measured && S->c[i].lat > 0)
+                pool[np++] = i;
+        qsort_r(pool, (size_t)np, sizeof *pool, by_lat, S->c);
+        if (np > pop)
+            np = pop;
+        int want = gen < S->budget - S->st->samples ? gen : S->budget - S->st->samples;
+        int ids[256], n = 0;
+        if (want > 256)
+            want = 256;
+        for (int t = 0; t < want * 20 && n < want; t++) {
+            mct_sched *c = NULL;
+            char desc[512];
+            int parent = -1;
+            if (np == 0 || unif(&S->rng) < eps) {
+                if (mct_sched_random(S->w, &S->rng, S->tgt.vlen, &c)) {
+                    r = MCT_ENOMEM;
+                    goto fail;
+                }
+                snprintf(desc, sizeof desc, "random");
+            } else {
+                parent = pick_parent(S, pool, np);
+                int dn = 0;
+                desc[0] = 0;
+                if (np > 1 && unif(&S->rng) < 0.15) {
+                    int other = pick_parent(S, pool, np);
+                    if (other != parent && (c = crossover(S, S->c[parent].s, S->c[other].s)))
+                        dn += snprintf(desc, sizeof desc, "crossover(tiles of %d, rest of %d)",
+                                       parent, other);
+                }
+                if (!c && mct_sched_clone(S->c[parent].s, &c)) {
+                    r = MCT_ENOMEM;
+                    goto fail;
+                }
+                int muts = 1 + (int)(rnd(&S->rng) % 3);
+                for (int m = 0; m < muts; m++) {
+                    char what[256];
+                    if (mct_sched_mutate(c, &S->rng, S->tgt.vlen, what, sizeof what))
+                        break;
+                    dn += snprintf(desc + dn, sizeof desc - (size_t)(dn < 511 ? dn : 511),
+                                   "%s%s", dn ? "; " : "", what);
+                    if (dn >= (int)sizeof desc)
+                        dn = (int)sizeof desc - 1;
+                }
+            }
+            int k = add_cand(S, c, parent, desc);
+            if (k < -1) {
+                r = MCT_ENOMEM;
+                goto fail;
+            }
+            if (k >= 0)
+                ids[n++] = k;
+        }
+        if (n == 0) {
+            stale++;
+            continue;
+        }
+        stale = 0;
+        if ((r = measure(S, ids, n, 0)))
+            goto fail;
+    }
+fail:
+    free(pool);
+    return r ? r : S->stop;
+}
+
+static int run_random(srch *S)
+{
+    while (S->st->samples < S->budget && !S->stop) {
+        int want = S->budget - S->st->samples < 8 ? S->budget - S->st->samples : 8;
+        int r = run_random_batch(S, want, -1);
+        if (r == 1)
+            break;  /* the random draws keep hitting measured schedules */
+        if (r)
+            return r;
+    }
+    return S->stop;
+}
+
+int mct_search_run(const mct_workload *w, const mct_search_opts *o, mct_search_stats *stats,
+                   char *err, size_t errlen)
+{
+    mct_search_stats local;
+    char lerr[8];
+    if (!stats)
+        stats = &local;
+    if (!err || !errlen) {
+        err = lerr;
+        errlen = sizeof lerr;
+    }
+    memset(stats, 0, sizeof *stats);
+    stats->base_latency_s = -1;
+    stats->best_latency_s = -1;
+    err[0] = 0;
+    if (!w || !o || (unsigned)o->kind > 2) {
+        snprintf(err, errlen, "search: bad arguments (workload and options are required)");
+        return MCT_EINVAL;
+    }
+    if (o->kind == MCT_SEARCH_MCTS && !o->guide) {
+        snprintf(err, errlen, "search mcts: no guide given (use heuristic, random or llm)");
+        return MCT_EINVAL;
+    }
+    if (!o->evaluate && !o->meas) {
+        snprintf(err, errlen, "search: no measurement harness given");
+        return MCT_EINVAL;
+    }
+    if (o->budget < 0) {
+        snprintf(err, errlen, "search: budget %d is negative; give a number of samples >= 1",
+                 o->budget);
+        return MCT_EINVAL;
+    }
+    srch S;
+    memset(&S, 0, sizeof S);
+    S.w = w;
+    S.o = o;
+    S.tgt = o->target.vlen > 0 ? o->target : mct_target_host();
+    S.cpu = o->cpu ? o->cpu : mct_cpu_host();
+    S.rng = o->seed ^ 0x6d6374756e65ULL;
+    S.budget = o->budget > 0 ? o->budget : 32;
+    S.st = stats;
+    S.err = err;
+    S.errlen = errlen;
+    int r = start(&S);
+    if (!r && S.st->samples < S.budget) {
+        if (o->kind == MCT_SEARCH_MCTS)
+            r = run_mcts(&S);
+        else if (o->kind == MCT_SEARCH_EVO)
+            r = run_evo(&S);
+        else
+            r = run_random(&S);
+    }
+    if (!r)
+        r = S.stop;
+    for (int i = 0; i < S.n; i++) {
+        mct_sched_destroy(S.c[i].s);
+        free(S.c[i].applied);
+        free(S.c[i].trace);
+        free(S.c[i].kids);
+    }
+    free(S.c);
+    free(S.hk);
+    free(S.hused);
+    return r;
+}
