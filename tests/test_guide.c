@@ -1,0 +1,1011 @@
+/* LLM guides: the prompt, the reply parser, the chat-completions client against a scripted
+ * HTTP/1.1 server on 127.0.0.1 (a thread of this process, real sockets, an ephemeral port), the
+ * reply cache in a fresh database, caps, and llm-cmd with real child processes. No network. */
+#include "tests/check.h"
+#include "tuner/guide.h"
+#include "db/db.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#define KEY "sk-test-FAKEKEY-0123456789abcdef"
+#define KEY2 "sk-env-OTHERKEY-fedcba9876543210"
+
+/* Every error message seen, to check that no key ever appears in one. */
+static char all_err[1 << 16];
+static void note_err(const char *e)
+{
+    size_t n = strlen(all_err);
+    snprintf(all_err + n, sizeof all_err - n, "%s\n", e);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- the scripted server ----------------------------------------------------------------- */
+
+typedef struct {
+    int status;          /* HTTP status */
+    char *body;          /* response body (owned by the script) */
+    const char *hdr;     /* extra header line(s), each ending in \r\n */
+    int delay_ms;        /* wait before answering (cut short when the client leaves) */
+    int drop;            /* close without any response */
+    int repeat;          /* times this action is used; -1 forever */
+} act_t;
+
+typedef struct {
+    int lfd, port;
+    pthread_t th;
+    volatile int stop;
+    pthread_mutex_t mu;
+    act_t script[16];
+    int nscript, pos;
+    int requests;
+    int saw_auth;
+    char auth[256];
+    char *last_body;
+} srv_t;
+
+static srv_t S;
+
+static void srv_script(int n, const act_t *a)
+{
+    pthread_mutex_lock(&S.mu);
+    for (int i = 0; i < S.nscript; i++)
+        free(S.script[i].body);
+    for (int i = 0; i < n; i++) {
+        S.script[i] = a[i];
+        S.script[i].body = strdup(a[i].body ? a[i].body : "");
+    }
+    S.nscript = n;
+    S.pos = 0;
+    S.requests = 0;
+    S.saw_auth = 0;
+    S.auth[0] = 0;
+    pthread_mutex_unlock(&S.mu);
+}
+
+static int srv_requests(void)
+{
+    pthread_mutex_lock(&S.mu);
+    int n = S.requests;
+    pthread_mutex_unlock(&S.mu);
+    return n;
+}
+
+/* Reads one request (headers and Content-Length body) within 5 s. Returns its length or -1. */
+static long read_request(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    long need = -1;
+    for (int it = 0; it < 10000 && n + 1 < cap; it++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 5000) <= 0)
+            return -1;
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+        buf[n] = 0;
+        char *he = strstr(buf, "\r\n\r\n");
+        if (!he)
+            continue;
+        if (need < 0) {
+            long cl = 0;
+            for (char *l = buf; l && l < he; l = strstr(l, "\r\n") ? strstr(l, "\r\n") + 2 : NULL)
+                if (!strncasecmp(l, "Content-Length:", 15))
+                    cl = atol(l + 15);
+            need = (he + 4 - buf) + cl;
+        }
+        if ((long)n >= need)
+            return (long)n;
+    }
+    return -1;
+}
+
+/* Waits ms, returning early when the client has gone (closed its end) or the server stops. */
+static void wait_or_gone(int fd, int ms)
+{
+    for (int t = 0; t < ms && !S.stop; t += 50) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0) {
+            char c;
+            if (recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+                return;
+        }
+    }
+}
+
+static void *srv_main(void *arg)
+{
+    (void)arg;
+    static char req[1 << 20];
+    while (!S.stop) {
+        struct pollfd p = {S.lfd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int fd = accept(S.lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        long n = read_request(fd, req, sizeof req);
+        if (n < 0) {
+            close(fd);
+            continue;
+        }
+        act_t a = {.status = 500, .body = "{\"error\": {\"message\": \"script exhausted\"}}"};
+        pthread_mutex_lock(&S.mu);
+        S.requests++;
+        char *he = strstr(req, "\r\n\r\n");
+        S.saw_auth = 0;
+        S.auth[0] = 0;
+        for (char *l = req; l && l < he; l = strstr(l, "\r\n") ? strstr(l, "\r\n") + 2 : NULL)
+            if (!strncasecmp(l, "Authorization:", 14)) {
+                const char *v = l + 14;
+                while (*v == ' ')
+                    v++;
+                size_t m = strcspn(v, "\r\n");
+                if (m >= sizeof S.auth)
+                    m = sizeof S.auth - 1;
+                memcpy(S.auth, v, m);
+                S.auth[m] = 0;
+                S.saw_auth = 1;
+            }
+        free(S.last_body);
+        S.last_body = strdup(he ? he + 4 : "");
+        char body_copy[4096] = "";
+        if (S.pos < S.nscript) {
+            a = S.script[S.pos];
+            snprintf(body_copy, sizeof body_copy, "%s", a.body);
+            a.body = body_copy;
+            if (S.script[S.pos].repeat > 1)
+                S.script[S.pos].repeat--;
+            else if (S.script[S.pos].repeat != -1)
+                S.pos++;
+        } else {
+            snprintf(body_copy, sizeof body_copy, "%s", a.body);
+            a.body = body_copy;
+        }
+        pthread_mutex_unlock(&S.mu);
+        if (a.drop) {
+            close(fd);
+            continue;
+        }
+        if (a.delay_ms)
+            wait_or_gone(fd, a.delay_ms);
+        char head[1024];
+        int hl = snprintf(head, sizeof head,
+                          "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                          "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                          a.status, a.status == 200 ? "OK" : "Error", strlen(a.body),
+                          a.hdr ? a.hdr : "");
+        send(fd, head, (size_t)hl, MSG_NOSIGNAL);
+        send(fd, a.body, strlen(a.body), MSG_NOSIGNAL);
+        shutdown(fd, SHUT_WR);
+        close(fd);
+    }
+    return NULL;
+}
+
+static int srv_start(void)
+{
+    pthread_mutex_init(&S.mu, NULL);
+    S.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (S.lfd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(S.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    if (bind(S.lfd, (struct sockaddr *)&a, sizeof a) || listen(S.lfd, 16) ||
+        getsockname(S.lfd, (struct sockaddr *)&a, &al))
+        return -1;
+    S.port = ntohs(a.sin_port);
+    return pthread_create(&S.th, NULL, srv_main, NULL) ? -1 : 0;
+}
+
+static void srv_stop(void)
+{
+    S.stop = 1;
+    pthread_join(S.th, NULL);
+    close(S.lfd);
+    for (int i = 0; i < S.nscript; i++)
+        free(S.script[i].body);
+    free(S.last_body);
+    pthread_mutex_destroy(&S.mu);
+}
+
+/* A chat-completions response whose message content is `content`. */
+static char *chat(const char *content, int pt, int ct)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "id", "chatcmpl-test");
+    cJSON_AddStringToObject(r, "object", "chat.completion");
+    cJSON *ch = cJSON_AddArrayToObject(r, "choices");
+    cJSON *c0 = cJSON_CreateObject();
+    cJSON_AddItemToArray(ch, c0);
+    cJSON_AddNumberToObject(c0, "index", 0);
+    cJSON *m = cJSON_AddObjectToObject(c0, "message");
+    cJSON_AddStringToObject(m, "role", "assistant");
+    cJSON_AddStringToObject(m, "content", content);
+    cJSON_AddStringToObject(c0, "finish_reason", "stop");
+    cJSON *u = cJSON_AddObjectToObject(r, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", pt);
+    cJSON_AddNumberToObject(u, "completion_tokens", ct);
+    cJSON_AddNumberToObject(u, "total_tokens", pt + ct);
+    char *s = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    return s;
+}
+
+/* ---- fixtures ---------------------------------------------------------------------------- */
+
+static mct_workload W;
+static mct_sched *S_root, *S_par, *S_node;
+static mct_target T = {8, ""};
+static mct_guide_node N_grand, N_par, N_node;
+
+#define NODE_SCHED "tile(i, 16, 4); tile(j, 64, 16); tile(k, 64); " \
+                   "reorder(i0, j0, k0, i1, j1, k1, i2, j2)"
+
+static int fixtures(void)
+{
+    char e[256];
+    if (mct_wl_parse("matmul f32 nn M=64 N=256 K=128 epi=bias+relu", &W, e, sizeof e))
+        return -1;
+    if (mct_sched_create(&W, &S_root) ||
+        mct_sched_parse(&W, "tile(i, 16, 4); tile(j, 64, 16)", &S_par, e, sizeof e) ||
+        mct_sched_parse(&W, NODE_SCHED, &S_node, e, sizeof e)) {
+        fprintf(stderr, "fixture schedule: %s\n", e);
+        return -1;
+    }
+    N_grand = (mct_guide_node){S_root, "", 2e-3, 2.1, 5};
+    N_par = (mct_guide_node){S_par, "tile(i, 16, 4); tile(j, 64, 16)", 1.5e-3, 2.8, 3};
+    N_node = (mct_guide_node){S_node, NODE_SCHED, -1, 0, 1};
+    return 0;
+}
+
+/* A context; `visits` makes prompts distinct (it is shown in the prompt). */
+static mct_guide_ctx ctx_v(int visits, mct_guide_node *node)
+{
+    *node = N_node;
+    node->visits = visits;
+    return (mct_guide_ctx){.w = &W, .cpu = mct_cpu_host(), .target = &T, .threads = 4,
+                           .node = node, .parent = &N_par, .grand = &N_grand,
+                           .base_latency_s = 2e-3, .want = 2, .rng = NULL};
+}
+
+static void free_out(char **out, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(out[i]);
+}
+
+static void url_of(char *buf, size_t len)
+{
+    snprintf(buf, len, "http://127.0.0.1:%d/v1/", S.port);
+}
+
+static mct_llm_opts opts_base(void)
+{
+    static char url[64];
+    url_of(url, sizeof url);
+    return (mct_llm_opts){.base_url = url, .model = "test-model", .api_key = KEY,
+                          .connect_timeout_s = 2, .request_timeout_s = 5, .max_retries = -1,
+                          .temperature = 0.2};
+}
+
+/* One propose with a fresh guide. Returns the code; out/n filled; err noted. */
+static int propose_once(const mct_llm_opts *o, int visits, char **out, int *n, char *err,
+                        size_t errlen, mct_guide_stats *st)
+{
+    mct_guide *g = NULL;
+    mct_guide_node nd;
+    int r = mct_guide_llm_create(o, &g, err, errlen);
+    if (r) {
+        note_err(err);
+        return r;
+    }
+    mct_guide_ctx c = ctx_v(visits, &nd);
+    r = mct_guide_propose(g, &c, out, n, err, errlen);
+    note_err(err);
+    if (st)
+        mct_guide_get_stats(g, st);
+    mct_guide_destroy(g);
+    return r;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void test_prompt(void)
+{
+    mct_guide_node nd;
+    mct_guide_ctx c = ctx_v(7, &nd);
+    char *p = NULL;
+    CHECK(mct_guide_prompt(&c, &p) == 0 && p);
+    if (!p)
+        return;
+    const char *must[] = {
+        "matmul f32 nn M=64 N=256 K=128 epi=bias+relu", "### Grandparent program",
+        "### Parent program", "### Current program", "for i0 in", "# schedule: " NODE_SCHED,
+        "Trace (transformations applied to the untuned program, in order): " NODE_SCHED,
+        "none (this is the untuned program)", "1.500 ms per call, 2.80 GFLOP/s",
+        "speedup 1.33x over the untuned program", "Measured cost: none", "Visits in the search tree: 7",
+        "tile(AXIS, f1[, f2[, f3]])", "reorder(L1, L2, ...)", "vectorize(L)", "unroll(L, N)",
+        "parallel(L)", "cache_write(L)", "pack(A|B, L, PANEL)", "prepack(B, PANEL[, KCHUNK])",
+        "fuse_epilogue(L)", "prefetch(A|B, L, DIST)", "ISA tier: ", "SIMD width 8 f32 lanes",
+        "runs with 4 threads", "Reason step by step", "up to 2 proposals", "```json\n[[",
+    };
+    for (size_t i = 0; i < sizeof must / sizeof *must; i++)
+        CHECKF(strstr(p, must[i]), "prompt lacks '%s'", must[i]);
+    CHECK(strstr(p, mct_tier_name(mct_cpu_tier_of(mct_cpu_host()))) != NULL);
+    /* the order the paper uses: grandparent, parent, then the current program */
+    char *gp = strstr(p, "### Grandparent"), *pp = strstr(p, "### Parent"),
+         *cp = strstr(p, "### Current");
+    CHECK(gp && pp && cp && gp < pp && pp < cp);
+    free(p);
+    /* at the root: no parent, no grandparent */
+    c.parent = c.grand = NULL;
+    CHECK(mct_guide_prompt(&c, &p) == 0 && p && !strstr(p, "### Parent") &&
+          !strstr(p, "### Grandparent"));
+    free(p);
+    c.node = NULL;
+    p = (char *)1;
+    CHECK(mct_guide_prompt(&c, &p) == MCT_EINVAL && p == NULL);
+}
+
+static void expect_parse(const char *reply, int max, int n_want, const char *first,
+                         const char *last, const char *err_has)
+{
+    char *out[16] = {0}, err[512];
+    int n = mct_guide_parse_reply(reply, out, max, err, sizeof err);
+    if (n_want < 0) {
+        CHECKF(n < 0, "parse of '%.60s' gave %d, wanted an error", reply ? reply : "(null)", n);
+        CHECKF(err_has == NULL || strstr(err, err_has), "error '%s' lacks '%s'", err,
+               err_has ? err_has : "");
+        if (n > 0)
+            free_out(out, n);
+        return;
+    }
+    CHECKF(n == n_want, "parse of '%.60s' gave %d (%s), wanted %d", reply, n, n < 0 ? err : "",
+           n_want);
+    if (n > 0) {
+        CHECKF(!first || !strcmp(out[0], first), "first '%s', wanted '%s'", out[0], first);
+        CHECKF(!last || !strcmp(out[n - 1], last), "last '%s', wanted '%s'", out[n - 1], last);
+        free_out(out, n);
+    }
+}
+
+static void test_parse(void)
+{
+    /* good, fenced, items are lists */
+    expect_parse("```json\n[[\"tile(j, 64, 16)\", \"vectorize(j2)\"], [\"parallel(i0)\"]]\n```",
+                 4, 2, "tile(j, 64, 16); vectorize(j2)", "parallel(i0)", NULL);
+    /* wrapped in prose, several fenced blocks: the last json one wins */
+    expect_parse("Step 1: the parent was faster.\n```python\nx = [1, 2]\n```\nA first idea:\n"
+                 "```json\n[[\"unroll(i2, 4)\"]]\n```\nOn reflection:\n```JSON\n"
+                 "[\"tile(k, 32)\", [\"parallel(i0)\", \"unroll(i2, 2)\"]]\n```\nThat is all.",
+                 4, 2, "tile(k, 32)", "parallel(i0); unroll(i2, 2)", NULL);
+    /* a bare array in prose; the last top-level one with the right shape */
+    expect_parse("I compared them [see above]. Answer: [[\"parallel(j0)\"]] and done", 4, 1,
+                 "parallel(j0)", NULL, NULL);
+    expect_parse("[\"a(1)\"] then finally [[\"parallel(i0)\"], \"unroll(i2, 4)\"]", 4, 2,
+                 "parallel(i0)", "unroll(i2, 4)", NULL);
+    /* an untagged fenced block holding a list */
+    expect_parse("```\n[\"parallel(i0)\"]\n```", 4, 1, "parallel(i0)", NULL, NULL);
+    /* {"proposals": [...]} */
+    expect_parse("```json\n{\"proposals\": [[\"parallel(i0)\"]]}\n```", 4, 1, "parallel(i0)",
+                 NULL, NULL);
+    /* max caps the count; duplicates and empty items dropped; bad items skipped */
+    expect_parse("```json\n[\"a(1)\", \"b(2)\", \"c(3)\"]\n```", 2, 2, "a(1)", "b(2)", NULL);
+    expect_parse("```json\n[\"a(1)\", \" a(1) \", [], \"\", 5, {\"x\": 1}, [\"b(2)\", 3], "
+                 "\"c(3)\"]\n```", 8, 2, "a(1)", "c(3)", NULL);
+    /* rejections with reasons */
+    expect_parse(NULL, 4, -1, NULL, NULL, "empty reply");
+    expect_parse("", 4, -1, NULL, NULL, "empty reply");
+    expect_parse(" \n\t ", 4, -1, NULL, NULL, "empty reply");
+    expect_parse("```json\n[[\"tile(i, 32)\", \"vecto", 4, -1, NULL, NULL, "truncated");
+    expect_parse("Thinking...\n```json\n[[\"tile(i, 32)\"],\n```", 4, -1, NULL, NULL,
+                 "truncated");
+    expect_parse("I would tile the i loop by 32 and vectorize j.", 4, -1, NULL, NULL,
+                 "no ```json block");
+    expect_parse("```json\n{not json at all}\n```", 4, -1, NULL, NULL, "not valid JSON");
+    expect_parse("```json\n\n```", 4, -1, NULL, NULL, "empty");
+    expect_parse("```json\n[]\n```", 4, -1, NULL, NULL, "empty");
+    expect_parse("```json\n\"tile(i, 32)\"\n```", 4, -1, NULL, NULL, "a string; expected a list");
+    expect_parse("```json\n[1, 2, {\"a\": 1}]\n```", 4, -1, NULL, NULL, "item 1 is a number");
+    expect_parse("```json\n[[\"tile(i, 32)\", [\"nested\"]]]\n```", 4, -1, NULL, NULL,
+                 "element 2 is a list");
+    expect_parse("answer: [[\"tile(i, 32)\"", 4, -1, NULL, NULL, "no complete JSON list");
+    expect_parse("```json\n[\"a\"]\n```", 0, -1, NULL, NULL, "at least 1");
+    /* deep nesting and a huge item do not crash and are refused */
+    char *deep = malloc(20000);
+    for (int i = 0; i < 9000; i++)
+        deep[i] = '[';
+    deep[9000] = 0;
+    expect_parse(deep, 4, -1, NULL, NULL, NULL);
+    size_t big = 10000;
+    char *huge = malloc(big + 32);
+    strcpy(huge, "[\"");
+    memset(huge + 2, 'x', big);
+    strcpy(huge + 2 + big, "\"]");
+    expect_parse(huge, 4, -1, NULL, NULL, "limit");
+    free(deep);
+    free(huge);
+}
+
+/* Parsed proposals that are not legal transformations: the parse accepts them as data, then
+ * mct_sched_apply refuses each with its reason and leaves the schedule unchanged. */
+static void test_illegal(void)
+{
+    const char *reply =
+        "Let me reason.\n```json\n[[\"exec(\\\"rm -rf /\\\")\"], [\"system(ls)\"], "
+        "[\"tile(q, 4)\"], [\"vectorize(i2)\"], [\"unroll(i2, 1000)\"], [\"tile(j, 2000000)\"], "
+        "[\"prefetch(A, k1, 65)\"], [\"tile(i, 0)\"], [\"parallel(k0)\"], "
+        "[\"tile(j, 64, 16)\", \"vectorize(j2)\"]]\n```";
+    struct { int code; const char *why; } want[] = {
+        {MCT_EINVAL, "exec"}, {MCT_EINVAL, "not a transformation"},
+        {MCT_ENOTAPPLIC, "no axis named 'q'"}, {MCT_ENOTAPPLIC, "innermost"},
+        {MCT_ENOTAPPLIC, "out of range"}, {MCT_ENOTAPPLIC, "out of range"},
+        {MCT_ENOTAPPLIC, "out of range"}, {MCT_ENOTAPPLIC, "out of range"},
+        {MCT_ENOTAPPLIC, "reduction"}, {0, ""},
+    };
+    char *out[16], err[256];
+    int n = mct_guide_parse_reply(reply, out, 16, err, sizeof err);
+    CHECKF(n == 10, "parse gave %d: %s", n, n < 0 ? err : "");
+    char before[4096], after[4096];
+    mct_sched_format(S_node, before, sizeof before);
+    for (int i = 0; i < n && i < 10; i++) {
+        mct_sched *s;
+        char why[256] = "";
+        CHECK(mct_sched_clone(S_node, &s) == 0);
+        int r = mct_sched_apply(s, out[i], why, sizeof why);
+        CHECKF(r == want[i].code && strstr(why, want[i].why),
+               "apply '%s': %d '%s', wanted %d '%s'", out[i], r, why, want[i].code,
+               want[i].why);
+        if (r) {
+            mct_sched_format(s, after, sizeof after);
+            CHECK(!strcmp(before, after));
+        }
+        mct_sched_destroy(s);
+    }
+    free_out(out, n);
+}
+
+static void test_http_good(void)
+{
+    char *body = chat("Comparing the grandparent and parent: tiling helped.\n"
+                      "```json\n[[\"vectorize(j2)\"], [\"parallel(i0)\", \"unroll(i2, 4)\"]]\n"
+                      "```\nThese should help.", 1234, 56);
+    srv_script(1, (act_t[]){{200, body, NULL, 0, 0, 1}});
+    free(body);
+    mct_llm_opts o = opts_base();
+    char *out[4], err[512] = "";
+    int n = 0;
+    mct_guide_stats st;
+    int r = propose_once(&o, 11, out, &n, err, sizeof err, &st);
+    CHECKF(r == 0 && n == 2, "good reply: r=%d n=%d %s", r, n, err);
+    if (r == 0 && n == 2) {
+        CHECK(!strcmp(out[0], "vectorize(j2)"));
+        CHECK(!strcmp(out[1], "parallel(i0); unroll(i2, 4)"));
+        for (int i = 0; i < 2; i++) {   /* both apply to the current program */
+            mct_sched *s;
+            char why[256];
+            CHECK(mct_sched_clone(S_node, &s) == 0);
+            CHECKF(mct_sched_apply(s, out[i], why, sizeof why) == 0, "%s: %s", out[i], why);
+            mct_sched_destroy(s);
+        }
+        free_out(out, n);
+    }
+    CHECK(srv_requests() == 1);
+    CHECK(st.calls == 1 && st.proposals == 2 && st.failures == 0 && st.retries == 0);
+    CHECK(st.prompt_tokens == 1234 && st.completion_tokens == 56);
+    /* the request: Bearer key, model, messages with the prompt, temperature */
+    pthread_mutex_lock(&S.mu);
+    CHECKF(S.saw_auth && !strcmp(S.auth, "Bearer " KEY), "auth '%s'", S.auth);
+    cJSON *req = cJSON_Parse(S.last_body ? S.last_body : "");
+    pthread_mutex_unlock(&S.mu);
+    CHECK(req != NULL);
+    if (req) {
+        cJSON *m = cJSON_GetObjectItem(req, "model");
+        CHECK(cJSON_IsString(m) && !strcmp(m->valuestring, "test-model"));
+        cJSON *msgs = cJSON_GetObjectItem(req, "messages");
+        CHECK(cJSON_GetArraySize(msgs) == 2);
+        cJSON *u = cJSON_GetArrayItem(msgs, 1);
+        cJSON *role = cJSON_GetObjectItem(u, "role"), *ct = cJSON_GetObjectItem(u, "content");
+        CHECK(cJSON_IsString(role) && !strcmp(role->valuestring, "user"));
+        CHECK(cJSON_IsString(ct) && strstr(ct->valuestring, "### Current program") &&
+              strstr(ct->valuestring, "prefetch(A|B, L, DIST)"));
+        cJSON *t = cJSON_GetObjectItem(req, "temperature");
+        CHECK(cJSON_IsNumber(t) && t->valuedouble > 0.19 && t->valuedouble < 0.21);
+        cJSON_Delete(req);
+    }
+}
+
+/* Replies the parser refuses: each an error with a reason, counted as a failure. */
+static void test_http_bad_replies(void)
+{
+    struct { char *body; const char *err_has; } cases[] = {
+        {chat("", 10, 0), "empty content"},
+        {chat("Thinking hard...\n```json\n[[\"tile(i, 32)\", \"vectorize(", 10, 10), "truncated"},
+        {chat("I recommend tiling i by 32.", 10, 10), "no ```json block"},
+        {strdup("<html><body>502 Bad Gateway</body></html>"), "not JSON"},
+        {strdup("{\"object\": \"list\", \"data\": []}"), "no choices[0].message"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        srv_script(1, (act_t[]){{200, cases[i].body, NULL, 0, 0, 1}});
+        free(cases[i].body);
+        mct_llm_opts o = opts_base();
+        char *out[4], err[512] = "";
+        int n = -1;
+        mct_guide_stats st;
+        int r = propose_once(&o, 20 + (int)i, out, &n, err, sizeof err, &st);
+        CHECKF(r < 0 && n == 0 && strstr(err, cases[i].err_has), "case %zu: r=%d n=%d '%s'", i,
+               r, n, err);
+        CHECK(st.failures == 1 && st.proposals == 0 && srv_requests() == 1);
+    }
+}
+
+static void test_http_retries(void)
+{
+    char *ok = chat("```json\n[[\"parallel(i0)\"]]\n```", 100, 20);
+    mct_llm_opts o = opts_base();
+    char *out[4], err[512];
+    int n, r;
+    mct_guide_stats st;
+
+    /* 429 with Retry-After: 1, then success: one retry, the delay honoured */
+    srv_script(2, (act_t[]){{429, "{\"error\": {\"message\": \"rate limited\"}}",
+                             "Retry-After: 1\r\n", 0, 0, 1},
+                            {200, ok, NULL, 0, 0, 1}});
+    o.max_retries = 3;
+    double t0 = now_s();
+    r = propose_once(&o, 30, out, &n, err, sizeof err, &st);
+    double dt = now_s() - t0;
+    CHECKF(r == 0 && n == 1, "429 then ok: %d %s", r, err);
+    if (r == 0)
+        free_out(out, n);
+    CHECK(st.retries == 1 && srv_requests() == 2);
+    CHECKF(dt >= 0.9, "Retry-After 1 s not honoured: %.2f s", dt);
+
+    /* 500 then success */
+    srv_script(2, (act_t[]){{500, "{\"error\": \"boom\"}", NULL, 0, 0, 1},
+                            {200, ok, NULL, 0, 0, 1}});
+    o.max_retries = 2;
+    r = propose_once(&o, 31, out, &n, err, sizeof err, &st);
+    CHECKF(r == 0 && n == 1, "500 then ok: %d %s", r, err);
+    if (r == 0)
+        free_out(out, n);
+    CHECK(st.retries == 1 && srv_requests() == 2);
+
+    /* 500 forever: an error after max_retries retries */
+    srv_script(1, (act_t[]){{503, "{\"error\": \"overloaded\"}", NULL, 0, 0, -1}});
+    o.max_retries = 2;
+    r = propose_once(&o, 32, out, &n, err, sizeof err, &st);
+    CHECKF(r == MCT_ENET && n == 0 && strstr(err, "after 3 attempts") && strstr(err, "HTTP 503"),
+           "503 forever: %d '%s'", r, err);
+    CHECK(st.retries == 2 && srv_requests() == 3 && st.failures == 1);
+
+    /* a slow reply past the request timeout */
+    srv_script(1, (act_t[]){{200, ok, NULL, 4000, 0, 1}});
+    o.max_retries = -1;
+    o.request_timeout_s = 1;
+    t0 = now_s();
+    r = propose_once(&o, 33, out, &n, err, sizeof err, &st);
+    dt = now_s() - t0;
+    CHECKF(r == MCT_ETIMEOUT && strstr(err, "timeout"), "slow: %d '%s'", r, err);
+    CHECKF(dt < 3.5, "the request timeout of 1 s was not enforced: %.2f s", dt);
+    CHECK(srv_requests() == 1 && st.retries == 0);
+
+    /* a slow reply, then a prompt one: a timeout is retried */
+    srv_script(2, (act_t[]){{200, ok, NULL, 4000, 0, 1}, {200, ok, NULL, 0, 0, 1}});
+    o.max_retries = 1;
+    r = propose_once(&o, 34, out, &n, err, sizeof err, &st);
+    CHECKF(r == 0 && n == 1, "slow then ok: %d '%s'", r, err);
+    if (r == 0)
+        free_out(out, n);
+    CHECK(st.retries == 1 && srv_requests() == 2);
+    o.request_timeout_s = 5;
+
+    /* a dropped connection (closed without a response), then success */
+    srv_script(2, (act_t[]){{0, NULL, NULL, 0, 1, 1}, {200, ok, NULL, 0, 0, 1}});
+    o.max_retries = 1;
+    r = propose_once(&o, 35, out, &n, err, sizeof err, &st);
+    CHECKF(r == 0 && n == 1, "drop then ok: %d '%s'", r, err);
+    if (r == 0)
+        free_out(out, n);
+    CHECK(st.retries == 1 && srv_requests() == 2);
+
+    /* dropped, no retries allowed: an error naming the server */
+    srv_script(1, (act_t[]){{0, NULL, NULL, 0, 1, -1}});
+    o.max_retries = -1;
+    r = propose_once(&o, 36, out, &n, err, sizeof err, &st);
+    CHECKF(r == MCT_ENET && strstr(err, "127.0.0.1"), "drop: %d '%s'", r, err);
+    CHECK(srv_requests() == 1);
+
+    /* 401 whose body echoes the Authorization header: not retried, the key scrubbed */
+    srv_script(1, (act_t[]){{401, "{\"error\": {\"message\": \"bad key: Authorization: Bearer "
+                             KEY "\"}}", NULL, 0, 0, -1}});
+    o.max_retries = 3;
+    r = propose_once(&o, 37, out, &n, err, sizeof err, &st);
+    CHECKF(r == MCT_ENET && strstr(err, "HTTP 401") && strstr(err, "API key") &&
+           !strstr(err, KEY) && !strstr(err, "FAKEKEY"), "401: %d '%s'", r, err);
+    CHECK(srv_requests() == 1 && st.retries == 0);
+
+    /* a server that is not there: refused at once (port of a closed socket) */
+    int tmp = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    bind(tmp, (struct sockaddr *)&a, sizeof a);
+    getsockname(tmp, (struct sockaddr *)&a, &al);
+    close(tmp);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", ntohs(a.sin_port));
+    o.base_url = url;
+    r = propose_once(&o, 38, out, &n, err, sizeof err, &st);
+    CHECKF(r == MCT_ENET && strstr(err, "is the server running"), "refused: %d '%s'", r, err);
+    free(ok);
+}
+
+static int file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t cap = 1 << 20, n = 0, nl = strlen(needle);
+    char *b = malloc(cap);
+    size_t k;
+    while ((k = fread(b + n, 1, cap - n, f)) > 0) {
+        n += k;
+        if (n == cap) {
+            cap *= 2;
+            b = realloc(b, cap);
+        }
+    }
+    fclose(f);
+    int hit = 0;
+    for (size_t i = 0; i + nl <= n && !hit; i++)
+        hit = !memcmp(b + i, needle, nl);
+    free(b);
+    return hit;
+}
+
+static void test_cache_caps_env(const char *dir)
+{
+    char path[512], err[512], *out[4];
+    int n, r;
+    snprintf(path, sizeof path, "%s/db", dir);
+    mct_db *db = NULL;
+    CHECKF(mct_db_open(path, MCT_DB_NOSYNC, err, sizeof err, &db) == 0, "%s", err);
+    if (!db)
+        return;
+    /* the reply carries the key (a server echoing it): scrubbed before it is cached or used */
+    char *body = chat("Your key is " KEY ".\n```json\n[[\"parallel(i0)\", \"unroll(i2, 4)\"]]\n"
+                      "```", 500, 50);
+    srv_script(1, (act_t[]){{200, body, NULL, 0, 0, -1}});
+    free(body);
+    mct_llm_opts o = opts_base();
+    o.cache = db;
+    mct_guide *g;
+    CHECK(mct_guide_llm_create(&o, &g, err, sizeof err) == 0);
+    mct_guide_node nd;
+    mct_guide_ctx c = ctx_v(40, &nd);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    CHECKF(r == 0 && n == 1, "cache first: %d %s", r, err);
+    char first[256] = "";
+    if (r == 0) {
+        snprintf(first, sizeof first, "%s", out[0]);
+        CHECK(!strstr(out[0], KEY));
+        free_out(out, n);
+    }
+    CHECK(srv_requests() == 1);
+    /* the same prompt again: from the database, no request */
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    CHECKF(r == 0 && n == 1 && !strcmp(out[0], first), "cache second: %d %s", r, err);
+    if (r == 0)
+        free_out(out, n);
+    mct_guide_stats st;
+    mct_guide_get_stats(g, &st);
+    CHECK(srv_requests() == 1 && st.cache_hits == 1 && st.calls == 2);
+    mct_guide_destroy(g);
+    /* a rerun (a new guide on the same database) is free too */
+    r = propose_once(&o, 40, out, &n, err, sizeof err, &st);
+    CHECK(r == 0 && n == 1 && st.cache_hits == 1 && srv_requests() == 1);
+    if (r == 0)
+        free_out(out, n);
+    /* another model name or temperature is another key */
+    o.temperature = 0.7;
+    r = propose_once(&o, 40, out, &n, err, sizeof err, &st);
+    CHECK(r == 0 && st.cache_hits == 0 && srv_requests() == 2);
+    if (r == 0)
+        free_out(out, n);
+    o.temperature = 0.2;
+    mct_db_stats ds;
+    CHECK(mct_db_stats_get(db, &ds) == 0 && ds.llm == 2);
+    mct_db_close(db);
+    /* the key is nowhere in the database file */
+    snprintf(path, sizeof path, "%s/db/data.mdb", dir);
+    CHECK(file_has(path, "parallel(i0)") == 1);   /* the scan does see what was stored */
+    CHECK(file_has(path, KEY) == 0);
+    CHECK(file_has(path, "FAKEKEY") == 0);
+
+    /* caps: calls */
+    char *ok = chat("```json\n[[\"parallel(i0)\"]]\n```", 100, 20);
+    srv_script(1, (act_t[]){{200, ok, NULL, 0, 0, -1}});
+    o = opts_base();
+    o.max_calls = 2;
+    CHECK(mct_guide_llm_create(&o, &g, err, sizeof err) == 0);
+    for (int i = 0; i < 3; i++) {
+        c = ctx_v(50 + i, &nd);
+        r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+        note_err(err);
+        if (r == 0)
+            free_out(out, n);
+        CHECKF(i < 2 ? r == 0 : (r == MCT_EBUSY && strstr(err, "call cap")), "call %d: %d %s",
+               i, r, err);
+    }
+    CHECK(srv_requests() == 2);
+    mct_guide_destroy(g);
+    /* caps: tokens (120 a reply; the third call is over 150) */
+    srv_script(1, (act_t[]){{200, ok, NULL, 0, 0, -1}});
+    o.max_calls = 0;
+    o.max_tokens = 150;
+    CHECK(mct_guide_llm_create(&o, &g, err, sizeof err) == 0);
+    for (int i = 0; i < 3; i++) {
+        c = ctx_v(60 + i, &nd);
+        r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+        note_err(err);
+        if (r == 0)
+            free_out(out, n);
+        CHECKF(i < 2 ? r == 0 : (r == MCT_EBUSY && strstr(err, "token cap")), "call %d: %d %s",
+               i, r, err);
+    }
+    mct_guide_get_stats(g, &st);
+    CHECK(srv_requests() == 2 && st.prompt_tokens == 200 && st.completion_tokens == 40);
+    CHECK(st.calls == 3 && st.failures == 1 && st.proposals == 2);
+    mct_guide_destroy(g);
+
+    /* the environment: URL, model and OPENAI_API_KEY when MCTUNE_LLM_API_KEY is unset */
+    char url[64];
+    url_of(url, sizeof url);
+    setenv("MCTUNE_LLM_URL", url, 1);
+    setenv("MCTUNE_LLM_MODEL", "env-model", 1);
+    setenv("OPENAI_API_KEY", KEY2, 1);
+    srv_script(1, (act_t[]){{200, ok, NULL, 0, 0, -1}});
+    mct_llm_opts e = {.max_retries = -1, .request_timeout_s = 5};
+    r = propose_once(&e, 70, out, &n, err, sizeof err, &st);
+    CHECKF(r == 0 && n == 1, "env: %d %s", r, err);
+    if (r == 0)
+        free_out(out, n);
+    pthread_mutex_lock(&S.mu);
+    CHECKF(S.saw_auth && !strcmp(S.auth, "Bearer " KEY2), "env auth '%s'", S.auth);
+    CHECK(S.last_body && strstr(S.last_body, "\"env-model\""));
+    pthread_mutex_unlock(&S.mu);
+    /* no key at all: no Authorization header */
+    unsetenv("OPENAI_API_KEY");
+    r = propose_once(&e, 71, out, &n, err, sizeof err, &st);
+    CHECK(r == 0 && n == 1);
+    if (r == 0)
+        free_out(out, n);
+    pthread_mutex_lock(&S.mu);
+    CHECK(!S.saw_auth);
+    pthread_mutex_unlock(&S.mu);
+    unsetenv("MCTUNE_LLM_URL");
+    unsetenv("MCTUNE_LLM_MODEL");
+    free(ok);
+
+    /* create refuses bad settings with a message naming them */
+    o = opts_base();
+    o.base_url = "ftp://example.com/v1";
+    CHECK(mct_guide_llm_create(&o, &g, err, sizeof err) == MCT_EINVAL && strstr(err, "ftp://"));
+    o = opts_base();
+    o.model = NULL;
+    CHECK(mct_guide_llm_create(&o, &g, err, sizeof err) == MCT_EINVAL &&
+          strstr(err, "MCTUNE_LLM_MODEL"));
+    note_err(err);
+}
+
+static int write_script(const char *dir, const char *name, const char *text, char *cmd,
+                        size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    fclose(f);
+    snprintf(cmd, len, "sh '%s' '%s'", path, dir);
+    return 0;
+}
+
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int n = 0, ch;
+    while ((ch = fgetc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+/* 1 when the process is gone (or a zombie waiting for its reaper). */
+static int proc_gone(pid_t pid)
+{
+    char p[64], st[256] = "";
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 1;
+    size_t k = fread(st, 1, sizeof st - 1, f);
+    fclose(f);
+    st[k] = 0;
+    char *rp = strrchr(st, ')');
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+static void test_cmd(const char *dir)
+{
+    char cmd[1024], err[512], path[512], *out[4];
+    int n, r;
+    mct_guide *g;
+    mct_guide_node nd;
+    mct_guide_ctx c;
+    mct_guide_stats st;
+
+    CHECK(mct_guide_llmcmd_create(&(mct_llm_opts){0}, &g, err, sizeof err) == MCT_EINVAL &&
+          strstr(err, "command"));
+
+    /* a command that reads the prompt and echoes a reply; cached by "cmd:" + command */
+    write_script(dir, "echo.sh",
+                 "cat > \"$1/prompt.txt\"\necho run >> \"$1/count\"\n"
+                 "printf 'I compared them.\\n```json\\n[[\"parallel(i0)\"], [\"unroll(i2, 4)\"]]"
+                 "\\n```\\n'\n", cmd, sizeof cmd);
+    snprintf(path, sizeof path, "%s/cdb", dir);
+    mct_db *db = NULL;
+    CHECKF(mct_db_open(path, MCT_DB_NOSYNC, err, sizeof err, &db) == 0, "%s", err);
+    mct_llm_opts o = {.cmd = cmd, .request_timeout_s = 10, .cache = db};
+    CHECK(mct_guide_llmcmd_create(&o, &g, err, sizeof err) == 0);
+    CHECK(!strcmp(mct_guide_name(g), "llm-cmd"));
+    c = ctx_v(80, &nd);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    CHECKF(r == 0 && n == 2, "cmd echo: %d %s", r, err);
+    if (r == 0) {
+        CHECK(!strcmp(out[0], "parallel(i0)") && !strcmp(out[1], "unroll(i2, 4)"));
+        free_out(out, n);
+    }
+    snprintf(path, sizeof path, "%s/prompt.txt", dir);
+    CHECK(file_has(path, "### Current program") == 1 && file_has(path, "```json") == 1);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    CHECK(r == 0 && n == 2);
+    if (r == 0)
+        free_out(out, n);
+    mct_guide_get_stats(g, &st);
+    snprintf(path, sizeof path, "%s/count", dir);
+    CHECK(count_lines(path) == 1 && st.cache_hits == 1);
+    mct_guide_destroy(g);
+    if (db)
+        mct_db_close(db);
+
+    /* a command that ignores its stdin (the tuner must not die of SIGPIPE) */
+    snprintf(cmd, sizeof cmd, "printf '[[\"parallel(i0)\"]]'");
+    o = (mct_llm_opts){.cmd = cmd, .request_timeout_s = 10};
+    CHECK(mct_guide_llmcmd_create(&o, &g, err, sizeof err) == 0);
+    for (int i = 0; i < 3; i++) {
+        c = ctx_v(90 + i, &nd);
+        r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+        CHECKF(r == 0 && n == 1, "no stdin: %d %s", r, err);
+        if (r == 0)
+            free_out(out, n);
+    }
+    mct_guide_destroy(g);
+
+    /* exit 1: an error with the status and the command's stderr */
+    write_script(dir, "fail.sh", "cat > /dev/null\necho 'model not found' >&2\nexit 1\n", cmd,
+                 sizeof cmd);
+    o = (mct_llm_opts){.cmd = cmd, .request_timeout_s = 10};
+    CHECK(mct_guide_llmcmd_create(&o, &g, err, sizeof err) == 0);
+    c = ctx_v(95, &nd);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    note_err(err);
+    CHECKF(r == MCT_EIO && n == 0 && strstr(err, "exit status 1") &&
+           strstr(err, "model not found"), "cmd exit 1: %d '%s'", r, err);
+    mct_guide_destroy(g);
+
+    /* past the time limit: killed with its whole process group */
+    write_script(dir, "slow.sh", "cat > /dev/null\nsleep 30 &\necho $! > \"$1/pid\"\nwait\n", cmd,
+                 sizeof cmd);
+    o = (mct_llm_opts){.cmd = cmd, .request_timeout_s = 1};
+    CHECK(mct_guide_llmcmd_create(&o, &g, err, sizeof err) == 0);
+    c = ctx_v(96, &nd);
+    double t0 = now_s();
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    double dt = now_s() - t0;
+    note_err(err);
+    CHECKF(r == MCT_ETIMEOUT && strstr(err, "killed"), "cmd slow: %d '%s'", r, err);
+    CHECKF(dt < 5, "the 1 s limit was not enforced: %.2f s", dt);
+    mct_guide_destroy(g);
+    snprintf(path, sizeof path, "%s/pid", dir);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    CHECK(pid > 0);
+    int gone = 0;
+    for (int i = 0; i < 100 && pid > 0 && !(gone = proc_gone(pid)); i++)
+        usleep(20000);
+    CHECKF(gone, "the command's background sleep (pid %d) survived the kill", pid);
+
+    /* the key given in the options never shows in an llm-cmd error either */
+    snprintf(cmd, sizeof cmd, "echo 'token " KEY " rejected' >&2; exit 3");
+    o = (mct_llm_opts){.cmd = cmd, .api_key = KEY, .request_timeout_s = 10};
+    CHECK(mct_guide_llmcmd_create(&o, &g, err, sizeof err) == 0);
+    c = ctx_v(97, &nd);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    note_err(err);
+    CHECKF(r == MCT_EIO && strstr(err, "exit status 3") && strstr(err, "rejected"), "%d '%s'", r,
+           err);
+    mct_guide_destroy(g);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_DFL);   /* the guides must cope without the caller ignoring it */
+    const char *proxies[] = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                             "all_proxy", "ALL_PROXY", "MCTUNE_LLM_URL", "MCTUNE_LLM_MODEL",
+                             "MCTUNE_LLM_API_KEY", "OPENAI_API_KEY", "MCTUNE_LLM_CMD"};
+    for (size_t i = 0; i < sizeof proxies / sizeof *proxies; i++)
+        unsetenv(proxies[i]);
+    setenv("no_proxy", "127.0.0.1,localhost", 1);
+    char dir[] = "/tmp/mctune-test-guide-XXXXXX";
+    if (!mkdtemp(dir) || fixtures() || srv_start()) {
+        fprintf(stderr, "test_guide: setup failed: %s\n", strerror(errno));
+        CHECK(0);
+        return check_done();
+    }
+    test_prompt();
+    test_parse();
+    test_illegal();
+    test_http_good();
+    test_http_bad_replies();
+    test_http_retries();
+    test_cache_caps_env(dir);
+    test_cmd(dir);
+    srv_stop();
+    /* the key never appeared in any error message */
+    CHECK(!strstr(all_err, KEY) && !strstr(all_err, "FAKEKEY") && !strstr(all_err, KEY2));
+    CHECK(strstr(all_err, "HTTP 401") != NULL);   /* the collection did see the errors */
+    mct_sched_destroy(S_root);
+    mct_sched_destroy(S_par);
+    mct_sched_destroy(S_node);
+    char rm[600];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    if (system(rm) != 0)
+        fprintf(stderr, "test_guide: could not remove %s\n", dir);
+    return check_done();
+}
