@@ -28,7 +28,8 @@ static const char usage_text[] =
     "they come, so an interrupted run loses nothing: run the same command again and it goes\n"
     "on, reusing the trials already stored instead of measuring them again. Workloads that\n"
     "already have a best record for this CPU and thread count are skipped (--retune searches\n"
-    "them again). When other CPUs (or other M of the same layer) have best records, those\n"
+    "them again), unless the search that wrote it stopped before --budget samples (then it is\n"
+    "resumed). When other CPUs (or other M of the same layer) have best records, those\n"
     "schedules seed the search and are measured first.\n"
     "\n"
     "  --model FILE.json    layers of a model (models/README.md describes the format)\n"
@@ -207,8 +208,10 @@ static int on_sample(void *ctx, const mct_search_sample *smp)
         char hx[33];
         for (int i = 0; i < 16; i++)
             snprintf(hx + 2 * i, 3, "%02x", smp->hash[i]);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
         fprintf(t->log, "{\"time\":%.3f,\"strategy\":\"%s\",\"guide\":\"%s\",\"workload\":",
-                (double)time(NULL), t->search, t->guide);
+                (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9, t->search, t->guide);
         json_str(t->log, t->wl_text);
         fprintf(t->log, ",\"sample\":%d,\"node\":%d,\"parent\":%d,\"hash\":\"%s\",\"schedule\":",
                 smp->index, smp->node, smp->parent, hx);
@@ -281,6 +284,23 @@ static int xfer_fn(const mct_db_rec *r, void *ctx)
         snprintf(x->near, sizeof x->near, "%s", r->schedule);
         x->near_dist = d;
     }
+    return 0;
+}
+
+/* Trials stored for (workload, cpu, threads): a search that stopped short of its budget left
+ * fewer than the budget, and is resumed rather than skipped. */
+typedef struct tcount {
+    const char *wl;
+    uint64_t cpu;
+    int threads;
+    long n;
+} tcount;
+
+static int tcount_fn(const mct_db_rec *r, void *ctx)
+{
+    tcount *c = ctx;
+    if (r->cpu == c->cpu && r->threads == c->threads && !strcmp(r->workload, c->wl))
+        c->n++;
     return 0;
 }
 
@@ -533,7 +553,13 @@ int mct_cmd_tune(int argc, char **argv)
         uint8_t wh[16];
         mct_wl_hash(w, wh);
         mct_db_rec best;
-        if (!retune && mct_db_get_best(db, wh, t.cpu, t.threads, &best) == 0) {
+        tcount tc = {t.wl_text, t.cpu, t.threads, 0};
+        int have = !retune && mct_db_get_best(db, wh, t.cpu, t.threads, &best) == 0;
+        if (have)
+            mct_db_iter(db, MCT_DB_TRIALS, tcount_fn, &tc);
+        /* tuned: a best record that a complete search left (at least `budget` trials here), or
+         * one that came from elsewhere (import, merge: no trials here) */
+        if (have && (tc.n == 0 || tc.n >= budget)) {
             printf("[%d/%d] %s: skipped, already tuned (%.2f GFLOP/s, %lld samples, %s); "
                    "--retune searches again\n", t.wi, t.wn, t.wl_text, best.gflops,
                    (long long)best.samples, best.search);
@@ -574,6 +600,9 @@ int mct_cmd_tune(int argc, char **argv)
         so.ctx = &t;
         mct_search_stats st;
         double ts = now_s();
+        if (tc.n)
+            printf("[%d/%d] %s: resuming: %ld trials already in the database are reused\n",
+                   t.wi, t.wn, t.wl_text, tc.n);
         if (!t.tty && nseeds)
             printf("[%d/%d] %s: %d transfer seed%s from the database\n", t.wi, t.wn, t.wl_text,
                    nseeds, nseeds == 1 ? "" : "s");

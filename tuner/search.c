@@ -761,7 +761,8 @@ int mct_search_run(const mct_workload *w, const mct_search_opts *o, mct_search_s
     S.o = o;
     S.tgt = o->target.vlen > 0 ? o->target : mct_target_host();
     S.cpu = o->cpu ? o->cpu : mct_cpu_host();
-    S.rng = o->seed ^ 0x6d6374756e65ULL;
+    /* the strategy is mixed in so that strategies given one seed do not share their draws */
+    S.rng = (o->seed ^ 0x6d6374756e65ULL) + 0x9e3779b97f4a7c15ULL * (uint64_t)(o->kind + 1);
     S.budget = o->budget > 0 ? o->budget : 32;
     S.st = stats;
     S.err = err;

@@ -1,0 +1,523 @@
+/* Search strategies, guides and `mctune tune`: determinism, sample accounting, fallbacks,
+ * resume after SIGKILL, skip when tuned, transfer seeding, model files, shapes. Small shapes
+ * (M=16 N=64 K=64) so that real measurements take milliseconds. */
+#include "tests/check.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/db.h"
+#include "tuner/search.h"
+#include "tuner/tune_model.h"
+
+static char tmp[256], cache[300], mctune[1400];
+static int sanitized;
+static const char *WL = "matmul f32 nt M=16 N=64 K=64 epi=none";
+
+/* A record of the samples a search produced. */
+typedef struct trace {
+    int n;
+    uint8_t h[512][16];
+    char applied[512][96];
+    int reused;
+} trace;
+
+static int rec_sample(void *ctx, const mct_search_sample *s)
+{
+    trace *t = ctx;
+    if (t->n < 512) {
+        memcpy(t->h[t->n], s->hash, 16);
+        snprintf(t->applied[t->n], sizeof t->applied[0], "%s", s->applied);
+        t->n++;
+    }
+    t->reused += s->reused;
+    return 0;
+}
+
+/* A deterministic stand-in for the harness (search logic only): a latency from the schedule
+ * hash, with a few failures. */
+static int fake_eval(void *ctx, const mct_sched *s, mct_search_meas *out)
+{
+    uint8_t h[16];
+    mct_sched_hash(s, h);
+    memset(out, 0, sizeof *out);
+    if (h[1] % 13 == 0) {
+        out->status = MCT_MEAS_COMPILE_ERROR;
+        out->latency_s = -1;
+        return 0;
+    }
+    out->status = MCT_MEAS_OK;
+    out->latency_s = 1e-3 / (1 + h[0] % 64);
+    out->gflops = 2.0 * 16 * 64 * 64 / out->latency_s * 1e-9;
+    return 0;
+}
+
+static int distinct(const trace *t)
+{
+    for (int i = 0; i < t->n; i++)
+        for (int j = 0; j < i; j++)
+            if (!memcmp(t->h[i], t->h[j], 16))
+                return 0;
+    return 1;
+}
+
+static int same_trace(const trace *a, const trace *b)
+{
+    return a->n == b->n && !memcmp(a->h, b->h, sizeof a->h[0] * (size_t)a->n);
+}
+
+/* A test guide that answers garbage: unknown transformations, bad loops, junk text. */
+static int garbage_propose(mct_guide *g, const mct_guide_ctx *c, char **out, int *n, char *err,
+                           size_t errlen)
+{
+    const char *junk[] = {"frobnicate(i, 3)", "tile(q, 4)", "vectorize(nope)", "}{ not text"};
+    for (int i = 0; i < c->want && i < 4; i++)
+        out[(*n)++] = strdup(junk[(i + g->stats.calls) % 4]);
+    return 0;
+}
+
+/* A test guide that always proposes the same legal thing: duplicates after the first. */
+static int same_propose(mct_guide *g, const mct_guide_ctx *c, char **out, int *n, char *err,
+                        size_t errlen)
+{
+    out[(*n)++] = strdup("tile(j, 16)");
+    return 0;
+}
+
+static void test_destroy(mct_guide *g)
+{
+    (void)g;
+}
+
+static void run_search(mct_search_kind kind, mct_guide *g, uint64_t seed, int budget,
+                       mct_meas *m, int fake, trace *t, mct_search_stats *st)
+{
+    mct_workload w;
+    mct_wl_parse(WL, &w, NULL, 0);
+    mct_search_opts o = {0};
+    o.kind = kind;
+    o.budget = budget;
+    o.seed = seed;
+    o.guide = g;
+    o.meas = m;
+    o.evaluate = fake ? fake_eval : NULL;
+    o.on_sample = rec_sample;
+    o.ctx = t;
+    memset(t, 0, sizeof *t);
+    char err[256];
+    int r = mct_search_run(&w, &o, st, err, sizeof err);
+    CHECKF(r == 0, "search %s: %d %s", mct_search_kind_name(kind), r, err);
+}
+
+static void test_library(mct_meas *m)
+{
+    static trace a, b, c;
+    mct_search_stats sa, sb;
+    mct_guide *h = NULL, *rg = NULL;
+    CHECK(mct_guide_heuristic_create(&h) == 0);
+    CHECK(mct_guide_random_create(&rg) == 0);
+    int budget = sanitized ? 10 : 16;
+
+    /* determinism with real measurements: random search does not depend on timings */
+    run_search(MCT_SEARCH_RANDOM, NULL, 7, budget, m, 0, &a, &sa);
+    run_search(MCT_SEARCH_RANDOM, NULL, 7, budget, m, 0, &b, &sb);
+    CHECK(a.n == budget && sa.samples == budget);
+    CHECK(same_trace(&a, &b));
+    CHECK(distinct(&a));
+    CHECK(sa.base_latency_s > 0 && sa.best_latency_s > 0 && sa.best_latency_s <= sa.base_latency_s);
+    CHECK(!strcmp(a.applied[0], "untuned"));
+    run_search(MCT_SEARCH_RANDOM, NULL, 8, budget, m, 0, &c, &sb);
+    CHECK(!same_trace(&a, &c));
+
+    /* mcts (both guides) and evolutionary: same seed and same measurements, same trials */
+    for (int k = 0; k < 3; k++) {
+        mct_search_kind kind = k == 2 ? MCT_SEARCH_EVO : MCT_SEARCH_MCTS;
+        mct_guide *g = k == 0 ? h : rg;
+        /* a fresh guide each run: the heuristic remembers what it proposed */
+        mct_guide *g1, *g2;
+        if (k == 0) {
+            mct_guide_heuristic_create(&g1);
+            mct_guide_heuristic_create(&g2);
+        } else {
+            mct_guide_random_create(&g1);
+            mct_guide_random_create(&g2);
+        }
+        (void)g;
+        run_search(kind, g1, 3, 60, NULL, 1, &a, &sa);
+        run_search(kind, g2, 3, 60, NULL, 1, &b, &sb);
+        CHECKF(same_trace(&a, &b), "strategy %d", k);
+        CHECKF(distinct(&a), "strategy %d", k);
+        CHECKF(sa.samples == 60 && a.n == 60, "strategy %d: %d samples", k, sa.samples);
+        CHECK(sa.samples == sa.measured && sa.reused == 0);
+        mct_guide_destroy(g1);
+        mct_guide_destroy(g2);
+    }
+
+    /* mcts + heuristic on real measurements finds a much faster kernel than the untuned one */
+    mct_guide *hh;
+    mct_guide_heuristic_create(&hh);
+    run_search(MCT_SEARCH_MCTS, hh, 1, budget, m, 0, &a, &sa);
+    CHECK(distinct(&a) && sa.samples == budget);
+    CHECKF(sa.base_latency_s / sa.best_latency_s > 3, "speedup %.2f",
+           sa.base_latency_s / sa.best_latency_s);
+    mct_guide_stats gs;
+    mct_guide_get_stats(hh, &gs);
+    CHECK(gs.calls == sa.expansions && gs.proposals > 0);
+    mct_guide_destroy(hh);
+
+    /* a guide that answers garbage: every proposal invalid, every expansion a fallback */
+    mct_guide gg = {.name = "garbage", .propose = garbage_propose, .destroy = test_destroy};
+    run_search(MCT_SEARCH_MCTS, &gg, 5, 20, NULL, 1, &a, &sa);
+    CHECK(sa.samples == 20 && distinct(&a));
+    CHECKF(sa.fallbacks == sa.expansions && sa.expansions > 0, "%d fallbacks, %d expansions",
+           sa.fallbacks, sa.expansions);
+    CHECKF(sa.invalid == 2 * sa.expansions || sa.invalid >= sa.expansions,
+           "%d invalid of %d expansions", sa.invalid, sa.expansions);
+    int fb = 0;
+    for (int i = 0; i < a.n; i++)
+        fb += !strncmp(a.applied[i], "fallback: ", 10);
+    CHECKF(fb == sa.fallbacks, "%d fallback samples, %d counted", fb, sa.fallbacks);
+
+    /* a guide that repeats itself: duplicates are dropped, counted, never measured twice */
+    mct_guide sg = {.name = "same", .propose = same_propose, .destroy = test_destroy};
+    run_search(MCT_SEARCH_MCTS, &sg, 5, 20, NULL, 1, &a, &sa);
+    CHECK(sa.samples == 20 && a.n == 20 && distinct(&a));
+    CHECKF(sa.duplicates > 0, "%d duplicates", sa.duplicates);
+    CHECK(sa.fallbacks > 0);
+
+    /* lookup: candidates found there count as samples, are not measured */
+    mct_guide_destroy(h);
+    mct_guide_destroy(rg);
+}
+
+/* CLI ------------------------------------------------------------------------------------- */
+
+static int run_cmd(const char *cmd, char *out, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int count_lines(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return 0;
+    int n = 0, c;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static int count_trials_fn(const mct_db_rec *r, void *ctx)
+{
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int count_trials(const char *db)
+{
+    mct_db *d;
+    int n = 0;
+    if (mct_db_open(db, MCT_DB_RDONLY, NULL, 0, &d))
+        return -1;
+    mct_db_iter(d, MCT_DB_TRIALS, count_trials_fn, &n);
+    mct_db_close(d);
+    return n;
+}
+
+static void test_resume(void)
+{
+    char db[400], logf[400], cmd[4096], out[16384];
+    int budget = sanitized ? 16 : 24;
+    snprintf(db, sizeof db, "%s/resume-db", tmp);
+    snprintf(logf, sizeof logf, "%s/resume.jsonl", tmp);
+    char budget_s[16];
+    snprintf(budget_s, sizeof budget_s, "%d", budget);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(mctune, mctune, "tune", "--workload", WL, "--budget", budget_s, "--db", db,
+              "--log", logf, "--cache", cache, "--min-time", "0.02", "--seed", "4", (char *)0);
+        _exit(127);
+    }
+    /* kill it mid-way with SIGKILL once a few samples are in */
+    for (int i = 0; i < 600 && count_lines(logf) < 6; i++)
+        usleep(50000);
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st));
+    int before = count_trials(db);
+    CHECKF(before >= 6 && before < budget, "%d trials before the restart", before);
+    snprintf(cmd, sizeof cmd, "%s tune --workload '%s' --budget %d --db %s --log %s.2 --cache %s "
+             "--min-time 0.02 --seed 4 2>&1", mctune, WL, budget, db, logf, cache);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECKF(rc == 0, "exit %d: %s", rc, out);
+    int measured = -1, reused = -1, samples = -1;
+    const char *p = strstr(out, " samples (");
+    if (p) {
+        const char *q = p;
+        while (q > out && isdigit((unsigned char)q[-1]))
+            q--;
+        samples = atoi(q);
+        sscanf(p, " samples (%d measured, %d reused", &measured, &reused);
+    }
+    CHECKF(samples == budget && reused >= before && measured == budget - reused,
+           "samples %d measured %d reused %d (trials before: %d): %s", samples, measured, reused,
+           before, out);
+    CHECKF(count_trials(db) == budget, "%d trials after", count_trials(db));
+    char l2[420];
+    snprintf(l2, sizeof l2, "%s.2", logf);
+    CHECK(count_lines(l2) == budget);
+
+    /* tuned now: skipped without a search */
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "skipped, already tuned"));
+    CHECK(count_lines(l2) == budget);
+    /* --retune: searches again, every trial comes back from the database */
+    snprintf(cmd + strlen(cmd) - 5, sizeof cmd - strlen(cmd) + 5, " --retune 2>&1");
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "0 measured"), "%s", out);
+}
+
+static int put_other_cpu_best(const char *dbp, const char *wl, const char *sched)
+{
+    mct_db *db;
+    if (mct_db_open(dbp, 0, NULL, 0, &db))
+        return -1;
+    mct_cpu other = *mct_cpu_host();
+    other.model ^= 0x55;
+    mct_db_put_cpu(db, &other);
+    mct_db_rec r = {0};
+    snprintf(r.workload, sizeof r.workload, "%s", wl);
+    r.cpu = mct_cpu_key(&other);
+    r.threads = 1;
+    snprintf(r.schedule, sizeof r.schedule, "%s", sched);
+    r.median_ns = 1000;
+    r.gflops = 1;
+    r.samples = 1;
+    snprintf(r.search, sizeof r.search, "manual");
+    int e = mct_db_put_best(db, &r, NULL);
+    mct_db_close(db);
+    return e;
+}
+
+static void test_transfer(void)
+{
+    char db[400], logf[400], cmd[4096], out[8192];
+    snprintf(db, sizeof db, "%s/xfer-db", tmp);
+    snprintf(logf, sizeof logf, "%s/xfer.jsonl", tmp);
+    const char *sch = "tile(j, 32); tile(k, 16); reorder(i, j0, k0, j1, k1); cache_write(j0); "
+                      "unroll(j1, 8); vectorize(k1)";
+    CHECK(put_other_cpu_best(db, WL, sch) == 0);
+    snprintf(cmd, sizeof cmd, "%s tune --workload '%s' --budget 3 --db %s --log %s --cache %s "
+             "--min-time 0.01 2>&1", mctune, WL, db, logf, cache);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECKF(rc == 0, "%s", out);
+    FILE *f = fopen(logf, "r");
+    char line[8192] = "", l2[8192] = "";
+    if (f) {
+        if (!fgets(line, sizeof line, f) || !fgets(l2, sizeof l2, f))
+            l2[0] = 0;
+        fclose(f);
+    }
+    CHECKF(strstr(l2, "\"sample\":2") && strstr(l2, "\"applied\":\"tile(j, 32); tile(k, 16)"),
+           "second sample is not the transferred schedule: %s", l2);
+
+    /* the nearest M of the same layer seeds too */
+    snprintf(cmd, sizeof cmd, "%s tune --workload '%s' --budget 2 --db %s --log %s.m --cache %s "
+             "--min-time 0.01 2>&1", mctune, "matmul f32 nt M=12 N=64 K=64 epi=none", db, logf,
+             cache);
+    rc = run_cmd(cmd, out, sizeof out);
+    snprintf(line, sizeof line, "%s.m", logf);
+    f = fopen(line, "r");
+    l2[0] = 0;
+    if (f) {
+        if (!fgets(line, sizeof line, f) || !fgets(l2, sizeof l2, f))
+            l2[0] = 0;
+        fclose(f);
+    }
+    CHECKF(rc == 0 && strstr(l2, "\"sample\":2") && !strstr(l2, "\"applied\":\"random") &&
+           !strstr(l2, "\"applied\":\"untuned"), "nearest-M seed: %s", l2);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_models(void)
+{
+    char p[400], err[512];
+    mct_tune_model m = {0};
+    snprintf(p, sizeof p, "%s/m.json", tmp);
+    write_file(p, "{\"name\":\"t\",\"source\":\"x\",\"layers\":[{\"name\":\"q\",\"op\":\"matmul\","
+                  "\"layout\":\"nt\",\"N\":64,\"K\":32,\"epi\":\"none\",\"M\":[1,16]},"
+                  "{\"name\":\"s\",\"op\":\"bmm\",\"layout\":\"nt\",\"B\":8,\"G\":2,\"N\":128,"
+                  "\"K\":64,\"M\":[4]}]}");
+    CHECK(mct_tune_model_load(p, &m, err, sizeof err) == 0);
+    CHECK(m.n == 3 && !strcmp(m.name, "t"));
+    CHECK(m.n == 3 && m.w[2].op == MCT_OP_BMM && m.w[2].batch == 8 && m.w[2].group == 2);
+    mct_tune_model_free(&m);
+    struct { const char *text, *want; } bad[] = {
+        {"{\"name\":\"t\",\"layers\":[{\"name\":\"q\",\"op\":\"matmul\",\"N\":64,\"K\":32},"
+         "{\"name\":\"down\",\"op\":\"matmul\",\"N\":64,\"K\":-3}]}",
+         "layer 1 (down): field \"K\""},
+        {"{\"name\":\"t\",\"layers\":[{\"name\":\"a\",\"op\":\"conv\",\"N\":6,\"K\":3}]}",
+         "layer 0 (a): field \"op\""},
+        {"{\"name\":\"t\",\"layers\":[{\"name\":\"a\",\"op\":\"bmm\",\"N\":6,\"K\":3}]}",
+         "field \"B\""},
+        {"{\"name\":\"t\",\"layers\":[{\"name\":\"a\",\"op\":\"matmul\",\"N\":6,\"K\":3,"
+         "\"M\":[1,\"x\"]}]}", "field \"M\" item 1"},
+        {"{\"name\":\"t\",\"layers\":[{\"name\":\"a\",\"op\":\"bmm\",\"B\":6,\"G\":4,\"N\":6,"
+         "\"K\":3}]}", "layer 0 (a): workload"},
+        {"{\"name\":\"t\",\"layers\":[]}", "field \"layers\""},
+        {"{\"layers\": [", "not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(p, bad[i].text);
+        memset(&m, 0, sizeof m);
+        err[0] = 0;
+        int r = mct_tune_model_load(p, &m, err, sizeof err);
+        CHECKF(r == MCT_EINVAL && strstr(err, bad[i].want) && strstr(err, p),
+               "case %zu: %d '%s'", i, r, err);
+    }
+    /* every model file shipped in models/ loads */
+    const char *shipped[] = {"models/llama-3-8b.json", "models/llama-4-scout.json",
+                             "models/deepseek-r1.json", "models/flux.json",
+                             "models/qwen2.5-7b.json"};
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
+        memset(&m, 0, sizeof m);
+        int r = mct_tune_model_load(shipped[i], &m, err, sizeof err);
+        CHECKF(r == 0 && m.n > 0, "%s: %s", shipped[i], err);
+        mct_tune_model_free(&m);
+    }
+    /* the CLI names the file and the field too */
+    char cmd[4096], out[4096];
+    snprintf(cmd, sizeof cmd, "%s tune --model %s --db %s/x 2>&1", mctune, p, tmp);
+    CHECK(run_cmd(cmd, out, sizeof out) == 2 && strstr(out, p));
+}
+
+static int has_wl(const mct_tune_model *m, const char *text)
+{
+    mct_workload w;
+    if (mct_wl_parse(text, &w, NULL, 0))
+        return 0;
+    for (int i = 0; i < m->n; i++)
+        if (!memcmp(&m->w[i], &w, sizeof w))
+            return 1;
+    return 0;
+}
+
+static void test_shapes(void)
+{
+    char cfg[400], outp[400], cmd[4096], out[256];
+    snprintf(cfg, sizeof cfg, "%s/config.json", tmp);
+    snprintf(outp, sizeof outp, "%s/llama.json", tmp);
+    /* Llama-3-8B's config.json (the fields that matter) */
+    write_file(cfg, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\","
+                    "\"hidden_size\":4096,\"intermediate_size\":14336,\"num_attention_heads\":32,"
+                    "\"num_key_value_heads\":8,\"vocab_size\":128256,\"rms_norm_eps\":1e-05}");
+    snprintf(cmd, sizeof cmd, "%s shapes %s --name llama-3-8b --M 1,128 > %s", mctune, cfg, outp);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0);
+    mct_tune_model m = {0};
+    char err[512];
+    CHECKF(mct_tune_model_load(outp, &m, err, sizeof err) == 0, "%s", err);
+    CHECK(!strcmp(m.name, "llama-3-8b"));
+    CHECK(has_wl(&m, "matmul f32 nt M=128 N=4096 K=4096 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=1024 K=4096 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=14336 K=4096 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=128 N=4096 K=14336 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=128256 K=4096 epi=none"));
+    CHECK(has_wl(&m, "bmm f32 nt B=32 G=4 M=1 N=512 K=128 epi=none"));
+    CHECK(has_wl(&m, "bmm f32 nn B=32 G=4 M=128 N=128 K=2048 epi=none"));
+    mct_tune_model_free(&m);
+    /* Mixtral-style MoE: experts of intermediate_size, no dense MLP */
+    write_file(cfg, "{\"model_type\":\"mixtral\",\"hidden_size\":4096,\"intermediate_size\":14336,"
+                    "\"num_attention_heads\":32,\"num_key_value_heads\":8,\"vocab_size\":32000,"
+                    "\"num_local_experts\":8,\"num_experts_per_tok\":2}");
+    CHECK(run_cmd(cmd, out, sizeof out) == 0);
+    memset(&m, 0, sizeof m);
+    CHECK(mct_tune_model_load(outp, &m, err, sizeof err) == 0);
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=14336 K=4096 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=4096 K=14336 epi=none"));
+    mct_tune_model_free(&m);
+    /* DeepSeek-style: routed and shared experts with moe_intermediate_size */
+    write_file(cfg, "{\"model_type\":\"deepseek_v3\",\"hidden_size\":7168,\"intermediate_size\":"
+                    "18432,\"moe_intermediate_size\":2048,\"n_routed_experts\":256,"
+                    "\"n_shared_experts\":1,\"num_attention_heads\":128,\"num_key_value_heads\":"
+                    "128,\"vocab_size\":129280}");
+    CHECK(run_cmd(cmd, out, sizeof out) == 0);
+    memset(&m, 0, sizeof m);
+    CHECK(mct_tune_model_load(outp, &m, err, sizeof err) == 0);
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=2048 K=7168 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=128 N=7168 K=2048 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=18432 K=7168 epi=none"));
+    mct_tune_model_free(&m);
+    /* a config without the fields is refused, naming the field */
+    write_file(cfg, "{\"model_type\":\"bert\"}");
+    snprintf(cmd, sizeof cmd, "%s shapes %s 2>&1", mctune, cfg);
+    char o2[1024];
+    CHECK(run_cmd(cmd, o2, sizeof o2) == 1 && strstr(o2, "hidden_size"));
+}
+
+int main(void)
+{
+    sanitized = getenv("MCTUNE_SANITIZED") != NULL;
+    const char *mc = getenv("MCTUNE");
+    snprintf(mctune, sizeof mctune, "%s", mc && *mc ? mc : "build/mctune");
+    if (mctune[0] != '/') {
+        char cwd[256];
+        if (getcwd(cwd, sizeof cwd)) {
+            char t[2048];
+            int k = snprintf(t, sizeof t, "%s/%s", cwd, mctune);
+            if (k > 0 && (size_t)k < sizeof mctune)
+                memcpy(mctune, t, (size_t)k + 1);
+        }
+    }
+    snprintf(tmp, sizeof tmp, "/tmp/mct-test-search-XXXXXX");
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(cache, sizeof cache, "%s/cc", tmp);
+    mct_meas_opts o;
+    mct_meas_opts_default(&o);
+    o.cache_dir = cache;
+    o.min_time_s = 0.01;
+    mct_meas *m = NULL;
+    char err[512];
+    CHECKF(mct_meas_create(&o, &m, err, sizeof err) == 0, "%s", err);
+    if (m)
+        test_library(m);
+    mct_meas_destroy(m);
+    test_models();
+    test_shapes();
+    test_transfer();
+    test_resume();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmp);
+    return check_done();
+}
