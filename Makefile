@@ -114,3 +114,18 @@ $(BUILD)/fuzz/%: tests/%.c $(FUZZ_LIBSRC) $(HDRS) | deps
 	fi
 
 test: fuzz
+
+# ---- mctune gen: the runtime that ships inside generated libraries, embedded in the binary as
+# strings (build/gen/mct_rt_embed.h), so `mctune gen` needs no source tree at run time.
+RT_EMBED := runtime/mct_err.h runtime/cpu.h runtime/dispatch.h runtime/err.c runtime/cpu.c \
+            runtime/generic.c runtime/dispatch.c
+$(BUILD)/gen/mct_rt_embed.h: $(RT_EMBED) Makefile
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  EMBED $@")
+	$(Q){ echo '/* generated from runtime/ by the Makefile, do not edit */'; \
+	  echo 'static const struct { const char *path, *text; } mct_rt_embedded[] = {'; \
+	  for f in $(RT_EMBED); do echo "{\"$$f\","; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo '},'; done; \
+	  echo '};'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/tuner/gen.o $(BUILD)/san/tuner/gen.o: $(BUILD)/gen/mct_rt_embed.h
+$(BUILD)/obj/tuner/gen.o $(BUILD)/san/tuner/gen.o: ALL_CFLAGS += -I$(BUILD)/gen

@@ -10,6 +10,7 @@ int mct_cmd_show(int argc, char **argv);     /* tuner/cmd_show.c */
 int mct_cmd_cpu(int argc, char **argv);      /* tuner/cmd_cpu.c */
 int mct_cmd_db(int argc, char **argv);       /* tuner/cmd_db.c */
 int mct_cmd_measure(int argc, char **argv);  /* tuner/cmd_measure.c */
+int mct_cmd_gen(int argc, char **argv);      /* tuner/cmd_gen.c */
 int mct_cmd_tune(int argc, char **argv);     /* tuner/cmd_tune.c */
 int mct_cmd_shapes(int argc, char **argv);   /* tuner/cmd_shapes.c */
 

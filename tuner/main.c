@@ -15,6 +15,7 @@ static const struct {
     {"measure", mct_cmd_measure, "compile, check and time one schedule (optionally vs OpenBLAS)"},
     {"cpu", mct_cmd_cpu, "print this machine's CPU identity and ISA tier"},
     {"db", mct_cmd_db, "look up, list, export, import and merge tuning records"},
+    {"gen", mct_cmd_gen, "write a standalone C kernel library with CPU dispatch"},
     {"tune", mct_cmd_tune, "search the fastest schedules of a model's layers into the database"},
     {"shapes", mct_cmd_shapes, "derive a model file from a Hugging Face config.json"},
 };

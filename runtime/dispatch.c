@@ -1,0 +1,473 @@
+/* Dispatch runtime of a generated library: picks one CPU table at load time (the ladder, the
+ * NAME_CPU override, the NAME_DEBUG log), then on every call finds the kernel of a shape in O(1)
+ * and the nearest tuned M, or sends the call down the generic path. libc only; the generator
+ * copies this file into NAME.c (see dispatch.h). */
+#include "runtime/dispatch.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RT_ROW 101
+#define RT_COL 102
+#define RT_NOTRANS 111
+#define RT_TRANS 112
+#define RT_CONJTRANS 113
+
+static const char *const rung_names[] = {"exact CPU", "same vendor and tier", "same tier",
+                                         "generic", "forced"};
+
+static int rt_isa_of(int tier)
+{
+    return tier > MCT_TIER_AVX512 ? MCT_TIER_AVX512 : tier;
+}
+
+int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
+                  const char *force, const mct_rt_table **table, int *rung, int *gisa,
+                  char *msg, size_t msglen)
+{
+    uint64_t key = mct_cpu_key(host), fkey;
+    mct_tier ft;
+    int rc = MCT_OK;
+    *table = NULL;
+    *rung = MCT_RT_RUNG_GENERIC;
+    *gisa = rt_isa_of(host_tier);
+    if (msg && msglen)
+        msg[0] = 0;
+    if (force && *force) {
+        const mct_rt_table *pick = NULL;
+        if (mct_cpu_key_parse(force, &fkey) == MCT_OK) {
+            for (int i = 0; i < L->ntables && !pick; i++)
+                if (L->tables[i]->key == fkey)
+                    pick = L->tables[i];
+            if (!pick) {
+                snprintf(msg, msglen, "%s=%s: this library has no table for that CPU key; "
+                         "use one of the keys `mctune gen` listed, or a tier name", L->env_cpu,
+                         force);
+                rc = MCT_EINVAL;
+            } else if (pick->isa > (int)host_tier) {
+                snprintf(msg, msglen, "%s=%s: that table needs %s and this CPU has only %s; "
+                         "ignored", L->env_cpu, force, mct_tier_name((mct_tier)pick->isa),
+                         mct_tier_name(host_tier));
+                rc = MCT_EUNSUPPORTED;
+            } else {
+                *table = pick;
+                *rung = MCT_RT_RUNG_FORCED;
+                *gisa = rt_isa_of(pick->isa);
+                return MCT_OK;
+            }
+        } else if (mct_tier_parse(force, &ft) == MCT_OK) {
+            if (ft > host_tier) {
+                snprintf(msg, msglen, "%s=%s: this CPU supports only up to %s; ignored; set a "
+                         "tier at or below %s", L->env_cpu, force, mct_tier_name(host_tier),
+                         mct_tier_name(host_tier));
+                rc = MCT_EUNSUPPORTED;
+            } else {
+                for (int pass = 0; pass < 2 && !pick; pass++)
+                    for (int i = 0; i < L->ntables && !pick; i++) {
+                        const mct_rt_table *t = L->tables[i];
+                        if (t->tier == (int)ft && (pass || !strcmp(t->vendor, host->vendor)))
+                            pick = t;
+                    }
+                *table = pick;
+                *rung = MCT_RT_RUNG_FORCED;
+                *gisa = rt_isa_of(ft);
+                return MCT_OK;
+            }
+        } else {
+            snprintf(msg, msglen, "%s=%s is neither a CPU key (16 hex digits) nor a tier "
+                     "(generic, sse4.2, avx2, avx512, avx512-bf16-vnni, amx); ignored",
+                     L->env_cpu, force);
+            rc = MCT_EINVAL;
+        }
+    }
+    for (int r = MCT_RT_RUNG_EXACT; r <= MCT_RT_RUNG_TIER; r++)
+        for (int i = 0; i < L->ntables; i++) {
+            const mct_rt_table *t = L->tables[i];
+            int ok = t->isa <= (int)host_tier &&
+                     (r == MCT_RT_RUNG_EXACT ? t->key == key
+                      : r == MCT_RT_RUNG_VENDOR_TIER ? t->tier == (int)host_tier &&
+                                                       !strcmp(t->vendor, host->vendor)
+                      : t->tier == (int)host_tier);
+            if (ok) {
+                *table = t;
+                *rung = r;
+                return rc;
+            }
+        }
+    return rc;
+}
+
+void mct_rt_init(mct_rt_lib *L)
+{
+    int expect = 0;
+    if (__atomic_load_n(&L->state, __ATOMIC_ACQUIRE) == 2)
+        return;
+    if (!__atomic_compare_exchange_n(&L->state, &expect, 1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&L->state, __ATOMIC_ACQUIRE) != 2)
+            ;  /* another thread is probing: microseconds */
+        return;
+    }
+    const mct_cpu *host = mct_cpu_host();
+    mct_tier ht = mct_cpu_tier_of(host);
+    const char *force = getenv(L->env_cpu), *dbg = getenv(L->env_debug);
+    char msg[512], keys[17];
+    int debug = dbg && *dbg && strcmp(dbg, "0");
+    if (mct_rt_choose(L, host, ht, force, &L->table, &L->rung, &L->gisa, msg, sizeof msg) < 0)
+        fprintf(stderr, "%s: %s\n", L->name, msg);
+    if (L->table)
+        snprintf(L->desc, sizeof L->desc, "%s (%s; generic kernels %s)", L->table->label,
+                 rung_names[L->rung], mct_tier_name((mct_tier)L->gisa));
+    else
+        snprintf(L->desc, sizeof L->desc, "generic %s (%s; no tuned table%s)",
+                 mct_tier_name((mct_tier)L->gisa), rung_names[L->rung],
+                 L->rung == MCT_RT_RUNG_FORCED ? " of that tier" : " for this CPU");
+    if (debug) {
+        mct_cpu_key_format(mct_cpu_key(host), keys);
+        fprintf(stderr, "%s: cpu %s family %d model %d key %s tier %s; %d tables; %s=%s\n",
+                L->name, host->vendor[0] ? host->vendor : "?", host->family, host->model, keys,
+                mct_tier_name(ht), L->ntables, L->env_cpu, force ? force : "(unset)");
+        for (int i = 0; i < L->ntables; i++)
+            fprintf(stderr, "%s:   table %s: %d shapes, %d kernels\n", L->name,
+                    L->tables[i]->label, L->tables[i]->nentries, L->tables[i]->nkernels);
+        if (L->rung != MCT_RT_RUNG_EXACT && L->rung != MCT_RT_RUNG_FORCED)
+            fprintf(stderr, "%s: fallback: no table for this exact CPU\n", L->name);
+        fprintf(stderr, "%s: using %s\n", L->name, L->desc);
+    }
+    L->debug = debug;
+    __atomic_store_n(&L->state, 2, __ATOMIC_RELEASE);
+}
+
+const char *mct_rt_cpu(mct_rt_lib *L)
+{
+    mct_rt_init(L);
+    return L->desc;
+}
+
+const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s, long M)
+{
+    if (!t || !t->nentries)
+        return NULL;
+    unsigned mask = t->nslots - 1;
+    for (unsigned i = (unsigned)mct_rt_shape_hash(s) & mask;; i = (i + 1) & mask) {
+        int e = t->slots[i];
+        if (!e)
+            return NULL;
+        const mct_rt_entry *E = &t->entries[e - 1];
+        if (!mct_rt_shape_eq(&E->s, s))
+            continue;
+        /* nearest M, ties to the larger (sorted ascending; a handful of buckets) */
+        const mct_rt_kernel *k = &t->kernels[E->first], *best = k;
+        for (int j = 1; j < E->count && best->M < M; j++) {
+            long d0 = M - best->M, d1 = k[j].M - M;
+            if (d1 < 0 || d1 <= d0)
+                best = &k[j];
+        }
+        return best;
+    }
+}
+
+/* Debug lines, each printed once per process (a lock-free set of hashes). */
+static void rt_note(mct_rt_lib *L, uint64_t h, const char *fmt, ...)
+{
+    if (!h)
+        h = 1;
+    for (unsigned n = 0, i = (unsigned)h & (MCT_RT_SEEN - 1); n < MCT_RT_SEEN;
+         n++, i = (i + 1) & (MCT_RT_SEEN - 1)) {
+        uint64_t cur = __atomic_load_n(&L->seen[i], __ATOMIC_RELAXED);
+        if (cur == h)
+            return;
+        if (cur)
+            continue;
+        if (!__atomic_compare_exchange_n(&L->seen[i], &cur, h, 0, __ATOMIC_RELAXED,
+                                         __ATOMIC_RELAXED)) {
+            if (cur == h)
+                return;
+            continue;
+        }
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "%s: ", L->name);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        return;
+    }
+}
+
+/* A tuned kernel that expects a prepacked B, called with a plain B: pack into a temporary. */
+static int rt_call(const mct_rt_kernel *k, long M, long N, long K, const float *A, long lda,
+                   const float *B, long ldb, float *C, long ldc, const float *bias, long batch,
+                   long group, long sA, long sB, long sC)
+{
+    float *Bp;
+    int rc;
+    if (!k->packed_size)
+        return k->fn(M, N, K, A, lda, B, ldb, C, ldc, bias, batch, group, sA, sB, sC);
+    Bp = malloc(sizeof(float) * k->packed_size(N, K));
+    if (!Bp)
+        return MCT_ENOMEM;
+    k->pack_b(N, K, B, ldb, Bp);
+    rc = k->fn(M, N, K, A, lda, Bp, ldb, C, ldc, bias, batch, group, sA, sB, sC);
+    free(Bp);
+    return rc;
+}
+
+static void rt_scale(long M, long N, float beta, float *C, long ldc)
+{
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++)
+            C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+static int rt_gemm(mct_rt_lib *L, const char *who, int tA, int layout, long M, long N, long K,
+                   float alpha, const float *A, long lda, const float *B, long ldb, float beta,
+                   float *C, long ldc, const float *bias, int act, int tuned_only)
+{
+    mct_rt_shape s = {N, K, 1, 1, MCT_RT_MATMUL, layout, bias != NULL, act,
+                      beta == 1.0f ? 1 : 0};
+    const mct_rt_kernel *k = NULL;
+    const char *why = "shape not tuned";
+    int rc;
+    if (tA)
+        why = "A transposed";
+    else if (alpha != 1.0f && beta != 0.0f)
+        why = "alpha != 1 with beta != 0";
+    else if (beta != 0.0f && beta != 1.0f)
+        why = "beta not 0 or 1";
+    else if (!(k = mct_rt_lookup(L->table, &s, M)) && !L->table)
+        why = "no tuned table";
+    if (k) {
+        if (L->debug)
+            rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)(uintptr_t)k, "%s %s M=%ld N=%ld K=%ld"
+                    " -> tuned %s (M bucket %ld, %.1f GFLOP/s when tuned)", who,
+                    layout ? "nt" : "nn", M, N, K, k->name, k->M, k->gflops);
+        rc = rt_call(k, M, N, K, A, lda, B, ldb, C, ldc, bias, 1, 1, 0, 0, 0);
+        if (rc == MCT_OK && alpha != 1.0f)  /* beta is 0 here: C = alpha * (A*B) */
+            rt_scale(M, N, alpha, C, ldc);
+        return rc;
+    }
+    if (tuned_only)
+        return MCT_ENOTFOUND;
+    if (L->debug)
+        rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)M * 31 ^ (uint64_t)tA << 60, "%s %s%s "
+                "M=%ld N=%ld K=%ld -> generic %s (%s)", who, tA ? "A^T " : "",
+                layout ? "nt" : "nn", M, N, K, mct_tier_name((mct_tier)L->gisa), why);
+    return mct_rt_generic(L, tA, layout, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                          act);
+}
+
+int mct_rt_sgemm(mct_rt_lib *L, int order, int transA, int transB, long M, long N, long K,
+                 float alpha, const float *A, long lda, const float *B, long ldb, float beta,
+                 float *C, long ldc, int tuned_only)
+{
+    mct_rt_init(L);
+    if ((order != RT_ROW && order != RT_COL) || transA < RT_NOTRANS || transA > RT_CONJTRANS ||
+        transB < RT_NOTRANS || transB > RT_CONJTRANS)
+        return tuned_only ? MCT_ENOTFOUND : MCT_EINVAL;
+    if (order == RT_COL) {  /* C^T = op(B)^T op(A)^T: a row-major call with roles swapped */
+        const float *t = A;
+        long l = lda, n = M;
+        int tr = transA;
+        A = B, lda = ldb, B = t, ldb = l, M = N, N = n, transA = transB, transB = tr;
+    }
+    int tA = transA != RT_NOTRANS, tB = transB != RT_NOTRANS;
+    if (M < 0 || N < 0 || K < 0 || lda < (tA ? M : K) || lda < 1 || ldb < (tB ? K : N) ||
+        ldb < 1 || ldc < N || ldc < 1 || (!C && M && N) || (!A && M && K) || (!B && K && N))
+        return tuned_only ? MCT_ENOTFOUND : MCT_EINVAL;
+    if (M == 0 || N == 0)
+        return tuned_only ? MCT_ENOTFOUND : MCT_OK;
+    if (K == 0 || alpha == 0.0f) {
+        if (tuned_only)
+            return MCT_ENOTFOUND;
+        if (beta != 1.0f)
+            rt_scale(M, N, beta, C, ldc);
+        return MCT_OK;
+    }
+    return rt_gemm(L, "sgemm", tA, tB ? MCT_RT_NT : MCT_RT_NN, M, N, K, alpha, A, lda, B, ldb,
+                   beta, C, ldc, NULL, MCT_RT_ACT_NONE, tuned_only);
+}
+
+static int rt_check_mm(int layout, long M, long N, long K, const float *A, long lda,
+                       const float *B, long ldb, float *C, long ldc, int act, int beta)
+{
+    if ((layout != MCT_RT_NN && layout != MCT_RT_NT) || act < MCT_RT_ACT_NONE ||
+        act > MCT_RT_ACT_SILU || (beta != 0 && beta != 1) || M < 0 || N < 0 || K < 0 ||
+        lda < K || lda < 1 || ldb < (layout == MCT_RT_NT ? K : N) || ldb < 1 || ldc < N ||
+        ldc < 1 || (!C && M && N) || (!A && M && K) || (!B && K && N))
+        return MCT_EINVAL;
+    return MCT_OK;
+}
+
+/* K == 0: out = act(bias) (or act(0)) for every row. */
+static void rt_empty_k(long M, long N, float *C, long ldc, const float *bias, int act, int beta)
+{
+    for (long i = 0; i < M; i++)
+        for (long j = 0; j < N; j++) {
+            float v = mct_rt_act(act, bias ? bias[j] : 0.0f);
+            C[i * ldc + j] = beta ? C[i * ldc + j] + v : v;
+        }
+}
+
+int mct_rt_matmul(mct_rt_lib *L, int layout, long M, long N, long K, const float *A, long lda,
+                  const float *B, long ldb, float *C, long ldc, const float *bias, int act,
+                  int beta)
+{
+    mct_rt_init(L);
+    if (rt_check_mm(layout, M, N, K, A, lda, B, ldb, C, ldc, act, beta) < 0)
+        return MCT_EINVAL;
+    if (M == 0 || N == 0)
+        return MCT_OK;
+    if (K == 0) {
+        rt_empty_k(M, N, C, ldc, bias, act, beta);
+        return MCT_OK;
+    }
+    return rt_gemm(L, "matmul", 0, layout, M, N, K, 1.0f, A, lda, B, ldb, beta ? 1.0f : 0.0f,
+                   C, ldc, bias, act, 0);
+}
+
+int mct_rt_bmm(mct_rt_lib *L, int layout, long batch, long group, long M, long N, long K,
+               const float *A, long lda, long sA, const float *B, long ldb, long sB, float *C,
+               long ldc, long sC, int beta)
+{
+    mct_rt_init(L);
+    if (batch < 0 || group < 1 || (batch && batch % group) || sA < 0 || sB < 0 || sC < 0 ||
+        rt_check_mm(layout, M, N, K, A, lda, B, ldb, C, ldc, MCT_RT_ACT_NONE, beta) < 0 ||
+        (!A && batch && M && K) || (!B && batch && K && N) || (!C && batch && M && N))
+        return MCT_EINVAL;
+    if (batch == 0 || M == 0 || N == 0)
+        return MCT_OK;
+    mct_rt_shape s = {N, K, batch, group, MCT_RT_BMM, layout, 0, MCT_RT_ACT_NONE, beta};
+    const mct_rt_kernel *k = K ? mct_rt_lookup(L->table, &s, M) : NULL;
+    if (k && !k->packed_size) {
+        if (L->debug)
+            rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)(uintptr_t)k, "bmm %s B=%ld G=%ld "
+                    "M=%ld N=%ld K=%ld -> tuned %s (M bucket %ld)", layout ? "nt" : "nn", batch,
+                    group, M, N, K, k->name, k->M);
+        return k->fn(M, N, K, A, lda, B, ldb, C, ldc, NULL, batch, group, sA, sB, sC);
+    }
+    if (L->debug)
+        rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)M * 31, "bmm %s B=%ld G=%ld M=%ld N=%ld "
+                "K=%ld -> generic %s (shape not tuned)", layout ? "nt" : "nn", batch, group, M,
+                N, K, mct_tier_name((mct_tier)L->gisa));
+    for (long b = 0; b < batch; b++) {
+        float *Cb = C + b * sC;
+        int rc;
+        if (K == 0) {
+            rt_empty_k(M, N, Cb, ldc, NULL, MCT_RT_ACT_NONE, beta);
+            continue;
+        }
+        rc = mct_rt_generic(L, 0, layout, M, N, K, 1.0f, A + b * sA, lda, B + (b / group) * sB,
+                            ldb, beta ? 1.0f : 0.0f, Cb, ldc, NULL, MCT_RT_ACT_NONE);
+        if (rc < 0)
+            return rc;
+    }
+    return MCT_OK;
+}
+
+struct mct_rt_packed {
+    const mct_rt_table *table;  /* the table the packed copies are for */
+    int layout;
+    long N, K, ldb;
+    float *B;                   /* plain copy, for the generic path and unpacked kernels */
+    float **pk;                 /* per kernel of the table: its packed B, or NULL */
+};
+
+void mct_rt_packed_free(mct_rt_packed *P)
+{
+    if (!P)
+        return;
+    if (P->pk)
+        for (int i = 0; i < P->table->nkernels; i++)
+            free(P->pk[i]);
+    free(P->pk);
+    free(P->B);
+    free(P);
+}
+
+int mct_rt_prepack_b(mct_rt_lib *L, int layout, long N, long K, const float *B, long ldb,
+                     mct_rt_packed **out)
+{
+    mct_rt_packed *P = NULL;
+    int rc = MCT_EINVAL;
+    mct_rt_init(L);
+    if (!out)
+        return MCT_EINVAL;
+    *out = NULL;
+    if ((layout != MCT_RT_NN && layout != MCT_RT_NT) || N < 1 || K < 1 || !B ||
+        ldb < (layout == MCT_RT_NT ? K : N))
+        goto fail;
+    rc = MCT_ENOMEM;
+    if (!(P = calloc(1, sizeof *P)))
+        goto fail;
+    P->table = L->table;
+    P->layout = layout;
+    P->N = N;
+    P->K = K;
+    P->ldb = layout == MCT_RT_NT ? K : N;
+    long rows = layout == MCT_RT_NT ? N : K;
+    if (!(P->B = malloc(sizeof(float) * (size_t)rows * (size_t)P->ldb)))
+        goto fail;
+    for (long r = 0; r < rows; r++)
+        memcpy(P->B + r * P->ldb, B + r * ldb, sizeof(float) * (size_t)P->ldb);
+    if (P->table && P->table->nkernels) {
+        const mct_rt_table *t = P->table;
+        if (!(P->pk = calloc((size_t)t->nkernels, sizeof *P->pk)))
+            goto fail;
+        for (int e = 0; e < t->nentries; e++) {
+            const mct_rt_entry *E = &t->entries[e];
+            if (E->s.op != MCT_RT_MATMUL || E->s.layout != layout || E->s.N != N || E->s.K != K)
+                continue;
+            for (int j = E->first; j < E->first + E->count; j++) {
+                const mct_rt_kernel *k = &t->kernels[j];
+                if (!k->packed_size)
+                    continue;
+                if (!(P->pk[j] = malloc(sizeof(float) * k->packed_size(N, K))))
+                    goto fail;
+                k->pack_b(N, K, P->B, P->ldb, P->pk[j]);
+            }
+        }
+    }
+    *out = P;
+    return MCT_OK;
+fail:
+    mct_rt_packed_free(P);
+    return rc;
+}
+
+int mct_rt_matmul_packed(mct_rt_lib *L, const mct_rt_packed *P, long M, const float *A,
+                         long lda, float *C, long ldc, const float *bias, int act, int beta)
+{
+    mct_rt_init(L);
+    if (!P || rt_check_mm(P->layout, M, P->N, P->K, A, lda, P->B, P->ldb, C, ldc, act, beta) < 0)
+        return MCT_EINVAL;
+    if (M == 0)
+        return MCT_OK;
+    mct_rt_shape s = {P->N, P->K, 1, 1, MCT_RT_MATMUL, P->layout, bias != NULL, act, beta};
+    const mct_rt_kernel *k = P->table == L->table ? mct_rt_lookup(L->table, &s, M) : NULL;
+    if (k && k->packed_size && P->pk && P->pk[k - L->table->kernels]) {
+        if (L->debug)
+            rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)(uintptr_t)k, "matmul_packed %s M=%ld"
+                    " N=%ld K=%ld -> tuned %s (M bucket %ld, B prepacked)",
+                    P->layout ? "nt" : "nn", M, P->N, P->K, k->name, k->M);
+        return k->fn(M, P->N, P->K, A, lda, P->pk[k - L->table->kernels], P->ldb, C, ldc, bias,
+                     1, 1, 0, 0, 0);
+    }
+    return rt_gemm(L, "matmul_packed", 0, P->layout, M, P->N, P->K, 1.0f, A, lda, P->B, P->ldb,
+                   beta ? 1.0f : 0.0f, C, ldc, bias, act, 0);
+}
+
+int mct_rt_is_tuned(mct_rt_lib *L, int op, int layout, long M, long N, long K, long batch,
+                    long group, int bias, int act, int beta)
+{
+    mct_rt_init(L);
+    if ((op != MCT_RT_MATMUL && op != MCT_RT_BMM) || (layout != MCT_RT_NN &&
+        layout != MCT_RT_NT) || M < 1 || N < 1 || K < 1 || act < 0 || act > MCT_RT_ACT_SILU ||
+        (beta != 0 && beta != 1))
+        return MCT_EINVAL;
+    mct_rt_shape s = {N, K, op == MCT_RT_BMM ? batch : 1, op == MCT_RT_BMM ? group : 1, op,
+                      layout, bias != 0, act, beta};
+    return mct_rt_lookup(L->table, &s, M) != NULL;
+}

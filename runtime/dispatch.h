@@ -1,0 +1,173 @@
+/* mctune dispatch runtime: what a generated kernel library is made of, and the calls that walk it.
+ *
+ * This file ships inside every generated library (`mctune gen` copies it, with cpu.h, cpu.c,
+ * err.c, dispatch.c and generic.c, into NAME.c): libc headers only, baseline ISA only. The
+ * generator emits the tables (one per CPU, each a hash table of shapes pointing at kernels sorted
+ * by M) and one mct_rt_lib that the public NAME_* functions pass to these calls; the runtime
+ * never names an ISA, it only walks what was generated (STYLE.md).
+ *
+ * Kernels have the ABI of codegen/codegen.h: out = act(A*B + bias); C = out (beta 0) or
+ * C += out (beta 1); A row-major, B [K,N] (nn) or [N,K] (nt) or prepacked.
+ */
+#ifndef MCT_DISPATCH_H
+#define MCT_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/cpu.h"
+#include "runtime/mct_err.h"
+
+typedef int (*mct_rt_kernel_fn)(long M, long N, long K, const float *A, long lda,
+                                const float *B, long ldb, float *C, long ldc, const float *bias,
+                                long batch, long group, long sA, long sB, long sC);
+typedef size_t (*mct_rt_psize_fn)(long N, long K);
+typedef void (*mct_rt_pack_fn)(long N, long K, const float *B, long ldb, float *Bp);
+
+enum { MCT_RT_MATMUL = 0, MCT_RT_BMM = 1 };
+enum { MCT_RT_NN = 0, MCT_RT_NT = 1 };
+enum { MCT_RT_ACT_NONE = 0, MCT_RT_ACT_RELU, MCT_RT_ACT_GELU, MCT_RT_ACT_SILU };
+
+/* Everything but M that selects a kernel. Zero unused fields (batch = group = 1 for matmul). */
+typedef struct mct_rt_shape {
+    long N, K, batch, group;
+    int op, layout, bias, act, beta;
+} mct_rt_shape;
+
+/* One tuned kernel: the M bucket it was tuned for and the code. */
+typedef struct mct_rt_kernel {
+    long M;
+    mct_rt_kernel_fn fn;
+    mct_rt_psize_fn packed_size;    /* NULL unless the kernel takes a prepacked B */
+    mct_rt_pack_fn pack_b;
+    const char *name;
+    double gflops;                  /* measured when tuned */
+} mct_rt_kernel;
+
+/* One shape: kernels[first .. first+count) of its table, sorted by M ascending. */
+typedef struct mct_rt_entry {
+    mct_rt_shape s;
+    int first, count;
+} mct_rt_entry;
+
+/* One CPU's kernels. slots: open addressing by mct_rt_shape_hash, nslots a power of two,
+ * slot value = entry index + 1, 0 = empty (at least one slot is always empty). */
+typedef struct mct_rt_table {
+    const char *label;          /* "GenuineIntel 6/207 avx512 <key>" */
+    uint64_t key;               /* mct_cpu_key of the CPU it was tuned on */
+    const char *vendor;
+    int tier;                   /* mct_tier of that CPU (the ladder matches on it) */
+    int isa;                    /* tier its code needs (<= MCT_TIER_AVX512) */
+    int nentries;
+    const mct_rt_entry *entries;
+    unsigned nslots;
+    const int *slots;
+    int nkernels;
+    const mct_rt_kernel *kernels;
+} mct_rt_table;
+
+/* Rungs of the ladder, as NAME_cpu() names them. */
+enum { MCT_RT_RUNG_EXACT = 0, MCT_RT_RUNG_VENDOR_TIER, MCT_RT_RUNG_TIER, MCT_RT_RUNG_GENERIC,
+       MCT_RT_RUNG_FORCED };
+
+#define MCT_RT_ISAS 4   /* generic, sse4.2, avx2, avx512: the tiers code is lowered for */
+#define MCT_RT_SEEN 512 /* distinct debug lines remembered (logging stops when full) */
+
+/* A generated library: the tables and generic kernels (const, generated) and the state the
+ * runtime fills once (thread-safe). */
+typedef struct mct_rt_lib {
+    const char *name;           /* library name, as in NAME_sgemm */
+    const char *env_cpu;        /* "NAME_CPU" */
+    const char *env_debug;      /* "NAME_DEBUG" */
+    int ntables;
+    const mct_rt_table *const *tables;
+    /* generic kernels: [isa][layout][beta], correct for every shape and stride */
+    mct_rt_kernel_fn generic[MCT_RT_ISAS][2][2];
+    /* state: written once by mct_rt_init */
+    int state;                  /* 0 not started, 1 initializing, 2 ready */
+    const mct_rt_table *table;  /* NULL: generic kernels only */
+    int rung;
+    int gisa;                   /* isa of the generic kernels used */
+    int debug;
+    char desc[320];             /* what NAME_cpu() returns */
+    uint64_t seen[MCT_RT_SEEN]; /* debug: hashes of the lines already logged */
+} mct_rt_lib;
+
+static inline uint64_t mct_rt_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* The hash the generator and the runtime agree on. */
+static inline uint64_t mct_rt_shape_hash(const mct_rt_shape *s)
+{
+    uint64_t h = (uint64_t)s->op | (uint64_t)s->layout << 2 | (uint64_t)s->bias << 3 |
+                 (uint64_t)s->act << 4 | (uint64_t)s->beta << 7;
+    h = mct_rt_mix(h ^ (uint64_t)s->N * 0x9e3779b97f4a7c15ull);
+    h = mct_rt_mix(h ^ (uint64_t)s->K * 0x9e3779b97f4a7c15ull);
+    if (s->op == MCT_RT_BMM)
+        h = mct_rt_mix(h ^ ((uint64_t)s->batch << 32 | (uint64_t)s->group));
+    return h;
+}
+
+static inline int mct_rt_shape_eq(const mct_rt_shape *a, const mct_rt_shape *b)
+{
+    return a->N == b->N && a->K == b->K && a->op == b->op && a->layout == b->layout &&
+           a->bias == b->bias && a->act == b->act && a->beta == b->beta &&
+           (a->op != MCT_RT_BMM || (a->batch == b->batch && a->group == b->group));
+}
+
+/* Picks the table (the ladder, NAME_CPU, NAME_DEBUG); called once by every entry point, cheap
+ * after the first call. */
+void mct_rt_init(mct_rt_lib *L);
+
+/* Same decision without the environment or the once-guard, for tests and tools: the host record
+ * and tier, the forced choice (NULL/"" for none). On a refused force (unknown key or tier, or an
+ * ISA the host lacks) it returns MCT_EUNSUPPORTED or MCT_EINVAL with msg set and fills *table,
+ * *rung with the ladder's choice anyway. */
+int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
+                  const char *force, const mct_rt_table **table, int *rung, int *gisa,
+                  char *msg, size_t msglen);
+
+/* The tuned kernel for (shape, M) in the chosen table, or NULL. */
+const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s, long M);
+
+/* Entry points (return 0 or a negative MCT_E* code; see the generated NAME.h for contracts).
+ * tuned_only: return MCT_ENOTFOUND, writing nothing, when the call would not run a tuned
+ * kernel (the cblas drop-in forwards those). */
+int mct_rt_sgemm(mct_rt_lib *L, int order, int transA, int transB, long M, long N, long K,
+                 float alpha, const float *A, long lda, const float *B, long ldb, float beta,
+                 float *C, long ldc, int tuned_only);
+int mct_rt_matmul(mct_rt_lib *L, int layout, long M, long N, long K, const float *A, long lda,
+                  const float *B, long ldb, float *C, long ldc, const float *bias, int act,
+                  int beta);
+int mct_rt_bmm(mct_rt_lib *L, int layout, long batch, long group, long M, long N, long K,
+               const float *A, long lda, long sA, const float *B, long ldb, long sB, float *C,
+               long ldc, long sC, int beta);
+
+typedef struct mct_rt_packed mct_rt_packed;
+int mct_rt_prepack_b(mct_rt_lib *L, int layout, long N, long K, const float *B, long ldb,
+                     mct_rt_packed **out);
+int mct_rt_matmul_packed(mct_rt_lib *L, const mct_rt_packed *P, long M, const float *A,
+                         long lda, float *C, long ldc, const float *bias, int act, int beta);
+void mct_rt_packed_free(mct_rt_packed *P);
+
+int mct_rt_is_tuned(mct_rt_lib *L, int op, int layout, long M, long N, long K, long batch,
+                    long group, int bias, int act, int beta);
+const char *mct_rt_cpu(mct_rt_lib *L);
+
+/* generic.c: the path for every shape the tables do not hold. transA: A is stored [K,M]
+ * (lda >= M). Arguments are already checked; M, N, K >= 1. */
+int mct_rt_generic(const mct_rt_lib *L, int transA, int layout, long M, long N, long K,
+                   float alpha, const float *A, long lda, const float *B, long ldb, float beta,
+                   float *C, long ldc, const float *bias, int act);
+
+/* out = act(v) exactly as the generated kernels compute it. */
+float mct_rt_act(int act, float v);
+
+#endif

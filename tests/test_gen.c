@@ -1,0 +1,285 @@
+/* mctune gen: builds a test database (this CPU plus synthetic CPUs: an avx2-only one and one of
+ * another vendor), runs `mctune gen` ($MCTUNE, default build/mctune), builds the output with
+ * plain cc (gcc and clang, -Wall -Wextra -Werror, no -march), links tests/gen_consumer.c and
+ * checks tuned and untuned shapes against OpenBLAS, forced tiers, refusals, and the cblas
+ * drop-in through LD_PRELOAD. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "codegen/codegen.h"
+#include "db/db.h"
+#include "runtime/cpu.h"
+#include "tests/check.h"
+
+static char dir[256], srcdir[512];
+static int sanitized;
+
+/* Runs a shell command; stdout+stderr into out (may be NULL). Returns the exit status. */
+static int sh(char *out, size_t outlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int sh(char *out, size_t outlen, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    size_t n = 0;
+    if (!p)
+        return -1;
+    if (out && outlen)
+        out[0] = 0;
+    char buf[4096];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, p)) > 0)
+        if (out && n + 1 < outlen) {
+            size_t c = r < outlen - 1 - n ? r : outlen - 1 - n;
+            memcpy(out + n, buf, c);
+            n += c;
+            out[n] = 0;
+        }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int put(mct_db *db, const mct_cpu *c, const char *wl, const char *sched, uint64_t *rng)
+{
+    mct_workload w;
+    mct_sched *s = NULL;
+    mct_db_rec r;
+    char why[256];
+    memset(&r, 0, sizeof r);
+    if (mct_wl_parse(wl, &w, why, sizeof why) < 0) {
+        fprintf(stderr, "bad workload %s: %s\n", wl, why);
+        return -1;
+    }
+    if (sched ? mct_sched_parse(&w, sched, &s, why, sizeof why) < 0
+              : mct_sched_random(&w, rng, 16, &s) < 0) {
+        fprintf(stderr, "bad schedule %s: %s\n", sched ? sched : "(random)", why);
+        return -1;
+    }
+    mct_wl_format(&w, r.workload, sizeof r.workload);
+    mct_sched_format(s, r.schedule, sizeof r.schedule);
+    mct_sched_destroy(s);
+    r.cpu = mct_cpu_key(c);
+    r.threads = 1;
+    r.median_ns = 1000;
+    r.gflops = mct_wl_flops(&w) / 1000;
+    r.samples = 1;
+    snprintf(r.search, sizeof r.search, "manual");
+    snprintf(r.compiler, sizeof r.compiler, "cc");
+    snprintf(r.flags, sizeof r.flags, "-O2");
+    snprintf(r.tool, sizeof r.tool, "test_gen");
+    return mct_db_put_best(db, &r, NULL);
+}
+
+static void set_feats(mct_cpu *c, const char *const *names)
+{
+    for (; *names; names++)
+        mct_cpu_set(c, mct_cpu_feature_find(*names));
+}
+
+static const char *const avx2_feats[] = {"sse", "sse2", "sse3", "ssse3", "sse4.1", "sse4.2",
+    "popcnt", "xsave", "osxsave", "os-avx", "avx", "avx2", "fma", "lm", NULL};
+static const char *const avx512_feats[] = {"os-avx512", "avx512f", "avx512cd", "avx512bw",
+    "avx512dq", "avx512vl", NULL};
+
+static const char *expert = "tile(i, 16, 8); tile(j, 64, 32); tile(k, 64); reorder(j0, k0, i0, "
+    "j1, i1, k1, i2, j2); pack(A, i0, i2); prepack(B, j2); cache_write(i1); unroll(i2, 8); "
+    "vectorize(j2); unroll(k1, 4)";
+static const char *gemv = "tile(j, 8); tile(k, 16); reorder(i, j0, k0, j1, k1); cache_write(j0);"
+    " unroll(j1, 8); vectorize(k1)";
+
+static int build_db(const char *path, mct_cpu *avx2, mct_cpu *amd)
+{
+    mct_db *db;
+    char err[512];
+    uint64_t rng = 12345;
+    const mct_cpu *host = mct_cpu_host();
+    int rc = 0;
+    if (mct_db_open(path, MCT_DB_NOSYNC, err, sizeof err, &db) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    memset(avx2, 0, sizeof *avx2);
+    snprintf(avx2->vendor, sizeof avx2->vendor, "GenuineIntel");
+    snprintf(avx2->brand, sizeof avx2->brand, "synthetic Haswell");
+    avx2->family = 6, avx2->model = 63;
+    set_feats(avx2, avx2_feats);
+    *amd = *avx2;
+    snprintf(amd->vendor, sizeof amd->vendor, "AuthenticAMD");
+    snprintf(amd->brand, sizeof amd->brand, "synthetic Zen 4");
+    amd->family = 25, amd->model = 97;
+    if (mct_cpu_tier_of(host) >= MCT_TIER_AVX512)
+        set_feats(amd, avx512_feats);
+    rc |= mct_db_put_cpu(db, host) | mct_db_put_cpu(db, avx2) | mct_db_put_cpu(db, amd);
+    const char *nt = "matmul f32 nt M=%d N=64 K=96 epi=none";
+    char wl[256];
+    snprintf(wl, sizeof wl, nt, 1);
+    rc |= put(db, host, wl, gemv, &rng);
+    snprintf(wl, sizeof wl, nt, 16);
+    rc |= put(db, host, wl, expert, &rng);
+    rc |= put(db, avx2, wl, NULL, &rng);
+    rc |= put(db, amd, wl, expert, &rng);
+    snprintf(wl, sizeof wl, nt, 40);
+    rc |= put(db, host, wl, NULL, &rng);
+    rc |= put(db, host, "matmul f32 nt M=16 N=64 K=96 epi=none beta=1", NULL, &rng);
+    rc |= put(db, host, "matmul f32 nt M=16 N=64 K=96 epi=bias+gelu", expert, &rng);
+    rc |= put(db, host, "matmul f32 nt M=16 N=64 K=96 epi=bias+silu beta=1", NULL, &rng);
+    rc |= put(db, host, "matmul f32 nn M=8 N=48 K=33 epi=none", NULL, &rng);
+    rc |= put(db, host, "matmul f32 nn M=8 N=48 K=33 epi=bias+relu beta=1", NULL, &rng);
+    rc |= put(db, host, "bmm f32 nt B=4 G=2 M=8 N=24 K=16 epi=none", NULL, &rng);
+    mct_db_close(db);
+    return rc ? -1 : 0;
+}
+
+static int has_cc(const char *cc)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", cc);
+    return system(cmd) == 0;
+}
+
+int main(void)
+{
+    const char *mctune = getenv("MCTUNE");
+    static char out[1 << 16];
+    char path[512], cmd[1024];
+    mct_cpu avx2, amd;
+    char amdkey[17], hostkey[17];
+    mct_tier ht = mct_cpu_tier_of(mct_cpu_host());
+    sanitized = getenv("MCTUNE_SANITIZED") != NULL;
+    if (!mctune)
+        mctune = "build/mctune";
+    snprintf(srcdir, sizeof srcdir, "%s", __FILE__);
+    *strrchr(srcdir, '/') = 0;
+    snprintf(dir, sizeof dir, "/tmp/mctune-test-gen-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        CHECK(0);
+        return check_done();
+    }
+    snprintf(path, sizeof path, "%s/db", dir);
+    CHECK(build_db(path, &avx2, &amd) == 0);
+    mct_cpu_key_format(mct_cpu_key(&amd), amdkey);
+    mct_cpu_key_format(mct_cpu_key(mct_cpu_host()), hostkey);
+
+    /* bad invocations are refused with a message */
+    CHECK(sh(out, sizeof out, "%s gen --db %s/db --out %s/out 2>&1", mctune, dir, dir) == 2 &&
+          strstr(out, "--name"));
+    CHECK(sh(out, sizeof out, "%s gen --db %s/db --out %s/out --name 9x 2>&1", mctune, dir, dir)
+          == 1 && strstr(out, "'9x'"));
+    CHECK(sh(out, sizeof out, "%s gen --db %s/db --out %s/out --name tk --cpus 12 2>&1", mctune,
+             dir, dir) == 1 && strstr(out, "'12'"));
+
+    /* generate */
+    int rc = sh(out, sizeof out, "%s gen --db %s/db --out %s/out --name tk 2>&1", mctune, dir, dir);
+    CHECKF(rc == 0 && strstr(out, "3 CPU tables"), "gen: %s", out);
+    if (rc) {
+        sh(NULL, 0, "rm -rf %s", dir);
+        return check_done();
+    }
+    snprintf(path, sizeof path, "%s/out/tk.c", dir);
+    FILE *f = fopen(path, "r");
+    char line[512] = "";
+    CHECK(f && fgets(line, sizeof line, f) && strstr(line, "generated by mctune") &&
+          strstr(line, "signature") && strstr(line, "date"));
+    if (f)
+        fclose(f);
+    CHECK(sh(out, sizeof out, "grep -c '^ \\* schedule: ' %s/out/tk.c", dir) == 0 &&
+          atoi(out) >= 10);
+    CHECK(sh(out, sizeof out, "grep -l 'k_matmul_f32_avx2_' %s/out/tk.c", dir) == 0);
+    CHECK(sh(NULL, 0, "head -1 %s/out/tk.h | grep -q 'do not edit' && head -1 %s/out/Makefile |"
+             " grep -q generated && grep -q '^Libs: .*-ltk' %s/out/tk.pc", dir, dir, dir) == 0);
+
+    /* builds without warnings, with gcc and clang, no -march */
+    const char *ccs[] = {"gcc", "clang"};
+    for (int i = 0; i < 2; i++) {
+        if ((sanitized && i) || !has_cc(ccs[i]))
+            continue;
+        rc = sh(out, sizeof out, "cd %s/out && %s -std=c11 -O2 -Wall -Wextra -Werror -c tk.c -o "
+                "tk_%s.o 2>&1", dir, ccs[i], ccs[i]);
+        CHECKF(rc == 0, "%s: %.3000s", ccs[i], out);
+    }
+    /* the generated Makefile: static and shared library, install */
+    if (!sanitized) {
+        rc = sh(out, sizeof out, "cd %s/out && make -s && make -s install PREFIX=%s/inst 2>&1 && "
+                "PKG_CONFIG_PATH=%s/inst/lib/pkgconfig pkg-config --libs tk", dir, dir, dir);
+        CHECKF(rc == 0 && strstr(out, "-ltk") && access(path, R_OK) == 0, "make: %s", out);
+    }
+
+    /* the consumer */
+    const char *san = sanitized ? "-fsanitize=address,undefined -fno-omit-frame-pointer" : "";
+    snprintf(cmd, sizeof cmd, "cd %s/out && cc -std=c11 -O1 -g %s -I. -o consumer "
+             "%s/gen_consumer.c tk.c $(pkg-config --cflags --libs openblas 2>/dev/null || echo "
+             "-lopenblas) -lm 2>&1", dir, san, srcdir[0] == '/' ? srcdir : "$OLDPWD/tests");
+    rc = sh(out, sizeof out, "%s", cmd);
+    CHECKF(rc == 0, "consumer build: %.3000s", out);
+    if (rc) {
+        sh(NULL, 0, "rm -rf %s", dir);
+        return check_done();
+    }
+    rc = sh(out, sizeof out, "cd %s/out && ./consumer %s 2>&1", dir, sanitized ? "quick" : "full");
+    CHECKF(rc == 0 && strstr(out, "RESULT pass=") && strstr(out, "fail=0") &&
+           strstr(out, "exact CPU"), "consumer: %.4000s", out);
+    printf("%.200s", out);
+
+    /* forcing each tier the host supports selects that table (or the generic kernels of that
+     * tier) and stays correct */
+    static const char *tiers[] = {"generic", "sse4.2", "avx2", "avx512"};
+    for (int t = 0; t < 4; t++) {
+        if (t > (int)ht || (sanitized && t != MCT_TIER_AVX2))
+            continue;
+        rc = sh(out, sizeof out, "cd %s/out && TK_CPU=%s ./consumer quick 2>&1", dir, tiers[t]);
+        char want[64];
+        /* avx2: the synthetic Haswell; avx512: the synthetic AMD (when the host has avx512) */
+        snprintf(want, sizeof want, t == MCT_TIER_AVX2 ? "GenuineIntel 6/63 avx2" :
+                 t == MCT_TIER_AVX512 ? "AuthenticAMD 25/97 avx512" : "generic %s (forced",
+                 tiers[t]);
+        CHECKF(rc == 0 && strstr(out, "fail=0") && strstr(out, want) && !strstr(out, "ignored"),
+               "TK_CPU=%s: want '%s' in: %.3000s", tiers[t], want, out);
+    }
+    /* a CPU key: the other vendor's table */
+    rc = sh(out, sizeof out, "cd %s/out && TK_CPU=%s ./consumer quick 2>&1", dir, amdkey);
+    CHECKF(rc == 0 && strstr(out, "fail=0") && strstr(out, "AuthenticAMD"), "%.3000s", out);
+    /* refusals: a tier the host lacks, an unknown key, nonsense; the ladder's choice is used */
+    if (ht < MCT_TIER_AMX) {
+        rc = sh(out, sizeof out, "cd %s/out && TK_CPU=amx ./consumer quick 2>&1", dir);
+        CHECKF(rc == 0 && strstr(out, "TK_CPU=amx: this CPU supports only up to") &&
+               strstr(out, "exact CPU") && strstr(out, "fail=0"), "%.3000s", out);
+    }
+    rc = sh(out, sizeof out, "cd %s/out && TK_CPU=00000000deadbeef ./consumer quick 2>&1", dir);
+    CHECKF(rc == 0 && strstr(out, "no table for that CPU key") && strstr(out, "fail=0"), "%.3000s",
+           out);
+    rc = sh(out, sizeof out, "cd %s/out && TK_CPU=fast ./consumer quick 2>&1", dir);
+    CHECKF(rc == 0 && strstr(out, "neither a CPU key") && strstr(out, "fail=0"), "%.3000s", out);
+    /* debug log: the choice, tuned kernels and fallbacks */
+    rc = sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 ./consumer quick 2>&1", dir);
+    CHECKF(rc == 0 && strstr(out, "tk: using") && strstr(out, "-> tuned k_matmul_f32_") &&
+           strstr(out, "-> generic") && strstr(out, hostkey), "%.3000s", out);
+
+    /* cblas drop-in: OpenBLAS program, generated library preloaded */
+    if (!sanitized) {
+        rc = sh(out, sizeof out, "cd %s/out && cc -std=c11 -O2 -fPIC -shared -DTK_PROVIDE_CBLAS "
+                "-Wall -Wextra -Werror -o libtkblas.so tk.c 2>&1 && cc -std=c11 -O1 -I. -o dropin "
+                "%s/gen_consumer.c libtk.a $(pkg-config --cflags --libs openblas 2>/dev/null || "
+                "echo -lopenblas) -lm 2>&1", dir, srcdir[0] == '/' ? srcdir : "$OLDPWD/tests");
+        CHECKF(rc == 0, "drop-in build: %.3000s", out);
+        rc = sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 LD_PRELOAD=./libtkblas.so ./dropin dropin"
+                " 2>&1", dir);
+        CHECKF(rc == 0 && strstr(out, "fail=0") && strstr(out, "sgemm nt M=16 N=64 K=96 -> tuned")
+               && strstr(out, "sgemm nt M=40 N=64 K=96 -> tuned") && !strstr(out, "-> generic"),
+               "%.3000s", out);
+        /* without the preload: OpenBLAS alone, same answers */
+        rc = sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 ./dropin dropin 2>&1", dir);
+        CHECKF(rc == 0 && strstr(out, "fail=0") && !strstr(out, "-> tuned k_"), "%.3000s", out);
+    }
+    sh(NULL, 0, "rm -rf %s", dir);
+    return check_done();
+}
