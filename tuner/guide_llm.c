@@ -295,9 +295,14 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
                 "the next transformations.\n\n");
     sb_puts(&b, "## Workload\n");
     sb_printf(&b, "%s\n", wl);
-    sb_printf(&b, "C[M,N] = act(A[M,K] x B + bias), f32, row-major; B is stored %s. "
-                  "%.4g GFLOP per call", w->layout == MCT_NT ? "[N,K] (nt, as model weights are)"
-                  : "[K,N] (nn)", mct_wl_flops(w) * 1e-9);
+    char ex[96];
+    if (w->act != MCT_ACT_NONE)
+        snprintf(ex, sizeof ex, "%s(A[M,K] x B%s)", mct_act_name(w->act), w->bias ? " + bias" : "");
+    else
+        snprintf(ex, sizeof ex, "A[M,K] x B%s", w->bias ? " + bias" : "");
+    sb_printf(&b, "C[M,N] %s %s, f32, row-major; B is stored %s. %.4g GFLOP per call",
+              w->beta ? "+=" : "=", ex, w->layout == MCT_NT ? "[N,K] (nt, as model weights are)"
+              : "[K,N] (nn)", mct_wl_flops(w) * 1e-9);
     if (w->op == MCT_OP_BMM)
         sb_printf(&b, "; %lld heads (loop b), %lld query heads per key/value head",
                   (long long)w->batch, (long long)w->group);
@@ -315,11 +320,13 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
         sb_printf(&b, "ISA tier: %s; %d vector registers\n", mct_tier_name(tier),
                   tier >= MCT_TIER_AVX512 ? 32 : 16);
         sb_puts(&b, "Caches:");
-        const char *cn[4] = {"L1d", "L1i", "L2", "L3"};
+        const char *cn[4] = {"L1d", "L1i", "L2", "L3"}, *sep = " ";
         for (int i = 0; i < 4; i++)
-            if (c->cache_kb[i])
-                sb_printf(&b, " %s %u KiB%s", cn[i], c->cache_kb[i], i < 3 ? "," : "");
-        sb_puts(&b, "\n");
+            if (c->cache_kb[i]) {
+                sb_printf(&b, "%s%s %u KiB", sep, cn[i], c->cache_kb[i]);
+                sep = ", ";
+            }
+        sb_puts(&b, *sep == ',' ? "\n" : " unknown\n");
         sb_printf(&b, "Cores: %d physical, %d logical\n", c->cores, c->threads);
     } else {
         sb_puts(&b, "unknown\n");
