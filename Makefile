@@ -129,3 +129,14 @@ $(BUILD)/gen/mct_rt_embed.h: $(RT_EMBED) Makefile
 	  echo '};'; } > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/tuner/gen.o $(BUILD)/san/tuner/gen.o: $(BUILD)/gen/mct_rt_embed.h
 $(BUILD)/obj/tuner/gen.o $(BUILD)/san/tuner/gen.o: ALL_CFLAGS += -I$(BUILD)/gen
+
+# ---- bench-search: sample efficiency of the search strategies (scripts/bench-search.c); long,
+# so not part of `make bench`. Options through BENCH_SEARCH_ARGS, e.g.
+#   make bench-search BENCH_SEARCH_ARGS="--budget 64 --shrink 8"
+.PHONY: bench-search
+$(BUILD)/bench/bench-search: scripts/bench-search.c $(BUILD)/libmctune.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -O3 -march=native -o $@ $< $(BUILD)/libmctune.a $(LDLIBS)
+
+bench-search: all $(BUILD)/bench/bench-search
+	$(Q)$(BUILD)/bench/bench-search $(BENCH_SEARCH_ARGS)

@@ -1,0 +1,305 @@
+/* Sample efficiency of the search strategies (the paper's comparison), printed as a table.
+ *
+ *   build/bench/bench-search [--budget 128] [--seeds 3] [--shrink 1] [--min-time 0.05]
+ *                            [--layers 0,1,2,3,4] [--cache DIR]
+ *
+ * For each layer (from models/: a mix of M=1, M=16, M=128 and an attention bmm) and for
+ * mcts+heuristic, mcts+random, evolutionary and random, each with seeds 1..S in the same run:
+ * the best speedup over the untuned schedule after 16, 32, 64, 128 samples (geometric mean over
+ * the seeds), and the samples each needs to reach evolutionary's best at the full budget (mean
+ * over seeds; ">B" when it never does). Finally the best kernel of mcts+heuristic is measured
+ * against OpenBLAS (the harness's baseline, same data, same child).
+ *
+ * --shrink S divides N and K (and the bmm's N, K) by S, for quick runs on small machines.
+ * A candidate measured once in this run is not measured again by another strategy or seed (its
+ * first measurement is reused, as `mctune tune` reuses trials from the database); it still
+ * costs each search that draws it one sample.
+ *
+ * Not part of `make bench` (it takes long): `make bench-search`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tuner/guide.h"
+#include "tuner/measure.h"
+#include "tuner/search.h"
+
+static const struct {
+    const char *name, *wl;
+} layers[] = {
+    {"llama3-8b q_proj M=1", "matmul f32 nt M=1 N=4096 K=4096 epi=none"},
+    {"llama3-8b gate_proj M=16", "matmul f32 nt M=16 N=14336 K=4096 epi=none"},
+    {"llama3-8b o_proj M=128", "matmul f32 nt M=128 N=4096 K=4096 epi=none"},
+    {"llama3-8b attn_scores s512 M=128", "bmm f32 nt B=32 G=4 M=128 N=512 K=128 epi=none"},
+    {"deepseek-r1 expert_down M=16", "matmul f32 nt M=16 N=7168 K=2048 epi=none"},
+    {"qwen2.5-7b down_proj M=128", "matmul f32 nt M=128 N=3584 K=18944 epi=none"},
+};
+#define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
+
+/* measurements shared by every search of a layer */
+typedef struct memo {
+    uint8_t (*h)[16];
+    mct_search_meas *m;
+    int n, cap;
+} memo;
+
+typedef struct run {
+    memo *mm;
+    int budget;
+    double *best_lat;  /* best latency after sample i (1-based) */
+    mct_meas *meas;
+} run;
+
+static int lookup(void *ctx, const mct_sched *s, const uint8_t hash[16], mct_search_meas *out)
+{
+    run *r = ctx;
+    for (int i = 0; i < r->mm->n; i++)
+        if (!memcmp(r->mm->h[i], hash, 16)) {
+            *out = r->mm->m[i];
+            return 0;
+        }
+    return MCT_ENOTFOUND;
+}
+
+static int on_sample(void *ctx, const mct_search_sample *s)
+{
+    run *r = ctx;
+    memo *mm = r->mm;
+    if (!s->reused) {
+        if (mm->n == mm->cap) {
+            int nc = mm->cap ? mm->cap * 2 : 256;
+            void *a = realloc(mm->h, (size_t)nc * 16), *b;
+            if (!a)
+                return MCT_ENOMEM;
+            mm->h = a;
+            b = realloc(mm->m, (size_t)nc * sizeof *mm->m);
+            if (!b)
+                return MCT_ENOMEM;
+            mm->m = b;
+            mm->cap = nc;
+        }
+        memcpy(mm->h[mm->n], s->hash, 16);
+        mct_search_meas *m = &mm->m[mm->n++];
+        memset(m, 0, sizeof *m);
+        m->status = s->status;
+        m->latency_s = s->latency_s;
+        m->spread_s = s->spread_s;
+        m->gflops = s->gflops;
+    }
+    if (s->index <= r->budget) {
+        double prev = s->index > 1 ? r->best_lat[s->index - 1] : -1;
+        double cur = s->latency_s > 0 && (prev < 0 || s->latency_s < prev) ? s->latency_s : prev;
+        r->best_lat[s->index] = cur;
+    }
+    return 0;
+}
+
+static const char *cfg_name[] = {"mcts+heuristic", "mcts+random", "evolutionary", "random"};
+
+int main(int argc, char **argv)
+{
+    int budget = 128, nseeds = 3, shrink = 1;
+    double min_time = 0.05;
+    const char *cache = NULL, *sel = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--budget") && i + 1 < argc)
+            budget = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc)
+            nseeds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--shrink") && i + 1 < argc)
+            shrink = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--min-time") && i + 1 < argc)
+            min_time = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--cache") && i + 1 < argc)
+            cache = argv[++i];
+        else if (!strcmp(argv[i], "--layers") && i + 1 < argc)
+            sel = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench-search [--budget N] [--seeds N] [--shrink S] "
+                    "[--min-time SECONDS] [--layers 0,1,...] [--cache DIR]\n");
+            return 2;
+        }
+    }
+    if (budget < 2 || nseeds < 1 || shrink < 1 || !(min_time > 0)) {
+        fprintf(stderr, "bench-search: --budget >= 2, --seeds >= 1, --shrink >= 1, "
+                "--min-time > 0\n");
+        return 2;
+    }
+    mct_meas_opts o;
+    mct_meas_opts_default(&o);
+    o.cache_dir = cache;
+    o.min_time_s = min_time;
+    o.timeout_s = 20;
+    mct_meas *meas = NULL, *mbase = NULL, *mblas = NULL;
+    char err[512];
+    if (mct_meas_create(&o, &meas, err, sizeof err)) {
+        fprintf(stderr, "bench-search: %s\n", err);
+        return 1;
+    }
+    o.min_runs = 1;
+    o.timeout_s = 600;
+    mct_meas_create(&o, &mbase, err, sizeof err);
+    o.min_runs = 0;
+    o.timeout_s = 60;
+    o.baseline = 1;
+    mct_meas_create(&o, &mblas, err, sizeof err);
+    const int marks[] = {16, 32, 64, 128};
+    double geo_ratio = 0;
+    int geo_n = 0;
+    printf("bench-search: budget %d, %d seeds, shrink %d, min-time %.3g s\n", budget, nseeds,
+           shrink, min_time);
+    time_t t0 = time(NULL);
+    for (int L = 0; L < NLAYERS; L++) {
+        if (sel) {
+            char key[8];
+            snprintf(key, sizeof key, "%d", L);
+            int found = 0;
+            for (const char *p = sel; *p;) {
+                int v = atoi(p);
+                if (v == L && strncmp(p, key, strlen(key)) == 0)
+                    found = 1;
+                p = strchr(p, ',');
+                if (!p)
+                    break;
+                p++;
+            }
+            if (!found)
+                continue;
+        }
+        mct_workload w;
+        if (mct_wl_parse(layers[L].wl, &w, err, sizeof err)) {
+            fprintf(stderr, "bench-search: %s\n", err);
+            return 1;
+        }
+        w.N = w.N / shrink > 16 ? w.N / shrink : 16;
+        w.K = w.K / shrink > 16 ? w.K / shrink : 16;
+        char wt[256];
+        mct_wl_format(&w, wt, sizeof wt);
+        printf("\n== %s: %s\n", layers[L].name, wt);
+        fflush(stdout);
+        memo mm = {0};
+        double *curves[4][16];
+        double best_lat_all = -1;
+        char best_sched[4096] = "";
+        double base_lat = -1;
+        for (int c = 0; c < 4; c++)
+            for (int s = 0; s < nseeds && s < 16; s++) {
+                run r = {&mm, budget, calloc((size_t)budget + 1, sizeof(double)), meas};
+                for (int i = 0; i <= budget; i++)
+                    r.best_lat[i] = -1;
+                mct_guide *g = NULL;
+                if (c == 0)
+                    mct_guide_heuristic_create(&g);
+                else if (c == 1)
+                    mct_guide_random_create(&g);
+                mct_search_opts so = {0};
+                so.kind = c < 2 ? MCT_SEARCH_MCTS : c == 2 ? MCT_SEARCH_EVO : MCT_SEARCH_RANDOM;
+                so.budget = budget;
+                so.seed = (uint64_t)s + 1;
+                so.guide = g;
+                so.meas = meas;
+                so.meas_base = mbase;
+                so.lookup = lookup;
+                so.on_sample = on_sample;
+                so.ctx = &r;
+                mct_search_stats st;
+                int e = mct_search_run(&w, &so, &st, err, sizeof err);
+                mct_guide_destroy(g);
+                if (e)
+                    fprintf(stderr, "  %s seed %d: %s %s\n", cfg_name[c], s + 1, mct_strerror(e),
+                            err);
+                for (int i = 1; i <= budget; i++)  /* a search that ran out keeps its best */
+                    if (r.best_lat[i] < 0)
+                        r.best_lat[i] = r.best_lat[i - 1];
+                curves[c][s] = r.best_lat;
+                if (st.base_latency_s > 0)
+                    base_lat = st.base_latency_s;
+                if (c == 0 && st.best_latency_s > 0 &&
+                    (best_lat_all < 0 || st.best_latency_s < best_lat_all)) {
+                    best_lat_all = st.best_latency_s;
+                    snprintf(best_sched, sizeof best_sched, "%s", st.best_schedule);
+                }
+                fprintf(stderr, "  [%lds] %s seed %d: %d samples, best %.2f GFLOP/s, %d "
+                        "fallbacks, %d invalid\n", (long)(time(NULL) - t0), cfg_name[c], s + 1,
+                        st.samples, st.best_gflops, st.fallbacks, st.invalid);
+            }
+        if (!(base_lat > 0)) {
+            printf("  untuned schedule failed; no speedups\n");
+            continue;
+        }
+        printf("  untuned: %.3f ms (%.2f GFLOP/s); %d distinct candidates measured\n",
+               base_lat * 1e3, mct_wl_flops(&w) / base_lat * 1e-9, mm.n);
+        /* evolutionary's best at the full budget: geometric mean over the seeds */
+        double tgt = 0;
+        for (int s = 0; s < nseeds; s++)
+            tgt += log(base_lat / curves[2][s][budget]);
+        tgt = exp(tgt / nseeds);
+        printf("  %-16s", "best speedup");
+        for (int k = 0; k < 4; k++)
+            if (marks[k] <= budget)
+                printf(" %8d", marks[k]);
+        printf(" %10s  samples to reach evolutionary's %.1fx\n", "full", tgt);
+        double need[4];
+        for (int c = 0; c < 4; c++) {
+            printf("  %-16s", cfg_name[c]);
+            for (int k = 0; k < 4; k++) {
+                if (marks[k] > budget)
+                    continue;
+                double g = 0;
+                for (int s = 0; s < nseeds; s++)
+                    g += log(base_lat / curves[c][s][marks[k]]);
+                printf(" %7.1fx", exp(g / nseeds));
+            }
+            double g = 0, nsum = 0;
+            int never = 0;
+            for (int s = 0; s < nseeds; s++) {
+                g += log(base_lat / curves[c][s][budget]);
+                int at = 0;
+                for (int i = 1; i <= budget && !at; i++)
+                    if (curves[c][s][i] > 0 && base_lat / curves[c][s][i] >= tgt * 0.999)
+                        at = i;
+                if (!at) {
+                    never++;
+                    at = budget;
+                }
+                nsum += at;
+            }
+            need[c] = nsum / nseeds;
+            printf(" %9.1fx  %s%.1f%s\n", exp(g / nseeds), never ? ">=" : "", need[c],
+                   never ? " (not reached by every seed)" : "");
+        }
+        geo_ratio += log(need[2] / need[0]);
+        geo_n++;
+        /* OpenBLAS on the same data: the best mcts+heuristic kernel, measured with baseline */
+        mct_sched *bs;
+        if (best_sched[0] && !mct_sched_parse(&w, best_sched, &bs, NULL, 0)) {
+            mct_meas_cand cd = {.sched = bs};
+            mct_meas_result res;
+            if (!mct_meas_run(mblas, &w, &cd, &res) && res.status == MCT_MEAS_OK &&
+                res.has_baseline)
+                printf("  OpenBLAS (%s): %.2f GFLOP/s; best mcts+heuristic kernel %.2f GFLOP/s "
+                       "= %.2fx OpenBLAS\n    %s\n", res.base_name, res.base_gflops, res.gflops,
+                       res.base_median_s / res.median_s, best_sched);
+            else
+                printf("  OpenBLAS comparison unavailable: %s\n", res.detail);
+            mct_sched_destroy(bs);
+        }
+        for (int c = 0; c < 4; c++)
+            for (int s = 0; s < nseeds; s++)
+                free(curves[c][s]);
+        free(mm.h);
+        free(mm.m);
+        fflush(stdout);
+    }
+    if (geo_n)
+        printf("\nsamples to reach evolutionary's full-budget best: evolutionary / "
+               "mcts+heuristic = %.2fx (geometric mean over %d layers; > 1: mcts+heuristic "
+               "needs fewer)\n", exp(geo_ratio / geo_n), geo_n);
+    printf("total time %ld s\n", (long)(time(NULL) - t0));
+    mct_meas_destroy(meas);
+    mct_meas_destroy(mbase);
+    mct_meas_destroy(mblas);
+    return 0;
+}
