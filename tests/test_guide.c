@@ -354,7 +354,8 @@ static void test_prompt(void)
         "tile(AXIS, f1[, f2[, f3]])", "reorder(L1, L2, ...)", "vectorize(L)", "unroll(L, N)",
         "parallel(L)", "cache_write(L)", "pack(A|B, L, PANEL)", "prepack(B, PANEL[, KCHUNK])",
         "fuse_epilogue(L)", "prefetch(A|B, L, DIST)", "ISA tier: ", "SIMD width 8 f32 lanes",
-        "runs with 4 threads", "Reason step by step", "C[M,N] = relu(A[M,K] x B + bias)", "up to 2 proposals", "```json\n[[",
+        "runs with 4 threads", "Reason step by step", "C[M,N] = relu(A[M,K] x B + bias)",
+        "up to 2 proposals", "```json\n[[",
     };
     for (size_t i = 0; i < sizeof must / sizeof *must; i++)
         CHECKF(strstr(p, must[i]), "prompt lacks '%s'", must[i]);
