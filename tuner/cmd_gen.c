@@ -25,7 +25,8 @@ static const char *const usage_text =
     "Build with `cc -O2 -c NAME.c` (any -march); -fopenmp for parallel kernels;\n"
     "-DNAME_PROVIDE_CBLAS (NAME in upper case) to also define cblas_sgemm.\n\n"
     "  --cpus      whose records: all CPUs in the database (default), this host, or keys\n"
-    "  --model     a file of workload keys (one a line): only those shapes (any M)\n"
+    "  --model     a model file (models/*.json) or workload keys one a line: only\n"
+    "              those shapes (any M)\n"
     "  --threads   records tuned for N threads (default 1)\n"
     "The database is --db PATH, else $MCTUNE_DB, else $XDG_CACHE_HOME/mctune.\n";
 

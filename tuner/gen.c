@@ -12,6 +12,7 @@
 #include "db/db.h"
 #include "runtime/cpu.h"
 #include "runtime/dispatch.h"
+#include "tuner/tune_model.h"
 
 #include "mct_rt_embed.h"  /* build/gen: runtime/ sources as strings (Makefile) */
 
@@ -157,10 +158,24 @@ static int load_model(gen *g)
 {
     FILE *f = fopen(g->o->model, "r");
     char line[512], why[256];
-    int lineno = 0;
+    int lineno = 0, c;
     if (!f)
         return fail_msg(g, MCT_EIO, "--model: cannot read '%s': %s", g->o->model,
                         strerror(errno));
+    while ((c = fgetc(f)) == ' ' || c == '\n' || c == '\t' || c == '\r')
+        ;
+    if (c == '{') {  /* a model file of models/ (README.md there) */
+        mct_tune_model m;
+        char merr[1024];
+        fclose(f);
+        memset(&m, 0, sizeof m);
+        if (mct_tune_model_load(g->o->model, &m, merr, sizeof merr) < 0)
+            return fail_msg(g, MCT_EINVAL, "--model: %s%s", merr, "");
+        g->fam = m.w;  /* taken over: freed with free() like the line form */
+        g->nfam = m.n;
+        return 0;
+    }
+    rewind(f);
     while (fgets(line, sizeof line, f)) {
         mct_workload w;
         lineno++;

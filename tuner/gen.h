@@ -15,8 +15,9 @@ typedef struct mct_gen_opts {
     const char *out_dir;    /* created when absent (one level) */
     const char *name;       /* C identifier: [a-z_][a-z0-9_]*, at most 40 characters */
     const char *cpus;       /* "all" (NULL), "host", or comma-separated CPU keys */
-    const char *model;      /* NULL, or a file of workload keys (one a line, # comments):
-                             * only records of those (op, layout, N, K, epilogue) are kept */
+    const char *model;      /* NULL, a model file (models/NAME.json) or a file of workload keys
+                             * (one a line, # comments): only records of those (op, layout, N,
+                             * K, epilogue) are kept */
     int threads;            /* records of this thread count (>= 1) */
     const char *tool;       /* "mctune 0.1.0", named in every generated file */
 } mct_gen_opts;
