@@ -1169,7 +1169,6 @@ static void set_nonblock(int fd)
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
 static int ask_cmd(llm_guide *g, const char *prompt, char **reply, char *err, size_t errlen)
@@ -1178,7 +1177,7 @@ static int ask_cmd(llm_guide *g, const char *prompt, char **reply, char *err, si
     sbuf ob = {0}, eb = {0};
     pid_t pid = -1;
     int r;
-    if (pipe(in) || pipe(outp) || pipe(ep)) {
+    if (pipe2(in, O_CLOEXEC) || pipe2(outp, O_CLOEXEC) || pipe2(ep, O_CLOEXEC)) {
         r = set_err(g, err, errlen, MCT_EIO, "llm-cmd: pipe failed: %s", strerror(errno));
         goto fail;
     }
@@ -1194,10 +1193,15 @@ static int ask_cmd(llm_guide *g, const char *prompt, char **reply, char *err, si
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
-        dup2(in[0], 0);
-        dup2(outp[1], 1);
-        dup2(ep[1], 2);
-        close(in[0]), close(in[1]), close(outp[0]), close(outp[1]), close(ep[0]), close(ep[1]);
+        /* dup2 clears close-on-exec on 0, 1, 2 (an fd already in place keeps it: clear it); the
+         * pipes themselves close at exec */
+        int from[3] = {in[0], outp[1], ep[1]};
+        for (int f = 0; f < 3; f++) {
+            if (from[f] == f)
+                fcntl(f, F_SETFD, 0);
+            else
+                dup2(from[f], f);
+        }
         execl("/bin/sh", "sh", "-c", g->cmd, (char *)NULL);
         _exit(127);
     }
