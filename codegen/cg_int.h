@@ -12,7 +12,7 @@
 
 /* Axes: b (heads, bmm only), i (rows of C), j (columns of C), k (reduction). */
 enum { AX_B = 0, AX_I, AX_J, AX_K, AX_N };
-enum { OPD_A = 0, OPD_B = 1 };
+enum { OPD_A = 0, OPD_B = 1, OPD_C = 2 };
 
 typedef struct cg_axis {
     int present;

@@ -505,6 +505,8 @@ static void emit_prefetch_generic(sb_t *b, lw_t *L, int p)
         if (s->pf[q].loop != id)
             continue;
         int opd = s->pf[q].opd, ax = s->loops[id].axis;
+        if (opd == OPD_C)
+            continue; /* C is prefetched by the register tile that writes it */
         if ((opd == OPD_A && ax == AX_J) || (opd == OPD_B && ax == AX_I) || ax == AX_B)
             continue; /* the operand does not move along this loop */
         char nb[8], lo1[32], hi1[40], lo2[32], hi2[40], ahead[96], e[300];
@@ -709,8 +711,34 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
     int pfk[CG_MAXPF], npfk = 0;
     for (int q = 0; q < s->npf; q++) {
         int pp = cg_pos(s, s->pf[q].loop);
-        if (pp > pc && s->loops[s->pf[q].loop].axis == AX_K)
+        if (pp > pc && s->loops[s->pf[q].loop].axis == AX_K && s->pf[q].opd != OPD_C)
             pfk[npfk++] = q;
+    }
+    /* prefetch(C, L, d) at a loop at or outside the tile: the output rows of the tile d
+     * iterations of L ahead, for writing, before the k loop runs */
+    for (int q = 0; q < s->npf; q++) {
+        if (s->pf[q].opd != OPD_C || cg_pos(s, s->pf[q].loop) > pc)
+            continue;
+        int lid = s->pf[q].loop, ax = s->loops[lid].axis;
+        long long ahead = (long long)s->pf[q].dist * cg_step(s, lid);
+        for (int64_t di = 0; di < f->ei; di++)
+            for (int64_t c = 0; c < f->ej; c += 16) {
+                char ie[96], je[96], t[300];
+                if (ax == AX_I)
+                    snprintf(ie, sizeof ie, "(ti_lo + %lld < M ? ti_lo + %lld : M - 1)",
+                             ahead + (long long)di, ahead + (long long)di);
+                else
+                    snprintf(ie, sizeof ie, "(ti_lo + %lld < M ? ti_lo + %lld : M - 1)",
+                             (long long)di, (long long)di);
+                if (ax == AX_J)
+                    snprintf(je, sizeof je, "(tj_lo + %lld < N ? tj_lo + %lld : N - 1)",
+                             ahead + (long long)c, ahead + (long long)c);
+                else
+                    snprintf(je, sizeof je, "(tj_lo + %lld < N ? tj_lo + %lld : N - 1)",
+                             (long long)c, (long long)c);
+                tgt(L, ie, je, t, sizeof t);
+                ln(b, "__builtin_prefetch(&%s, 1, 3);", t);
+            }
     }
     if (f->unroll_k > 1)
         ln(b, "#pragma GCC unroll %d", f->unroll_k);
@@ -1081,7 +1109,7 @@ static void pseudo_loops(sb_t *b, lw_t *L, int p, const fast_t *f)
     b->ind++;
     for (int q = 0; q < s->npf; q++)
         if (s->pf[q].loop == id)
-            ln(b, "prefetch %s %d iterations of %s ahead", s->pf[q].opd ? "B" : "A",
+            ln(b, "prefetch %s %d iterations of %s ahead", s->pf[q].opd == OPD_C ? "C" : s->pf[q].opd ? "B" : "A",
                s->pf[q].dist, nb);
     for (int o = 0; o < 2; o++) {
         const cg_pack *pk = &s->pack[o];

@@ -74,6 +74,8 @@ static void tile_form(const mct_workload *w, uint64_t *r, int vlen, int dot, cha
             CAT("; unroll(k1, %ld)", rint_(r, 2, 8));
         if (chance(r, 30))
             CAT("; prefetch(B, k1, %ld)", rint_(r, 1, 16));
+        if (chance(r, 30))
+            CAT("; prefetch(C, i1, %ld)", rint_(r, 0, 2));
     } else {
         long mr = rint_(r, 1, 4), nr = rint_(r, 1, 6), kv = W * rint_(r, 1, 2);
         long mc = mr * rint_(r, 2, 8);
@@ -279,7 +281,7 @@ int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t l
             break;
         }
         case 6: { /* prefetch */
-            int o = (int)rint_(rng, 0, 1), d = (int)rint_(rng, 1, 16);
+            int o = (int)rint_(rng, 0, 2), d = (int)rint_(rng, o == OPD_C ? 0 : 1, 16);
             int found = 0;
             for (int q = 0; q < c.npf; q++)
                 if (c.pf[q].opd == o) {
@@ -289,7 +291,7 @@ int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t l
                 }
             if (!found && c.npf < CG_MAXPF)
                 c.pf[c.npf++] = (cg_pf){.opd = o, .loop = id, .dist = d};
-            snprintf(desc, sizeof desc, "prefetch(%c, %s, %d)", "AB"[o], nm, d);
+            snprintf(desc, sizeof desc, "prefetch(%c, %s, %d)", "ABC"[o], nm, d);
             break;
         }
         default: /* fuse or unfuse the epilogue */

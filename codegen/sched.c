@@ -527,11 +527,13 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
         int o = 0;
         if (t->nargs != 3)
             return why_f(why, len, MCT_EINVAL, "prefetch: expects prefetch(A|B, LOOP, DISTANCE)");
-        if ((r = opd_of("prefetch", t->args[0], &o, why, len)))
+        if (!strcmp(t->args[0], "C"))
+            o = OPD_C;
+        else if ((r = opd_of("prefetch", t->args[0], &o, why, len)))
             return r;
         if ((r = find_loop(s, t->args[1], "prefetch", &id, why, len)))
             return r;
-        if ((r = parse_num("prefetch", t->args[2], 1, 64, &v, why, len)))
+        if ((r = parse_num("prefetch", t->args[2], o == OPD_C ? 0 : 1, 64, &v, why, len)))
             return r;
         for (int q = 0; q < s->npf; q++)
             if (s->pf[q].opd == o && s->pf[q].loop == id) {
@@ -858,12 +860,12 @@ int mct_sched_format(const mct_sched *s, char *buf, size_t len)
             append(buf, len, &n, "vectorize(%s)", nb);
         }
     }
-    for (int o = 0; o < 2; o++)
+    for (int o = 0; o < 3; o++)
         for (int p = 0; p < s->nloops; p++)
             for (int q = 0; q < s->npf; q++)
                 if (s->pf[q].opd == o && s->pf[q].loop == s->order[p]) {
                     SEP();
-                    append(buf, len, &n, "prefetch(%s, %s, %d)", o ? "B" : "A",
+                    append(buf, len, &n, "prefetch(%s, %s, %d)", o == 2 ? "C" : o ? "B" : "A",
                            cg_loop_name(s, s->pf[q].loop, nb), s->pf[q].dist);
                 }
 #undef SEP
