@@ -357,6 +357,41 @@ static void test_transfer(void)
            !strstr(l2, "\"applied\":\"untuned"), "nearest-M seed: %s", l2);
 }
 
+/* `mctune tune` with the llm-cmd guide: a command that answers one legal and one illegal
+ * proposal, and one that answers prose without any list; the search goes on either way. */
+static void test_llmcmd(void)
+{
+    char cmd[4096], out[8192];
+    int budget = 6, inv = -1, fb = -1, exp_ = -1;
+    snprintf(cmd, sizeof cmd, "%s tune --workload '%s' --budget %d --db %s/llm-db --cache %s "
+             "--min-time 0.01 --guide llm-cmd --llm-cmd \"cat >/dev/null; echo '[\\\"tile(j, "
+             "16)\\\", \\\"frobnicate(i)\\\"]'\" 2>&1", mctune, WL, budget, tmp, cache);
+    int rc = run_cmd(cmd, out, sizeof out);
+    const char *p = strstr(out, "invalid proposals");
+    if (p) {
+        while (p > out && p[-1] != '(' && p[-1] != ',')
+            p--;
+        inv = atoi(p);
+    }
+    CHECKF(rc == 0 && strstr(out, " 6 samples") && inv >= 1, "rc %d, %d invalid: %s", rc, inv,
+           out);
+    snprintf(cmd, sizeof cmd, "%s tune --workload '%s' --budget %d --db %s/llm-db2 --cache %s "
+             "--min-time 0.01 --guide llm-cmd --llm-cmd 'cat >/dev/null; echo I would tile j' "
+             "2>&1", mctune, WL, budget, tmp, cache);
+    rc = run_cmd(cmd, out, sizeof out);
+    p = strstr(out, "fallbacks)");
+    if (p) {
+        while (p > out && p[-1] != ',')
+            p--;
+        fb = atoi(p);
+    }
+    p = strstr(out, "guide llm-cmd: ");
+    if (p)
+        exp_ = atoi(p + strlen("guide llm-cmd: "));
+    CHECKF(rc == 0 && strstr(out, " 6 samples") && fb >= 1 && fb == exp_,
+           "rc %d, %d fallbacks, %d guide calls: %s", rc, fb, exp_, out);
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -514,6 +549,7 @@ int main(void)
     test_models();
     test_shapes();
     test_transfer();
+    test_llmcmd();
     test_resume();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);

@@ -154,7 +154,7 @@ static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int 
 {
     long nr = (long)nv * m->V;
     if (kc > m->K)
-        kc = m->K > 1 ? m->K - (m->K > 2) : 1;
+        kc = m->K;  /* one k block */
     if (kc < 1)
         kc = 1;
     long mc = m->L2 / 2 / (kc * 4);

@@ -403,6 +403,8 @@ static int expand(srch *S, int id, int branching, int *made)
     int want = kid_limit(S, id, branching) - x->nkids;
     if (want > S->budget - S->st->samples)
         want = S->budget - S->st->samples;
+    if (want > 64)
+        want = 64;
     *made = 0;
     if (want <= 0)
         return 0;
