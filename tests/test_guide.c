@@ -828,6 +828,44 @@ static void test_cache_caps_env(const char *dir)
     note_err(err);
 }
 
+/* --verbose logs requests to stderr: never the key, even when the server echoes it */
+static void test_verbose_log(const char *dir)
+{
+    char path[512], err[512], *out[4];
+    int n, r;
+    mct_guide_stats st;
+    snprintf(path, sizeof path, "%s/verbose.log", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(path, "w");
+    if (saved < 0 || !f) {
+        CHECK(0);
+        return;
+    }
+    dup2(fileno(f), 2);
+    char *body = chat("key " KEY "\n```json\n[[\"parallel(i0)\"]]\n```", 10, 10);
+    srv_script(3, (act_t[]){{500, "{\"error\": \"echo Bearer " KEY "\"}", NULL, 0, 0, 1},
+                            {200, body, NULL, 0, 0, 1},
+                            {401, "{\"error\": \"Authorization: Bearer " KEY "\"}", NULL, 0, 0,
+                             1}});
+    free(body);
+    mct_llm_opts o = opts_base();
+    o.verbose = 1;
+    o.max_retries = 1;
+    r = propose_once(&o, 98, out, &n, err, sizeof err, &st);
+    if (r == 0)
+        free_out(out, n);
+    CHECK(r == 0 && st.retries == 1);
+    r = propose_once(&o, 99, out, &n, err, sizeof err, &st);
+    CHECK(r == MCT_ENET);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(f);
+    CHECK(file_has(path, "POST http://127.0.0.1") == 1 && file_has(path, "HTTP 500") == 1);
+    CHECK(file_has(path, KEY) == 0 && file_has(path, "FAKEKEY") == 0);
+}
+
 static int write_script(const char *dir, const char *name, const char *text, char *cmd,
                         size_t len)
 {
@@ -999,6 +1037,7 @@ int main(void)
     test_http_retries();
     test_cache_caps_env(dir);
     test_cmd(dir);
+    test_verbose_log(dir);
     srv_stop();
     /* the key never appeared in any error message */
     CHECK(!strstr(all_err, KEY) && !strstr(all_err, "FAKEKEY") && !strstr(all_err, KEY2));
