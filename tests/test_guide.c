@@ -353,7 +353,7 @@ static void test_prompt(void)
         "Visits in the search tree: 7",
         "tile(AXIS, f1[, f2[, f3]])", "reorder(L1, L2, ...)", "vectorize(L)", "unroll(L, N)",
         "parallel(L)", "cache_write(L)", "pack(A|B, L, PANEL)", "prepack(B, PANEL[, KCHUNK])",
-        "fuse_epilogue(L)", "prefetch(A|B, L, DIST)", "ISA tier: ", "SIMD width 8 f32 lanes",
+        "fuse_epilogue(L)", "prefetch(A|B|C, L, DIST)", "ISA tier: ", "SIMD width 8 f32 lanes",
         "runs with 4 threads", "Reason step by step", "C[M,N] = relu(A[M,K] x B + bias)",
         "up to 2 proposals", "```json\n[[",
     };
@@ -536,7 +536,7 @@ static void test_http_good(void)
         cJSON *role = cJSON_GetObjectItem(u, "role"), *ct = cJSON_GetObjectItem(u, "content");
         CHECK(cJSON_IsString(role) && !strcmp(role->valuestring, "user"));
         CHECK(cJSON_IsString(ct) && strstr(ct->valuestring, "### Current program") &&
-              strstr(ct->valuestring, "prefetch(A|B, L, DIST)"));
+              strstr(ct->valuestring, "prefetch(A|B|C, L, DIST)"));
         cJSON *t = cJSON_GetObjectItem(req, "temperature");
         CHECK(cJSON_IsNumber(t) && t->valuedouble > 0.19 && t->valuedouble < 0.21);
         cJSON_Delete(req);

@@ -378,11 +378,14 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
         "PANEL as for pack; KCHUNK a tiled k loop whose block is the chunk (needs a j panel).\n"
         "- fuse_epilogue(L): applies bias and activation at write-back; needs cache_write(L) at "
         "the same loop.\n"
-        "- prefetch(A|B, L, DIST): software prefetch DIST iterations (1..64) of loop L ahead; "
-        "at most 4 prefetches.\n"
+        "- prefetch(A|B|C, L, DIST): software prefetch. A or B: DIST iterations (1..64) of "
+        "loop L ahead. C: the output rows a register tile (cache_write) will write, DIST "
+        "iterations (0..64; 0 = its own rows) of L ahead, L at or outside the cache_write loop. "
+        "At most 4 prefetches.\n"
         "Examples: \"tile(j, 256, 16)\", \"reorder(i0, j0, k0, i1, j1)\", \"vectorize(j2)\", "
         "\"unroll(i2, 4)\", \"parallel(j0)\", \"cache_write(j1)\", \"pack(B, j0, j2)\", "
-        "\"prepack(B, j2, k1)\", \"fuse_epilogue(j1)\", \"prefetch(A, k1, 8)\".\n"
+        "\"prepack(B, j2, k1)\", \"fuse_epilogue(j1)\", \"prefetch(A, k1, 8)\", "
+        "\"prefetch(C, j1, 1)\".\n"
         "A proposal with a transformation that does not apply is rejected as a whole.\n\n");
 
     sb_printf(&b,
