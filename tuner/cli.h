@@ -13,6 +13,8 @@ int mct_cmd_measure(int argc, char **argv);  /* tuner/cmd_measure.c */
 int mct_cmd_gen(int argc, char **argv);      /* tuner/cmd_gen.c */
 int mct_cmd_tune(int argc, char **argv);     /* tuner/cmd_tune.c */
 int mct_cmd_shapes(int argc, char **argv);   /* tuner/cmd_shapes.c */
+int mct_cmd_report(int argc, char **argv);   /* tuner/cmd_report.c */
+int mct_cmd_tree(int argc, char **argv);     /* tuner/cmd_tree.c */
 
 /* Option helpers shared by the handlers. */
 

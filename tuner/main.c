@@ -18,6 +18,8 @@ static const struct {
     {"gen", mct_cmd_gen, "write a standalone C kernel library with CPU dispatch"},
     {"tune", mct_cmd_tune, "search the fastest schedules of a model's layers into the database"},
     {"shapes", mct_cmd_shapes, "derive a model file from a Hugging Face config.json"},
+    {"report", mct_cmd_report, "plot sample efficiency and tabulate speedups of a tuning log"},
+    {"tree", mct_cmd_tree, "draw the search tree of one workload in a tuning log (Graphviz)"},
 };
 
 static void usage(FILE *f)
