@@ -473,59 +473,105 @@ static int heuristic_propose(mct_guide *g, const mct_guide_ctx *c, char **out, i
     return r;
 }
 
-/* Random guide: a random legal mutation of the node, written as the node's full canonical
- * text after the mutation (checked to rebuild exactly that schedule when applied to the node),
- * else a random re-tile. */
+/* Random guide: one random legal transformation of O applied to the node (the paper's "MCTS
+ * without LLM" ablation): a tile of an axis not tiled yet, a vectorize, cache_write or unroll
+ * of a random loop, or a random parameter mutation of what the node has (mct_sched_mutate,
+ * written as the node's full canonical text after the mutation). Each proposal is checked on a
+ * clone of the node: legal, and changing the schedule. */
+static int random_one(const mct_guide_ctx *c, int vlen, char *text, size_t len)
+{
+    static const long sz[] = {2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512};
+    const char *names[32];
+    int nl = mct_sched_loops(c->node->sched, names, 32);
+    if (nl <= 0)
+        return 0;
+    int kind = (int)(rnd(c->rng) % 5);
+    if (kind == 0) {
+        const char *ax = NULL;
+        for (int t = 0; t < 6 && !ax; t++) {
+            const char *cand = (const char *[]){"i", "j", "k"}[rnd(c->rng) % 3];
+            for (int q = 0; q < nl; q++)
+                if (!strcmp(names[q], cand))
+                    ax = cand;
+        }
+        if (!ax)
+            kind = 4;
+        else {
+            long f1 = sz[rnd(c->rng) % 13], f2 = sz[rnd(c->rng) % 13];
+            if (rnd(c->rng) % 2 && f2 < f1)
+                snprintf(text, len, "tile(%s, %ld, %ld)", ax, f1, f2);
+            else
+                snprintf(text, len, "tile(%s, %ld)", ax, f1);
+            return 1;
+        }
+    }
+    if (kind == 1) {
+        snprintf(text, len, "vectorize(%s)", names[nl - 1]);
+        return 1;
+    }
+    if (kind == 2) {
+        snprintf(text, len, "cache_write(%s)", names[rnd(c->rng) % (uint64_t)nl]);
+        return 1;
+    }
+    if (kind == 3) {
+        snprintf(text, len, "unroll(%s, %d)", names[rnd(c->rng) % (uint64_t)nl],
+                 2 + (int)(rnd(c->rng) % 15));
+        return 1;
+    }
+    mct_sched *s, *u;
+    char what[256];
+    if (mct_sched_clone(c->node->sched, &s))
+        return MCT_ENOMEM;
+    int r = mct_sched_mutate(s, c->rng, vlen, what, sizeof what);
+    mct_sched_format(s, text, len);
+    uint8_t a[16], b[16];
+    mct_sched_hash(s, a);
+    mct_sched_destroy(s);
+    if (r)
+        return 0;
+    /* the text must rebuild exactly the mutated schedule when applied to the node */
+    if (mct_sched_clone(c->node->sched, &u))
+        return MCT_ENOMEM;
+    r = mct_sched_apply(u, text, NULL, 0);
+    mct_sched_hash(u, b);
+    mct_sched_destroy(u);
+    return !r && !memcmp(a, b, 16);
+}
+
 static int random_propose(mct_guide *g, const mct_guide_ctx *c, char **out, int *n, char *err,
                           size_t errlen)
 {
-    hguide *h = (hguide *)g;
     int vlen = c->target && c->target->vlen > 0 ? c->target->vlen : 8;
-    for (int tries = 0; tries < c->want * 16 && *n < c->want; tries++) {
-        mct_sched *s, *t;
-        char what[256], text[4096];
-        if (mct_sched_clone(c->node->sched, &s))
-            return MCT_ENOMEM;
-        int r = mct_sched_mutate(s, c->rng, vlen, what, sizeof what);
-        mct_sched_format(s, text, sizeof text);
-        uint8_t want_h[16], got_h[16];
-        mct_sched_hash(s, want_h);
-        mct_sched_destroy(s);
-        if (r)
-            break;
+    uint8_t self[16];
+    mct_sched_hash(c->node->sched, self);
+    for (int tries = 0; tries < c->want * 32 && *n < c->want; tries++) {
+        char text[4096];
+        int r = random_one(c, vlen, text, sizeof text);
+        if (r < 0)
+            return r;
+        if (!r)
+            continue;
+        mct_sched *t;
+        uint8_t h[16];
         if (mct_sched_clone(c->node->sched, &t))
             return MCT_ENOMEM;
         r = mct_sched_apply(t, text, NULL, 0);
-        mct_sched_hash(t, got_h);
+        mct_sched_hash(t, h);
         mct_sched_destroy(t);
-        if (r || memcmp(want_h, got_h, 16)) {
-            /* the mutation removed an annotation that text cannot remove: rebuild from the
-             * untuned nest instead, which the text describes exactly */
-            mct_sched *u;
-            if (mct_sched_parse(c->w, text, &u, NULL, 0))
-                continue;
-            mct_sched_hash(u, got_h);
-            mct_sched_destroy(u);
-            if (memcmp(want_h, got_h, 16))
-                continue;
-            /* not applicable on top of the node: a fresh random tile of one axis instead */
-            const char *ax = "ijk" + rnd(c->rng) % 3;
-            long f = 2 + (long)(rnd(c->rng) % 63);
-            snprintf(text, sizeof text, "tile(%c, %ld)", *ax, f);
-        }
+        if (r || !memcmp(h, self, 16))
+            continue;
+        int dup = 0;
         for (int q = 0; q < *n; q++)
-            if (!strcmp(out[q], text))
-                text[0] = 0;
-        if (!text[0])
+            dup |= !strcmp(out[q], text);
+        if (dup)
             continue;
         size_t l = strlen(text) + 1;
         if (!(out[*n] = malloc(l)))
             return MCT_ENOMEM;
         memcpy(out[(*n)++], text, l);
     }
-    (void)h;
     if (*n == 0 && err && errlen)
-        snprintf(err, errlen, "random: no legal mutation found from this node");
+        snprintf(err, errlen, "random: no legal transformation found from this node");
     return 0;
 }
 
