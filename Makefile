@@ -140,3 +140,31 @@ $(BUILD)/bench/bench-search: scripts/bench-search.c $(BUILD)/libmctune.a $(HDRS)
 
 bench-search: all $(BUILD)/bench/bench-search
 	$(Q)$(BUILD)/bench/bench-search $(BENCH_SEARCH_ARGS)
+
+# ---- the Llama-3-8B decoder block (models/llama_block*.c), the example consumer of a generated
+# library: $(BUILD)/llama_block has the openblas and generic backends; with
+# BLOCK_GEN_DIR=DIR BLOCK_GEN_NAME=NAME, $(BUILD)/llama_block-gen also has `gen`, built against
+# DIR/NAME.h and DIR/NAME.c (what `mctune gen --out DIR --name NAME` wrote).
+BLOCK_SRC    := models/llama_block.c models/llama_block_main.c
+BLOCK_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -I. -O2 -march=native -fopenmp \
+                $(shell pkg-config --cflags openblas 2>/dev/null)
+BLOCK_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) -fopenmp -lm
+BLOCK_GEN_DIR  ?= $(BUILD)/demo/gen
+BLOCK_GEN_NAME ?= mctdemo
+.PHONY: block block-gen bench-block
+block: $(BUILD)/llama_block
+$(BUILD)/llama_block: $(BLOCK_SRC) models/llama_block.h | deps
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    $@")
+	$(Q)$(CC) $(BLOCK_CFLAGS) -o $@ $(BLOCK_SRC) $(BLOCK_LIBS)
+block-gen: $(BLOCK_SRC) models/llama_block.h $(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c
+	@$(if $(Q),echo "  CC    $(BUILD)/llama_block-gen ($(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c)")
+	$(Q)$(CC) -std=c11 -O2 -fopenmp -c $(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c \
+	    -o $(BUILD)/$(BLOCK_GEN_NAME).o
+	$(Q)$(CC) $(BLOCK_CFLAGS) -I$(BLOCK_GEN_DIR) -DMCT_BLOCK_GEN=$(BLOCK_GEN_NAME) \
+	    -DMCT_BLOCK_GEN_H='"$(BLOCK_GEN_NAME).h"' -o $(BUILD)/llama_block-gen $(BLOCK_SRC) \
+	    $(BUILD)/$(BLOCK_GEN_NAME).o $(BLOCK_LIBS)
+
+# `make bench-block`: prefill and decode of the block per backend (scripts/bench-block).
+bench-block: $(BUILD)/llama_block
+	$(Q)BUILD=$(BUILD) sh scripts/bench-block $(BENCH_BLOCK_ARGS)

@@ -1,0 +1,416 @@
+/* The Llama-3-8B decoder block and its three backends (see llama_block.h). */
+#include "models/llama_block.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- backends */
+
+/* openblas: cblas_sgemm per projection, one cblas_sgemm per head for bmm */
+static int ob_linear(long M, long N, long K, const float *A, const float *W, float *C)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K,
+                W, (int)K, 0.0f, C, (int)N);
+    return 0;
+}
+
+static int ob_bmm(int nt, long batch, long group, long M, long N, long K, const float *A, long lda,
+                  long sA, const float *B, long ldb, long sB, float *C, long ldc, long sC)
+{
+    for (long h = 0; h < batch; h++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, nt ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, 1.0f, A + h * sA, (int)lda, B + (h / group) * sB, (int)ldb, 0.0f,
+                    C + h * sC, (int)ldc);
+    return 0;
+}
+
+static void ob_threads(int n)
+{
+    openblas_set_num_threads(n);
+}
+
+static const char *ob_describe(void)
+{
+    static char s[256];
+    snprintf(s, sizeof s, "OpenBLAS core %s (%s)", openblas_get_corename(),
+             openblas_get_config());
+    return s;
+}
+
+/* generic: the untuned loop nest a compiler makes of the textbook code, blocked over 4 rows of A
+ * and 64 rows of W so that W rows are reused from cache; dot products vectorized by omp simd */
+static int gn_threads_n = 1;
+
+static int gn_linear(long M, long N, long K, const float *A, const float *W, float *C)
+{
+#pragma omp parallel for schedule(static) num_threads(gn_threads_n) if (gn_threads_n > 1)
+    for (long jb = 0; jb < N; jb += 64)
+        for (long ib = 0; ib < M; ib += 4)
+            for (long j = jb; j < jb + 64 && j < N; j++)
+                for (long i = ib; i < ib + 4 && i < M; i++) {
+                    const float *a = A + i * K, *w = W + j * K;
+                    float s = 0;
+#pragma omp simd reduction(+:s)
+                    for (long k = 0; k < K; k++)
+                        s += a[k] * w[k];
+                    C[i * N + j] = s;
+                }
+    return 0;
+}
+
+static int gn_bmm(int nt, long batch, long group, long M, long N, long K, const float *A, long lda,
+                  long sA, const float *B, long ldb, long sB, float *C, long ldc, long sC)
+{
+#pragma omp parallel for schedule(static) num_threads(gn_threads_n) if (gn_threads_n > 1)
+    for (long h = 0; h < batch; h++) {
+        const float *a = A + h * sA, *b = B + (h / group) * sB;
+        float *c = C + h * sC;
+        for (long i = 0; i < M; i++) {
+            if (nt) {
+                for (long j = 0; j < N; j++) {
+                    float s = 0;
+#pragma omp simd reduction(+:s)
+                    for (long k = 0; k < K; k++)
+                        s += a[i * lda + k] * b[j * ldb + k];
+                    c[i * ldc + j] = s;
+                }
+            } else {
+                for (long j = 0; j < N; j++)
+                    c[i * ldc + j] = 0;
+                for (long k = 0; k < K; k++) {
+                    float av = a[i * lda + k];
+#pragma omp simd
+                    for (long j = 0; j < N; j++)
+                        c[i * ldc + j] += av * b[k * ldb + j];
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static void gn_threads(int n)
+{
+    gn_threads_n = n;
+}
+
+static const char *gn_describe(void)
+{
+    return "plain blocked C loop nest (untuned), omp simd dot products";
+}
+
+#ifdef MCT_BLOCK_GEN
+/* gen: the library `mctune gen` wrote, NAME_sgemm and NAME_bmm */
+#include MCT_BLOCK_GEN_H
+#define GEN_CAT2(a, b) a##b
+#define GEN_CAT(a, b) GEN_CAT2(a, b)
+#define GEN_FN(x) GEN_CAT(MCT_BLOCK_GEN, x)
+
+static int ge_linear(long M, long N, long K, const float *A, const float *W, float *C)
+{
+    /* 101 row-major, 111 no transpose, 112 transpose (the CBLAS values) */
+    return GEN_FN(_sgemm)(101, 111, 112, (int)M, (int)N, (int)K, 1.0f, A, (int)K, W, (int)K,
+                          0.0f, C, (int)N);
+}
+
+static int ge_bmm(int nt, long batch, long group, long M, long N, long K, const float *A,
+                  long lda, long sA, const float *B, long ldb, long sB, float *C, long ldc,
+                  long sC)
+{
+    return GEN_FN(_bmm)(nt ? 1 : 0, batch, group, M, N, K, A, lda, sA, B, ldb, sB, C, ldc, sC,
+                        0);
+}
+
+static void ge_threads(int n)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+}
+
+#define GEN_STR2(x) #x
+#define GEN_STR(x) GEN_STR2(x)
+static const char *ge_describe(void)
+{
+    static char s[320];
+    snprintf(s, sizeof s, "generated library %s, table %s", GEN_STR(MCT_BLOCK_GEN),
+             GEN_FN(_cpu)());
+    return s;
+}
+#endif
+
+static const mct_blk_backend backends[] = {
+    {"openblas", ob_linear, ob_bmm, ob_threads, ob_describe},
+#ifdef MCT_BLOCK_GEN
+    {"gen", ge_linear, ge_bmm, ge_threads, ge_describe},
+#endif
+    {"generic", gn_linear, gn_bmm, gn_threads, gn_describe},
+};
+
+const mct_blk_backend *mct_blk_backends(int *n)
+{
+    *n = (int)(sizeof backends / sizeof backends[0]);
+    return backends;
+}
+
+const mct_blk_backend *mct_blk_backend_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (!strcmp(backends[i].name, name))
+            return &backends[i];
+    return NULL;
+}
+
+/* ---- the block */
+
+mct_blk_cfg mct_blk_cfg_llama3_8b(void)
+{
+    mct_blk_cfg c = {4096, 32, 8, 128, 14336, 1e-5f, 500000.0f};
+    return c;
+}
+
+mct_blk_cfg mct_blk_cfg_small(void)
+{
+    mct_blk_cfg c = {256, 8, 2, 32, 896, 1e-5f, 500000.0f};
+    return c;
+}
+
+struct mct_blk {
+    mct_blk_cfg c;
+    long max_m, seq;
+    float *wq, *wk, *wv, *wo, *wg, *wu, *wd, *n1, *n2;
+    float *kc, *vc;         /* [seq, kv_heads*head_dim] */
+    float *t, *q, *kn, *vn, *att, *ao, *h, *g, *u, *sc;
+    float *rope_cos, *rope_sin; /* [seq, head_dim/2] */
+};
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s += 0x9e3779b97f4a7c15ull;   /* splitmix64 */
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+void mct_blk_fill(float *x, long n, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (long i = 0; i < n; i++)
+        x[i] = (float)((double)(rng_next(&s) >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
+static void fill_scaled(float *x, long n, uint64_t seed, float scale)
+{
+    mct_blk_fill(x, n, seed);
+    for (long i = 0; i < n; i++)
+        x[i] *= scale;
+}
+
+void mct_blk_destroy(mct_blk *b)
+{
+    if (!b)
+        return;
+    float *all[] = {b->wq, b->wk, b->wv, b->wo, b->wg, b->wu, b->wd, b->n1, b->n2, b->kc, b->vc,
+                    b->t, b->q, b->kn, b->vn, b->att, b->ao, b->h, b->g, b->u, b->sc,
+                    b->rope_cos, b->rope_sin};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]);
+    free(b);
+}
+
+int mct_blk_create(const mct_blk_cfg *cfg, long max_m, long seq, uint64_t seed, mct_blk **out,
+                   char *err, size_t errlen)
+{
+    mct_blk *b = NULL;
+    const mct_blk_cfg *c = cfg;
+    *out = NULL;
+    if (c->hidden < 1 || c->heads < 1 || c->kv_heads < 1 || c->heads % c->kv_heads ||
+        c->head_dim < 2 || c->head_dim % 2 || c->inter < 1 || max_m < 1 || seq < max_m) {
+        snprintf(err, errlen, "bad block sizes: hidden %d, heads %d, kv heads %d (must divide "
+                 "heads), head dim %d (even), intermediate %d, max M %ld, seq %ld (>= max M)",
+                 c->hidden, c->heads, c->kv_heads, c->head_dim, c->inter, max_m, seq);
+        return -1;
+    }
+    if (!(b = calloc(1, sizeof *b)))
+        goto fail;
+    b->c = *c;
+    b->max_m = max_m;
+    b->seq = seq;
+    long H = c->hidden, Q = (long)c->heads * c->head_dim, KV = (long)c->kv_heads * c->head_dim;
+    long NI = c->inter, M = max_m, hd2 = c->head_dim / 2;
+#define ALLOC(p, n) do { if (!((p) = malloc((size_t)(n) * sizeof(float)))) goto fail; } while (0)
+    ALLOC(b->wq, Q * H);
+    ALLOC(b->wk, KV * H);
+    ALLOC(b->wv, KV * H);
+    ALLOC(b->wo, H * Q);
+    ALLOC(b->wg, NI * H);
+    ALLOC(b->wu, NI * H);
+    ALLOC(b->wd, H * NI);
+    ALLOC(b->n1, H);
+    ALLOC(b->n2, H);
+    ALLOC(b->kc, seq * KV);
+    ALLOC(b->vc, seq * KV);
+    ALLOC(b->t, M * H);
+    ALLOC(b->q, M * Q);
+    ALLOC(b->kn, M * KV);
+    ALLOC(b->vn, M * KV);
+    ALLOC(b->att, (long)c->heads * M * seq);
+    ALLOC(b->ao, M * Q);
+    ALLOC(b->h, M * H);
+    ALLOC(b->g, M * NI);
+    ALLOC(b->u, M * NI);
+    ALLOC(b->sc, M * H);
+    ALLOC(b->rope_cos, seq * hd2);
+    ALLOC(b->rope_sin, seq * hd2);
+#undef ALLOC
+    /* weights ~ U(-1,1)/sqrt(K): activations keep their scale through the block */
+    fill_scaled(b->wq, Q * H, seed + 1, 1.0f / sqrtf((float)H));
+    fill_scaled(b->wk, KV * H, seed + 2, 1.0f / sqrtf((float)H));
+    fill_scaled(b->wv, KV * H, seed + 3, 1.0f / sqrtf((float)H));
+    fill_scaled(b->wo, H * Q, seed + 4, 1.0f / sqrtf((float)Q));
+    fill_scaled(b->wg, NI * H, seed + 5, 1.0f / sqrtf((float)H));
+    fill_scaled(b->wu, NI * H, seed + 6, 1.0f / sqrtf((float)H));
+    fill_scaled(b->wd, H * NI, seed + 7, 1.0f / sqrtf((float)NI));
+    mct_blk_fill(b->n1, H, seed + 8);
+    mct_blk_fill(b->n2, H, seed + 9);
+    for (long i = 0; i < H; i++) {
+        b->n1[i] = 1.0f + 0.1f * b->n1[i];
+        b->n2[i] = 1.0f + 0.1f * b->n2[i];
+    }
+    mct_blk_fill(b->kc, seq * KV, seed + 10);
+    mct_blk_fill(b->vc, seq * KV, seed + 11);
+    for (long p = 0; p < seq; p++)
+        for (long d = 0; d < hd2; d++) {
+            double f = pow((double)c->rope_theta, -2.0 * (double)d / (double)c->head_dim);
+            b->rope_cos[p * hd2 + d] = (float)cos((double)p * f);
+            b->rope_sin[p * hd2 + d] = (float)sin((double)p * f);
+        }
+    *out = b;
+    return 0;
+fail:
+    snprintf(err, errlen, "out of memory allocating the block (hidden %d, intermediate %d, max M "
+             "%ld, seq %ld): use --small or a smaller M", c->hidden, c->inter, max_m, seq);
+    mct_blk_destroy(b);
+    return -1;
+}
+
+static void rmsnorm(const float *x, const float *w, float *y, long M, long H, float eps)
+{
+    for (long i = 0; i < M; i++) {
+        double ss = 0;
+        for (long k = 0; k < H; k++)
+            ss += (double)x[i * H + k] * x[i * H + k];
+        float r = (float)(1.0 / sqrt(ss / (double)H + eps));
+        for (long k = 0; k < H; k++)
+            y[i * H + k] = x[i * H + k] * r * w[k];
+    }
+}
+
+/* rotate_half RoPE (as Hugging Face Llama) of nh heads per row, row i at position p0 + i */
+static void rope(const mct_blk *b, float *x, long M, long nh, long p0)
+{
+    long hd = b->c.head_dim, hd2 = hd / 2;
+    for (long i = 0; i < M; i++) {
+        const float *cs = b->rope_cos + (p0 + i) * hd2, *sn = b->rope_sin + (p0 + i) * hd2;
+        for (long h = 0; h < nh; h++) {
+            float *v = x + (i * nh + h) * hd;
+            for (long d = 0; d < hd2; d++) {
+                float x1 = v[d], x2 = v[d + hd2];
+                v[d] = x1 * cs[d] - x2 * sn[d];
+                v[d + hd2] = x2 * cs[d] + x1 * sn[d];
+            }
+        }
+    }
+}
+
+int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *x, float *out)
+{
+    const mct_blk_cfg *c = &b->c;
+    long H = c->hidden, nh = c->heads, nkv = c->kv_heads, hd = c->head_dim;
+    long Q = nh * hd, KV = nkv * hd, NI = c->inter, S = b->seq, ctx = S - M;
+    int r;
+    if (M < 1 || M > b->max_m)
+        return -1;
+    /* attention */
+    rmsnorm(x, b->n1, b->t, M, H, c->eps);
+    if ((r = be->linear(M, Q, H, b->t, b->wq, b->q)) || (r = be->linear(M, KV, H, b->t, b->wk,
+        b->kn)) || (r = be->linear(M, KV, H, b->t, b->wv, b->vn)))
+        return r;
+    rope(b, b->q, M, nh, ctx);
+    rope(b, b->kn, M, nkv, ctx);
+    memcpy(b->kc + ctx * KV, b->kn, (size_t)(M * KV) * sizeof(float));
+    memcpy(b->vc + ctx * KV, b->vn, (size_t)(M * KV) * sizeof(float));
+    /* scores[h, i, j] = q[i, h] . k[j, h / group] */
+    if ((r = be->bmm(1, nh, nh / nkv, M, S, hd, b->q, Q, hd, b->kc, KV, hd, b->att, S, M * S)))
+        return r;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (long hi = 0; hi < nh * M; hi++) {
+        float *s = b->att + hi * S;
+        long last = ctx + hi % M;       /* causal: keys 0 .. position of this query */
+        float mx = -INFINITY;
+        for (long j = 0; j <= last; j++)
+            mx = fmaxf(mx, s[j] * scale);
+        float sum = 0;
+        for (long j = 0; j <= last; j++) {
+            s[j] = expf(s[j] * scale - mx);
+            sum += s[j];
+        }
+        for (long j = 0; j <= last; j++)
+            s[j] /= sum;
+        for (long j = last + 1; j < S; j++)
+            s[j] = 0;
+    }
+    /* ao[i, h] = P[h, i, :] V[:, h / group] */
+    if ((r = be->bmm(0, nh, nh / nkv, M, hd, S, b->att, S, M * S, b->vc, KV, hd, b->ao, Q, hd)))
+        return r;
+    if ((r = be->linear(M, H, Q, b->ao, b->wo, b->h)))
+        return r;
+    for (long i = 0; i < M * H; i++)
+        b->h[i] += x[i];
+    /* SwiGLU MLP */
+    rmsnorm(b->h, b->n2, b->t, M, H, c->eps);
+    if ((r = be->linear(M, NI, H, b->t, b->wg, b->g)) || (r = be->linear(M, NI, H, b->t, b->wu,
+        b->u)))
+        return r;
+    for (long i = 0; i < M * NI; i++)
+        b->g[i] = b->g[i] / (1.0f + expf(-b->g[i])) * b->u[i];
+    if ((r = be->linear(M, H, NI, b->g, b->wd, out)))
+        return r;
+    for (long i = 0; i < M * H; i++)
+        out[i] += b->h[i];
+    return 0;
+}
+
+double mct_blk_flops(const mct_blk *b, long M)
+{
+    const mct_blk_cfg *c = &b->c;
+    double H = c->hidden, Q = (double)c->heads * c->head_dim, KV = (double)c->kv_heads *
+        c->head_dim, NI = c->inter;
+    double proj = 2.0 * M * (H * Q + 2 * H * KV + Q * H + 3 * H * NI);
+    double att = 2.0 * 2.0 * c->heads * (double)M * (double)b->seq * c->head_dim;
+    return proj + att;
+}
+
+void mct_blk_workloads(const mct_blk *b, long M, char *buf, size_t len)
+{
+    const mct_blk_cfg *c = &b->c;
+    long H = c->hidden, Q = (long)c->heads * c->head_dim, KV = (long)c->kv_heads * c->head_dim;
+    snprintf(buf, len,
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
+             "bmm f32 nt B=%d G=%d M=%ld N=%ld K=%d epi=none\n"
+             "bmm f32 nn B=%d G=%d M=%ld N=%d K=%ld epi=none\n",
+             M, Q, H, M, KV, H, M, H, Q, M, (long)c->inter, H, M, H, (long)c->inter,
+             c->heads, c->heads / c->kv_heads, M, b->seq, c->head_dim,
+             c->heads, c->heads / c->kv_heads, M, c->head_dim, b->seq);
+}
