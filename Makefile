@@ -158,6 +158,7 @@ $(BUILD)/llama_block: $(BLOCK_SRC) models/llama_block.h | deps
 	@$(if $(Q),echo "  CC    $@")
 	$(Q)$(CC) $(BLOCK_CFLAGS) -o $@ $(BLOCK_SRC) $(BLOCK_LIBS)
 block-gen: $(BLOCK_SRC) models/llama_block.h $(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c
+	@mkdir -p $(BUILD)
 	@$(if $(Q),echo "  CC    $(BUILD)/llama_block-gen ($(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c)")
 	$(Q)$(CC) -std=c11 -O2 -fopenmp -c $(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c \
 	    -o $(BUILD)/$(BLOCK_GEN_NAME).o
