@@ -9,7 +9,7 @@
  *
  * Generated kernel ABI (every lowered kernel has exactly this signature; see mct_cg_lower_c):
  *
- *   void FN(long M, long N, long K,
+ *   int  FN(long M, long N, long K,
  *           const float *A, long lda,          A[M,K] row-major (row stride lda >= K)
  *           const float *B, long ldb,          nn: B[K,N] (ldb >= N); nt: B[N,K] (ldb >= K);
  *                                              with prepack: the buffer FN_pack_b filled
@@ -20,6 +20,8 @@
  *                                              A, B (per kv head) and C. matmul: 1, 1, 0, 0, 0.
  *
  *   out = act(A*B + bias);  C = out (beta 0)  or  C += out (beta 1).
+ *   Returns 0, or -2 (MCT_ENOMEM) when a packing or scratch buffer cannot be allocated (C is then
+ *   not fully written).
  *
  * Kernels are correct for every M, N, K >= 1 (no tile size is assumed to divide a size); the
  * workload's sizes are what they were tuned for. With prepack(B) the source also defines

@@ -308,11 +308,16 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
 {
     const char *fn = L->fn;
     int W = L->W;
+    /* helpers take and return vectors: they get the kernel's target too, so the file builds
+     * without any -march */
+    char ta[200] = "";
+    if (t && t->attr && t->attr[0])
+        snprintf(ta, sizeof ta, "__attribute__((target(\"%s\"))) ", t->attr);
     ln(b, "typedef float %s_vf __attribute__((vector_size(%d), aligned(4), may_alias));", fn,
        W * 4);
     /* activation: exp through range reduction and a polynomial, so no libm is needed and the
      * loop over a tile vectorizes */
-    ln(b, "static inline __attribute__((unused)) float %s_exp(float x)", fn);
+    ln(b, "static inline __attribute__((unused)) %sfloat %s_exp(float x)", ta, fn);
     ln(b, "{");
     ln(b, "    if (x > 88.0f) x = 88.0f;");
     ln(b, "    if (x < -87.0f) x = -87.0f;");
@@ -324,7 +329,7 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     ln(b, "    u.i = ((int)n + 127) << 23;");
     ln(b, "    return p * u.f;");
     ln(b, "}");
-    ln(b, "static inline __attribute__((unused)) float %s_act(float v)", fn);
+    ln(b, "static inline __attribute__((unused)) %sfloat %s_act(float v)", ta, fn);
     ln(b, "{");
     switch (L->w->act) {
     case MCT_ACT_RELU: ln(b, "    return v > 0.0f ? v : 0.0f;"); break;
@@ -337,7 +342,7 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     default: ln(b, "    return v;"); break;
     }
     ln(b, "}");
-    ln(b, "static inline __attribute__((unused)) %s_vf %s_bc(float x)", fn, fn);
+    ln(b, "static inline __attribute__((unused)) %s%s_vf %s_bc(float x)", ta, fn, fn);
     ln(b, "{");
     sb_add(b, "    %s_vf v = {", fn);
     for (int l = 0; l < W; l++)
@@ -345,24 +350,29 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     sb_add(b, "};\n");
     ln(b, "    return v;");
     ln(b, "}");
-    ln(b, "static inline __attribute__((unused)) float %s_hsum(%s_vf v)", fn, fn);
+    ln(b, "static inline __attribute__((unused)) %sfloat %s_hsum(%s_vf v)", ta, fn, fn);
     ln(b, "{");
     ln(b, "    float s = 0.0f;");
     ln(b, "    for (int l = 0; l < %d; l++) s += v[l];", W);
     ln(b, "    return s;");
     ln(b, "}");
     /* packing: element (x, k) of the source is src[x * rs + k * cs] */
-    ln(b, "static __attribute__((unused)) void %s_pack_panel(const float *src, long rs, long cs, long xlo, long xhi, "
-          "long klo, long khi, long w, float *dst)", fn);
+    ln(b, "static __attribute__((unused)) %svoid %s_pack_panel(const float *src, long rs, long cs, long xlo, long xhi, "
+          "long klo, long khi, long w, float *dst)", ta, fn);
     ln(b, "{");
     ln(b, "    long kn = khi - klo;");
     ln(b, "    for (long x0 = xlo; x0 < xhi; x0 += w) {");
     ln(b, "        float *d = dst + ((x0 - xlo) / w) * kn * w;");
     ln(b, "        long xe = x0 + w < xhi ? x0 + w : xhi;");
+    /* rows along k (A, or B stored [N,K]): walk k in chunks so each source row is read as a
+     * short contiguous run while the panel is written in order */
     ln(b, "        if (cs == 1) {");
-    ln(b, "            for (long x = x0; x < xe; x++) {");
-    ln(b, "                const float *sp = src + x * rs + klo;");
-    ln(b, "                for (long k = 0; k < kn; k++) d[k * w + (x - x0)] = sp[k];");
+    ln(b, "            for (long kc = 0; kc < kn; kc += 64) {");
+    ln(b, "                long ke = kc + 64 < kn ? kc + 64 : kn;");
+    ln(b, "                for (long x = x0; x < xe; x++) {");
+    ln(b, "                    const float *sp = src + x * rs + klo;");
+    ln(b, "                    for (long k = kc; k < ke; k++) d[k * w + (x - x0)] = sp[k];");
+    ln(b, "                }");
     ln(b, "            }");
     ln(b, "        } else {");
     ln(b, "            for (long k = 0; k < kn; k++)");
@@ -372,8 +382,8 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     ln(b, "            for (long k = 0; k < kn; k++) d[k * w + (x - x0)] = 0.0f;");
     ln(b, "    }");
     ln(b, "}");
-    ln(b, "static __attribute__((unused)) void %s_pack_rows(const float *src, long rs, long cs, long xlo, long xhi, "
-          "long klo, long khi, float *dst)", fn);
+    ln(b, "static __attribute__((unused)) %svoid %s_pack_rows(const float *src, long rs, long cs, long xlo, long xhi, "
+          "long klo, long khi, float *dst)", ta, fn);
     ln(b, "{");
     ln(b, "    long kn = khi - klo;");
     ln(b, "    if (cs == 1) {");
@@ -581,7 +591,9 @@ static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc)
     const cg_loop *l = &s->loops[id];
     int par = l->par && !in_acc;
     if (par) {
+        ln(b, "#ifdef _OPENMP");
         ln(b, "#pragma omp parallel");
+        ln(b, "#endif");
         ln(b, "{");
         b->ind++;
         for (int o = 0; o < 2; o++)
@@ -589,7 +601,9 @@ static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc)
                 const char *nm = o ? "pkB" : "pkA";
                 ln(b, "float *%s = %s_pool + (size_t)%s_TID() * %s_sz;", nm, nm, L->fn, nm);
             }
+        ln(b, "#ifdef _OPENMP");
         ln(b, "#pragma omp for schedule(static)");
+        ln(b, "#endif");
     }
     emit_loop_head(b, L, p);
     emit_prefetch_generic(b, L, p);
@@ -974,7 +988,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
             ln(&b, "    return (size_t)((N + %lld) / %lld * %lld) * (size_t)K;",
                (long long)pb->panel_w - 1, (long long)pb->panel_w, (long long)pb->panel_w);
         ln(&b, "}");
-        ln(&b, "void %s_pack_b(long N, long K, const float *B, long ldb, float *Bp)", fn);
+        ln(&b, "%svoid %s_pack_b(long N, long K, const float *B, long ldb, float *Bp)", attr_s, fn);
         ln(&b, "{");
         const char *rs = s->w.layout == MCT_NN ? "1" : "ldb", *cs = s->w.layout == MCT_NN ? "ldb"
                                                                                         : "1";

@@ -738,6 +738,10 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
             if (pid < 0 || s->ax[pk->panel_axis].f[pk->panel_lv] != pk->panel_w)
                 return why_f(why, len, MCT_ENOTAPPLIC, "pack %s: its panel loop no longer exists",
                              on);
+            if (pk->panel_w > 256)
+                return why_f(why, len, MCT_ENOTAPPLIC,
+                             "pack %s: panel width %lld is over 256; use a smaller %c tile", on,
+                             (long long)pk->panel_w, "bijk"[pk->panel_axis]);
         }
         if (pk->kb_lv > 0) {
             if (pk->kb_lv >= s->ax[AX_K].nlev || s->ax[AX_K].f[pk->kb_lv] != pk->kb)
