@@ -169,3 +169,11 @@ block-gen: $(BLOCK_SRC) models/llama_block.h $(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).
 # `make bench-block`: prefill and decode of the block per backend (scripts/bench-block).
 bench-block: $(BUILD)/llama_block
 	$(Q)BUILD=$(BUILD) sh scripts/bench-block $(BENCH_BLOCK_ARGS)
+
+# `make demo`: the main job in one command (scripts/demo.sh): deps, build, tune Llama-3-8B layers
+# into $(BUILD)/demo/db, gen, the decoder block on the generated library, a table against
+# OpenBLAS. BUDGET=N (samples per workload), DEMO_M=1,16,128, THREADS=N.
+.PHONY: demo
+demo:
+	$(Q)BUILD=$(BUILD) DEPS=$(DEPS) $(if $(BUDGET),BUDGET=$(BUDGET)) \
+	    $(if $(DEMO_M),DEMO_M=$(DEMO_M)) $(if $(THREADS),THREADS=$(THREADS)) sh scripts/demo.sh

@@ -1,0 +1,133 @@
+#!/bin/sh
+# make demo: the main job in one command. Installs missing dependencies, builds mctune, tunes a
+# default set of Llama-3-8B layers on this CPU with the built-in guide into a database under the
+# build folder, generates the kernel library, builds the decoder block (models/llama_block.c)
+# against it, checks it against OpenBLAS and prints, per layer and M: untuned, OpenBLAS and tuned
+# GFLOP/s. A second run finds every workload in the database and searches nothing.
+#
+# Settings (environment or make variables):
+#   BUDGET=8        samples per workload (the untuned schedule included)
+#   DEMO_M=1,16,128 token counts tuned per layer
+#   THREADS=1       kernel threads
+#   BUILD=build     build folder; the demo's files go to $BUILD/demo (database: $BUILD/demo/db)
+#   DEPS=1          run scripts/install-deps.sh first (0: skip)
+#   COOPERLAKE=1    also time OpenBLAS with OPENBLAS_CORETYPE=Cooperlake (0: skip)
+set -eu
+
+BUILD=${BUILD:-build}
+BUDGET=${BUDGET:-8}
+DEMO_M=${DEMO_M:-1,16,128}
+THREADS=${THREADS:-1}
+DEPS=${DEPS:-1}
+COOPERLAKE=${COOPERLAKE:-1}
+OUT=$BUILD/demo
+DB=$OUT/db
+NAME=mctdemo
+MCTUNE=$BUILD/mctune
+MAKE=${MAKE:-make}
+
+case $BUDGET in ''|*[!0-9]*) echo "demo: BUDGET='$BUDGET' is not a number of samples (e.g. BUDGET=8)" >&2; exit 2;; esac
+case $DEMO_M in ''|*[!0-9,]*) echo "demo: DEMO_M='$DEMO_M' is not a comma-separated list of token counts (e.g. DEMO_M=1,16,128)" >&2; exit 2;; esac
+
+t0=$(date +%s)
+step() { printf '\n== %s (%ss)\n' "$1" $(( $(date +%s) - t0 )); }
+
+step "dependencies"
+if [ "$DEPS" = 1 ]; then sh scripts/install-deps.sh; else echo "skipped (DEPS=0)"; fi
+
+step "build"
+$MAKE -s DEPS=0 BUILD="$BUILD" "$MCTUNE" "$BUILD/llama_block"
+mkdir -p "$OUT"
+"$MCTUNE" cpu | head -3
+
+# The layers of one Llama-3-8B decoder block (o_proj has q_proj's shape, v_proj k_proj's, up_proj
+# gate_proj's) and its attention over 512 positions, at the token counts DEMO_M.
+MODEL=$OUT/llama-3-8b-demo.json
+cat > "$MODEL" <<EOF
+{
+  "name": "llama-3-8b",
+  "source": "models/llama-3-8b.json: the layers of one decoder block, written by scripts/demo.sh",
+  "layers": [
+    {"name": "q_proj", "op": "matmul", "layout": "nt", "N": 4096, "K": 4096, "M": [$DEMO_M]},
+    {"name": "k_proj", "op": "matmul", "layout": "nt", "N": 1024, "K": 4096, "M": [$DEMO_M]},
+    {"name": "gate_proj", "op": "matmul", "layout": "nt", "N": 14336, "K": 4096, "M": [$DEMO_M]},
+    {"name": "down_proj", "op": "matmul", "layout": "nt", "N": 4096, "K": 14336, "M": [$DEMO_M]},
+    {"name": "attn_scores_s512", "op": "bmm", "layout": "nt", "B": 32, "G": 4, "N": 512, "K": 128, "M": [$DEMO_M]},
+    {"name": "attn_values_s512", "op": "bmm", "layout": "nn", "B": 32, "G": 4, "N": 128, "K": 512, "M": [$DEMO_M]}
+  ]
+}
+EOF
+nw=$(( 6 * $(echo "$DEMO_M" | tr ',' '\n' | grep -c .) ))
+
+step "tune: $nw workloads, budget $BUDGET samples each (BUDGET=N to change), $THREADS thread(s), built-in guide, db $DB"
+"$MCTUNE" tune --model "$MODEL" --budget "$BUDGET" --threads "$THREADS" --guide heuristic \
+    --db "$DB" --log "$OUT/tune.jsonl" 2>&1 | tee "$OUT/tune.out" | grep -v '^    best:' || true
+if ! grep -q '^done: ' "$OUT/tune.out"; then
+    echo "demo: mctune tune failed (its output is in $OUT/tune.out)" >&2
+    exit 1
+fi
+if grep -q '^done: 0 tuned' "$OUT/tune.out"; then
+    echo "(everything was already in the database: nothing searched)"
+fi
+
+step "report: sample efficiency of the searches in $OUT/tune.jsonl"
+"$MCTUNE" report "$OUT/tune.jsonl" --out "$OUT/report" || echo "(report skipped)"
+first=$(sed -n 's/.*"workload":"\([^"]*\)".*/\1/p' "$OUT/tune.jsonl" | head -1)
+[ -n "$first" ] && "$MCTUNE" tree "$OUT/tune.jsonl" --workload "$first" --out "$OUT/tree.dot" || true
+
+step "gen: $OUT/gen/$NAME.h, $NAME.c"
+"$MCTUNE" gen --db "$DB" --out "$OUT/gen" --name "$NAME" --cpus host --model "$MODEL" \
+    --threads "$THREADS"
+
+step "the decoder block against the generated library"
+$MAKE -s DEPS=0 BUILD="$BUILD" block-gen BLOCK_GEN_DIR="$OUT/gen" BLOCK_GEN_NAME="$NAME"
+"$BUILD/llama_block-gen" --check --m 1,16 | tee "$OUT/block-check.out"
+blas_core=$(sed -n 's/^backend openblas *//p' "$OUT/block-check.out")
+
+step "layers: untuned, OpenBLAS and tuned GFLOP/s (mctune measure --baseline, B from memory)"
+echo "OpenBLAS: $blas_core"
+if [ "$COOPERLAKE" = 1 ]; then
+    echo "OpenBLAS (Cooperlake): the same library with OPENBLAS_CORETYPE=Cooperlake, its AVX-512"
+    echo "  kernels; 0.3.21 does not pick them itself on this CPU (Intel family 6 model 207)"
+fi
+trials=$OUT/trials.csv
+"$MCTUNE" db list --trials --cpu host --threads "$THREADS" --format csv --db "$DB" > "$trials"
+hdr="%-17s %4s %9s %9s %9s %8s"
+if [ "$COOPERLAKE" = 1 ]; then
+    printf "$hdr %11s %10s\n" layer M untuned OpenBLAS tuned tuned/OB "OB-Cooperl." tuned/OBC
+else
+    printf "$hdr\n" layer M untuned OpenBLAS tuned tuned/OB
+fi
+sed -n 's/.*"name": "\([^"]*\)", "op": "\([a-z]*\)", "layout": "\([a-z]*\)", \(.*\)"M".*/\1 \2 \3 \4/p' "$MODEL" |
+while read -r lname op layout rest; do
+    N=$(echo "$rest" | sed -n 's/.*"N": \([0-9]*\).*/\1/p')
+    K=$(echo "$rest" | sed -n 's/.*"K": \([0-9]*\).*/\1/p')
+    B=$(echo "$rest" | sed -n 's/.*"B": \([0-9]*\).*/\1/p')
+    G=$(echo "$rest" | sed -n 's/.*"G": \([0-9]*\).*/\1/p')
+    for M in $(echo "$DEMO_M" | tr ',' ' '); do
+        if [ "$op" = bmm ]; then wl="bmm f32 $layout B=$B G=$G M=$M N=$N K=$K epi=none"
+        else wl="matmul f32 $layout M=$M N=$N K=$K epi=none"; fi
+        sched=$("$MCTUNE" db get "$wl" --cpu host --threads "$THREADS" --format json --db "$DB" \
+                2>/dev/null | sed -n 's/.*"schedule":"\([^"]*\)".*/\1/p')
+        untuned=$(grep -F "\"$wl\"," "$trials" | grep ',""$' | head -1 | awk -F'","' '{printf "%.2f", $6}')
+        m=$("$MCTUNE" measure "$wl" --schedule "$sched" --threads "$THREADS" --baseline 2>&1 || true)
+        tuned=$(echo "$m" | sed -n 's/^speed *\([0-9.]*\) GFLOP.*/\1/p')
+        ob=$(echo "$m" | sed -n 's/^baseline .* \([0-9.]*\) GFLOP\/s.*/\1/p')
+        r=$(awk -v a="${tuned:-0}" -v b="${ob:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+        if [ "$COOPERLAKE" = 1 ]; then
+            mc=$(OPENBLAS_CORETYPE=Cooperlake "$MCTUNE" measure "$wl" --schedule "$sched" \
+                 --threads "$THREADS" --baseline 2>&1 || true)
+            obc=$(echo "$mc" | sed -n 's/^baseline .* \([0-9.]*\) GFLOP\/s.*/\1/p')
+            rc=$(awk -v a="${tuned:-0}" -v b="${obc:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+            printf "$hdr %11s %10s\n" "$lname" "$M" "${untuned:--}" "${ob:--}" "${tuned:--}" "$r" "${obc:--}" "$rc"
+        else
+            printf "$hdr\n" "$lname" "$M" "${untuned:--}" "${ob:--}" "${tuned:--}" "$r"
+        fi
+    done
+done | tee "$OUT/table.txt"
+echo "(untuned: the tuner's sample 1 in the database; tuned and OpenBLAS: measured now on the same"
+echo " data; M=1 OpenBLAS is the faster of sgemm and sgemv; o/v/up_proj share q/k/gate_proj's shapes)"
+
+step "done"
+echo "database $DB (mctune db list --db $DB), library $OUT/gen, report $OUT/report/report.md,"
+echo "search tree $OUT/tree.svg, block benchmark: make bench-block"
