@@ -509,6 +509,19 @@ static void test_shapes(void)
     CHECK(has_wl(&m, "matmul f32 nt M=128 N=7168 K=2048 epi=none"));
     CHECK(has_wl(&m, "matmul f32 nt M=1 N=18432 K=7168 epi=none"));
     mct_tune_model_free(&m);
+    /* Llama 4 Scout: a text_config, experts and a shared expert of 8192, dense MLP of 16384 */
+    write_file(cfg, "{\"model_type\":\"llama4\",\"text_config\":{\"hidden_size\":5120,"
+                    "\"intermediate_size\":8192,\"intermediate_size_mlp\":16384,"
+                    "\"num_local_experts\":16,\"num_attention_heads\":40,"
+                    "\"num_key_value_heads\":8,\"head_dim\":128,\"vocab_size\":202048}}");
+    CHECK(run_cmd(cmd, out, sizeof out) == 0);
+    memset(&m, 0, sizeof m);
+    CHECK(mct_tune_model_load(outp, &m, err, sizeof err) == 0);
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=8192 K=5120 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=128 N=5120 K=8192 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=16384 K=5120 epi=none"));
+    CHECK(has_wl(&m, "bmm f32 nt B=40 G=5 M=1 N=2048 K=128 epi=none"));
+    mct_tune_model_free(&m);
     /* a config without the fields is refused, naming the field */
     write_file(cfg, "{\"model_type\":\"bert\"}");
     snprintf(cmd, sizeof cmd, "%s shapes %s 2>&1", mctune, cfg);

@@ -317,8 +317,8 @@ int mct_cmd_shapes(int argc, char **argv)
         moeI = I;  /* Mixtral and Llama 4: intermediate_size is the expert's */
     if (nexp && !shI && nshared)
         shI = nshared * moeI;
-    if (nexp && !shI && cfg_int(c, "intermediate_size_mlp") == 0 && tc)
-        shI = I;   /* Llama 4: one shared expert of the expert's size */
+    if (nexp && !shI && tc)
+        shI = I;   /* Llama 4 (text_config): one shared expert of the expert's size */
     long denseI = nexp ? (I_mlp ? I_mlp : (moeI != I ? I : 0)) : I;
 
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
