@@ -61,7 +61,7 @@ nw=$(( 6 * $(echo "$DEMO_M" | tr ',' '\n' | grep -c .) ))
 
 step "tune: $nw workloads, budget $BUDGET samples each (BUDGET=N to change), $THREADS thread(s), built-in guide, db $DB"
 "$MCTUNE" tune --model "$MODEL" --budget "$BUDGET" --threads "$THREADS" --guide heuristic \
-    --db "$DB" --log "$OUT/tune.jsonl" 2>&1 | tee "$OUT/tune.out" | grep -v '^    best:' || true
+    --db "$DB" --log "$OUT/tune.jsonl" 2>&1 | tee "$OUT/tune.out" | grep --line-buffered -v '^    best:' || true
 if ! grep -q '^done: ' "$OUT/tune.out"; then
     echo "demo: mctune tune failed (its output is in $OUT/tune.out)" >&2
     exit 1
