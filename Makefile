@@ -172,7 +172,7 @@ bench-block: $(BUILD)/llama_block
 
 # `make demo`: the main job in one command (scripts/demo.sh): deps, build, tune Llama-3-8B layers
 # into $(BUILD)/demo/db, gen, the decoder block on the generated library, a table against
-# OpenBLAS. BUDGET=N (samples per workload), DEMO_M=1,16,128, THREADS=N.
+# OpenBLAS. BUDGET=N (samples per workload), DEMO_M=1,4,16,128, THREADS=N.
 .PHONY: demo
 demo:
 	$(Q)BUILD=$(BUILD) DEPS=$(DEPS) $(if $(BUDGET),BUDGET=$(BUDGET)) \

@@ -128,6 +128,24 @@ static int ge_bmm(int nt, long batch, long group, long M, long N, long K, const 
                         0);
 }
 
+static void *ge_pack(long N, long K, const float *W)
+{
+    GEN_FN(_packed) *P = NULL;
+    /* 1: B stored [N,K] (nt) */
+    return GEN_FN(_prepack_b)(1, N, K, W, K, &P) ? NULL : (void *)P;
+}
+
+static int ge_linear_packed(const void *P, long M, long N, long K, const float *A, float *C)
+{
+    (void)N;
+    return GEN_FN(_matmul_packed)((const GEN_FN(_packed) *)P, M, A, K, C, N, NULL, 0, 0);
+}
+
+static void ge_unpack(void *P)
+{
+    GEN_FN(_packed_free)((GEN_FN(_packed) *)P);
+}
+
 static void ge_threads(int n)
 {
 #ifdef _OPENMP
@@ -147,11 +165,12 @@ static const char *ge_describe(void)
 #endif
 
 static const mct_blk_backend backends[] = {
-    {"openblas", ob_linear, ob_bmm, ob_threads, ob_describe},
+    {"openblas", ob_linear, ob_bmm, NULL, NULL, NULL, ob_threads, ob_describe},
 #ifdef MCT_BLOCK_GEN
-    {"gen", ge_linear, ge_bmm, ge_threads, ge_describe},
+    {"gen", ge_linear, ge_bmm, ge_pack, ge_linear_packed, ge_unpack, ge_threads, ge_describe},
+    {"gen-sgemm", ge_linear, ge_bmm, NULL, NULL, NULL, ge_threads, ge_describe},
 #endif
-    {"generic", gn_linear, gn_bmm, gn_threads, gn_describe},
+    {"generic", gn_linear, gn_bmm, NULL, NULL, NULL, gn_threads, gn_describe},
 };
 
 const mct_blk_backend *mct_blk_backends(int *n)
@@ -189,6 +208,9 @@ struct mct_blk {
     float *kc, *vc;         /* [seq, kv_heads*head_dim] */
     float *t, *q, *kn, *vn, *att, *ao, *h, *g, *u, *sc;
     float *rope_cos, *rope_sin; /* [seq, head_dim/2] */
+    /* weights packed by a backend's pack: q k v o gate up down */
+    const mct_blk_backend *pk_be[4];
+    void *pk[4][7];
 };
 
 static uint64_t rng_next(uint64_t *s)
@@ -222,6 +244,10 @@ void mct_blk_destroy(mct_blk *b)
                     b->rope_cos, b->rope_sin};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 7 && b->pk_be[i]; j++)
+            if (b->pk[i][j])
+                b->pk_be[i]->unpack(b->pk[i][j]);
     free(b);
 }
 
@@ -330,6 +356,23 @@ static void rope(const mct_blk *b, float *x, long M, long nh, long p0)
     }
 }
 
+/* C = A W^T for weight number wi, through the backend's packed weights when it packs */
+static int lin(mct_blk *b, const mct_blk_backend *be, int wi, long M, long N, long K,
+               const float *A, const float *W, float *C)
+{
+    if (!be->pack)
+        return be->linear(M, N, K, A, W, C);
+    int s = 0;
+    while (s < 4 && b->pk_be[s] && b->pk_be[s] != be)
+        s++;
+    if (s == 4)
+        return be->linear(M, N, K, A, W, C);    /* more packing backends than slots */
+    b->pk_be[s] = be;
+    if (!b->pk[s][wi] && !(b->pk[s][wi] = be->pack(N, K, W)))
+        return -2;
+    return be->linear_packed(b->pk[s][wi], M, N, K, A, C);
+}
+
 int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *x, float *out)
 {
     const mct_blk_cfg *c = &b->c;
@@ -340,8 +383,9 @@ int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *
         return -1;
     /* attention */
     rmsnorm(x, b->n1, b->t, M, H, c->eps);
-    if ((r = be->linear(M, Q, H, b->t, b->wq, b->q)) || (r = be->linear(M, KV, H, b->t, b->wk,
-        b->kn)) || (r = be->linear(M, KV, H, b->t, b->wv, b->vn)))
+    if ((r = lin(b, be, 0, M, Q, H, b->t, b->wq, b->q)) ||
+        (r = lin(b, be, 1, M, KV, H, b->t, b->wk, b->kn)) ||
+        (r = lin(b, be, 2, M, KV, H, b->t, b->wv, b->vn)))
         return r;
     rope(b, b->q, M, nh, ctx);
     rope(b, b->kn, M, nkv, ctx);
@@ -370,18 +414,18 @@ int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *
     /* ao[i, h] = P[h, i, :] V[:, h / group] */
     if ((r = be->bmm(0, nh, nh / nkv, M, hd, S, b->att, S, M * S, b->vc, KV, hd, b->ao, Q, hd)))
         return r;
-    if ((r = be->linear(M, H, Q, b->ao, b->wo, b->h)))
+    if ((r = lin(b, be, 3, M, H, Q, b->ao, b->wo, b->h)))
         return r;
     for (long i = 0; i < M * H; i++)
         b->h[i] += x[i];
     /* SwiGLU MLP */
     rmsnorm(b->h, b->n2, b->t, M, H, c->eps);
-    if ((r = be->linear(M, NI, H, b->t, b->wg, b->g)) || (r = be->linear(M, NI, H, b->t, b->wu,
-        b->u)))
+    if ((r = lin(b, be, 4, M, NI, H, b->t, b->wg, b->g)) ||
+        (r = lin(b, be, 5, M, NI, H, b->t, b->wu, b->u)))
         return r;
     for (long i = 0; i < M * NI; i++)
         b->g[i] = b->g[i] / (1.0f + expf(-b->g[i])) * b->u[i];
-    if ((r = be->linear(M, H, NI, b->g, b->wd, out)))
+    if ((r = lin(b, be, 6, M, H, NI, b->g, b->wd, out)))
         return r;
     for (long i = 0; i < M * H; i++)
         out[i] += b->h[i];

@@ -12,7 +12,9 @@
  *
  * Backends, chosen at run time: "openblas" (cblas_sgemm), "generic" (a plain blocked C loop nest,
  * untuned) and, when the program is built with -DMCT_BLOCK_GEN=NAME -DMCT_BLOCK_GEN_H='"NAME.h"'
- * against a generated library, "gen" (NAME_sgemm and NAME_bmm). */
+ * against a generated library, "gen" (weights packed once by NAME_prepack_b, projections by
+ * NAME_matmul_packed, attention by NAME_bmm) and "gen-sgemm" (NAME_sgemm on the plain weights
+ * every call, NAME_bmm). */
 #ifndef MCT_LLAMA_BLOCK_H
 #define MCT_LLAMA_BLOCK_H
 
@@ -37,13 +39,21 @@ typedef struct mct_blk_backend {
      * (Q K^T), 0 [K,N] (P V); head b uses A + b*sA, B + (b/group)*sB, C + b*sC. */
     int (*bmm)(int nt, long batch, long group, long M, long N, long K, const float *A, long lda,
                long sA, const float *B, long ldb, long sB, float *C, long ldc, long sC);
+    /* Optional (NULL: every projection goes through linear): packs a weight W [N,K] once into
+     * the backend's layout (returns NULL when out of memory), then linear_packed runs
+     * C[M,N] = A[M,K] * W^T on it; unpack frees it. The block packs each weight on its first
+     * forward, as an inference engine does at load time. */
+    void *(*pack)(long N, long K, const float *W);
+    int (*linear_packed)(const void *P, long M, long N, long K, const float *A, float *C);
+    void (*unpack)(void *P);
     /* Threads the backend's kernels use from now on. */
     void (*set_threads)(int n);
     /* What runs underneath (OpenBLAS core, generated library's CPU table, ...): static text. */
     const char *(*describe)(void);
 } mct_blk_backend;
 
-/* The backends built into this program, in order openblas, gen (when built in), generic; *n
+/* The backends built into this program, in order openblas, gen, gen-sgemm (when built in),
+ * generic; *n
  * gets their count. Static, valid for the life of the process. */
 const mct_blk_backend *mct_blk_backends(int *n);
 /* The backend NAME, or NULL. */

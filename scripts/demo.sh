@@ -7,7 +7,7 @@
 #
 # Settings (environment or make variables):
 #   BUDGET=8        samples per workload (the untuned schedule included)
-#   DEMO_M=1,16,128 token counts tuned per layer
+#   DEMO_M=1,4,16,128 token counts tuned per layer
 #   THREADS=1       kernel threads
 #   BUILD=build     build folder; the demo's files go to $BUILD/demo (database: $BUILD/demo/db)
 #   DEPS=1          run scripts/install-deps.sh first (0: skip)
@@ -16,7 +16,7 @@ set -eu
 
 BUILD=${BUILD:-build}
 BUDGET=${BUDGET:-8}
-DEMO_M=${DEMO_M:-1,16,128}
+DEMO_M=${DEMO_M:-1,4,16,128}
 THREADS=${THREADS:-1}
 DEPS=${DEPS:-1}
 COOPERLAKE=${COOPERLAKE:-1}
