@@ -1,6 +1,8 @@
 /* mctune measure: compile, check and time one schedule (or a raw C kernel), optionally against
  * OpenBLAS on the same data in the same child process. */
 #include "tuner/cli.h"
+
+extern char *openblas_get_corename(void);
 #include "tuner/measure.h"
 #include "tuner/oracle.h"
 
@@ -226,8 +228,9 @@ int mct_cmd_measure(int argc, char **argv)
     if (o.baseline && res.status == MCT_MEAS_OK) {
         if (res.has_baseline) {
             print_time("baseline   OpenBLAS ", res.base_median_s);
-            printf(" median with %s, %.2f GFLOP/s (epilogue not included)\n", res.base_name,
-                   res.base_gflops);
+            printf(" median with %s, %.2f GFLOP/s (epilogue not included; OpenBLAS core %s%s)\n",
+                   res.base_name, res.base_gflops, openblas_get_corename(),
+                   getenv("OPENBLAS_CORETYPE") ? ", forced by OPENBLAS_CORETYPE" : "");
             printf("ratio      %.2fx the speed of OpenBLAS (>1: the candidate is faster)\n",
                    res.base_median_s / res.median_s);
         } else {
