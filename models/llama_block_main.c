@@ -230,6 +230,13 @@ int main(int argc, char **argv)
     if (gi < 0 && oi >= 0 && ni >= 0)
         printf(" | openblas/generic");
     printf("\n");
+    /* a backend that packs weights does it on its first forward, as an engine does at load
+     * time: not part of any timing below */
+    for (int k = 0; k < nbe; k++)
+        if (be[k]->pack && mct_blk_forward(b, be[k], 1, x, y)) {
+            fprintf(stderr, "llama_block: %s could not pack the weights\n", be[k]->name);
+            goto fail;
+        }
     for (int i = 0; i < nm; i++)
         for (int t = 0; t < nt; t++) {
             long M = ms[i];
