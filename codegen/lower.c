@@ -192,6 +192,11 @@ static void analyse_fast(const lw_t *L, fast_t *f)
     }
     int pc = cg_pos(s, s->cw), n = s->nloops;
     int q = pc + 1, first_i = -1, first_j = -1;
+    for (int o = 0; o < 2; o++)
+        if (s->pack[o].on && s->pack[o].at >= 0 && cg_pos(s, s->pack[o].at) > pc) {
+            snprintf(f->why, sizeof f->why, "%c is packed inside the tile", "AB"[o]);
+            return;
+        }
     /* runtime k loops first */
     for (; q < n; q++) {
         const cg_loop *l = &s->loops[s->order[q]];

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef int (*kern_fn)(long, long, long, const float *, long, const float *, long, float *, long,
@@ -426,6 +427,48 @@ static void test_property(void)
     if (failures == 0 && system(cmd)) {}
 }
 
+/* The command line: `mctune show` prints both lowerings; bad input exits non-zero with a message
+ * naming the bad value. */
+static int run_cli(const char *args, char *out, size_t len)
+{
+    const char *bin = getenv("MCTUNE") ? getenv("MCTUNE") : "build/mctune";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void)
+{
+    static char out[1 << 16];
+    const char *bin = getenv("MCTUNE") ? getenv("MCTUNE") : "build/mctune";
+    if (access(bin, X_OK)) {
+        printf("note: %s not built; command-line checks skipped\n", bin);
+        return;
+    }
+    CHECK(run_cli("show 'matmul f32 nt M=16 N=64 K=64 epi=none' --schedule "
+                  "'tile(j, 32); tile(k, 16); reorder(i, j0, k0, j1, k1); cache_write(j0); "
+                  "unroll(j1, 32); vectorize(k1)'", out, sizeof out) == 0 &&
+          strstr(out, "for j0 in") && strstr(out, "int mct_kernel("));
+    CHECK(run_cli("show --help", out, sizeof out) == 0 && strstr(out, "usage: mctune show"));
+    CHECK(run_cli("show", out, sizeof out) == 2 && strstr(out, "missing WORKLOAD"));
+    CHECK(run_cli("show 'matmul f32 nt M=1 N=1 K=1' --bogus", out, sizeof out) == 2 &&
+          strstr(out, "--bogus"));
+    CHECK(run_cli("show 'matmul f32 nt M=1 N=1 K=1' --schedule", out, sizeof out) == 2 &&
+          strstr(out, "needs a value"));
+    CHECK(run_cli("show 'matmul f32 nt M=0 N=4 K=4'", out, sizeof out) == 1 &&
+          strstr(out, "M=0"));
+    CHECK(run_cli("show 'matmul f32 nt M=4 N=4 K=4' --schedule 'vectorize(i)'", out,
+                  sizeof out) == 1 && strstr(out, "vectorize i"));
+    CHECK(run_cli("frobnicate", out, sizeof out) == 2 && strstr(out, "unknown command"));
+    CHECK(run_cli("--help", out, sizeof out) == 0 && strstr(out, "commands:"));
+}
+
 /* MCTUNE_TEST_CASE='WORKLOAD|SCHEDULE|VLEN' runs one case (for reproducing a failure). */
 static int one_case(const char *spec)
 {
@@ -462,6 +505,7 @@ int main(void)
         return one_case(getenv("MCTUNE_TEST_CASE"));
     test_workloads();
     test_schedules();
+    test_cli();
     test_property();
     return check_done();
 }
