@@ -2,7 +2,10 @@
  * Each test program ends with `return check_done();`, which prints "N passed, N failed". */
 #ifndef MCT_TESTS_CHECK_H
 #define MCT_TESTS_CHECK_H
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
 
 static int check_pass_, check_fail_;
 #define CHECK(e) do { if (e) check_pass_++; else { check_fail_++; \
@@ -10,6 +13,33 @@ static int check_pass_, check_fail_;
 #define CHECKF(e, ...) do { if (e) check_pass_++; else { check_fail_++; \
     fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #e); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+/* Runs a shell command built printf-style, keeps up to len-1 bytes of what it prints (stdout;
+ * add 2>&1 for stderr) in out (may be NULL), reads the rest so the command never blocks, and
+ * returns its exit status (-1 when it did not exit normally). */
+static inline __attribute__((format(printf, 3, 4))) int check_sh(char *out, size_t len,
+                                                               const char *fmt, ...)
+{
+    char cmd[8192], buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = 0, got;
+    while ((got = fread(buf, 1, sizeof buf, p)) > 0)
+        if (out && n + 1 < len) {
+            size_t k = got < len - 1 - n ? got : len - 1 - n;
+            memcpy(out + n, buf, k);
+            n += k;
+        }
+    if (out && len)
+        out[n] = 0;
+    int st = pclose(p);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 static inline int check_done(void)
 {
     printf("%d passed, %d failed\n", check_pass_, check_fail_);

@@ -16,32 +16,6 @@ static char dir[256], root[512];
 
 /* Runs a shell command, its output into out (NUL-terminated, may be NULL); returns its exit
  * status, -1 when it did not exit. */
-static int sh(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-#include <stdarg.h>
-static int sh(char *out, size_t len, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = 0;
-    char buf[4096];
-    size_t got;
-    while ((got = fread(buf, 1, sizeof buf, p)) > 0)
-        if (out && n + 1 < len) {
-            size_t k = got < len - 1 - n ? got : len - 1 - n;
-            memcpy(out + n, buf, k);
-            n += k;
-        }
-    if (out)
-        out[n] = 0;
-    int st = pclose(p);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int count(const char *s, const char *what)
 {
@@ -80,20 +54,20 @@ int main(void)
     }
 
     /* openblas and generic */
-    int rc = sh(out, sizeof out, "cc -std=c11 -D_GNU_SOURCE -O1 -g -fopenmp %s -I%s -o "
+    int rc = check_sh(out, sizeof out, "cc -std=c11 -D_GNU_SOURCE -O1 -g -fopenmp %s -I%s -o "
                 "%s/block %s/models/llama_block.c %s/models/llama_block_main.c %s -lm 2>&1", san,
                 root, dir, root, root, blas);
     CHECKF(rc == 0, "block build: %.3000s", out);
-    rc = sh(out, sizeof out, "%s/block --check --small 2>&1", dir);
+    rc = check_sh(out, sizeof out, "%s/block --check --small 2>&1", dir);
     CHECKF(rc == 0 && strstr(out, "check: all backends agree") &&
            count(out, " openblas max |diff| ") == 4 && count(out, " generic  max |diff| ") == 4
            && count(out, ": ok\n") == 8, "block --check: %.3000s", out);
     /* the check can fail: a tolerance no f32 reordering meets flags the generic backend */
-    rc = sh(out, sizeof out, "%s/block --check --small --m 16 --tol 1e-12 2>&1", dir);
+    rc = check_sh(out, sizeof out, "%s/block --check --small --m 16 --tol 1e-12 2>&1", dir);
     CHECKF(rc == 1 && strstr(out, "generic  max") && strstr(out, "MISMATCH") &&
            strstr(out, "check: FAILED"), "block --check --tol 1e-12: %.3000s", out);
     /* bench runs and prints a row per M and thread count */
-    rc = sh(out, sizeof out, "%s/block --bench --small --m 1,64 --threads 1 --min-time 0.01 2>&1",
+    rc = check_sh(out, sizeof out, "%s/block --bench --small --m 1,64 --threads 1 --min-time 0.01 2>&1",
             dir);
     CHECKF(rc == 0 && strstr(out, "decode       1       1 |") &&
            strstr(out, "prefill     64       1 |") && strstr(out, "openblas/generic"),
@@ -106,21 +80,21 @@ int main(void)
                 mctune);
         CHECK(0);
     } else {
-        rc = sh(out, sizeof out, "%s tune --db %s/db --workload 'matmul f32 nt M=16 N=256 K=256 "
+        rc = check_sh(out, sizeof out, "%s tune --db %s/db --workload 'matmul f32 nt M=16 N=256 K=256 "
                 "epi=none' --budget 3 --min-time 0.01 2>&1 && %s tune --db %s/db --workload "
                 "'bmm f32 nt B=8 G=4 M=16 N=64 K=32 epi=none' --budget 2 --min-time 0.01 2>&1",
                 mctune, dir, mctune, dir);
         CHECKF(rc == 0 && count(out, "done: 1 tuned") == 2, "tune: %.3000s", out);
-        rc = sh(out, sizeof out, "%s gen --db %s/db --out %s/gen --name tblk --cpus host 2>&1",
+        rc = check_sh(out, sizeof out, "%s gen --db %s/db --out %s/gen --name tblk --cpus host 2>&1",
                 mctune, dir, dir);
         CHECKF(rc == 0, "gen: %.3000s", out);
-        rc = sh(out, sizeof out, "cd %s/gen && cc -std=c11 -O1 -g -fopenmp %s -c tblk.c 2>&1 && "
+        rc = check_sh(out, sizeof out, "cd %s/gen && cc -std=c11 -O1 -g -fopenmp %s -c tblk.c 2>&1 && "
                 "cc -std=c11 -D_GNU_SOURCE -O1 -g -fopenmp %s -I%s -I. -DMCT_BLOCK_GEN=tblk "
                 "-DMCT_BLOCK_GEN_H='\"tblk.h\"' -o %s/block-gen %s/models/llama_block.c "
                 "%s/models/llama_block_main.c tblk.o %s -lm 2>&1", dir, san, san, root, dir, root,
                 root, blas);
         CHECKF(rc == 0, "block-gen build: %.3000s", out);
-        rc = sh(out, sizeof out, "TBLK_DEBUG=1 %s/block-gen --check --small 2>&1", dir);
+        rc = check_sh(out, sizeof out, "TBLK_DEBUG=1 %s/block-gen --check --small 2>&1", dir);
         CHECKF(rc == 0 && strstr(out, "check: all backends agree") &&
                count(out, " gen      max |diff| ") == 4 &&
                count(out, " gen-sgemm max |diff| ") == 4 && count(out, ": ok\n") == 16 &&
@@ -130,6 +104,6 @@ int main(void)
         CHECKF(strstr(out, "k_matmul_f32_") && strstr(out, "k_bmm_f32_"),
                "no tuned kernel named in the gen debug log: %.4000s", out);
     }
-    sh(NULL, 0, "rm -rf %s", dir);
+    check_sh(NULL, 0, "rm -rf %s", dir);
     return check_done();
 }

@@ -429,18 +429,11 @@ static void test_property(void)
 
 /* The command line: `mctune show` prints both lowerings; bad input exits non-zero with a message
  * naming the bad value. */
+
 static int run_cli(const char *args, char *out, size_t len)
 {
     const char *bin = getenv("MCTUNE") ? getenv("MCTUNE") : "build/mctune";
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return check_sh(out, len, "%s %s 2>&1", bin, args);
 }
 
 static void test_cli(void)

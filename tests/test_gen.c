@@ -20,33 +20,6 @@ static char dir[256], srcdir[512];
 static int sanitized;
 
 /* Runs a shell command; stdout+stderr into out (may be NULL). Returns the exit status. */
-static int sh(char *out, size_t outlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int sh(char *out, size_t outlen, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    size_t n = 0;
-    if (!p)
-        return -1;
-    if (out && outlen)
-        out[0] = 0;
-    char buf[4096];
-    size_t r;
-    while ((r = fread(buf, 1, sizeof buf, p)) > 0)
-        if (out && n + 1 < outlen) {
-            size_t c = r < outlen - 1 - n ? r : outlen - 1 - n;
-            memcpy(out + n, buf, c);
-            n += c;
-            out[n] = 0;
-        }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int put(mct_db *db, const mct_cpu *c, const char *wl, const char *sched, uint64_t *rng)
 {
@@ -171,18 +144,18 @@ int main(void)
     mct_cpu_key_format(mct_cpu_key(mct_cpu_host()), hostkey);
 
     /* bad invocations are refused with a message */
-    CHECK(sh(out, sizeof out, "%s gen --db %s/db --out %s/out 2>&1", mctune, dir, dir) == 2 &&
+    CHECK(check_sh(out, sizeof out, "%s gen --db %s/db --out %s/out 2>&1", mctune, dir, dir) == 2 &&
           strstr(out, "--name"));
-    CHECK(sh(out, sizeof out, "%s gen --db %s/db --out %s/out --name 9x 2>&1", mctune, dir, dir)
+    CHECK(check_sh(out, sizeof out, "%s gen --db %s/db --out %s/out --name 9x 2>&1", mctune, dir, dir)
           == 1 && strstr(out, "'9x'"));
-    CHECK(sh(out, sizeof out, "%s gen --db %s/db --out %s/out --name tk --cpus 12 2>&1", mctune,
+    CHECK(check_sh(out, sizeof out, "%s gen --db %s/db --out %s/out --name tk --cpus 12 2>&1", mctune,
              dir, dir) == 1 && strstr(out, "'12'"));
 
     /* generate */
-    int rc = sh(out, sizeof out, "%s gen --db %s/db --out %s/out --name tk 2>&1", mctune, dir, dir);
+    int rc = check_sh(out, sizeof out, "%s gen --db %s/db --out %s/out --name tk 2>&1", mctune, dir, dir);
     CHECKF(rc == 0 && strstr(out, "3 CPU tables"), "gen: %s", out);
     if (rc) {
-        sh(NULL, 0, "rm -rf %s", dir);
+        check_sh(NULL, 0, "rm -rf %s", dir);
         return check_done();
     }
     snprintf(path, sizeof path, "%s/out/tk.c", dir);
@@ -192,10 +165,10 @@ int main(void)
           strstr(line, "signature") && strstr(line, "date"));
     if (f)
         fclose(f);
-    CHECK(sh(out, sizeof out, "grep -c '^ \\* schedule: ' %s/out/tk.c", dir) == 0 &&
+    CHECK(check_sh(out, sizeof out, "grep -c '^ \\* schedule: ' %s/out/tk.c", dir) == 0 &&
           atoi(out) >= 10);
-    CHECK(sh(out, sizeof out, "grep -l 'k_matmul_f32_avx2_' %s/out/tk.c", dir) == 0);
-    CHECK(sh(NULL, 0, "head -1 %s/out/tk.h | grep -q 'do not edit' && head -1 %s/out/Makefile |"
+    CHECK(check_sh(out, sizeof out, "grep -l 'k_matmul_f32_avx2_' %s/out/tk.c", dir) == 0);
+    CHECK(check_sh(NULL, 0, "head -1 %s/out/tk.h | grep -q 'do not edit' && head -1 %s/out/Makefile |"
              " grep -q generated && grep -q '^Libs: .*-ltk' %s/out/tk.pc", dir, dir, dir) == 0);
 
     /* builds without warnings, with gcc and clang, no -march */
@@ -203,13 +176,13 @@ int main(void)
     for (int i = 0; i < 2; i++) {
         if ((sanitized && i) || !has_cc(ccs[i]))
             continue;
-        rc = sh(out, sizeof out, "cd %s/out && %s -std=c11 -O2 -Wall -Wextra -Werror -c tk.c -o "
+        rc = check_sh(out, sizeof out, "cd %s/out && %s -std=c11 -O2 -Wall -Wextra -Werror -c tk.c -o "
                 "tk_%s.o 2>&1", dir, ccs[i], ccs[i]);
         CHECKF(rc == 0, "%s: %.3000s", ccs[i], out);
     }
     /* the generated Makefile: static and shared library, install */
     if (!sanitized) {
-        rc = sh(out, sizeof out, "cd %s/out && make -s && make -s install PREFIX=%s/inst 2>&1 && "
+        rc = check_sh(out, sizeof out, "cd %s/out && make -s && make -s install PREFIX=%s/inst 2>&1 && "
                 "PKG_CONFIG_PATH=%s/inst/lib/pkgconfig pkg-config --libs tk", dir, dir, dir);
         CHECKF(rc == 0 && strstr(out, "-ltk") && access(path, R_OK) == 0, "make: %s", out);
     }
@@ -219,13 +192,13 @@ int main(void)
     snprintf(cmd, sizeof cmd, "cd %s/out && cc -std=c11 -O1 -g %s -I. -o consumer "
              "%s/gen_consumer.c tk.c $(pkg-config --cflags --libs openblas 2>/dev/null || echo "
              "-lopenblas) -lm 2>&1", dir, san, srcdir[0] == '/' ? srcdir : "$OLDPWD/tests");
-    rc = sh(out, sizeof out, "%s", cmd);
+    rc = check_sh(out, sizeof out, "%s", cmd);
     CHECKF(rc == 0, "consumer build: %.3000s", out);
     if (rc) {
-        sh(NULL, 0, "rm -rf %s", dir);
+        check_sh(NULL, 0, "rm -rf %s", dir);
         return check_done();
     }
-    rc = sh(out, sizeof out, "cd %s/out && ./consumer %s 2>&1", dir, sanitized ? "quick" : "full");
+    rc = check_sh(out, sizeof out, "cd %s/out && ./consumer %s 2>&1", dir, sanitized ? "quick" : "full");
     CHECKF(rc == 0 && strstr(out, "RESULT pass=") && strstr(out, "fail=0") &&
            strstr(out, "exact CPU"), "consumer: %.4000s", out);
     printf("%.200s", out);
@@ -236,7 +209,7 @@ int main(void)
     for (int t = 0; t < 4; t++) {
         if (t > (int)ht || (sanitized && t != MCT_TIER_AVX2))
             continue;
-        rc = sh(out, sizeof out, "cd %s/out && TK_CPU=%s ./consumer quick 2>&1", dir, tiers[t]);
+        rc = check_sh(out, sizeof out, "cd %s/out && TK_CPU=%s ./consumer quick 2>&1", dir, tiers[t]);
         char want[64];
         /* avx2: the synthetic Haswell; avx512: the synthetic AMD (when the host has avx512) */
         snprintf(want, sizeof want, t == MCT_TIER_AVX2 ? "GenuineIntel 6/63 avx2" :
@@ -246,40 +219,40 @@ int main(void)
                "TK_CPU=%s: want '%s' in: %.3000s", tiers[t], want, out);
     }
     /* a CPU key: the other vendor's table */
-    rc = sh(out, sizeof out, "cd %s/out && TK_CPU=%s ./consumer quick 2>&1", dir, amdkey);
+    rc = check_sh(out, sizeof out, "cd %s/out && TK_CPU=%s ./consumer quick 2>&1", dir, amdkey);
     CHECKF(rc == 0 && strstr(out, "fail=0") && strstr(out, "AuthenticAMD"), "%.3000s", out);
     /* refusals: a tier the host lacks, an unknown key, nonsense; the ladder's choice is used */
     if (ht < MCT_TIER_AMX) {
-        rc = sh(out, sizeof out, "cd %s/out && TK_CPU=amx ./consumer quick 2>&1", dir);
+        rc = check_sh(out, sizeof out, "cd %s/out && TK_CPU=amx ./consumer quick 2>&1", dir);
         CHECKF(rc == 0 && strstr(out, "TK_CPU=amx: this CPU supports only up to") &&
                strstr(out, "exact CPU") && strstr(out, "fail=0"), "%.3000s", out);
     }
-    rc = sh(out, sizeof out, "cd %s/out && TK_CPU=00000000deadbeef ./consumer quick 2>&1", dir);
+    rc = check_sh(out, sizeof out, "cd %s/out && TK_CPU=00000000deadbeef ./consumer quick 2>&1", dir);
     CHECKF(rc == 0 && strstr(out, "no table for that CPU key") && strstr(out, "fail=0"), "%.3000s",
            out);
-    rc = sh(out, sizeof out, "cd %s/out && TK_CPU=fast ./consumer quick 2>&1", dir);
+    rc = check_sh(out, sizeof out, "cd %s/out && TK_CPU=fast ./consumer quick 2>&1", dir);
     CHECKF(rc == 0 && strstr(out, "neither a CPU key") && strstr(out, "fail=0"), "%.3000s", out);
     /* debug log: the choice, tuned kernels and fallbacks */
-    rc = sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 ./consumer quick 2>&1", dir);
+    rc = check_sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 ./consumer quick 2>&1", dir);
     CHECKF(rc == 0 && strstr(out, "tk: using") && strstr(out, "-> tuned k_matmul_f32_") &&
            strstr(out, "-> generic") && strstr(out, hostkey), "%.3000s", out);
 
     /* cblas drop-in: OpenBLAS program, generated library preloaded */
     if (!sanitized) {
-        rc = sh(out, sizeof out, "cd %s/out && cc -std=c11 -O2 -fPIC -shared -DTK_PROVIDE_CBLAS "
+        rc = check_sh(out, sizeof out, "cd %s/out && cc -std=c11 -O2 -fPIC -shared -DTK_PROVIDE_CBLAS "
                 "-Wall -Wextra -Werror -o libtkblas.so tk.c 2>&1 && cc -std=c11 -O1 -I. -o dropin "
                 "%s/gen_consumer.c libtk.a $(pkg-config --cflags --libs openblas 2>/dev/null || "
                 "echo -lopenblas) -lm 2>&1", dir, srcdir[0] == '/' ? srcdir : "$OLDPWD/tests");
         CHECKF(rc == 0, "drop-in build: %.3000s", out);
-        rc = sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 LD_PRELOAD=./libtkblas.so ./dropin dropin"
+        rc = check_sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 LD_PRELOAD=./libtkblas.so ./dropin dropin"
                 " 2>&1", dir);
         CHECKF(rc == 0 && strstr(out, "fail=0") && strstr(out, "sgemm nt M=16 N=64 K=96 -> tuned")
                && strstr(out, "sgemm nt M=40 N=64 K=96 -> tuned") && !strstr(out, "-> generic"),
                "%.3000s", out);
         /* without the preload: OpenBLAS alone, same answers */
-        rc = sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 ./dropin dropin 2>&1", dir);
+        rc = check_sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 ./dropin dropin 2>&1", dir);
         CHECKF(rc == 0 && strstr(out, "fail=0") && !strstr(out, "-> tuned k_"), "%.3000s", out);
     }
-    sh(NULL, 0, "rm -rf %s", dir);
+    check_sh(NULL, 0, "rm -rf %s", dir);
     return check_done();
 }

@@ -21,20 +21,11 @@ static int documented(const char *needle)
     return ok;
 }
 
-/* Runs a shell command line (with $M = the mctune binary and $D = the temp folder); returns the
- * exit status and keeps the output in out. */
+/* Runs a command line with $M = the mctune binary and $D = the temp folder, from that folder. */
 static int sh(const char *cmdline, char *out, size_t len)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd %s && M=%s D=%s; export M D; ( %s ) 2>&1", dir, bin, dir,
-             cmdline);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    int rc = check_sh(out, len, "cd %s && M=%s D=%s; export M D; ( %s ) 2>&1", dir, bin, dir,
+                      cmdline);
     if (rc)
         fprintf(stderr, "command failed (%d): %s\n%s\n", rc, cmdline, out);
     return rc;
