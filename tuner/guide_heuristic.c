@@ -117,7 +117,7 @@ typedef struct model {
     int V, nreg;
     long L1, L2, L3;
     long M, N, K;
-    int bmm, threads;
+    int bmm, threads, nn;
 } model;
 
 static void model_of(const mct_guide_ctx *c, model *m)
@@ -132,6 +132,7 @@ static void model_of(const mct_guide_ctx *c, model *m)
     m->N = (long)c->w->N;
     m->K = (long)c->w->K;
     m->bmm = c->w->op == MCT_OP_BMM;
+    m->nn = c->w->layout == MCT_NN;
     m->threads = c->threads > 0 ? c->threads : 1;
 }
 
@@ -184,13 +185,15 @@ static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int 
                  m->bmm ? "b" : (m->N / nc >= m->threads ? "j0" : "j1"));
 }
 
-/* The dot form for small M: k vectorized, nr rows of B at once. */
+/* The dot form for small M: k vectorized, nr rows of B at once (B stored [K,N] is first copied
+ * into rows along k for the nr columns of the tile). */
 static void dot_text(const model *m, int nr, int kv, int outer_j, char *out, size_t len)
 {
     const char *b = m->bmm ? "b, " : "";
-    int n = snprintf(out, len, "tile(j, %d); tile(k, %d); reorder(%s%s); cache_write(j0); "
+    int n = snprintf(out, len, "tile(j, %d); tile(k, %d); reorder(%s%s); %scache_write(j0); "
                      "unroll(j1, %d); vectorize(k1)", nr, kv, b,
-                     outer_j ? "j0, i, k0, j1, k1" : "i, j0, k0, j1, k1", nr);
+                     outer_j ? "j0, i, k0, j1, k1" : "i, j0, k0, j1, k1",
+                     m->nn ? "pack(B, j0, k); " : "", nr);
     if (m->threads > 1 && n > 0 && (size_t)n < len)
         snprintf(out + n, len - (size_t)n, "; parallel(%s)", m->bmm ? "b" : "j0");
 }
@@ -377,6 +380,24 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
     int mrs[8], nvs[8];
     int nt = reg_tiles(&m, mrs, nvs);
     long kc0 = pow2_floor(m.L1 / (nvs[0] * m.V * 4));
+    if (m.M <= 4 && m.nn) {
+        /* B stored [K,N]: its rows are contiguous along j, so the outer-product form streams them
+         * in place: all M rows at once, nv vectors of columns, k innermost */
+        for (int nv = 4; nv >= 1; nv /= 2)
+            if (m.M * nv + nv + 1 <= m.nreg && m.N >= nv * m.V) {
+                const char *b = m.bmm ? "b, " : "";
+                if (m.M == 1)
+                    snprintf(t, sizeof t, "tile(j, %d); reorder(%si, j0, k, j1); cache_write(j0); "
+                             "vectorize(j1)%s", nv * m.V, b, m.threads > 1 && !m.bmm ?
+                             "; parallel(j0)" : m.threads > 1 ? "; parallel(b)" : "");
+                else
+                    snprintf(t, sizeof t, "tile(i, %ld); tile(j, %d); reorder(%si0, j0, k, i1, j1); "
+                             "cache_write(j0); unroll(i1, %ld); vectorize(j1)%s", m.M, nv * m.V, b,
+                             m.M, m.threads > 1 && !m.bmm ? "; parallel(j0)" :
+                             m.threads > 1 ? "; parallel(b)" : "");
+                padd(p, "%s", t);
+            }
+    }
     if (m.M <= 4) {
         int nrs[] = {8, 4, 6, 12, 16};
         for (int i = 0; i < 5; i++)
