@@ -398,6 +398,12 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
                 padd(p, "%s", t);
             }
     }
+    if (m.M > 1 && m.M <= 4 && !blis && nt > 0) {
+        /* a few rows: a register tile of all M rows over prepacked B panels streams the weights
+         * once, where the dot form re-reads them per row; try it first, with B prefetched */
+        blis_text(&m, mrs[0], nvs[0], kc0, 1, 8, t, sizeof t);
+        padd(p, "%s", t);
+    }
     if (m.M <= 4) {
         int nrs[] = {8, 4, 6, 12, 16};
         for (int i = 0; i < 5; i++)
