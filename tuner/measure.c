@@ -1257,7 +1257,7 @@ fail:
         cand_free(&c[i]);
     free(c);
     if (rc && *err && n)
-        snprintf(out[0].detail, sizeof out[0].detail, "harness: %s", err);
+        snprintf(out[0].detail, sizeof out[0].detail, "harness: %.500s", err);
     return rc;
 }
 
