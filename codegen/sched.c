@@ -15,19 +15,6 @@
 
 static const char axis_ch[AX_N] = {'b', 'i', 'j', 'k'};
 
-static int why_f(char *why, size_t len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int why_f(char *why, size_t len, int code, const char *fmt, ...)
-{
-    if (why && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static int64_t dim_of(const mct_workload *w, int ax)
 {
     switch (ax) {
@@ -205,16 +192,16 @@ static int parse_tx(const char **p, tx_t *t, char *why, size_t len)
     int n = 0;
     while (isalnum((unsigned char)*s) || *s == '_') {
         if (n + 1 >= (int)sizeof t->name)
-            return why_f(why, len, MCT_EINVAL, "transformation name too long near '%.20s'", *p);
+            return mct_errf(why, len, MCT_EINVAL, "transformation name too long near '%.20s'", *p);
         t->name[n++] = *s++;
     }
     t->name[n] = 0;
     if (!n)
-        return why_f(why, len, MCT_EINVAL, "expected a transformation near '%.30s'", s);
+        return mct_errf(why, len, MCT_EINVAL, "expected a transformation near '%.30s'", s);
     while (isspace((unsigned char)*s))
         s++;
     if (*s != '(')
-        return why_f(why, len, MCT_EINVAL, "%s: expected '(' after the name", t->name);
+        return mct_errf(why, len, MCT_EINVAL, "%s: expected '(' after the name", t->name);
     s++;
     t->nargs = 0;
     for (;;) {
@@ -226,12 +213,12 @@ static int parse_tx(const char **p, tx_t *t, char *why, size_t len)
         }
         int m = 0;
         if (t->nargs == MAXARGS)
-            return why_f(why, len, MCT_EINVAL, "%s: too many arguments", t->name);
+            return mct_errf(why, len, MCT_EINVAL, "%s: too many arguments", t->name);
         /* accept an optional name= prefix (at=, loop=, ...) for readability */
         const char *a0 = s;
         while (isalnum((unsigned char)*s) || *s == '_' || *s == '-' || *s == '"' || *s == '\'') {
             if (m + 1 >= 24)
-                return why_f(why, len, MCT_EINVAL, "%s: argument too long", t->name);
+                return mct_errf(why, len, MCT_EINVAL, "%s: argument too long", t->name);
             if (*s != '"' && *s != '\'')
                 t->args[t->nargs][m++] = *s;
             s++;
@@ -244,7 +231,7 @@ static int parse_tx(const char **p, tx_t *t, char *why, size_t len)
             while (isalnum((unsigned char)*s) || *s == '_' || *s == '-' || *s == '"' ||
                    *s == '\'') {
                 if (m + 1 >= 24)
-                    return why_f(why, len, MCT_EINVAL, "%s: argument too long", t->name);
+                    return mct_errf(why, len, MCT_EINVAL, "%s: argument too long", t->name);
                 if (*s != '"' && *s != '\'')
                     t->args[t->nargs][m++] = *s;
                 s++;
@@ -252,7 +239,7 @@ static int parse_tx(const char **p, tx_t *t, char *why, size_t len)
         }
         t->args[t->nargs][m] = 0;
         if (!m)
-            return why_f(why, len, MCT_EINVAL, "%s: empty or malformed argument near '%.20s'",
+            return mct_errf(why, len, MCT_EINVAL, "%s: empty or malformed argument near '%.20s'",
                          t->name, a0);
         t->nargs++;
         while (isspace((unsigned char)*s))
@@ -265,7 +252,7 @@ static int parse_tx(const char **p, tx_t *t, char *why, size_t len)
             s++;
             break;
         }
-        return why_f(why, len, MCT_EINVAL, "%s: expected ',' or ')' near '%.20s'", t->name, s);
+        return mct_errf(why, len, MCT_EINVAL, "%s: expected ',' or ')' near '%.20s'", t->name, s);
     }
     while (isspace((unsigned char)*s))
         s++;
@@ -289,7 +276,7 @@ static int find_loop(const mct_sched *s, const char *name, const char *tx, int *
         strcat(list, " ");
         strcat(list, cg_loop_name(s, s->order[p], buf));
     }
-    return why_f(why, len, MCT_ENOTAPPLIC, "%s %s: no loop named '%s' (loops:%s)", tx, name, name,
+    return mct_errf(why, len, MCT_ENOTAPPLIC, "%s %s: no loop named '%s' (loops:%s)", tx, name, name,
                  list);
 }
 
@@ -299,9 +286,9 @@ static int parse_num(const char *tx, const char *a, long lo, long hi, long *v, c
     char *end;
     long x = strtol(a, &end, 10);
     if (*end || end == a)
-        return why_f(why, len, MCT_EINVAL, "%s: '%s' is not a whole number", tx, a);
+        return mct_errf(why, len, MCT_EINVAL, "%s: '%s' is not a whole number", tx, a);
     if (x < lo || x > hi)
-        return why_f(why, len, MCT_ENOTAPPLIC, "%s: %ld is out of range [%ld, %ld]", tx, x, lo, hi);
+        return mct_errf(why, len, MCT_ENOTAPPLIC, "%s: %ld is out of range [%ld, %ld]", tx, x, lo, hi);
     *v = x;
     return 0;
 }
@@ -313,7 +300,7 @@ static int opd_of(const char *tx, const char *a, int *o, char *why, size_t len)
     else if (!strcmp(a, "B"))
         *o = OPD_B;
     else
-        return why_f(why, len, MCT_EINVAL, "%s: operand '%s' must be A or B", tx, a);
+        return mct_errf(why, len, MCT_EINVAL, "%s: operand '%s' must be A or B", tx, a);
     return 0;
 }
 
@@ -334,14 +321,14 @@ static int parse_layout(mct_sched *s, const char *tx, int opd, const char *a, cg
     int want = opd == OPD_A ? AX_I : AX_J;
     const cg_loop *l = &s->loops[id];
     if (l->axis != want || l->level == 0)
-        return why_f(why, len, MCT_ENOTAPPLIC,
+        return mct_errf(why, len, MCT_ENOTAPPLIC,
                      "%s: layout '%s' must be a tiled %c loop (its block is the panel width) or "
                      "'k' for rows", tx, a, axis_ch[want]);
     pk->panel_axis = want;
     pk->panel_lv = l->level;
     pk->panel_w = s->ax[want].f[l->level];
     if (pk->panel_w > 256)
-        return why_f(why, len, MCT_ENOTAPPLIC, "%s: panel width %lld (block of %s) is over 256",
+        return mct_errf(why, len, MCT_ENOTAPPLIC, "%s: panel width %lld (block of %s) is over 256",
                      tx, (long long)pk->panel_w, a);
     return 0;
 }
@@ -374,17 +361,17 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     long v;
     if (!strcmp(n, "tile")) {
         if (t->nargs < 2 || t->nargs > CG_MAXLV)
-            return why_f(why, len, MCT_EINVAL, "tile: expects tile(LOOP, f1[, f2[, f3]])");
+            return mct_errf(why, len, MCT_EINVAL, "tile: expects tile(LOOP, f1[, f2[, f3]])");
         const char *an = t->args[0];
         int axis = -1;
         for (int a = 0; a < AX_N; a++)
             if (an[0] == axis_ch[a] && (an[1] == 0 || isdigit((unsigned char)an[1])))
                 axis = a;
         if (axis < 0 || !s->ax[axis].present)
-            return why_f(why, len, MCT_ENOTAPPLIC, "tile %s: no axis named '%s' (axes: i j k)",
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "tile %s: no axis named '%s' (axes: i j k)",
                          an, an);
         if (axis == AX_B)
-            return why_f(why, len, MCT_ENOTAPPLIC,
+            return mct_errf(why, len, MCT_ENOTAPPLIC,
                          "tile b: the head loop is not tiled (each head is its own matmul)");
         int64_t f[CG_MAXLV];
         f[0] = dim_of(&s->w, axis);
@@ -393,18 +380,18 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
                 return r;
             f[q] = v;
             if (q > 1 && f[q] >= f[q - 1])
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "tile %s: factors must decrease from outer to inner (%lld then %lld)",
                              an, (long long)f[q - 1], (long long)f[q]);
         }
         int nlev = t->nargs;
         if (s->ax[axis].nlev != 1 && s->ax[axis].nlev != nlev)
-            return why_f(why, len, MCT_ENOTAPPLIC,
+            return mct_errf(why, len, MCT_ENOTAPPLIC,
                          "tile %s: already tiled into %d loops; re-tile with %d factors",
                          an, s->ax[axis].nlev, s->ax[axis].nlev - 1);
         if (s->ax[axis].nlev == 1) {
             if (axis_referenced(s, axis))
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "tile %s: annotations name the untiled loop; tile before them", an);
             set_levels(s, axis, nlev);
         }
@@ -419,16 +406,16 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     }
     if (!strcmp(n, "reorder")) {
         if (t->nargs < 2)
-            return why_f(why, len, MCT_EINVAL, "reorder: name at least two loops");
+            return mct_errf(why, len, MCT_EINVAL, "reorder: name at least two loops");
         int ids[CG_MAXLOOPS], pos[CG_MAXLOOPS];
         for (int q = 0; q < t->nargs; q++) {
             if (t->nargs > s->nloops)
-                return why_f(why, len, MCT_ENOTAPPLIC, "reorder: more loops than the nest has");
+                return mct_errf(why, len, MCT_ENOTAPPLIC, "reorder: more loops than the nest has");
             if ((r = find_loop(s, t->args[q], "reorder", &ids[q], why, len)))
                 return r;
             for (int z = 0; z < q; z++)
                 if (ids[z] == ids[q])
-                    return why_f(why, len, MCT_EINVAL, "reorder: loop %s named twice",
+                    return mct_errf(why, len, MCT_EINVAL, "reorder: loop %s named twice",
                                  t->args[q]);
             pos[q] = cg_pos(s, ids[q]);
         }
@@ -446,7 +433,7 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     if (!strcmp(n, "vectorize") || !strcmp(n, "parallel") || !strcmp(n, "cache_write") ||
         !strcmp(n, "fuse_epilogue")) {
         if (t->nargs != 1)
-            return why_f(why, len, MCT_EINVAL, "%s: expects %s(LOOP)", n, n);
+            return mct_errf(why, len, MCT_EINVAL, "%s: expects %s(LOOP)", n, n);
         if ((r = find_loop(s, t->args[0], n, &id, why, len)))
             return r;
         if (n[0] == 'v') {
@@ -461,7 +448,7 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
             s->cw = id;
         } else {
             if (s->cw != id)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "fuse_epilogue %s: the epilogue can only be fused where the output "
                              "tile is written back; add cache_write(%s) first", t->args[0],
                              t->args[0]);
@@ -471,7 +458,7 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     }
     if (!strcmp(n, "unroll")) {
         if (t->nargs != 2)
-            return why_f(why, len, MCT_EINVAL, "unroll: expects unroll(LOOP, N)");
+            return mct_errf(why, len, MCT_EINVAL, "unroll: expects unroll(LOOP, N)");
         if ((r = find_loop(s, t->args[0], n, &id, why, len)))
             return r;
         if ((r = parse_num("unroll", t->args[1], 1, 64, &v, why, len)))
@@ -482,11 +469,11 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     if (!strcmp(n, "pack")) {
         int o = 0;
         if (t->nargs != 3)
-            return why_f(why, len, MCT_EINVAL, "pack: expects pack(A|B, LOOP, LAYOUT)");
+            return mct_errf(why, len, MCT_EINVAL, "pack: expects pack(A|B, LOOP, LAYOUT)");
         if ((r = opd_of("pack", t->args[0], &o, why, len)))
             return r;
         if (o == OPD_B && s->prepack)
-            return why_f(why, len, MCT_ENOTAPPLIC, "pack B: B is already prepacked");
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "pack B: B is already prepacked");
         cg_pack pk = {.on = 1};
         if ((r = find_loop(s, t->args[1], "pack", &pk.at, why, len)))
             return r;
@@ -497,9 +484,9 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     }
     if (!strcmp(n, "prepack")) {
         if (t->nargs < 2 || t->nargs > 3 || strcmp(t->args[0], "B"))
-            return why_f(why, len, MCT_EINVAL, "prepack: expects prepack(B, LAYOUT[, KCHUNK])");
+            return mct_errf(why, len, MCT_EINVAL, "prepack: expects prepack(B, LAYOUT[, KCHUNK])");
         if (s->w.op != MCT_OP_MATMUL)
-            return why_f(why, len, MCT_ENOTAPPLIC,
+            return mct_errf(why, len, MCT_ENOTAPPLIC,
                          "prepack B: bmm operands are activations, not weights packed ahead of "
                          "time");
         cg_pack pk = {.on = 1, .at = -1};
@@ -510,11 +497,11 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
             if ((r = find_loop(s, t->args[2], "prepack", &kid, why, len)))
                 return r;
             if (s->loops[kid].axis != AX_K || s->loops[kid].level == 0)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "prepack B: k chunk '%s' must be a tiled k loop (its block is the "
                              "chunk)", t->args[2]);
             if (pk.panel_axis != AX_J)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "prepack B: a k chunk needs a j panel layout");
             pk.kb_lv = s->loops[kid].level;
             pk.kb = s->ax[AX_K].f[pk.kb_lv];
@@ -526,7 +513,7 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     if (!strcmp(n, "prefetch")) {
         int o = 0;
         if (t->nargs != 3)
-            return why_f(why, len, MCT_EINVAL, "prefetch: expects prefetch(A|B, LOOP, DISTANCE)");
+            return mct_errf(why, len, MCT_EINVAL, "prefetch: expects prefetch(A|B, LOOP, DISTANCE)");
         if (!strcmp(t->args[0], "C"))
             o = OPD_C;
         else if ((r = opd_of("prefetch", t->args[0], &o, why, len)))
@@ -541,11 +528,11 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
                 return 0;
             }
         if (s->npf == CG_MAXPF)
-            return why_f(why, len, MCT_ENOTAPPLIC, "prefetch: at most %d prefetches", CG_MAXPF);
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "prefetch: at most %d prefetches", CG_MAXPF);
         s->pf[s->npf++] = (cg_pf){.opd = o, .loop = id, .dist = (int)v};
         return 0;
     }
-    return why_f(why, len, MCT_EINVAL,
+    return mct_errf(why, len, MCT_EINVAL,
                  "'%s' is not a transformation (use tile, reorder, vectorize, unroll, parallel, "
                  "cache_write, pack, prepack, fuse_epilogue, prefetch)", n);
 }
@@ -580,7 +567,7 @@ int mct_sched_parse(const mct_workload *w, const char *text, mct_sched **out, ch
     mct_sched *s;
     int r = mct_sched_create(w, &s);
     if (r)
-        return why_f(why, whylen, r, "invalid workload");
+        return mct_errf(why, whylen, r, "invalid workload");
     if ((r = mct_sched_apply(s, text ? text : "", why, whylen))) {
         mct_sched_destroy(s);
         return r;
@@ -621,7 +608,7 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
             if (s->loops[id].axis != a)
                 continue;
             if (s->loops[id].level < last)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "reorder: %s must stay outside %c%d (%c%d iterates within %s's "
                              "block)", cg_loop_name(s, id, nb), axis_ch[a], last, axis_ch[a],
                              last, nb);
@@ -635,20 +622,20 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
         if (l->par) {
             npar++;
             if (l->axis == AX_K)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "parallel %s: a reduction loop; threads would race on C", nb);
         }
         if (l->vec) {
             if (id != inner)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "vectorize %s: not the innermost loop (innermost is %s)", nb,
                              cg_loop_name(s, inner, nb2));
             if (l->axis == AX_I || l->axis == AX_B)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "vectorize %s: C is row-major, so %c is strided; vectorize a j or k "
                              "loop", nb, axis_ch[l->axis]);
             if (l->level == 0 || cg_extent(s, id) < 4)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "vectorize %s: needs a tiled loop with a constant block of at least "
                              "4 (tile %c first)", nb, axis_ch[l->axis]);
             if (l->axis == AX_J) {
@@ -656,32 +643,32 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
                 int bcontig = (w->layout == MCT_NN && !pb->on) ||
                               (pb->on && pb->panel_axis == AX_J);
                 if (!bcontig)
-                    return why_f(why, len, MCT_ENOTAPPLIC,
+                    return mct_errf(why, len, MCT_ENOTAPPLIC,
                                  "vectorize %s: j is strided in B (%s); pack or prepack B with a "
                                  "j panel, or vectorize k", nb,
                                  pb->on ? "packed as rows along k" : "stored [N,K], nt");
             } else {
                 const cg_pack *pa = &s->pack[OPD_A], *pb = &s->pack[OPD_B];
                 if (pa->on && pa->panel_axis != AX_K)
-                    return why_f(why, len, MCT_ENOTAPPLIC,
+                    return mct_errf(why, len, MCT_ENOTAPPLIC,
                                  "vectorize %s: A is packed in i panels, so k is strided in it; "
                                  "pack A as rows (layout k)", nb);
                 int bcontig = (w->layout == MCT_NT && !pb->on) ||
                               (pb->on && pb->panel_axis == AX_K);
                 if (!bcontig)
-                    return why_f(why, len, MCT_ENOTAPPLIC,
+                    return mct_errf(why, len, MCT_ENOTAPPLIC,
                                  "vectorize %s: k is strided in B (%s); pack B as rows (layout "
                                  "k), or vectorize j", nb,
                                  pb->on ? "packed in j panels" : "stored [K,N], nn");
                 if (s->cw < 0)
-                    return why_f(why, len, MCT_ENOTAPPLIC,
+                    return mct_errf(why, len, MCT_ENOTAPPLIC,
                                  "vectorize %s: a vectorized reduction needs cache_write outside "
                                  "it (lanes are summed at write-back)", nb);
             }
         }
     }
     if (npar > 1)
-        return why_f(why, len, MCT_ENOTAPPLIC, "parallel: only one loop may be parallel");
+        return mct_errf(why, len, MCT_ENOTAPPLIC, "parallel: only one loop may be parallel");
     if (s->cw >= 0) {
         int p = cg_pos(s, s->cw);
         int64_t acc = 1;
@@ -691,10 +678,10 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
             if (l->axis == AX_K)
                 continue;
             if (l->axis == AX_B)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "cache_write %s: the head loop b is inside it; move b outside", nb);
             if (l->par)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "cache_write %s: parallel loop %s is inside the accumulated tile",
                              nb, cg_loop_name(s, s->order[q], nb2));
         }
@@ -707,26 +694,26 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
                 continue;
             int64_t b = block_inside(s, a, p);
             if (b == 0)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "cache_write %s: loop %c inside it has no constant extent; tile %c "
                              "and keep an outer level outside %s", nb, axis_ch[a], axis_ch[a], nb);
             acc *= b;
         }
         if (acc > CG_ACC_MAX)
-            return why_f(why, len, MCT_ENOTAPPLIC,
+            return mct_errf(why, len, MCT_ENOTAPPLIC,
                          "cache_write %s: the accumulated tile has %lld elements (limit %d)", nb,
                          (long long)acc, CG_ACC_MAX);
         if (s->fuse && w->beta && w->act != MCT_ACT_NONE) {
             for (int q = 0; q < p; q++)
                 if (s->loops[s->order[q]].axis == AX_K)
-                    return why_f(why, len, MCT_ENOTAPPLIC,
+                    return mct_errf(why, len, MCT_ENOTAPPLIC,
                                  "fuse_epilogue %s: with beta=1 and %s the whole reduction must "
                                  "finish inside the tile, but k loop %s is outside it", nb,
                                  mct_act_name(w->act), cg_loop_name(s, s->order[q], nb2));
         }
     }
     if (s->fuse && s->cw < 0)
-        return why_f(why, len, MCT_ENOTAPPLIC, "fuse_epilogue: needs a cache_write at the same "
+        return mct_errf(why, len, MCT_ENOTAPPLIC, "fuse_epilogue: needs a cache_write at the same "
                      "loop");
     for (int o = 0; o < 2; o++) {
         const cg_pack *pk = &s->pack[o];
@@ -736,16 +723,16 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
         if (pk->panel_axis != AX_K) {
             int pid = cg_loop_id(s, pk->panel_axis, pk->panel_lv);
             if (pid < 0 || s->ax[pk->panel_axis].f[pk->panel_lv] != pk->panel_w)
-                return why_f(why, len, MCT_ENOTAPPLIC, "pack %s: its panel loop no longer exists",
+                return mct_errf(why, len, MCT_ENOTAPPLIC, "pack %s: its panel loop no longer exists",
                              on);
             if (pk->panel_w > 256)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "pack %s: panel width %lld is over 256; use a smaller %c tile", on,
                              (long long)pk->panel_w, "bijk"[pk->panel_axis]);
         }
         if (pk->kb_lv > 0) {
             if (pk->kb_lv >= s->ax[AX_K].nlev || s->ax[AX_K].f[pk->kb_lv] != pk->kb)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "prepack B: its k chunk loop no longer exists");
         }
         if (pk->at < 0)
@@ -755,14 +742,14 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
         if (w->op == MCT_OP_BMM) {
             int bp = cg_pos(s, cg_loop_id(s, AX_B, 0));
             if (bp > p)
-                return why_f(why, len, MCT_ENOTAPPLIC,
+                return mct_errf(why, len, MCT_ENOTAPPLIC,
                              "pack %s at %s: the head loop b must be outside the pack", on, nb);
         }
         /* the packed region must be inside the accumulator's scope or outside it entirely */
         if (s->cw >= 0 && p > cg_pos(s, s->cw)) {
             for (int q = cg_pos(s, s->cw) + 1; q <= p; q++)
                 if (s->loops[s->order[q]].axis != AX_K)
-                    return why_f(why, len, MCT_ENOTAPPLIC,
+                    return mct_errf(why, len, MCT_ENOTAPPLIC,
                                  "pack %s at %s: inside the register tile of cache_write; pack "
                                  "at a loop outside the tile's spatial loops", on, nb);
         }
@@ -770,7 +757,7 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
     }
     for (int q = 0; q < s->npf; q++)
         if (s->pf[q].loop >= s->nloops)
-            return why_f(why, len, MCT_ENOTAPPLIC, "prefetch: loop no longer exists");
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "prefetch: loop no longer exists");
     return 0;
 }
 

@@ -10,19 +10,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
-{
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 const char *mct_act_name(mct_act a)
 {
     switch (a) {
@@ -40,38 +27,38 @@ int mct_wl_check(const mct_workload *w, char *err, size_t errlen)
     int64_t vals[] = {w->M, w->N, w->K, w->batch};
     for (int i = 0; i < 4; i++) {
         if (vals[i] < 1)
-            return fail(err, errlen, MCT_ERANGE, "%s=%lld: sizes must be at least 1", names[i],
+            return mct_errf(err, errlen, MCT_ERANGE, "%s=%lld: sizes must be at least 1", names[i],
                         (long long)vals[i]);
         if (vals[i] > MCT_MAX_DIM)
-            return fail(err, errlen, MCT_ERANGE, "%s=%lld: larger than the limit %lld", names[i],
+            return mct_errf(err, errlen, MCT_ERANGE, "%s=%lld: larger than the limit %lld", names[i],
                         (long long)vals[i], (long long)MCT_MAX_DIM);
     }
     if (w->op != MCT_OP_MATMUL && w->op != MCT_OP_BMM)
-        return fail(err, errlen, MCT_EINVAL, "op %d: unknown (use matmul or bmm)", (int)w->op);
+        return mct_errf(err, errlen, MCT_EINVAL, "op %d: unknown (use matmul or bmm)", (int)w->op);
     if (w->layout != MCT_NN && w->layout != MCT_NT)
-        return fail(err, errlen, MCT_EINVAL, "layout %d: unknown (use nn or nt)", (int)w->layout);
+        return mct_errf(err, errlen, MCT_EINVAL, "layout %d: unknown (use nn or nt)", (int)w->layout);
     if (w->op == MCT_OP_MATMUL && (w->batch != 1 || w->group != 1))
-        return fail(err, errlen, MCT_EINVAL, "B=%lld G=%lld: matmul has no batch (use bmm)",
+        return mct_errf(err, errlen, MCT_EINVAL, "B=%lld G=%lld: matmul has no batch (use bmm)",
                     (long long)w->batch, (long long)w->group);
     if (w->group < 1 || w->group > w->batch || w->batch % w->group)
-        return fail(err, errlen, MCT_ERANGE,
+        return mct_errf(err, errlen, MCT_ERANGE,
                     "G=%lld: the group (query heads per kv head) must divide B=%lld",
                     (long long)w->group, (long long)w->batch);
     if ((unsigned)w->act > MCT_ACT_SILU)
-        return fail(err, errlen, MCT_EINVAL, "epi: unknown activation %d", (int)w->act);
+        return mct_errf(err, errlen, MCT_EINVAL, "epi: unknown activation %d", (int)w->act);
     if (w->beta != 0 && w->beta != 1)
-        return fail(err, errlen, MCT_EINVAL, "beta=%d: must be 0 (C = out) or 1 (C += out)",
+        return mct_errf(err, errlen, MCT_EINVAL, "beta=%d: must be 0 (C = out) or 1 (C += out)",
                     w->beta);
     /* products: flops and every operand's element count must stay representable */
     double f = (double)w->M * (double)w->N * (double)w->K * (double)w->batch;
     if (f > (double)MCT_MAX_FLOPS)
-        return fail(err, errlen, MCT_ERANGE,
+        return mct_errf(err, errlen, MCT_ERANGE,
                     "M*N*K*B = %.3g: product too large (limit %lld); the shape is impossible",
                     f, (long long)MCT_MAX_FLOPS);
     double ea = (double)w->M * w->K * w->batch, eb = (double)w->N * w->K * w->batch,
            ec = (double)w->M * w->N * w->batch;
     if (ea > 4e12 || eb > 4e12 || ec > 4e12)
-        return fail(err, errlen, MCT_ERANGE, "operand size overflows (M*K, N*K or M*N too large)");
+        return mct_errf(err, errlen, MCT_ERANGE, "operand size overflows (M*K, N*K or M*N too large)");
     return 0;
 }
 
@@ -80,15 +67,15 @@ static int parse_int(const char *field, const char *s, int64_t *out, char *err, 
     char *end;
     errno = 0;
     if (!*s)
-        return fail(err, errlen, MCT_EINVAL, "%s: missing value", field);
+        return mct_errf(err, errlen, MCT_EINVAL, "%s: missing value", field);
     long long v = strtoll(s, &end, 10);
     if (*end)
-        return fail(err, errlen, MCT_EINVAL, "%s=%s: not a whole number", field, s);
+        return mct_errf(err, errlen, MCT_EINVAL, "%s=%s: not a whole number", field, s);
     if (errno == ERANGE || v > MCT_MAX_DIM)
-        return fail(err, errlen, MCT_ERANGE, "%s=%s: larger than the limit %lld", field, s,
+        return mct_errf(err, errlen, MCT_ERANGE, "%s=%s: larger than the limit %lld", field, s,
                     (long long)MCT_MAX_DIM);
     if (v < 1)
-        return fail(err, errlen, MCT_ERANGE, "%s=%s: sizes must be at least 1", field, s);
+        return mct_errf(err, errlen, MCT_ERANGE, "%s=%s: sizes must be at least 1", field, s);
     *out = v;
     return 0;
 }
@@ -97,7 +84,7 @@ static int parse_epi(const char *s, mct_workload *w, char *err, size_t errlen)
 {
     char buf[64];
     if (strlen(s) >= sizeof buf)
-        return fail(err, errlen, MCT_EINVAL, "epi=%.40s...: too long", s);
+        return mct_errf(err, errlen, MCT_EINVAL, "epi=%.40s...: too long", s);
     strcpy(buf, s);
     w->bias = 0;
     w->act = MCT_ACT_NONE;
@@ -114,12 +101,12 @@ static int parse_epi(const char *s, mct_workload *w, char *err, size_t errlen)
         else if (!strcmp(t, "silu") && !nact)
             w->act = MCT_ACT_SILU, nact++;
         else
-            return fail(err, errlen, MCT_EINVAL,
+            return mct_errf(err, errlen, MCT_EINVAL,
                         "epi=%s: unknown or misplaced epilogue '%s' (use none, bias, relu, gelu, "
                         "silu, or bias+ACT)", s, t);
     }
     if (!w->bias && !nact)
-        return fail(err, errlen, MCT_EINVAL, "epi=%s: empty epilogue", s);
+        return mct_errf(err, errlen, MCT_EINVAL, "epi=%s: empty epilogue", s);
     return 0;
 }
 
@@ -128,20 +115,20 @@ int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen)
     mct_workload w = {.batch = 1, .group = 1};
     char buf[512];
     if (!text)
-        return fail(err, errlen, MCT_EINVAL, "empty workload");
+        return mct_errf(err, errlen, MCT_EINVAL, "empty workload");
     if (strlen(text) >= sizeof buf)
-        return fail(err, errlen, MCT_EINVAL, "workload text longer than %zu bytes",
+        return mct_errf(err, errlen, MCT_EINVAL, "workload text longer than %zu bytes",
                     sizeof buf - 1);
     strcpy(buf, text);
     char *save = NULL, *tok[16];
     int n = 0;
     for (char *t = strtok_r(buf, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
         if (n == 16)
-            return fail(err, errlen, MCT_EINVAL, "workload has too many fields");
+            return mct_errf(err, errlen, MCT_EINVAL, "workload has too many fields");
         tok[n++] = t;
     }
     if (n < 3)
-        return fail(err, errlen, MCT_EINVAL,
+        return mct_errf(err, errlen, MCT_EINVAL,
                     "'%s': expected 'OP f32 LAYOUT M=.. N=.. K=.. [epi=..]', e.g. "
                     "'matmul f32 nt M=128 N=4096 K=4096 epi=none'", text);
     if (!strcmp(tok[0], "matmul"))
@@ -149,21 +136,21 @@ int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen)
     else if (!strcmp(tok[0], "bmm"))
         w.op = MCT_OP_BMM;
     else
-        return fail(err, errlen, MCT_EINVAL, "op '%s': unknown (use matmul or bmm)", tok[0]);
+        return mct_errf(err, errlen, MCT_EINVAL, "op '%s': unknown (use matmul or bmm)", tok[0]);
     if (strcmp(tok[1], "f32"))
-        return fail(err, errlen, MCT_EINVAL, "dtype '%s': unsupported (use f32)", tok[1]);
+        return mct_errf(err, errlen, MCT_EINVAL, "dtype '%s': unsupported (use f32)", tok[1]);
     if (!strcmp(tok[2], "nn"))
         w.layout = MCT_NN;
     else if (!strcmp(tok[2], "nt"))
         w.layout = MCT_NT;
     else
-        return fail(err, errlen, MCT_EINVAL,
+        return mct_errf(err, errlen, MCT_EINVAL,
                     "layout '%s': unknown (use nn for B[K,N] or nt for B[N,K])", tok[2]);
     int seen_m = 0, seen_n = 0, seen_k = 0, seen_b = 0, seen_g = 0, seen_e = 0, seen_beta = 0;
     for (int i = 3; i < n; i++) {
         char *eq = strchr(tok[i], '=');
         if (!eq)
-            return fail(err, errlen, MCT_EINVAL, "field '%s': expected NAME=VALUE", tok[i]);
+            return mct_errf(err, errlen, MCT_EINVAL, "field '%s': expected NAME=VALUE", tok[i]);
         *eq = 0;
         const char *k = tok[i], *v = eq + 1;
         int r = 0, dup = 0;
@@ -184,21 +171,21 @@ int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen)
             if (!strcmp(v, "0") || !strcmp(v, "1"))
                 w.beta = v[0] - '0';
             else
-                r = fail(err, errlen, MCT_EINVAL, "beta=%s: must be 0 (C = out) or 1 (C += out)",
+                r = mct_errf(err, errlen, MCT_EINVAL, "beta=%s: must be 0 (C = out) or 1 (C += out)",
                          v);
         } else
-            return fail(err, errlen, MCT_EINVAL, "field '%s': unknown for %s (fields: M N K%s "
+            return mct_errf(err, errlen, MCT_EINVAL, "field '%s': unknown for %s (fields: M N K%s "
                         "epi beta)", k, tok[0], w.op == MCT_OP_BMM ? " B G" : "");
         if (r)
             return r;
         if (dup)
-            return fail(err, errlen, MCT_EINVAL, "field '%s' given twice", k);
+            return mct_errf(err, errlen, MCT_EINVAL, "field '%s' given twice", k);
     }
     if (!seen_m || !seen_n || !seen_k)
-        return fail(err, errlen, MCT_EINVAL, "missing size %s (need M=, N= and K=)",
+        return mct_errf(err, errlen, MCT_EINVAL, "missing size %s (need M=, N= and K=)",
                     !seen_m ? "M" : !seen_n ? "N" : "K");
     if (w.op == MCT_OP_BMM && !seen_b)
-        return fail(err, errlen, MCT_EINVAL, "bmm needs B= (number of heads)");
+        return mct_errf(err, errlen, MCT_EINVAL, "bmm needs B= (number of heads)");
     int r = mct_wl_check(&w, err, errlen);
     if (r)
         return r;

@@ -442,34 +442,21 @@ int db_rec_json(const mct_db_rec *r, const char *type, char **out)
     return *out ? MCT_OK : MCT_ENOMEM;
 }
 
-static int jfail(char *err, size_t n, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int jfail(char *err, size_t n, int code, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static int jstr(const cJSON *o, const char *name, int required, char *dst, size_t cap,
                 char *err, size_t n)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!v) {
         if (required)
-            return jfail(err, n, MCT_EINVAL, "field '%s' is missing", name);
+            return mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name);
         dst[0] = 0;
         return MCT_OK;
     }
     if (!cJSON_IsString(v) || !v->valuestring)
-        return jfail(err, n, MCT_EINVAL, "field '%s' must be a string", name);
+        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a string", name);
     size_t len = strlen(v->valuestring);
     if (len >= cap)
-        return jfail(err, n, MCT_ERANGE, "field '%s' is %zu bytes long; the limit is %zu", name,
+        return mct_errf(err, n, MCT_ERANGE, "field '%s' is %zu bytes long; the limit is %zu", name,
                      len, cap - 1);
     memcpy(dst, v->valuestring, len + 1);
     return MCT_OK;
@@ -481,15 +468,15 @@ static int jnum(const cJSON *o, const char *name, int required, double lo, doubl
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!v) {
         if (required)
-            return jfail(err, n, MCT_EINVAL, "field '%s' is missing", name);
+            return mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name);
         *dst = 0;
         return MCT_OK;
     }
     if (!cJSON_IsNumber(v))
-        return jfail(err, n, MCT_EINVAL, "field '%s' must be a number", name);
+        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a number", name);
     double x = v->valuedouble;
     if (!isfinite(x) || x < lo || x > hi || (integer && x != floor(x)))
-        return jfail(err, n, MCT_ERANGE, "field '%s' = %g is out of range (%s in [%g, %g])",
+        return mct_errf(err, n, MCT_ERANGE, "field '%s' = %g is out of range (%s in [%g, %g])",
                      name, x, integer ? "a whole number" : "a number", lo, hi);
     *dst = x;
     return MCT_OK;
@@ -502,12 +489,12 @@ int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t n)
     int rc;
     memset(r, 0, sizeof *r);
     if (!cJSON_IsObject(o))
-        return jfail(err, n, MCT_EINVAL, "the record is not a JSON object");
+        return mct_errf(err, n, MCT_EINVAL, "the record is not a JSON object");
     if ((rc = jstr(o, "workload", 1, r->workload, sizeof r->workload, err, n)) ||
         (rc = jstr(o, "cpu", 1, cpu, sizeof cpu, err, n)))
         return rc;
     if (mct_cpu_key_parse(cpu, &r->cpu) < 0)
-        return jfail(err, n, MCT_EINVAL, "field 'cpu' = '%s' is not a CPU key (16 hex digits)",
+        return mct_errf(err, n, MCT_EINVAL, "field 'cpu' = '%s' is not a CPU key (16 hex digits)",
                      cpu);
     if ((rc = jnum(o, "threads", 1, 1, 65536, 1, &d, err, n)))
         return rc;
@@ -540,15 +527,15 @@ int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, siz
     char why[256];
     int rc = mct_wl_parse(r->workload, &w, why, sizeof why);
     if (rc < 0)
-        return jfail(err, n, rc, "workload '%s': %s", r->workload, why);
+        return mct_errf(err, n, rc, "workload '%s': %s", r->workload, why);
     if (mct_wl_format(&w, r->workload, sizeof r->workload) < 0)
-        return jfail(err, n, MCT_ERANGE, "workload '%s' is too long", r->workload);
+        return mct_errf(err, n, MCT_ERANGE, "workload '%s' is too long", r->workload);
     if (r->threads < 1 || r->threads > 65536)
-        return jfail(err, n, MCT_ERANGE, "threads = %d: use 1 to 65536", r->threads);
+        return mct_errf(err, n, MCT_ERANGE, "threads = %d: use 1 to 65536", r->threads);
     if (!(r->median_ns > 0) || !isfinite(r->median_ns))
-        return jfail(err, n, MCT_ERANGE, "median_ns = %g: must be a positive time", r->median_ns);
+        return mct_errf(err, n, MCT_ERANGE, "median_ns = %g: must be a positive time", r->median_ns);
     if (!memchr(r->schedule, 0, sizeof r->schedule))
-        return jfail(err, n, MCT_ERANGE, "schedule text is not terminated");
+        return mct_errf(err, n, MCT_ERANGE, "schedule text is not terminated");
     memset(k, 0, sizeof *k);
     mct_wl_hash(&w, k->wl);
     k->cpu = r->cpu;

@@ -8,19 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int efail(char *err, size_t n, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int efail(char *err, size_t n, int code, const char *fmt, ...)
-{
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ---- CPU records -------------------------------------------------------------------------- */
 
 static const char *const word_names[MCT_CPUID_NWORDS] = {
@@ -73,16 +60,16 @@ static int hex_u64(const cJSON *v, const char *name, uint64_t max, uint64_t *out
 {
     char *end;
     if (!cJSON_IsString(v) || !v->valuestring)
-        return efail(err, n, MCT_EINVAL, "field '%s' must be a hex string like \"0x1f\"", name);
+        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a hex string like \"0x1f\"", name);
     const char *s = v->valuestring;
     if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || !s[2] || strlen(s) > 18 ||
         strspn(s + 2, "0123456789abcdefABCDEF") != strlen(s + 2))
-        return efail(err, n, MCT_EINVAL, "field '%s' = '%s' is not a hex number like \"0x1f\"",
+        return mct_errf(err, n, MCT_EINVAL, "field '%s' = '%s' is not a hex number like \"0x1f\"",
                      name, s);
     errno = 0;
     unsigned long long x = strtoull(s + 2, &end, 16);
     if (errno || x > max)
-        return efail(err, n, MCT_ERANGE, "field '%s' = '%s' is out of range", name, s);
+        return mct_errf(err, n, MCT_ERANGE, "field '%s' = '%s' is out of range", name, s);
     *out = x;
     return MCT_OK;
 }
@@ -93,12 +80,12 @@ static int cpu_int(const cJSON *o, const char *name, int req, int lo, int hi, in
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!v) {
         *out = 0;
-        return req ? efail(err, n, MCT_EINVAL, "field '%s' is missing", name) : MCT_OK;
+        return req ? mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name) : MCT_OK;
     }
     if (!cJSON_IsNumber(v))
-        return efail(err, n, MCT_EINVAL, "field '%s' must be a number", name);
+        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a number", name);
     if (!(v->valuedouble >= lo && v->valuedouble <= hi) || v->valuedouble != (int)v->valuedouble)
-        return efail(err, n, MCT_ERANGE, "field '%s' = %g is not a whole number in [%d, %d]",
+        return mct_errf(err, n, MCT_ERANGE, "field '%s' = %g is not a whole number in [%d, %d]",
                      name, v->valuedouble, lo, hi);
     *out = (int)v->valuedouble;
     return MCT_OK;
@@ -111,15 +98,15 @@ static int cpu_from_cjson(const cJSON *o, mct_cpu *c, char *err, size_t n)
     int rc;
     memset(c, 0, sizeof *c);
     if (!cJSON_IsObject(o))
-        return efail(err, n, MCT_EINVAL, "the CPU record is not a JSON object");
+        return mct_errf(err, n, MCT_EINVAL, "the CPU record is not a JSON object");
     v = cJSON_GetObjectItemCaseSensitive(o, "vendor");
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof c->vendor)
-        return efail(err, n, MCT_EINVAL, "field 'vendor' must be a string of at most %zu bytes",
+        return mct_errf(err, n, MCT_EINVAL, "field 'vendor' must be a string of at most %zu bytes",
                      sizeof c->vendor - 1);
     strcpy(c->vendor, v->valuestring);
     v = cJSON_GetObjectItemCaseSensitive(o, "brand");
     if (v && (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof c->brand))
-        return efail(err, n, MCT_EINVAL, "field 'brand' must be a string of at most %zu bytes",
+        return mct_errf(err, n, MCT_EINVAL, "field 'brand' must be a string of at most %zu bytes",
                      sizeof c->brand - 1);
     if (v)
         strcpy(c->brand, v->valuestring);
@@ -131,13 +118,13 @@ static int cpu_from_cjson(const cJSON *o, mct_cpu *c, char *err, size_t n)
         return rc;
     w = cJSON_GetObjectItemCaseSensitive(o, "cpuid");
     if (!cJSON_IsObject(w))
-        return efail(err, n, MCT_EINVAL, "field 'cpuid' must be an object of feature words");
+        return mct_errf(err, n, MCT_EINVAL, "field 'cpuid' must be an object of feature words");
     for (int i = 0; i < MCT_CPUID_NWORDS; i++) {
         char name[40];
         snprintf(name, sizeof name, "cpuid.%s", word_names[i]);
         v = cJSON_GetObjectItemCaseSensitive(w, word_names[i]);
         if (!v)
-            return efail(err, n, MCT_EINVAL, "field '%s' is missing", name);
+            return mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name);
         if ((rc = hex_u64(v, name, UINT32_MAX, &x, err, n)))
             return rc;
         c->feat[i] = (uint32_t)x;
@@ -151,7 +138,7 @@ static int cpu_from_cjson(const cJSON *o, mct_cpu *c, char *err, size_t n)
     if (ca) {
         static const char *lv[4] = {"l1d", "l1i", "l2", "l3"};
         if (!cJSON_IsObject(ca))
-            return efail(err, n, MCT_EINVAL, "field 'cache_kb' must be an object");
+            return mct_errf(err, n, MCT_EINVAL, "field 'cache_kb' must be an object");
         for (int i = 0; i < 4; i++) {
             int kb;
             if ((rc = cpu_int(ca, lv[i], 0, 0, 1 << 30, &kb, err, n)))
@@ -164,10 +151,10 @@ static int cpu_from_cjson(const cJSON *o, mct_cpu *c, char *err, size_t n)
         uint64_t k;
         char want[17];
         if (!cJSON_IsString(v) || mct_cpu_key_parse(v->valuestring, &k) < 0)
-            return efail(err, n, MCT_EINVAL, "field 'key' must be 16 hex digits");
+            return mct_errf(err, n, MCT_EINVAL, "field 'key' must be 16 hex digits");
         if (k != mct_cpu_key(c)) {
             mct_cpu_key_format(mct_cpu_key(c), want);
-            return efail(err, n, MCT_ECORRUPT, "field 'key' = '%s' does not match the record "
+            return mct_errf(err, n, MCT_ECORRUPT, "field 'key' = '%s' does not match the record "
                          "(its vendor, family, model and features hash to %s)", v->valuestring,
                          want);
         }
@@ -179,7 +166,7 @@ int mct_db_cpu_from_json(const char *text, size_t len, mct_cpu *out, char *err, 
 {
     cJSON *o = cJSON_ParseWithLength(text, len);
     if (!o)
-        return efail(err, errlen, MCT_EINVAL, "the CPU record is not valid JSON");
+        return mct_errf(err, errlen, MCT_EINVAL, "the CPU record is not valid JSON");
     int rc = cpu_from_cjson(o, out, err, errlen);
     cJSON_Delete(o);
     return rc;
@@ -272,7 +259,7 @@ static int wl_check_hash(const cJSON *o, mct_db_rec *r, char *err, size_t n)
     uint8_t h[16], given[16];
     int rc = mct_wl_parse(r->workload, &w, why, sizeof why);
     if (rc < 0)
-        return efail(err, n, rc, "field 'workload' = '%s': %s", r->workload, why);
+        return mct_errf(err, n, rc, "field 'workload' = '%s': %s", r->workload, why);
     mct_wl_format(&w, r->workload, sizeof r->workload);
     mct_wl_hash(&w, h);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "wl_hash");
@@ -280,11 +267,11 @@ static int wl_check_hash(const cJSON *o, mct_db_rec *r, char *err, size_t n)
         return MCT_OK;
     if (!cJSON_IsString(v) || strlen(v->valuestring) != 32 ||
         db_unhex(v->valuestring, given, 16) < 0)
-        return efail(err, n, MCT_EINVAL, "field 'wl_hash' must be 32 hex digits");
+        return mct_errf(err, n, MCT_EINVAL, "field 'wl_hash' must be 32 hex digits");
     if (memcmp(h, given, 16)) {
         char hex[33];
         db_hex(h, 16, hex);
-        return efail(err, n, MCT_ECORRUPT, "field 'wl_hash' = '%s' does not match workload '%s' "
+        return mct_errf(err, n, MCT_ECORRUPT, "field 'wl_hash' = '%s' does not match workload '%s' "
                      "(whose hash is %s)", v->valuestring, r->workload, hex);
     }
     return MCT_OK;
@@ -300,16 +287,16 @@ int mct_db_item_parse(const char *line, size_t len, mct_db_item *it, char *err, 
     if (!o) {
         const char *at = cJSON_GetErrorPtr();
         long off = at && at >= line && at <= line + len ? (long)(at - line) : -1;
-        rc = efail(err, n, MCT_EINVAL, "not valid JSON (near byte %ld)", off + 1);
+        rc = mct_errf(err, n, MCT_EINVAL, "not valid JSON (near byte %ld)", off + 1);
         goto fail;
     }
     if (!cJSON_IsObject(o)) {
-        rc = efail(err, n, MCT_EINVAL, "a line must be a JSON object with a \"type\" field");
+        rc = mct_errf(err, n, MCT_EINVAL, "a line must be a JSON object with a \"type\" field");
         goto fail;
     }
     ty = cJSON_GetObjectItemCaseSensitive(o, "type");
     if (!cJSON_IsString(ty)) {
-        rc = efail(err, n, MCT_EINVAL, "field 'type' is missing or not a string (use cpu, "
+        rc = mct_errf(err, n, MCT_EINVAL, "field 'type' is missing or not a string (use cpu, "
                    "workload, best, trial or llm)");
         goto fail;
     }
@@ -320,7 +307,7 @@ int mct_db_item_parse(const char *line, size_t len, mct_db_item *it, char *err, 
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "workload");
         it->kind = MCT_DB_ITEM_WORKLOAD;
         if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof it->rec.workload)
-            rc = efail(err, n, MCT_EINVAL, "field 'workload' must be a string of at most 255 "
+            rc = mct_errf(err, n, MCT_EINVAL, "field 'workload' must be a string of at most 255 "
                        "bytes");
         else {
             strcpy(it->rec.workload, v->valuestring);
@@ -340,12 +327,12 @@ int mct_db_item_parse(const char *line, size_t len, mct_db_item *it, char *err, 
         for (int i = 0; i < 4 && !bad; i++) {
             *dst[i] = dup_field(o, names[i], &bad);
             if (bad)
-                rc = bad == 2 ? efail(err, n, MCT_ENOMEM, "out of memory")
-                              : efail(err, n, MCT_EINVAL, "field '%s' is missing or not a "
+                rc = bad == 2 ? mct_errf(err, n, MCT_ENOMEM, "out of memory")
+                              : mct_errf(err, n, MCT_EINVAL, "field '%s' is missing or not a "
                                       "string", names[i]);
         }
     } else {
-        rc = efail(err, n, MCT_EINVAL, "field 'type' = '%.40s' is unknown (use cpu, workload, "
+        rc = mct_errf(err, n, MCT_EINVAL, "field 'type' = '%.40s' is unknown (use cpu, workload, "
                    "best, trial or llm)", ty->valuestring);
     }
 fail:

@@ -1,5 +1,8 @@
 #include "runtime/mct_err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *mct_strerror(int err)
 {
     switch (err) {
@@ -21,4 +24,15 @@ const char *mct_strerror(int err)
     case MCT_EUNSUPPORTED: return "not supported on this host";
     }
     return "unknown error";
+}
+
+int mct_errf(char *err, size_t len, int code, const char *fmt, ...)
+{
+    if (err && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

@@ -5,6 +5,8 @@
 #ifndef MCT_ERR_H
 #define MCT_ERR_H
 
+#include <stddef.h>
+
 enum {
     MCT_OK = 0,
     MCT_EINVAL = -1,      /* bad argument or malformed text */
@@ -26,5 +28,10 @@ enum {
 
 /* A static, human-readable name for an error code; never NULL. */
 const char *mct_strerror(int err);
+
+/* Formats a message into err (when err is not NULL and len > 0) and returns code, so a failure
+ * path reads `return mct_errf(err, len, MCT_EINVAL, "M=%ld: ...", m);`. */
+int mct_errf(char *err, size_t len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif
