@@ -4,6 +4,7 @@
 #define MCT_TESTS_CHECK_H
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -38,6 +39,30 @@ static inline __attribute__((format(printf, 3, 4))) int check_sh(char *out, size
         out[n] = 0;
     int st = pclose(p);
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A whole file as a NUL-terminated malloc'ed string (free it), its length in *len when len is
+ * not NULL; NULL when it cannot be read. */
+static inline char *check_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b) {
+        b[n] = 0;
+        if (len)
+            *len = (size_t)n;
+    }
+    fclose(f);
+    return b;
 }
 
 static inline int check_done(void)

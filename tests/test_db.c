@@ -106,26 +106,6 @@ static void wl_hash_text(const char *text, uint8_t h[16])
     mct_wl_hash(&w, h);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b)
-        b[n] = 0;
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static int spit(const char *path, const char *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -141,7 +121,7 @@ static int patch_file(const char *path, const char *from, const char *to)
 {
     size_t len, n = strlen(from);
     int count = 0;
-    char *b = slurp(path, &len);
+    char *b = check_slurp(path, &len);
     if (!b || strlen(to) != n)
         return free(b), -1;
     for (char *p = b; (p = memmem(p, len - (size_t)(p - b), from, n)) != NULL; p += n) {

@@ -59,25 +59,6 @@ static int write_log(const char *path)
     return fclose(f);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* Runs a shell command; returns its exit status (-1 when it did not exit). */
 static int sh(const char *fmt, const char *a, const char *b, const char *c)
 {
@@ -179,7 +160,7 @@ static void test_report(const char *log)
     CHECK(sh("%s report %s --out %s >/dev/null 2>&1", mctune, log, out) == 0);
 
     snprintf(path, sizeof path, "%s/report.md", out);
-    char *md = slurp(path);
+    char *md = check_slurp(path, NULL);
     CHECK(md != NULL);
     if (md) {
         /* log of 6 samples at most: sample counts 4 and 6. geomean @4 of mcts (3 on W1, 4 on W2)
@@ -197,7 +178,7 @@ static void test_report(const char *log)
     }
 
     snprintf(path, sizeof path, "%s/sample_efficiency.svg", out);
-    char *svg = slurp(path);
+    char *svg = check_slurp(path, NULL);
     CHECK(svg != NULL);
     if (svg) {
         CHECK(xml_ok(svg));
@@ -214,13 +195,13 @@ static void test_report(const char *log)
         printf("note: python3 not found, the SVG was checked by the built-in parser only\n");
 
     snprintf(path, sizeof path, "%s/sample_efficiency.png", out);
-    char *png = slurp(path);
+    char *png = check_slurp(path, NULL);
     CHECK(png && !memcmp(png, "\x89PNG\r\n\x1a\n", 8));
     free(png);
 
     /* the data file: one row per sample count, the mcts column's sample-6 value */
     snprintf(path, sizeof path, "%s/sample_efficiency.dat", out);
-    char *dat = slurp(path);
+    char *dat = check_slurp(path, NULL);
     CHECK(dat && strstr(dat, "\n6\t5.65685\t2\n"));
     free(dat);
 
@@ -228,7 +209,7 @@ static void test_report(const char *log)
     CHECK(sh("%s report %s --by-workload --at 2,3 --target 0.5 --no-plot --out %s/rep2 "
              ">/dev/null 2>&1", mctune, log, dir) == 0);
     snprintf(path, sizeof path, "%s/rep2/report.md", dir);
-    md = slurp(path);
+    md = check_slurp(path, NULL);
     CHECK(md && row_is(md, "| mcts/heuristic " W1 " | 1 | 2.00x | 3.00x | 8.00x | 5 (1/1) |"));
     /* random reaches half of 8 (4) never: its best is 2 */
     CHECK(md && row_is(md, "| random " W1 " | 1 | 1.50x | 1.50x | 2.00x | not reached (0/1) |"));
@@ -247,7 +228,7 @@ static void test_tree(const char *log)
     snprintf(out, sizeof out, "%s/t.dot", dir);
     CHECK(sh("%s tree %s --workload '" W1 "' --strategy mcts --out %s >/dev/null", mctune, log,
              out) == 0);
-    char *dot = slurp(out);
+    char *dot = check_slurp(out, NULL);
     CHECK(dot != NULL);
     if (dot) {
         CHECK(strstr(dot, "digraph") != NULL);
@@ -277,7 +258,7 @@ static void test_tree(const char *log)
     /* dot renders an SVG beside it (graphviz comes with scripts/install-deps.sh) */
     if (sh("command -v dot >/dev/null", "", "", "") == 0) {
         snprintf(path, sizeof path, "%s/t.svg", dir);
-        char *svg = slurp(path);
+        char *svg = check_slurp(path, NULL);
         CHECK(svg && xml_ok(svg) && strstr(svg, "prepack(B, j1)"));
         free(svg);
     } else {
@@ -287,7 +268,7 @@ static void test_tree(const char *log)
     CHECK(sh("%s tree %s --workload '" W2 "' --no-svg --out %s/t2.dot >/dev/null", mctune, log,
              dir) == 0);
     snprintf(path, sizeof path, "%s/t2.dot", dir);
-    dot = slurp(path);
+    dot = check_slurp(path, NULL);
     CHECK(dot && strstr(dot, "n1 -> n3;") && strstr(dot, "n0 -> n1 [color=red, penwidth=3];"));
     free(dot);
     CHECK(sh("%s tree %s --workload 'matmul f32 nt M=7 N=7 K=7 epi=none' --out %s/t3.dot 2>&1 "
