@@ -75,6 +75,9 @@ int mct_wl_format(const mct_workload *w, char *buf, size_t len);
 /* xxh3-128 of the canonical key. */
 void mct_wl_hash(const mct_workload *w, uint8_t out[16]);
 
+/* xxh3-128 of n bytes, in canonical (big-endian) byte order: the hash every key text uses. */
+void mct_hash_text(const char *s, size_t n, uint8_t out[16]);
+
 /* Floating-point operations of one call: 2*M*N*K*batch. */
 double mct_wl_flops(const mct_workload *w);
 

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 static const char axis_ch[AX_N] = {'b', 'i', 'j', 'k'};
 
@@ -869,7 +867,5 @@ void mct_sched_hash(const mct_sched *s, uint8_t out[16])
 {
     char buf[4096];
     int n = mct_sched_format(s, buf, sizeof buf);
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(buf, n > 0 ? (size_t)n : 0));
-    memcpy(out, c.digest, 16);
+    mct_hash_text(buf, n > 0 ? (size_t)n : 0, out);
 }

@@ -214,13 +214,18 @@ int mct_wl_format(const mct_workload *w, char *buf, size_t len)
     return n;
 }
 
+void mct_hash_text(const char *s, size_t n, uint8_t out[16])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(s, n));
+    memcpy(out, c.digest, 16);
+}
+
 void mct_wl_hash(const mct_workload *w, uint8_t out[16])
 {
     char buf[256];
     int n = mct_wl_format(w, buf, sizeof buf);
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(buf, n > 0 ? (size_t)n : 0));
-    memcpy(out, c.digest, 16);
+    mct_hash_text(buf, n > 0 ? (size_t)n : 0, out);
 }
 
 double mct_wl_flops(const mct_workload *w)

@@ -9,9 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #define MAP_INITIAL ((size_t)64 << 20)
 
 int db_fail(mct_db *db, int code, const char *fmt, ...)
@@ -50,15 +47,26 @@ int db_lmdb(mct_db *db, int rc, const char *what)
     return db_fail(db, code, "database '%s': %s: %s", db->file, what, mdb_strerror(rc));
 }
 
+int db_put_json(mct_db *db, MDB_txn *t, MDB_dbi dbi, MDB_val *k, char *json, int overwrite,
+                int *outcome, const char *what)
+{
+    MDB_val v, nv = {strlen(json), json};
+    *outcome = 0;
+    int rc = mdb_get(t, dbi, k, &v);
+    if (rc == 0) {
+        *outcome = v.mv_size == nv.mv_size && !memcmp(v.mv_data, json, v.mv_size) ? 1 : 2;
+        if (*outcome == 1 || !overwrite) {
+            free(json);
+            return MCT_OK;
+        }
+    }
+    rc = mdb_put(t, dbi, k, &nv, 0);
+    free(json);
+    return rc ? db_lmdb(db, rc, what) : MCT_OK;
+}
+
 const char *mct_db_errmsg(const mct_db *db) { return db ? db->err : ""; }
 const char *mct_db_path(const mct_db *db) { return db->path; }
-
-void db_hash_text(const char *s, size_t n, uint8_t out[16])
-{
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(s, n));
-    memcpy(out, c.digest, 16);
-}
 
 void db_hex(const uint8_t *b, size_t n, char *out)
 {
@@ -417,7 +425,7 @@ int db_rec_json(const mct_db_rec *r, const char *type, char **out)
     if (!o)
         return MCT_ENOMEM;
     mct_cpu_key_format(r->cpu, cpu);
-    db_hash_text(r->workload, strlen(r->workload), h);
+    mct_hash_text(r->workload, strlen(r->workload), h);
     db_hex(h, 16, wh);
     if (type)
         cJSON_AddStringToObject(o, "type", type);
@@ -541,7 +549,7 @@ int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, siz
     k->cpu = r->cpu;
     k->threads = (uint32_t)r->threads;
     if (sched)
-        db_hash_text(r->schedule, strlen(r->schedule), sched);
+        mct_hash_text(r->schedule, strlen(r->schedule), sched);
     return MCT_OK;
 }
 
@@ -550,7 +558,6 @@ int mct_db_rec_key(const mct_db_rec *r, mct_db_key *out)
     mct_db_rec tmp = *r;
     return db_rec_canon(&tmp, out, NULL, NULL, 0);
 }
-
 
 /* The hot path of get-best: our own values are flat objects of strings and numbers written by
  * cJSON_PrintUnformatted. This reader decodes them without allocating; on anything unusual
@@ -741,7 +748,7 @@ int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t 
         return db_fail(db, MCT_ECORRUPT, "database '%s': the record of workload %s is damaged: "
                        "%s", db->file, wh, why);
 check:
-    db_hash_text(out->workload, strlen(out->workload), h);
+    mct_hash_text(out->workload, strlen(out->workload), h);
     if (memcmp(h, key, 16)) {
         db_hex(key, 16, wh);
         return db_fail(db, MCT_ECORRUPT, "database '%s': the record stored under workload hash "
@@ -1291,7 +1298,7 @@ static int llm_key(const char *model, const char *params, const char *prompt, ui
     memcpy(buf, model, a + 1);
     memcpy(buf + a + 1, params, b + 1);
     memcpy(buf + a + b + 2, prompt, c + 1);
-    db_hash_text(buf, a + b + c + 3, h);
+    mct_hash_text(buf, a + b + c + 3, h);
     free(buf);
     return MCT_OK;
 }
@@ -1320,19 +1327,8 @@ int db_llm_put_txn(mct_db *db, MDB_txn *t, const char *model, const char *params
     cJSON_Delete(o);
     if (!json)
         return db_fail(db, MCT_ENOMEM, "out of memory");
-    MDB_val k = {16, h}, v, nv = {strlen(json), json};
-    *outcome = 0;
-    rc = mdb_get(t, db->llm, &k, &v);
-    if (rc == 0) {
-        *outcome = v.mv_size == nv.mv_size && !memcmp(v.mv_data, json, v.mv_size) ? 1 : 2;
-        if (*outcome == 1 || !overwrite) {
-            free(json);
-            return MCT_OK;
-        }
-    }
-    rc = mdb_put(t, db->llm, &k, &nv, 0);
-    free(json);
-    return rc ? db_lmdb(db, rc, "storing an LLM reply") : MCT_OK;
+    MDB_val k = {16, h};
+    return db_put_json(db, t, db->llm, &k, json, overwrite, outcome, "storing an LLM reply");
 }
 
 static int llm_put_fn(mct_db *db, MDB_txn *t, void *p)

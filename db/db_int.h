@@ -38,12 +38,16 @@ int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t 
 int db_rec_json(const mct_db_rec *r, const char *type, char **out);
 int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t errlen);
 int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t errlen);
-void db_hash_text(const char *s, size_t n, uint8_t out[16]);
 void db_hex(const uint8_t *b, size_t n, char *out);
 int db_unhex(const char *s, uint8_t *b, size_t n);
 
 /* Apply one imported item inside t with the merge rules. */
 int db_apply_item(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn note,
                   void *ctx, mct_db_report *rep);
+
+/* Stores json (malloc'ed; always freed) under k unless the same bytes are there:
+ * *outcome 0 new, 1 identical (nothing written), 2 different (written when overwrite). */
+int db_put_json(mct_db *db, MDB_txn *t, MDB_dbi dbi, MDB_val *k, char *json, int overwrite,
+                int *outcome, const char *what);
 
 #endif

@@ -179,19 +179,8 @@ static int put_cpu_txn(mct_db *db, MDB_txn *t, const mct_cpu *c, int *outcome)
     int rc = mct_db_cpu_to_json(c, 0, &json);
     if (rc)
         return db_fail(db, rc, "out of memory");
-    MDB_val k = {8, &key}, v, nv = {strlen(json), json};
-    *outcome = 0;
-    rc = mdb_get(t, db->cpus, &k, &v);
-    if (rc == 0) {
-        *outcome = v.mv_size == nv.mv_size && !memcmp(v.mv_data, json, v.mv_size) ? 1 : 2;
-        if (*outcome == 1) {
-            free(json);
-            return MCT_OK;
-        }
-    }
-    rc = mdb_put(t, db->cpus, &k, &nv, 0);
-    free(json);
-    return rc ? db_lmdb(db, rc, "storing a CPU record") : MCT_OK;
+    MDB_val k = {8, &key};
+    return db_put_json(db, t, db->cpus, &k, json, 1, outcome, "storing a CPU record");
 }
 
 static int put_cpu_fn(mct_db *db, MDB_txn *t, void *p)
@@ -367,7 +356,7 @@ int mct_db_item_format(const mct_db_item *it, char **out)
         o = cJSON_CreateObject();
         if (!o)
             return MCT_ENOMEM;
-        db_hash_text(it->rec.workload, strlen(it->rec.workload), h);
+        mct_hash_text(it->rec.workload, strlen(it->rec.workload), h);
         db_hex(h, 16, hex);
         cJSON_AddStringToObject(o, "type", "workload");
         cJSON_AddStringToObject(o, "workload", it->rec.workload);
@@ -598,7 +587,7 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
                 }
                 memcpy(it->rec.workload, v.mv_data, v.mv_size);
                 it->rec.workload[v.mv_size] = 0;
-                db_hash_text(it->rec.workload, v.mv_size, h);
+                mct_hash_text(it->rec.workload, v.mv_size, h);
                 if (memcmp(h, k.mv_data, 16))
                     rc = db_fail(db, MCT_ECORRUPT, "database '%s': workload '%s' is stored under "
                                  "another hash (damaged file)", db->file, it->rec.workload);
