@@ -94,7 +94,7 @@ FUZZ_CC    ?= clang
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz_*.c))
 FUZZERS    := $(FUZZ_SRC:tests/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIBSRC = $(sort $(wildcard codegen/*.c db/*.c runtime/*.c))
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
+FUZZ_FLAGS  = -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIBS  := -llmdb -lcjson -lxxhash -lm
 
