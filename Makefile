@@ -72,9 +72,13 @@ $(BUILD)/bench/%: scripts/%.c $(BUILD)/libmctune.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -O3 -march=native -o $@ $< $(BUILD)/libmctune.a $(LDLIBS)
 
-# `make test` runs every tests/test_*.c twice: optimized, then under ASan+UBSan.
+# `make test` runs every tests/test_*.c twice: optimized, then under ASan+UBSan; then the
+# codegen, measurement and generated-library tests again with the ISA tier forced down to avx2
+# and to sse4.2 (where the host's tier is above), so code that needs AVX-512 fails on any host.
+TIER_TESTS := $(BUILD)/tests/test_codegen $(BUILD)/tests/test_measure $(BUILD)/tests/test_gen
 test: all $(TESTS) $(SAN_TESTS)
-	$(Q)MCTUNE=$(BUILD)/mctune sh tests/run.sh $(TESTS) -- $(SAN_TESTS)
+	$(Q)MCTUNE=$(BUILD)/mctune sh tests/run.sh $(TESTS) -- $(SAN_TESTS) \
+	    --tier=avx2 $(TIER_TESTS) --tier=sse4.2 $(TIER_TESTS)
 
 bench: all $(BENCHES)
 	$(Q)for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done

@@ -596,7 +596,7 @@ static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc)
     const cg_loop *l = &s->loops[id];
     int par = l->par && !in_acc;
     if (par) {
-        ln(b, "#ifdef _OPENMP");
+        ln(b, "#ifdef %s_OMP", L->fn);
         ln(b, "#pragma omp parallel");
         ln(b, "#endif");
         ln(b, "{");
@@ -606,7 +606,7 @@ static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc)
                 const char *nm = o ? "pkB" : "pkA";
                 ln(b, "float *%s = %s_pool + (size_t)%s_TID() * %s_sz;", nm, nm, L->fn, nm);
             }
-        ln(b, "#ifdef _OPENMP");
+        ln(b, "#ifdef %s_OMP", L->fn);
         ln(b, "#pragma omp for schedule(static)");
         ln(b, "#endif");
     }
@@ -968,7 +968,11 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     ln(&b, "#include <stddef.h>");
     ln(&b, "#include <stdlib.h>");
     ln(&b, "#include <string.h>");
-    ln(&b, "#ifdef _OPENMP");
+    /* threads: OpenMP under gcc. clang (14) compiles the body of an OpenMP region as a function
+     * without the kernel's target attribute and then refuses its vector calls ("AVX vector
+     * return ... changes the ABI"), so under clang the kernel runs on the calling thread */
+    ln(&b, "#if defined(_OPENMP) && !defined(__clang__)");
+    ln(&b, "#define %s_OMP 1", fn);
     ln(&b, "#include <omp.h>");
     ln(&b, "#define %s_TID() omp_get_thread_num()", fn);
     ln(&b, "#define %s_NT() omp_get_max_threads()", fn);
@@ -978,6 +982,10 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     ln(&b, "#endif");
     ln(&b, "#if defined(__GNUC__) && !defined(__clang__)");
     ln(&b, "#pragma GCC optimize(\"fp-contract=fast\")");
+    ln(&b, "#endif");
+    /* unroll counts are hints: clang reports the ones it cannot honour as warnings */
+    ln(&b, "#if defined(__clang__)");
+    ln(&b, "#pragma clang diagnostic ignored \"-Wpass-failed\"");
     ln(&b, "#endif");
     /* every function of the kernel is compiled for the target's ISA (the attribute on each, and
      * the pragma for what the compiler creates itself): the same text builds the measured

@@ -702,7 +702,8 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
                          "cache_write %s: the accumulated tile has %lld elements (limit %d)", nb,
                          (long long)acc, CG_ACC_MAX);
         if (s->fuse && w->beta && w->act != MCT_ACT_NONE) {
-            for (int q = 0; q < p; q++)
+            /* the cache_write loop itself runs the tile once per iteration: it counts too */
+            for (int q = 0; q <= p; q++)
                 if (s->loops[s->order[q]].axis == AX_K)
                     return mct_errf(why, len, MCT_ENOTAPPLIC,
                                  "fuse_epilogue %s: with beta=1 and %s the whole reduction must "

@@ -1,17 +1,36 @@
 #!/bin/sh
 # Runs test binaries, reads each one's closing "N passed, N failed" line and prints the total.
-# Arguments: the optimized tests, then "--", then the sanitizer builds of the same tests.
+# Arguments: the optimized tests, then "--", then the sanitizer builds of the same tests, then
+# optionally "--tier=NAME" followed by tests to run again with MCTUNE_TIER=NAME (the ISA tier
+# forced down, so code that silently needs a wider ISA fails on any host). A tier segment is
+# skipped, with a note, when NAME is not below this host's tier ($MCTUNE cpu --tier NAME).
 # A binary that crashes or prints no summary counts as one failure.
-pass=0; fail=0; mode=opt
+pass=0; fail=0; mode=opt; tier=""
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS UBSAN_OPTIONS
 for t in "$@"; do
     if [ "$t" = "--" ]; then mode=san; continue; fi
+    case "$t" in
+    --tier=*)
+        tier=${t#--tier=}; mode=tier
+        if ${MCTUNE:-build/mctune} cpu --tier "$tier" 2>/dev/null | grep -q "the host supports"; then
+            echo "--   tests again with MCTUNE_TIER=$tier (below this host's tier)"
+        else
+            echo "--   skipped: the tests with MCTUNE_TIER=$tier (this host's tier is not above it;" \
+                 "the plain run already covers it)"
+            mode=skip
+        fi
+        continue ;;
+    esac
+    [ $mode = skip ] && continue
     name="$(basename "$t")"; [ $mode = san ] && name="$name[asan+ubsan]"
+    [ $mode = tier ] && name="$name[tier=$tier]"
     out=$(mktemp)
     start=$(date +%s)
-    if [ $mode = san ]; then MCTUNE_SANITIZED=1 "$t" >"$out" 2>&1; else "$t" >"$out" 2>&1; fi
+    if [ $mode = san ]; then MCTUNE_SANITIZED=1 "$t" >"$out" 2>&1
+    elif [ $mode = tier ]; then MCTUNE_TIER=$tier "$t" >"$out" 2>&1
+    else "$t" >"$out" 2>&1; fi
     rc=$?
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
     p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')

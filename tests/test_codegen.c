@@ -3,6 +3,7 @@
  * strided data and compared with OpenBLAS plus the epilogue reference. */
 #include "codegen/codegen.h"
 #include "tests/check.h"
+#include "tuner/guide.h"
 #include "tuner/oracle.h"
 
 #include <dlfcn.h>
@@ -202,7 +203,53 @@ static float rf(uint64_t *r)
     return (float)((int)(rbits(r) % 2001) - 1000) / 1000.0f;
 }
 
+/* A random workload of awkward sizes: matmul or bmm (GQA), nn or nt, every epilogue, beta. */
+static int draw_workload(uint64_t *r, mct_workload *w)
+{
+    static const char *epis[] = {"none", "bias", "relu", "gelu", "silu", "bias+gelu",
+                                 "bias+silu", "bias+relu"};
+    char text[256], err[256];
+    int bmm = rbits(r) % 4 == 0;
+    long M = rdim(r), N = rdim(r), K = rdim(r);
+    const char *lay = rbits(r) % 2 ? "nt" : "nn";
+    const char *epi = epis[rbits(r) % 8];
+    int beta = rbits(r) % 4 == 0;
+    if (bmm) {
+        long G = 1 + rbits(r) % 3, B = G * (1 + rbits(r) % 2);
+        snprintf(text, sizeof text, "bmm f32 %s B=%ld G=%ld M=%ld N=%ld K=%ld epi=%s%s", lay, B,
+                 G, M, N, K, epi, beta ? " beta=1" : "");
+    } else
+        snprintf(text, sizeof text, "matmul f32 %s M=%ld N=%ld K=%ld epi=%s%s", lay, M, N, K, epi,
+                 beta ? " beta=1" : "");
+    if (mct_wl_parse(text, w, err, sizeof err)) {
+        fprintf(stderr, "bad generated workload %s: %s\n", text, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Vector widths: the host's, and narrower ones (from the ISA table) so every lowering path is
+ * built. */
+static mct_target draw_target(uint64_t *r, const mct_target *host)
+{
+    int vl = (int[]){16, 8, 4, 1}[rbits(r) % 4];
+    mct_target t = *host;
+    for (int isa = 0; isa < MCT_ISA_COUNT && vl < host->vlen; isa++)
+        if (mct_isa_get(isa)->vlen == vl)
+            t = mct_target_of_isa(isa);
+    return t;
+}
+
+static int compile_batch_cc(pcase *cs, int n, const char *dir, int batch_no, const char *cc,
+                            void **handle);
+
 static int compile_batch(pcase *cs, int n, const char *dir, int batch_no, void **handle)
+{
+    return compile_batch_cc(cs, n, dir, batch_no, getenv("CC") ? getenv("CC") : "cc", handle);
+}
+
+static int compile_batch_cc(pcase *cs, int n, const char *dir, int batch_no, const char *cc,
+                            void **handle)
 {
     char src[512], so[512], cmd[2048];
     snprintf(src, sizeof src, "%s/batch%d.c", dir, batch_no);
@@ -220,7 +267,6 @@ static int compile_batch(pcase *cs, int n, const char *dir, int batch_no, void *
         free(c);
     }
     fclose(f);
-    const char *cc = getenv("CC") ? getenv("CC") : "cc";
     /* no -march: each kernel carries its ISA (the target pragma and attributes), as in the
      * measurement harness and the generated library */
     snprintf(cmd, sizeof cmd,
@@ -336,8 +382,6 @@ static void test_property(void)
     }
     uint64_t r = seed;
     int failures = 0, run = 0, fast = 0;
-    static const char *epis[] = {"none", "bias", "relu", "gelu", "silu", "bias+gelu",
-                                 "bias+silu", "bias+relu"};
     /* the tier this process may use: the host's, or MCTUNE_TIER (make test runs this test
      * again with the tier forced down, so code that silently needs AVX-512 fails anywhere) */
     mct_target host = mct_target_host();
@@ -346,32 +390,12 @@ static void test_property(void)
         int n = 0;
         for (int i = 0; i < per_batch && b0 + i < ncases; i++) {
             pcase *pc = &cs[n];
-            char text[256], err[256];
-            int bmm = rbits(&r) % 4 == 0;
-            long M = rdim(&r), N = rdim(&r), K = rdim(&r);
-            const char *lay = rbits(&r) % 2 ? "nt" : "nn";
-            const char *epi = epis[rbits(&r) % 8];
-            int beta = rbits(&r) % 4 == 0;
-            if (bmm) {
-                long G = 1 + rbits(&r) % 3, B = G * (1 + rbits(&r) % 2);
-                snprintf(text, sizeof text, "bmm f32 %s B=%ld G=%ld M=%ld N=%ld K=%ld epi=%s%s",
-                         lay, B, G, M, N, K, epi, beta ? " beta=1" : "");
-            } else
-                snprintf(text, sizeof text, "matmul f32 %s M=%ld N=%ld K=%ld epi=%s%s", lay, M, N,
-                         K, epi, beta ? " beta=1" : "");
-            if (mct_wl_parse(text, &pc->w, err, sizeof err)) {
-                fprintf(stderr, "bad generated workload %s: %s\n", text, err);
+            if (draw_workload(&r, &pc->w)) {
                 failures++;
                 continue;
             }
-            /* vector widths: the host's, and narrower ones so every lowering path is built */
-            int vl = (int[]){16, 8, 4, 1}[rbits(&r) % 4];
-            if (vl > host.vlen)
-                vl = host.vlen;
-            pc->t = host;
-            for (int isa = 0; isa < MCT_ISA_COUNT && vl != host.vlen; isa++)
-                if (mct_isa_get(isa)->vlen == vl)
-                    pc->t = mct_target_of_isa(isa);
+            pc->t = draw_target(&r, &host);
+            int vl = pc->t.vlen;
             if (mct_sched_random(&pc->w, &r, vl, &pc->s)) {
                 failures++;
                 continue;
@@ -427,6 +451,199 @@ static void test_property(void)
     if (failures == 0 && system(cmd)) {}
 }
 
+/* ---- mutation chains ---------------------------------------------------------------------
+ * Besides random legal schedules, the schedules the search itself makes: chains of 1 to 12
+ * steps from the untuned nest, each step one of the search's mutation operator
+ * (mct_sched_mutate), a proposal of the built-in heuristic guide, or an explicit transformation
+ * of O on a random loop of any level (unroll and prefetch on every loop included, the steps a
+ * language model proposes). Every schedule that passes the legality checks must compile with
+ * gcc and with clang (-Wall -Wextra -Werror) and match the oracle. */
+
+static void chain_step(mct_sched *s, uint64_t *r, const mct_target *t, mct_guide *guide)
+{
+    char text[4096], why[256];
+    int kind = (int)(rbits(r) % 4);
+    if (kind == 0) {
+        mct_sched_mutate(s, r, t->vlen, text, sizeof text);
+        return;
+    }
+    if (kind == 1 && guide) {
+        mct_guide_node node = {s, "", -1, 0, 1};
+        mct_guide_ctx ctx = {0};
+        ctx.w = mct_sched_workload(s);
+        ctx.cpu = mct_cpu_host();
+        ctx.target = t;
+        ctx.threads = 1;
+        ctx.node = &node;
+        ctx.base_latency_s = -1;
+        ctx.want = 2;
+        ctx.rng = r;
+        char *props[8];
+        int n = 0;
+        if (mct_guide_propose(guide, &ctx, props, &n, why, sizeof why) == 0 && n > 0) {
+            int pick = (int)(rbits(r) % (unsigned)n);
+            mct_sched *c = NULL;
+            if (mct_sched_clone(s, &c) == 0 && mct_sched_apply(c, props[pick], why,
+                                                               sizeof why) == 0)
+                mct_sched_apply(s, props[pick], why, sizeof why);
+            mct_sched_destroy(c);
+        }
+        for (int i = 0; i < n; i++)
+            free(props[i]);
+        return;
+    }
+    const char *names[32];
+    int nl = mct_sched_loops(s, names, 32);
+    if (nl <= 0)
+        return;
+    const char *l = names[rbits(r) % (unsigned)nl], *l2 = names[rbits(r) % (unsigned)nl];
+    static const int facs[] = {2, 3, 4, 5, 8, 16, 32};
+    int f = facs[rbits(r) % 7], d = (int[]){1, 2, 4, 8, 16, 64}[rbits(r) % 6];
+    switch (rbits(r) % 10) {
+    case 0: case 1: snprintf(text, sizeof text, "unroll(%s, %d)", l, f); break;
+    case 2: case 3: snprintf(text, sizeof text, "prefetch(%c, %s, %d)", "ABC"[rbits(r) % 3], l, d);
+        break;
+    case 4: snprintf(text, sizeof text, "tile(%s, %d)", l, f * (t->vlen > 1 ? t->vlen : 1)); break;
+    case 5: snprintf(text, sizeof text, "vectorize(%s)", l); break;
+    case 6: snprintf(text, sizeof text, "cache_write(%s)", l); break;
+    case 7: snprintf(text, sizeof text, "parallel(%s)", l); break;
+    case 8: snprintf(text, sizeof text, "pack(%c, %s, %s)", "AB"[rbits(r) % 2], l, l2); break;
+    default: snprintf(text, sizeof text, "tile(%s, %d, %d)", l, f * 8, f); break;
+    }
+    mct_sched_apply(s, text, why, sizeof why);  /* illegal: nothing applied, which is fine */
+}
+
+static void test_chains(void)
+{
+    const char *seed_env = getenv("MCTUNE_TEST_SEED");
+    uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : 20261201, r = seed ^ 0x9e3779b9;
+    int nchains = getenv("MCTUNE_SANITIZED") ? 80 : 160, per_batch = 40;
+    char dir[] = "/tmp/mct_chains_XXXXXX";
+    mct_guide *guide = NULL;
+    if (!mkdtemp(dir) || mct_guide_heuristic_create(&guide)) {
+        CHECK(0);
+        return;
+    }
+    mct_target host = mct_target_host();
+    const char *ccs[] = {"gcc", "clang"};
+    int failures = 0, run = 0, steps_total = 0, compiled[2] = {0, 0};
+    for (int b0 = 0; b0 < nchains; b0 += per_batch) {
+        pcase cs[64];
+        int n = 0;
+        for (int i = 0; i < per_batch && b0 + i < nchains; i++) {
+            pcase *pc = &cs[n];
+            if (draw_workload(&r, &pc->w)) {
+                failures++;
+                continue;
+            }
+            pc->t = draw_target(&r, &host);
+            if (mct_sched_create(&pc->w, &pc->s)) {
+                failures++;
+                continue;
+            }
+            int steps = 1 + (int)(rbits(&r) % 12);
+            for (int q = 0; q < steps; q++)
+                chain_step(pc->s, &r, &pc->t, guide);
+            steps_total += steps;
+            snprintf(pc->fn, sizeof pc->fn, "ch%d", b0 + i);
+            n++;
+        }
+        for (int c = 0; c < 2; c++) {
+            char probe[64];
+            snprintf(probe, sizeof probe, "command -v %s >/dev/null 2>&1", ccs[c]);
+            if (system(probe) != 0)
+                continue;
+            void *h = NULL;
+            if (compile_batch_cc(cs, n, dir, 100 * c + b0 / per_batch, ccs[c], &h)) {
+                failures++;
+                for (int i = 0; i < n; i++) {
+                    char a[4096], wl[256];
+                    mct_wl_format(&cs[i].w, wl, sizeof wl);
+                    mct_sched_format(cs[i].s, a, sizeof a);
+                    fprintf(stderr, "  in %s batch: %s | %s | vlen %d\n", ccs[c], wl, a,
+                            cs[i].t.vlen);
+                }
+                continue;
+            }
+            compiled[c] += n;
+            for (int i = 0; i < n; i++) {
+                char msg[256] = "", wl[256], a[4096];
+                run++;
+                if (!run_case(&cs[i], h, &r, msg, sizeof msg)) {
+                    failures++;
+                    mct_wl_format(&cs[i].w, wl, sizeof wl);
+                    mct_sched_format(cs[i].s, a, sizeof a);
+                    fprintf(stderr, "chain case %s (%s) failed (seed %llu): %s\n  workload: %s\n"
+                            "  schedule: %s\n  vlen: %d\n", cs[i].fn, ccs[c],
+                            (unsigned long long)seed, msg, wl, a, cs[i].t.vlen);
+                }
+            }
+        }
+        for (int i = 0; i < n; i++)
+            mct_sched_destroy(cs[i].s);
+    }
+    mct_guide_destroy(guide);
+    printf("mutation chains: %d schedules (%d steps), %d compiled with gcc, %d with clang, %d runs, "
+           "%d failed (seed %llu)\n", nchains, steps_total, compiled[0], compiled[1], run,
+           failures, (unsigned long long)seed);
+    CHECKF(failures == 0, "%d chain cases failed with seed %llu", failures,
+           (unsigned long long)seed);
+    CHECK(compiled[0] == nchains);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (failures == 0 && system(cmd)) {}
+}
+
+/* A legal schedule a language model proposed that the emitter once turned into C that did not
+ * compile (an unroll pragma in front of a declaration): it must compile with gcc and clang for
+ * every vector width and match the oracle. */
+static void test_reproducers(void)
+{
+    static const struct { const char *wl, *sched; } cases[] = {
+        {"matmul f32 nt M=16 N=4096 K=4096 epi=none",
+         "tile(i, 4); tile(j, 3); tile(k, 8); reorder(j0, i0, k0, i1, j1, k1); cache_write(i0); "
+         "unroll(k0, 4); unroll(i1, 4); unroll(j1, 3); vectorize(k1); prefetch(B, k0, 16)"},
+    };
+    char dir[] = "/tmp/mct_repro_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    mct_target host = mct_target_host();
+    int no = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int isa = MCT_ISA_AVX2; isa >= MCT_ISA_SSE42; isa--) {
+            pcase pc = {0};
+            char err[256];
+            CHECK(mct_wl_parse(cases[i].wl, &pc.w, err, sizeof err) == 0);
+            pc.t = mct_target_of_isa(isa);
+            CHECKF(mct_sched_parse(&pc.w, cases[i].sched, &pc.s, err, sizeof err) == 0, "%s",
+                   err);
+            if (!pc.s)
+                continue;
+            snprintf(pc.fn, sizeof pc.fn, "rp%d", no);
+            const char *ccs[] = {"gcc", "clang"};
+            for (int c = 0; c < 2; c++) {
+                void *h = NULL;
+                char probe[64], msg[256] = "";
+                snprintf(probe, sizeof probe, "command -v %s >/dev/null 2>&1", ccs[c]);
+                if (system(probe) != 0)
+                    continue;
+                int rc = compile_batch_cc(&pc, 1, dir, no++, ccs[c], &h);
+                CHECKF(rc == 0, "%s does not compile the reproducer at vlen %d: %s", ccs[c],
+                       pc.t.vlen, cases[i].sched);
+                uint64_t r = 7;
+                if (rc == 0 && pc.t.vlen <= host.vlen)
+                    CHECKF(run_case(&pc, h, &r, msg, sizeof msg), "%s vlen %d: %s", ccs[c],
+                           pc.t.vlen, msg);
+            }
+            mct_sched_destroy(pc.s);
+        }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) {}
+}
+
 /* The command line: `mctune show` prints both lowerings; bad input exits non-zero with a message
  * naming the bad value. */
 
@@ -478,8 +695,9 @@ static int one_case(const char *spec)
         return 2;
     }
     pc.t = mct_target_host();
-    if (vl && atoi(vl) != pc.t.vlen)
-        pc.t.vlen = atoi(vl), pc.t.attr = atoi(vl) == 8 ? "avx2,fma" : "";
+    for (int isa = 0; vl && isa < MCT_ISA_COUNT; isa++)
+        if (mct_isa_get(isa)->vlen == atoi(vl))
+            pc.t = mct_target_of_isa(isa);
     snprintf(pc.fn, sizeof pc.fn, "one");
     void *h;
     if (!mkdtemp(dir) || compile_batch(&pc, 1, dir, 0, &h))
@@ -499,6 +717,8 @@ int main(void)
     test_workloads();
     test_schedules();
     test_cli();
+    test_reproducers();
     test_property();
+    test_chains();
     return check_done();
 }
