@@ -754,9 +754,22 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
         }
         (void)block_inside;
     }
-    for (int q = 0; q < s->npf; q++)
+    for (int q = 0; q < s->npf; q++) {
         if (s->pf[q].loop >= s->nloops)
             return mct_errf(why, len, MCT_ENOTAPPLIC, "prefetch: loop no longer exists");
+        /* the operands of one head exist only inside the head loop b */
+        for (int p = 0; p < s->nloops && s->w.op == MCT_OP_BMM; p++) {
+            int id = s->order[p];
+            if (s->loops[id].axis == AX_B)
+                break;
+            if (id == s->pf[q].loop) {
+                char nb[8];
+                return mct_errf(why, len, MCT_ENOTAPPLIC, "prefetch at %s: the loop is outside "
+                                "the head loop b, where no head's operands exist yet; prefetch at "
+                                "a loop inside b", cg_loop_name(s, id, nb));
+            }
+        }
+    }
     return 0;
 }
 
