@@ -65,6 +65,7 @@ static void core_choice(void)
     CHECK(!strcmp(first(&c, MCT_TIER_COUNT), "Haswell"));
     feats(&c, "GenuineIntel", 6, 42, SSE " xsave osxsave os-avx avx");   /* Sandy Bridge */
     CHECK(!strcmp(first(&c, MCT_TIER_COUNT), "Sandybridge"));
+    CHECK(mct_base_openblas_cores(&c, MCT_TIER_SSE42, o, 4) == 0);   /* MCTUNE_TIER=sse4.2 */
     feats(&c, "GenuineIntel", 6, 26, SSE);                      /* Nehalem: SSE only */
     CHECK(mct_base_openblas_cores(&c, MCT_TIER_COUNT, o, 4) == 0);
     feats(&c, "AuthenticAMD", 16, 4, "sse sse2 sse3 lm");       /* older than sse4.2 */

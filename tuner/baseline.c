@@ -64,7 +64,7 @@ int mct_base_openblas_cores(const mct_cpu *c, mct_tier tier, const char **out, i
         list[n++] = "SkylakeX";
     } else if (t >= MCT_TIER_AVX2) {
         list[n++] = "Haswell";
-    } else if (t >= MCT_TIER_SSE42 && os_avx) {
+    } else if (t >= MCT_TIER_SSE42 && os_avx && tier > MCT_TIER_SSE42) {
         list[n++] = "Sandybridge";
     }
     int k = n < max ? n : max;
