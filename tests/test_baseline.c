@@ -6,6 +6,7 @@
 #include "tuner/baseline.h"
 
 #include <math.h>
+#include <sched.h>
 
 static void feats(mct_cpu *c, const char *vendor, int family, int model, const char *list)
 {
@@ -134,9 +135,54 @@ static void libraries(void)
     CHECK(mct_base_open(MCT_BASE_COUNT, host, mct_cpu_tier(), &l, NULL, 0) == MCT_EINVAL);
 }
 
+/* `mctune measure --baseline --threads 2`: a line per library, naming OpenBLAS's core and oneDNN
+ * (or saying it is unavailable), each run with the thread count asked for (as the library reports
+ * it back) */
+static void measure_cli(void)
+{
+    static char out[1 << 14];
+    const char *mctune = getenv("MCTUNE") ? getenv("MCTUNE") : "build/mctune";
+    char dir[] = "/tmp/mct-test-baseline-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    cpu_set_t set;
+    int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    int rc = check_sh(out, sizeof out, "%s measure 'matmul f32 nt M=1 N=256 K=512 epi=none' "
+                      "--threads 2 --hot --baseline "
+                      "--min-time 0.02 --cache %s/cc 2>&1", mctune, dir);
+    CHECKF(rc == 0, "measure --baseline failed (%d): %s", rc, out);
+    CHECKF(strstr(out, "baseline   OpenBLAS ") && strstr(out, " core "), "%s", out);
+    CHECKF(strstr(out, "baseline   oneDNN ") || strstr(out, "baseline   oneDNN: unavailable"),
+           "%s", out);
+    CHECKF(strstr(out, "(forced, OPENBLAS_CORETYPE)") || strstr(out, "OpenBLAS forced: "), "%s",
+           out);  /* a forced core, or why none */
+    CHECKF(strstr(out, "the speed of the best baseline"), "%s", out);
+    if (ncpu >= 2) {
+        /* every library that ran reports 2 threads */
+        int lines = 0, two = 0;
+        for (char *p = out; (p = strstr(p, "baseline   ")); p++) {
+            char *nl = strchr(p, '\n');
+            if (!nl)
+                break;
+            *nl = 0;
+            if (!strstr(p, "unavailable")) {
+                lines++;
+                two += strstr(p, ", 2 threads") != NULL;
+            }
+            *nl = '\n';
+        }
+        CHECKF(lines >= 1 && two == lines, "%d of %d baselines ran with 2 threads:\n%s", two,
+               lines, out);
+    }
+    check_sh(NULL, 0, "rm -rf %s", dir);
+}
+
 int main(void)
 {
     core_choice();
     libraries();
+    measure_cli();
     return check_done();
 }

@@ -191,7 +191,7 @@ static const char *dnnl_isa_name(int isa)
 }
 
 /* the oneDNN ISA cap for an mctune tier below the host's (MCTUNE_TIER), 0 for none */
-static int dnnl_isa_cap(const mct_cpu *cpu, mct_tier tier)
+int mct_base_onednn_isa_cap(const mct_cpu *cpu, mct_tier tier)
 {
     if (tier >= mct_cpu_tier_of(cpu))
         return 0;
@@ -220,7 +220,7 @@ static int open_onednn(mct_base_lib *l, const mct_cpu *cpu, mct_tier tier, char 
     int (*setisa)(int) = (int (*)(int))dlsym(l->h, "dnnl_set_max_cpu_isa");
     if (!l->dgemm || !ver)
         return mct_errf(err, errlen, MCT_ENOTFOUND, "%s has no dnnl_sgemm/dnnl_version", lib);
-    int cap = dnnl_isa_cap(cpu, tier);
+    int cap = mct_base_onednn_isa_cap(cpu, tier);
     if (cap && setisa)
         setisa(cap);
     /* OpenMP runtime (Debian's build): its omp_* through oneDNN's own dependencies */

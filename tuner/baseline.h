@@ -51,6 +51,10 @@ const char *mct_base_kind_name(mct_base_kind k);
  *   other AVX2+FMA: "Haswell"; AVX only: "Sandybridge"; else none. */
 int mct_base_openblas_cores(const mct_cpu *c, mct_tier tier, const char **out, int max);
 
+/* The dnnl_cpu_isa_t value to pass to oneDNN's dnnl_set_max_cpu_isa so that it runs no more than
+ * `tier` on CPU c: 0 when the tier is the CPU's own (no cap). */
+int mct_base_onednn_isa_cap(const mct_cpu *c, mct_tier tier);
+
 typedef struct mct_base_lib mct_base_lib;  /* opaque */
 
 /* Loads library `kind` for comparisons on this host (cpu: mct_cpu_host(); tier: mct_cpu_tier()).
