@@ -24,7 +24,7 @@ typedef struct {
 struct mct_base_lib {
     mct_base_kind kind;
     void *h;
-    char label[160], shortname[48];
+    char label[160], shortname[48], core[32];
     cblas_gemm_fn gemm;
     cblas_gemv_fn gemv;
     dnnl_gemm_fn dgemm;
@@ -116,6 +116,7 @@ static int open_openblas(mct_base_lib *l, const mct_cpu *cpu, mct_tier tier, int
         snprintf(l->label, sizeof l->label, "OpenBLAS %s core %s (its own choice)", ver,
                  own_core);
         snprintf(l->shortname, sizeof l->shortname, "OpenBLAS %s", own_core);
+        snprintf(l->core, sizeof l->core, "%s", own_core);
         return 0;
     }
     char own_copy[64];
@@ -165,6 +166,7 @@ static int open_openblas(mct_base_lib *l, const mct_cpu *cpu, mct_tier tier, int
         snprintf(l->label, sizeof l->label, "OpenBLAS %s core %s (forced with "
                  "OPENBLAS_CORETYPE; its own choice here is %s)", ver, got, own_copy);
         snprintf(l->shortname, sizeof l->shortname, "OpenBLAS %s*", got);
+        snprintf(l->core, sizeof l->core, "%s", got);
         return 0;
     }
     return mct_errf(err, errlen, MCT_ENOTAPPLIC, "no forced OpenBLAS core could be verified: "
@@ -310,6 +312,11 @@ const char *mct_base_short(const mct_base_lib *l)
 mct_base_kind mct_base_kind_of(const mct_base_lib *l)
 {
     return l->kind;
+}
+
+const char *mct_base_core(const mct_base_lib *l)
+{
+    return l->core;
 }
 
 int mct_base_set_threads(mct_base_lib *l, int n)

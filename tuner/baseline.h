@@ -71,6 +71,8 @@ const char *mct_base_label(const mct_base_lib *l);
 /* A short column name: "OpenBLAS Zen", "OpenBLAS SkylakeX*", "oneDNN", "BLIS". Owned by l. */
 const char *mct_base_short(const mct_base_lib *l);
 mct_base_kind mct_base_kind_of(const mct_base_lib *l);
+/* OpenBLAS kinds: the core read back from the library ("Zen", "SkylakeX"); else "". */
+const char *mct_base_core(const mct_base_lib *l);
 
 /* Threads the library uses from now on (openblas_set_num_threads, omp_set_num_threads through
  * oneDNN's OpenMP runtime, bli_thread_set_num_threads). Returns the count the library reports
