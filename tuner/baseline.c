@@ -24,7 +24,7 @@ typedef struct {
 struct mct_base_lib {
     mct_base_kind kind;
     void *h;
-    char label[160], shortname[48], core[32];
+    char label[240], shortname[48], core[32];
     cblas_gemm_fn gemm;
     cblas_gemv_fn gemv;
     dnnl_gemm_fn dgemm;
