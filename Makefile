@@ -68,9 +68,10 @@ $(BUILD)/san-tests/%: tests/%.c $(BUILD)/libmctune-san.a $(HDRS)
 	@$(if $(Q),echo "  TSAN  $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< $(BUILD)/libmctune-san.a $(LDLIBS)
 
+# no -march: a benchmark runs on any x86-64; its ISA-specific parts use target attributes
 $(BUILD)/bench/%: scripts/%.c $(BUILD)/libmctune.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -O3 -march=native -o $@ $< $(BUILD)/libmctune.a $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(BUILD)/libmctune.a $(LDLIBS)
 
 # `make test` runs every tests/test_*.c twice: optimized, then under ASan+UBSan; then the
 # codegen, measurement and generated-library tests again with the ISA tier forced down to avx2

@@ -7,15 +7,22 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <dlfcn.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 /* ---- backends */
 
-/* openblas: cblas_sgemm per projection, one cblas_sgemm per head for bmm */
+/* openblas: cblas_sgemm per projection (cblas_sgemv for one token, the call serving engines
+ * make at M=1: OpenBLAS's sgemm runs it several times slower), one cblas_sgemm per head for bmm */
 static int ob_linear(long M, long N, long K, const float *A, const float *W, float *C)
 {
+    if (M == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, W, (int)K, A, 1, 0.0f, C,
+                    1);
+        return 0;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K,
                 W, (int)K, 0.0f, C, (int)N);
     return 0;
@@ -42,6 +49,71 @@ static const char *ob_describe(void)
     snprintf(s, sizeof s, "OpenBLAS core %s (%s)", openblas_get_corename(),
              openblas_get_config());
     return s;
+}
+
+/* onednn: dnnl_sgemm (row-major, char transa/transb) per projection and per head, from
+ * libdnnl.so.2 loaded at first use, so the program builds and runs without oneDNN (the backend
+ * then says it is unavailable and its calls fail). At M=1 oneDNN routes dnnl_sgemm to its gemv.
+ * Threads through its OpenMP runtime (Debian's build). */
+typedef int (*dn_gemm_fn)(char, char, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                          const float *, int64_t, float, float *, int64_t);
+static dn_gemm_fn dn_gemm;
+static char dn_text[200];
+
+static int dn_load(void)
+{
+    if (dn_gemm || dn_text[0])
+        return dn_gemm ? 0 : -1;
+    void *h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    dn_gemm = h ? (dn_gemm_fn)dlsym(h, "dnnl_sgemm") : NULL;
+    if (!dn_gemm) {
+        snprintf(dn_text, sizeof dn_text, "unavailable: libdnnl.so.2 %s (install libdnnl-dev)",
+                 h ? "has no dnnl_sgemm" : "not found");
+        return -1;
+    }
+    const int *(*ver)(void) = (const int *(*)(void))dlsym(h, "dnnl_version");
+    int (*isa)(void) = (int (*)(void))dlsym(h, "dnnl_get_effective_cpu_isa");
+    const int *v = ver ? ver() : NULL;
+    int i = isa ? isa() : -1;   /* dnnl_cpu_isa_t values of oneDNN 2.6 */
+    const char *in = i == 0x1 ? "sse41" : i == 0x3 ? "avx" : i == 0x7 ? "avx2"
+                   : i == 0x27 ? "avx512_core" : i == 0x67 ? "avx512_core_vnni"
+                   : i == 0xe7 ? "avx512_core_bf16" : i == 0x3e7 ? "avx512_core_amx"
+                   : i == 0x407 ? "avx2_vnni" : "?";
+    snprintf(dn_text, sizeof dn_text, "oneDNN %d.%d.%d dnnl_sgemm, ISA %s", v ? v[0] : 0,
+             v ? v[1] : 0, v ? v[2] : 0, in);
+    return 0;
+}
+
+static int dn_linear(long M, long N, long K, const float *A, const float *W, float *C)
+{
+    if (dn_load())
+        return -1;
+    return dn_gemm('N', 'T', M, N, K, 1.0f, A, K, W, K, 0.0f, C, N) ? -1 : 0;
+}
+
+static int dn_bmm(int nt, long batch, long group, long M, long N, long K, const float *A, long lda,
+                  long sA, const float *B, long ldb, long sB, float *C, long ldc, long sC)
+{
+    if (dn_load())
+        return -1;
+    for (long h = 0; h < batch; h++)
+        if (dn_gemm('N', nt ? 'T' : 'N', M, N, K, 1.0f, A + h * sA, lda, B + (h / group) * sB,
+                    ldb, 0.0f, C + h * sC, ldc))
+            return -1;
+    return 0;
+}
+
+static void dn_threads(int n)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+}
+
+static const char *dn_describe(void)
+{
+    dn_load();
+    return dn_text;
 }
 
 /* generic: the untuned loop nest a compiler makes of the textbook code, blocked over 4 rows of A
@@ -171,6 +243,7 @@ static const mct_blk_backend backends[] = {
     {"gen-sgemm", ge_linear, ge_bmm, NULL, NULL, NULL, ge_threads, ge_describe},
 #endif
     {"generic", gn_linear, gn_bmm, NULL, NULL, NULL, gn_threads, gn_describe},
+    {"onednn", dn_linear, dn_bmm, NULL, NULL, NULL, dn_threads, dn_describe},
 };
 
 const mct_blk_backend *mct_blk_backends(int *n)

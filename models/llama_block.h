@@ -10,7 +10,8 @@
  * Q K^T and P V go through the backend's bmm, every projection through its linear (weights
  * stored [N, K], as inference engines store them).
  *
- * Backends, chosen at run time: "openblas" (cblas_sgemm), "generic" (a plain blocked C loop nest,
+ * Backends, chosen at run time: "openblas" (cblas_sgemm; cblas_sgemv at M=1), "onednn"
+ * (dnnl_sgemm from libdnnl.so.2, loaded at run time; only when asked for by name), "generic" (a plain blocked C loop nest,
  * untuned) and, when the program is built with -DMCT_BLOCK_GEN=NAME -DMCT_BLOCK_GEN_H='"NAME.h"'
  * against a generated library, "gen" (weights packed once by NAME_prepack_b, projections by
  * NAME_matmul_packed, attention by NAME_bmm) and "gen-sgemm" (NAME_sgemm on the plain weights
@@ -53,8 +54,7 @@ typedef struct mct_blk_backend {
 } mct_blk_backend;
 
 /* The backends built into this program, in order openblas, gen, gen-sgemm (when built in),
- * generic; *n
- * gets their count. Static, valid for the life of the process. */
+ * generic, onednn; *n gets their count. llama_block runs all but onednn when --backends names none. Static, valid for the life of the process. */
 const mct_blk_backend *mct_blk_backends(int *n);
 /* The backend NAME, or NULL. */
 const mct_blk_backend *mct_blk_backend_find(const char *name);

@@ -21,7 +21,8 @@ static const char usage_text[] =
     "                  (default: Llama-3-8B, hidden 4096, 32/8 heads, 128, 14336)\n"
     "  --m LIST        token counts (default 1,4,16,128,512; --small --check: 1,5,16,64)\n"
     "  --threads LIST  thread counts for --bench (default 1,2)\n"
-    "  --backends LIST some of openblas,gen,generic (default all built in)\n"
+    "  --backends LIST some of openblas,gen,gen-sgemm,generic,onednn (default all built in\n"
+    "                  but onednn, which needs libdnnl.so.2 at run time)\n"
     "  --seq S         positions in the KV cache; the M new tokens are the last M (default 512,\n"
     "                  --small 64; at least the largest M)\n"
     "  --min-time S    --bench: repeat each measurement at least this long (default 0.5)\n"
@@ -94,7 +95,7 @@ int main(int argc, char **argv)
                 const mct_blk_backend *f = mct_blk_backend_find(t);
                 if (!f) {
                     fprintf(stderr, "llama_block: backend '%s' is not built in (openblas, "
-                            "generic; gen when built with -DMCT_BLOCK_GEN, see "
+                            "generic, onednn; gen when built with -DMCT_BLOCK_GEN, see "
                             "scripts/bench-block)\n", t);
                     return 2;
                 }
@@ -124,9 +125,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!nbe) {
-        const mct_blk_backend *all = mct_blk_backends(&nbe);
-        for (int i = 0; i < nbe; i++)
-            be[i] = &all[i];
+        int nall;
+        const mct_blk_backend *all = mct_blk_backends(&nall);
+        for (int i = 0; i < nall; i++)
+            if (strcmp(all[i].name, "onednn"))   /* optional library: when asked for */
+                be[nbe++] = &all[i];
     }
     if (!nm) {
         static const long dm[] = {1, 4, 16, 128, 512}, sm[] = {1, 5, 16, 64};

@@ -6,8 +6,10 @@
  * scripts/expert-schedules.txt as the tuned shapes, plus a tiny shape for the overhead), runs
  * `mctune gen` ($MCTUNE, default build/mctune), compiles the output with cc -O2 (no -march) and
  * a driver that includes it, then runs the driver twice: OpenBLAS as it picks its own kernels,
- * and with OPENBLAS_CORETYPE=Cooperlake (0.3.21 takes a family 6 model 207 CPU for "Prescott"
- * and runs generic SSE kernels). BENCH_FULL=1 also runs shapes above 16 GFLOP per call.
+ * and with OPENBLAS_CORETYPE set to the best core it has for this CPU when that differs (the
+ * choice of tuner/baseline.h, verified there by loading it and reading the core name back; the
+ * driver prints the core it runs, read back again). M=1 shapes call cblas_sgemv. BENCH_FULL=1
+ * also runs shapes above 16 GFLOP per call.
  *   build/bench/bench_gen */
 #define _GNU_SOURCE 1
 #include <stdio.h>
@@ -18,6 +20,7 @@
 
 #include "codegen/codegen.h"
 #include "db/db.h"
+#include "tuner/baseline.h"
 
 static const char *driver =
 "#include \"bl.c\"\n"
@@ -88,7 +91,10 @@ static const char *driver =
 "            } else {\n"
 "                TIME(tt, bl_sgemm(101, 111, nt ? 112 : 111, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, nt ? (int)K : (int)N, 0.0f, C, (int)N));\n"
 "            }\n"
-"            TIME(to, cblas_sgemm(CblasRowMajor, CblasNoTrans, nt ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, nt ? (int)K : (int)N, 0.0f, C, (int)N));\n"
+"            if (M == 1) /* gemv, the call serving engines make at M=1 */\n"
+"                TIME(to, cblas_sgemv(CblasRowMajor, nt ? CblasNoTrans : CblasTrans, nt ? (int)N : (int)K, nt ? (int)K : (int)N, 1.0f, B, nt ? (int)K : (int)N, A, 1, 0.0f, C, 1));\n"
+"            else\n"
+"                TIME(to, cblas_sgemm(CblasRowMajor, CblasNoTrans, nt ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)K, B, nt ? (int)K : (int)N, 0.0f, C, (int)N));\n"
 "            double fl = 2.0 * M * N * K; char w[64];\n"
 "            snprintf(w, sizeof w, \"matmul %s M=%ld N=%ld K=%ld%s\", nt ? \"nt\" : \"nn\", M, N, K, P ? \" (prepacked B)\" : \"\");\n"
 "            printf(\"%-44s %9.9s %12.1f %12.1f %6.2fx\\n\", w, k->name + 13, fl / tt * 1e-9, fl / to * 1e-9, to / tt);\n"
@@ -192,12 +198,20 @@ int main(void)
     snprintf(cmd, sizeof cmd, "cd %s && OPENBLAS_NUM_THREADS=1 ./drv all", dir);
     if (run(cmd))
         goto fail;
-    printf("\n== OpenBLAS with OPENBLAS_CORETYPE=Cooperlake ==\n");
-    fflush(stdout);
-    snprintf(cmd, sizeof cmd, "cd %s && OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Cooperlake ./drv",
-             dir);
-    if (run(cmd))
-        goto fail;
+    mct_base_lib *forced = NULL;
+    char why[256];
+    if (mct_base_open(MCT_BASE_OPENBLAS_FORCED, mct_cpu_host(), mct_cpu_tier(), &forced, why,
+                      sizeof why) == 0) {
+        printf("\n== %s ==\n", mct_base_label(forced));
+        fflush(stdout);
+        snprintf(cmd, sizeof cmd, "cd %s && OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=%s ./drv",
+                 dir, mct_base_core(forced));
+        mct_base_close(forced);
+        if (run(cmd))
+            goto fail;
+    } else {
+        printf("\n(no second OpenBLAS run: %s)\n", why);
+    }
     rc = 0;
 fail:
     if (db)

@@ -2,8 +2,11 @@
 # make demo: the main job in one command. Installs missing dependencies, builds mctune, tunes a
 # default set of Llama-3-8B layers on this CPU with the built-in guide into a database under the
 # build folder, generates the kernel library, builds the decoder block (models/llama_block.c)
-# against it, checks it against OpenBLAS and prints, per layer and M: untuned, OpenBLAS and tuned
-# GFLOP/s. A second run finds every workload in the database and searches nothing.
+# against it, checks it against OpenBLAS and prints, per layer and M: untuned, the baseline
+# libraries (mctune measure --baseline: OpenBLAS with its own core, OpenBLAS with the best core it
+# has for this CPU forced when that differs, oneDNN when installed; same data, same threads) and
+# tuned GFLOP/s, and the tuned kernel against the best of them. A second run finds every
+# workload in the database and searches nothing.
 #
 # Settings (environment or make variables):
 #   BUDGET=8        samples per workload (the untuned schedule included)
@@ -11,7 +14,6 @@
 #   THREADS=1       kernel threads
 #   BUILD=build     build folder; the demo's files go to $BUILD/demo (database: $BUILD/demo/db)
 #   DEPS=1          run scripts/install-deps.sh first (0: skip)
-#   COOPERLAKE=1    also time OpenBLAS with OPENBLAS_CORETYPE=Cooperlake (0: skip)
 set -eu
 
 BUILD=${BUILD:-build}
@@ -19,7 +21,6 @@ BUDGET=${BUDGET:-8}
 DEMO_M=${DEMO_M:-1,4,16,128}
 THREADS=${THREADS:-1}
 DEPS=${DEPS:-1}
-COOPERLAKE=${COOPERLAKE:-1}
 OUT=$BUILD/demo
 DB=$OUT/db
 NAME=mctdemo
@@ -84,20 +85,13 @@ $MAKE -s DEPS=0 BUILD="$BUILD" block-gen BLOCK_GEN_DIR="$OUT/gen" BLOCK_GEN_NAME
 "$BUILD/llama_block-gen" --check --m 1,16 | tee "$OUT/block-check.out"
 blas_core=$(sed -n 's/^backend openblas *//p' "$OUT/block-check.out")
 
-step "layers: untuned, OpenBLAS and tuned GFLOP/s (mctune measure --baseline, B from memory)"
-echo "OpenBLAS: $blas_core"
-if [ "$COOPERLAKE" = 1 ]; then
-    echo "OpenBLAS (Cooperlake): the same library with OPENBLAS_CORETYPE=Cooperlake, its AVX-512"
-    echo "  kernels; 0.3.21 does not pick them itself on this CPU (Intel family 6 model 207)"
-fi
+step "layers: untuned, the libraries and tuned GFLOP/s (mctune measure --baseline, B from memory, $THREADS thread(s))"
+echo "block check: OpenBLAS $blas_core"
 trials=$OUT/trials.csv
 "$MCTUNE" db list --trials --cpu host --threads "$THREADS" --format csv --db "$DB" > "$trials"
-hdr="%-17s %4s %9s %9s %9s %8s"
-if [ "$COOPERLAKE" = 1 ]; then
-    printf "$hdr %11s %10s\n" layer M untuned OpenBLAS tuned tuned/OB "OB-Cooperl." tuned/OBC
-else
-    printf "$hdr\n" layer M untuned OpenBLAS tuned tuned/OB
-fi
+hdr="%-17s %4s %8s %9s %9s %8s %-16s %8s %9s"
+printf "$hdr\n" layer M untuned OB-own OB-forced oneDNN "best of" tuned tuned/best
+gf() { sed -n "$1"'.* \([0-9.]*\) GFLOP\/s.*/\1/p' | head -1; }
 sed -n 's/.*"name": "\([^"]*\)", "op": "\([a-z]*\)", "layout": "\([a-z]*\)", \(.*\)"M".*/\1 \2 \3 \4/p' "$MODEL" |
 while read -r lname op layout rest; do
     N=$(echo "$rest" | sed -n 's/.*"N": \([0-9]*\).*/\1/p')
@@ -111,22 +105,23 @@ while read -r lname op layout rest; do
                 2>/dev/null | sed -n 's/.*"schedule":"\([^"]*\)".*/\1/p')
         untuned=$(grep -F "\"$wl\"," "$trials" | grep ',""$' | head -1 | awk -F'","' '{printf "%.2f", $6}')
         m=$("$MCTUNE" measure "$wl" --schedule "$sched" --threads "$THREADS" --baseline 2>&1 || true)
+        echo "$m" | grep '^baseline ' | sed 's/ [0-9.]* [mu]*s median with.*//' > "$OUT/baselines.txt"
         tuned=$(echo "$m" | sed -n 's/^speed *\([0-9.]*\) GFLOP.*/\1/p')
-        ob=$(echo "$m" | sed -n 's/^baseline .* \([0-9.]*\) GFLOP\/s.*/\1/p')
-        r=$(awk -v a="${tuned:-0}" -v b="${ob:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
-        if [ "$COOPERLAKE" = 1 ]; then
-            mc=$(OPENBLAS_CORETYPE=Cooperlake "$MCTUNE" measure "$wl" --schedule "$sched" \
-                 --threads "$THREADS" --baseline 2>&1 || true)
-            obc=$(echo "$mc" | sed -n 's/^baseline .* \([0-9.]*\) GFLOP\/s.*/\1/p')
-            rc=$(awk -v a="${tuned:-0}" -v b="${obc:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
-            printf "$hdr %11s %10s\n" "$lname" "$M" "${untuned:--}" "${ob:--}" "${tuned:--}" "$r" "${obc:--}" "$rc"
-        else
-            printf "$hdr\n" "$lname" "$M" "${untuned:--}" "${ob:--}" "${tuned:--}" "$r"
-        fi
+        ob=$(echo "$m" | grep '^baseline   OpenBLAS .*(its own choice)' | gf 's/^baseline')
+        obf=$(echo "$m" | grep '^baseline   OpenBLAS .*(forced, OPENBLAS_CORETYPE)' | gf 's/^baseline')
+        dn=$(echo "$m" | grep '^baseline   oneDNN [0-9]' | gf 's/^baseline')
+        bestl=$(echo "$m" | grep '^baseline .*(best)$' | sed -n 's/^baseline   OpenBLAS [0-9.]* core \([A-Za-z0-9_]*\).*/OpenBLAS \1/p; s/^baseline   oneDNN .*/oneDNN/p')
+        best=$(echo "$m" | grep '^baseline .*(best)$' | gf 's/^baseline')
+        r=$(awk -v a="${tuned:-0}" -v b="${best:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+        printf "$hdr\n" "$lname" "$M" "${untuned:--}" "${ob:--}" "${obf:--}" "${dn:--}" \
+            "${bestl:--}" "${tuned:--}" "$r"
     done
 done | tee "$OUT/table.txt"
-echo "(untuned: the tuner's sample 1 in the database; tuned and OpenBLAS: measured now on the same"
-echo " data; M=1 OpenBLAS is the faster of sgemm and sgemv; o/v/up_proj share q/k/gate_proj's shapes)"
+echo "(untuned: the tuner's sample 1 in the database; tuned and the libraries: measured now on the"
+echo " same data with $THREADS thread(s); M=1: OpenBLAS is the faster of sgemm and sgemv, oneDNN's"
+echo " dnnl_sgemm runs its gemv; o/v/up_proj share q/k/gate_proj's shapes; tuned/best: against the"
+echo " fastest library of the row). The libraries, as the last measurement named them:"
+sed 's/^baseline   /  /; s/ (best)$//' "$OUT/baselines.txt"
 
 step "done"
 echo "database $DB (mctune db list --db $DB), library $OUT/gen, report $OUT/report/report.md,"

@@ -2,7 +2,7 @@
 # Install, only when missing, the Debian packages mctune needs to build, test and plot.
 # Safe to run repeatedly: it asks dpkg first and calls apt-get only for what is absent.
 set -e
-PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libcurl4-openssl-dev libcjson-dev libxxhash-dev libopenblas-dev clang libclang-rt-14-dev libomp-dev python3 gnuplot-nox graphviz"
+PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libcurl4-openssl-dev libcjson-dev libxxhash-dev libopenblas-dev libdnnl-dev libblis-dev clang libclang-rt-14-dev libomp-dev python3 gnuplot-nox graphviz"
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

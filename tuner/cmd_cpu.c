@@ -9,6 +9,7 @@
 
 #include "db/db.h"
 #include "runtime/cpu.h"
+#include "tuner/baseline.h"
 
 static void help(FILE *f)
 {
@@ -106,5 +107,12 @@ int mct_cmd_cpu(int argc, char **argv)
     printf("caches     L1d %u KiB, L1i %u KiB, L2 %u KiB, L3 %u KiB\n", c->cache_kb[0],
            c->cache_kb[1], c->cache_kb[2], c->cache_kb[3]);
     printf("cores      %d cores, %d threads per package\n", c->cores, c->threads);
+    /* the benchmarks' forced OpenBLAS core (tuner/baseline.h), for scripts */
+    const char *cores[4];
+    int nc = mct_base_openblas_cores(c, used, cores, 4);
+    printf("openblas   cores to force for tier %s:", mct_tier_name(used));
+    for (int i = 0; i < nc; i++)
+        printf(" %s", cores[i]);
+    printf("%s\n", nc ? " (best first)" : " none");
     return 0;
 }

@@ -1,8 +1,6 @@
 /* mctune measure: compile, check and time one schedule (or a raw C kernel), optionally against
  * OpenBLAS on the same data in the same child process. */
 #include "tuner/cli.h"
-
-extern char *openblas_get_corename(void);
 #include "tuner/measure.h"
 #include "tuner/oracle.h"
 
@@ -27,8 +25,11 @@ static const char usage_text[] =
     "  --threads N          threads of the kernel (OMP_NUM_THREADS, pinned; default 1)\n"
     "  --hot                B stays cache-resident (default: B rotates through copies that\n"
     "                       exceed the last-level cache, capped at 1 GiB)\n"
-    "  --baseline           also time OpenBLAS (cblas_sgemm; for M=1 also cblas_sgemv, the\n"
-    "                       faster is shown) on the same data, and print the ratio\n"
+    "  --baseline           also time the libraries on the same data with the same threads:\n"
+    "                       OpenBLAS with its own core, OpenBLAS with the best core it has for\n"
+    "                       this CPU forced (when that differs), oneDNN (when installed); for\n"
+    "                       M=1 OpenBLAS also runs cblas_sgemv (the faster is shown); the ratio\n"
+    "                       is to the fastest\n"
     "  --min-time SECONDS   timed calls last at least this long in total (default 0.2)\n"
     "  --min-runs N         and number at least N (default 5)\n"
     "  --timeout SECONDS    limit for start-up and the checked first run (default 30)\n"
@@ -226,13 +227,25 @@ int mct_cmd_measure(int argc, char **argv)
         printf("compile    %.3f s\n", res.compile_s);
     printf("compiler   %s (%s) %s\n", res.cc, res.cc_version, res.cflags);
     if (o.baseline && res.status == MCT_MEAS_OK) {
-        if (res.has_baseline) {
-            print_time("baseline   OpenBLAS ", res.base_median_s);
-            printf(" median with %s, %.2f GFLOP/s (epilogue not included; OpenBLAS core %s%s)\n",
-                   res.base_name, res.base_gflops, openblas_get_corename(),
-                   getenv("OPENBLAS_CORETYPE") ? ", forced by OPENBLAS_CORETYPE" : "");
-            printf("ratio      %.2fx the speed of OpenBLAS (>1: the candidate is faster)\n",
-                   res.base_median_s / res.median_s);
+        /* one line per library, all on the same data in the same child, with the candidate's
+         * thread count; the ratio is to the fastest, as targets are judged */
+        static const char *const tag[3] = {"OpenBLAS", "OpenBLAS forced", "oneDNN"};
+        for (int i = 0; i < 3; i++) {
+            const struct mct_meas_lib *b = &res.libs[i];
+            if (!b->ok) {
+                printf("baseline   %s: unavailable: %s\n", tag[i], b->label);
+                continue;
+            }
+            printf("baseline   %s ", b->label);
+            print_time("", b->median_s);
+            printf(" median with %s, %.2f GFLOP/s, %d thread%s%s\n", b->call, b->gflops,
+                   b->threads, b->threads == 1 ? "" : "s", res.best_lib == i ? " (best)" : "");
+        }
+        if (res.best_lib >= 0) {
+            const struct mct_meas_lib *b = &res.libs[res.best_lib];
+            printf("ratio      %.2fx the speed of the best baseline, %s (>1: the candidate is "
+                   "faster; epilogue not included in the baselines)\n",
+                   b->median_s / res.median_s, b->label);
         } else {
             printf("baseline   unavailable: %s\n", res.detail);
         }

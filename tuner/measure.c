@@ -1,6 +1,7 @@
 /* Measurement harness: compile cache, child runs with guard pages, oracle check, timing.
  * The contract is in tuner/measure.h; the child program is in tuner/measure_driver.h. */
 #include "tuner/measure.h"
+#include "tuner/baseline.h"
 #include "tuner/measure_driver.h"
 #include "tuner/oracle.h"
 
@@ -1052,6 +1053,14 @@ static void run_child(mct_meas *m, const struct cand *c, mct_meas_result *r)
     j->prepacked = c->prepacked;
     j->baseline = m->o.baseline;
     j->threads = m->o.threads;
+    if (m->o.baseline) { /* the baseline libraries' choice: tuner/baseline.h */
+        const char *cores[MCT_NCORE];
+        int nc = mct_base_openblas_cores(mct_cpu_host(), mct_cpu_tier(), cores, MCT_NCORE);
+        memset(j->ob_cores, 0, sizeof j->ob_cores);
+        for (int i = 0; i < nc; i++)
+            snprintf(j->ob_cores[i], sizeof j->ob_cores[i], "%s", cores[i]);
+        j->dnnl_isa_cap = mct_base_onednn_isa_cap(mct_cpu_host(), mct_cpu_tier());
+    }
     j->min_time = m->o.min_time_s;
     j->warmup_time = m->o.warmup_s;
     j->min_runs = m->o.min_runs;
@@ -1102,7 +1111,7 @@ static void run_child(mct_meas *m, const struct cand *c, mct_meas_result *r)
         phase = "the timed runs";
         /* room for warm-up and the calls the protocol needs, twice over, plus the baseline */
         double need = m->o.warmup_s + m->o.min_time_s + (m->o.min_runs + 2) * msg.first_s;
-        limit = m->o.timeout_s + 2 * need * (m->o.baseline ? 3 : 1);
+        limit = m->o.timeout_s + 2 * need * (m->o.baseline ? 7 : 1);
         got = recv_msg(sv[0], &msg, limit);
     }
     if (got == 1 && msg.kind == MSG_DONE) {
@@ -1127,6 +1136,21 @@ static void run_child(mct_meas *m, const struct cand *c, mct_meas_result *r)
         } else if (m->o.baseline) {
             snprintf(r->base_name, sizeof r->base_name, "unavailable");
             snprintf(r->detail, sizeof r->detail, "baseline: %.400s", msg.text);
+        }
+        r->best_lib = -1;
+        for (int i = 0; m->o.baseline && i < MCT_NLIB; i++) {
+            const struct mct_lib_res *b = &msg.lib[i];
+            struct mct_meas_lib *o = &r->libs[i];
+            o->ok = b->kind > 0 && b->st.med > 0;
+            memcpy(o->label, b->name, sizeof o->label);
+            o->label[sizeof o->label - 1] = 0;
+            snprintf(o->call, sizeof o->call, "%s", i == LIB_DNNL ? "dnnl_sgemm"
+                     : b->kind == BASE_SGEMV ? "sgemv" : "sgemm");
+            o->threads = b->threads;
+            o->median_s = o->ok ? b->st.med : 0;
+            o->gflops = o->ok ? mct_wl_flops(&d->w) / b->st.med * 1e-9 : 0;
+            if (o->ok && (r->best_lib < 0 || o->median_s < r->libs[r->best_lib].median_s))
+                r->best_lib = i;
         }
     } else if (got == 1 && msg.kind == MSG_FAULT) {
         describe_fault(&msg, r->detail, sizeof r->detail);
@@ -1193,6 +1217,7 @@ static void result_init(const mct_meas *m, mct_meas_result *r)
 {
     memset(r, 0, sizeof *r);
     r->relerr = -1;
+    r->best_lib = -1;
     r->threads = m->o.threads;
     r->hot = m->o.hot;
     r->cc = m->cc;

@@ -130,6 +130,18 @@ typedef struct mct_meas_result {
     char base_name[64];     /* "cblas_sgemm" or "cblas_sgemv" (M=1: the faster of the two) */
     double base_median_s, base_min_s, base_max_s, base_gflops;
     long base_runs;
+    /* every baseline library (opts.baseline), run in the same child with `threads` threads:
+     * [0] OpenBLAS with its own core (the base_* fields above), [1] OpenBLAS with the best core
+     * tuner/baseline.h forces for this CPU (when it differs and loads), [2] oneDNN (dnnl_sgemm).
+     * label names the library, its version, core or ISA; when ok is 0 it says why not. */
+    struct mct_meas_lib {
+        int ok;
+        char label[160];
+        char call[16];      /* "sgemm", "sgemv" (OpenBLAS at M=1: the faster), "dnnl_sgemm" */
+        int threads;        /* as the library reports it after being asked (0: cannot say) */
+        double median_s, gflops;
+    } libs[3];
+    int best_lib;           /* index of the fastest of libs, -1 when none ran */
 } mct_meas_result;
 
 /* Counters since mct_meas_create. */
