@@ -314,6 +314,7 @@ void mct_db_close(mct_db *db)
     if (db->rtxn)
         mdb_txn_abort(db->rtxn);
     mdb_env_close(db->env);
+    free(db->pend);
     free(db);
 }
 
@@ -528,7 +529,33 @@ int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t n)
     return MCT_OK;
 }
 
-/* Canonicalizes r->workload and computes its keys. */
+/* A stored schedule must be one the tuner could have written: it parses into transformations of
+ * O, each legal for the workload, and its text is the canonical form (so its hash names it). */
+int db_sched_check(const mct_workload *w, const char *text, char *err, size_t n)
+{
+    mct_sched *s = NULL;
+    char why[512], *canon = malloc(4096);
+    int rc;
+    if (!canon)
+        return mct_errf(err, n, MCT_ENOMEM, "out of memory");
+    canon[0] = 0;
+    rc = mct_sched_parse(w, text, &s, why, sizeof why);
+    if (rc == MCT_ENOMEM) {
+        rc = mct_errf(err, n, rc, "out of memory");
+    } else if (rc < 0) {
+        rc = mct_errf(err, n, MCT_EINVAL, "field 'schedule' = '%.120s%s' is not a legal schedule "
+                      "for this workload: %s", text, strlen(text) > 120 ? "..." : "", why);
+    } else if (mct_sched_format(s, canon, 4096) < 0 || strcmp(canon, text)) {
+        rc = mct_errf(err, n, MCT_EINVAL, "field 'schedule' = '%.120s%s' is not in canonical "
+                      "form (the tuner writes '%.120s%s'); write it that way", text,
+                      strlen(text) > 120 ? "..." : "", canon, strlen(canon) > 120 ? "..." : "");
+    }
+    mct_sched_destroy(s);
+    free(canon);
+    return rc;
+}
+
+/* Canonicalizes r->workload, checks the schedule and computes the keys. */
 int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t n)
 {
     mct_workload w;
@@ -544,6 +571,8 @@ int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, siz
         return mct_errf(err, n, MCT_ERANGE, "median_ns = %g: must be a positive time", r->median_ns);
     if (!memchr(r->schedule, 0, sizeof r->schedule))
         return mct_errf(err, n, MCT_ERANGE, "schedule text is not terminated");
+    if ((rc = db_sched_check(&w, r->schedule, err, n)) != MCT_OK)
+        return rc;
     memset(k, 0, sizeof *k);
     mct_wl_hash(&w, k->wl);
     k->cpu = r->cpu;
@@ -855,42 +884,88 @@ struct put_ctx {
     int stored;
 };
 
+static int put_json_rec(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
+                        const mct_db_rec *r)
+{
+    char *json = NULL;
+    int rc = db_rec_json(r, NULL, &json);
+    if (rc != MCT_OK)
+        return db_fail(db, rc, "out of memory");
+    MDB_val k = {klen, (void *)key}, v = {strlen(json), json};
+    rc = mdb_put(t, dbi, &k, &v, 0);
+    free(json);
+    return rc ? db_lmdb(db, rc, "storing a record") : MCT_OK;
+}
+
+static void copy_measurement(mct_db_rec *dst, const mct_db_rec *src)
+{
+    dst->median_ns = src->median_ns;
+    dst->spread_ns = src->spread_ns;
+    dst->gflops = src->gflops;
+}
+
+/* What concurrent writers can rely on (each put is one LMDB write transaction, and LMDB
+ * serializes those):
+ * - a trial is replaced only by a faster measurement of the same schedule;
+ * - the best record always equals a stored trial: same schedule, same median. A best whose
+ *   schedule has a stored trial takes that trial's measurement; one without gets its trial
+ *   written with it; a faster trial of the best's schedule updates the best. */
 static int put_rec_fn(mct_db *db, MDB_txn *t, void *p)
 {
     struct put_ctx *c = p;
-    char *json = NULL;
-    int rc = db_put_wl_txn(db, t, c->r.workload, c->k.wl);
     mct_db_trial_key tk;
-    if (rc)
-        return rc;
+    mct_db_rec *old = malloc(2 * sizeof *old), *tr = old + 1;
+    int rc = db_put_wl_txn(db, t, c->r.workload, c->k.wl);
     c->stored = 0;
-    if (c->best) {
-        mct_db_rec old;
-        rc = db_get_rec_txn(db, t, db->best, &c->k, sizeof c->k, &old);
-        if (rc == MCT_OK && old.median_ns <= c->r.median_ns)
-            return MCT_OK;
-        if (rc != MCT_OK && rc != MCT_ENOTFOUND && rc != MCT_ECORRUPT)
-            return rc;  /* a damaged old record is replaced by the new one */
-    }
-    if ((rc = db_rec_json(&c->r, NULL, &json)) != MCT_OK)
-        return rc;
-    MDB_val v = {strlen(json), json}, k;
-    if (c->best) {
-        k.mv_size = sizeof c->k;
-        k.mv_data = &c->k;
-    } else {
-        memset(&tk, 0, sizeof tk);
-        tk.k = c->k;
-        memcpy(tk.sched, c->sched, 16);
-        k.mv_size = sizeof tk;
-        k.mv_data = &tk;
-    }
-    rc = mdb_put(t, c->best ? db->best : db->trials, &k, &v, 0);
-    free(json);
+    if (!old)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
     if (rc)
-        return db_lmdb(db, rc, "storing a record");
-    c->stored = 1;
-    return MCT_OK;
+        goto fail;
+    memset(&tk, 0, sizeof tk);
+    tk.k = c->k;
+    memcpy(tk.sched, c->sched, 16);
+    rc = db_get_rec_txn(db, t, db->trials, &tk, sizeof tk, tr);
+    if (rc != MCT_OK && rc != MCT_ENOTFOUND && rc != MCT_ECORRUPT)
+        goto fail;  /* a damaged old record is replaced by the new one */
+    int have_trial = rc == MCT_OK;
+    if (c->best) {
+        if (have_trial)
+            copy_measurement(&c->r, tr);
+        rc = db_get_rec_txn(db, t, db->best, &c->k, sizeof c->k, old);
+        if (rc == MCT_OK && old->median_ns <= c->r.median_ns &&
+            !(strcmp(old->schedule, c->r.schedule) == 0 && old->median_ns != c->r.median_ns)) {
+            rc = MCT_OK;
+            goto fail;
+        }
+        if (rc != MCT_OK && rc != MCT_ENOTFOUND && rc != MCT_ECORRUPT)
+            goto fail;
+        if (!have_trial) {
+            mct_db_rec trial = c->r;
+            trial.samples = 1;
+            if ((rc = put_json_rec(db, t, db->trials, &tk, sizeof tk, &trial)) != MCT_OK)
+                goto fail;
+        }
+        rc = put_json_rec(db, t, db->best, &c->k, sizeof c->k, &c->r);
+    } else {
+        if (have_trial && tr->median_ns <= c->r.median_ns) {
+            rc = MCT_OK;  /* the stored measurement stays: nothing is measured twice */
+            goto fail;
+        }
+        if ((rc = put_json_rec(db, t, db->trials, &tk, sizeof tk, &c->r)) != MCT_OK)
+            goto fail;
+        rc = db_get_rec_txn(db, t, db->best, &c->k, sizeof c->k, old);
+        if (rc == MCT_OK && !strcmp(old->schedule, c->r.schedule)) {
+            copy_measurement(old, &c->r);
+            rc = put_json_rec(db, t, db->best, &c->k, sizeof c->k, old);
+        } else if (rc == MCT_ENOTFOUND || rc == MCT_OK || rc == MCT_ECORRUPT) {
+            rc = MCT_OK;
+        }
+    }
+    if (rc == MCT_OK)
+        c->stored = 1;
+fail:
+    free(old);
+    return rc;
 }
 
 static int put_rec(mct_db *db, const mct_db_rec *r, int best, int *stored)

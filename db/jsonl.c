@@ -460,6 +460,23 @@ static int apply_rec(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_
     MDB_val k = {klen, &tk}, v = {strlen(json), json};
     rc = mdb_put(t, dbi, &k, &v, 0);
     rc = rc ? db_lmdb(db, rc, "storing a record") : MCT_OK;
+    if (rc == MCT_OK && best) {
+        if (db->npend == db->cappend) {
+            size_t cap = db->cappend ? 2 * db->cappend : 64;
+            struct db_pending *np = realloc(db->pend, cap * sizeof *np);
+            if (!np) {
+                rc = db_fail(db, MCT_ENOMEM, "out of memory");
+                goto fail;
+            }
+            db->pend = np;
+            db->cappend = cap;
+        }
+        struct db_pending *pd = &db->pend[db->npend++];
+        pd->tk = tk;
+        pd->line = db->line;
+        snprintf(pd->what, sizeof pd->what, "best record of '%.100s' cpu %s threads %d",
+                 r->workload, cpu, r->threads);
+    }
 fail:
     free(json);
     free(r);
@@ -536,6 +553,30 @@ int db_apply_item(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn 
         return rc;
     }
     return db_fail(db, MCT_EINVAL, "unknown item kind %d", (int)it->kind);
+}
+
+/* Every best record the transaction wrote must have a trial of its schedule (in the database or
+ * the same import): a best without one was not measured by a tuner. */
+static int check_pending(mct_db *db, MDB_txn *t, const char *file)
+{
+    for (size_t i = 0; i < db->npend; i++) {
+        const struct db_pending *pd = &db->pend[i];
+        MDB_val k = {sizeof pd->tk, (void *)&pd->tk}, v;
+        int rc = mdb_get(t, db->trials, &k, &v);
+        if (rc == 0)
+            continue;
+        if (rc != MDB_NOTFOUND)
+            return db_lmdb(db, rc, "reading a trial");
+        if (pd->line)
+            return db_fail(db, MCT_EINVAL, "%s:%ld: field 'schedule': the %s has no trial "
+                           "with its schedule, in the file or the database; export with trials "
+                           "(without --no-trials) and import that file; nothing was imported",
+                           file, pd->line, pd->what);
+        return db_fail(db, MCT_EINVAL, "merge: '%s': the %s has no trial with its schedule; "
+                       "run 'mctune db check %s' on it; nothing was merged", file, pd->what,
+                       file);
+    }
+    return MCT_OK;
 }
 
 /* ---- walking every item of a database ----------------------------------------------------- */
@@ -690,8 +731,10 @@ static int import_fn(mct_db *db, MDB_txn *t, void *p)
         rc = db_fail(db, MCT_ENOMEM, "out of memory");
         goto fail;
     }
+    db->npend = 0;
     while ((n = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        db->line = lineno;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
         if (strspn(line, " \t") == (size_t)n)
@@ -718,7 +761,11 @@ static int import_fn(mct_db *db, MDB_txn *t, void *p)
     }
     if (ferror(f))
         rc = db_fail(db, MCT_EIO, "import: reading '%s' failed: %s", c->file, strerror(errno));
+    else
+        rc = check_pending(db, t, c->file);
 fail:
+    db->npend = 0;
+    db->line = 0;
     free(it);
     free(line);
     fclose(f);
@@ -762,8 +809,13 @@ static int merge_fn(mct_db *db, MDB_txn *t, void *p)
         return db_fail(db, rc, "%s", c->other->err);
     c->dst = db;
     c->t = t;
+    db->npend = 0;
+    db->line = 0;
     rc = each_item(c->other, rt, 0, 1, merge_one, c);
     db_rend(c->other, rt);
+    if (rc == MCT_OK)
+        rc = check_pending(db, t, c->other->path);
+    db->npend = 0;
     if (rc && rc != DB_EFULL && !db->err[0])
         db_fail(db, rc, "%s", c->other->err);
     return rc;
