@@ -40,6 +40,10 @@ int db_write(mct_db *db, db_wfn fn, void *ctx);
 int db_put_wl_txn(mct_db *db, MDB_txn *t, const char *canon, const uint8_t h[16]);
 int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
                    mct_db_rec *out);
+int db_decode_rec(mct_db *db, const void *key, size_t klen, const void *val, size_t vlen,
+                  mct_db_rec *out);
+/* Sets a damage message ending with what to do (mctune db check, salvage); MCT_ECORRUPT. */
+int db_damaged(mct_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int db_rec_json(const mct_db_rec *r, const char *type, char **out);
 int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t errlen);
 /* MCT_EINVAL, with err naming field 'schedule', unless text is a legal canonical schedule of w. */

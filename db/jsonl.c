@@ -207,7 +207,7 @@ int mct_db_get_cpu(mct_db *db, uint64_t key, mct_cpu *out)
         rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, out, why, sizeof why);
         if (rc) {
             mct_cpu_key_format(key, hex);
-            rc = db_fail(db, MCT_ECORRUPT, "database '%s': CPU record %s is damaged: %s",
+            rc = db_damaged(db, "database '%s': CPU record %s: %s",
                          db->file, hex, why);
         }
     } else {
@@ -606,8 +606,8 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
             if (i == 0) {
                 uint64_t key;
                 if (k.mv_size != 8) {
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a CPU key has %zu bytes",
-                                 db->file, k.mv_size);
+                    rc = db_damaged(db, "database '%s': a CPU key has %zu bytes", db->file,
+                                    k.mv_size);
                     break;
                 }
                 memcpy(&key, k.mv_data, 8);
@@ -616,34 +616,33 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
                 it->kind = MCT_DB_ITEM_CPU;
                 if ((rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, &it->cpu, why,
                                                sizeof why)) != MCT_OK)
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a CPU record is damaged: %s",
-                                 db->file, why);
+                    rc = db_damaged(db, "database '%s': a CPU record: %s", db->file, why);
             } else if (i == 1) {
                 uint8_t h[16];
                 it->kind = MCT_DB_ITEM_WORKLOAD;
                 if (v.mv_size >= sizeof it->rec.workload || k.mv_size != 16) {
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a workload entry is damaged",
-                                 db->file);
+                    rc = db_damaged(db, "database '%s': a workload entry has a %zu-byte key and a "
+                                    "%zu-byte text", db->file, k.mv_size, v.mv_size);
                     break;
                 }
                 memcpy(it->rec.workload, v.mv_data, v.mv_size);
                 it->rec.workload[v.mv_size] = 0;
                 mct_hash_text(it->rec.workload, v.mv_size, h);
                 if (memcmp(h, k.mv_data, 16))
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': workload '%s' is stored under "
-                                 "another hash (damaged file)", db->file, it->rec.workload);
+                    rc = db_damaged(db, "database '%s': workload '%s' is stored under another "
+                                    "hash", db->file, it->rec.workload);
             } else if (i == 2 || i == 3) {
                 mct_db_key ck;
                 if (k.mv_size < sizeof ck) {
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a record key is damaged",
-                                 db->file);
+                    rc = db_damaged(db, "database '%s': a record key has %zu bytes", db->file,
+                                    k.mv_size);
                     break;
                 }
                 memcpy(&ck, k.mv_data, sizeof ck);
                 if (cpu && ck.cpu != cpu)
                     continue;
                 it->kind = i == 2 ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
-                rc = db_get_rec_txn(db, t, dbis[i], k.mv_data, k.mv_size, &it->rec);
+                rc = db_decode_rec(db, k.mv_data, k.mv_size, v.mv_data, v.mv_size, &it->rec);
             } else {
                 cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
                 int bad = 0;
@@ -654,8 +653,8 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
                 it->reply = dup_field(o, "reply", &bad);
                 cJSON_Delete(o);
                 if (bad)
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a cached LLM reply is "
-                                 "damaged", db->file);
+                    rc = db_damaged(db, "database '%s': a cached LLM reply is not a JSON "
+                                    "object of strings", db->file);
             }
             if (rc == MCT_OK)
                 rc = fn(it, ctx);
@@ -664,7 +663,7 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
         mdb_cursor_close(cur);
         if (rc == MDB_NOTFOUND)
             rc = MCT_OK;
-        else if (rc > 0)
+        else if (rc > 0 || (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE))  /* not MCT_E* */
             rc = db_lmdb(db, rc, "iterating");
     }
     free(it);
