@@ -236,7 +236,7 @@ static int open_dbis(mct_db *db)
             if (has_mctune_marker(db->file))
                 return db_damaged(db, "'%s': the table of tables is damaged (no '%s' table)",
                                   db->file, names[i]);
-            return db_fail(db, MCT_EINVAL, "'%s' is an LMDB database but not an mctune one (no "
+            return db_fail(db, MCT_ECORRUPT, "'%s' is an LMDB database but not an mctune one (no "
                            "'%s' table); point --db at an mctune database, or give a new folder "
                            "to start one", db->file, names[i]);
         }
@@ -296,8 +296,8 @@ static int meta_sane(const struct lmdb_meta *m, int i, uint64_t size, char *why,
     return 0;
 }
 
-/* Checks the two meta pages of an existing data file: MCT_ECORRUPT (damaged: one page is not a
- * meta page, or both name impossible sizes), MCT_EINVAL (not an LMDB file at all). */
+/* Checks the two meta pages of an existing data file: MCT_ECORRUPT when damaged (the message
+ * says so and points to mctune db check) or not an LMDB file at all (the message says that). */
 static int header_check(mct_db *db, uint64_t size)
 {
     struct lmdb_meta m[2];
@@ -320,7 +320,7 @@ static int header_check(mct_db *db, uint64_t size)
                        "export it with the tool that wrote it, or point --db elsewhere", db->file,
                        m[0].version);
     if (m[0].magic != LMDB_MAGIC && m[1].magic != LMDB_MAGIC)
-        return db_fail(db, MCT_EINVAL, "'%s' is not an LMDB database (no LMDB signature in its "
+        return db_fail(db, MCT_ECORRUPT, "'%s' is not an LMDB database (no LMDB signature in its "
                        "first pages; some other file?); point --db at an mctune database, or "
                        "give a new folder to start one", db->file);
     /* LMDB reads the meta with the larger txnid and refuses a file whose other meta lacks its
