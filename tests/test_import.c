@@ -206,6 +206,18 @@ static void test_cli(void)
            strstr(out, "nothing was imported"), "rc %d: %s", rc, out);
     rc = check_sh(out, sizeof out, "%s db stats --db %s 2>&1", bin, d);
     CHECKF(rc == 0 && strstr(out, "best       0") && strstr(out, "trials     0"), "%s", out);
+    /* class 6 neighbours: a folder given as the model file is named as one */
+    rc = check_sh(out, sizeof out, "%s tune --model %s --db %s 2>&1", bin, root, d);
+    CHECKF(rc != 0 && strstr(out, "is a directory") && !strstr(out, "near byte"), "rc %d: %s", rc,
+           out);
+    /* db get says at which sample the best was found, not how many ran */
+    snprintf(text, sizeof text, "%s", vt);
+    line(bad, sizeof bad, "best", GOOD, 1000);
+    strcat(text, bad);
+    f = write_file(text);
+    rc = check_sh(out, sizeof out, "%s db import %s --db %s 2>&1 && %s db get '" WL "' --cpu " CPU
+                  " --db %s 2>&1", bin, f, d, bin, d);
+    CHECKF(rc == 0 && strstr(out, "best found at sample 3"), "rc %d: %s", rc, out);
 }
 
 int main(void)

@@ -236,7 +236,7 @@ static void print_rec(const mct_db_rec *r, const char *format)
     printf("schedule   %s\n", r->schedule[0] ? r->schedule : "(untuned nest)");
     printf("median     %.3f us (spread %.3f us)\n", r->median_ns / 1e3, r->spread_ns / 1e3);
     printf("gflops     %.2f\n", r->gflops);
-    printf("search     %s, guide %s, %lld samples\n", r->search[0] ? r->search : "?",
+    printf("search     %s, guide %s, best found at sample %lld\n", r->search[0] ? r->search : "?",
            r->guide[0] ? r->guide : "?", (long long)r->samples);
     printf("compiler   %s %s\n", r->compiler, r->flags);
     printf("tool       %s, timestamp %lld%s%s\n", r->tool, (long long)r->timestamp,
