@@ -20,31 +20,68 @@ int db_fail(mct_db *db, int code, const char *fmt, ...)
     return code;
 }
 
-static int lmdb_code(int rc)
+/* Advice every damage message ends with: the tool that tells what is readable and saves it. */
+int db_damaged(mct_db *db, const char *fmt, ...)
+{
+    char what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return db_fail(db, MCT_ECORRUPT, "%s; the database is damaged: run 'mctune db check --db %s' "
+                   "to see what is readable, then 'mctune db check --db %s --salvage NEWDIR' to "
+                   "copy the readable records into a new database (or restore it from an export)",
+                   what, db->path, db->path);
+}
+
+/* Maps an LMDB or errno code to MCT_E* with a message saying what it means for the user and
+ * what to do: damaged, foreign, locked, no space, permissions. */
+int db_lmdb(mct_db *db, int rc, const char *what)
 {
     switch (rc) {
     case 0: return MCT_OK;
     case MDB_NOTFOUND: return MCT_ENOTFOUND;
     case MDB_MAP_FULL: return DB_EFULL;
-    case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: case MDB_BAD_TXN:
-    case MDB_INCOMPATIBLE: case MDB_BAD_VALSIZE:
-        return MCT_ECORRUPT;
-    case MDB_VERSION_MISMATCH: return MCT_EVERSION;
-    case MDB_READERS_FULL: case MDB_TXN_FULL: case MDB_DBS_FULL: return MCT_EBUSY;
-    case ENOMEM: return MCT_ENOMEM;
-    default: return MCT_EIO;
+    case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INCOMPATIBLE: case MDB_BAD_VALSIZE:
+    case MDB_BAD_TXN: case MDB_PANIC: case MDB_INVALID: case MDB_KEYEXIST:
+        return db_damaged(db, "database '%s': %s: %s", db->file, what, mdb_strerror(rc));
+    case MDB_VERSION_MISMATCH:
+        return db_fail(db, MCT_EVERSION, "database '%s': %s: it was written by another LMDB "
+                       "version (%s); open it with the mctune that wrote it and export it "
+                       "('mctune db export --db %s > old.jsonl')", db->file, what,
+                       mdb_strerror(rc), db->path);
+    case MDB_READERS_FULL:
+        return db_fail(db, MCT_EBUSY, "database '%s': %s: too many processes have it open (%s); "
+                       "wait for some to finish, or remove its lock.mdb when none runs",
+                       db->file, what, mdb_strerror(rc));
+    case MDB_TXN_FULL: case MDB_DBS_FULL: case MDB_MAP_RESIZED: case MDB_TLS_FULL:
+        return db_fail(db, MCT_EBUSY, "database '%s': %s: %s; retry the command", db->file, what,
+                       mdb_strerror(rc));
+    case EAGAIN: case EBUSY:
+        return db_fail(db, MCT_EBUSY, "database '%s': %s: it is locked by another process (%s); "
+                       "wait for it to finish, or check that no stale process holds it",
+                       db->file, what, strerror(rc));
+    case ENOSPC: case EDQUOT:
+        return db_fail(db, MCT_EIO, "database '%s': %s: no space left on the device (%s); free "
+                       "some space or choose another location with --db or MCTUNE_DB", db->file,
+                       what, strerror(rc));
+    case EACCES: case EPERM: case EROFS:
+        return db_fail(db, MCT_EIO, "database '%s': %s: permission denied (%s); check the "
+                       "permissions of %s and its folder, or choose a writable location with "
+                       "--db or MCTUNE_DB", db->file, what, strerror(rc), db->file);
+    case ENOMEM:
+        return db_fail(db, MCT_ENOMEM, "database '%s': %s: out of memory or address space (%s); "
+                       "close other programs or raise the limit (ulimit -v)", db->file, what,
+                       strerror(rc));
+    case EIO:
+        return db_fail(db, MCT_EIO, "database '%s': %s: the disk reported an I/O error (%s); check "
+                       "the disk, then run 'mctune db check --db %s'", db->file, what,
+                       strerror(rc), db->path);
+    default:
+        return db_fail(db, MCT_EIO, "database '%s': %s: %s (LMDB code %d); check the file and "
+                       "the disk, then run 'mctune db check --db %s'", db->file, what,
+                       mdb_strerror(rc), rc, db->path);
     }
-}
-
-int db_lmdb(mct_db *db, int rc, const char *what)
-{
-    int code = lmdb_code(rc);
-    if (code == MCT_ENOTFOUND || code == DB_EFULL)
-        return code;
-    if (code == MCT_ECORRUPT)
-        return db_fail(db, code, "database '%s': %s: %s; the file is damaged: restore it from "
-                       "an export or remove it", db->file, what, mdb_strerror(rc));
-    return db_fail(db, code, "database '%s': %s: %s", db->file, what, mdb_strerror(rc));
 }
 
 int db_put_json(mct_db *db, MDB_txn *t, MDB_dbi dbi, MDB_val *k, char *json, int overwrite,
@@ -130,6 +167,8 @@ static int mkdirs(const char *path)
     return 0;
 }
 
+static int has_mctune_marker(const char *file);
+
 static int meta_check(mct_db *db, MDB_txn *t, int create)
 {
     MDB_val k = {6, "schema"}, v;
@@ -151,9 +190,8 @@ static int meta_check(mct_db *db, MDB_txn *t, int create)
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "codegen");
     if (!cJSON_IsNumber(s) || !cJSON_IsString(g)) {
         cJSON_Delete(o);
-        return db_fail(db, MCT_ECORRUPT, "database '%s': the schema record is damaged ('%.*s'); "
-                       "restore the database from an export", db->file,
-                       (int)(v.mv_size > 80 ? 80 : v.mv_size), (const char *)v.mv_data);
+        return db_damaged(db, "database '%s': the schema record is damaged ('%.*s')", db->file,
+                          (int)(v.mv_size > 80 ? 80 : v.mv_size), (const char *)v.mv_data);
     }
     int ok = s->valueint == MCT_DB_SCHEMA && !strcmp(g->valuestring, MCT_CG_VERSION);
     if (!ok)
@@ -181,13 +219,26 @@ static int open_dbis(mct_db *db)
     }
     if (rc)
         return db_lmdb(db, rc, "starting a transaction");
+    /* tables are created only in a new (empty) environment, never added to a foreign one */
+    int create = 0;
+    if (!ro) {
+        MDB_dbi main_dbi;
+        MDB_stat ms;
+        rc = mdb_dbi_open(t, "meta", 0, &db->meta);
+        if (rc == MDB_NOTFOUND && mdb_dbi_open(t, NULL, 0, &main_dbi) == 0 &&
+            mdb_stat(t, main_dbi, &ms) == 0 && ms.ms_entries == 0)
+            create = MDB_CREATE;
+    }
     for (int i = 0; i < 7; i++) {
-        rc = mdb_dbi_open(t, names[i], ro ? 0 : MDB_CREATE, dbis[i]);
-        if (rc == MDB_NOTFOUND) {
+        rc = mdb_dbi_open(t, names[i], create, dbis[i]);
+        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
             mdb_txn_abort(t);
-            return db_fail(db, MCT_ECORRUPT, "'%s' is an LMDB database but not an mctune one "
-                           "(no '%s' table); point --db at an mctune database", db->file,
-                           names[i]);
+            if (has_mctune_marker(db->file))
+                return db_damaged(db, "'%s': the table of tables is damaged (no '%s' table)",
+                                  db->file, names[i]);
+            return db_fail(db, MCT_ECORRUPT, "'%s' is an LMDB database but not an mctune one (no "
+                           "'%s' table); point --db at an mctune database, or give a new folder "
+                           "to start one", db->file, names[i]);
         }
         if (rc) {
             int code = db_lmdb(db, rc, names[i]);
@@ -202,6 +253,107 @@ static int open_dbis(mct_db *db)
     }
     rc = mdb_txn_commit(t);
     return rc ? db_lmdb(db, rc, "committing the tables") : MCT_OK;
+}
+
+/* LMDB's on-disk meta page (lmdb.h does not export it): two at the start of the file, the one
+ * with the larger txnid is current. Read before mdb_env_open so that damage is named for what it
+ * is instead of surfacing as ENOMEM (a damaged map size) or EINVAL (a damaged page size). */
+struct lmdb_meta {
+    uint64_t pgno;            /* page header */
+    uint16_t pad, flags;
+    uint16_t lower, upper;
+    uint32_t magic, version;
+    uint64_t address, mapsize;
+    struct { uint32_t pad; uint16_t flags, depth; uint64_t branch, leaf, ovf, entries, root; }
+        dbs[2];
+    uint64_t last_pg, txnid;
+};
+#define LMDB_MAGIC 0xBEEFC0DEu
+
+/* 0 when page i looks like a meta page of this file, else a reason in why. */
+static int meta_sane(const struct lmdb_meta *m, int i, uint64_t size, char *why, size_t n)
+{
+    uint32_t psize = m->dbs[0].pad;
+    if (m->magic != LMDB_MAGIC)
+        return snprintf(why, n, "meta page %d has no LMDB signature", i), -1;
+    if (m->version != 1)
+        return snprintf(why, n, "meta page %d names LMDB format %u (this LMDB reads 1)", i,
+                        m->version), -2;
+    if (m->pgno != (uint64_t)i || !(m->flags & 0x08))
+        return snprintf(why, n, "meta page %d has a damaged page header", i), -1;
+    if (psize < 512 || psize > 65536 || (psize & (psize - 1)))
+        return snprintf(why, n, "meta page %d names a page size of %u bytes", i, psize), -1;
+    if (m->last_pg < 1 || (m->last_pg + 1) * psize > ((uint64_t)1 << 44) ||
+        m->mapsize < (m->last_pg + 1) * psize || m->mapsize > ((uint64_t)1 << 44))
+        return snprintf(why, n, "meta page %d names an impossible size (last page %llu, map "
+                        "%llu bytes, file %llu bytes)", i, (unsigned long long)m->last_pg,
+                        (unsigned long long)m->mapsize, (unsigned long long)size), -1;
+    for (int d = 0; d < 2; d++)
+        if (m->dbs[d].root != ~(uint64_t)0 && m->dbs[d].root > m->last_pg)
+            return snprintf(why, n, "meta page %d names root page %llu beyond its last page "
+                            "%llu", i, (unsigned long long)m->dbs[d].root,
+                            (unsigned long long)m->last_pg), -1;
+    return 0;
+}
+
+/* Checks the two meta pages of an existing data file: MCT_ECORRUPT when damaged (the message
+ * says so and points to mctune db check) or not an LMDB file at all (the message says that). */
+static int header_check(mct_db *db, uint64_t size)
+{
+    struct lmdb_meta m[2];
+    char why[2][256];
+    int bad[2];
+    FILE *f = fopen(db->file, "rb");
+    if (!f)
+        return MCT_OK;  /* mdb_env_open words the error */
+    for (int i = 0; i < 2; i++) {
+        memset(&m[i], 0, sizeof m[i]);
+        if (fseek(f, (long)i * 4096, SEEK_SET) != 0 || fread(&m[i], sizeof m[i], 1, f) != 1) {
+            fclose(f);
+            return MCT_OK;
+        }
+        bad[i] = meta_sane(&m[i], i, size, why[i], sizeof why[i]);
+    }
+    fclose(f);
+    if (bad[0] == -2 && bad[1] == -2)
+        return db_fail(db, MCT_EVERSION, "'%s' is an LMDB file of another format version (%u); "
+                       "export it with the tool that wrote it, or point --db elsewhere", db->file,
+                       m[0].version);
+    if (m[0].magic != LMDB_MAGIC && m[1].magic != LMDB_MAGIC)
+        return db_fail(db, MCT_ECORRUPT, "'%s' is not an LMDB database (no LMDB signature in its "
+                       "first pages; some other file?); point --db at an mctune database, or "
+                       "give a new folder to start one", db->file);
+    /* LMDB reads the meta with the larger txnid and refuses a file whose other meta lacks its
+     * signature; damage elsewhere in the older one is harmless (the next commit rewrites it). */
+    int cur = m[0].txnid < m[1].txnid;
+    int sig_bad = m[0].magic != LMDB_MAGIC || m[1].magic != LMDB_MAGIC || m[0].version != 1 ||
+                  m[1].version != 1;
+    if (bad[cur] || sig_bad)
+        return db_damaged(db, "'%s': %s%s%s", db->file, bad[0] ? why[0] : why[1],
+                          bad[0] && bad[1] ? " and " : "", bad[0] && bad[1] ? why[1] : "");
+    return MCT_OK;
+}
+
+/* Whether the file holds mctune's schema record somewhere: a damaged main table of an mctune
+ * database still does; a foreign LMDB file does not. */
+static int has_mctune_marker(const char *file)
+{
+    static const char mark[] = "{\"schema\":", mark2[] = "\"codegen\":\"mctune";
+    char buf[65536 + 16];
+    size_t keep = 0, got;
+    int found = 0;
+    FILE *f = fopen(file, "rb");
+    if (!f)
+        return 0;
+    while (!found && (got = fread(buf + keep, 1, sizeof buf - 16 - keep, f)) > 0) {
+        size_t n = keep + got;
+        found = memmem(buf, n, mark, sizeof mark - 1) != NULL &&
+                memmem(buf, n, mark2, sizeof mark2 - 1) != NULL;
+        keep = n < 32 ? n : 32;
+        memmove(buf, buf + n - keep, keep);
+    }
+    fclose(f);
+    return found;
 }
 
 int mct_db_open(const char *path, int flags, char *err, size_t errlen, mct_db **out)
@@ -242,13 +394,29 @@ int mct_db_open(const char *path, int flags, char *err, size_t errlen, mct_db **
         eflags |= MDB_RDONLY;
     if (flags & MCT_DB_NOSYNC)
         eflags |= MDB_NOSYNC;
-    /* A data file smaller than LMDB's two meta pages cannot be a database (0 bytes: new). */
+    /* An empty data file is not a new database: LMDB writes its meta pages as it creates the
+     * file, so a file that stays empty was truncated or never finished. Give a creating process
+     * a moment, then refuse rather than silently start over. */
+    if (stat(db->file, &st) == 0 && st.st_size == 0) {
+        for (int i = 0; i < 50 && stat(db->file, &st) == 0 && st.st_size == 0; i++)
+            usleep(20000);
+        if (st.st_size == 0) {
+            code = db_fail(db, MCT_ECORRUPT, "'%s' is empty (0 bytes): the database was truncated "
+                           "or its creation never finished; restore it from an export, or "
+                           "remove it ('rm %s') to start a new database there", db->file,
+                           db->file);
+            goto fail;
+        }
+    }
+    /* A data file smaller than LMDB's two meta pages cannot be a database. */
     if (stat(db->file, &st) == 0 && st.st_size > 0 && st.st_size < 2 * 4096) {
-        code = db_fail(db, MCT_ECORRUPT, "'%s' is not an LMDB database (only %lld bytes; it may "
-                       "be truncated); restore it from an export or point --db elsewhere",
+        code = db_fail(db, MCT_ECORRUPT, "'%s' is not a database: only %lld bytes (it may be "
+                       "truncated); restore it from an export, or point --db elsewhere",
                        db->file, (long long)st.st_size);
         goto fail;
     }
+    if (stat(db->file, &st) == 0 && (code = header_check(db, (uint64_t)st.st_size)) != MCT_OK)
+        goto fail;
     if ((rc = mdb_env_create(&db->env)) != 0) {
         code = db_lmdb(db, rc, "creating the environment");
         goto fail;
@@ -268,9 +436,9 @@ int mct_db_open(const char *path, int flags, char *err, size_t errlen, mct_db **
         rc = mdb_env_open(db->env, path, eflags | MDB_NOLOCK, 0664);
     }
     if (rc) {
-        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
-            code = db_fail(db, MCT_ECORRUPT, "'%s' is not an LMDB database (%s); restore it from "
-                           "an export or point --db elsewhere", db->file, mdb_strerror(rc));
+        if (rc == MDB_INVALID)
+            code = db_damaged(db, "'%s' is not a readable LMDB database (%s)", db->file,
+                              mdb_strerror(rc));
         else if (rc == EACCES || rc == EROFS || rc == EPERM)
             code = db_fail(db, MCT_EIO, "cannot open '%s' for %s: %s; choose a writable location "
                            "with --db or MCTUNE_DB", db->file, ro ? "reading" : "writing",
@@ -314,6 +482,7 @@ void mct_db_close(mct_db *db)
     if (db->rtxn)
         mdb_txn_abort(db->rtxn);
     mdb_env_close(db->env);
+    free(db->pend);
     free(db);
 }
 
@@ -528,7 +697,33 @@ int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t n)
     return MCT_OK;
 }
 
-/* Canonicalizes r->workload and computes its keys. */
+/* A stored schedule must be one the tuner could have written: it parses into transformations of
+ * O, each legal for the workload, and its text is the canonical form (so its hash names it). */
+int db_sched_check(const mct_workload *w, const char *text, char *err, size_t n)
+{
+    mct_sched *s = NULL;
+    char why[512], *canon = malloc(4096);
+    int rc;
+    if (!canon)
+        return mct_errf(err, n, MCT_ENOMEM, "out of memory");
+    canon[0] = 0;
+    rc = mct_sched_parse(w, text, &s, why, sizeof why);
+    if (rc == MCT_ENOMEM) {
+        rc = mct_errf(err, n, rc, "out of memory");
+    } else if (rc < 0) {
+        rc = mct_errf(err, n, MCT_EINVAL, "field 'schedule' = '%.120s%s' is not a legal schedule "
+                      "for this workload: %s", text, strlen(text) > 120 ? "..." : "", why);
+    } else if (mct_sched_format(s, canon, 4096) < 0 || strcmp(canon, text)) {
+        rc = mct_errf(err, n, MCT_EINVAL, "field 'schedule' = '%.120s%s' is not in canonical "
+                      "form (the tuner writes '%.120s%s'); write it that way", text,
+                      strlen(text) > 120 ? "..." : "", canon, strlen(canon) > 120 ? "..." : "");
+    }
+    mct_sched_destroy(s);
+    free(canon);
+    return rc;
+}
+
+/* Canonicalizes r->workload, checks the schedule and computes the keys. */
 int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t n)
 {
     mct_workload w;
@@ -544,6 +739,8 @@ int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, siz
         return mct_errf(err, n, MCT_ERANGE, "median_ns = %g: must be a positive time", r->median_ns);
     if (!memchr(r->schedule, 0, sizeof r->schedule))
         return mct_errf(err, n, MCT_ERANGE, "schedule text is not terminated");
+    if ((rc = db_sched_check(&w, r->schedule, err, n)) != MCT_OK)
+        return rc;
     memset(k, 0, sizeof *k);
     mct_wl_hash(&w, k->wl);
     k->cpu = r->cpu;
@@ -724,45 +921,52 @@ static int rec_fast(const char *p, size_t len, mct_db_rec *r)
     return mct_cpu_key_parse(cpu, &r->cpu) < 0 ? -1 : 0;
 }
 
-/* Reads a record value and checks it against its key's workload hash. */
-int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
-                   mct_db_rec *out)
+/* Decodes a record value and checks it against its key's workload hash, CPU and threads. */
+int db_decode_rec(mct_db *db, const void *key, size_t klen, const void *val, size_t vlen,
+                  mct_db_rec *out)
 {
-    MDB_val k = {klen, (void *)key}, v;
     char why[256], wh[33];
     uint8_t h[16];
-    int rc = mdb_get(t, dbi, &k, &v);
-    if (rc)
-        return db_lmdb(db, rc, "reading a record");
-    if (rec_fast(v.mv_data, v.mv_size, out) == 0)
-        goto check;
-    cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
+    int rc;
+    if (klen < 16)
+        return db_damaged(db, "database '%s': a record key has %zu bytes", db->file, klen);
     db_hex(key, 16, wh);
+    if (rec_fast(val, vlen, out) == 0)
+        goto check;
+    cJSON *o = cJSON_ParseWithLength(val, vlen);
     if (!o)
-        return db_fail(db, MCT_ECORRUPT, "database '%s': the record of workload %s is not valid "
-                       "JSON (damaged file); delete it with 'mctune db rm' or restore an export",
-                       db->file, wh);
+        return db_damaged(db, "database '%s': the record of workload hash %s is not valid JSON",
+                          db->file, wh);
     rc = db_rec_from_cjson(o, out, why, sizeof why);
     cJSON_Delete(o);
     if (rc)
-        return db_fail(db, MCT_ECORRUPT, "database '%s': the record of workload %s is damaged: "
-                       "%s", db->file, wh, why);
+        return db_damaged(db, "database '%s': the record of workload hash %s: %s", db->file, wh,
+                          why);
 check:
     mct_hash_text(out->workload, strlen(out->workload), h);
-    if (memcmp(h, key, 16)) {
-        db_hex(key, 16, wh);
-        return db_fail(db, MCT_ECORRUPT, "database '%s': the record stored under workload hash "
-                       "%s holds workload '%s', whose hash differs (damaged file or hash "
-                       "collision); delete it with 'mctune db rm'", db->file, wh, out->workload);
-    }
+    if (memcmp(h, key, 16))
+        return db_damaged(db, "database '%s': the record stored under workload hash %s holds "
+                          "workload '%s', whose hash differs (damaged file or hash collision)",
+                          db->file, wh, out->workload);
     if (klen >= sizeof(mct_db_key)) {
         mct_db_key mk;  /* keys inside LMDB pages are not aligned */
         memcpy(&mk, key, sizeof mk);
         if (mk.cpu != out->cpu || mk.threads != (uint32_t)out->threads)
-            return db_fail(db, MCT_ECORRUPT, "database '%s': the record of workload '%s' names "
-                           "another CPU or thread count than its key", db->file, out->workload);
+            return db_damaged(db, "database '%s': the record of workload '%s' names another CPU "
+                              "or thread count than its key", db->file, out->workload);
     }
     return MCT_OK;
+}
+
+/* Reads a record value and checks it against its key. */
+int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
+                   mct_db_rec *out)
+{
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(t, dbi, &k, &v);
+    if (rc)
+        return db_lmdb(db, rc, "reading a record");
+    return db_decode_rec(db, key, klen, v.mv_data, v.mv_size, out);
 }
 
 /* ---- workloads and the M-family index ----------------------------------------------------- */
@@ -787,9 +991,9 @@ int db_put_wl_txn(mct_db *db, MDB_txn *t, const char *canon, const uint8_t h[16]
     int rc = mdb_put(t, db->wls, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) {
         if (v.mv_size != strlen(canon) || memcmp(v.mv_data, canon, v.mv_size))
-            return db_fail(db, MCT_ECORRUPT, "workload '%s' and stored workload '%.*s' share "
-                           "one hash; the database is damaged or the hash collided", canon,
-                           (int)v.mv_size, (const char *)v.mv_data);
+            return db_damaged(db, "workload '%s' and stored workload '%.*s' share one hash "
+                              "(damage or a hash collision)", canon, (int)v.mv_size,
+                              (const char *)v.mv_data);
         return MCT_OK;
     }
     if (rc)
@@ -855,42 +1059,88 @@ struct put_ctx {
     int stored;
 };
 
+static int put_json_rec(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
+                        const mct_db_rec *r)
+{
+    char *json = NULL;
+    int rc = db_rec_json(r, NULL, &json);
+    if (rc != MCT_OK)
+        return db_fail(db, rc, "out of memory");
+    MDB_val k = {klen, (void *)key}, v = {strlen(json), json};
+    rc = mdb_put(t, dbi, &k, &v, 0);
+    free(json);
+    return rc ? db_lmdb(db, rc, "storing a record") : MCT_OK;
+}
+
+static void copy_measurement(mct_db_rec *dst, const mct_db_rec *src)
+{
+    dst->median_ns = src->median_ns;
+    dst->spread_ns = src->spread_ns;
+    dst->gflops = src->gflops;
+}
+
+/* What concurrent writers can rely on (each put is one LMDB write transaction, and LMDB
+ * serializes those):
+ * - a trial is replaced only by a faster measurement of the same schedule;
+ * - the best record always equals a stored trial: same schedule, same median. A best whose
+ *   schedule has a stored trial takes that trial's measurement; one without gets its trial
+ *   written with it; a faster trial of the best's schedule updates the best. */
 static int put_rec_fn(mct_db *db, MDB_txn *t, void *p)
 {
     struct put_ctx *c = p;
-    char *json = NULL;
-    int rc = db_put_wl_txn(db, t, c->r.workload, c->k.wl);
     mct_db_trial_key tk;
-    if (rc)
-        return rc;
+    mct_db_rec *old = malloc(2 * sizeof *old), *tr = old + 1;
+    int rc = db_put_wl_txn(db, t, c->r.workload, c->k.wl);
     c->stored = 0;
-    if (c->best) {
-        mct_db_rec old;
-        rc = db_get_rec_txn(db, t, db->best, &c->k, sizeof c->k, &old);
-        if (rc == MCT_OK && old.median_ns <= c->r.median_ns)
-            return MCT_OK;
-        if (rc != MCT_OK && rc != MCT_ENOTFOUND && rc != MCT_ECORRUPT)
-            return rc;  /* a damaged old record is replaced by the new one */
-    }
-    if ((rc = db_rec_json(&c->r, NULL, &json)) != MCT_OK)
-        return rc;
-    MDB_val v = {strlen(json), json}, k;
-    if (c->best) {
-        k.mv_size = sizeof c->k;
-        k.mv_data = &c->k;
-    } else {
-        memset(&tk, 0, sizeof tk);
-        tk.k = c->k;
-        memcpy(tk.sched, c->sched, 16);
-        k.mv_size = sizeof tk;
-        k.mv_data = &tk;
-    }
-    rc = mdb_put(t, c->best ? db->best : db->trials, &k, &v, 0);
-    free(json);
+    if (!old)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
     if (rc)
-        return db_lmdb(db, rc, "storing a record");
-    c->stored = 1;
-    return MCT_OK;
+        goto fail;
+    memset(&tk, 0, sizeof tk);
+    tk.k = c->k;
+    memcpy(tk.sched, c->sched, 16);
+    rc = db_get_rec_txn(db, t, db->trials, &tk, sizeof tk, tr);
+    if (rc != MCT_OK && rc != MCT_ENOTFOUND && rc != MCT_ECORRUPT)
+        goto fail;  /* a damaged old record is replaced by the new one */
+    int have_trial = rc == MCT_OK;
+    if (c->best) {
+        if (have_trial)
+            copy_measurement(&c->r, tr);
+        rc = db_get_rec_txn(db, t, db->best, &c->k, sizeof c->k, old);
+        if (rc == MCT_OK && old->median_ns <= c->r.median_ns &&
+            !(strcmp(old->schedule, c->r.schedule) == 0 && old->median_ns != c->r.median_ns)) {
+            rc = MCT_OK;
+            goto fail;
+        }
+        if (rc != MCT_OK && rc != MCT_ENOTFOUND && rc != MCT_ECORRUPT)
+            goto fail;
+        if (!have_trial) {
+            mct_db_rec trial = c->r;
+            trial.samples = 1;
+            if ((rc = put_json_rec(db, t, db->trials, &tk, sizeof tk, &trial)) != MCT_OK)
+                goto fail;
+        }
+        rc = put_json_rec(db, t, db->best, &c->k, sizeof c->k, &c->r);
+    } else {
+        if (have_trial && tr->median_ns <= c->r.median_ns) {
+            rc = MCT_OK;  /* the stored measurement stays: nothing is measured twice */
+            goto fail;
+        }
+        if ((rc = put_json_rec(db, t, db->trials, &tk, sizeof tk, &c->r)) != MCT_OK)
+            goto fail;
+        rc = db_get_rec_txn(db, t, db->best, &c->k, sizeof c->k, old);
+        if (rc == MCT_OK && !strcmp(old->schedule, c->r.schedule)) {
+            copy_measurement(old, &c->r);
+            rc = put_json_rec(db, t, db->best, &c->k, sizeof c->k, old);
+        } else if (rc == MCT_ENOTFOUND || rc == MCT_OK || rc == MCT_ECORRUPT) {
+            rc = MCT_OK;
+        }
+    }
+    if (rc == MCT_OK)
+        c->stored = 1;
+fail:
+    free(old);
+    return rc;
 }
 
 static int put_rec(mct_db *db, const mct_db_rec *r, int best, int *stored)
@@ -980,7 +1230,7 @@ static int get_cpu_txn(mct_db *db, MDB_txn *t, uint64_t key, mct_cpu *out)
     rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, out, why, sizeof why);
     if (rc) {
         mct_cpu_key_format(key, hex);
-        return db_fail(db, MCT_ECORRUPT, "database '%s': CPU record %s is damaged: %s",
+        return db_damaged(db, "database '%s': CPU record %s: %s",
                        db->file, hex, why);
     }
     return MCT_OK;
@@ -1238,7 +1488,7 @@ int mct_db_iter_cpus(mct_db *db, mct_db_cpu_fn fn, void *ctx)
         mct_cpu c;
         uint64_t key;
         if (k.mv_size != 8) {
-            rc = db_fail(db, MCT_ECORRUPT, "database '%s': a CPU key has %zu bytes", db->file,
+            rc = db_damaged(db, "database '%s': a CPU key has %zu bytes", db->file,
                          k.mv_size);
             goto fail;
         }
@@ -1370,13 +1620,12 @@ int mct_db_llm_get(mct_db *db, const char *model, const char *params, const char
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "prompt");
     const cJSON *re = cJSON_GetObjectItemCaseSensitive(o, "reply");
     if (!cJSON_IsString(m) || !cJSON_IsString(pa) || !cJSON_IsString(pr) || !cJSON_IsString(re)) {
-        rc = db_fail(db, MCT_ECORRUPT, "database '%s': a cached LLM reply for model '%s' is "
-                     "damaged; delete the database's llm cache or restore an export", db->file,
-                     model);
+        rc = db_damaged(db, "database '%s': a cached LLM reply for model '%s' is not a JSON "
+                        "object of strings", db->file, model);
     } else if (strcmp(m->valuestring, model) || strcmp(pa->valuestring, params) ||
                strcmp(pr->valuestring, prompt)) {
-        rc = db_fail(db, MCT_ECORRUPT, "database '%s': the cached LLM reply under this key was "
-                     "asked with another prompt (hash collision or damage)", db->file);
+        rc = db_damaged(db, "database '%s': the cached LLM reply under this key was asked with "
+                        "another prompt (hash collision or damage)", db->file);
     } else if (!(*reply = strdup(re->valuestring))) {
         rc = db_fail(db, MCT_ENOMEM, "out of memory");
     }

@@ -215,4 +215,23 @@ int mct_db_import(mct_db *db, const char *file, mct_db_note_fn note, void *ctx,
 int mct_db_merge(mct_db *db, const char *other_path, mct_db_note_fn note, void *ctx,
                  mct_db_report *rep);
 
+/* Checking a damaged database ----------------------------------------------------------------- */
+
+typedef struct mct_db_check_report {
+    size_t ok;              /* records that decode and pass the entry checks */
+    size_t damaged;         /* records (or whole tables, or the meta page) that do not */
+    size_t best_no_trial;   /* of those: best records without a trial of their schedule */
+    size_t salvaged;        /* records copied into the salvage database */
+} mct_db_check_report;
+
+/* Opens path read-only and reads every record of every table: each must decode, match its key
+ * and pass the checks of an import (legal canonical schedule; a best has a readable trial).
+ * note (may be NULL) gets one line per problem (the first 200). When the current meta page is
+ * damaged the previous snapshot is read instead (from a repaired temporary copy). With salvage
+ * (a new folder; NULL for none) the readable records are written there, in one transaction.
+ * Returns 0 when the check ran (rep->damaged says what it found), or an error with err set
+ * (the database cannot be opened at all; salvage names an existing database). */
+int mct_db_check(const char *path, const char *salvage, mct_db_note_fn note, void *ctx,
+                 mct_db_check_report *rep, char *err, size_t errlen);
+
 #endif

@@ -20,6 +20,11 @@ struct mct_db {
     char path[1024];
     char file[1100];     /* the data file */
     char err[1536];
+    /* import and merge: best records written in the running transaction, each checked for a
+     * trial of its schedule once every item is in (an export lists best before trials) */
+    struct db_pending { mct_db_trial_key tk; long line; char what[160]; } *pend;
+    size_t npend, cappend;
+    long line;           /* line of the item being applied (import), 0 for a merge */
 };
 
 int db_fail(mct_db *db, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -35,8 +40,14 @@ int db_write(mct_db *db, db_wfn fn, void *ctx);
 int db_put_wl_txn(mct_db *db, MDB_txn *t, const char *canon, const uint8_t h[16]);
 int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
                    mct_db_rec *out);
+int db_decode_rec(mct_db *db, const void *key, size_t klen, const void *val, size_t vlen,
+                  mct_db_rec *out);
+/* Sets a damage message ending with what to do (mctune db check, salvage); MCT_ECORRUPT. */
+int db_damaged(mct_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int db_rec_json(const mct_db_rec *r, const char *type, char **out);
 int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t errlen);
+/* MCT_EINVAL, with err naming field 'schedule', unless text is a legal canonical schedule of w. */
+int db_sched_check(const mct_workload *w, const char *text, char *err, size_t errlen);
 int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t errlen);
 void db_hex(const uint8_t *b, size_t n, char *out);
 int db_unhex(const char *s, uint8_t *b, size_t n);

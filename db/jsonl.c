@@ -207,7 +207,7 @@ int mct_db_get_cpu(mct_db *db, uint64_t key, mct_cpu *out)
         rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, out, why, sizeof why);
         if (rc) {
             mct_cpu_key_format(key, hex);
-            rc = db_fail(db, MCT_ECORRUPT, "database '%s': CPU record %s is damaged: %s",
+            rc = db_damaged(db, "database '%s': CPU record %s: %s",
                          db->file, hex, why);
         }
     } else {
@@ -460,6 +460,23 @@ static int apply_rec(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_
     MDB_val k = {klen, &tk}, v = {strlen(json), json};
     rc = mdb_put(t, dbi, &k, &v, 0);
     rc = rc ? db_lmdb(db, rc, "storing a record") : MCT_OK;
+    if (rc == MCT_OK && best) {
+        if (db->npend == db->cappend) {
+            size_t cap = db->cappend ? 2 * db->cappend : 64;
+            struct db_pending *np = realloc(db->pend, cap * sizeof *np);
+            if (!np) {
+                rc = db_fail(db, MCT_ENOMEM, "out of memory");
+                goto fail;
+            }
+            db->pend = np;
+            db->cappend = cap;
+        }
+        struct db_pending *pd = &db->pend[db->npend++];
+        pd->tk = tk;
+        pd->line = db->line;
+        snprintf(pd->what, sizeof pd->what, "best record of '%.100s' cpu %s threads %d",
+                 r->workload, cpu, r->threads);
+    }
 fail:
     free(json);
     free(r);
@@ -538,6 +555,30 @@ int db_apply_item(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn 
     return db_fail(db, MCT_EINVAL, "unknown item kind %d", (int)it->kind);
 }
 
+/* Every best record the transaction wrote must have a trial of its schedule (in the database or
+ * the same import): a best without one was not measured by a tuner. */
+static int check_pending(mct_db *db, MDB_txn *t, const char *file)
+{
+    for (size_t i = 0; i < db->npend; i++) {
+        const struct db_pending *pd = &db->pend[i];
+        MDB_val k = {sizeof pd->tk, (void *)&pd->tk}, v;
+        int rc = mdb_get(t, db->trials, &k, &v);
+        if (rc == 0)
+            continue;
+        if (rc != MDB_NOTFOUND)
+            return db_lmdb(db, rc, "reading a trial");
+        if (pd->line)
+            return db_fail(db, MCT_EINVAL, "%s:%ld: field 'schedule': the %s has no trial "
+                           "with its schedule, in the file or the database; export with trials "
+                           "(without --no-trials) and import that file; nothing was imported",
+                           file, pd->line, pd->what);
+        return db_fail(db, MCT_EINVAL, "merge: '%s': the %s has no trial with its schedule; "
+                       "run 'mctune db check %s' on it; nothing was merged", file, pd->what,
+                       file);
+    }
+    return MCT_OK;
+}
+
 /* ---- walking every item of a database ----------------------------------------------------- */
 
 typedef int (*item_fn)(const mct_db_item *it, void *ctx);
@@ -565,8 +606,8 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
             if (i == 0) {
                 uint64_t key;
                 if (k.mv_size != 8) {
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a CPU key has %zu bytes",
-                                 db->file, k.mv_size);
+                    rc = db_damaged(db, "database '%s': a CPU key has %zu bytes", db->file,
+                                    k.mv_size);
                     break;
                 }
                 memcpy(&key, k.mv_data, 8);
@@ -575,34 +616,33 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
                 it->kind = MCT_DB_ITEM_CPU;
                 if ((rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, &it->cpu, why,
                                                sizeof why)) != MCT_OK)
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a CPU record is damaged: %s",
-                                 db->file, why);
+                    rc = db_damaged(db, "database '%s': a CPU record: %s", db->file, why);
             } else if (i == 1) {
                 uint8_t h[16];
                 it->kind = MCT_DB_ITEM_WORKLOAD;
                 if (v.mv_size >= sizeof it->rec.workload || k.mv_size != 16) {
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a workload entry is damaged",
-                                 db->file);
+                    rc = db_damaged(db, "database '%s': a workload entry has a %zu-byte key and a "
+                                    "%zu-byte text", db->file, k.mv_size, v.mv_size);
                     break;
                 }
                 memcpy(it->rec.workload, v.mv_data, v.mv_size);
                 it->rec.workload[v.mv_size] = 0;
                 mct_hash_text(it->rec.workload, v.mv_size, h);
                 if (memcmp(h, k.mv_data, 16))
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': workload '%s' is stored under "
-                                 "another hash (damaged file)", db->file, it->rec.workload);
+                    rc = db_damaged(db, "database '%s': workload '%s' is stored under another "
+                                    "hash", db->file, it->rec.workload);
             } else if (i == 2 || i == 3) {
                 mct_db_key ck;
                 if (k.mv_size < sizeof ck) {
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a record key is damaged",
-                                 db->file);
+                    rc = db_damaged(db, "database '%s': a record key has %zu bytes", db->file,
+                                    k.mv_size);
                     break;
                 }
                 memcpy(&ck, k.mv_data, sizeof ck);
                 if (cpu && ck.cpu != cpu)
                     continue;
                 it->kind = i == 2 ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
-                rc = db_get_rec_txn(db, t, dbis[i], k.mv_data, k.mv_size, &it->rec);
+                rc = db_decode_rec(db, k.mv_data, k.mv_size, v.mv_data, v.mv_size, &it->rec);
             } else {
                 cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
                 int bad = 0;
@@ -613,8 +653,8 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
                 it->reply = dup_field(o, "reply", &bad);
                 cJSON_Delete(o);
                 if (bad)
-                    rc = db_fail(db, MCT_ECORRUPT, "database '%s': a cached LLM reply is "
-                                 "damaged", db->file);
+                    rc = db_damaged(db, "database '%s': a cached LLM reply is not a JSON "
+                                    "object of strings", db->file);
             }
             if (rc == MCT_OK)
                 rc = fn(it, ctx);
@@ -623,7 +663,7 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
         mdb_cursor_close(cur);
         if (rc == MDB_NOTFOUND)
             rc = MCT_OK;
-        else if (rc > 0)
+        else if (rc > 0 || (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE))  /* not MCT_E* */
             rc = db_lmdb(db, rc, "iterating");
     }
     free(it);
@@ -690,8 +730,10 @@ static int import_fn(mct_db *db, MDB_txn *t, void *p)
         rc = db_fail(db, MCT_ENOMEM, "out of memory");
         goto fail;
     }
+    db->npend = 0;
     while ((n = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        db->line = lineno;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
         if (strspn(line, " \t") == (size_t)n)
@@ -718,7 +760,11 @@ static int import_fn(mct_db *db, MDB_txn *t, void *p)
     }
     if (ferror(f))
         rc = db_fail(db, MCT_EIO, "import: reading '%s' failed: %s", c->file, strerror(errno));
+    else
+        rc = check_pending(db, t, c->file);
 fail:
+    db->npend = 0;
+    db->line = 0;
     free(it);
     free(line);
     fclose(f);
@@ -762,8 +808,13 @@ static int merge_fn(mct_db *db, MDB_txn *t, void *p)
         return db_fail(db, rc, "%s", c->other->err);
     c->dst = db;
     c->t = t;
+    db->npend = 0;
+    db->line = 0;
     rc = each_item(c->other, rt, 0, 1, merge_one, c);
     db_rend(c->other, rt);
+    if (rc == MCT_OK)
+        rc = check_pending(db, t, c->other->path);
+    db->npend = 0;
     if (rc && rc != DB_EFULL && !db->err[0])
         db_fail(db, rc, "%s", c->other->err);
     return rc;

@@ -20,7 +20,8 @@ static const char *const usage_text =
     "  export           every record as JSON Lines on stdout\n"
     "  import FILE...   add JSON Lines files (each all or nothing; faster record wins)\n"
     "  merge OTHER_DB   add another database's records (faster record wins; reports conflicts)\n"
-    "  rm WORKLOAD      delete a workload's records\n\n"
+    "  rm WORKLOAD      delete a workload's records\n"
+    "  check            read every record, report damage; --salvage NEWDIR copies what is readable\n\n"
     "The database is --db PATH, else $MCTUNE_DB, else $XDG_CACHE_HOME/mctune, else\n"
     "~/.cache/mctune. 'mctune db SUBCOMMAND --help' describes each subcommand.\n";
 
@@ -31,6 +32,7 @@ struct opts {
     const char *op;
     const char *model;
     const char *format;
+    const char *salvage;
     long threads;       /* 0: not given */
     int trials;
     int no_trials;
@@ -76,6 +78,12 @@ static void sub_help(const char *sub)
         printf("usage: mctune db rm WORKLOAD [--cpu KEY|host|all] [--threads N] [--db PATH]\n\n"
                "Deletes the best records and trials of WORKLOAD (every CPU and thread count\n"
                "unless narrowed).\n");
+    else if (!strcmp(sub, "check"))
+        printf("usage: mctune db check [--salvage NEWDIR] [--db PATH]\n\n"
+               "Reads every record of the database (read-only): each must decode, match its key\n"
+               "and pass the checks of an import; every best record must have a trial of its\n"
+               "schedule. Prints each problem. With --salvage, copies the readable records into\n"
+               "the new database NEWDIR. Exit status 0 when nothing is damaged, 1 otherwise.\n");
     else
         fputs(usage_text, stdout);
 }
@@ -85,8 +93,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
-        const char *names[] = {"--db", "--cpu", "--op", "--model", "--format", "--threads"};
-        const char **dst[] = {&o->db, &o->cpu, &o->op, &o->model, &o->format, NULL};
+        const char *names[] = {"--db", "--cpu", "--op", "--model", "--format", "--salvage",
+                               "--threads"};
+        const char **dst[] = {&o->db, &o->cpu, &o->op, &o->model, &o->format, &o->salvage,
+                              NULL};
         int matched = 0;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             if (o->sub)
@@ -95,7 +105,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 fputs(usage_text, stdout);
             return 1;
         }
-        for (int k = 0; k < 6 && !matched; k++) {
+        for (int k = 0; k < 7 && !matched; k++) {
             r = mct_cli_opt(CMD, argc, argv, &i, names[k], &v);
             if (r < 0)
                 return -1;
@@ -131,12 +141,23 @@ static int allow(const struct opts *o, const char *opts)
     struct { const char *name; int given; } all[] = {
         {"--cpu", o->cpu != NULL}, {"--op", o->op != NULL}, {"--model", o->model != NULL},
         {"--format", o->format != NULL}, {"--threads", o->threads != 0},
-        {"--trials", o->trials}, {"--no-trials", o->no_trials},
+        {"--trials", o->trials}, {"--no-trials", o->no_trials}, {"--salvage", o->salvage != NULL},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i].given && !strstr(opts, all[i].name))
             return mct_cli_usage_error(CMD, "'db %s' does not take %s", o->sub, all[i].name), -1;
     return 0;
+}
+
+/* A failed call's message; never empty. */
+static void db_error(mct_db *db, int rc)
+{
+    const char *m = mct_db_errmsg(db);
+    if (m && *m)
+        fprintf(stderr, "mctune db: %s\n", m);
+    else
+        fprintf(stderr, "mctune db: database '%s': %s; run 'mctune db check --db %s'\n",
+                db ? mct_db_path(db) : "?", mct_strerror(rc), db ? mct_db_path(db) : "PATH");
 }
 
 static int open_db(const struct opts *o, int flags, mct_db **db)
@@ -149,8 +170,9 @@ static int open_db(const struct opts *o, int flags, mct_db **db)
                 "XDG_CACHE_HOME or HOME\n");
         return -1;
     }
-    if (mct_db_open(path, flags, err, sizeof err, db) < 0) {
-        fprintf(stderr, "mctune db: %s\n", err);
+    int rc = mct_db_open(path, flags, err, sizeof err, db);
+    if (rc < 0) {
+        fprintf(stderr, "mctune db: %s\n", err[0] ? err : mct_strerror(rc));
         return -1;
     }
     return 0;
@@ -214,7 +236,7 @@ static void print_rec(const mct_db_rec *r, const char *format)
     printf("schedule   %s\n", r->schedule[0] ? r->schedule : "(untuned nest)");
     printf("median     %.3f us (spread %.3f us)\n", r->median_ns / 1e3, r->spread_ns / 1e3);
     printf("gflops     %.2f\n", r->gflops);
-    printf("search     %s, guide %s, %lld samples\n", r->search[0] ? r->search : "?",
+    printf("search     %s, guide %s, best found at sample %lld\n", r->search[0] ? r->search : "?",
            r->guide[0] ? r->guide : "?", (long long)r->samples);
     printf("compiler   %s %s\n", r->compiler, r->flags);
     printf("tool       %s, timestamp %lld%s%s\n", r->tool, (long long)r->timestamp,
@@ -258,7 +280,7 @@ static int cmd_get(struct opts *o)
         if (rc == MCT_OK)
             have_cpu = 1;
         else if (rc != MCT_ENOTFOUND) {
-            fprintf(stderr, "mctune db: %s\n", mct_db_errmsg(db));
+            db_error(db, rc);
             goto fail;
         }
     }
@@ -294,7 +316,7 @@ static int cmd_get(struct opts *o)
         goto fail;
     }
     if (rc) {
-        fprintf(stderr, "mctune db: %s\n", mct_db_errmsg(db));
+        db_error(db, rc);
         goto fail;
     }
     if (!o->format || strcmp(o->format, "json"))
@@ -438,7 +460,7 @@ static int cmd_list(struct opts *o)
     if (c.fmt == 1)
         printf(c.n ? "\n]\n" : "[]\n");
     if (rc) {
-        fprintf(stderr, "mctune db: %s\n", mct_db_errmsg(db));
+        db_error(db, rc);
         mct_db_close(db);
         return 1;
     }
@@ -458,8 +480,9 @@ static int cmd_stats(struct opts *o)
         return mct_cli_usage_error(CMD, "db stats takes no argument '%s'", o->pos[0]);
     if (open_db(o, MCT_DB_RDONLY, &db) < 0)
         return 1;
-    if (mct_db_stats_get(db, &st) < 0) {
-        fprintf(stderr, "mctune db: %s\n", mct_db_errmsg(db));
+    int rc = mct_db_stats_get(db, &st);
+    if (rc < 0) {
+        db_error(db, rc);
         mct_db_close(db);
         return 1;
     }
@@ -492,7 +515,7 @@ static int cmd_export(struct opts *o)
         return 1;
     int rc = mct_db_export(db, stdout, cpu, !o->no_trials, &n);
     if (rc)
-        fprintf(stderr, "mctune db: %s\n", mct_db_errmsg(db));
+        db_error(db, rc);
     else
         fprintf(stderr, "mctune db: exported %zu records\n", n);
     mct_db_close(db);
@@ -525,8 +548,9 @@ static int cmd_import(struct opts *o)
     for (int i = 0; i < o->npos; i++) {
         mct_db_report rep;
         char what[1100];
-        if (mct_db_import(db, o->pos[i], note_print, NULL, &rep) < 0) {
-            fprintf(stderr, "mctune db: %s\n", mct_db_errmsg(db));
+        int rc = mct_db_import(db, o->pos[i], note_print, NULL, &rep);
+        if (rc < 0) {
+            db_error(db, rc);
             ret = 1;
             continue;
         }
@@ -548,8 +572,9 @@ static int cmd_merge(struct opts *o)
         return mct_cli_usage_error(CMD, "db merge needs one OTHER_DB argument (got %d)", o->npos);
     if (open_db(o, 0, &db) < 0)
         return 1;
-    if (mct_db_merge(db, o->pos[0], note_print, NULL, &rep) < 0) {
-        fprintf(stderr, "mctune db: %s\n", mct_db_errmsg(db));
+    int rc = mct_db_merge(db, o->pos[0], note_print, NULL, &rep);
+    if (rc < 0) {
+        db_error(db, rc);
         mct_db_close(db);
         return 1;
     }
@@ -580,11 +605,49 @@ static int cmd_rm(struct opts *o)
     if (rc == MCT_ENOTFOUND)
         fprintf(stderr, "mctune db: no record of '%s' matches; nothing removed\n", o->pos[0]);
     else if (rc)
-        fprintf(stderr, "mctune db: %s\n", mct_db_errmsg(db));
+        db_error(db, rc);
     else
         printf("removed %d record%s\n", n, n == 1 ? "" : "s");
     mct_db_close(db);
     return rc ? 1 : 0;
+}
+
+static void note_err(const char *line, void *ctx)
+{
+    (void)ctx;
+    printf("  %s\n", line);
+}
+
+static int cmd_check(struct opts *o)
+{
+    char path[1024], err[2048];
+    mct_db_check_report rep;
+    if (allow(o, "--salvage") < 0)
+        return 2;
+    if (o->npos)
+        return mct_cli_usage_error(CMD, "db check takes no argument '%s' (the database is --db)",
+                                   o->pos[0]);
+    if (o->db)
+        snprintf(path, sizeof path, "%s", o->db);
+    else if (mct_db_default_path(path, sizeof path) < 0) {
+        fprintf(stderr, "mctune db: no database location: set --db PATH, MCTUNE_DB, "
+                "XDG_CACHE_HOME or HOME\n");
+        return 1;
+    }
+    int rc = mct_db_check(path, o->salvage, note_err, NULL, &rep, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "mctune db: %s\n", err[0] ? err : mct_strerror(rc));
+        return 1;
+    }
+    printf("checked %s: %zu records readable, %zu damaged (%zu best records without a trial)\n",
+           path, rep.ok, rep.damaged, rep.best_no_trial);
+    if (o->salvage)
+        printf("salvaged %zu records into %s; use it with --db %s\n", rep.salvaged, o->salvage,
+               o->salvage);
+    else if (rep.damaged)
+        printf("copy the readable records into a new database with 'mctune db check --db %s "
+               "--salvage NEWDIR'\n", path);
+    return rep.damaged ? 1 : 0;
 }
 
 int mct_cmd_db(int argc, char **argv)
@@ -600,11 +663,11 @@ int mct_cmd_db(int argc, char **argv)
     }
     static const struct { const char *name; int (*fn)(struct opts *); } subs[] = {
         {"get", cmd_get}, {"list", cmd_list}, {"stats", cmd_stats}, {"export", cmd_export},
-        {"import", cmd_import}, {"merge", cmd_merge}, {"rm", cmd_rm},
+        {"import", cmd_import}, {"merge", cmd_merge}, {"rm", cmd_rm}, {"check", cmd_check},
     };
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (!strcmp(o.sub, subs[i].name))
             return subs[i].fn(&o);
     return mct_cli_usage_error(CMD, "unknown subcommand '%s' (use get, list, stats, export, "
-                               "import, merge or rm)", o.sub);
+                               "import, merge, rm or check)", o.sub);
 }

@@ -173,7 +173,8 @@ int mct_cmd_measure(int argc, char **argv)
             goto fail;
         }
         if (mct_sched_parse(&w, sched_text, &s, err, sizeof err)) {
-            fprintf(stderr, "mctune measure: schedule '%s': %s\n", sched_text, err);
+            fprintf(stderr, "mctune measure: schedule '%.200s%s': %s\n", sched_text,
+                    strlen(sched_text) > 200 ? "..." : "", err);
             rc = 2;
             goto fail;
         }

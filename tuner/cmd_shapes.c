@@ -7,14 +7,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cJSON.h>
 
 static char *read_all(const char *file, char *err, size_t errlen)
 {
     FILE *f = fopen(file, "rb");
+    struct stat st;
     if (!f) {
         snprintf(err, errlen, "%s: cannot read: %s", file, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s is a directory; give a model file (models/*.json) or a Hugging "
+                 "Face config.json", file);
+        fclose(f);
         return NULL;
     }
     size_t cap = 65536, n = 0;

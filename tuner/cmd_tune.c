@@ -540,6 +540,8 @@ int mct_cmd_tune(int argc, char **argv)
     t.model = mdl.name;
     t.log = logf;
     t.tty = isatty(STDERR_FILENO);
+    if (!isatty(STDOUT_FILENO))  /* a log file keeps every line even if the run is killed */
+        setvbuf(stdout, NULL, _IOLBF, 0);
     t.verbose = verbose;
     t.wn = mdl.n;
     t.budget = (int)budget;
@@ -578,7 +580,7 @@ int mct_cmd_tune(int argc, char **argv)
         /* tuned: a best record that a complete search left (at least `budget` trials here), or
          * one that came from elsewhere (import, merge: no trials here) */
         if (have && (tc.n == 0 || tc.n >= budget)) {
-            printf("[%d/%d] %s: skipped, already tuned (%.2f GFLOP/s, %lld samples, %s); "
+            printf("[%d/%d] %s: skipped, already tuned (%.2f GFLOP/s, best found at sample %lld, %s); "
                    "--retune searches again\n", t.wi, t.wn, t.wl_text, best.gflops,
                    (long long)best.samples, best.search);
             skipped++;
