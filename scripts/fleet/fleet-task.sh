@@ -83,6 +83,7 @@ exports=$shared/exports
 export_file=$exports/$target.jsonl
 done_file=$exports/$target.done
 ldb=$local_dir/mctune-fleet-$target-${SLURM_JOB_ID:-$$}.db
+[ $dry = 1 ] && ldb=$local_dir/mctune-fleet-$target-${SLURM_JOB_ID:-JOBID}.db
 tune=("$mctune" tune --model "$model" --budget "$budget" --threads "$threads" --db "$ldb")
 [ "$place" = tier ] && tune+=(--tier "$target")
 [ -n "$min_time" ] && tune+=(--min-time "$min_time")
