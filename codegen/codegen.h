@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/cpu.h"
 #include "runtime/mct_err.h"
 
 typedef enum { MCT_OP_MATMUL = 0, MCT_OP_BMM = 1 } mct_op;
@@ -88,15 +89,25 @@ const char *mct_act_name(mct_act a);
 
 typedef struct mct_sched mct_sched;  /* opaque; owned by the caller, freed by _destroy */
 
-/* Code-generation target: the SIMD width in floats (16 avx512, 8 avx2, 4 sse, 1 scalar) and an
- * optional GCC/Clang target attribute string for the kernel ("avx512f,avx512vl,fma", or ""). */
+/* Code-generation target: the SIMD width in floats (16 avx512, 8 avx2, 4 sse, 1 scalar), an
+ * optional GCC/Clang target attribute string for the kernel ("avx512f,avx512vl,fma", or ""),
+ * the vector registers the guide's register model may assume (0: 16) and the ISA id of the
+ * runtime table (runtime/cpu.h) it came from. Build targets with mct_target_of_isa; the
+ * attribute string then is the table's, which `mctune gen` and the measurement harness share. */
 typedef struct mct_target {
     int vlen;
     const char *attr;
+    int nregs;
+    int isa;
 } mct_target;
 
-/* The target of the machine running this process (AVX-512 when the CPU and OS support it,
- * else AVX2+FMA, else SSE, else scalar). */
+/* The target of an ISA table row (runtime/cpu.h); an id out of range gives generic. */
+mct_target mct_target_of_isa(int isa);
+
+/* The target code for tier t is lowered for (mct_isa_of_tier). */
+mct_target mct_target_of_tier(mct_tier t);
+
+/* The target of this process: mct_cpu_tier() (the host's tier, or MCTUNE_TIER when set). */
 mct_target mct_target_host(void);
 
 /* The untuned schedule: the plain nest (i, j, k), or (b, i, j, k) for bmm. */

@@ -759,10 +759,11 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                 ln(b, "__builtin_prefetch(&%s, 1, 3);", t);
             }
     }
-    if (f->unroll_k > 1)
-        ln(b, "#pragma GCC unroll %d", f->unroll_k);
+    /* the declaration first: an unroll pragma must stand right before the loop statement */
     if (f->dot)
         ln(b, "long kk = 0;");
+    if (f->unroll_k > 1)
+        ln(b, "#pragma GCC unroll %d", f->unroll_k);
     if (f->dot)
         ln(b, "for (; kk + %d <= kn_; kk += %d) {", W, W);
     else
@@ -978,6 +979,19 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     ln(&b, "#if defined(__GNUC__) && !defined(__clang__)");
     ln(&b, "#pragma GCC optimize(\"fp-contract=fast\")");
     ln(&b, "#endif");
+    /* every function of the kernel is compiled for the target's ISA (the attribute on each, and
+     * the pragma for what the compiler creates itself): the same text builds the measured
+     * candidate and the shipped library, with no -march */
+    const char *ta = t && t->attr && t->attr[0] ? t->attr : NULL;
+    if (ta) {
+        ln(&b, "#if defined(__clang__)");
+        ln(&b, "#pragma clang attribute push (__attribute__((target(\"%s\"))), apply_to = "
+               "function)", ta);
+        ln(&b, "#elif defined(__GNUC__)");
+        ln(&b, "#pragma GCC push_options");
+        ln(&b, "#pragma GCC target(\"%s\")", ta);
+        ln(&b, "#endif");
+    }
     emit_helpers(&b, &L, t);
     const char *attr = t && t->attr && t->attr[0] ? t->attr : NULL;
     char attr_s[160] = "";
@@ -1076,6 +1090,13 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         ln(&b, "    free(S);");
     ln(&b, "    return rc_;");
     ln(&b, "}");
+    if (ta) {
+        ln(&b, "#if defined(__clang__)");
+        ln(&b, "#pragma clang attribute pop");
+        ln(&b, "#elif defined(__GNUC__)");
+        ln(&b, "#pragma GCC pop_options");
+        ln(&b, "#endif");
+    }
     if (b.err) {
         free(b.s);
         return MCT_ENOMEM;
@@ -1221,15 +1242,20 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
     return 0;
 }
 
+mct_target mct_target_of_isa(int isa)
+{
+    const mct_isa *x = mct_isa_get(isa);
+    if (!x)
+        x = mct_isa_get(MCT_ISA_GENERIC);
+    return (mct_target){x->vlen, x->attr, x->nregs, (int)(x - mct_isa_get(0))};
+}
+
+mct_target mct_target_of_tier(mct_tier t)
+{
+    return mct_target_of_isa(mct_isa_of_tier(t));
+}
+
 mct_target mct_target_host(void)
 {
-    mct_target t = {1, ""};
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        t = (mct_target){16, "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"};
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        t = (mct_target){8, "avx2,fma"};
-    else if (__builtin_cpu_supports("sse4.2"))
-        t = (mct_target){4, "sse4.2"};
-    return t;
+    return mct_target_of_tier(mct_cpu_tier());
 }

@@ -188,6 +188,65 @@ mct_tier mct_cpu_tier_of(const mct_cpu *c)
     return MCT_TIER_AMX;
 }
 
+/* Features that code of a tier below `keep` must not see. Anything not listed survives every
+ * restriction (sse2, bmi, ...). */
+static const struct { const char *name; mct_tier keep; } tier_feats[] = {
+    {"ssse3", MCT_TIER_SSE42}, {"sse4.1", MCT_TIER_SSE42}, {"sse4.2", MCT_TIER_SSE42},
+    {"popcnt", MCT_TIER_SSE42},
+    {"avx", MCT_TIER_AVX2}, {"avx2", MCT_TIER_AVX2}, {"fma", MCT_TIER_AVX2},
+    {"f16c", MCT_TIER_AVX2}, {"fma4", MCT_TIER_AVX2},
+    {"avxvnni", MCT_TIER_AVX512}, {"avxvnniint8", MCT_TIER_AVX512},
+    {"avx512f", MCT_TIER_AVX512}, {"avx512dq", MCT_TIER_AVX512}, {"avx512ifma", MCT_TIER_AVX512},
+    {"avx512cd", MCT_TIER_AVX512}, {"avx512bw", MCT_TIER_AVX512}, {"avx512vl", MCT_TIER_AVX512},
+    {"avx512vbmi", MCT_TIER_AVX512}, {"avx512vbmi2", MCT_TIER_AVX512},
+    {"avx512bitalg", MCT_TIER_AVX512}, {"avx512vpopcntdq", MCT_TIER_AVX512},
+    {"avx512vp2intersect", MCT_TIER_AVX512}, {"avx512fp16", MCT_TIER_AVX512},
+    {"avx512vnni", MCT_TIER_AVX512_BF16VNNI}, {"avx512bf16", MCT_TIER_AVX512_BF16VNNI},
+    {"amx-bf16", MCT_TIER_AMX}, {"amx-tile", MCT_TIER_AMX}, {"amx-int8", MCT_TIER_AMX},
+    {"amx-fp16", MCT_TIER_AMX},
+};
+
+void mct_cpu_restrict(const mct_cpu *in, mct_tier t, mct_cpu *out)
+{
+    if (out != in)
+        memcpy(out, in, sizeof *out);
+    for (size_t i = 0; i < sizeof tier_feats / sizeof tier_feats[0]; i++) {
+        int f = mct_cpu_feature_find(tier_feats[i].name);
+        if (f >= 0 && t < tier_feats[i].keep && feats[f].word != W_XCR0)
+            out->feat[feats[f].word] &= ~feats[f].mask;
+    }
+    if (t < MCT_TIER_AMX)
+        out->xcr0 &= ~(uint64_t)MCT_XCR0_TILE;
+    if (t < MCT_TIER_AVX512)
+        out->xcr0 &= ~(uint64_t)MCT_XCR0_ZMM;
+    if (t < MCT_TIER_AVX2)
+        out->xcr0 &= ~(uint64_t)MCT_XCR0_YMM;
+}
+
+/* ---- the ISA table ------------------------------------------------------------------------ */
+
+static const mct_isa isa_table[MCT_ISA_COUNT] = {
+    {"generic", MCT_TIER_GENERIC, 1, 16, "", ""},
+    {"sse42", MCT_TIER_SSE42, 4, 16, "sse4.2", "-msse4.2"},
+    {"avx2", MCT_TIER_AVX2, 8, 16, "avx2,fma", "-mavx2 -mfma"},
+    {"avx512", MCT_TIER_AVX512, 16, 32, "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma",
+     "-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma"},
+};
+
+const mct_isa *mct_isa_get(int isa)
+{
+    return isa >= 0 && isa < MCT_ISA_COUNT ? &isa_table[isa] : NULL;
+}
+
+mct_isa_id mct_isa_of_tier(mct_tier t)
+{
+    mct_isa_id best = MCT_ISA_GENERIC;
+    for (int i = 0; i < MCT_ISA_COUNT; i++)
+        if (isa_table[i].tier <= t)
+            best = (mct_isa_id)i;
+    return best;
+}
+
 /* ---- key ---------------------------------------------------------------------------------- */
 
 uint64_t mct_cpu_key(const mct_cpu *c)

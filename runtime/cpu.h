@@ -99,6 +99,43 @@ const char *mct_tier_name(mct_tier t);
  * Returns MCT_EINVAL for anything else. */
 int mct_tier_parse(const char *s, mct_tier *out);
 
+/* The same CPU as seen by code limited to tier t: *out is *in with every feature above t
+ * cleared (and the OS state of the registers t does not use), so mct_cpu_tier_of(out) is t when
+ * t is at or below the record's tier (else the record's own tier) and mct_cpu_key(out) names
+ * "this CPU at tier t". Tuning for a lower tier stores its records under such a record, which
+ * is what the "same vendor and tier" and "same tier" rungs of the ladder match on. */
+void mct_cpu_restrict(const mct_cpu *in, mct_tier t, mct_cpu *out);
+
+/* ---- the ISA table ------------------------------------------------------------------------
+ * What code compiled for a tier may use, written once and read by the code generator (vector
+ * width, register file), the measurement harness and `mctune gen` (the target attribute and
+ * compiler flags, so a measured kernel is compiled exactly as the shipped one) and dispatch
+ * (which ISA a table's code needs). Tiers above avx512 lower their f32 code as avx512; their
+ * extra instructions belong to ops that ask for them. */
+typedef enum {
+    MCT_ISA_GENERIC = 0,    /* scalar C, the x86-64 baseline */
+    MCT_ISA_SSE42 = 1,
+    MCT_ISA_AVX2 = 2,
+    MCT_ISA_AVX512 = 3,
+    MCT_ISA_COUNT = 4
+} mct_isa_id;
+
+typedef struct mct_isa {
+    const char *tag;        /* in kernel names: "generic", "sse42", "avx2", "avx512" */
+    mct_tier tier;          /* the lowest tier that runs this code */
+    int vlen;               /* f32 lanes of one vector register (1: scalar) */
+    int nregs;              /* vector registers the compiler may allocate */
+    const char *attr;       /* GCC/Clang target attribute string; "" for the baseline */
+    const char *cflags;     /* the same as compiler flags ("" for the baseline) */
+} mct_isa;
+
+/* The table row of an ISA id; NULL when out of range. Static storage. */
+const mct_isa *mct_isa_get(int isa);
+
+/* The ISA that code for tier t is lowered for (tiers above avx512 give MCT_ISA_AVX512, below
+ * generic give generic). */
+mct_isa_id mct_isa_of_tier(mct_tier t);
+
 /* The record's CPU key (see the header comment). */
 uint64_t mct_cpu_key(const mct_cpu *c);
 

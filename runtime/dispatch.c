@@ -18,11 +18,6 @@
 static const char *const rung_names[] = {"exact CPU", "same vendor and tier", "same tier",
                                          "generic", "forced"};
 
-static int rt_isa_of(int tier)
-{
-    return tier > MCT_TIER_AVX512 ? MCT_TIER_AVX512 : tier;
-}
-
 int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                   const char *force, const mct_rt_table **table, int *rung, int *gisa,
                   char *msg, size_t msglen)
@@ -32,7 +27,7 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
     int rc = MCT_OK;
     *table = NULL;
     *rung = MCT_RT_RUNG_GENERIC;
-    *gisa = rt_isa_of(host_tier);
+    *gisa = (int)mct_isa_of_tier(host_tier);
     if (msg && msglen)
         msg[0] = 0;
     if (force && *force) {
@@ -46,15 +41,15 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                          "use one of the keys `mctune gen` listed, or a tier name", L->env_cpu,
                          force);
                 rc = MCT_EINVAL;
-            } else if (pick->isa > (int)host_tier) {
+            } else if (mct_isa_get(pick->isa)->tier > host_tier) {
                 snprintf(msg, msglen, "%s=%s: that table needs %s and this CPU has only %s; "
-                         "ignored", L->env_cpu, force, mct_tier_name((mct_tier)pick->isa),
+                         "ignored", L->env_cpu, force, mct_tier_name(mct_isa_get(pick->isa)->tier),
                          mct_tier_name(host_tier));
                 rc = MCT_EUNSUPPORTED;
             } else {
                 *table = pick;
                 *rung = MCT_RT_RUNG_FORCED;
-                *gisa = rt_isa_of(pick->isa);
+                *gisa = pick->isa;
                 return MCT_OK;
             }
         } else if (mct_tier_parse(force, &ft) == MCT_OK) {
@@ -72,7 +67,7 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                     }
                 *table = pick;
                 *rung = MCT_RT_RUNG_FORCED;
-                *gisa = rt_isa_of(ft);
+                *gisa = (int)mct_isa_of_tier(ft);
                 return MCT_OK;
             }
         } else {
@@ -85,7 +80,7 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
     for (int r = MCT_RT_RUNG_EXACT; r <= MCT_RT_RUNG_TIER; r++)
         for (int i = 0; i < L->ntables; i++) {
             const mct_rt_table *t = L->tables[i];
-            int ok = t->isa <= (int)host_tier &&
+            int ok = mct_isa_get(t->isa)->tier <= host_tier &&
                      (r == MCT_RT_RUNG_EXACT ? t->key == key
                       : r == MCT_RT_RUNG_VENDOR_TIER ? t->tier == (int)host_tier &&
                                                        !strcmp(t->vendor, host->vendor)
@@ -119,10 +114,10 @@ void mct_rt_init(mct_rt_lib *L)
         fprintf(stderr, "%s: %s\n", L->name, msg);
     if (L->table)
         snprintf(L->desc, sizeof L->desc, "%s (%s; generic kernels %s)", L->table->label,
-                 rung_names[L->rung], mct_tier_name((mct_tier)L->gisa));
+                 rung_names[L->rung], mct_tier_name(mct_isa_get(L->gisa)->tier));
     else
         snprintf(L->desc, sizeof L->desc, "generic %s (%s; no tuned table%s)",
-                 mct_tier_name((mct_tier)L->gisa), rung_names[L->rung],
+                 mct_tier_name(mct_isa_get(L->gisa)->tier), rung_names[L->rung],
                  L->rung == MCT_RT_RUNG_FORCED ? " of that tier" : " for this CPU");
     if (debug) {
         mct_cpu_key_format(mct_cpu_key(host), keys);
@@ -254,7 +249,7 @@ static int rt_gemm(mct_rt_lib *L, const char *who, int tA, int layout, long M, l
     if (L->debug)
         rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)M * 31 ^ (uint64_t)tA << 60, "%s %s%s "
                 "M=%ld N=%ld K=%ld -> generic %s (%s)", who, tA ? "A^T " : "",
-                layout ? "nt" : "nn", M, N, K, mct_tier_name((mct_tier)L->gisa), why);
+                layout ? "nt" : "nn", M, N, K, mct_tier_name(mct_isa_get(L->gisa)->tier), why);
     return mct_rt_generic(L, tA, layout, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
                           act);
 }
@@ -351,7 +346,7 @@ int mct_rt_bmm(mct_rt_lib *L, int layout, long batch, long group, long M, long N
     if (L->debug)
         rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)M * 31, "bmm %s B=%ld G=%ld M=%ld N=%ld "
                 "K=%ld -> generic %s (shape not tuned)", layout ? "nt" : "nn", batch, group, M,
-                N, K, mct_tier_name((mct_tier)L->gisa));
+                N, K, mct_tier_name(mct_isa_get(L->gisa)->tier));
     for (long b = 0; b < batch; b++) {
         float *Cb = C + b * sC;
         int rc;

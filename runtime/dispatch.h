@@ -57,7 +57,7 @@ typedef struct mct_rt_table {
     uint64_t key;               /* mct_cpu_key of the CPU it was tuned on */
     const char *vendor;
     int tier;                   /* mct_tier of that CPU (the ladder matches on it) */
-    int isa;                    /* tier its code needs (<= MCT_TIER_AVX512) */
+    int isa;                    /* mct_isa_id its code is compiled for (runtime/cpu.h) */
     int nentries;
     const mct_rt_entry *entries;
     unsigned nslots;
@@ -70,7 +70,6 @@ typedef struct mct_rt_table {
 enum { MCT_RT_RUNG_EXACT = 0, MCT_RT_RUNG_VENDOR_TIER, MCT_RT_RUNG_TIER, MCT_RT_RUNG_GENERIC,
        MCT_RT_RUNG_FORCED };
 
-#define MCT_RT_ISAS 4   /* generic, sse4.2, avx2, avx512: the tiers code is lowered for */
 #define MCT_RT_SEEN 512 /* distinct debug lines remembered (logging stops when full) */
 
 /* A generated library: the tables and generic kernels (const, generated) and the state the
@@ -82,12 +81,12 @@ typedef struct mct_rt_lib {
     int ntables;
     const mct_rt_table *const *tables;
     /* generic kernels: [isa][layout][beta], correct for every shape and stride */
-    mct_rt_kernel_fn generic[MCT_RT_ISAS][2][2];
+    mct_rt_kernel_fn generic[MCT_ISA_COUNT][2][2];
     /* state: written once by mct_rt_init */
     int state;                  /* 0 not started, 1 initializing, 2 ready */
     const mct_rt_table *table;  /* NULL: generic kernels only */
     int rung;
-    int gisa;                   /* isa of the generic kernels used */
+    int gisa;                   /* mct_isa_id of the generic kernels used */
     int debug;
     char desc[320];             /* what NAME_cpu() returns */
     uint64_t seen[MCT_RT_SEEN]; /* debug: hashes of the lines already logged */

@@ -197,8 +197,11 @@ int main(int argc, char **argv)
     EXPECT(tk_is_tuned(TK_OP_MATMUL, TK_NT, 16, 64, 96, 1, 1, 0, TK_ACT_NONE, 0) ==
            !strstr(tk_cpu(), "no tuned table"), "tuned");
     EXPECT(tk_is_tuned(TK_OP_MATMUL, TK_NT, 16, 65, 96, 1, 1, 0, TK_ACT_NONE, 0) == 0, "untuned");
+    /* only the host's table has this shape (TK_TEST_HOSTKEY: the key of the record the test
+     * stored as the host's, which is restricted when the test runs under a forced tier) */
+    const char *hk = getenv("TK_TEST_HOSTKEY");
     EXPECT(tk_is_tuned(TK_OP_MATMUL, TK_NT, 16, 64, 96, 1, 1, 1, TK_ACT_GELU, 0) ==
-           (strstr(tk_cpu(), "exact") != NULL), "tuned gelu");
+           (strstr(tk_cpu(), hk && *hk ? hk : "exact") != NULL), "tuned gelu");
     long Ms[] = {1, 16, 40, 7, 100};
     for (int i = 0; i < (full ? 5 : 3); i++) {
         gemm_case(0, CblasRowMajor, 0, 1, Ms[i], 64, 96, 1, 0, 0);

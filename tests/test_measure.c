@@ -270,7 +270,8 @@ static void test_cache_hit(void)
            c2.compiles - c1.compiles);
     CHECK(r2.cached && r2.compile_s == 0 && c2.cache_hits == c1.cache_hits + 1);
     CHECK(!memcmp(r1.key, r2.key, 16));
-    CHECK(r1.cc && r1.cc_version && r1.cflags && strstr(r1.cflags, "-march=native"));
+    CHECK(r1.cc && r1.cc_version && r1.cflags && !strstr(r1.cflags, "-march"));
+    /* no -march: the kernel carries its ISA, compiled as `mctune gen` ships it */
     mct_meas_destroy(m);
 
     /* a new harness (a restart) finds it too; other flags make another key */

@@ -80,3 +80,23 @@ char *mct_cli_text_arg(const char *cmd, const char *text)
         buf[--len] = 0;
     return buf;
 }
+
+int mct_cli_tier(const char *cmd, const char *name, mct_cpu *cpu, mct_tier *tier)
+{
+    const mct_cpu *host = mct_cpu_host();
+    mct_tier ht = mct_cpu_tier_of(host), t = mct_cpu_tier();
+    if (name) {
+        if (mct_tier_parse(name, &t))
+            return mct_cli_usage_error(cmd, "--tier '%s' is not a tier; use one of generic, "
+                                       "sse4.2, avx2, avx512, avx512-bf16-vnni, amx", name);
+        if (t > ht)
+            return mct_cli_usage_error(cmd, "--tier %s is above what this CPU runs (%s); use a "
+                                       "tier at or below %s, or tune on a machine that has it",
+                                       mct_tier_name(t), mct_tier_name(ht), mct_tier_name(ht));
+    }
+    mct_cpu_restrict(host, t, cpu);
+    if (t >= ht)
+        *cpu = *host;
+    *tier = t;
+    return 0;
+}

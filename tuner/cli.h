@@ -16,6 +16,8 @@ int mct_cmd_shapes(int argc, char **argv);   /* tuner/cmd_shapes.c */
 int mct_cmd_report(int argc, char **argv);   /* tuner/cmd_report.c */
 int mct_cmd_tree(int argc, char **argv);     /* tuner/cmd_tree.c */
 
+#include "runtime/cpu.h"
+
 /* Option helpers shared by the handlers. */
 
 /* Prints "mctune CMD: <message>" and a pointer to --help on stderr; returns 2. */
@@ -35,5 +37,12 @@ int mct_cli_int(const char *cmd, const char *opt, const char *s, long lo, long h
 /* Reads TEXT or, when TEXT starts with '@', the contents of that file (trailing newline
  * stripped). Returns a malloc'ed string the caller frees, or NULL after printing an error. */
 char *mct_cli_text_arg(const char *cmd, const char *text);
+
+/* The ISA tier a command tunes or measures for and the CPU record that names it: NAME (a --tier
+ * value; NULL: mct_cpu_tier(), which honours MCTUNE_TIER) at or below the host's tier. *cpu is
+ * the host record, restricted to the tier when it is below the host's (mct_cpu_restrict), so
+ * records tuned for avx2 on an AVX-512 machine land under a CPU key of their own whose tier is
+ * avx2. Returns 0, or 2 after printing a usage error naming the value. */
+int mct_cli_tier(const char *cmd, const char *name, mct_cpu *cpu, mct_tier *tier);
 
 #endif

@@ -17,7 +17,9 @@ static void help(FILE *f)
             "Prints this machine's CPU identity: vendor, family/model/stepping, brand, ISA\n"
             "features (CPUID and the OS-enabled state from XGETBV), caches, cores, the ISA tier\n"
             "and the CPU key under which the database stores its tuning records.\n\n"
-            "  --json   one JSON object (the record stored in the database, plus tier_used)\n\n"
+            "  --json        one JSON object (the record stored in the database, plus tier_used)\n"
+            "  --tier NAME   the record `mctune tune --tier NAME` stores: this CPU restricted to\n"
+            "                a lower tier (its features above that tier cleared, its own key)\n\n"
             "environment:\n"
             "  MCTUNE_TIER=NAME     use a lower tier than the host's (generic, sse4.2, avx2,\n"
             "                       avx512, avx512-bf16-vnni, amx)\n"
@@ -26,19 +28,28 @@ static void help(FILE *f)
 
 int mct_cmd_cpu(int argc, char **argv)
 {
-    int json = 0;
+    int json = 0, r;
+    const char *tier_s = NULL, *val;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             help(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
+        } else if ((r = mct_cli_opt("cpu", argc, argv, &i, "--tier", &val))) {
+            if (r < 0)
+                return 2;
+            tier_s = val;
         } else {
             return mct_cli_usage_error("cpu", "unknown argument '%s'", argv[i]);
         }
     }
-    const mct_cpu *c = mct_cpu_host();
-    mct_tier host = mct_cpu_tier_of(c), used = mct_cpu_tier();
+    mct_cpu rec;
+    mct_tier used;
+    if (mct_cli_tier("cpu", tier_s, &rec, &used))
+        return 2;
+    const mct_cpu *c = &rec;
+    mct_tier host = mct_cpu_tier_of(mct_cpu_host());
     char key[17];
     mct_cpu_key_format(mct_cpu_key(c), key);
     if (json) {
@@ -70,8 +81,9 @@ int mct_cmd_cpu(int argc, char **argv)
     if (used == host)
         printf("tier       %s\n", mct_tier_name(host));
     else
-        printf("tier       %s (forced by MCTUNE_TIER; the host supports %s)\n",
-               mct_tier_name(used), mct_tier_name(host));
+        printf("tier       %s (%s; the host supports %s: this record names its kernels tuned "
+               "for %s)\n", mct_tier_name(used), tier_s ? "--tier" : "forced by MCTUNE_TIER",
+               mct_tier_name(host), mct_tier_name(used));
     printf("features  ");
     int col = 11;
     for (int i = 0; i < mct_cpu_feature_count(); i++) {

@@ -313,7 +313,27 @@ struct list_ctx {
     int op;          /* -1 any */
     int fmt;         /* 0 table, 1 json, 2 csv */
     size_t n;
+    struct { uint64_t key; mct_tier tier; } cpus[64];   /* the table's tier column */
+    int ncpus;
 };
+
+static int list_cpu(const mct_cpu *cpu, void *p)
+{
+    struct list_ctx *c = p;
+    if (c->ncpus < (int)(sizeof c->cpus / sizeof c->cpus[0])) {
+        c->cpus[c->ncpus].key = mct_cpu_key(cpu);
+        c->cpus[c->ncpus++].tier = mct_cpu_tier_of(cpu);
+    }
+    return 0;
+}
+
+static const char *list_tier(const struct list_ctx *c, uint64_t key)
+{
+    for (int i = 0; i < c->ncpus; i++)
+        if (c->cpus[i].key == key)
+            return mct_tier_name(c->cpus[i].tier);
+    return "?";
+}
 
 static void csv_field(const char *s, int last)
 {
@@ -370,8 +390,8 @@ static int list_one(const mct_db_rec *r, void *p)
         csv_field(r->model, 0);
         csv_field(r->schedule, 1);
     } else {
-        printf("%-52.52s %s %3d %12.3f %9.2f %-8.8s %-9.9s %.60s\n", r->workload, cpu,
-               r->threads, r->median_ns / 1e3, r->gflops, r->search, r->guide,
+        printf("%-52.52s %s %-8.8s %3d %12.3f %9.2f %-8.8s %-9.9s %.60s\n", r->workload, cpu,
+               list_tier(c, r->cpu), r->threads, r->median_ns / 1e3, r->gflops, r->search, r->guide,
                r->schedule[0] ? r->schedule : "(untuned)");
     }
     c->n++;
@@ -380,7 +400,7 @@ static int list_one(const mct_db_rec *r, void *p)
 
 static int cmd_list(struct opts *o)
 {
-    struct list_ctx c = {o, 0, -1, 0, 0};
+    struct list_ctx c = {o, 0, -1, 0, 0, {{0, 0}}, 0};
     mct_db *db = NULL;
     if (allow(o, "--cpu --op --model --format --threads --trials") < 0)
         return 2;
@@ -406,9 +426,11 @@ static int cmd_list(struct opts *o)
     }
     if (open_db(o, MCT_DB_RDONLY, &db) < 0)
         return 1;
-    if (c.fmt == 0)
-        printf("%-52s %-16s %3s %12s %9s %-8s %-9s %s\n", "workload", "cpu", "thr", "median_us",
-               "gflops", "search", "guide", "schedule");
+    if (c.fmt == 0) {
+        mct_db_iter_cpus(db, list_cpu, &c);
+        printf("%-52s %-16s %-8s %3s %12s %9s %-8s %-9s %s\n", "workload", "cpu", "tier", "thr",
+               "median_us", "gflops", "search", "guide", "schedule");
+    }
     else if (c.fmt == 2)
         printf("workload,cpu,threads,median_ns,spread_ns,gflops,samples,search,guide,model,"
                "schedule\n");

@@ -43,6 +43,10 @@ static const char usage_text[] =
     "  --llm-model NAME     model name (else MCTUNE_LLM_MODEL)\n"
     "  --llm-cmd 'CMD ARGS' a command that reads the prompt on stdin, answers on stdout\n"
     "  --threads N          kernel threads (default 1)\n"
+    "  --tier NAME          tune kernels for a lower ISA tier than this CPU's (generic,\n"
+    "                       sse4.2, avx2, avx512, avx512-bf16-vnni; default: this CPU's, or\n"
+    "                       MCTUNE_TIER): they are stored under this CPU restricted to that\n"
+    "                       tier, which generated libraries use on CPUs of that tier\n"
     "  --seed N             random seed (default 1); the same seed repeats the same search\n"
     "  --db PATH            database (default $MCTUNE_DB, else $XDG_CACHE_HOME/mctune)\n"
     "  --log FILE           append one JSON line per sample (time, strategy, guide, workload,\n"
@@ -330,7 +334,7 @@ int mct_cmd_tune(int argc, char **argv)
 {
     const char *model_path = NULL, *wl_arg = NULL, *search_s = "mcts", *guide_s = NULL;
     const char *llm_url = NULL, *llm_model = NULL, *llm_cmd = NULL, *db_path = NULL;
-    const char *log_path = NULL, *cache = NULL, *val;
+    const char *log_path = NULL, *cache = NULL, *tier_s = NULL, *val;
     long budget = 32, threads = 1, seed = 1;
     int retune = 0, transfer = 1, verbose = 0, r, rc = 1;
     double timeout = 10, min_time = 0;
@@ -384,6 +388,10 @@ int mct_cmd_tune(int argc, char **argv)
             if (r < 0)
                 return 2;
             llm_cmd = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--tier", &val))) {
+            if (r < 0)
+                return 2;
+            tier_s = val;
         } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--threads", &val))) {
             if (r < 0 || mct_cli_int(CMD, "--threads", val, 1, 1024, &threads))
                 return 2;
@@ -412,6 +420,12 @@ int mct_cmd_tune(int argc, char **argv)
             return mct_cli_usage_error(CMD, "unexpected argument '%s'", a);
         }
     }
+    mct_cpu cpu_rec;
+    mct_tier tier;
+    if (mct_cli_tier(CMD, tier_s, &cpu_rec, &tier))
+        return 2;
+    const mct_cpu *cpu = &cpu_rec;
+    const mct_target target = mct_target_of_tier(tier);
     if (!model_path == !wl_arg)
         return mct_cli_usage_error(CMD, "give exactly one of --model FILE.json or --workload "
                                    "TEXT");
@@ -463,7 +477,6 @@ int mct_cmd_tune(int argc, char **argv)
         fprintf(stderr, "mctune tune: %s\n", err);
         goto fail;
     }
-    const mct_cpu *cpu = mct_cpu_host();
     if (mct_db_put_cpu(db, cpu)) {
         fprintf(stderr, "mctune tune: cannot record this CPU in %s: %s\n", path,
                 mct_db_errmsg(db));
@@ -496,6 +509,7 @@ int mct_cmd_tune(int argc, char **argv)
     mct_meas_opts_default(&mo);
     mo.cache_dir = cache;
     mo.threads = (int)threads;
+    mo.target = target;
     mo.timeout_s = timeout;
     mo.compile_timeout_s = 120;
     if (min_time > 0)
@@ -532,9 +546,13 @@ int mct_cmd_tune(int argc, char **argv)
     t.t0 = now_s();
     char cpukey[17];
     mct_cpu_key_format(t.cpu, cpukey);
-    printf("tune: %d workload%s%s%s, cpu %s (%s), %ld thread%s, search %s", mdl.n,
+    printf("tune: %d workload%s%s%s, cpu %s (%s%s%s), %ld thread%s, search %s", mdl.n,
            mdl.n == 1 ? "" : "s", mdl.name[0] ? " of " : "", mdl.name, cpukey,
-           mct_tier_name(mct_cpu_tier_of(cpu)), threads, threads == 1 ? "" : "s", t.search);
+           mct_tier_name(mct_cpu_tier_of(cpu)),
+           tier < mct_cpu_tier_of(mct_cpu_host()) ? " kernels tuned on a host of tier " : "",
+           tier < mct_cpu_tier_of(mct_cpu_host()) ? mct_tier_name(mct_cpu_tier_of(mct_cpu_host()))
+                                                  : "",
+           threads, threads == 1 ? "" : "s", t.search);
     if (kind == MCT_SEARCH_MCTS)
         printf(", guide %s%s", guide_s, guide_defaulted ? (strcmp(guide_s, "heuristic") ?
                " (default: an LLM is configured)" : " (default: no LLM configured; set "
@@ -590,6 +608,7 @@ int mct_cmd_tune(int argc, char **argv)
         so.guide = guide;
         so.cpu = cpu;
         so.threads = (int)threads;
+        so.target = target;
         so.seeds = seeds;
         so.nseeds = nseeds;
         so.meas = meas;

@@ -18,17 +18,6 @@
 
 #define MAXCPU 64
 
-/* The ISA a tier's code is lowered for. */
-static const struct {
-    const char *tag;    /* in kernel names */
-    int vlen;
-    const char *attr;
-} isas[MCT_RT_ISAS] = {
-    {"generic", 1, ""},
-    {"sse42", 4, "sse4.2"},
-    {"avx2", 8, "avx2,fma"},
-    {"avx512", 16, "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"},
-};
 
 typedef struct kern {
     char name[96];          /* function name */
@@ -71,11 +60,6 @@ static int fail_msg(gen *g, int rc, const char *fmt, const char *a, const char *
     return rc;
 }
 
-static int isa_of(mct_tier t)
-{
-    return t > MCT_TIER_AVX512 ? MCT_TIER_AVX512 : (int)t;
-}
-
 static int same_family(const mct_workload *a, const mct_workload *b)
 {
     return a->op == b->op && a->layout == b->layout && a->N == b->N && a->K == b->K &&
@@ -111,7 +95,7 @@ static int add_table(gen *g, const mct_cpu *c)
     memset(t, 0, sizeof *t);
     t->cpu = *c;
     t->key = key;
-    t->isa = isa_of(mct_cpu_tier_of(c));
+    t->isa = mct_isa_of_tier(mct_cpu_tier_of(c));
     return 0;
 }
 
@@ -288,7 +272,7 @@ static int rec_cb(const mct_db_rec *r, void *ctx)
     snprintf(text, sizeof text, "%s\n%s\n%d", r->workload, r->schedule, k->isa);
     uint64_t h = mct_fnv64(MCT_FNV64_INIT, text, strlen(text));
     snprintf(k->name, sizeof k->name, "k_%s_f32_%s_%s_%08x", w.op == MCT_OP_BMM ? "bmm" : "matmul",
-             isas[k->isa].tag, tile, (unsigned)(h >> 32));
+             mct_isa_get(k->isa)->tag, tile, (unsigned)(h >> 32));
     g->sig = mct_fnv64(g->sig, text, strlen(text));
     g->sig = mct_fnv64(g->sig, &r->cpu, sizeof r->cpu);
     t->nk++;
@@ -341,31 +325,13 @@ static void put_comment_text(FILE *f, const char *s)
     }
 }
 
-static void pragma_push(FILE *f, const char *attr)
-{
-    if (!*attr)
-        return;
-    fprintf(f, "#if defined(__clang__)\n#pragma clang attribute push "
-            "(__attribute__((target(\"%s\"))), apply_to = function)\n"
-            "#elif defined(__GNUC__)\n#pragma GCC push_options\n#pragma GCC target(\"%s\")\n"
-            "#endif\n", attr, attr);
-}
-
-static void pragma_pop(FILE *f, const char *attr)
-{
-    if (!*attr)
-        return;
-    fprintf(f, "#if defined(__clang__)\n#pragma clang attribute pop\n#elif defined(__GNUC__)\n"
-            "#pragma GCC pop_options\n#endif\n");
-}
-
-/* Lowers one kernel into f, wrapped so that every function of it (helpers too) is compiled for
- * the kernel's ISA and has internal linkage. */
+/* Lowers one kernel into f with internal linkage; the lowered text itself compiles every
+ * function of it for the kernel's ISA (mct_cg_lower_c), as the measurement harness did. */
 static int emit_kernel(gen *g, FILE *f, const mct_workload *w, const char *sched, int isa,
                        const char *fn, int prepacked)
 {
     mct_sched *s = NULL;
-    mct_target tg = {isas[isa].vlen, isas[isa].attr};
+    mct_target tg = mct_target_of_isa(isa);
     char why[256], *code = NULL;
     int rc = mct_sched_parse(w, sched, &s, why, sizeof why);
     if (rc < 0)
@@ -380,7 +346,6 @@ static int emit_kernel(gen *g, FILE *f, const mct_workload *w, const char *sched
     if (prepacked)
         fprintf(f, "static size_t %s_packed_size(long N, long K);\nstatic void %s_pack_b(long N, "
                 "long K, const float *B, long ldb, float *Bp);\n", fn, fn);
-    pragma_push(f, isas[isa].attr);
     /* OpenMP pragmas only where OpenMP is on: otherwise -Wall warns about unknown pragmas */
     for (const char *p = code; *p; ) {
         size_t n = strcspn(p, "\n"), sp = strspn(p, " \t");
@@ -390,7 +355,6 @@ static int emit_kernel(gen *g, FILE *f, const mct_workload *w, const char *sched
         if (*p)
             p++;
     }
-    pragma_pop(f, isas[isa].attr);
     free(code);
     return 0;
 }
@@ -399,7 +363,7 @@ static int emit_kernel(gen *g, FILE *f, const mct_workload *w, const char *sched
  * packed per cache block), correct for every shape and stride. */
 static void generic_sched(int isa, char *buf, size_t len)
 {
-    int V = isas[isa].vlen, R = isa == 3 ? 8 : isa == 0 ? 4 : 6, J = V == 1 ? 4 : 2 * V;
+    int V = mct_isa_get(isa)->vlen, R = mct_isa_get(isa)->nregs >= 32 ? 8 : isa == MCT_ISA_GENERIC ? 4 : 6, J = V == 1 ? 4 : 2 * V;
     snprintf(buf, len, "tile(i, 96, %d); tile(j, 512, %d); tile(k, 256); reorder(j0, k0, i0, j1, "
              "i1, k1, i2, j2); pack(A, i0, i2); pack(B, k0, j2); cache_write(i1); unroll(i2, %d);"
              " vectorize(j2); unroll(k1, 4)", R, J, R);
@@ -673,7 +637,7 @@ static int write_source(gen *g, const char *path, const char *date)
         mct_cpu_key_format(t->key, key);
         fprintf(f, "\n/* ==== kernels of CPU %s (%s family %d model %d, \"%s\"), tier %s, lowered for"
                 " %s ==== */\n", key, t->cpu.vendor, t->cpu.family, t->cpu.model, t->cpu.brand,
-                mct_tier_name(mct_cpu_tier_of(&t->cpu)), isas[t->isa].tag);
+                mct_tier_name(mct_cpu_tier_of(&t->cpu)), mct_isa_get(t->isa)->tag);
         for (int i = 0; i < t->nk; i++) {
             kern *k = &t->k[i];
             if (k->dup)
@@ -695,14 +659,14 @@ static int write_source(gen *g, const char *path, const char *date)
     /* generic kernels */
     fprintf(f, "\n/* ==== generic kernels: any shape and stride, one fixed blocked schedule per "
             "ISA tier ==== */\n");
-    for (int isa = 0; isa < MCT_RT_ISAS; isa++)
+    for (int isa = 0; isa < MCT_ISA_COUNT; isa++)
         for (int lay = 0; lay < 2; lay++)
             for (int beta = 0; beta < 2; beta++) {
                 mct_workload w = {MCT_OP_MATMUL, lay ? MCT_NT : MCT_NN, 96, 512, 512, 1, 1, 0,
                                   MCT_ACT_NONE, beta};
                 char fn[96];
                 generic_sched(isa, sched, sizeof sched);
-                snprintf(fn, sizeof fn, "%s__generic_%s_%s_b%d", n, isas[isa].tag,
+                snprintf(fn, sizeof fn, "%s__generic_%s_%s_b%d", n, mct_isa_get(isa)->tag,
                          lay ? "nt" : "nn", beta);
                 fprintf(f, "\n/* %s: schedule %s */\n", fn, sched);
                 if ((rc = emit_kernel(g, f, &w, sched, isa, fn, 0)) < 0)
@@ -790,10 +754,10 @@ static int write_source(gen *g, const char *path, const char *date)
             fprintf(f, "%s&%s__t%d", c++ ? ", " : "", n, ti);
     fprintf(f, "};\nstatic mct_rt_lib %s__lib = {\"%s\", \"%s_CPU\", \"%s_DEBUG\", %d, %s__tables, {",
             n, n, U, U, ntab, n);
-    for (int isa = 0; isa < MCT_RT_ISAS; isa++)
+    for (int isa = 0; isa < MCT_ISA_COUNT; isa++)
         fprintf(f, "%s{{%s__generic_%s_nn_b0, %s__generic_%s_nn_b1}, {%s__generic_%s_nt_b0, "
-                "%s__generic_%s_nt_b1}}", isa ? ",\n    " : "", n, isas[isa].tag, n, isas[isa].tag,
-                n, isas[isa].tag, n, isas[isa].tag);
+                "%s__generic_%s_nt_b1}}", isa ? ",\n    " : "", n, mct_isa_get(isa)->tag, n, mct_isa_get(isa)->tag,
+                n, mct_isa_get(isa)->tag, n, mct_isa_get(isa)->tag);
     fprintf(f, "}, 0, NULL, 0, 0, 0, {0}, {0}};\n");
     fprintf(f, "#if defined(__GNUC__)\n#pragma GCC visibility pop\n#endif\n");
     put_tpl(f, api_c, n, U);

@@ -700,7 +700,7 @@ static int cand_prepare(mct_meas *m, const mct_meas_cand *in, struct cand *c)
     memset(c, 0, sizeof *c);
     c->dup_of = -1;
     if (in->sched) {
-        mct_target t = mct_target_host();
+        mct_target t = m->o.target.vlen > 0 ? m->o.target : mct_target_host();
         int rc = mct_cg_lower_c(in->sched, &t, KERNEL_FN, &c->src);
         if (rc) {
             c->lower_failed = 1;

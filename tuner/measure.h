@@ -50,12 +50,13 @@
 
 #include "codegen/codegen.h"
 
-/* Flags used when mct_meas_opts.cflags is NULL. -O2 because that is how generated libraries
- * are built (`cc -O2 -c NAME.c`, DESIGN.md), so the figures are the ones users get; on the
- * generated kernels (explicit SIMD, explicit unrolls) -O3 ran no faster here and compiled about
- * 1.6x slower (matmul f32 nt M=16 N=4096 K=4096, 4x4 register tile: 8.9 ms either way, 0.23 s
- * vs 0.14 s to compile). */
-#define MCT_MEAS_CFLAGS "-O2 -march=native -fopenmp -fPIC -shared -pipe"
+/* Flags used when mct_meas_opts.cflags is NULL: the flags of a generated library's Makefile
+ * (`cc -O2`, -fopenmp for parallel kernels) and no -march, because the lowered kernel carries
+ * its ISA itself (target attributes from the ISA table in runtime/cpu.h). A candidate is thus
+ * compiled exactly as `mctune gen` ships it, and the figure measured is the one users get. -O2:
+ * on the generated kernels (explicit SIMD, explicit unrolls) -O3 ran no faster and compiled
+ * about 1.6x slower. */
+#define MCT_MEAS_CFLAGS "-O2 -fopenmp -fPIC -shared -pipe"
 
 typedef enum {
     MCT_MEAS_OK = 0,
@@ -75,6 +76,7 @@ typedef struct mct_meas_opts {
                                else $HOME/.cache/mctune/cc (created when missing) */
     const char *cc;         /* NULL: "cc" (searched in PATH) */
     const char *cflags;     /* NULL: MCT_MEAS_CFLAGS, split on spaces */
+    mct_target target;      /* ISA schedules are lowered for; vlen 0: mct_target_host() */
     int threads;            /* 0: 1 */
     int hot;                /* 1: one B copy, cache-resident figures */
     int baseline;           /* 1: also time OpenBLAS on the same data in the same child */
@@ -92,7 +94,7 @@ typedef struct mct_meas_opts {
 
 void mct_meas_opts_default(mct_meas_opts *o);
 
-/* One candidate: either sched (lowered with the host target, kernel name "mct_cand"), or
+/* One candidate: either sched (lowered for opts.target, kernel name "mct_cand"), or
  * source + fn (a C source defining FN with the kernel ABI; prepacked says whether it also
  * defines FN_packed_size and FN_pack_b). When sched is set, the other fields are ignored. */
 typedef struct mct_meas_cand {
