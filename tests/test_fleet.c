@@ -6,7 +6,8 @@
  * computes correctly. Then a second fleet is cancelled mid-task (scancel: SIGTERM, as on
  * preemption) and resumed with --resume, which must continue from the exported trials; a cut
  * export must be refused by import. The cluster is stopped at the end, on a signal or a crash,
- * and no process of it may be left.
+ * and no process of it may be left. Before that, the Kubernetes variant (no cluster here): the
+ * manifests scripts/fleet/k8s/render.sh writes are validated offline by check.py.
  * When Slurm cannot be installed (scripts/install-deps.sh fleet) or started, the test prints
  * SKIP and ends with "0 passed, 0 failed, 1 skipped": not run, not passed. */
 #include <limits.h>
@@ -73,6 +74,8 @@ static int skip(const char *fmt, ...)
     vprintf(fmt, ap);
     va_end(ap);
     printf("\n%d passed, %d failed, 1 skipped\n", check_pass_, check_fail_);
+    if (root[0] && !check_fail_)
+        check_sh(NULL, 0, "rm -rf %s", root);
     return check_fail_ ? 1 : 0;
 }
 
@@ -134,6 +137,7 @@ static int count_lines(const char *file, const char *needle)
 int main(void)
 {
     double t0 = now();
+    int rc;
     const char *m = getenv("MCTUNE");
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!getcwd(srcdir, sizeof srcdir) || !realpath(m && *m ? m : "build/mctune", mctune)) {
@@ -142,6 +146,42 @@ int main(void)
         printf("0 passed, 1 failed\n");
         return 1;
     }
+    snprintf(root, sizeof root, "/tmp/mctune-fleet-test.XXXXXX");
+    if (!mkdtemp(root)) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+
+    /* ---- Kubernetes variant: no cluster here, so its manifests are validated offline ---- */
+    const char *k8s = "scripts/fleet/k8s";
+    rc = check_sh(out, sizeof out, "cd %1$s && R=%2$s/%3$s; "
+                  "$R/render.sh tune --targets icelake,sapphirerapids,genoa --image r/mctune:1 "
+                  "--pvc fleet > pools.yaml && $R/render.sh merge --targets "
+                  "icelake,sapphirerapids,genoa --image r/mctune:1 --pvc fleet > merge1.yaml && "
+                  "python3 $R/check.py pools.yaml merge1.yaml 2>&1", root, srcdir, k8s);
+    CHECKF(rc == 0 && strstr(out, "ok: 4 Jobs valid; 3 targets"), "pools manifests:\n%s", out);
+    rc = check_sh(out, sizeof out, "cd %1$s && R=%2$s/%3$s; "
+                  "$R/render.sh tune --place tier --pool spr --targets generic,avx2,avx512 "
+                  "--image r/mctune:1 --pvc fleet > tiers.yaml && $R/render.sh merge --targets "
+                  "generic,avx2,avx512 --image r/mctune:1 --pvc fleet > merge2.yaml && "
+                  "python3 $R/check.py tiers.yaml merge2.yaml 2>&1", root, srcdir, k8s);
+    CHECKF(rc == 0 && strstr(out, "ok: 2 Jobs valid; 3 targets"), "tier manifests:\n%s", out);
+    /* the check catches a misspelt field, a wrong index count and mismatched targets */
+    rc = check_sh(out, sizeof out, "cd %1$s && sed 's/nodeSelector/nodeselector/' pools.yaml > "
+                  "b1.yaml && python3 %2$s/%3$s/check.py b1.yaml merge1.yaml 2>&1", root, srcdir,
+                  k8s);
+    CHECKF(rc == 1 && strstr(out, "'nodeselector' was unexpected"), "misspelt field:\n%s", out);
+    rc = check_sh(out, sizeof out, "cd %1$s && sed 's/completions: 3/completions: 2/' tiers.yaml "
+                  "> b2.yaml && python3 %2$s/%3$s/check.py b2.yaml merge2.yaml 2>&1", root,
+                  srcdir, k8s);
+    CHECKF(rc == 1 && strstr(out, "2 completions for 3 targets"), "index count:\n%s", out);
+    rc = check_sh(out, sizeof out, "cd %s && python3 %s/%s/check.py pools.yaml merge2.yaml 2>&1",
+                  root, srcdir, k8s);
+    CHECKF(rc == 1 && strstr(out, "differ from the tuning Jobs'"), "targets:\n%s", out);
+    rc = check_sh(out, sizeof out, "bash %s/render.sh tune --targets Bad_Pool --image i --pvc p "
+                  "2>&1", k8s);
+    CHECKF(rc == 2 && strstr(out, "Bad_Pool"), "render.sh with a bad pool name:\n%s", out);
+
     if (geteuid() != 0)
         return skip("needs root to run slurmd (it starts jobs as their user)");
 
@@ -156,11 +196,6 @@ int main(void)
                         out);
     }
 
-    snprintf(root, sizeof root, "/tmp/mctune-fleet-test.XXXXXX");
-    if (!mkdtemp(root)) {
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
     snprintf(cluster, sizeof cluster, "%s/cluster", root);
     snprintf(conf, sizeof conf, "SLURM_CONF=%s/slurm.conf", cluster);
     atexit(at_exit);
@@ -170,7 +205,7 @@ int main(void)
 
     /* the private cluster: marked up before start returns, so a failure half way stops it */
     cluster_up = 1;
-    int rc = check_sh(out, sizeof out, "bash scripts/fleet/slurm-local.sh start %s 2>&1", cluster);
+    rc = check_sh(out, sizeof out, "bash scripts/fleet/slurm-local.sh start %s 2>&1", cluster);
     if (rc != 0) {
         cluster_up = 0;   /* start stops what it started when it fails */
         char *e = strrchr(out, '\n');

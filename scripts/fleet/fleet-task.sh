@@ -15,7 +15,7 @@ usage() {
     cat <<'EOF'
 usage: fleet-task.sh --targets LIST --model FILE --shared DIR [options]
 
-One target of the list (the array index: --index, else $SLURM_ARRAY_TASK_ID) is tuned:
+One target of the list (the index: --index, else $SLURM_ARRAY_TASK_ID) is tuned:
   mctune tune --model FILE --budget N --db LOCAL/DB [--tier TARGET]
 into LOCAL, exported to SHARED/exports/TARGET.jsonl every --checkpoint seconds, on SIGTERM and
 at the end (written to a temporary name and renamed, so the file is always a whole export),
@@ -24,9 +24,9 @@ and SHARED/exports/TARGET.done is written when tuning finished.
   --targets LIST     comma-separated targets (the same list for every task)
   --index N          which target (default $SLURM_ARRAY_TASK_ID)
   --place KIND       tier: the target is an ISA tier, tuned with `mctune tune --tier TARGET`
-                     (several tiers of one machine); partition or constraint: the target is a
-                     Slurm partition or node feature the task was placed on, tuned for the CPU it
-                     runs on (default tier)
+                     (several tiers of one machine); partition, constraint or pool: the target
+                     is a Slurm partition, node feature or Kubernetes node pool the task was
+                     placed on, tuned for the CPU it runs on (default tier)
   --model FILE       model file (models/*.json), readable on the node
   --budget N         samples per workload (default 32)
   --threads N        kernel threads (default 1)
@@ -71,7 +71,7 @@ done
 [ -n "$model" ] || die "--model FILE is required"
 [ -n "$shared" ] || die "--shared DIR is required"
 case $index in ''|*[!0-9]*) die "no array index: give --index N or run as a Slurm array task" ;; esac
-case $place in tier|partition|constraint) ;; *) die "--place '$place': use tier, partition or constraint" ;; esac
+case $place in tier|partition|constraint|pool) ;; *) die "--place '$place': use tier, partition, constraint or pool" ;; esac
 case $budget in ''|*[!0-9]*|0) die "--budget '$budget' must be a positive integer" ;; esac
 case $checkpoint in ''|*[!0-9]*|0) die "--checkpoint '$checkpoint' must be a positive number of seconds" ;; esac
 IFS=, read -r -a tlist <<<"$targets"
