@@ -37,6 +37,6 @@ for t in "$@"; do
     fi
     rm -f "$out"
 done
-[ "$skip" != 0 ] && echo "$skip skipped ($skipped ): not run here, not counted as passed"
+[ "$skip" != 0 ] && echo "$skip skipped (${skipped# }): not run here, not counted as passed"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
