@@ -397,8 +397,12 @@ int main(void)
                line2);
     }
     check_sh(out, sizeof out, "cat %s/logs/tune-*.out 2>&1", shared2);
+    /* what the cancelled task had measured is not measured again: the searches it had begun
+     * reuse their trials, the ones it had finished are skipped */
     char reused[1024] = "";
     const char *ru = strstr(out, "trials already in the database are reused");
+    if (!ru)
+        ru = strstr(out, "skipped, already tuned");
     CHECKF(strstr(out, "resuming from") && ru, "the resubmitted task did not resume:\n%s", out);
     if (ru) {
         const char *b = ru;
