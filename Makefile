@@ -25,7 +25,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
+# test_fleet drives a Slurm cluster and the mctune binary, not library code: it runs once.
+SAN_TESTS:= $(filter-out %/test_fleet,$(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%))
 BENCH_SRC:= $(sort $(wildcard scripts/bench_*.c))
 BENCHES  := $(BENCH_SRC:scripts/%.c=$(BUILD)/bench/%)
 HDRS     := $(wildcard codegen/*.h db/*.h runtime/*.h tuner/*.h tests/*.h)
@@ -73,9 +74,10 @@ $(BUILD)/bench/%: scripts/%.c $(BUILD)/libmctune.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(BUILD)/libmctune.a $(LDLIBS)
 
-# `make test` runs every tests/test_*.c twice: optimized, then under ASan+UBSan; then the
-# codegen, measurement and generated-library tests again with the ISA tier forced down to avx2
-# and to sse4.2 (where the host's tier is above), so code that needs AVX-512 fails on any host.
+# `make test` runs every tests/test_*.c twice: optimized, then under ASan+UBSan (test_fleet,
+# the Slurm fleet, once); then the codegen, measurement and generated-library tests again with
+# the ISA tier forced down to avx2 and to sse4.2 (where the host's tier is above), so code that
+# needs AVX-512 fails on any host.
 TIER_TESTS := $(BUILD)/tests/test_codegen $(BUILD)/tests/test_measure $(BUILD)/tests/test_gen
 test: all $(TESTS) $(SAN_TESTS)
 	$(Q)MCTUNE=$(BUILD)/mctune sh tests/run.sh $(TESTS) -- $(SAN_TESTS) \

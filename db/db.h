@@ -190,7 +190,9 @@ void mct_db_item_clear(mct_db_item *it);
 int mct_db_item_format(const mct_db_item *it, char **out);
 
 /* Writes every record (cpus, workloads, best, trials, llm; only those of `cpu` when it is not
- * 0, plus that CPU's record) as JSON Lines to f. *count (may be NULL) gets the lines written. */
+ * 0, plus that CPU's record) as JSON Lines to f, between a first line {"type":"begin",
+ * "format":1} and a last line {"type":"end","records":N}. *count (may be NULL) gets the
+ * records written (N, the frame lines not counted). */
 int mct_db_export(mct_db *db, FILE *f, uint64_t cpu, int with_trials, size_t *count);
 
 /* What an import or merge did. */
@@ -207,7 +209,9 @@ typedef void (*mct_db_note_fn)(const char *line, void *ctx);
 
 /* Imports a JSON Lines file in one transaction: all of it or nothing. Best records keep the
  * faster per key; other records are added when absent. The error names the file, the line and
- * the field. */
+ * the field. A file that starts with an export's begin line must hold its end line with the
+ * right record count (several exports one after another are fine): an export cut short is
+ * refused (MCT_ECORRUPT). */
 int mct_db_import(mct_db *db, const char *file, mct_db_note_fn note, void *ctx,
                   mct_db_report *rep);
 

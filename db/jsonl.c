@@ -688,6 +688,12 @@ static int export_one(const mct_db_item *it, void *p)
     return rc;
 }
 
+/* An export is framed by a first line {"type":"begin","format":1} and a last line
+ * {"type":"end","records":N}. Import checks the frame, so an export cut short (a full disk, a
+ * killed copy, a preempted job) is refused as a whole instead of being half imported. Files
+ * without a begin line (written by hand or by older versions) are read as before. */
+#define EXPORT_BEGIN "{\"type\":\"begin\",\"format\":1}"
+
 int mct_db_export(mct_db *db, FILE *f, uint64_t cpu, int with_trials, size_t *count)
 {
     struct exp_ctx c = {db, f, 0};
@@ -695,8 +701,13 @@ int mct_db_export(mct_db *db, FILE *f, uint64_t cpu, int with_trials, size_t *co
     int rc = db_rbegin(db, &t);
     if (rc)
         return rc;
-    rc = each_item(db, t, cpu, with_trials, export_one, &c);
+    if (fputs(EXPORT_BEGIN "\n", f) == EOF)
+        rc = db_fail(db, MCT_EIO, "export: cannot write: %s", strerror(errno));
+    if (rc == MCT_OK)
+        rc = each_item(db, t, cpu, with_trials, export_one, &c);
     db_rend(db, t);
+    if (rc == MCT_OK && fprintf(f, "{\"type\":\"end\",\"records\":%zu}\n", c.count) < 0)
+        rc = db_fail(db, MCT_EIO, "export: cannot write: %s", strerror(errno));
     if (rc == MCT_OK && fflush(f) != 0)
         rc = db_fail(db, MCT_EIO, "export: cannot write: %s", strerror(errno));
     if (count)
@@ -713,6 +724,37 @@ struct imp_ctx {
     mct_db_report rep;
 };
 
+/* The frame of an export (see EXPORT_BEGIN): 1 for a begin line, 2 for an end line (*records
+ * set), 0 for any other line, negative when a frame line is malformed (err says why). */
+static int frame_line(const char *line, size_t len, size_t *records, char *err, size_t n)
+{
+    const char *b = memmem(line, len, "\"begin\"", 7), *e = memmem(line, len, "\"end\"", 5);
+    const cJSON *ty, *v;
+    int rc = 0;
+    if (!b && !e)
+        return 0;   /* cheap test first: most lines are records */
+    cJSON *o = cJSON_ParseWithLength(line, len);
+    ty = o ? cJSON_GetObjectItemCaseSensitive(o, "type") : NULL;
+    if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "begin")) {
+        v = cJSON_GetObjectItemCaseSensitive(o, "format");
+        rc = cJSON_IsNumber(v) && v->valuedouble == 1 ? 1
+             : mct_errf(err, n, MCT_EVERSION, "the begin line's field 'format' must be 1 (this "
+                        "file comes from a newer mctune; import it with that version)");
+    } else if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "end")) {
+        v = cJSON_GetObjectItemCaseSensitive(o, "records");
+        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == (double)(size_t)
+            v->valuedouble) {
+            *records = (size_t)v->valuedouble;
+            rc = 2;
+        } else {
+            rc = mct_errf(err, n, MCT_EINVAL, "the end line's field 'records' must be a whole "
+                          "number");
+        }
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
 static int import_fn(mct_db *db, MDB_txn *t, void *p)
 {
     struct imp_ctx *c = p;
@@ -721,7 +763,9 @@ static int import_fn(mct_db *db, MDB_txn *t, void *p)
     size_t cap = 0;
     ssize_t n;
     long lineno = 0;
-    int rc = MCT_OK;
+    int rc = MCT_OK, fr;
+    int framed = 0;      /* 0: no begin line seen; 1: inside begin..end; 2: after an end line */
+    size_t inside = 0, said = 0;
     mct_db_item *it = NULL;
     memset(&c->rep, 0, sizeof c->rep);
     if (!f)
@@ -743,6 +787,34 @@ static int import_fn(mct_db *db, MDB_txn *t, void *p)
                          "nothing was imported", c->file, lineno);
             goto fail;
         }
+        if ((fr = frame_line(line, (size_t)n, &said, why, sizeof why)) < 0) {
+            rc = db_fail(db, fr, "%s:%ld: %s; nothing was imported", c->file, lineno, why);
+            goto fail;
+        }
+        if (fr == 1 && (framed == 1 || (framed == 0 && lineno > 1))) {
+            rc = db_fail(db, MCT_EINVAL, "%s:%ld: a begin line inside an export (an export cut "
+                         "short, then another appended?); nothing was imported", c->file, lineno);
+            goto fail;
+        }
+        if (fr == 2 && (framed != 1 || said != inside)) {
+            rc = db_fail(db, MCT_ECORRUPT, framed != 1
+                         ? "%s:%ld: an end line without its begin line; nothing was imported"
+                         : "%s:%ld: the export says it holds %zu records but %zu precede its end "
+                         "line (the file was cut or edited); nothing was imported", c->file,
+                         lineno, said, inside);
+            goto fail;
+        }
+        if (fr) {
+            framed = fr;
+            inside = 0;
+            continue;
+        }
+        if (framed == 2) {
+            rc = db_fail(db, MCT_EINVAL, "%s:%ld: a record after the export's end line; nothing "
+                         "was imported", c->file, lineno);
+            goto fail;
+        }
+        inside++;
         if ((rc = mct_db_item_parse(line, (size_t)n, it, why, sizeof why)) != MCT_OK) {
             rc = db_fail(db, rc, "%s:%ld: %s; nothing was imported", c->file, lineno, why);
             goto fail;
@@ -760,6 +832,10 @@ static int import_fn(mct_db *db, MDB_txn *t, void *p)
     }
     if (ferror(f))
         rc = db_fail(db, MCT_EIO, "import: reading '%s' failed: %s", c->file, strerror(errno));
+    else if (framed == 1)
+        rc = db_fail(db, MCT_ECORRUPT, "%s: the export ends after %zu records without its end "
+                     "line (cut short: a full disk, a killed job or copy?); nothing was imported; "
+                     "export it again", c->file, inside);
     else
         rc = check_pending(db, t, c->file);
 fail:

@@ -1,8 +1,16 @@
 #!/bin/sh
 # Install, only when missing, the Debian packages mctune needs to build, test and plot.
 # Safe to run repeatedly: it asks dpkg first and calls apt-get only for what is absent.
+# `install-deps.sh fleet` installs instead what the fleet scripts and their test need: Slurm and
+# munge (their daemons are not configured or started here; scripts/fleet/slurm-local.sh does
+# that in a folder of its own).
 set -e
-PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libcurl4-openssl-dev libcjson-dev libxxhash-dev libopenblas-dev libdnnl-dev libblis-dev clang libclang-rt-14-dev libomp-dev python3 gnuplot-nox graphviz"
+PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libcurl4-openssl-dev libcjson-dev libxxhash-dev libopenblas-dev libdnnl-dev libblis-dev clang libclang-rt-14-dev libomp-dev python3 python3-yaml python3-jsonschema gnuplot-nox graphviz"
+case ${1:-} in
+"") ;;
+fleet) PKGS="slurm-wlm munge" ;;
+*) echo "usage: install-deps.sh [fleet]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

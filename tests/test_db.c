@@ -712,6 +712,29 @@ static void test_bad_jsonl(void)
     CHECK(mct_db_import(db, "/nonexistent.jsonl", NULL, NULL, &rep) == MCT_EIO &&
           strstr(mct_db_errmsg(db), "/nonexistent.jsonl"));
     CHECK(mct_db_stats_get(db, &st) == 0 && st.best == 0 && st.workloads == 0);
+    /* an export's frame: cut at a line boundary, a wrong count, records after the end, an end
+     * without its begin are refused whole; two exports one after another are fine */
+    const char *B = "{\"type\":\"begin\",\"format\":1}", *E1 = "{\"type\":\"end\",\"records\":1}";
+    struct { const char *fmt; const char *want; } frames[] = {
+        {"%1$s\n%2$s\n", "without its end line"},
+        {"%1$s\n%2$s\n%2$s\n%3$s\n", "holds 1 records but 2 precede"},
+        {"%1$s\n%2$s\n%3$s\n%2$s\n", "after the export's end line"},
+        {"%2$s\n%3$s\n", "without its begin line"},
+        {"%2$s\n%1$s\n%2$s\n%3$s\n", "a begin line inside"},
+        {"{\"type\":\"begin\",\"format\":2}\n%2$s\n", "format"},
+    };
+    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
+        snprintf(text, sizeof text, frames[i].fmt, B, good, E1);
+        rc = import_text(db, text, &rep);
+        CHECKF(rc < 0 && strstr(mct_db_errmsg(db), frames[i].want) &&
+               strstr(mct_db_errmsg(db), "nothing was imported"), "frame case %zu: rc %d '%s'",
+               i, rc, mct_db_errmsg(db));
+        CHECK(mct_db_stats_get(db, &st) == 0 && st.best == 0 && st.workloads == 0);
+    }
+    snprintf(text, sizeof text, "%1$s\n%2$s\n%3$s\n\n%1$s\n%2$s\n%3$s\n", B, good, E1);
+    rc = import_text(db, text, &rep);
+    CHECKF(rc == 0 && rep.added == 1 && rep.same == 1, "two exports: rc %d '%s' added %zu same %zu",
+           rc, rc ? mct_db_errmsg(db) : "", rep.added, rep.same);
     mct_db_close(db);
 }
 

@@ -63,7 +63,9 @@ static void sub_help(const char *sub)
         printf("usage: mctune db export [--cpu KEY|host] [--no-trials] [--db PATH] > FILE.jsonl"
                "\n\nWrites the database as JSON Lines on stdout: CPU descriptions, workloads, "
                "best\nrecords, trials and cached LLM replies. With --cpu only that CPU's "
-               "description,\nbest records and trials.\n");
+               "description,\nbest records and trials. The first line is {\"type\":\"begin\", "
+               "...} and the last\n{\"type\":\"end\",\"records\":N}: import refuses an "
+               "export cut short.\n");
     else if (!strcmp(sub, "import"))
         printf("usage: mctune db import FILE.jsonl... [--db PATH]\n\n"
                "Adds the records of each file in one transaction: a file with any bad line\n"
