@@ -131,29 +131,12 @@ static double peak_gflops(mct_tier tier, const char **isa)
     return best;
 }
 
-/* The lowering target and compiler flags for a tier (MCTUNE_TIER may ask for less than the host
- * has: then the kernels are compiled for that tier, not -march=native). */
+/* The lowering target for a tier (the ISA table in runtime/cpu.h; MCTUNE_TIER may ask for less
+ * than the host has). No -march: the kernel carries its ISA, compiled as `mctune gen` ships it. */
 static mct_target target_of(mct_tier tier, const char **march)
 {
-    mct_target t = mct_target_host();
-    int host = mct_cpu_tier_of(mct_cpu_host());
-    *march = "-march=native";
-    if ((int)tier >= host)
-        return t;
-    if (tier >= MCT_TIER_AVX512) {
-        t = (mct_target){16, "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"};
-        *march = "-march=skylake-avx512";
-    } else if (tier >= MCT_TIER_AVX2) {
-        t = (mct_target){8, "avx2,fma"};
-        *march = "-march=x86-64-v3";
-    } else if (tier >= MCT_TIER_SSE42) {
-        t = (mct_target){4, "sse4.2"};
-        *march = "-march=x86-64-v2";
-    } else {
-        t = (mct_target){1, ""};
-        *march = "-march=x86-64";
-    }
-    return t;
+    *march = "";
+    return mct_target_of_tier(tier);
 }
 
 static void *build(const char *src, const char *tag, const char *march)
@@ -168,7 +151,7 @@ static void *build(const char *src, const char *tag, const char *march)
         return NULL;
     fputs(src, f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "cc -std=c11 -O3 %s -fopenmp -fPIC -shared -o %s %s", march,
+    snprintf(cmd, sizeof cmd, "cc -std=c11 -O2 %s -fopenmp -fPIC -shared -o %s %s", march,
              so, path);
     if (system(cmd))
         return NULL;
@@ -227,10 +210,11 @@ int main(int argc, char **argv)
     mct_target t = target_of(tier, &march);
     printf("schedule compiler vs libraries, 1 thread, fp32, %s, median of %d runs\n",
            hot ? "hot caches" : "weights rotated from memory", runs);
-    printf("cpu: %s \"%s\" family %d model %d; tier %s%s; kernels %d lanes (%s); peak %s "
-           "measured %.1f GFLOP/s\n", cpu->vendor, cpu->brand, cpu->family, cpu->model,
-           mct_tier_name(tier), tier < mct_cpu_tier_of(cpu) ? " (MCTUNE_TIER)" : "", t.vlen,
-           march, isa, peak);
+    printf("cpu: %s \"%s\" family %d model %d; tier %s%s; kernels %s, %d lanes (target \"%s\", "
+           "-O2, no -march%s); peak %s measured %.1f GFLOP/s\n", cpu->vendor, cpu->brand,
+           cpu->family, cpu->model, mct_tier_name(tier),
+           tier < mct_cpu_tier_of(cpu) ? " (MCTUNE_TIER)" : "", mct_isa_get(t.isa)->tag, t.vlen,
+           t.attr, march, isa, peak);
     for (int b = 0; b < nbl; b++)
         printf("baseline %c: %s\n", 'A' + b, mct_base_label(bl[b]));
     for (int i = 0; i < nnote; i++)

@@ -529,6 +529,45 @@ static void test_shapes(void)
     CHECK(run_cmd(cmd, o2, sizeof o2) == 1 && strstr(o2, "hidden_size"));
 }
 
+/* A legal schedule that does not compile is a code generator bug, reported with its schedule,
+ * counted apart from candidate failures. A compiler that cannot read its forced include stands
+ * in for the emitter writing C that does not compile. */
+static char bug_note[2048];
+static void keep_note(void *ctx, const char *line)
+{
+    (void)ctx;
+    if (!strncmp(line, "code generator bug", 18) && !bug_note[0])
+        snprintf(bug_note, sizeof bug_note, "%s", line);
+}
+
+static void test_codegen_bug(void)
+{
+    mct_meas_opts o;
+    mct_meas_opts_default(&o);
+    o.cache_dir = cache;
+    o.cflags = "-O2 -fPIC -shared -include /nonexistent/mctune-test.h";
+    mct_meas *m = NULL;
+    char err[512];
+    CHECKF(mct_meas_create(&o, &m, err, sizeof err) == 0, "%s", err);
+    if (!m)
+        return;
+    mct_workload w;
+    mct_wl_parse(WL, &w, NULL, 0);
+    mct_search_opts so = {0};
+    mct_search_stats st;
+    so.kind = MCT_SEARCH_RANDOM;
+    so.budget = 3;
+    so.seed = 3;
+    so.meas = m;
+    so.on_note = keep_note;
+    int r = mct_search_run(&w, &so, &st, err, sizeof err);
+    CHECKF(r == 0 && st.measured == 3 && st.failed == 3 && st.codegen_bugs == 3,
+           "rc %d measured %d failed %d bugs %d", r, st.measured, st.failed, st.codegen_bugs);
+    CHECKF(strstr(bug_note, "workload matmul") && strstr(bug_note, "schedule") &&
+           strstr(bug_note, "please report"), "note: %s", bug_note);
+    mct_meas_destroy(m);
+}
+
 int main(void)
 {
     sanitized = getenv("MCTUNE_SANITIZED") != NULL;
@@ -559,6 +598,7 @@ int main(void)
     if (m)
         test_library(m);
     mct_meas_destroy(m);
+    test_codegen_bug();
     test_models();
     test_shapes();
     test_transfer();

@@ -243,7 +243,8 @@ static int on_sample(void *ctx, const mct_search_sample *smp)
 static void on_note(void *ctx, const char *line)
 {
     tctx *t = ctx;
-    if (t->verbose)
+    /* a code generator bug is not a candidate failure: always shown */
+    if (t->verbose || !strncmp(line, "code generator bug", 18))
         fprintf(stderr, "%s  %s\n", t->tty ? "\r\033[K" : "", line);
 }
 
@@ -644,6 +645,9 @@ int mct_cmd_tune(int argc, char **argv)
                st.duplicates);
         if (kind == MCT_SEARCH_MCTS)
             printf(", %d invalid proposals, %d fallbacks", st.invalid, st.fallbacks);
+        if (st.codegen_bugs)
+            printf(", %d code generator bug%s (legal schedules that did not compile; see above)",
+                   st.codegen_bugs, st.codegen_bugs == 1 ? "" : "s");
         printf(") in %.1f s; untuned %.2f GFLOP/s, best %.2f GFLOP/s", now_s() - ts, base_g,
                st.best_gflops);
         if (st.base_latency_s > 0 && st.best_latency_s > 0)

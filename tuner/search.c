@@ -290,6 +290,16 @@ static int measure(srch *S, const int *ids, int n, int base)
             st->measured++;
         if (x->status != MCT_MEAS_OK)
             st->failed++;
+        if (x->status == MCT_MEAS_COMPILE_ERROR && !reused[i] && !o->evaluate) {
+            /* every schedule here passed the legality checks, so this is the emitter's fault */
+            char wl[256], sc[4096];
+            st->codegen_bugs++;
+            mct_wl_format(S->w, wl, sizeof wl);
+            mct_sched_format(x->s, sc, sizeof sc);
+            note(S, "code generator bug: a legal schedule did not compile (please report it with "
+                 "this line): workload %s; schedule %.600s; compiler: %.200s", wl, sc,
+                 got[i].detail);
+        }
         if (x->lat > 0 && !(S->ref_lat > 0))
             S->ref_lat = x->lat;
         char text[4096];

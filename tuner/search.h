@@ -90,6 +90,9 @@ typedef struct mct_search_stats {
     int measured;           /* of which measured now (the rest came from lookup) */
     int reused;
     int failed;             /* samples whose status was not ok */
+    int codegen_bugs;       /* of those, measured ones whose legal schedule did not compile: a
+                               code generator bug, not a bad candidate; each is reported through
+                               on_note as "code generator bug: ..." with workload and schedule */
     int duplicates;         /* candidates skipped because their hash was already seen */
     int invalid;            /* guide proposals refused by mct_sched_apply */
     int fallbacks;          /* mcts expansions that fell back to mct_sched_mutate */
