@@ -146,8 +146,16 @@ int main(int argc, char **argv)
             }
         }
     }
-    snprintf(cmd, sizeof cmd, "%s gen --db %s --out %s/out --name shp --cpus host >/dev/null",
-             mc, dbp, tmp);
+    /* this CPU as tuned for the tier in use (MCTUNE_TIER may ask for a lower one: then the
+     * records are stored under the restricted record, as `mctune tune --tier` does) */
+    mct_cpu rec;
+    mct_cpu_restrict(mct_cpu_host(), mct_cpu_tier(), &rec);
+    if (mct_cpu_tier() >= mct_cpu_tier_of(mct_cpu_host()))
+        rec = *mct_cpu_host();
+    char key[17];
+    mct_cpu_key_format(mct_cpu_key(&rec), key);
+    snprintf(cmd, sizeof cmd, "%s gen --db %s --out %s/out --name shp --cpus %s >/dev/null",
+             mc, dbp, tmp, key);
     if (system(cmd) != 0) {
         fprintf(stderr, "bench_shipped: '%s' failed\n", cmd);
         return 1;
@@ -169,7 +177,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    recs R = {.n = 0, .cpu = mct_cpu_key(mct_cpu_host())};
+    recs R = {.n = 0, .cpu = mct_cpu_key(&rec)};
     mct_db *db = NULL;
     char err[512];
     if (mct_db_open(dbp, MCT_DB_RDONLY, err, sizeof err, &db) ||
@@ -189,9 +197,9 @@ int main(int argc, char **argv)
         return 1;
     }
     const mct_cpu *c = mct_cpu_host();
-    printf("cpu: %s family %d model %d, tier %s; 1 thread; B rotated from memory; median of %d "
+    printf("cpu: %s family %d model %d, kernels for tier %s (record %s); 1 thread; B rotated from memory; median of %d "
            "rounds, each the harness's median\n", c->vendor, c->family, c->model,
-           mct_tier_name(mct_cpu_tier()), rounds);
+           mct_tier_name(mct_cpu_tier()), key, rounds);
     printf("%-48s %10s %10s %10s %7s\n", "workload (GFLOP/s)", "at tuning", "harness", "library",
            "lib/har");
     double ratios[MAXREC];
