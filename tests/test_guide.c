@@ -1093,6 +1093,22 @@ static void test_cmd(const char *dir)
     note_err(err);
     CHECKF(r == MCT_EIO && n == 0 && strstr(err, "exit status 1") &&
            strstr(err, "model not found"), "cmd exit 1: %d '%s'", r, err);
+    mct_guide_get_stats(g, &st);
+    CHECK(!st.stopped);   /* a failing command may answer the next prompt */
+    mct_guide_destroy(g);
+
+    /* a command the shell cannot find stops the guide: asking again cannot help */
+    o = (mct_llm_opts){.cmd = "mctune-no-such-command-here", .request_timeout_s = 10};
+    CHECK(mct_guide_llmcmd_create(&o, &g, err, sizeof err) == 0);
+    c = ctx_v(96, &nd);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    note_err(err);
+    mct_guide_get_stats(g, &st);
+    CHECKF(r == MCT_EIO && st.stopped && strstr(st.stop_reason, "command not found"),
+           "cmd 127: %d '%s'", r, err);
+    c = ctx_v(97, &nd);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    CHECKF(r == MCT_EIO && strstr(err, "llm-cmd: stopped:"), "cmd 127 again: %d '%s'", r, err);
     mct_guide_destroy(g);
 
     /* past the time limit: killed with its whole process group */

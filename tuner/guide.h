@@ -64,10 +64,11 @@ typedef struct mct_guide mct_guide;  /* opaque */
  *
  * Transient failures (HTTP 408, 429, 5xx, timeouts, dropped connections) are retried inside one
  * call with backoff: Retry-After when the server sends it, else 1 s, 2 s, 4 s ... capped at 30 s,
- * each drawn uniformly in [d/2, d). Failures that no retry can fix (a refused key, a wrong URL
- * or model, no server listening, a host that does not resolve) stop the guide: stats.stopped is
- * set with the message in stats.stop_reason, and this and every later call returns that code at
- * once, with err "<name>: stopped: <reason>", without asking again. */
+ * each drawn uniformly in [d/2, d). Failures that no retry can fix (a refused key: HTTP 401 or
+ * 403; a wrong URL or model: 404; no server listening, a host that does not resolve, a TLS
+ * failure; for llm-cmd, a command not found) stop the guide: the call that hits one returns
+ * its message and sets stats.stopped, stop_code and stop_reason (the same message); every later
+ * call returns stop_code at once with err "<name>: stopped: <reason>", asking nothing. */
 int mct_guide_propose(mct_guide *g, const mct_guide_ctx *ctx, char **out, int *n, char *err,
                       size_t errlen);
 const char *mct_guide_name(const mct_guide *g);

@@ -1113,7 +1113,9 @@ static int ask_http(llm_guide *g, const char *prompt, char **reply, char *err, s
                 else
                     snprintf(hint, sizeof hint, "check the model name '%s' and the server's "
                              "limits (context length)", g->model);
-                g->fatal = 1;
+                /* a refused key or a wrong URL fails every prompt alike; another 4xx (say, a
+                 * prompt over the context length) may be about this prompt only */
+                g->fatal = code == 401 || code == 403 || code == 404;
                 r = set_err(g, err, errlen, MCT_ENET, "llm: %s from %s; %s", why, g->url, hint);
                 goto done;
             }
