@@ -1,7 +1,8 @@
 /* Numbers read from users are range-checked and the error names the field: `mctune shapes` on
  * out-of-range config.json values (and the neighbours that must still work), model files,
- * @FILE arguments holding a NUL byte or naming a directory. Runs $MCTUNE (default build/mctune)
- * in a fresh temporary folder. The generated library's overflow checks are in gen_consumer.c. */
+ * @FILE arguments holding a NUL byte or naming a directory, SOURCE_DATE_EPOCH for `mctune gen`.
+ * Runs $MCTUNE (default build/mctune) in a fresh temporary folder. The generated library's
+ * overflow checks are in gen_consumer.c. */
 #include "tests/check.h"
 
 #include <stdio.h>
@@ -150,6 +151,24 @@ static void test_text_arg(void)
            "@dir: rc %d '%s'", rc, out);
 }
 
+/* SOURCE_DATE_EPOCH, the one number `mctune gen` reads from the environment */
+static void test_gen_epoch(void)
+{
+    int rc = check_sh(out, sizeof out, "%s tune --db %s/gdb --workload 'matmul f32 nn M=8 N=16 "
+                      "K=16 epi=none' --budget 2 --min-time 0.01 2>&1", bin, dir);
+    CHECKF(rc == 0, "tune for gen: rc %d '%s'", rc, out);
+    rc = check_sh(out, sizeof out, "SOURCE_DATE_EPOCH=12x %s gen --db %s/gdb --out %s/g1 "
+                  "--name tk 2>&1", bin, dir, dir);
+    CHECKF(rc != 0 && strstr(out, "SOURCE_DATE_EPOCH '12x'"), "epoch 12x: rc %d '%s'", rc, out);
+    rc = check_sh(out, sizeof out, "SOURCE_DATE_EPOCH=-5 %s gen --db %s/gdb --out %s/g2 "
+                  "--name tk 2>&1", bin, dir, dir);
+    CHECKF(rc != 0 && strstr(out, "SOURCE_DATE_EPOCH '-5'"), "epoch -5: rc %d '%s'", rc, out);
+    rc = check_sh(out, sizeof out, "SOURCE_DATE_EPOCH=100 %s gen --db %s/gdb --out %s/g3 "
+                  "--name tk >/dev/null 2>&1 && head -c 400 %s/g3/tk.h", bin, dir, dir, dir);
+    CHECKF(rc == 0 && strstr(out, "date 1970-01-01 00:01 UTC"), "epoch 100: rc %d '%s'", rc,
+           out);
+}
+
 int main(void)
 {
     bin = getenv("MCTUNE") && *getenv("MCTUNE") ? getenv("MCTUNE") : "build/mctune";
@@ -160,6 +179,7 @@ int main(void)
     test_shapes();
     test_model_file();
     test_text_arg();
+    test_gen_epoch();
     char rm[600];
     snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
     if (system(rm) != 0)
