@@ -749,7 +749,7 @@ static void test_http_fatal(void)
                              -1}});
     expect_stop(&o, 60, 1, "401", "HTTP 401", "API key");
     srv_script(1, (act_t[]){{403, "{\"error\": \"forbidden\"}", NULL, 0, 0, -1}});
-    expect_stop(&o, 62, 1, "403", "HTTP 403", "the API key passed in the options");
+    expect_stop(&o, 62, 1, "403", "HTTP 403", "check the API key (it came from the caller's");
     srv_script(1, (act_t[]){{404, "{\"error\": \"no route\"}", NULL, 0, 0, -1}});
     expect_stop(&o, 64, 1, "404", "HTTP 404", "base URL");
     char url[64];
@@ -772,7 +772,7 @@ static void test_tune_cli(const char *dir)
                       KEY, bin, dir, S.port);
     CHECKF(rc == 0 && strstr(out, "done: 1 tuned"), "tune 401: rc %d: %.3000s", rc, out);
     const char *m = strstr(out, "the llm guide is stopped");
-    CHECKF(m && strstr(m, "HTTP 401") && strstr(m, "MCTUNE_LLM_API_KEY") &&
+    CHECKF(m && strstr(m, "HTTP 401") && strstr(m, "it came from MCTUNE_LLM_API_KEY") &&
            !strstr(m + 1, "the llm guide is stopped"), "tune 401 message: %.3000s", out);
     CHECKF(strstr(out, "the LLM was not used"), "tune 401 summary: %.3000s", out);
     CHECK(!strstr(out, KEY) && !strstr(out, "FAKEKEY"));

@@ -69,7 +69,7 @@ typedef struct llm_guide {
     double connect_s, request_s, temperature;
     int max_retries, verbose;
     int fatal;               /* the last failure cannot be fixed by asking again */
-    const char *key_src;     /* where the key came from, for messages: "no API key is set" */
+    const char *key_src;     /* where the key came from, for messages (never the key) */
     const char *url_src;     /* where the base URL came from */
     long max_calls, max_tokens, calls_made, tokens_used;
     mct_db *cache;
@@ -833,11 +833,12 @@ int mct_guide_llm_create(const mct_llm_opts *o, mct_guide **out, char *err, size
     const char *base = env_or(o ? o->base_url : NULL, "MCTUNE_LLM_URL");
     const char *model = env_or(o ? o->model : NULL, "MCTUNE_LLM_MODEL");
     const char *key = env_or(o ? o->api_key : NULL, "MCTUNE_LLM_API_KEY");
-    const char *key_src = o && o->api_key && *o->api_key ? "the API key passed in the options"
-                          : "MCTUNE_LLM_API_KEY";
+    const char *key_src = o && o->api_key && *o->api_key ? "it came from the caller's options"
+                          : "it came from MCTUNE_LLM_API_KEY";
     if (!key) {
         key = env_or(NULL, "OPENAI_API_KEY");
-        key_src = key ? "OPENAI_API_KEY" : "MCTUNE_LLM_API_KEY (else OPENAI_API_KEY); none is set";
+        key_src = key ? "it came from OPENAI_API_KEY"
+                      : "none is set; set MCTUNE_LLM_API_KEY (else OPENAI_API_KEY)";
     }
     const char *url_src = o && o->base_url && *o->base_url ? "--llm-url" : "MCTUNE_LLM_URL";
     if (!base) {
@@ -1105,8 +1106,7 @@ static int ask_http(llm_guide *g, const char *prompt, char **reply, char *err, s
             if (!retry) {
                 char hint[300];
                 if (code == 401 || code == 403)
-                    snprintf(hint, sizeof hint, "the server refused the API key: check %s",
-                             g->key_src);
+                    snprintf(hint, sizeof hint, "check the API key (%s)", g->key_src);
                 else if (code == 404)
                     snprintf(hint, sizeof hint, "check the base URL (from %s; it usually ends "
                              "in /v1) and the model name '%s'", g->url_src, g->model);
