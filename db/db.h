@@ -15,6 +15,20 @@
  * Several processes may write one database at once (LMDB serializes writers). One mct_db
  * handle must be used by one thread at a time. The map grows when it fills up.
  *
+ * Concurrent tuning (several `mctune tune` processes, or any callers of these functions, on one
+ * workload, CPU and thread count of one database) can rely on:
+ * - the best record always equals one stored trial: the same schedule and the same median
+ *   (mct_db_put_best writes the trial with it when there is none and otherwise takes the
+ *   trial's measurement; a faster trial of the best's schedule updates the best), and a best
+ *   record is replaced only by a faster one (or brought back in line with its own trial);
+ * - a trial is replaced only by a faster measurement of the same schedule;
+ * - no schedule is measured twice when a stored trial of it exists at the time the search picks
+ *   it (`mctune tune` looks each candidate up with mct_db_get_trial before measuring; the
+ *   search's lookup). Two processes that pick one schedule before either has stored it may
+ *   both measure it; the faster measurement is kept. So the trials of a workload are exactly
+ *   the distinct schedules measured by all runs, and no run measures more than its budget.
+ * Each put is one write transaction: a reader sees a put completely or not at all.
+ *
  * Errors: functions return 0 or a negative MCT_E* code; the handle keeps a message naming the
  * file, record or field and saying what to do (mct_db_errmsg), valid until the next call on it.
  * A missing record is MCT_ENOTFOUND with no message.

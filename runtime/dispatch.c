@@ -5,6 +5,8 @@
 #include "runtime/dispatch.h"
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +256,19 @@ static int rt_gemm(mct_rt_lib *L, const char *who, int tA, int layout, long M, l
                           act);
 }
 
+/* Whether a rows x cols matrix with leading dimension ld (>= cols >= 0, ld >= 1) plus an offset
+ * of `off` elements spans no more bytes than a pointer difference holds: the kernels index with
+ * long products i * ld + j, which then cannot overflow. */
+static int rt_span_ok(long rows, long cols, long ld, long off)
+{
+    const long lim = (long)(PTRDIFF_MAX / (ptrdiff_t)sizeof(float));
+    if (rows <= 0 || cols <= 0)
+        return 1;
+    if (cols > lim || off < 0 || off > lim - cols)
+        return 0;
+    return rows - 1 <= (lim - cols - off) / ld;
+}
+
 int mct_rt_sgemm(mct_rt_lib *L, int order, int transA, int transB, long M, long N, long K,
                  float alpha, const float *A, long lda, const float *B, long ldb, float beta,
                  float *C, long ldc, int tuned_only)
@@ -271,6 +286,9 @@ int mct_rt_sgemm(mct_rt_lib *L, int order, int transA, int transB, long M, long 
     int tA = transA != RT_NOTRANS, tB = transB != RT_NOTRANS;
     if (M < 0 || N < 0 || K < 0 || lda < (tA ? M : K) || lda < 1 || ldb < (tB ? K : N) ||
         ldb < 1 || ldc < N || ldc < 1 || (!C && M && N) || (!A && M && K) || (!B && K && N))
+        return tuned_only ? MCT_ENOTFOUND : MCT_EINVAL;
+    if (!rt_span_ok(tA ? K : M, tA ? M : K, lda, 0) ||
+        !rt_span_ok(tB ? N : K, tB ? K : N, ldb, 0) || !rt_span_ok(M, N, ldc, 0))
         return tuned_only ? MCT_ENOTFOUND : MCT_EINVAL;
     if (M == 0 || N == 0)
         return tuned_only ? MCT_ENOTFOUND : MCT_OK;
@@ -292,6 +310,10 @@ static int rt_check_mm(int layout, long M, long N, long K, const float *A, long 
         act > MCT_RT_ACT_SILU || (beta != 0 && beta != 1) || M < 0 || N < 0 || K < 0 ||
         lda < K || lda < 1 || ldb < (layout == MCT_RT_NT ? K : N) || ldb < 1 || ldc < N ||
         ldc < 1 || (!C && M && N) || (!A && M && K) || (!B && K && N))
+        return MCT_EINVAL;
+    int nt = layout == MCT_RT_NT;
+    if (!rt_span_ok(M, K, lda, 0) || !rt_span_ok(nt ? N : K, nt ? K : N, ldb, 0) ||
+        !rt_span_ok(M, N, ldc, 0))
         return MCT_EINVAL;
     return MCT_OK;
 }
@@ -332,6 +354,17 @@ int mct_rt_bmm(mct_rt_lib *L, int layout, long batch, long group, long M, long N
         rt_check_mm(layout, M, N, K, A, lda, B, ldb, C, ldc, MCT_RT_ACT_NONE, beta) < 0 ||
         (!A && batch && M && K) || (!B && batch && K && N) || (!C && batch && M && N))
         return MCT_EINVAL;
+    if (batch > 1) {
+        /* the last matrix of each operand starts (batch - 1) strides in and must fit too */
+        const long lim = (long)(PTRDIFF_MAX / (ptrdiff_t)sizeof(float));
+        long nb = batch - 1, nbB = batch / group - 1;
+        int nt = layout == MCT_RT_NT;
+        if ((sA && nb > lim / sA) || (sB && nbB > lim / sB) || (sC && nb > lim / sC) ||
+            !rt_span_ok(M, K, lda, nb * sA) ||
+            !rt_span_ok(nt ? N : K, nt ? K : N, ldb, nbB * sB) ||
+            !rt_span_ok(M, N, ldc, nb * sC))
+            return MCT_EINVAL;
+    }
     if (batch == 0 || M == 0 || N == 0)
         return MCT_OK;
     mct_rt_shape s = {N, K, batch, group, MCT_RT_BMM, layout, 0, MCT_RT_ACT_NONE, beta};
@@ -392,7 +425,8 @@ int mct_rt_prepack_b(mct_rt_lib *L, int layout, long N, long K, const float *B, 
         return MCT_EINVAL;
     *out = NULL;
     if ((layout != MCT_RT_NN && layout != MCT_RT_NT) || N < 1 || K < 1 || !B ||
-        ldb < (layout == MCT_RT_NT ? K : N))
+        ldb < (layout == MCT_RT_NT ? K : N) ||
+        !rt_span_ok(layout == MCT_RT_NT ? N : K, layout == MCT_RT_NT ? K : N, ldb, 0))
         goto fail;
     rc = MCT_ENOMEM;
     if (!(P = calloc(1, sizeof *P)))

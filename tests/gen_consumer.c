@@ -167,6 +167,17 @@ static void invalid_args(void)
     EXPECT(tk_matmul(TK_NT, 2, 2, 2, A, 2, B, 2, C, 2, NULL, 9, 0) == TK_EINVAL, "bad act");
     EXPECT(tk_bmm(TK_NT, 3, 2, 2, 2, 2, A, 2, 4, B, 2, 4, C, 2, 4, 0) == TK_EINVAL,
            "group does not divide batch");
+    /* sizes whose products overflow the address arithmetic: refused, nothing touched */
+    EXPECT(tk_matmul(TK_NN, 1L << 62, 2, 2, A, 2, B, 2, C, 2, NULL, 0, 0) == TK_EINVAL,
+           "M = 2^62 (M * lda overflows)");
+    EXPECT(tk_matmul(TK_NN, 1L << 22, 1L << 40, 2, A, 2, B, 1L << 40, C, 1L << 40, NULL, 0, 0)
+           == TK_EINVAL, "N = ldc = 2^40, M = 2^22 (M * ldc overflows)");
+    EXPECT(tk_matmul(TK_NT, 2, 1L << 62, 2, A, 2, B, 2, C, 1L << 62, NULL, 0, 0) == TK_EINVAL,
+           "N = 2^62 with B transposed (N * ldb overflows)");
+    EXPECT(tk_sgemm(TK_ROW_MAJOR, TK_NO_TRANS, TK_NO_TRANS, 2147483647, 2147483647, 1, 1, A, 1,
+                    B, 2147483647, 0, C, 2147483647) == TK_EINVAL, "M = N = ldc = 2^31 - 1");
+    EXPECT(tk_bmm(TK_NT, 4, 1, 2, 2, 2, A, 2, 1L << 61, B, 2, 4, C, 2, 4, 0) == TK_EINVAL,
+           "bmm A stride 2^61 (batch * sA overflows)");
     EXPECT(!memcmp(C, S, sizeof C), "C written by an invalid call");
     /* degenerate: M = 0 writes nothing; NULL allowed with zero size */
     EXPECT(tk_sgemm(TK_ROW_MAJOR, TK_NO_TRANS, TK_NO_TRANS, 0, 2, 2, 1, NULL, 2, B, 2, 0, NULL, 2)

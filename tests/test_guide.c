@@ -607,6 +607,29 @@ static void test_http_retries(void)
     CHECKF(r == MCT_ENET && n == 0 && strstr(err, "after 3 attempts") && strstr(err, "HTTP 503"),
            "503 forever: %d '%s'", r, err);
     CHECK(st.retries == 2 && srv_requests() == 3 && st.failures == 1);
+    CHECK(!st.stopped);   /* transient: the next call asks again */
+
+    /* 5xx without Retry-After: the documented backoff (1 s then 2 s, each drawn in [d/2, d)),
+     * never an immediate retry */
+    srv_script(1, (act_t[]){{502, "{\"error\": \"bad gateway\"}", NULL, 0, 0, -1}});
+    o.max_retries = 2;
+    t0 = now_s();
+    r = propose_once(&o, 39, out, &n, err, sizeof err, &st);
+    dt = now_s() - t0;
+    CHECKF(r == MCT_ENET && st.retries == 2 && srv_requests() == 3, "502: %d '%s'", r, err);
+    CHECKF(st.retry_wait_s >= 1.5 && st.retry_wait_s < 3.0, "502 backoff: waited %.2f s",
+           st.retry_wait_s);
+    CHECKF(dt >= 1.4, "502: the backoff was not slept: %.2f s", dt);
+
+    /* Retry-After: 0 is the server's own answer: honoured (no wait) */
+    srv_script(2, (act_t[]){{503, "{}", "Retry-After: 0\r\n", 0, 0, 1},
+                            {200, ok, NULL, 0, 0, 1}});
+    o.max_retries = 1;
+    r = propose_once(&o, 40, out, &n, err, sizeof err, &st);
+    CHECKF(r == 0 && n == 1 && st.retries == 1 && st.retry_wait_s == 0, "RA 0: %d '%s' %.2f",
+           r, err, st.retry_wait_s);
+    if (r == 0)
+        free_out(out, n);
 
     /* a slow reply past the request timeout */
     srv_script(1, (act_t[]){{200, ok, NULL, 4000, 0, 1}});
@@ -668,6 +691,103 @@ static void test_http_retries(void)
     r = propose_once(&o, 38, out, &n, err, sizeof err, &st);
     CHECKF(r == MCT_ENET && strstr(err, "is the server running"), "refused: %d '%s'", r, err);
     free(ok);
+}
+
+/* A port on 127.0.0.1 with nothing listening (the port of a socket bound, then closed). */
+static int dead_port(void)
+{
+    int tmp = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    bind(tmp, (struct sockaddr *)&a, sizeof a);
+    getsockname(tmp, (struct sockaddr *)&a, &al);
+    close(tmp);
+    return ntohs(a.sin_port);
+}
+
+/* Errors no retry can fix stop the guide: one request, the reason kept in the stats, and every
+ * later call answered at once from it (no second request). */
+static void expect_stop(const mct_llm_opts *o, int visits, int want_requests, const char *what,
+                        const char *needle1, const char *needle2)
+{
+    mct_guide *g = NULL;
+    mct_guide_node nd;
+    char err[512], *out[4];
+    int n;
+    if (mct_guide_llm_create(o, &g, err, sizeof err)) {
+        CHECKF(0, "%s: create: %s", what, err);
+        return;
+    }
+    mct_guide_ctx c = ctx_v(visits, &nd);
+    int r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    note_err(err);
+    mct_guide_stats st;
+    mct_guide_get_stats(g, &st);
+    CHECKF(r == MCT_ENET && n == 0 && st.stopped && st.stop_code == MCT_ENET &&
+           st.stop_call == 1 && st.retries == 0 && strstr(st.stop_reason, needle1) &&
+           strstr(st.stop_reason, needle2), "%s: %d stopped %d '%s'", what, r, st.stopped,
+           st.stop_reason);
+    CHECKF(srv_requests() == want_requests, "%s: %d requests", what, srv_requests());
+    c = ctx_v(visits + 1, &nd);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    note_err(err);
+    mct_guide_get_stats(g, &st);
+    CHECKF(r == MCT_ENET && n == 0 && strstr(err, "stopped") && strstr(err, needle1) &&
+           st.calls == 2 && st.failures == 2 && st.proposals == 0, "%s again: %d '%s'", what, r,
+           err);
+    CHECKF(srv_requests() == want_requests, "%s: asked again after the stop", what);
+    CHECK(!strstr(st.stop_reason, KEY) && !strstr(st.stop_reason, "FAKEKEY"));
+    mct_guide_destroy(g);
+}
+
+static void test_http_fatal(void)
+{
+    mct_llm_opts o = opts_base();
+    o.max_retries = 3;
+    srv_script(1, (act_t[]){{401, "{\"error\": \"invalid key Bearer " KEY "\"}", NULL, 0, 0,
+                             -1}});
+    expect_stop(&o, 60, 1, "401", "HTTP 401", "API key");
+    srv_script(1, (act_t[]){{403, "{\"error\": \"forbidden\"}", NULL, 0, 0, -1}});
+    expect_stop(&o, 62, 1, "403", "HTTP 403", "check the API key (it came from the caller's");
+    srv_script(1, (act_t[]){{404, "{\"error\": \"no route\"}", NULL, 0, 0, -1}});
+    expect_stop(&o, 64, 1, "404", "HTTP 404", "base URL");
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", dead_port());
+    o.base_url = url;
+    srv_script(0, NULL);
+    expect_stop(&o, 66, 0, "refused", url, "is the server running");
+}
+
+/* `mctune tune` without --verbose: a refused key and a server not running are printed once,
+ * naming the key's variable or the URL, never the key; the summary says the LLM was not used. */
+static void test_tune_cli(const char *dir)
+{
+    const char *bin = getenv("MCTUNE") ? getenv("MCTUNE") : "build/mctune";
+    static char out[1 << 16];
+    srv_script(1, (act_t[]){{401, "{\"error\": \"bad key " KEY "\"}", NULL, 0, 0, -1}});
+    int rc = check_sh(out, sizeof out, "MCTUNE_LLM_API_KEY=%s %s tune --db %s/tdb1 --workload "
+                      "'matmul f32 nn M=8 N=16 K=16 epi=none' --budget 4 --min-time 0.01 "
+                      "--guide llm --llm-url http://127.0.0.1:%d/v1 --llm-model m 2>&1",
+                      KEY, bin, dir, S.port);
+    CHECKF(rc == 0 && strstr(out, "done: 1 tuned"), "tune 401: rc %d: %.3000s", rc, out);
+    const char *m = strstr(out, "the llm guide is stopped");
+    CHECKF(m && strstr(m, "HTTP 401") && strstr(m, "it came from MCTUNE_LLM_API_KEY") &&
+           !strstr(m + 1, "the llm guide is stopped"), "tune 401 message: %.3000s", out);
+    CHECKF(strstr(out, "the LLM was not used"), "tune 401 summary: %.3000s", out);
+    CHECK(!strstr(out, KEY) && !strstr(out, "FAKEKEY"));
+    CHECKF(srv_requests() == 1, "tune 401: %d requests", srv_requests());
+
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", dead_port());
+    rc = check_sh(out, sizeof out, "OPENAI_API_KEY=%s %s tune --db %s/tdb2 --workload "
+                  "'matmul f32 nn M=8 N=16 K=16 epi=none' --budget 4 --min-time 0.01 "
+                  "--llm-url %s --llm-model m 2>&1", KEY, bin, dir, url);
+    m = strstr(out, "the llm guide is stopped");
+    CHECKF(rc == 0 && m && strstr(m, url) && strstr(m, "is the server running") &&
+           strstr(m, "--llm-url") && strstr(out, "the LLM was not used"),
+           "tune refused: rc %d: %.3000s", rc, out);
+    CHECK(!strstr(out, KEY) && !strstr(out, "FAKEKEY"));
 }
 
 static int file_has(const char *path, const char *needle)
@@ -973,6 +1093,22 @@ static void test_cmd(const char *dir)
     note_err(err);
     CHECKF(r == MCT_EIO && n == 0 && strstr(err, "exit status 1") &&
            strstr(err, "model not found"), "cmd exit 1: %d '%s'", r, err);
+    mct_guide_get_stats(g, &st);
+    CHECK(!st.stopped);   /* a failing command may answer the next prompt */
+    mct_guide_destroy(g);
+
+    /* a command the shell cannot find stops the guide: asking again cannot help */
+    o = (mct_llm_opts){.cmd = "mctune-no-such-command-here", .request_timeout_s = 10};
+    CHECK(mct_guide_llmcmd_create(&o, &g, err, sizeof err) == 0);
+    c = ctx_v(96, &nd);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    note_err(err);
+    mct_guide_get_stats(g, &st);
+    CHECKF(r == MCT_EIO && st.stopped && strstr(st.stop_reason, "command not found"),
+           "cmd 127: %d '%s'", r, err);
+    c = ctx_v(97, &nd);
+    r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+    CHECKF(r == MCT_EIO && strstr(err, "llm-cmd: stopped:"), "cmd 127 again: %d '%s'", r, err);
     mct_guide_destroy(g);
 
     /* past the time limit: killed with its whole process group */
@@ -1035,6 +1171,8 @@ int main(void)
     test_http_good();
     test_http_bad_replies();
     test_http_retries();
+    test_http_fatal();
+    test_tune_cli(dir);
     test_cache_caps_env(dir);
     test_cmd(dir);
     test_verbose_log(dir);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int mct_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -60,6 +61,13 @@ char *mct_cli_text_arg(const char *cmd, const char *text)
         fprintf(stderr, "mctune %s: cannot read '%s': %s\n", cmd, text + 1, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "mctune %s: '%s' is a directory; after @ give a file holding the text\n",
+                cmd, text + 1);
+        fclose(f);
+        return NULL;
+    }
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     size_t got;
@@ -72,10 +80,26 @@ char *mct_cli_text_arg(const char *cmd, const char *text)
             cap *= 2;
         }
     }
+    int rerr = ferror(f);
     fclose(f);
-    if (!buf)
+    if (!buf) {
+        fprintf(stderr, "mctune %s: '%s': out of memory\n", cmd, text + 1);
         return NULL;
+    }
+    if (rerr) {
+        fprintf(stderr, "mctune %s: cannot read '%s': %s\n", cmd, text + 1, strerror(errno));
+        free(buf);
+        return NULL;
+    }
     buf[len] = 0;
+    /* a NUL inside would silently cut the text there */
+    const char *nul = memchr(buf, 0, len);
+    if (nul) {
+        fprintf(stderr, "mctune %s: '%s' holds a NUL byte at offset %ld; it must be plain text "
+                "(remove the byte or give the text itself)\n", cmd, text + 1, (long)(nul - buf));
+        free(buf);
+        return NULL;
+    }
     while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
         buf[--len] = 0;
     return buf;

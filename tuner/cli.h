@@ -35,7 +35,8 @@ int mct_cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name
 int mct_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 
 /* Reads TEXT or, when TEXT starts with '@', the contents of that file (trailing newline
- * stripped). Returns a malloc'ed string the caller frees, or NULL after printing an error. */
+ * stripped). Returns a malloc'ed string the caller frees, or NULL after printing an error (a
+ * file that cannot be read, a directory, a file holding a NUL byte). */
 char *mct_cli_text_arg(const char *cmd, const char *text);
 
 /* The ISA tier a command tunes or measures for and the CPU record that names it: NAME (a --tier

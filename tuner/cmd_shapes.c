@@ -75,6 +75,19 @@ void mct_tune_model_free(mct_tune_model *m)
     memset(m, 0, sizeof *m);
 }
 
+/* How a JSON value reads in a message: the number, or what it is instead. */
+static const char *jdesc(const cJSON *x, char *buf, size_t len)
+{
+    if (cJSON_IsNumber(x))
+        snprintf(buf, len, "%.17g", x->valuedouble);
+    else if (cJSON_IsString(x))
+        snprintf(buf, len, "the string \"%.40s\"", x->valuestring);
+    else
+        snprintf(buf, len, "%s", cJSON_IsBool(x) ? "a boolean" : cJSON_IsArray(x) ? "a list"
+                 : cJSON_IsNull(x) ? "null" : "an object");
+    return buf;
+}
+
 static int int_field(const cJSON *o, const char *f, int required, long *out)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, f);
@@ -146,15 +159,24 @@ int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t e
         }
         long N = 0, K = 0, B = 1, G = 1, beta = 0;
         int e;
-        if ((e = int_field(L, "N", 1, &N)))
-            LERR("field \"N\": %s", e == 1 ? "missing" : "must be a positive integer");
-        if ((e = int_field(L, "K", 1, &K)))
-            LERR("field \"K\": %s", e == 1 ? "missing" : "must be a positive integer");
-        if ((e = int_field(L, "B", bmm, &B)))
-            LERR("field \"B\": %s", e == 1 ? "missing (bmm needs the head count)"
-                                           : "must be a positive integer");
+        char jb[64];
+#define BADINT(f_) LERR("field \"%s\" is %s; it must be a whole number from 1 to %ld", f_, \
+                        jdesc(cJSON_GetObjectItemCaseSensitive(L, f_), jb, sizeof jb), \
+                        (long)MCT_MAX_DIM)
+        if ((e = int_field(L, "N", 1, &N)) == 1)
+            LERR("field \"N\" is missing");
+        else if (e)
+            BADINT("N");
+        if ((e = int_field(L, "K", 1, &K)) == 1)
+            LERR("field \"K\" is missing");
+        else if (e)
+            BADINT("K");
+        if ((e = int_field(L, "B", bmm, &B)) == 1)
+            LERR("field \"B\" is missing (bmm needs the head count)");
+        else if (e)
+            BADINT("B");
         if ((e = int_field(L, "G", 0, &G)))
-            LERR("field \"G\": must be a positive integer");
+            BADINT("G");
         const cJSON *bt = cJSON_GetObjectItemCaseSensitive(L, "beta");
         if (bt) {
             if (!cJSON_IsNumber(bt) || (bt->valuedouble != 0 && bt->valuedouble != 1))
@@ -173,7 +195,8 @@ int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t e
                 if (!cJSON_IsNumber(x) || x->valuedouble < 1 ||
                     x->valuedouble > (double)MCT_MAX_DIM ||
                     x->valuedouble != (double)(long)x->valuedouble)
-                    LERR("field \"M\" item %d: must be a positive integer", q);
+                    LERR("field \"M\" item %d is %s; it must be a whole number from 1 to %ld",
+                         q, jdesc(x, jb, sizeof jb), (long)MCT_MAX_DIM);
                 Mv = (long)x->valuedouble;
             }
             char wt[256], why[256];
@@ -192,6 +215,7 @@ int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t e
             }
         }
         li++;
+#undef BADINT
 #undef LERR
     }
     rc = 0;
@@ -214,17 +238,40 @@ static const char shapes_usage[] =
     "gate/up/down (dense, and per expert and shared expert for MoE), lm_head, and the attention\n"
     "bmm (scores Q K^T and values P V) at each --seq length (default 512,2048).\n";
 
-static long cfg_int(const cJSON *c, const char *f)
+/* Reads integer field f of config c into *out when present (absent or null leaves *out as it
+ * is). Anything else than a whole number in [lo, hi] is refused with a message naming the field
+ * and its value. Returns 0, or -1 after printing. */
+static int cfg_num(const cJSON *c, const char *file, const char *f, long lo, long hi, long *out)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, f);
-    return cJSON_IsNumber(x) && x->valuedouble >= 1 ? (long)x->valuedouble : 0;
+    if (!x || cJSON_IsNull(x))
+        return 0;
+    char got[64];
+    if (cJSON_IsNumber(x)) {
+        double v = x->valuedouble;
+        if (v >= (double)lo && v <= (double)hi && v == (double)(long)v) {
+            *out = (long)v;
+            return 0;
+        }
+        snprintf(got, sizeof got, "%.17g", v);
+    } else if (cJSON_IsString(x)) {
+        snprintf(got, sizeof got, "the string \"%.40s\"", x->valuestring);
+    } else {
+        snprintf(got, sizeof got, "%s", cJSON_IsBool(x) ? "a boolean" : cJSON_IsArray(x)
+                 ? "a list" : "an object");
+    }
+    fprintf(stderr, "mctune shapes: %s: field \"%s\" is %s; it must be a whole number from %ld to "
+            "%ld (fix the config, or remove the field if it is optional)\n", file, f, got, lo, hi);
+    return -1;
 }
 
 static int parse_list(const char *s, long *v, int max)
 {
     int n = 0;
     char *end;
-    while (*s && n < max) {
+    while (*s) {
+        if (n == max)
+            return -1;
         errno = 0;
         long x = strtol(s, &end, 10);
         if (errno || end == s || x < 1 || x > MCT_MAX_DIM)
@@ -274,10 +321,12 @@ int mct_cmd_shapes(int argc, char **argv)
     int nseq = parse_list(seq_s, seq, 8), nM = parse_list(m_s, Ms, 16);
     if (nseq < 0)
         return mct_cli_usage_error("shapes", "--seq '%s' is not a comma-separated list of "
-                                   "positive integers", seq_s);
+                                   "at most 8 whole numbers from 1 to %ld", seq_s,
+                                   (long)MCT_MAX_DIM);
     if (nM <= 0)
         return mct_cli_usage_error("shapes", "--M '%s' is not a comma-separated list of "
-                                   "positive integers", m_s);
+                                   "at most 16 whole numbers from 1 to %ld", m_s,
+                                   (long)MCT_MAX_DIM);
     char err[512];
     char *text = read_all(file, err, sizeof err);
     if (!text) {
@@ -293,38 +342,63 @@ int mct_cmd_shapes(int argc, char **argv)
     const cJSON *c = root, *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     if (cJSON_IsObject(tc))
         c = tc;
-    long H = cfg_int(c, "hidden_size"), I = cfg_int(c, "intermediate_size");
-    long nh = cfg_int(c, "num_attention_heads"), nkv = cfg_int(c, "num_key_value_heads");
-    long hd = cfg_int(c, "head_dim"), V = cfg_int(c, "vocab_size");
-    long I_mlp = cfg_int(c, "intermediate_size_mlp");       /* Llama 4 dense layers */
-    long moeI = cfg_int(c, "moe_intermediate_size");        /* Qwen2-MoE, DeepSeek */
-    long nexp = cfg_int(c, "num_local_experts");            /* Mixtral, Llama 4 */
-    if (!nexp)
-        nexp = cfg_int(c, "n_routed_experts");              /* DeepSeek */
-    if (!nexp)
-        nexp = cfg_int(c, "num_experts");                   /* Qwen2-MoE */
-    long shI = cfg_int(c, "shared_expert_intermediate_size"); /* Qwen2-MoE */
-    long nshared = cfg_int(c, "n_shared_experts");          /* DeepSeek */
+    const long D = (long)MCT_MAX_DIM;
+    long H = 0, I = 0, nh = 0, nkv = 0, hd = 0, V = 0, I_mlp = 0, moeI = 0, nexp = 0, shI = 0;
+    long nshared = 0, e1 = 0, e2 = 0, e3 = 0;
+    if (cfg_num(c, file, "hidden_size", 1, D, &H) ||
+        cfg_num(c, file, "intermediate_size", 1, D, &I) ||
+        cfg_num(c, file, "num_attention_heads", 1, D, &nh) ||
+        cfg_num(c, file, "num_key_value_heads", 1, D, &nkv) ||
+        cfg_num(c, file, "head_dim", 1, D, &hd) ||
+        cfg_num(c, file, "vocab_size", 1, D, &V) ||
+        cfg_num(c, file, "intermediate_size_mlp", 1, D, &I_mlp) ||      /* Llama 4 dense */
+        cfg_num(c, file, "moe_intermediate_size", 1, D, &moeI) ||       /* Qwen2-MoE, DeepSeek */
+        cfg_num(c, file, "num_local_experts", 0, D, &e1) ||             /* Mixtral, Llama 4 */
+        cfg_num(c, file, "n_routed_experts", 0, D, &e2) ||              /* DeepSeek */
+        cfg_num(c, file, "num_experts", 0, D, &e3) ||                   /* Qwen2-MoE */
+        cfg_num(c, file, "shared_expert_intermediate_size", 1, D, &shI) || /* Qwen2-MoE */
+        cfg_num(c, file, "n_shared_experts", 0, D, &nshared))           /* DeepSeek */
+        goto fail;
+    nexp = e1 ? e1 : e2 ? e2 : e3;
     const char *missing = !H ? "hidden_size" : !nh ? "num_attention_heads" : !V ? "vocab_size"
-                          : NULL;
+                          : !I && !(nexp && moeI) ? "intermediate_size" : NULL;
     if (missing) {
-        fprintf(stderr, "mctune shapes: %s: field \"%s\" missing or not a positive integer "
-                "(is this a Llama, Mistral or Qwen2 config.json?)\n", file, missing);
+        fprintf(stderr, "mctune shapes: %s: field \"%s\" is missing (is this a Llama, Mistral "
+                "or Qwen2 config.json?)\n", file, missing);
         goto fail;
     }
     if (!nkv)
         nkv = nh;
-    if (!hd)
+    if (!hd) {
+        if (H % nh) {
+            fprintf(stderr, "mctune shapes: %s: hidden_size %ld is not a multiple of "
+                    "num_attention_heads %ld and there is no head_dim; give head_dim or fix "
+                    "the config\n", file, H, nh);
+            goto fail;
+        }
         hd = H / nh;
+    }
     if (nh % nkv) {
         fprintf(stderr, "mctune shapes: %s: num_attention_heads %ld is not a multiple of "
-                "num_key_value_heads %ld\n", file, nh, nkv);
+                "num_key_value_heads %ld; fix the config\n", file, nh, nkv);
+        goto fail;
+    }
+    if (nh * hd > D) {
+        fprintf(stderr, "mctune shapes: %s: num_attention_heads %ld times head_dim %ld is over "
+                "the largest dimension %ld; fix the config\n", file, nh, hd, D);
         goto fail;
     }
     if (nexp && !moeI)
         moeI = I;  /* Mixtral and Llama 4: intermediate_size is the expert's */
-    if (nexp && !shI && nshared)
+    if (nexp && !shI && nshared) {
+        if (nshared > D / moeI) {
+            fprintf(stderr, "mctune shapes: %s: n_shared_experts %ld times the expert's "
+                    "intermediate size %ld is over the largest dimension %ld; fix the config\n",
+                    file, nshared, moeI, D);
+            goto fail;
+        }
         shI = nshared * moeI;
+    }
     if (nexp && !shI && tc)
         shI = I;   /* Llama 4 (text_config): one shared expert of the expert's size */
     long denseI = nexp ? (I_mlp ? I_mlp : (moeI != I ? I : 0)) : I;

@@ -77,6 +77,8 @@ typedef struct tctx {
     double best_ns;
     const char *cc, *cc_version, *cflags;
     int db_err;
+    mct_guide *gd;          /* the mcts guide, NULL otherwise */
+    int guide_stop_shown;   /* its stop message was printed */
 } tctx;
 
 static double now_s(void)
@@ -246,6 +248,17 @@ static void on_note(void *ctx, const char *line)
     /* a code generator bug is not a candidate failure: always shown */
     if (t->verbose || !strncmp(line, "code generator bug", 18))
         fprintf(stderr, "%s  %s\n", t->tty ? "\r\033[K" : "", line);
+    /* a guide stopped by an error no retry can fix says so once, with or without --verbose */
+    if (t->gd && !t->guide_stop_shown) {
+        mct_guide_stats gs;
+        mct_guide_get_stats(t->gd, &gs);
+        if (gs.stopped) {
+            t->guide_stop_shown = 1;
+            fprintf(stderr, "%smctune tune: the %s guide is stopped, the search goes on with "
+                    "random mutations: %s\n", t->tty ? "\r\033[K" : "", t->guide,
+                    gs.stop_reason);
+        }
+    }
 }
 
 /* Transfer: schedules of the best records of other CPUs for this workload, else of the nearest
@@ -544,6 +557,7 @@ int mct_cmd_tune(int argc, char **argv)
     if (!isatty(STDOUT_FILENO))  /* a log file keeps every line even if the run is killed */
         setvbuf(stdout, NULL, _IOLBF, 0);
     t.verbose = verbose;
+    t.gd = guide;
     t.wn = mdl.n;
     t.budget = (int)budget;
     t.t0 = now_s();
@@ -663,6 +677,11 @@ int mct_cmd_tune(int argc, char **argv)
         if (gs.prompt_tokens || gs.completion_tokens || gs.cache_hits)
             printf(", %ld cached replies, %ld+%ld tokens", gs.cache_hits, gs.prompt_tokens,
                    gs.completion_tokens);
+        if (gs.stopped)
+            printf("\nguide %s: stopped at call %ld by an error no retry can fix (%s); %s",
+                   guide_s, gs.stop_call, mct_strerror(gs.stop_code),
+                   gs.proposals ? "the LLM was used only before it"
+                                : "the LLM was not used: all expansions were random mutations");
         printf("\n");
     }
     printf("done: %d tuned, %d skipped, %d failed\n", tuned, skipped, failed);

@@ -873,7 +873,20 @@ int mct_gen_library(const mct_gen_opts *o, FILE *log, mct_gen_report *rep, char 
     }
     {
         const char *sde = getenv("SOURCE_DATE_EPOCH");
-        time_t now = sde && *sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
+        time_t now = time(NULL);
+        if (sde && *sde) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(sde, &end, 10);
+            /* up to the year 9999, so that the date always formats */
+            if (errno || end == sde || *end || v < 0 || v > 253402300799LL) {
+                rc = fail_msg(g, MCT_EINVAL, "SOURCE_DATE_EPOCH '%.40s' is not a whole number of "
+                              "seconds since 1970 (0 to 253402300799)%s; fix or unset it", sde,
+                              "");
+                goto fail;
+            }
+            now = (time_t)v;
+        }
         struct tm tm;
         gmtime_r(&now, &tm);
         strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);

@@ -49,13 +49,26 @@ typedef struct mct_guide_stats {
     long retries;            /* LLM: retried requests */
     long cache_hits;         /* LLM: replies served from the database's llm table */
     long prompt_tokens, completion_tokens; /* LLM: usage as reported by the server */
+    double retry_wait_s;     /* LLM: seconds slept before retries (backoff or Retry-After) */
+    int stopped;             /* an error no retry can fix stopped the guide (see propose) */
+    int stop_code;           /* its MCT_E* code */
+    long stop_call;          /* the propose() call (1-based) that stopped it */
+    char stop_reason[512];   /* its message: what was wrong and what to check (never a key) */
 } mct_guide_stats;
 
 typedef struct mct_guide mct_guide;  /* opaque */
 
 /* Fills out[0..*n) with up to ctx->want proposals, each a malloc'ed string the caller frees.
  * Returns 0 (possibly with *n == 0), or a negative MCT_E* code with a message in err (the search
- * then falls back and goes on). Never blocks past the guide's own time limits. */
+ * then falls back and goes on). Never blocks past the guide's own time limits.
+ *
+ * Transient failures (HTTP 408, 429, 5xx, timeouts, dropped connections) are retried inside one
+ * call with backoff: Retry-After when the server sends it, else 1 s, 2 s, 4 s ... capped at 30 s,
+ * each drawn uniformly in [d/2, d). Failures that no retry can fix (a refused key: HTTP 401 or
+ * 403; a wrong URL or model: 404; no server listening, a host that does not resolve, a TLS
+ * failure; for llm-cmd, a command not found) stop the guide: the call that hits one returns
+ * its message and sets stats.stopped, stop_code and stop_reason (the same message); every later
+ * call returns stop_code at once with err "<name>: stopped: <reason>", asking nothing. */
 int mct_guide_propose(mct_guide *g, const mct_guide_ctx *ctx, char **out, int *n, char *err,
                       size_t errlen);
 const char *mct_guide_name(const mct_guide *g);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,6 +68,9 @@ typedef struct llm_guide {
     char params[128];        /* cache key parameters */
     double connect_s, request_s, temperature;
     int max_retries, verbose;
+    int fatal;               /* the last failure cannot be fixed by asking again */
+    const char *key_src;     /* where the key came from, for messages (never the key) */
+    const char *url_src;     /* where the base URL came from */
     long max_calls, max_tokens, calls_made, tokens_used;
     mct_db *cache;
     CURL *curl;
@@ -734,10 +738,20 @@ static int llm_propose(mct_guide *gb, const mct_guide_ctx *ctx, char **out, int 
             goto fail;
         }
         g->calls_made++;
+        g->fatal = 0;
         r = g->kind == KIND_HTTP ? ask_http(g, prompt, &reply, err, errlen)
                                  : ask_cmd(g, prompt, &reply, err, errlen);
-        if (r)
+        if (r) {
+            if (g->fatal) {
+                /* err is already scrubbed of the key (set_err) */
+                g->base.stats.stopped = 1;
+                g->base.stats.stop_code = r;
+                g->base.stats.stop_call = g->base.stats.calls;
+                snprintf(g->base.stats.stop_reason, sizeof g->base.stats.stop_reason, "%s",
+                         err && errlen ? err : mct_strerror(r));
+            }
             goto fail;
+        }
         scrub(reply, g->key);
         if (g->cache && *reply) {
             int w = mct_db_llm_put(g->cache, g->model, g->params, prompt, reply);
@@ -819,10 +833,18 @@ int mct_guide_llm_create(const mct_llm_opts *o, mct_guide **out, char *err, size
     const char *base = env_or(o ? o->base_url : NULL, "MCTUNE_LLM_URL");
     const char *model = env_or(o ? o->model : NULL, "MCTUNE_LLM_MODEL");
     const char *key = env_or(o ? o->api_key : NULL, "MCTUNE_LLM_API_KEY");
-    if (!key)
+    const char *key_src = o && o->api_key && *o->api_key ? "it came from the caller's options"
+                          : "it came from MCTUNE_LLM_API_KEY";
+    if (!key) {
         key = env_or(NULL, "OPENAI_API_KEY");
-    if (!base)
+        key_src = key ? "it came from OPENAI_API_KEY"
+                      : "none is set; set MCTUNE_LLM_API_KEY (else OPENAI_API_KEY)";
+    }
+    const char *url_src = o && o->base_url && *o->base_url ? "--llm-url" : "MCTUNE_LLM_URL";
+    if (!base) {
         base = DEF_URL;
+        url_src = "the default; set --llm-url or MCTUNE_LLM_URL";
+    }
     if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))
         return set_err(NULL, err, errlen, MCT_EINVAL,
                        "llm: base URL '%s' must start with http:// or https:// (e.g. "
@@ -844,6 +866,8 @@ int mct_guide_llm_create(const mct_llm_opts *o, mct_guide **out, char *err, size
     g->base.name = "llm";
     g->kind = KIND_HTTP;
     common_opts(g, o);
+    g->key_src = key_src;
+    g->url_src = url_src;
     size_t bl = strlen(base);
     while (bl > 0 && base[bl - 1] == '/')
         bl--;
@@ -990,6 +1014,16 @@ fail:
     return r;
 }
 
+/* Notes whether the response carries a Retry-After header: CURLINFO_RETRY_AFTER reads 0 both
+ * for "Retry-After: 0" and for no header, and a missing header must mean our own backoff. */
+static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
+{
+    size_t n = sz * nm;
+    if (n >= 12 && !strncasecmp(p, "Retry-After:", 12))
+        *(int *)ud = 1;
+    return n;
+}
+
 static int retryable_curl(CURLcode c)
 {
     return c == CURLE_OPERATION_TIMEDOUT || c == CURLE_GOT_NOTHING || c == CURLE_RECV_ERROR ||
@@ -1039,6 +1073,9 @@ static int ask_http(llm_guide *g, const char *prompt, char **reply, char *err, s
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(req));
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &bd);
+        int saw_ra = 0;
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &saw_ra);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "mctune/0.1");
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(g->connect_s * 1000));
@@ -1050,7 +1087,7 @@ static int ask_http(llm_guide *g, const char *prompt, char **reply, char *err, s
         long code = 0;
         curl_off_t ra = -1;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-        if (cc == CURLE_OK)
+        if (cc == CURLE_OK && saw_ra)
             curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra);
         scrub(ebuf, g->key);
         if (bd.b.p)
@@ -1067,11 +1104,18 @@ static int ask_http(llm_guide *g, const char *prompt, char **reply, char *err, s
             snprintf(why, sizeof why, "HTTP %ld ('%s')", code, ex);
             retry = code == 408 || code == 429 || code >= 500;
             if (!retry) {
-                const char *hint = code == 401 || code == 403
-                    ? "check the API key (MCTUNE_LLM_API_KEY, else OPENAI_API_KEY)"
-                    : code == 404 ? "check the base URL (it usually ends in /v1) and the model "
-                                    "name"
-                    : "check the model name and the server's limits (context length)";
+                char hint[300];
+                if (code == 401 || code == 403)
+                    snprintf(hint, sizeof hint, "check the API key (%s)", g->key_src);
+                else if (code == 404)
+                    snprintf(hint, sizeof hint, "check the base URL (from %s; it usually ends "
+                             "in /v1) and the model name '%s'", g->url_src, g->model);
+                else
+                    snprintf(hint, sizeof hint, "check the model name '%s' and the server's "
+                             "limits (context length)", g->model);
+                /* a refused key or a wrong URL fails every prompt alike; another 4xx (say, a
+                 * prompt over the context length) may be about this prompt only */
+                g->fatal = code == 401 || code == 403 || code == 404;
                 r = set_err(g, err, errlen, MCT_ENET, "llm: %s from %s; %s", why, g->url, hint);
                 goto done;
             }
@@ -1088,9 +1132,10 @@ static int ask_http(llm_guide *g, const char *prompt, char **reply, char *err, s
                          "%.3g s (%s)", g->request_s, ebuf[0] ? ebuf : "timed out");
             }
             if (!retry) {
+                g->fatal = 1;
                 r = set_err(g, err, errlen, MCT_ENET,
                             "llm: cannot reach %s: %s; is the server running and the base URL "
-                            "right?", g->url, why);
+                            "(from %s) right?", g->url, why, g->url_src);
                 goto done;
             }
         }
@@ -1120,7 +1165,9 @@ static int ask_http(llm_guide *g, const char *prompt, char **reply, char *err, s
             delay = delay * (0.5 + 0.5 * u);
         }
         g->base.stats.retries++;
-        vlog(g, "%s; retrying in %.2f s", why, delay);
+        g->base.stats.retry_wait_s += delay;
+        vlog(g, "%s; retrying in %.2f s (%s)", why, delay,
+             ra >= 0 ? "the server's Retry-After" : "backoff");
         sleep_s(delay);
     }
 oom:
@@ -1336,6 +1383,7 @@ static int ask_cmd(llm_guide *g, const char *prompt, char **reply, char *err, si
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         int st = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        g->fatal = st == 127;   /* the shell found no such command: asking again cannot help */
         r = set_err(g, err, errlen, MCT_EIO, "llm-cmd: '%s' failed with exit status %d%s%s%s",
                     g->cmd, st, st == 127 ? " (command not found?)" : "",
                     ex[0] ? "; stderr: " : "", ex);
