@@ -177,6 +177,9 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* the library runs the table of those records (on a host above their tier, the ladder alone
+     * would not pick a lower tier's table: pin it as a user would) */
+    setenv("SHP_CPU", key, 1);
     recs R = {.n = 0, .cpu = mct_cpu_key(&rec)};
     mct_db *db = NULL;
     char err[512];
