@@ -1252,10 +1252,10 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
 
 mct_target mct_target_of_isa(int isa)
 {
+    if (!mct_isa_get(isa))
+        isa = MCT_ISA_GENERIC;
     const mct_isa *x = mct_isa_get(isa);
-    if (!x)
-        x = mct_isa_get(MCT_ISA_GENERIC);
-    return (mct_target){x->vlen, x->attr, x->nregs, (int)(x - mct_isa_get(0))};
+    return (mct_target){x->vlen, x->attr, x->nregs, isa};
 }
 
 mct_target mct_target_of_tier(mct_tier t)

@@ -210,6 +210,8 @@ void mct_cpu_restrict(const mct_cpu *in, mct_tier t, mct_cpu *out)
 {
     if (out != in)
         memcpy(out, in, sizeof *out);
+    if (t >= mct_cpu_tier_of(in))
+        return;  /* the record itself: no feature of it is above its own tier */
     for (size_t i = 0; i < sizeof tier_feats / sizeof tier_feats[0]; i++) {
         int f = mct_cpu_feature_find(tier_feats[i].name);
         if (f >= 0 && t < tier_feats[i].keep && feats[f].word != W_XCR0)

@@ -100,9 +100,9 @@ const char *mct_tier_name(mct_tier t);
 int mct_tier_parse(const char *s, mct_tier *out);
 
 /* The same CPU as seen by code limited to tier t: *out is *in with every feature above t
- * cleared (and the OS state of the registers t does not use), so mct_cpu_tier_of(out) is t when
- * t is at or below the record's tier (else the record's own tier) and mct_cpu_key(out) names
- * "this CPU at tier t". Tuning for a lower tier stores its records under such a record, which
+ * cleared (and the OS state of the registers t does not use), so mct_cpu_tier_of(out) is t and
+ * mct_cpu_key(out) names "this CPU at tier t". At or above the record's own tier, *out is *in
+ * unchanged (in and out may be the same). Tuning for a lower tier stores its records under such a record, which
  * is what the "same vendor and tier" and "same tier" rungs of the ladder match on. */
 void mct_cpu_restrict(const mct_cpu *in, mct_tier t, mct_cpu *out);
 

@@ -22,6 +22,7 @@
 #include "codegen/codegen.h"
 #include "db/db.h"
 #include "runtime/cpu.h"
+#include "tests/check.h"
 #include "tuner/measure.h"
 
 #define MAXREC 64
@@ -38,25 +39,6 @@ static int keep(const mct_db_rec *r, void *p)
     if (r->cpu == c->cpu && r->threads == 1 && c->n < MAXREC)
         c->r[c->n++] = *r;
     return 0;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = 0;
-    fclose(f);
-    return s;
 }
 
 static int cmpd(const void *a, const void *b)
@@ -150,8 +132,6 @@ int main(int argc, char **argv)
      * records are stored under the restricted record, as `mctune tune --tier` does) */
     mct_cpu rec;
     mct_cpu_restrict(mct_cpu_host(), mct_cpu_tier(), &rec);
-    if (mct_cpu_tier() >= mct_cpu_tier_of(mct_cpu_host()))
-        rec = *mct_cpu_host();
     char key[17];
     mct_cpu_key_format(mct_cpu_key(&rec), key);
     snprintf(cmd, sizeof cmd, "%s gen --db %s --out %s/out --name shp --cpus %s >/dev/null",
@@ -161,9 +141,9 @@ int main(int argc, char **argv)
         return 1;
     }
     snprintf(path, sizeof path, "%s/out/shp.c", tmp);
-    char *lib = slurp(path);
+    char *lib = check_slurp(path, NULL);
     snprintf(path, sizeof path, "%s/out/shp.h", tmp);
-    char *hdr = slurp(path);
+    char *hdr = check_slurp(path, NULL);
     if (!lib || !hdr) {
         fprintf(stderr, "bench_shipped: cannot read the generated library in %s/out\n", tmp);
         return 1;

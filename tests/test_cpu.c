@@ -267,6 +267,53 @@ static void test_env(void)
     CHECK(in_child(NULL, "0", child_tier, err, sizeof err) == (int)host && !err[0]);
 }
 
+/* Restricting a record to a lower tier (what `tune --tier` stores) and the ISA table. */
+static void test_restrict(void)
+{
+    static const char *const zen4[] = {"sse", "sse2", "sse3", "ssse3", "sse4.1", "sse4.2",
+        "popcnt", "xsave", "osxsave", "os-avx", "avx", "avx2", "fma", "f16c", "bmi2",
+        "os-avx512", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512vnni",
+        "avx512bf16", "avx512ifma", NULL};
+    mct_cpu c, r, r2;
+    memset(&c, 0, sizeof c);
+    snprintf(c.vendor, sizeof c.vendor, "AuthenticAMD");
+    c.family = 25, c.model = 17;
+    for (const char *const *f = zen4; *f; f++)
+        set(&c, *f);
+    CHECK(mct_cpu_tier_of(&c) == MCT_TIER_AVX512_BF16VNNI);
+    /* at or above its own tier: the record unchanged */
+    mct_cpu_restrict(&c, MCT_TIER_AVX512_BF16VNNI, &r);
+    CHECK(!memcmp(&r, &c, sizeof c));
+    mct_cpu_restrict(&c, MCT_TIER_AMX, &r);
+    CHECK(!memcmp(&r, &c, sizeof c));
+    for (int t = MCT_TIER_GENERIC; t < MCT_TIER_AVX512_BF16VNNI; t++) {
+        mct_cpu_restrict(&c, (mct_tier)t, &r);
+        CHECKF(mct_cpu_tier_of(&r) == (mct_tier)t, "restrict to %s gave %s",
+               mct_tier_name((mct_tier)t), mct_tier_name(mct_cpu_tier_of(&r)));
+        CHECK(mct_cpu_key(&r) != mct_cpu_key(&c) && !strcmp(r.vendor, c.vendor) &&
+              r.family == c.family && r.model == c.model);
+        mct_cpu_restrict(&r, (mct_tier)t, &r2);   /* idempotent */
+        CHECK(mct_cpu_key(&r2) == mct_cpu_key(&r));
+        if (t < MCT_TIER_AVX512)
+            CHECK(!mct_cpu_has(&r, mct_cpu_feature_find("avx512f")) &&
+                  !mct_cpu_has(&r, mct_cpu_feature_find("os-avx512")));
+        if (t < MCT_TIER_AVX2)
+            CHECK(!mct_cpu_has(&r, mct_cpu_feature_find("avx2")) &&
+                  mct_cpu_has(&r, mct_cpu_feature_find("sse2")));
+    }
+    /* the ISA table: ordered, every tier maps to the widest row it runs */
+    for (int i = 0; i < MCT_ISA_COUNT; i++) {
+        const mct_isa *x = mct_isa_get(i);
+        CHECK(x && x->vlen >= 1 && x->nregs >= 16 && x->attr && x->cflags && x->tag[0]);
+        CHECK(mct_isa_of_tier(x->tier) == (mct_isa_id)i);
+        if (i)
+            CHECK(x->tier > mct_isa_get(i - 1)->tier && x->vlen > mct_isa_get(i - 1)->vlen);
+    }
+    CHECK(mct_isa_get(-1) == NULL && mct_isa_get(MCT_ISA_COUNT) == NULL);
+    CHECK(mct_isa_of_tier(MCT_TIER_AMX) == MCT_ISA_AVX512 &&
+          mct_isa_of_tier(MCT_TIER_AVX512_BF16VNNI) == MCT_ISA_AVX512);
+}
+
 int main(void)
 {
     char err[2048];
@@ -279,5 +326,6 @@ int main(void)
     test_key();
     test_json();
     test_env();
+    test_restrict();
     return check_done();
 }

@@ -167,8 +167,6 @@ int main(void)
     mct_tier ht = mct_cpu_tier();
     int forced = ht < mct_cpu_tier_of(mct_cpu_host());
     mct_cpu_restrict(mct_cpu_host(), ht, &host_rec);
-    if (!forced)
-        host_rec = *mct_cpu_host();
     sanitized = getenv("MCTUNE_SANITIZED") != NULL;
     if (!mctune)
         mctune = "build/mctune";

@@ -567,6 +567,19 @@ static void test_http_bad_replies(void)
     }
 }
 
+/* A port on 127.0.0.1 with nothing listening (the port of a socket bound, then closed). */
+static int dead_port(void)
+{
+    int tmp = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    bind(tmp, (struct sockaddr *)&a, sizeof a);
+    getsockname(tmp, (struct sockaddr *)&a, &al);
+    close(tmp);
+    return ntohs(a.sin_port);
+}
+
 static void test_http_retries(void)
 {
     char *ok = chat("```json\n[[\"parallel(i0)\"]]\n```", 100, 20);
@@ -678,32 +691,12 @@ static void test_http_retries(void)
     CHECK(srv_requests() == 1 && st.retries == 0);
 
     /* a server that is not there: refused at once (port of a closed socket) */
-    int tmp = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    bind(tmp, (struct sockaddr *)&a, sizeof a);
-    getsockname(tmp, (struct sockaddr *)&a, &al);
-    close(tmp);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", ntohs(a.sin_port));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", dead_port());
     o.base_url = url;
     r = propose_once(&o, 38, out, &n, err, sizeof err, &st);
     CHECKF(r == MCT_ENET && strstr(err, "is the server running"), "refused: %d '%s'", r, err);
     free(ok);
-}
-
-/* A port on 127.0.0.1 with nothing listening (the port of a socket bound, then closed). */
-static int dead_port(void)
-{
-    int tmp = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    bind(tmp, (struct sockaddr *)&a, sizeof a);
-    getsockname(tmp, (struct sockaddr *)&a, &al);
-    close(tmp);
-    return ntohs(a.sin_port);
 }
 
 /* Errors no retry can fix stop the guide: one request, the reason kept in the stats, and every

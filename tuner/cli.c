@@ -119,8 +119,6 @@ int mct_cli_tier(const char *cmd, const char *name, mct_cpu *cpu, mct_tier *tier
                                        mct_tier_name(t), mct_tier_name(ht), mct_tier_name(ht));
     }
     mct_cpu_restrict(host, t, cpu);
-    if (t >= ht)
-        *cpu = *host;
     *tier = t;
     return 0;
 }

@@ -242,11 +242,10 @@ static int on_sample(void *ctx, const mct_search_sample *smp)
     return 0;
 }
 
-static void on_note(void *ctx, const char *line)
+static void on_note(void *ctx, int loud, const char *line)
 {
     tctx *t = ctx;
-    /* a code generator bug is not a candidate failure: always shown */
-    if (t->verbose || !strncmp(line, "code generator bug", 18))
+    if (t->verbose || loud)
         fprintf(stderr, "%s  %s\n", t->tty ? "\r\033[K" : "", line);
     /* a guide stopped by an error no retry can fix says so once, with or without --verbose */
     if (t->gd && !t->guide_stop_shown) {
@@ -563,13 +562,12 @@ int mct_cmd_tune(int argc, char **argv)
     t.t0 = now_s();
     char cpukey[17];
     mct_cpu_key_format(t.cpu, cpukey);
+    mct_tier host_tier = mct_cpu_tier_of(mct_cpu_host());
     printf("tune: %d workload%s%s%s, cpu %s (%s%s%s), %ld thread%s, search %s", mdl.n,
            mdl.n == 1 ? "" : "s", mdl.name[0] ? " of " : "", mdl.name, cpukey,
-           mct_tier_name(mct_cpu_tier_of(cpu)),
-           tier < mct_cpu_tier_of(mct_cpu_host()) ? " kernels tuned on a host of tier " : "",
-           tier < mct_cpu_tier_of(mct_cpu_host()) ? mct_tier_name(mct_cpu_tier_of(mct_cpu_host()))
-                                                  : "",
-           threads, threads == 1 ? "" : "s", t.search);
+           mct_tier_name(tier), tier < host_tier ? " kernels tuned on a host of tier " : "",
+           tier < host_tier ? mct_tier_name(host_tier) : "", threads, threads == 1 ? "" : "s",
+           t.search);
     if (kind == MCT_SEARCH_MCTS)
         printf(", guide %s%s", guide_s, guide_defaulted ? (strcmp(guide_s, "heuristic") ?
                " (default: an LLM is configured)" : " (default: no LLM configured; set "

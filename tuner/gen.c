@@ -346,15 +346,8 @@ static int emit_kernel(gen *g, FILE *f, const mct_workload *w, const char *sched
     if (prepacked)
         fprintf(f, "static size_t %s_packed_size(long N, long K);\nstatic void %s_pack_b(long N, "
                 "long K, const float *B, long ldb, float *Bp);\n", fn, fn);
-    /* OpenMP pragmas only where OpenMP is on: otherwise -Wall warns about unknown pragmas */
-    for (const char *p = code; *p; ) {
-        size_t n = strcspn(p, "\n"), sp = strspn(p, " \t");
-        int omp = !strncmp(p + sp, "#pragma omp", 11);
-        fprintf(f, "%s%.*s\n%s", omp ? "#ifdef _OPENMP\n" : "", (int)n, p, omp ? "#endif\n" : "");
-        p += n;
-        if (*p)
-            p++;
-    }
+    /* the lowered text guards its OpenMP pragmas itself (FN_OMP, defined only under OpenMP) */
+    fputs(code, f);
     free(code);
     return 0;
 }
@@ -363,7 +356,9 @@ static int emit_kernel(gen *g, FILE *f, const mct_workload *w, const char *sched
  * packed per cache block), correct for every shape and stride. */
 static void generic_sched(int isa, char *buf, size_t len)
 {
-    int V = mct_isa_get(isa)->vlen, R = mct_isa_get(isa)->nregs >= 32 ? 8 : isa == MCT_ISA_GENERIC ? 4 : 6, J = V == 1 ? 4 : 2 * V;
+    const mct_isa *x = mct_isa_get(isa);
+    int V = x->vlen, R = x->nregs >= 32 ? 8 : isa == MCT_ISA_GENERIC ? 4 : 6;
+    int J = V == 1 ? 4 : 2 * V;
     snprintf(buf, len, "tile(i, 96, %d); tile(j, 512, %d); tile(k, 256); reorder(j0, k0, i0, j1, "
              "i1, k1, i2, j2); pack(A, i0, i2); pack(B, k0, j2); cache_write(i1); unroll(i2, %d);"
              " vectorize(j2); unroll(k1, 4)", R, J, R);

@@ -76,8 +76,8 @@ static double unif(uint64_t *s)
     return (double)(rnd(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static void note(srch *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(srch *S, const char *fmt, ...)
+static void note_at(srch *S, int loud, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note_at(srch *S, int loud, const char *fmt, ...)
 {
     if (!S->o->on_note)
         return;
@@ -86,8 +86,9 @@ static void note(srch *S, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    S->o->on_note(S->o->ctx, line);
+    S->o->on_note(S->o->ctx, loud, line);
 }
+#define note(S, ...) note_at(S, 0, __VA_ARGS__)
 
 /* hash set ------------------------------------------------------------------------------- */
 
@@ -296,7 +297,7 @@ static int measure(srch *S, const int *ids, int n, int base)
             st->codegen_bugs++;
             mct_wl_format(S->w, wl, sizeof wl);
             mct_sched_format(x->s, sc, sizeof sc);
-            note(S, "code generator bug: a legal schedule did not compile (please report it with "
+            note_at(S, 1, "code generator bug: a legal schedule did not compile (please report it with "
                  "this line): workload %s; schedule %.600s; compiler: %.200s", wl, sc,
                  got[i].detail);
         }

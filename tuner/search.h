@@ -92,7 +92,7 @@ typedef struct mct_search_stats {
     int failed;             /* samples whose status was not ok */
     int codegen_bugs;       /* of those, measured ones whose legal schedule did not compile: a
                                code generator bug, not a bad candidate; each is reported through
-                               on_note as "code generator bug: ..." with workload and schedule */
+                               on_note (loud) with workload and schedule */
     int duplicates;         /* candidates skipped because their hash was already seen */
     int invalid;            /* guide proposals refused by mct_sched_apply */
     int fallbacks;          /* mcts expansions that fell back to mct_sched_mutate */
@@ -129,7 +129,9 @@ typedef struct mct_search_opts {
     /* called once per sample in order; a nonzero return stops the search (returned). */
     int (*on_sample)(void *ctx, const mct_search_sample *smp);
     /* notes for a log: dropped proposals with their reason, fallbacks. May be NULL. */
-    void (*on_note)(void *ctx, const char *line);
+    /* loud 1: the user must see it whatever the verbosity (a code generator bug); 0: a
+     * diagnostic (dropped proposals, fallbacks) */
+    void (*on_note)(void *ctx, int loud, const char *line);
     void *ctx;
 } mct_search_opts;
 
