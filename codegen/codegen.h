@@ -79,6 +79,13 @@ void mct_wl_hash(const mct_workload *w, uint8_t out[16]);
 /* xxh3-128 of n bytes, in canonical (big-endian) byte order: the hash every key text uses. */
 void mct_hash_text(const char *s, size_t n, uint8_t out[16]);
 
+/* The workload "family": every field but M (op, layout, N, K, batch, group, epilogue). Records
+ * of one family differ only in the M they were tuned for; the nearest-M rule
+ * (mct_rt_m_nearer, runtime/dispatch.h) picks among them. */
+int mct_wl_same_family(const mct_workload *a, const mct_workload *b);
+/* xxh3-128 of the family: the canonical key of w with M = 1. */
+void mct_wl_family_hash(const mct_workload *w, uint8_t out[16]);
+
 /* Floating-point operations of one call: 2*M*N*K*batch. */
 double mct_wl_flops(const mct_workload *w);
 
@@ -162,5 +169,9 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out);
 int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char **out);
 
 #define MCT_CG_VERSION "mctune-cg 1"
+
+/* The tool's version, named in records (`tool`), generated files and `mctune --version`. */
+#define MCT_VERSION "0.1.0"
+#define MCT_TOOL "mctune " MCT_VERSION
 
 #endif

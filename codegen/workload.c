@@ -232,3 +232,17 @@ double mct_wl_flops(const mct_workload *w)
 {
     return 2.0 * (double)w->M * (double)w->N * (double)w->K * (double)w->batch;
 }
+
+int mct_wl_same_family(const mct_workload *a, const mct_workload *b)
+{
+    return a->op == b->op && a->layout == b->layout && a->N == b->N && a->K == b->K &&
+           a->batch == b->batch && a->group == b->group && a->bias == b->bias &&
+           a->act == b->act && a->beta == b->beta;
+}
+
+void mct_wl_family_hash(const mct_workload *w, uint8_t out[16])
+{
+    mct_workload f = *w;
+    f.M = 1;
+    mct_wl_hash(&f, out);
+}

@@ -24,7 +24,7 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                   const char *force, const mct_rt_table **table, int *rung, int *gisa,
                   char *msg, size_t msglen)
 {
-    uint64_t key = mct_cpu_key(host), fkey;
+    uint64_t fkey;
     mct_tier ft;
     int rc = MCT_OK;
     *table = NULL;
@@ -79,21 +79,28 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
             rc = MCT_EINVAL;
         }
     }
-    for (int r = MCT_RT_RUNG_EXACT; r <= MCT_RT_RUNG_TIER; r++)
-        for (int i = 0; i < L->ntables; i++) {
-            const mct_rt_table *t = L->tables[i];
-            int ok = mct_isa_get(t->isa)->tier <= host_tier &&
-                     (r == MCT_RT_RUNG_EXACT ? t->key == key
-                      : r == MCT_RT_RUNG_VENDOR_TIER ? t->tier == (int)host_tier &&
-                                                       !strcmp(t->vendor, host->vendor)
-                      : t->tier == (int)host_tier);
-            if (ok) {
-                *table = t;
-                *rung = r;
-                return rc;
-            }
+    for (int i = 0; i < L->ntables; i++) {
+        const mct_rt_table *t = L->tables[i];
+        int r = mct_rt_rung_of(host, host_tier, t->key, t->vendor, t->tier,
+                               (int)mct_isa_get(t->isa)->tier);
+        if (r < *rung) {
+            *table = t;
+            *rung = r;
         }
+    }
     return rc;
+}
+
+int mct_rt_rung_of(const mct_cpu *host, mct_tier host_tier, uint64_t key, const char *vendor,
+                   int tier, int isa_tier)
+{
+    if (isa_tier > (int)host_tier)
+        return MCT_RT_RUNG_GENERIC;
+    if (key == mct_cpu_key(host))
+        return MCT_RT_RUNG_EXACT;
+    if (tier != (int)host_tier)
+        return MCT_RT_RUNG_GENERIC;
+    return strcmp(vendor, host->vendor) ? MCT_RT_RUNG_TIER : MCT_RT_RUNG_VENDOR_TIER;
 }
 
 void mct_rt_init(mct_rt_lib *L)
@@ -155,12 +162,9 @@ const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s,
         const mct_rt_entry *E = &t->entries[e - 1];
         if (!mct_rt_shape_eq(&E->s, s))
             continue;
-        /* nearest M on a log scale, ties to the larger (sorted ascending; a handful of
-         * buckets): M buckets are 1, 16, 128, 512, and a kernel tuned for 16 rows serves 4
-         * better than one tuned for a single row, which re-streams the weights per row */
         const mct_rt_kernel *k = &t->kernels[E->first], *best = k;
-        for (int j = 1; j < E->count && best->M < M; j++)
-            if (k[j].M <= M || (double)k[j].M * (double)best->M <= (double)M * (double)M)
+        for (int j = 1; j < E->count; j++)
+            if (mct_rt_m_nearer(k[j].M, best->M, M))
                 best = &k[j];
         return best;
     }

@@ -18,11 +18,42 @@
 #include "runtime/cpu.h"
 #include "runtime/mct_err.h"
 
-typedef int (*mct_rt_kernel_fn)(long M, long N, long K, const float *A, long lda,
-                                const float *B, long ldb, float *C, long ldc, const float *bias,
-                                long batch, long group, long sA, long sB, long sC);
-typedef size_t (*mct_rt_psize_fn)(long N, long K);
-typedef void (*mct_rt_pack_fn)(long N, long K, const float *B, long ldb, float *Bp);
+/* The kernel ABI, written once: these parameter lists are the only definition. The lowering
+ * (codegen/lower.c), the measurement driver (tuner/measure_driver.h) and the generated library
+ * (codegen emission) all print them with MCT_RT_STR, so a change here changes every copy.
+ * A kernel returns 0, or MCT_ENOMEM when a packing or scratch buffer cannot be allocated. */
+#define MCT_RT_KERNEL_PARAMS                                                                  \
+    long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C,    \
+        long ldc, const float *bias, long batch, long group, long sA, long sB, long sC
+#define MCT_RT_PSIZE_PARAMS long N, long K
+#define MCT_RT_PACK_PARAMS long N, long K, const float *B, long ldb, float *Bp
+#define MCT_RT_STR_(...) #__VA_ARGS__
+#define MCT_RT_STR(...) MCT_RT_STR_(__VA_ARGS__)
+
+typedef int (*mct_rt_kernel_fn)(MCT_RT_KERNEL_PARAMS);
+typedef size_t (*mct_rt_psize_fn)(MCT_RT_PSIZE_PARAMS);
+typedef void (*mct_rt_pack_fn)(MCT_RT_PACK_PARAMS);
+
+/* The nearest-M rule, written once (the database's nearest-M lookup, transfer seeds in tuning
+ * and this runtime's kernel lookup all call it): 1 when a record tuned for M = cand serves a
+ * call of M rows better than one tuned for M = best. Distance is on a log scale (|log(cand/M)|),
+ * ties go to the larger M: a kernel tuned for 16 rows serves 4 better than one tuned for a
+ * single row, which re-streams the weights per row. All values >= 1. */
+static inline int mct_rt_m_nearer(long cand, long best, long M)
+{
+    /* |log(c/m)| against |log(b/m)| without logs: cand is nearer when lhs < rhs. Sizes are
+     * below 2^24, so the products are exact in a double. */
+    double c = (double)cand, b = (double)best, m = (double)M, lhs, rhs;
+    if (c >= m && b >= m)
+        lhs = c, rhs = b;
+    else if (c <= m && b <= m)
+        lhs = b, rhs = c;
+    else if (c >= m)
+        lhs = c * b, rhs = m * m;
+    else
+        lhs = m * m, rhs = b * c;
+    return lhs < rhs || (lhs == rhs && cand > best);
+}
 
 enum { MCT_RT_MATMUL = 0, MCT_RT_BMM = 1 };
 enum { MCT_RT_NN = 0, MCT_RT_NT = 1 };
@@ -120,6 +151,14 @@ static inline int mct_rt_shape_eq(const mct_rt_shape *a, const mct_rt_shape *b)
            a->bias == b->bias && a->act == b->act && a->beta == b->beta &&
            (a->op != MCT_RT_BMM || (a->batch == b->batch && a->group == b->group));
 }
+
+/* The CPU fallback ladder, written once (the runtime's table choice and the database's
+ * mct_db_get_best_ladder both call it): the rung on which kernels tuned on a CPU (key, vendor,
+ * tier, compiled for ISA tier isa_tier) serve the host: MCT_RT_RUNG_EXACT (same key),
+ * MCT_RT_RUNG_VENDOR_TIER (same vendor and tier), MCT_RT_RUNG_TIER (same tier), else
+ * MCT_RT_RUNG_GENERIC (not usable: another tier, or code the host cannot run). */
+int mct_rt_rung_of(const mct_cpu *host, mct_tier host_tier, uint64_t key, const char *vendor,
+                   int tier, int isa_tier);
 
 /* Picks the table (the ladder, NAME_CPU, NAME_DEBUG); called once by every entry point, cheap
  * after the first call. */
