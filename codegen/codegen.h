@@ -7,7 +7,8 @@
  * sequence, so two sequences that build the same program print (and hash) the same, and
  * parse(print(s)) prints the same bytes.
  *
- * Generated kernel ABI (every lowered kernel has exactly this signature; see mct_cg_lower_c):
+ * Generated kernel ABI (every lowered kernel has exactly this signature; its one definition is
+ * MCT_RT_KERNEL_PARAMS in runtime/dispatch.h, which the lowering prints; see mct_cg_lower_c):
  *
  *   int  FN(long M, long N, long K,
  *           const float *A, long lda,          A[M,K] row-major (row stride lda >= K)

@@ -7,6 +7,8 @@
  * and the generic path (scalar loops over an accumulator array) for tiles the fast path cannot
  * take (a partial vector tile). Both compute the same values. */
 #include "codegen/cg_int.h"
+#include "codegen/text.h"
+#include "runtime/dispatch.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,37 +20,11 @@ static const char *dim_name[AX_N] = {"batch", "M", "N", "K"};
 /* ---- string builder ---------------------------------------------------------------------- */
 
 typedef struct {
-    char *s;
-    size_t n, cap;
+    mct_str t;  /* sticky oom: checked once at the end */
     int ind;
-    int err;
 } sb_t;
 
-static void sb_vadd(sb_t *b, const char *fmt, va_list ap)
-{
-    va_list cp;
-    va_copy(cp, ap);
-    int k = vsnprintf(NULL, 0, fmt, cp);
-    va_end(cp);
-    if (k < 0 || b->err) {
-        b->err = 1;
-        return;
-    }
-    if (b->n + (size_t)k + 1 > b->cap) {
-        size_t nc = (b->cap ? b->cap * 2 : 4096);
-        while (nc < b->n + (size_t)k + 1)
-            nc *= 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->err = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
-    b->n += (size_t)k;
-}
+static void sb_vadd(sb_t *b, const char *fmt, va_list ap) { mct_str_vaddf(&b->t, fmt, ap); }
 
 static void sb_add(sb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_add(sb_t *b, const char *fmt, ...)
@@ -1007,7 +983,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         snprintf(attr_s, sizeof attr_s, "__attribute__((target(\"%s\"))) ", attr);
     const cg_pack *pb = &s->pack[OPD_B];
     if (s->prepack) {
-        ln(&b, "size_t %s_packed_size(long N, long K)", fn);
+        ln(&b, "size_t %s_packed_size(" MCT_RT_STR(MCT_RT_PSIZE_PARAMS) ")", fn);
         ln(&b, "{");
         if (pb->panel_axis == AX_K)
             ln(&b, "    return (size_t)N * (size_t)K;");
@@ -1015,7 +991,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
             ln(&b, "    return (size_t)((N + %lld) / %lld * %lld) * (size_t)K;",
                (long long)pb->panel_w - 1, (long long)pb->panel_w, (long long)pb->panel_w);
         ln(&b, "}");
-        ln(&b, "%svoid %s_pack_b(long N, long K, const float *B, long ldb, float *Bp)", attr_s, fn);
+        ln(&b, "%svoid %s_pack_b(" MCT_RT_STR(MCT_RT_PACK_PARAMS) ")", attr_s, fn);
         ln(&b, "{");
         const char *rs = s->w.layout == MCT_NN ? "1" : "ldb", *cs = s->w.layout == MCT_NN ? "ldb"
                                                                                         : "1";
@@ -1033,9 +1009,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
                (long long)pb->panel_w);
         ln(&b, "}");
     }
-    ln(&b, "%sint %s(long M, long N, long K, const float *A, long lda, const float *B, long ldb, "
-           "float *C, long ldc, const float *bias, long batch, long group, long sA, long sB, "
-           "long sC)", attr_s, fn);
+    ln(&b, "%sint %s(" MCT_RT_STR(MCT_RT_KERNEL_PARAMS) ")", attr_s, fn);
     ln(&b, "{");
     b.ind++;
     ln(&b, "if (M <= 0 || N <= 0 || K <= 0 || batch <= 0) return 0;");
@@ -1105,12 +1079,8 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         ln(&b, "#pragma GCC pop_options");
         ln(&b, "#endif");
     }
-    if (b.err) {
-        free(b.s);
-        return MCT_ENOMEM;
-    }
-    *out = b.s;
-    return 0;
+    *out = mct_str_take(&b.t);
+    return *out ? 0 : MCT_ENOMEM;
 }
 
 /* ---- pseudo-code ------------------------------------------------------------------------- */
@@ -1242,12 +1212,8 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
         else
             ln(&b, "C = %s  # epilogue pass", e);
     }
-    if (b.err) {
-        free(b.s);
-        return MCT_ENOMEM;
-    }
-    *out = b.s;
-    return 0;
+    *out = mct_str_take(&b.t);
+    return *out ? 0 : MCT_ENOMEM;
 }
 
 mct_target mct_target_of_isa(int isa)

@@ -1,4 +1,5 @@
 #include "tuner/cli.h"
+#include "codegen/text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -56,42 +57,18 @@ char *mct_cli_text_arg(const char *cmd, const char *text)
 {
     if (text[0] != '@')
         return strdup(text);
-    FILE *f = fopen(text + 1, "rb");
-    if (!f) {
-        fprintf(stderr, "mctune %s: cannot read '%s': %s\n", cmd, text + 1, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    char *buf, err[1200];
+    size_t len;
+    int r = mct_slurp(text + 1, 0, &buf, &len, err, sizeof err);
+    if (r == MCT_EINVAL) {
         fprintf(stderr, "mctune %s: '%s' is a directory; after @ give a file holding the text\n",
                 cmd, text + 1);
-        fclose(f);
         return NULL;
     }
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len < 2) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int rerr = ferror(f);
-    fclose(f);
-    if (!buf) {
-        fprintf(stderr, "mctune %s: '%s': out of memory\n", cmd, text + 1);
+    if (r) {
+        fprintf(stderr, "mctune %s: %s\n", cmd, err);
         return NULL;
     }
-    if (rerr) {
-        fprintf(stderr, "mctune %s: cannot read '%s': %s\n", cmd, text + 1, strerror(errno));
-        free(buf);
-        return NULL;
-    }
-    buf[len] = 0;
     /* a NUL inside would silently cut the text there */
     const char *nul = memchr(buf, 0, len);
     if (nul) {

@@ -3,15 +3,14 @@
  * drawn by gnuplot (a child process) as PNG and SVG, and a Markdown table of the speedup at fixed
  * sample counts and the samples each search needed to reach a target. */
 #include "tuner/cli.h"
+#include "tuner/proc.h"
 
 #include <errno.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -19,7 +18,6 @@
 #define CMD "report"
 #define MAXAT 16
 
-extern char **environ;
 
 static const char usage_text[] =
     "usage: mctune report LOG.jsonl [LOG2.jsonl ...] [--out DIR] [options]\n"
@@ -415,23 +413,21 @@ static int write_gp(const char *path, const char *dir, const char *title, const 
 static int run_gnuplot(const char *script)
 {
     char *argv[] = {"gnuplot", (char *)script, NULL};
-    pid_t pid;
-    int st = posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ);
-    if (st) {
-        if (st == ENOENT)
-            fprintf(stderr, "mctune report: gnuplot not found on PATH: install it "
-                    "(sh scripts/install-deps.sh installs gnuplot-nox; or apt-get install "
-                    "gnuplot-nox) or pass --no-plot for the table only\n");
-        else
-            fprintf(stderr, "mctune report: cannot run gnuplot: %s\n", strerror(st));
+    mct_proc_io io = {.inherit = MCT_PROC_OUT | MCT_PROC_ERR};
+    mct_proc_result res;
+    int r = mct_proc_run(argv, &io, &res);
+    mct_proc_result_free(&res);
+    if (r == MCT_ENOTFOUND) {
+        fprintf(stderr, "mctune report: gnuplot not found on PATH: install it "
+                "(sh scripts/install-deps.sh installs gnuplot-nox; or apt-get install "
+                "gnuplot-nox) or pass --no-plot for the table only\n");
         return 1;
     }
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) {
-            fprintf(stderr, "mctune report: waiting for gnuplot: %s\n", strerror(errno));
-            return 1;
-        }
-    if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+    if (r) {
+        fprintf(stderr, "mctune report: cannot run gnuplot: %s\n", mct_strerror(r));
+        return 1;
+    }
+    if (!mct_proc_ok(res.status)) {
         fprintf(stderr, "mctune report: gnuplot failed on %s (its messages are above); the data "
                 "is in the same folder\n", script);
         return 1;

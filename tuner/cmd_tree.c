@@ -3,20 +3,18 @@
  * (samples in its subtree, as MCTS backpropagation counts them); the path from the root to the
  * fastest node highlighted. `dot` (a child process) renders an SVG beside it when on PATH. */
 #include "tuner/cli.h"
+#include "tuner/proc.h"
 
 #include <errno.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cJSON.h>
 
 #define CMD "tree"
 
-extern char **environ;
 
 static const char usage_text[] =
     "usage: mctune tree LOG.jsonl --workload TEXT [--out FILE.dot] [options]\n"
@@ -235,14 +233,13 @@ static int write_dot(const char *path, const tree *t, const char *w, const char 
 static int run_dot(const char *dot, const char *svg)
 {
     char *argv[] = {"dot", "-Tsvg", (char *)dot, "-o", (char *)svg, NULL};
-    pid_t pid;
-    int st = posix_spawnp(&pid, "dot", NULL, NULL, argv, environ);
-    if (st)
-        return st == ENOENT ? 2 : 1;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return 1;
-    return WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : 1;
+    mct_proc_io io = {.inherit = MCT_PROC_OUT | MCT_PROC_ERR};
+    mct_proc_result res;
+    int r = mct_proc_run(argv, &io, &res);
+    mct_proc_result_free(&res);
+    if (r)
+        return r == MCT_ENOTFOUND ? 2 : 1;
+    return mct_proc_ok(res.status) ? 0 : 1;
 }
 
 int mct_cmd_tree(int argc, char **argv)
