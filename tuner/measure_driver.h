@@ -1,53 +1,18 @@
 /* The measurement driver: the child program that runs one candidate (see tuner/measure.h).
- * Its source is embedded here as a string; the harness compiles it once into the compile cache
- * (keyed by this text, the compiler and its flags) and execs it for every run, so the driver
- * is never sanitized, never linked with the tuner's libraries, and rebuilt whenever it changes.
- * The parent <-> driver structs live in MCT_MEAS_PROTO_DEF: measure.c expands the macro and the
- * driver text receives it stringified, so both sides always agree. Internal to measure.c. */
+ * Its source is held here as a string; the harness compiles it once into the compile cache
+ * (keyed by this text, the compiler and its flags, tuner/meas_cache.c) and execs it for every
+ * run (tuner/meas_proto.c), so the driver is never sanitized, never linked with the tuner's
+ * libraries, and rebuilt whenever it changes. It receives the protocol (MCT_MEAS_PROTO_DEF,
+ * tuner/meas_int.h) and the kernel ABI (runtime/dispatch.h) stringified, so the harness, the
+ * driver and every kernel share one definition of each. Only tuner/meas_cache.c includes this. */
 #ifndef MCT_MEASURE_DRIVER_H
 #define MCT_MEASURE_DRIVER_H
 
-/* The parent <-> driver protocol, one definition for both sides: measure.c expands it, and
- * the driver source receives it stringified. Bump MCT_MEAS_PROTO_VERSION on any change. */
-#define MCT_MEAS_PROTO_VERSION 2
-#define MCT_MEAS_PROTO_DEF                                                                     \
-    enum { MCT_JOB_MAGIC = 0x6d63746a, MCT_NSEC = 5, MCT_MAXCPU = 256 };                       \
-    enum { MCT_NCORE = 4, MCT_NLIB = 3, LIB_OB = 0, LIB_OB_FORCED = 1, LIB_DNNL = 2 };         \
-    enum { SEC_A = 0, SEC_BIAS = 1, SEC_C0 = 2, SEC_OUT = 3, SEC_B = 4 };                       \
-    struct mct_job {                                                                           \
-        unsigned magic, version, size, pad_;                                                   \
-        long M, N, K, batch, group, lda, ldb, ldc, sA, sB, sC;                                 \
-        int layout, beta, has_bias, prepacked, baseline, threads, ncpu, pad2_;                 \
-        int cpus[MCT_MAXCPU];                                                                  \
-        long sec_off[MCT_NSEC], sec_len[MCT_NSEC];                                             \
-        long a_at, bias_at, c0_at, out_at, b_at, b_stride, copies;                             \
-        long a_floats, b_floats, c_floats;                                                     \
-        double min_time, warmup_time;                                                          \
-        long min_runs, max_runs;                                                               \
-        char ob_cores[MCT_NCORE][24]; /* OpenBLAS cores to force, best first ("" ends) */     \
-        int dnnl_isa_cap, pad3_;      /* dnnl_set_max_cpu_isa value, 0 for none */             \
-    };                                                                                         \
-    enum { MSG_FIRST = 1, MSG_DONE = 2, MSG_FAULT = 3, MSG_ERROR = 4 };                        \
-    enum { ERR_SETUP = 1, ERR_LOAD = 2, ERR_SYMBOL = 3, ERR_CANARY = 4 };                      \
-    enum { BASE_NONE = 0, BASE_SGEMM = 1, BASE_SGEMV = 2, BASE_UNAVAILABLE = -1 };            \
-    struct mct_stats { long n; double med, min, max, q1, q3; };                                \
-    /* one baseline library: kind BASE_SGEMM/BASE_SGEMV when timed, else BASE_UNAVAILABLE or  \
-     * BASE_NONE; name: "OpenBLAS 0.3.21 core Zen", "oneDNN 2.6.3 ISA avx2", or why not */    \
-    struct mct_lib_res { int kind, threads; char name[160]; struct mct_stats st; };          \
-    struct mct_msg {                                                                           \
-        int kind, code, where, base_kind;                                                      \
-        long off;                                                                              \
-        double first_s;                                                                        \
-        struct mct_stats run, base;                                                            \
-        struct mct_lib_res lib[MCT_NLIB];                                                      \
-        char text[512];                                                                        \
-    };
-
-#define MCT_MEAS_STR_(...) #__VA_ARGS__
-#define MCT_MEAS_STR(...) MCT_MEAS_STR_(__VA_ARGS__)
+#include "runtime/dispatch.h"
+#include "tuner/meas_int.h"
 
 static const char mct_meas_driver_src[] =
-    "/* mctune measurement driver: runs one candidate kernel for the harness (tuner/measure.c).\n"
+    "/* mctune measurement driver: runs one candidate kernel for the harness (tuner/meas_proto.c).\n"
     " * fd 3: the job memfd (read-only inputs, shared out area); fd 4: a SOCK_SEQPACKET socket to\n"
     " * the parent. argv: OBJECT FN. Built and run by the harness; not meant to be run by hand. */\n"
     "#include <dlfcn.h>\n"
@@ -64,7 +29,7 @@ static const char mct_meas_driver_src[] =
     "#include <time.h>\n"
     "#include <unistd.h>\n"
     "\n"
-    MCT_MEAS_STR(MCT_MEAS_PROTO_DEF) "\n"
+    MCT_RT_STR(MCT_MEAS_PROTO_DEF) "\n"
     "\n"
     "typedef void (*kern_fn)(long, long, long, const float *, long, const float *, long, float *,\n"
     "                        long, const float *, long, long, long, long, long);\n"
