@@ -18,12 +18,13 @@ static char cache[256];
 static int sanitized;
 
 /* A correct naive kernel for any workload (act: 0 none, 1 relu), with EXTRA appended at the
- * end of its body so that faults can be planted after a correct computation. */
+ * end of its body so that faults can be planted after a correct computation. It returns 0 as
+ * the kernel ABI says (runtime/dispatch.h), unless EXTRA returns first. */
 static char *kernel_src(const char *fn, int nt, int relu, int beta, const char *extra)
 {
     static const char fmt[] =
         "#include <stdlib.h>\n"
-        "void %s(long M, long N, long K, const float *A, long lda, const float *B, long ldb,\n"
+        "int %s(long M, long N, long K, const float *A, long lda, const float *B, long ldb,\n"
         "        float *C, long ldc, const float *bias, long batch, long group, long sA,\n"
         "        long sB, long sC)\n"
         "{\n"
@@ -41,6 +42,7 @@ static char *kernel_src(const char *fn, int nt, int relu, int beta, const char *
         "            }\n"
         "    }\n"
         "    %s\n"
+        "    return 0;\n"
         "}\n";
     char *s = NULL;
     if (asprintf(&s, fmt, fn, nt, relu, beta, extra ? extra : "") < 0)
@@ -204,6 +206,19 @@ static void test_abort(void)
 {
     planted("abort", "matmul f32 nt M=7 N=13 K=29 epi=none", "abort();", MCT_MEAS_CRASH,
             "SIGABRT");
+}
+
+/* A kernel that cannot allocate its packing or scratch buffer returns MCT_ENOMEM (-2) and leaves C
+ * unwritten: a failed candidate that says so, never a wrong answer or a timing of nothing. */
+static void test_kernel_enomem(void)
+{
+    planted("kernel returns MCT_ENOMEM", "matmul f32 nt M=7 N=13 K=29 epi=none", "return -2;",
+            MCT_MEAS_CRASH, "kernel returned MCT_ENOMEM (-2): ");
+    /* right on the checked first run, out of memory on a later call */
+    planted("kernel returns MCT_ENOMEM when timed", "matmul f32 nt M=7 N=13 K=29 epi=none",
+            "static int calls_; if (++calls_ > 1) return -2;", MCT_MEAS_CRASH,
+            "kernel returned MCT_ENOMEM (-2): its packing or scratch buffer could not be "
+            "allocated, so C is not fully written (during the timed runs)");
 }
 
 static void test_missing_symbol(void)
@@ -420,10 +435,11 @@ static void test_prepacked_bmm(void)
                    "void pk_pack_b(long N, long K, const float *B, long ldb, float *Bp)\n"
                    "{ for (long j = 0; j < N; j++) for (long k = 0; k < K; k++)\n"
                    "      Bp[k * N + j] = B[j * ldb + k]; }\n"
-                   "void pk(long M, long N, long K, const float *A, long lda, const float *B,\n"
-                   "        long ldb, float *C, long ldc, const float *bias, long batch,\n"
-                   "        long group, long sA, long sB, long sC)\n"
-                   "{ pk_inner(M, N, K, A, lda, B, N, C, ldc, bias, batch, group, sA, sB, sC); }\n",
+                   "int pk(long M, long N, long K, const float *A, long lda, const float *B,\n"
+                   "       long ldb, float *C, long ldc, const float *bias, long batch,\n"
+                   "       long group, long sA, long sB, long sC)\n"
+                   "{ return pk_inner(M, N, K, A, lda, B, N, C, ldc, bias, batch, group, sA, sB,\n"
+                   "                  sC); }\n",
                    body) > 0);
     mct_meas_result r = measure_src(m, &w, src, "pk", 1);
     CHECKF(r.status == MCT_MEAS_OK, "prepacked: %s %s", mct_meas_status_name(r.status), r.detail);
@@ -583,6 +599,7 @@ int main(void)
     test_sigfpe();
     test_early_exit();
     test_abort();
+    test_kernel_enomem();
     test_missing_symbol();
     test_cache_hit();
     test_cache_two_processes();

@@ -19,7 +19,7 @@ static const char usage_text[] =
     "  --schedule TEXT|@FILE  transformations, e.g. \"tile(j, 16); vectorize(j1)\" (default:\n"
     "                       the untuned nest)\n"
     "  --source FILE        measure a hand-written C kernel with the ABI of codegen/codegen.h\n"
-    "                       instead of a schedule\n"
+    "                       (it returns int: 0, or -2 when out of memory) instead of a schedule\n"
     "  --fn NAME            the kernel's name in --source (default mct_cand)\n"
     "  --prepacked          the --source kernel also defines NAME_packed_size, NAME_pack_b\n"
     "  --threads N          threads of the kernel (OMP_NUM_THREADS, pinned; default 1)\n"

@@ -21,7 +21,7 @@
 /* The parent <-> driver protocol, one definition for both sides: the harness expands it below,
  * and tuner/measure_driver.h gives it to the driver stringified, so the two always agree. Bump
  * MCT_MEAS_PROTO_VERSION on any change. */
-#define MCT_MEAS_PROTO_VERSION 2
+#define MCT_MEAS_PROTO_VERSION 3
 #define MCT_MEAS_PROTO_DEF                                                                     \
     enum { MCT_JOB_MAGIC = 0x6d63746a, MCT_NSEC = 5, MCT_MAXCPU = 256 };                       \
     enum { MCT_NCORE = 4, MCT_NLIB = 3, LIB_OB = 0, LIB_OB_FORCED = 1, LIB_DNNL = 2 };         \
@@ -40,7 +40,8 @@
         int dnnl_isa_cap, pad3_;      /* dnnl_set_max_cpu_isa value, 0 for none */             \
     };                                                                                         \
     enum { MSG_FIRST = 1, MSG_DONE = 2, MSG_FAULT = 3, MSG_ERROR = 4 };                        \
-    enum { ERR_SETUP = 1, ERR_LOAD = 2, ERR_SYMBOL = 3, ERR_CANARY = 4 };                      \
+    /* ERR_KERNEL: the kernel returned nonzero; off holds what it returned */                 \
+    enum { ERR_SETUP = 1, ERR_LOAD = 2, ERR_SYMBOL = 3, ERR_CANARY = 4, ERR_KERNEL = 5 };      \
     enum { BASE_NONE = 0, BASE_SGEMM = 1, BASE_SGEMV = 2, BASE_UNAVAILABLE = -1 };            \
     struct mct_stats { long n; double med, min, max, q1, q3; };                                \
     /* one baseline library: kind BASE_SGEMM/BASE_SGEMV when timed, else BASE_UNAVAILABLE or  \

@@ -125,6 +125,18 @@ static void describe_fault(const struct mct_msg *msg, const char *phase, char *o
         snprintf(out, len, "%s: %s (during %s)", sig_name(msg->code), what, phase);
 }
 
+/* The ABI lets a kernel return 0 or MCT_ENOMEM (runtime/dispatch.h); anything else is a bug of
+ * the kernel, named as such. */
+static void describe_kernel_error(long rc, const char *phase, char *out, size_t len)
+{
+    if (rc == MCT_ENOMEM)
+        snprintf(out, len, "kernel returned MCT_ENOMEM (%ld): its packing or scratch buffer "
+                 "could not be allocated, so C is not fully written (during %s)", rc, phase);
+    else
+        snprintf(out, len, "kernel returned %ld (%s), which the kernel ABI does not allow (0 or "
+                 "MCT_ENOMEM) (during %s)", rc, mct_strerror((int)rc), phase);
+}
+
 /* The run-specific part of the job header: the candidate, the protocol's settings, the CPUs. */
 static void job_fill(const mct_meas *m, const struct meas_cand *c, struct mct_job *j)
 {
@@ -192,8 +204,8 @@ static void take_done(const mct_meas *m, const struct mct_msg *msg, mct_meas_res
     }
 }
 
-/* A MSG_ERROR: what the driver could not do. */
-static void take_error(struct mct_msg *msg, mct_meas_result *r)
+/* A MSG_ERROR: what the driver could not do, or what the kernel said. */
+static void take_error(struct mct_msg *msg, const char *phase, mct_meas_result *r)
 {
     msg->text[sizeof msg->text - 1] = 0;
     if (msg->code == ERR_LOAD || msg->code == ERR_SYMBOL) {
@@ -203,6 +215,8 @@ static void take_error(struct mct_msg *msg, mct_meas_result *r)
     } else if (msg->code == ERR_CANARY) {
         snprintf(r->detail, sizeof r->detail, "out-of-bounds write (canary bytes changed), "
                  "%.400s", msg->text);
+    } else if (msg->code == ERR_KERNEL) {
+        describe_kernel_error(msg->off, phase, r->detail, sizeof r->detail);
     } else {
         snprintf(r->detail, sizeof r->detail, "driver set-up failed: %.400s", msg->text);
     }
@@ -265,7 +279,7 @@ void meas_proto_run(mct_meas *m, const struct meas_cand *c, const char *obj,
     } else if (got == 1 && msg.kind == MSG_FAULT) {
         describe_fault(&msg, phase, r->detail, sizeof r->detail);
     } else if (got == 1 && msg.kind == MSG_ERROR) {
-        take_error(&msg, r);
+        take_error(&msg, phase, r);
     } else if (got == 1) {
         snprintf(r->detail, sizeof r->detail, "harness: unexpected message %d from the driver "
                  "during %s", msg.kind, phase);

@@ -61,7 +61,9 @@
 typedef enum {
     MCT_MEAS_OK = 0,
     MCT_MEAS_COMPILE_ERROR, /* lowering or cc failed, or the object lacks the kernel symbol */
-    MCT_MEAS_CRASH,         /* signal, out-of-bounds write (guard page or canary), early exit */
+    MCT_MEAS_CRASH,         /* signal, out-of-bounds write (guard page or canary), early exit,
+                               or the kernel returned nonzero (MCT_ENOMEM: no packing or scratch
+                               buffer; detail "kernel returned MCT_ENOMEM (-2): ...") */
     MCT_MEAS_TIMEOUT,       /* the child ran past its time limit and was killed */
     MCT_MEAS_WRONG          /* first run differs from the oracle beyond the tolerance */
 } mct_meas_status;
