@@ -61,6 +61,21 @@ static void opts_fast(mct_meas_opts *o)
     o->rotate_cap = 4 << 20;
 }
 
+/* A harness on the test cache with o (NULL: opts_fast's settings); NULL after a failed check. */
+static mct_meas *harness(const mct_meas_opts *o)
+{
+    mct_meas_opts fast;
+    if (!o) {
+        opts_fast(&fast);
+        o = &fast;
+    }
+    mct_meas *m = NULL;
+    char err[512] = "";
+    int rc = mct_meas_create(o, &m, err, sizeof err);
+    CHECKF(rc == 0, "create: %s: %s", mct_strerror(rc), err);
+    return m;
+}
+
 static mct_workload wl(const char *text)
 {
     mct_workload w;
@@ -100,13 +115,8 @@ static void check_good(mct_meas *m, const mct_workload *w, const char *after)
 static void planted(const char *name, const char *wltext, const char *extra,
                     mct_meas_status want, const char *word)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    char err[512];
-    int rc = mct_meas_create(&o, &m, err, sizeof err);
-    CHECKF(rc == 0, "create: %s", err);
-    if (rc)
+    mct_meas *m = harness(NULL);
+    if (!m)
         return;
     mct_workload w = wl(wltext);
     char *src = kernel_src("k", w.layout == MCT_NT, 0, w.beta, extra);
@@ -168,10 +178,7 @@ static void test_reads_c_when_beta0(void)
 {
     /* C = out must not read C: the harness fills C with NaN first, so a kernel that does
      * C += out on a beta=0 workload is wrong */
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(NULL);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=7 N=13 K=29 epi=none");
@@ -223,10 +230,7 @@ static void test_kernel_enomem(void)
 
 static void test_missing_symbol(void)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(NULL);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=3 N=5 K=7 epi=none");
@@ -267,8 +271,7 @@ static void test_cache_hit(void)
 {
     mct_meas_opts o;
     opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(&o);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nn M=9 N=31 K=17 epi=none");
@@ -290,7 +293,7 @@ static void test_cache_hit(void)
     mct_meas_destroy(m);
 
     /* a new harness (a restart) finds it too; other flags make another key */
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    m = harness(&o);
     if (!m)
         return;
     mct_meas_status st;
@@ -299,7 +302,7 @@ static void test_cache_hit(void)
     CHECK(st == MCT_MEAS_OK && c1.compiles == 0 && c1.cache_hits == 1);
     mct_meas_destroy(m);
     o.cflags = "-O2 -fPIC -shared";
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    m = harness(&o);
     if (!m)
         return;
     mct_meas_result r3 = measure_src(m, &w, src, "k", 0);
@@ -353,8 +356,7 @@ static void test_cache_two_processes(void)
     mct_meas_opts o;
     opts_fast(&o);
     o.cache_dir = dir;
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(&o);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=3 N=11 K=19 epi=none");
@@ -379,8 +381,7 @@ static void test_batch(void)
     mct_meas_opts o;
     opts_fast(&o);
     o.jobs = 2;
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(&o);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=6 N=10 K=33 epi=bias+relu beta=1");
@@ -420,10 +421,7 @@ static void test_batch(void)
 
 static void test_prepacked_bmm(void)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(NULL);
     if (!m)
         return;
     /* prepack: B[N,K] (nt) packed as B^T [K,N], the kernel then runs as nn on the packed copy */
@@ -463,8 +461,7 @@ static void test_repeatable_and_baseline(void)
     opts_fast(&o);
     o.min_time_s = 0.05;
     o.min_runs = 10;
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(&o);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=8 N=64 K=256 epi=none");
@@ -481,7 +478,7 @@ static void test_repeatable_and_baseline(void)
 
     o.baseline = 1;
     o.hot = 1;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    m = harness(&o);
     if (!m)
         return;
     w = wl("matmul f32 nt M=1 N=64 K=256 epi=none");
@@ -497,15 +494,11 @@ static void test_repeatable_and_baseline(void)
 
 static void test_schedule(void)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(NULL);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=5 N=33 K=47 epi=bias+relu");
     mct_sched *s = NULL;
-    char why[256] = "";
     CHECKF(mct_sched_create(&w, &s) == 0, "sched_create");
     if (!s) {
         mct_meas_destroy(m);
@@ -515,7 +508,6 @@ static void test_schedule(void)
     CHECK(mct_meas_run(m, &w, &(mct_meas_cand){.sched = s}, &r) == 0);
     CHECKF(r.status == MCT_MEAS_OK, "untuned schedule: %s %s", mct_meas_status_name(r.status),
            r.detail);
-    (void)why;
     mct_sched_destroy(s);
     mct_meas_destroy(m);
 }
