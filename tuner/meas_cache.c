@@ -296,17 +296,17 @@ static int job_start(mct_meas *m, struct meas_job *j, char *const *flags, int nf
     return rc;
 }
 
-/* The compiler has exited with status st (waited: 0, or MCT_EIO when the process was lost), or
+/* The compiler has exited with status st (wait_rc: 0, or MCT_EIO when the process was lost), or
  * was killed at compile_timeout_s (timed_out): moves the object or the error log into the cache
  * and says what happened. */
-static void job_finish(mct_meas *m, struct meas_job *j, int waited, int st, int timed_out)
+static void job_finish(mct_meas *m, struct meas_job *j, int wait_rc, int st, int timed_out)
 {
     if (timed_out) {
         snprintf(j->detail, sizeof j->detail, "the compiler ran past %.0f s and was killed "
                  "(raise compile_timeout_s)", m->o.compile_timeout_s);
         unlink(j->obj_tmp);
         unlink(j->err_tmp);
-    } else if (waited) {
+    } else if (wait_rc) {
         snprintf(j->detail, sizeof j->detail, "lost the compiler process: %s", strerror(errno));
     } else if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && file_exists(j->obj_tmp)) {
         if (rename(j->obj_tmp, j->obj) == 0)
@@ -427,8 +427,8 @@ int meas_cache_driver(mct_meas *m, char *err, size_t errlen)
         if (rc)
             goto fail;
         int st = 0, late = 0;
-        int waited = mct_proc_wait(j.pid, m->o.compile_timeout_s, &st, &late);
-        job_finish(m, &j, waited, st, late);
+        int wait_rc = mct_proc_wait(j.pid, m->o.compile_timeout_s, &st, &late);
+        job_finish(m, &j, wait_rc, st, late);
     }
     if (!j.ok) {
         rc = mct_errf(err, errlen, MCT_EUNSUPPORTED, "cannot build the measurement driver with "
