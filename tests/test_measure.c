@@ -18,12 +18,13 @@ static char cache[256];
 static int sanitized;
 
 /* A correct naive kernel for any workload (act: 0 none, 1 relu), with EXTRA appended at the
- * end of its body so that faults can be planted after a correct computation. */
+ * end of its body so that faults can be planted after a correct computation. It returns 0 as
+ * the kernel ABI says (runtime/dispatch.h), unless EXTRA returns first. */
 static char *kernel_src(const char *fn, int nt, int relu, int beta, const char *extra)
 {
     static const char fmt[] =
         "#include <stdlib.h>\n"
-        "void %s(long M, long N, long K, const float *A, long lda, const float *B, long ldb,\n"
+        "int %s(long M, long N, long K, const float *A, long lda, const float *B, long ldb,\n"
         "        float *C, long ldc, const float *bias, long batch, long group, long sA,\n"
         "        long sB, long sC)\n"
         "{\n"
@@ -41,6 +42,7 @@ static char *kernel_src(const char *fn, int nt, int relu, int beta, const char *
         "            }\n"
         "    }\n"
         "    %s\n"
+        "    return 0;\n"
         "}\n";
     char *s = NULL;
     if (asprintf(&s, fmt, fn, nt, relu, beta, extra ? extra : "") < 0)
@@ -57,6 +59,21 @@ static void opts_fast(mct_meas_opts *o)
     o->warmup_s = 0.001;
     o->timeout_s = sanitized ? 6 : 3;
     o->rotate_cap = 4 << 20;
+}
+
+/* A harness on the test cache with o (NULL: opts_fast's settings); NULL after a failed check. */
+static mct_meas *harness(const mct_meas_opts *o)
+{
+    mct_meas_opts fast;
+    if (!o) {
+        opts_fast(&fast);
+        o = &fast;
+    }
+    mct_meas *m = NULL;
+    char err[512] = "";
+    int rc = mct_meas_create(o, &m, err, sizeof err);
+    CHECKF(rc == 0, "create: %s: %s", mct_strerror(rc), err);
+    return m;
 }
 
 static mct_workload wl(const char *text)
@@ -98,13 +115,8 @@ static void check_good(mct_meas *m, const mct_workload *w, const char *after)
 static void planted(const char *name, const char *wltext, const char *extra,
                     mct_meas_status want, const char *word)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    char err[512];
-    int rc = mct_meas_create(&o, &m, err, sizeof err);
-    CHECKF(rc == 0, "create: %s", err);
-    if (rc)
+    mct_meas *m = harness(NULL);
+    if (!m)
         return;
     mct_workload w = wl(wltext);
     char *src = kernel_src("k", w.layout == MCT_NT, 0, w.beta, extra);
@@ -166,10 +178,7 @@ static void test_reads_c_when_beta0(void)
 {
     /* C = out must not read C: the harness fills C with NaN first, so a kernel that does
      * C += out on a beta=0 workload is wrong */
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(NULL);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=7 N=13 K=29 epi=none");
@@ -206,12 +215,22 @@ static void test_abort(void)
             "SIGABRT");
 }
 
+/* A kernel that cannot allocate its packing or scratch buffer returns MCT_ENOMEM (-2) and leaves C
+ * unwritten: a failed candidate that says so, never a wrong answer or a timing of nothing. */
+static void test_kernel_enomem(void)
+{
+    planted("kernel returns MCT_ENOMEM", "matmul f32 nt M=7 N=13 K=29 epi=none", "return -2;",
+            MCT_MEAS_CRASH, "kernel returned MCT_ENOMEM (-2): ");
+    /* right on the checked first run, out of memory on a later call */
+    planted("kernel returns MCT_ENOMEM when timed", "matmul f32 nt M=7 N=13 K=29 epi=none",
+            "static int calls_; if (++calls_ > 1) return -2;", MCT_MEAS_CRASH,
+            "kernel returned MCT_ENOMEM (-2): its packing or scratch buffer could not be "
+            "allocated, so C is not fully written (during the timed runs)");
+}
+
 static void test_missing_symbol(void)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(NULL);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=3 N=5 K=7 epi=none");
@@ -252,8 +271,7 @@ static void test_cache_hit(void)
 {
     mct_meas_opts o;
     opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(&o);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nn M=9 N=31 K=17 epi=none");
@@ -275,7 +293,7 @@ static void test_cache_hit(void)
     mct_meas_destroy(m);
 
     /* a new harness (a restart) finds it too; other flags make another key */
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    m = harness(&o);
     if (!m)
         return;
     mct_meas_status st;
@@ -284,7 +302,7 @@ static void test_cache_hit(void)
     CHECK(st == MCT_MEAS_OK && c1.compiles == 0 && c1.cache_hits == 1);
     mct_meas_destroy(m);
     o.cflags = "-O2 -fPIC -shared";
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    m = harness(&o);
     if (!m)
         return;
     mct_meas_result r3 = measure_src(m, &w, src, "k", 0);
@@ -338,8 +356,7 @@ static void test_cache_two_processes(void)
     mct_meas_opts o;
     opts_fast(&o);
     o.cache_dir = dir;
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(&o);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=3 N=11 K=19 epi=none");
@@ -364,8 +381,7 @@ static void test_batch(void)
     mct_meas_opts o;
     opts_fast(&o);
     o.jobs = 2;
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(&o);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=6 N=10 K=33 epi=bias+relu beta=1");
@@ -405,10 +421,7 @@ static void test_batch(void)
 
 static void test_prepacked_bmm(void)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(NULL);
     if (!m)
         return;
     /* prepack: B[N,K] (nt) packed as B^T [K,N], the kernel then runs as nn on the packed copy */
@@ -420,10 +433,11 @@ static void test_prepacked_bmm(void)
                    "void pk_pack_b(long N, long K, const float *B, long ldb, float *Bp)\n"
                    "{ for (long j = 0; j < N; j++) for (long k = 0; k < K; k++)\n"
                    "      Bp[k * N + j] = B[j * ldb + k]; }\n"
-                   "void pk(long M, long N, long K, const float *A, long lda, const float *B,\n"
-                   "        long ldb, float *C, long ldc, const float *bias, long batch,\n"
-                   "        long group, long sA, long sB, long sC)\n"
-                   "{ pk_inner(M, N, K, A, lda, B, N, C, ldc, bias, batch, group, sA, sB, sC); }\n",
+                   "int pk(long M, long N, long K, const float *A, long lda, const float *B,\n"
+                   "       long ldb, float *C, long ldc, const float *bias, long batch,\n"
+                   "       long group, long sA, long sB, long sC)\n"
+                   "{ return pk_inner(M, N, K, A, lda, B, N, C, ldc, bias, batch, group, sA, sB,\n"
+                   "                  sC); }\n",
                    body) > 0);
     mct_meas_result r = measure_src(m, &w, src, "pk", 1);
     CHECKF(r.status == MCT_MEAS_OK, "prepacked: %s %s", mct_meas_status_name(r.status), r.detail);
@@ -447,8 +461,7 @@ static void test_repeatable_and_baseline(void)
     opts_fast(&o);
     o.min_time_s = 0.05;
     o.min_runs = 10;
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(&o);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=8 N=64 K=256 epi=none");
@@ -465,7 +478,7 @@ static void test_repeatable_and_baseline(void)
 
     o.baseline = 1;
     o.hot = 1;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    m = harness(&o);
     if (!m)
         return;
     w = wl("matmul f32 nt M=1 N=64 K=256 epi=none");
@@ -481,15 +494,11 @@ static void test_repeatable_and_baseline(void)
 
 static void test_schedule(void)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    mct_meas *m = NULL;
-    CHECK(mct_meas_create(&o, &m, NULL, 0) == 0);
+    mct_meas *m = harness(NULL);
     if (!m)
         return;
     mct_workload w = wl("matmul f32 nt M=5 N=33 K=47 epi=bias+relu");
     mct_sched *s = NULL;
-    char why[256] = "";
     CHECKF(mct_sched_create(&w, &s) == 0, "sched_create");
     if (!s) {
         mct_meas_destroy(m);
@@ -499,7 +508,6 @@ static void test_schedule(void)
     CHECK(mct_meas_run(m, &w, &(mct_meas_cand){.sched = s}, &r) == 0);
     CHECKF(r.status == MCT_MEAS_OK, "untuned schedule: %s %s", mct_meas_status_name(r.status),
            r.detail);
-    (void)why;
     mct_sched_destroy(s);
     mct_meas_destroy(m);
 }
@@ -583,6 +591,7 @@ int main(void)
     test_sigfpe();
     test_early_exit();
     test_abort();
+    test_kernel_enomem();
     test_missing_symbol();
     test_cache_hit();
     test_cache_two_processes();

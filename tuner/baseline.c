@@ -94,6 +94,34 @@ static int bind_cblas(mct_base_lib *l, const char *lib, char *err, size_t errlen
     return 0;
 }
 
+/* Takes OpenBLAS handle h as l's library, running core `core`: its cblas calls, its thread
+ * calls, and its labels; own is the core it picks itself when `core` was forced, else NULL. */
+static int use_openblas(mct_base_lib *l, void *h, const char *lib, const char *ver,
+                        const char *core, const char *own, char *err, size_t errlen)
+{
+    l->h = h;
+    int rc = bind_cblas(l, lib, err, errlen);
+    if (rc)
+        return rc;
+    l->set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
+    l->get_threads = (int (*)(void))dlsym(h, "openblas_get_num_threads");
+    if (own)
+        snprintf(l->label, sizeof l->label, "OpenBLAS %s core %s (forced with "
+                 "OPENBLAS_CORETYPE; its own choice here is %s)", ver, core, own);
+    else
+        snprintf(l->label, sizeof l->label, "OpenBLAS %s core %s (its own choice)", ver, core);
+    snprintf(l->shortname, sizeof l->shortname, "OpenBLAS %s%s", core, own ? "*" : "");
+    snprintf(l->core, sizeof l->core, "%s", core);
+    return 0;
+}
+
+/* Appends "CORE (why)" to the list of forced cores that did not work. */
+static void tried_add(char *tried, size_t len, const char *core, const char *why)
+{
+    size_t tl = strlen(tried);
+    snprintf(tried + tl, len - tl, "%s%s (%s)", tl ? ", " : "", core, why);
+}
+
 static int open_openblas(mct_base_lib *l, const mct_cpu *cpu, mct_tier tier, int forced,
                          char *err, size_t errlen)
 {
@@ -106,19 +134,8 @@ static int open_openblas(mct_base_lib *l, const mct_cpu *cpu, mct_tier tier, int
     char *(*cn)(void) = (char *(*)(void))dlsym(own, "openblas_get_corename");
     const char *own_core = cn ? cn() : "?";
     openblas_version(own, ver, sizeof ver);
-    if (!forced) {
-        l->h = own;
-        int rc = bind_cblas(l, lib, err, errlen);
-        if (rc)
-            return rc;
-        l->set_threads = (void (*)(int))dlsym(own, "openblas_set_num_threads");
-        l->get_threads = (int (*)(void))dlsym(own, "openblas_get_num_threads");
-        snprintf(l->label, sizeof l->label, "OpenBLAS %s core %s (its own choice)", ver,
-                 own_core);
-        snprintf(l->shortname, sizeof l->shortname, "OpenBLAS %s", own_core);
-        snprintf(l->core, sizeof l->core, "%s", own_core);
-        return 0;
-    }
+    if (!forced)
+        return use_openblas(l, own, lib, ver, own_core, NULL, err, errlen);
     char own_copy[64];
     snprintf(own_copy, sizeof own_copy, "%s", own_core);
     dlclose(own);
@@ -143,31 +160,19 @@ static int open_openblas(mct_base_lib *l, const mct_cpu *cpu, mct_tier tier, int
             unsetenv("OPENBLAS_CORETYPE");
         free(saved);
         if (!h) {
-            size_t tl = strlen(tried);
-            snprintf(tried + tl, sizeof tried - tl, "%s%s (dlmopen failed)", tl ? ", " : "",
-                     cores[i]);
+            tried_add(tried, sizeof tried, cores[i], "dlmopen failed");
             continue;
         }
         char *(*fcn)(void) = (char *(*)(void))dlsym(h, "openblas_get_corename");
         const char *got = fcn ? fcn() : "?";
         if (strcasecmp(got, cores[i])) {
-            size_t tl = strlen(tried);
-            snprintf(tried + tl, sizeof tried - tl, "%s%s (runs %s)", tl ? ", " : "", cores[i],
-                     got);
+            char why[64];
+            snprintf(why, sizeof why, "runs %s", got);
+            tried_add(tried, sizeof tried, cores[i], why);
             dlclose(h);
             continue;
         }
-        l->h = h;
-        int rc = bind_cblas(l, lib, err, errlen);
-        if (rc)
-            return rc;
-        l->set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
-        l->get_threads = (int (*)(void))dlsym(h, "openblas_get_num_threads");
-        snprintf(l->label, sizeof l->label, "OpenBLAS %s core %s (forced with "
-                 "OPENBLAS_CORETYPE; its own choice here is %s)", ver, got, own_copy);
-        snprintf(l->shortname, sizeof l->shortname, "OpenBLAS %s*", got);
-        snprintf(l->core, sizeof l->core, "%s", got);
-        return 0;
+        return use_openblas(l, h, lib, ver, got, own_copy, err, errlen);
     }
     return mct_errf(err, errlen, MCT_ENOTAPPLIC, "no forced OpenBLAS core could be verified: "
                     "tried %s", tried);

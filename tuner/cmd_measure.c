@@ -1,5 +1,6 @@
 /* mctune measure: compile, check and time one schedule (or a raw C kernel), optionally against
  * OpenBLAS on the same data in the same child process. */
+#include "codegen/text.h"
 #include "tuner/cli.h"
 #include "tuner/measure.h"
 #include "tuner/oracle.h"
@@ -19,7 +20,7 @@ static const char usage_text[] =
     "  --schedule TEXT|@FILE  transformations, e.g. \"tile(j, 16); vectorize(j1)\" (default:\n"
     "                       the untuned nest)\n"
     "  --source FILE        measure a hand-written C kernel with the ABI of codegen/codegen.h\n"
-    "                       instead of a schedule\n"
+    "                       (it returns int: 0, or -2 when out of memory) instead of a schedule\n"
     "  --fn NAME            the kernel's name in --source (default mct_cand)\n"
     "  --prepacked          the --source kernel also defines NAME_packed_size, NAME_pack_b\n"
     "  --threads N          threads of the kernel (OMP_NUM_THREADS, pinned; default 1)\n"
@@ -77,31 +78,32 @@ int mct_cmd_measure(int argc, char **argv)
     mct_sched *s = NULL;
     mct_meas *m = NULL;
 
+    /* the switches, and the options whose text is kept as given */
+    const struct { const char *name; int *on; } switches[] = {
+        {"--hot", &o.hot}, {"--baseline", &o.baseline}, {"--prepacked", &prepacked}};
+    const struct { const char *name; const char **text; } texts[] = {
+        {"--schedule", &sched_arg}, {"--source", &source}, {"--fn", &fn},
+        {"--cache", &o.cache_dir},  {"--cc", &o.cc},        {"--cflags", &o.cflags}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage_text, stdout);
             return 0;
         }
-        if (!strcmp(a, "--hot")) {
-            o.hot = 1;
-        } else if (!strcmp(a, "--baseline")) {
-            o.baseline = 1;
-        } else if (!strcmp(a, "--prepacked")) {
-            prepacked = 1;
-        } else if ((r = mct_cli_opt("measure", argc, argv, &i, "--schedule", &val))) {
-            if (r < 0)
-                return 2;
-            sched_arg = val;
-        } else if ((r = mct_cli_opt("measure", argc, argv, &i, "--source", &val))) {
-            if (r < 0)
-                return 2;
-            source = val;
-        } else if ((r = mct_cli_opt("measure", argc, argv, &i, "--fn", &val))) {
-            if (r < 0)
-                return 2;
-            fn = val;
-        } else if ((r = mct_cli_opt("measure", argc, argv, &i, "--threads", &val))) {
+        int known = 0;
+        for (size_t k = 0; k < sizeof switches / sizeof switches[0] && !known; k++)
+            if (!strcmp(a, switches[k].name))
+                *switches[k].on = known = 1;
+        for (size_t k = 0; k < sizeof texts / sizeof texts[0] && !known; k++)
+            if ((r = mct_cli_opt("measure", argc, argv, &i, texts[k].name, &val))) {
+                if (r < 0)
+                    return 2;
+                *texts[k].text = val;
+                known = 1;
+            }
+        if (known)
+            continue;
+        if ((r = mct_cli_opt("measure", argc, argv, &i, "--threads", &val))) {
             if (r < 0 || mct_cli_int("measure", "--threads", val, 1, 1024, &n))
                 return 2;
             o.threads = (int)n;
@@ -117,18 +119,6 @@ int mct_cmd_measure(int argc, char **argv)
         } else if ((r = mct_cli_opt("measure", argc, argv, &i, "--timeout", &val))) {
             if (r < 0 || parse_secs("--timeout", val, &o.timeout_s))
                 return 2;
-        } else if ((r = mct_cli_opt("measure", argc, argv, &i, "--cache", &val))) {
-            if (r < 0)
-                return 2;
-            o.cache_dir = val;
-        } else if ((r = mct_cli_opt("measure", argc, argv, &i, "--cc", &val))) {
-            if (r < 0)
-                return 2;
-            o.cc = val;
-        } else if ((r = mct_cli_opt("measure", argc, argv, &i, "--cflags", &val))) {
-            if (r < 0)
-                return 2;
-            o.cflags = val;
         } else if (a[0] == '-' && a[1]) {
             return mct_cli_usage_error("measure", "unknown option '%s'", a);
         } else if (wl_text) {
@@ -152,14 +142,11 @@ int mct_cmd_measure(int argc, char **argv)
     }
     mct_meas_cand c = {0};
     if (source) {
-        char *at = malloc(strlen(source) + 2);
-        if (!at)
-            goto fail;
-        at[0] = '@';
-        strcpy(at + 1, source);
-        src_text = mct_cli_text_arg("measure", at);
-        free(at);
-        if (!src_text) {
+        size_t len = 0;
+        if (!mct_slurp(source, 0, &src_text, &len, err, sizeof err) && strlen(src_text) != len)
+            snprintf(err, sizeof err, "'%s' holds a NUL byte; give a C source", source);
+        if (!src_text || strlen(src_text) != len) {
+            fprintf(stderr, "mctune measure: --source: %s\n", err);
             rc = 2;
             goto fail;
         }

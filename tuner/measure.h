@@ -1,7 +1,8 @@
 /* mctune measurement harness: compile, run, check and time candidate kernels.
  *
  * A candidate is a schedule (lowered to C with mct_cg_lower_c) or a raw C11 source that defines
- * a kernel with the ABI of codegen/codegen.h. Measuring one:
+ * a kernel with the ABI of codegen/codegen.h (runtime/dispatch.h: it returns 0, or MCT_ENOMEM
+ * when a packing or scratch buffer cannot be allocated). Measuring one:
  *
  *   1. compile: `cc` (default flags MCT_MEAS_CFLAGS) into a shared object, through an on-disk
  *      cache keyed by xxh3-128 of (source, compiler path, compiler version, flags, host CPU when
@@ -9,11 +10,12 @@
  *      name and renamed into place, so two processes may fill one cache at once and a reader
  *      never sees a torn file. Compile errors are cached too (KEY.err), so they cost once.
  *   2. run: a child process (a small driver program, compiled once into the same cache from a
- *      source embedded in measure.c) dlopens the object, maps the inputs from a memfd the
- *      parent filled once per workload, and runs the kernel. Its output C sits between two
+ *      source held in tuner/measure_driver.h) dlopens the object, maps the inputs from a memfd
+ *      the parent filled once per workload, and runs the kernel. Its output C sits between two
  *      PROT_NONE guard pages with canary bytes in the slack, the inputs are read-only with guard
  *      pages after them, so a crash, a hang, an out-of-bounds write or an early exit is one
- *      recorded status and the tuner goes on.
+ *      recorded status and the tuner goes on. So is a kernel that returns nonzero: its C is
+ *      not fully written, so it is neither checked nor timed.
  *   3. check: the first run is compared with the oracle (tuner/oracle.h: OpenBLAS + epilogue)
  *      with mct_oracle_relerr; above mct_oracle_tolerance(K) the status is `wrong` and the
  *      candidate is never timed.
@@ -39,8 +41,9 @@
  * A harness is not thread-safe: use one per thread. Several processes may share a cache.
  *
  * Errors: functions return 0 or a negative MCT_E* code (runtime/mct_err.h) for failures of
- * the harness itself (bad argument, cache folder not writable, no compiler, fork failed).
- * What happened to a candidate is never a return code: it is the record's status.
+ * the harness itself (bad argument, cache folder not writable, no compiler, fork failed); each
+ * function lists its codes. What happened to a candidate is never a return code: it is the
+ * record's status.
  */
 #ifndef MCT_MEASURE_H
 #define MCT_MEASURE_H
@@ -61,7 +64,9 @@
 typedef enum {
     MCT_MEAS_OK = 0,
     MCT_MEAS_COMPILE_ERROR, /* lowering or cc failed, or the object lacks the kernel symbol */
-    MCT_MEAS_CRASH,         /* signal, out-of-bounds write (guard page or canary), early exit */
+    MCT_MEAS_CRASH,         /* signal, out-of-bounds write (guard page or canary), early exit,
+                               or the kernel returned nonzero (MCT_ENOMEM: no packing or scratch
+                               buffer; detail "kernel returned MCT_ENOMEM (-2): ...") */
     MCT_MEAS_TIMEOUT,       /* the child ran past its time limit and was killed */
     MCT_MEAS_WRONG          /* first run differs from the oracle beyond the tolerance */
 } mct_meas_status;
@@ -70,7 +75,8 @@ typedef enum {
 const char *mct_meas_status_name(mct_meas_status s);
 
 /* Settings. Zero / NULL fields take the defaults written beside them; start from
- * mct_meas_opts_default() or a zeroed struct. Strings are copied by mct_meas_create. */
+ * mct_meas_opts_default() or a zeroed struct. mct_meas_create copies the strings: the caller's
+ * may go away once it returns. */
 typedef struct mct_meas_opts {
     const char *cache_dir;  /* NULL: $MCTUNE_CC_CACHE, else $XDG_CACHE_HOME/mctune/cc,
                                else $HOME/.cache/mctune/cc (created when missing) */
@@ -92,11 +98,13 @@ typedef struct mct_meas_opts {
     uint64_t seed;          /* 0: 1; input data are uniform in [-1, 1) from this seed */
 } mct_meas_opts;
 
+/* Fills *o with the defaults (every field as documented above). */
 void mct_meas_opts_default(mct_meas_opts *o);
 
 /* One candidate: either sched (lowered for opts.target, kernel name "mct_cand"), or
  * source + fn (a C source defining FN with the kernel ABI; prepacked says whether it also
- * defines FN_packed_size and FN_pack_b). When sched is set, the other fields are ignored. */
+ * defines FN_packed_size and FN_pack_b). When sched is set, the other fields are ignored.
+ * Borrowed: the harness reads them during the call and keeps no pointer to them. */
 typedef struct mct_meas_cand {
     const mct_sched *sched;
     const char *source;
@@ -156,28 +164,54 @@ typedef struct mct_meas_counters {
 
 typedef struct mct_meas mct_meas;  /* opaque */
 
-/* Creates a harness: resolves the cache folder (creating it), the compiler version and the
- * host; compiles nothing yet. opts may be NULL (defaults). err (may be NULL) says what failed. */
+/* Creates a harness: resolves the cache folder (creating it, and removing temporary files that
+ * dead processes left there over an hour ago), the compiler and its version, and the host;
+ * compiles nothing yet. opts may be NULL (defaults). On success *out is a harness the caller
+ * releases with mct_meas_destroy; on failure *out is NULL and err (may be NULL) says what failed
+ * and what to do:
+ *   MCT_EINVAL        out is NULL, or no cache folder can be named (no opts.cache_dir,
+ *                     $MCTUNE_CC_CACHE, $XDG_CACHE_HOME or $HOME)
+ *   MCT_EIO           the cache folder cannot be created or written
+ *   MCT_EUNSUPPORTED  the compiler is not on $PATH, or does not answer `--version`
+ *   MCT_ERANGE        more than 56 compiler flags
+ *   MCT_ENOMEM        out of memory */
 int mct_meas_create(const mct_meas_opts *opts, mct_meas **out, char *err, size_t errlen);
+
+/* Releases m and everything it owns, the cc, cc_version and cflags strings of its records
+ * included; NULL is a no-op. The compile cache stays on disk. */
 void mct_meas_destroy(mct_meas *m);
 
-/* The cache folder in use (owned by m). */
+/* The cache folder in use; owned by m, valid until mct_meas_destroy. */
 const char *mct_meas_cache_dir(const mct_meas *m);
 
-/* Measures one candidate of workload w into *out (always filled when 0 is returned). */
+/* Measures one candidate of workload w into *out: mct_meas_batch with n = 1. */
 int mct_meas_run(mct_meas *m, const mct_workload *w, const mct_meas_cand *c,
                  mct_meas_result *out);
 
 /* Measures n candidates of workload w: compiles the missing ones in parallel (up to opts.jobs
- * at once), then runs them one at a time in order. out has n records. */
+ * at once), then runs them one at a time in order. out has n records, all filled when 0 is
+ * returned (a candidate that failed in any way is a record, not an error). The first call builds
+ * the driver into the cache; the inputs are rebuilt only when the workload changes.
+ * Errors, with "harness: ..." in out[0].detail when there is a message (n > 0); the records
+ * are then not meaningful:
+ *   MCT_EINVAL        m or w NULL, c or out NULL with n > 0, n < 0, a source candidate without
+ *                     source or fn, or a field of w that mct_wl_check refuses
+ *   MCT_ERANGE        a size of w out of range (mct_wl_check)
+ *   MCT_EUNSUPPORTED  the measurement driver does not compile with this compiler
+ *   MCT_EIO           a source cannot be written into the cache, or a compiler not started
+ *   MCT_ENOMEM        out of memory, the shared input memory for w included */
 int mct_meas_batch(mct_meas *m, const mct_workload *w, const mct_meas_cand *c, int n,
                    mct_meas_result *out);
 
-/* Only the compile step: makes sure the candidate's object is in the cache. *status is
- * MCT_MEAS_OK or MCT_MEAS_COMPILE_ERROR (detail filled when detail is not NULL). */
+/* Only the compile step: makes sure the candidate's object is in the cache. On success *status
+ * is MCT_MEAS_OK or MCT_MEAS_COMPILE_ERROR, and detail (may be NULL) gets the reason for the
+ * latter ("" for ok). Errors, *status then unset: MCT_EINVAL (m, c or status NULL, a source
+ * candidate without source or fn), MCT_EIO (the source cannot be written into the cache, or
+ * the compiler not started), MCT_ENOMEM. */
 int mct_meas_compile(mct_meas *m, const mct_meas_cand *c, mct_meas_status *status,
                      char *detail, size_t detaillen);
 
+/* Copies the counters into *out. */
 void mct_meas_get_counters(const mct_meas *m, mct_meas_counters *out);
 
 #endif

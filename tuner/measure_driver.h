@@ -1,53 +1,18 @@
 /* The measurement driver: the child program that runs one candidate (see tuner/measure.h).
- * Its source is embedded here as a string; the harness compiles it once into the compile cache
- * (keyed by this text, the compiler and its flags) and execs it for every run, so the driver
- * is never sanitized, never linked with the tuner's libraries, and rebuilt whenever it changes.
- * The parent <-> driver structs live in MCT_MEAS_PROTO_DEF: measure.c expands the macro and the
- * driver text receives it stringified, so both sides always agree. Internal to measure.c. */
+ * Its source is held here as a string; the harness compiles it once into the compile cache
+ * (keyed by this text, the compiler and its flags, tuner/meas_cache.c) and execs it for every
+ * run (tuner/meas_proto.c), so the driver is never sanitized, never linked with the tuner's
+ * libraries, and rebuilt whenever it changes. It receives the protocol (MCT_MEAS_PROTO_DEF,
+ * tuner/meas_int.h) and the kernel ABI (runtime/dispatch.h) stringified, so the harness, the
+ * driver and every kernel share one definition of each. Only tuner/meas_cache.c includes this. */
 #ifndef MCT_MEASURE_DRIVER_H
 #define MCT_MEASURE_DRIVER_H
 
-/* The parent <-> driver protocol, one definition for both sides: measure.c expands it, and
- * the driver source receives it stringified. Bump MCT_MEAS_PROTO_VERSION on any change. */
-#define MCT_MEAS_PROTO_VERSION 2
-#define MCT_MEAS_PROTO_DEF                                                                     \
-    enum { MCT_JOB_MAGIC = 0x6d63746a, MCT_NSEC = 5, MCT_MAXCPU = 256 };                       \
-    enum { MCT_NCORE = 4, MCT_NLIB = 3, LIB_OB = 0, LIB_OB_FORCED = 1, LIB_DNNL = 2 };         \
-    enum { SEC_A = 0, SEC_BIAS = 1, SEC_C0 = 2, SEC_OUT = 3, SEC_B = 4 };                       \
-    struct mct_job {                                                                           \
-        unsigned magic, version, size, pad_;                                                   \
-        long M, N, K, batch, group, lda, ldb, ldc, sA, sB, sC;                                 \
-        int layout, beta, has_bias, prepacked, baseline, threads, ncpu, pad2_;                 \
-        int cpus[MCT_MAXCPU];                                                                  \
-        long sec_off[MCT_NSEC], sec_len[MCT_NSEC];                                             \
-        long a_at, bias_at, c0_at, out_at, b_at, b_stride, copies;                             \
-        long a_floats, b_floats, c_floats;                                                     \
-        double min_time, warmup_time;                                                          \
-        long min_runs, max_runs;                                                               \
-        char ob_cores[MCT_NCORE][24]; /* OpenBLAS cores to force, best first ("" ends) */     \
-        int dnnl_isa_cap, pad3_;      /* dnnl_set_max_cpu_isa value, 0 for none */             \
-    };                                                                                         \
-    enum { MSG_FIRST = 1, MSG_DONE = 2, MSG_FAULT = 3, MSG_ERROR = 4 };                        \
-    enum { ERR_SETUP = 1, ERR_LOAD = 2, ERR_SYMBOL = 3, ERR_CANARY = 4 };                      \
-    enum { BASE_NONE = 0, BASE_SGEMM = 1, BASE_SGEMV = 2, BASE_UNAVAILABLE = -1 };            \
-    struct mct_stats { long n; double med, min, max, q1, q3; };                                \
-    /* one baseline library: kind BASE_SGEMM/BASE_SGEMV when timed, else BASE_UNAVAILABLE or  \
-     * BASE_NONE; name: "OpenBLAS 0.3.21 core Zen", "oneDNN 2.6.3 ISA avx2", or why not */    \
-    struct mct_lib_res { int kind, threads; char name[160]; struct mct_stats st; };          \
-    struct mct_msg {                                                                           \
-        int kind, code, where, base_kind;                                                      \
-        long off;                                                                              \
-        double first_s;                                                                        \
-        struct mct_stats run, base;                                                            \
-        struct mct_lib_res lib[MCT_NLIB];                                                      \
-        char text[512];                                                                        \
-    };
-
-#define MCT_MEAS_STR_(...) #__VA_ARGS__
-#define MCT_MEAS_STR(...) MCT_MEAS_STR_(__VA_ARGS__)
+#include "runtime/dispatch.h"
+#include "tuner/meas_int.h"
 
 static const char mct_meas_driver_src[] =
-    "/* mctune measurement driver: runs one candidate kernel for the harness (tuner/measure.c).\n"
+    "/* mctune measurement driver: runs one candidate kernel for the harness (tuner/meas_proto.c).\n"
     " * fd 3: the job memfd (read-only inputs, shared out area); fd 4: a SOCK_SEQPACKET socket to\n"
     " * the parent. argv: OBJECT FN. Built and run by the harness; not meant to be run by hand. */\n"
     "#include <dlfcn.h>\n"
@@ -64,12 +29,13 @@ static const char mct_meas_driver_src[] =
     "#include <time.h>\n"
     "#include <unistd.h>\n"
     "\n"
-    MCT_MEAS_STR(MCT_MEAS_PROTO_DEF) "\n"
+    MCT_RT_STR(MCT_MEAS_PROTO_DEF) "\n"
     "\n"
-    "typedef void (*kern_fn)(long, long, long, const float *, long, const float *, long, float *,\n"
-    "                        long, const float *, long, long, long, long, long);\n"
-    "typedef size_t (*psize_fn)(long, long);\n"
-    "typedef void (*pack_fn)(long, long, const float *, long, float *);\n"
+    "/* the kernel ABI of runtime/dispatch.h; a kernel returns 0 or MCT_ENOMEM */\n"
+    "typedef int (*kern_fn)(" MCT_RT_STR(MCT_RT_KERNEL_PARAMS) ");\n"
+    "typedef size_t (*psize_fn)(" MCT_RT_STR(MCT_RT_PSIZE_PARAMS) ");\n"
+    "typedef void (*pack_fn)(" MCT_RT_STR(MCT_RT_PACK_PARAMS) ");\n"
+    "/* library ABIs (cblas_sgemm, cblas_sgemv), not ours */\n"
     "typedef void (*gemm_fn)(int, int, int, int, int, int, float, const float *, int,\n"
     "                        const float *, int, float, float *, int);\n"
     "typedef void (*gemv_fn)(int, int, int, int, float, const float *, int, const float *, int,\n"
@@ -100,6 +66,19 @@ static const char mct_meas_driver_src[] =
     "    m.kind = MSG_ERROR;\n"
     "    m.code = code;\n"
     "    snprintf(m.text, sizeof m.text, fmt, arg ? arg : \"\");\n"
+    "    send_msg(&m);\n"
+    "    _exit(3);\n"
+    "}\n"
+    "\n"
+    "/* The kernel said it failed (MCT_ENOMEM: no packing or scratch buffer): C is not fully written,\n"
+    " * so neither its answer nor its time means anything. */\n"
+    "static void kernel_failed(int rc)\n"
+    "{\n"
+    "    struct mct_msg m;\n"
+    "    memset(&m, 0, sizeof m);\n"
+    "    m.kind = MSG_ERROR;\n"
+    "    m.code = ERR_KERNEL;\n"
+    "    m.off = rc;\n"
     "    send_msg(&m);\n"
     "    _exit(3);\n"
     "}\n"
@@ -232,22 +211,27 @@ static const char mct_meas_driver_src[] =
     "/* The protocol: untimed calls for warmup_time (at least one), then timed calls until\n"
     " * min_time and min_runs are both reached (or max_runs). The warm-up does not sweep every B\n"
     " * copy: a copy not used within the last LLC's worth of traffic comes from memory anyway, and\n"
-    " * the pages are populated at mmap time. */\n"
-    "static struct mct_stats timed(void (*call)(void *, long), void *ctx)\n"
+    " * the pages are populated at mmap time. A call that returns nonzero (the kernel's MCT_ENOMEM)\n"
+    " * ends the run: what it left in C and the time it took mean nothing. */\n"
+    "static struct mct_stats timed(int (*call)(void *, long), void *ctx)\n"
     "{\n"
     "    struct mct_stats st;\n"
     "    memset(&st, 0, sizeof st);\n"
     "    double t0 = now();\n"
     "    long i = 0;\n"
+    "    int rc;\n"
     "    do\n"
-    "        call(ctx, i++ % J.copies);\n"
+    "        if ((rc = call(ctx, i++ % J.copies)))\n"
+    "            kernel_failed(rc);\n"
     "    while (now() - t0 < J.warmup_time);\n"
     "    double total = 0;\n"
     "    long n = 0;\n"
     "    while ((total < J.min_time || n < J.min_runs) && n < J.max_runs) {\n"
     "        double a = now();\n"
-    "        call(ctx, i++ % J.copies);\n"
+    "        rc = call(ctx, i++ % J.copies);\n"
     "        double b = now();\n"
+    "        if (rc)\n"
+    "            kernel_failed(rc);\n"
     "        times[n++] = b - a;\n"
     "        total += b - a;\n"
     "    }\n"
@@ -263,10 +247,10 @@ static const char mct_meas_driver_src[] =
     "\n"
     "static kern_fn kern;\n"
     "\n"
-    "static void call_kernel(void *ctx, long copy)\n"
+    "static int call_kernel(void *ctx, long copy)\n"
     "{\n"
     "    (void)ctx;\n"
-    "    kern(J.M, J.N, J.K, A, J.lda, Bc[copy], J.ldb, C, J.ldc, bias, J.batch, J.group, J.sA, J.sB,\n"
+    "    return kern(J.M, J.N, J.K, A, J.lda, Bc[copy], J.ldb, C, J.ldc, bias, J.batch, J.group, J.sA, J.sB,\n"
     "         J.sC);\n"
     "}\n"
     "\n"
@@ -274,16 +258,18 @@ static const char mct_meas_driver_src[] =
     "static gemv_fn gemv;\n"
     "static const float **Braw;\n"
     "\n"
-    "static void call_gemm(void *ctx, long copy)\n"
+    "/* the library calls return 0: only a candidate kernel's return code ends a run */\n"
+    "static int call_gemm(void *ctx, long copy)\n"
     "{\n"
     "    (void)ctx;\n"
     "    for (long b = 0; b < J.batch; b++)\n"
     "        gemm(101, 111, J.layout ? 112 : 111, (int)J.M, (int)J.N, (int)J.K, 1.0f, A + b * J.sA,\n"
     "             (int)J.lda, Braw[copy] + (b / J.group) * J.sB, (int)J.ldb, (float)J.beta,\n"
     "             C + b * J.sC, (int)J.ldc);\n"
+    "    return 0;\n"
     "}\n"
     "\n"
-    "static void call_gemv(void *ctx, long copy)\n"
+    "static int call_gemv(void *ctx, long copy)\n"
     "{\n"
     "    (void)ctx;\n"
     "    if (J.layout) /* nt: C[N] = B[N,K] a */\n"
@@ -292,6 +278,7 @@ static const char mct_meas_driver_src[] =
     "    else          /* nn: C[N] = B[K,N]^T a */\n"
     "        gemv(101, 112, (int)J.K, (int)J.N, 1.0f, Braw[copy], (int)J.ldb, A, 1, (float)J.beta,\n"
     "             C, 1);\n"
+    "    return 0;\n"
     "}\n"
     "\n"
     "/* OpenBLAS (its own core, then each forced core in a separate namespace, verified by name) and\n"
@@ -301,12 +288,13 @@ static const char mct_meas_driver_src[] =
     "                            long long, const float *, long long, float, float *, long long);\n"
     "static dnnl_gemm_fn dgemm;\n"
     "\n"
-    "static void call_dnnl(void *ctx, long copy)\n"
+    "static int call_dnnl(void *ctx, long copy)\n"
     "{\n"
     "    (void)ctx;\n"
     "    for (long b = 0; b < J.batch; b++)\n"
     "        dgemm('N', J.layout ? 'T' : 'N', J.M, J.N, J.K, 1.0f, A + b * J.sA, J.lda,\n"
     "              Braw[copy] + (b / J.group) * J.sB, J.ldb, (float)J.beta, C + b * J.sC, J.ldc);\n"
+    "    return 0;\n"
     "}\n"
     "\n"
     "/* times gemm (and at M=1 gemv, keeping the faster) of the library whose symbols are bound */\n"
@@ -492,9 +480,11 @@ static const char mct_meas_driver_src[] =
     "    memset(&m, 0, sizeof m);\n"
     "    memcpy(C, C0, (size_t)J.c_floats * sizeof(float));\n"
     "    double t = now();\n"
-    "    call_kernel(NULL, J.copies - 1);\n"
+    "    int rc = call_kernel(NULL, J.copies - 1);\n"
     "    m.first_s = now() - t;\n"
     "    check_canary(\"first run\");\n"
+    "    if (rc)\n"
+    "        kernel_failed(rc);\n"
     "    memcpy(out, C, (size_t)J.c_floats * sizeof(float));\n"
     "    m.kind = MSG_FIRST;\n"
     "    send_msg(&m);\n"

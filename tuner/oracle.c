@@ -1,3 +1,4 @@
+/* The correctness oracle (tuner/oracle.h). */
 #include "tuner/oracle.h"
 
 #include <cblas.h>
@@ -18,13 +19,13 @@ static float act_ref(mct_act a, float x)
     return x;
 }
 
-void mct_oracle_run(const mct_workload *w, long M, long N, long K,
-                    const float *A, long lda, const float *B, long ldb, float *C, long ldc,
-                    const float *bias, long batch, long group, long sA, long sB, long sC)
+int mct_oracle_run(const mct_workload *w, long M, long N, long K,
+                   const float *A, long lda, const float *B, long ldb, float *C, long ldc,
+                   const float *bias, long batch, long group, long sA, long sB, long sC)
 {
     float *T = malloc(sizeof(float) * (size_t)M * (size_t)N);
     if (!T)
-        return;
+        return MCT_ENOMEM;
     if (batch < 1)
         batch = 1;
     if (group < 1)
@@ -48,6 +49,7 @@ void mct_oracle_run(const mct_workload *w, long M, long N, long K,
             }
     }
     free(T);
+    return 0;
 }
 
 double mct_oracle_relerr(long M, long N, long K, const float *got, const float *want,

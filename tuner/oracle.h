@@ -6,13 +6,15 @@
 
 #include "codegen/codegen.h"
 
-/* Computes C exactly as a kernel for workload w must (B is never prepacked here). */
-void mct_oracle_run(const mct_workload *w, long M, long N, long K,
-                    const float *A, long lda, const float *B, long ldb, float *C, long ldc,
-                    const float *bias, long batch, long group, long sA, long sB, long sC);
+/* Computes C exactly as a kernel for workload w must (B is never prepacked here). Returns 0, or
+ * MCT_ENOMEM when its M x N scratch cannot be allocated; C is then unchanged. */
+int mct_oracle_run(const mct_workload *w, long M, long N, long K,
+                   const float *A, long lda, const float *B, long ldb, float *C, long ldc,
+                   const float *bias, long batch, long group, long sA, long sB, long sC);
 
 /* Largest |got - want| / (|want| + scale) over the M x N x batch outputs, where scale is the
- * expected magnitude of a K-term dot product (so near-zero outputs do not blow up). */
+ * expected magnitude of a K-term dot product (so near-zero outputs do not blow up). A NaN
+ * anywhere in got or want gives INFINITY, so it never passes a tolerance. */
 double mct_oracle_relerr(long M, long N, long K, const float *got, const float *want,
                          long ldc, long batch, long sC);
 
