@@ -134,8 +134,11 @@ $(BUILD)/gen/mct_rt_embed.h: $(RT_EMBED) Makefile
 	  for f in $(RT_EMBED); do echo "{\"$$f\","; \
 	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo '},'; done; \
 	  echo '};'; } > $@.tmp && mv $@.tmp $@
-$(BUILD)/obj/tuner/gen.o $(BUILD)/san/tuner/gen.o: $(BUILD)/gen/mct_rt_embed.h
-$(BUILD)/obj/tuner/gen.o $(BUILD)/san/tuner/gen.o: ALL_CFLAGS += -I$(BUILD)/gen
+# (codegen/emit_fixed.c includes it; the fuzz targets compile codegen/*.c themselves)
+$(BUILD)/obj/codegen/emit_fixed.o $(BUILD)/san/codegen/emit_fixed.o $(FUZZERS): \
+    $(BUILD)/gen/mct_rt_embed.h
+$(BUILD)/obj/codegen/emit_fixed.o $(BUILD)/san/codegen/emit_fixed.o: ALL_CFLAGS += -I$(BUILD)/gen
+$(FUZZERS): FUZZ_FLAGS += -I$(BUILD)/gen
 
 # ---- bench-search: sample efficiency of the search strategies (scripts/bench-search.c); long,
 # so not part of `make bench`. Options through BENCH_SEARCH_ARGS, e.g.

@@ -144,6 +144,12 @@ void mct_sched_hash(const mct_sched *s, uint8_t out[16]);
 /* 1 when the schedule prepacks B (the kernel then expects FN_pack_b's buffer). */
 int mct_sched_prepacked(const mct_sched *s);
 
+/* The register tile a schedule computes per step, as generated kernel names carry it ("6x32"):
+ * rows, the unroll factor of the innermost unrolled i loop (1 when none); columns, the innermost
+ * j block when a j loop is vectorized and j is tiled, else the unroll factor of the innermost
+ * unrolled j loop, else 1. Returns 0. */
+int mct_sched_reg_tile(const mct_sched *s, int *rows, int *cols);
+
 /* Names of the loops in nest order, for guides and mutations: writes up to max pointers (valid
  * until the schedule changes) and returns the count. */
 int mct_sched_loops(const mct_sched *s, const char **names, int max);

@@ -160,6 +160,24 @@ int mct_sched_prepacked(const mct_sched *s)
     return s->prepack;
 }
 
+int mct_sched_reg_tile(const mct_sched *s, int *rows, int *cols)
+{
+    int mi = 1, ju = 0, jvec = 0;
+    for (int p = 0; p < s->nloops; p++) {
+        const cg_loop *l = &s->loops[s->order[p]];
+        if (l->axis == AX_I && l->unroll)
+            mi = l->unroll;
+        if (l->axis == AX_J && l->unroll)
+            ju = l->unroll;
+        jvec |= l->axis == AX_J && l->vec;
+    }
+    const cg_axis *j = &s->ax[AX_J];
+    int64_t jlast = j->nlev > 1 ? j->f[j->nlev - 1] : 0;
+    *rows = mi;
+    *cols = jvec && jlast ? (int)jlast : ju ? ju : 1;
+    return 0;
+}
+
 int mct_sched_loops(const mct_sched *s, const char **names, int max)
 {
     static _Thread_local char bufs[CG_MAXLOOPS][8];

@@ -70,19 +70,24 @@ static void test_shapes(void)
            has_layer("lm_head", 128256, 4096) && has_layer("attn_scores_s512", 512, 128),
            "llama: rc %d: %.2000s", rc, out);
 
-    expect_refused("\"hidden_size\":1e20", "\"hidden_size\"", "1e+20");
-    expect_refused("\"hidden_size\":4096.5", "\"hidden_size\"", "4096.5");
-    expect_refused("\"hidden_size\":\"4096\"", "\"hidden_size\"", "the string \"4096\"");
-    expect_refused("\"intermediate_size\":-14336", "\"intermediate_size\"", "-14336");
-    expect_refused("\"head_dim\":0", "\"head_dim\"", "is 0;");
-    expect_refused("\"head_dim\":-128", "\"head_dim\"", "-128");
-    expect_refused("\"head_dim\":\"128\"", "\"head_dim\"", "the string");
-    expect_refused("\"num_key_value_heads\":0", "\"num_key_value_heads\"", "is 0;");
-    expect_refused("\"num_attention_heads\":true", "\"num_attention_heads\"", "a boolean");
-    expect_refused("\"vocab_size\":[1]", "\"vocab_size\"", "a list");
-    expect_refused("\"num_local_experts\":-8", "\"num_local_experts\"", "-8");
-    expect_refused("\"n_shared_experts\":-1", "\"n_shared_experts\"", "-1");
-    expect_refused("\"head_dim\":16777216", "head_dim 16777216", "largest dimension");
+    /* (the config fragment, the field named, its value as the message shows it) */
+    static const char *const refused[][3] = {
+        {"\"hidden_size\":1e20", "\"hidden_size\"", "1e+20"},
+        {"\"hidden_size\":4096.5", "\"hidden_size\"", "4096.5"},
+        {"\"hidden_size\":\"4096\"", "\"hidden_size\"", "the string \"4096\""},
+        {"\"intermediate_size\":-14336", "\"intermediate_size\"", "-14336"},
+        {"\"head_dim\":0", "\"head_dim\"", "is 0;"},
+        {"\"head_dim\":-128", "\"head_dim\"", "-128"},
+        {"\"head_dim\":\"128\"", "\"head_dim\"", "the string"},
+        {"\"num_key_value_heads\":0", "\"num_key_value_heads\"", "is 0;"},
+        {"\"num_attention_heads\":true", "\"num_attention_heads\"", "a boolean"},
+        {"\"vocab_size\":[1]", "\"vocab_size\"", "a list"},
+        {"\"num_local_experts\":-8", "\"num_local_experts\"", "-8"},
+        {"\"n_shared_experts\":-1", "\"n_shared_experts\"", "-1"},
+        {"\"head_dim\":16777216", "head_dim 16777216", "largest dimension"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        expect_refused(refused[i][0], refused[i][1], refused[i][2]);
     /* hidden_size not divisible by the heads and no head_dim: mismatched projections */
     rc = shapes("\"hidden_size\":4100", NULL);
     CHECKF(rc == 1 && strstr(out, "hidden_size 4100") && strstr(out, "num_attention_heads 32") &&

@@ -5,13 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/codegen.h"
 #include "db/db.h"
 #include "tuner/gen.h"
 
 #define CMD "gen"
-#ifndef MCT_VERSION
-#define MCT_VERSION "0.1.0"  /* keep in step with tuner/main.c */
-#endif
 
 static const char *const usage_text =
     "usage: mctune gen --out DIR --name NAME [--db PATH] [--cpus host|all|KEY,...]\n"
@@ -73,7 +71,7 @@ int mct_cmd_gen(int argc, char **argv)
         o.db = path;
     }
     o.threads = (int)threads;
-    o.tool = "mctune " MCT_VERSION;
+    o.tool = MCT_TOOL;
     if (mct_gen_library(&o, stderr, &rep, err, sizeof err) < 0) {
         fprintf(stderr, "mctune gen: %s\n", err);
         return 1;

@@ -1,5 +1,6 @@
-/* Model files: loading them for `mctune tune`, and `mctune shapes CONFIG.json`, which derives
- * one from a Hugging Face config.json (Llama, Mistral, Qwen2 and their MoE variants). */
+/* mctune shapes CONFIG.json: derives a model file (models/README.md) from a Hugging Face
+ * config.json (Llama, Mistral, Qwen2 and their MoE variants). Loading model files is
+ * tuner/model.c's. */
 #include "tuner/cli.h"
 #include "tuner/tune_model.h"
 
@@ -7,227 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cJSON.h>
-
-static char *read_all(const char *file, char *err, size_t errlen)
-{
-    FILE *f = fopen(file, "rb");
-    struct stat st;
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot read: %s", file, strerror(errno));
-        return NULL;
-    }
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s is a directory; give a model file (models/*.json) or a Hugging "
-                 "Face config.json", file);
-        fclose(f);
-        return NULL;
-    }
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n - 1, f);
-        n += got;
-        if (n < cap - 1)
-            break;
-        char *nb = realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!b) {
-        snprintf(err, errlen, "%s: out of memory", file);
-        return NULL;
-    }
-    b[n] = 0;
-    return b;
-}
-
-int mct_tune_model_add(mct_tune_model *m, const mct_workload *w, const char *name)
-{
-    if (!m->name[0] && name)
-        snprintf(m->name, sizeof m->name, "%s", name);
-    for (int i = 0; i < m->n; i++)
-        if (!memcmp(&m->w[i], w, sizeof *w))
-            return 0;
-    if (m->n == m->cap) {
-        int nc = m->cap ? m->cap * 2 : 16;
-        mct_workload *p = realloc(m->w, (size_t)nc * sizeof *p);
-        if (!p)
-            return MCT_ENOMEM;
-        m->w = p;
-        m->cap = nc;
-    }
-    m->w[m->n++] = *w;
-    return 0;
-}
-
-void mct_tune_model_free(mct_tune_model *m)
-{
-    free(m->w);
-    memset(m, 0, sizeof *m);
-}
-
-/* How a JSON value reads in a message: the number, or what it is instead. */
-static const char *jdesc(const cJSON *x, char *buf, size_t len)
-{
-    if (cJSON_IsNumber(x))
-        snprintf(buf, len, "%.17g", x->valuedouble);
-    else if (cJSON_IsString(x))
-        snprintf(buf, len, "the string \"%.40s\"", x->valuestring);
-    else
-        snprintf(buf, len, "%s", cJSON_IsBool(x) ? "a boolean" : cJSON_IsArray(x) ? "a list"
-                 : cJSON_IsNull(x) ? "null" : "an object");
-    return buf;
-}
-
-static int int_field(const cJSON *o, const char *f, int required, long *out)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, f);
-    if (!x)
-        return required ? 1 : 0;
-    if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > (double)MCT_MAX_DIM ||
-        x->valuedouble != (double)(long)x->valuedouble)
-        return 2;
-    *out = (long)x->valuedouble;
-    return 0;
-}
-
-int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t errlen)
-{
-    char *text = read_all(file, err, errlen);
-    if (!text)
-        return MCT_EIO;
-    int rc = MCT_EINVAL;
-    cJSON *root = cJSON_Parse(text);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        long off = at && at >= text ? (long)(at - text) : -1;
-        snprintf(err, errlen, "%s: not valid JSON (near byte %ld); see models/README.md", file,
-                 off);
-        goto fail;
-    }
-    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(root, "name");
-    if (!cJSON_IsString(nm) || !nm->valuestring[0]) {
-        snprintf(err, errlen, "%s: field \"name\": missing or not a string", file);
-        goto fail;
-    }
-    snprintf(m->name, sizeof m->name, "%s", nm->valuestring);
-    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
-    if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) == 0) {
-        snprintf(err, errlen, "%s: field \"layers\": missing, not a list, or empty", file);
-        goto fail;
-    }
-    int li = 0;
-    const cJSON *L;
-    cJSON_ArrayForEach(L, layers) {
-        const cJSON *ln = cJSON_GetObjectItemCaseSensitive(L, "name");
-        const char *lname = cJSON_IsString(ln) ? ln->valuestring : "?";
-#define LERR(...) do { int k_ = snprintf(err, errlen, "%s: layer %d (%s): ", file, li, lname); \
-        if (k_ > 0 && (size_t)k_ < errlen) snprintf(err + k_, errlen - (size_t)k_, __VA_ARGS__); \
-        goto fail; } while (0)
-        if (!cJSON_IsObject(L))
-            LERR("not an object");
-        if (!cJSON_IsString(ln))
-            LERR("field \"name\": missing or not a string");
-        const cJSON *op = cJSON_GetObjectItemCaseSensitive(L, "op");
-        if (!cJSON_IsString(op) || (strcmp(op->valuestring, "matmul") &&
-                                    strcmp(op->valuestring, "bmm")))
-            LERR("field \"op\": must be \"matmul\" or \"bmm\"");
-        int bmm = !strcmp(op->valuestring, "bmm");
-        const cJSON *lay = cJSON_GetObjectItemCaseSensitive(L, "layout");
-        const char *layout = "nt";
-        if (lay) {
-            if (!cJSON_IsString(lay) || (strcmp(lay->valuestring, "nn") &&
-                                         strcmp(lay->valuestring, "nt")))
-                LERR("field \"layout\": must be \"nn\" or \"nt\"");
-            layout = lay->valuestring;
-        }
-        const cJSON *epi = cJSON_GetObjectItemCaseSensitive(L, "epi");
-        const char *epis = "none";
-        if (epi) {
-            if (!cJSON_IsString(epi))
-                LERR("field \"epi\": must be a string such as \"none\" or \"bias+silu\"");
-            epis = epi->valuestring;
-        }
-        long N = 0, K = 0, B = 1, G = 1, beta = 0;
-        int e;
-        char jb[64];
-#define BADINT(f_) LERR("field \"%s\" is %s; it must be a whole number from 1 to %ld", f_, \
-                        jdesc(cJSON_GetObjectItemCaseSensitive(L, f_), jb, sizeof jb), \
-                        (long)MCT_MAX_DIM)
-        if ((e = int_field(L, "N", 1, &N)) == 1)
-            LERR("field \"N\" is missing");
-        else if (e)
-            BADINT("N");
-        if ((e = int_field(L, "K", 1, &K)) == 1)
-            LERR("field \"K\" is missing");
-        else if (e)
-            BADINT("K");
-        if ((e = int_field(L, "B", bmm, &B)) == 1)
-            LERR("field \"B\" is missing (bmm needs the head count)");
-        else if (e)
-            BADINT("B");
-        if ((e = int_field(L, "G", 0, &G)))
-            BADINT("G");
-        const cJSON *bt = cJSON_GetObjectItemCaseSensitive(L, "beta");
-        if (bt) {
-            if (!cJSON_IsNumber(bt) || (bt->valuedouble != 0 && bt->valuedouble != 1))
-                LERR("field \"beta\": must be 0 or 1");
-            beta = (long)bt->valuedouble;
-        }
-        const cJSON *Ms = cJSON_GetObjectItemCaseSensitive(L, "M");
-        long defM[] = {1, 16, 128, 512};
-        int nM = Ms ? cJSON_GetArraySize(Ms) : 4;
-        if (Ms && (!cJSON_IsArray(Ms) || nM == 0))
-            LERR("field \"M\": must be a non-empty list of positive integers");
-        for (int q = 0; q < nM; q++) {
-            long Mv = defM[q % 4];
-            if (Ms) {
-                const cJSON *x = cJSON_GetArrayItem(Ms, q);
-                if (!cJSON_IsNumber(x) || x->valuedouble < 1 ||
-                    x->valuedouble > (double)MCT_MAX_DIM ||
-                    x->valuedouble != (double)(long)x->valuedouble)
-                    LERR("field \"M\" item %d is %s; it must be a whole number from 1 to %ld",
-                         q, jdesc(x, jb, sizeof jb), (long)MCT_MAX_DIM);
-                Mv = (long)x->valuedouble;
-            }
-            char wt[256], why[256];
-            if (bmm)
-                snprintf(wt, sizeof wt, "bmm f32 %s B=%ld G=%ld M=%ld N=%ld K=%ld epi=%s%s",
-                         layout, B, G, Mv, N, K, epis, beta ? " beta=1" : "");
-            else
-                snprintf(wt, sizeof wt, "matmul f32 %s M=%ld N=%ld K=%ld epi=%s%s", layout, Mv,
-                         N, K, epis, beta ? " beta=1" : "");
-            mct_workload w;
-            if (mct_wl_parse(wt, &w, why, sizeof why))
-                LERR("workload '%s': %s", wt, why);
-            if (mct_tune_model_add(m, &w, NULL)) {
-                rc = MCT_ENOMEM;
-                LERR("out of memory");
-            }
-        }
-        li++;
-#undef BADINT
-#undef LERR
-    }
-    rc = 0;
-fail:
-    cJSON_Delete(root);
-    free(text);
-    if (rc)
-        mct_tune_model_free(m);
-    return rc;
-}
-
-/* mctune shapes ---------------------------------------------------------------------------- */
 
 static const char shapes_usage[] =
     "usage: mctune shapes CONFIG.json [--name NAME] [--seq 512,2048] [--M 1,16,128,512]\n"
@@ -288,26 +70,22 @@ static int parse_list(const char *s, long *v, int max)
 
 int mct_cmd_shapes(int argc, char **argv)
 {
-    const char *file = NULL, *name = NULL, *seq_s = "512,2048", *m_s = "1,16,128,512", *val;
-    int r;
+    const char *file = NULL, *name = NULL, *seq_s = "512,2048", *m_s = "1,16,128,512";
+    const struct { const char *opt, **val; } opts[] = {{"--name", &name}, {"--seq", &seq_s},
+                                                       {"--M", &m_s}};
     for (int i = 1; i < argc; i++) {
+        int r = 0;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(shapes_usage, stdout);
             return 0;
         }
-        if ((r = mct_cli_opt("shapes", argc, argv, &i, "--name", &val))) {
-            if (r < 0)
-                return 2;
-            name = val;
-        } else if ((r = mct_cli_opt("shapes", argc, argv, &i, "--seq", &val))) {
-            if (r < 0)
-                return 2;
-            seq_s = val;
-        } else if ((r = mct_cli_opt("shapes", argc, argv, &i, "--M", &val))) {
-            if (r < 0)
-                return 2;
-            m_s = val;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
+        for (size_t o = 0; o < sizeof opts / sizeof opts[0] && !r; o++)
+            r = mct_cli_opt("shapes", argc, argv, &i, opts[o].opt, opts[o].val);
+        if (r < 0)
+            return 2;
+        if (r)
+            continue;
+        if (argv[i][0] == '-' && argv[i][1]) {
             return mct_cli_usage_error("shapes", "unknown option '%s'", argv[i]);
         } else if (file) {
             return mct_cli_usage_error("shapes", "unexpected argument '%s'", argv[i]);
@@ -328,8 +106,8 @@ int mct_cmd_shapes(int argc, char **argv)
                                    "at most 16 whole numbers from 1 to %ld", m_s,
                                    (long)MCT_MAX_DIM);
     char err[512];
-    char *text = read_all(file, err, sizeof err);
-    if (!text) {
+    char *text;
+    if (mct_tune_model_read(file, &text, err, sizeof err) < 0) {
         fprintf(stderr, "mctune shapes: %s\n", err);
         return 1;
     }

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MCT_VERSION "0.1.0"
+#include "codegen/codegen.h"  /* MCT_VERSION */
 
 static const struct {
     const char *name;

@@ -1,5 +1,7 @@
-/* Model files (models/README.md): a model's layers, expanded into the workloads to tune.
- * Parsed with cJSON; errors name the file, the layer index (and name) and the field. */
+/* Model files (models/README.md): a model's layers, expanded into the workloads to tune; and the
+ * plain list of workload keys that `mctune gen --model` also takes. Implemented in
+ * tuner/model.c. Model files are parsed with cJSON; errors name the file, the layer index (and
+ * name) and the field. */
 #ifndef MCT_TUNE_MODEL_H
 #define MCT_TUNE_MODEL_H
 
@@ -7,19 +9,37 @@
 
 #include "codegen/codegen.h"
 
+/* Zero-initialize; the loaders fill it; release with mct_tune_model_free. */
 typedef struct mct_tune_model {
-    char name[64];
-    mct_workload *w;        /* every (layer, M) pair, in file order; duplicates removed */
+    char name[64];          /* the model's "name" ("" for a list of keys) */
+    mct_workload *w;        /* every (layer, M) pair, in file order; duplicates removed; owned */
     int n, cap;
 } mct_tune_model;
 
-/* Loads FILE into *m (zeroed by the caller). MCT_EIO (unreadable) or MCT_EINVAL (malformed)
- * with err saying "FILE: layer I (NAME): field F: what is wrong". Free with _free. */
+/* Loads the model file FILE into *m (zeroed by the caller). Returns 0, or MCT_EIO (unreadable:
+ * err as mct_tune_model_read) or MCT_EINVAL (malformed: err says "FILE: layer I (NAME): field
+ * F: what is wrong", or "FILE: not valid JSON (near byte B)"), m then empty. */
 int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t errlen);
 
-/* Appends one workload (unless already there); name is the model name when m has none. */
+/* Loads FILE into *m (zeroed by the caller): a model file (its first non-blank character is
+ * '{'), as mct_tune_model_load; otherwise workload keys, one a line ('#' starts a comment,
+ * blank lines are skipped), each as mct_wl_parse takes it. Returns 0, or MCT_EIO, MCT_EINVAL
+ * or MCT_ENOMEM, m then empty, with err: "cannot read 'FILE': REASON", "'FILE' is a directory;
+ * give a file", the model file's errors, or "FILE:LINE: REASON; lines are workload keys such
+ * as '...'". */
+int mct_tune_model_load_any(const char *file, mct_tune_model *m, char *err, size_t errlen);
+
+/* Appends one workload (unless already there); name is the model name when m has none.
+ * Returns 0 or MCT_ENOMEM (m unchanged). */
 int mct_tune_model_add(mct_tune_model *m, const mct_workload *w, const char *name);
 
+/* Frees what m holds and zeroes it; m may be empty. */
 void mct_tune_model_free(mct_tune_model *m);
+
+/* Reads a model file or a Hugging Face config.json whole: *text is malloc'ed and
+ * NUL-terminated, owned by the caller (free()). Returns 0, or on failure, with *text NULL:
+ * MCT_EIO ("FILE: cannot read: REASON"), MCT_EINVAL ("FILE is a directory; give a model
+ * file ...") or MCT_ENOMEM ("FILE: out of memory"). */
+int mct_tune_model_read(const char *file, char **text, char *err, size_t errlen);
 
 #endif
