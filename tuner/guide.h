@@ -39,7 +39,8 @@ typedef struct mct_guide_ctx {
     const mct_guide_node *grand;   /* NULL near the root */
     double base_latency_s;   /* the untuned schedule's latency (reward = base / latency) */
     int want;                /* proposals wanted (the branching factor) */
-    uint64_t *rng;           /* the search's random state; guides draw only from it */
+    uint64_t *rng;           /* the search's random state; guides draw only from it, with
+                                mct_guide_rand */
 } mct_guide_ctx;
 
 typedef struct mct_guide_stats {
@@ -74,6 +75,13 @@ int mct_guide_propose(mct_guide *g, const mct_guide_ctx *ctx, char **out, int *n
 const char *mct_guide_name(const mct_guide *g);
 void mct_guide_get_stats(const mct_guide *g, mct_guide_stats *out);
 void mct_guide_destroy(mct_guide *g);
+
+/* The random draws of the search and of every guide, one rule (splitmix64): the next 64 random
+ * bits from *state, advancing it; any state, 0 included, is valid. mct_guide_unif: a double
+ * uniform in [0, 1) from the top 53 of those bits. The same state gives the same sequence, so a
+ * search with a fixed seed and a deterministic guide repeats itself. */
+uint64_t mct_guide_rand(uint64_t *state);
+double mct_guide_unif(uint64_t *state);
 
 /* Built-in guides (tuner/guide_heuristic.c). */
 int mct_guide_heuristic_create(mct_guide **out);

@@ -31,14 +31,6 @@ typedef struct hguide {
     int random;             /* 1: the random guide */
 } hguide;
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static int seen_has(hguide *h, const uint8_t k[16])
 {
     for (size_t i = 0; i < h->nseen; i++)
@@ -453,7 +445,7 @@ static int pick(hguide *h, const mct_guide_ctx *c, plist *p, char **out, int *n,
     mct_sched_hash(c->node->sched, self);
     /* diversity: shuffle the tail (one-knob moves) with the search's random state */
     for (int i = p->n - 1; i > shuffle_from; i--) {
-        int j = shuffle_from + (int)(rnd(c->rng) % (uint64_t)(i - shuffle_from + 1));
+        int j = shuffle_from + (int)(mct_guide_rand(c->rng) % (uint64_t)(i - shuffle_from + 1));
         char *x = p->t[i];
         p->t[i] = p->t[j];
         p->t[j] = x;
@@ -512,11 +504,11 @@ static int random_one(const mct_guide_ctx *c, int vlen, char *text, size_t len)
     int nl = mct_sched_loops(c->node->sched, names, 32);
     if (nl <= 0)
         return 0;
-    int kind = (int)(rnd(c->rng) % 5);
+    int kind = (int)(mct_guide_rand(c->rng) % 5);
     if (kind == 0) {
         const char *ax = NULL;
         for (int t = 0; t < 6 && !ax; t++) {
-            const char *cand = (const char *[]){"i", "j", "k"}[rnd(c->rng) % 3];
+            const char *cand = (const char *[]){"i", "j", "k"}[mct_guide_rand(c->rng) % 3];
             for (int q = 0; q < nl; q++)
                 if (!strcmp(names[q], cand))
                     ax = cand;
@@ -524,8 +516,8 @@ static int random_one(const mct_guide_ctx *c, int vlen, char *text, size_t len)
         if (!ax)
             kind = 4;
         else {
-            long f1 = sz[rnd(c->rng) % 13], f2 = sz[rnd(c->rng) % 13];
-            if (rnd(c->rng) % 2 && f2 < f1)
+            long f1 = sz[mct_guide_rand(c->rng) % 13], f2 = sz[mct_guide_rand(c->rng) % 13];
+            if (mct_guide_rand(c->rng) % 2 && f2 < f1)
                 snprintf(text, len, "tile(%s, %ld, %ld)", ax, f1, f2);
             else
                 snprintf(text, len, "tile(%s, %ld)", ax, f1);
@@ -537,12 +529,12 @@ static int random_one(const mct_guide_ctx *c, int vlen, char *text, size_t len)
         return 1;
     }
     if (kind == 2) {
-        snprintf(text, len, "cache_write(%s)", names[rnd(c->rng) % (uint64_t)nl]);
+        snprintf(text, len, "cache_write(%s)", names[mct_guide_rand(c->rng) % (uint64_t)nl]);
         return 1;
     }
     if (kind == 3) {
-        snprintf(text, len, "unroll(%s, %d)", names[rnd(c->rng) % (uint64_t)nl],
-                 2 + (int)(rnd(c->rng) % 15));
+        snprintf(text, len, "unroll(%s, %d)", names[mct_guide_rand(c->rng) % (uint64_t)nl],
+                 2 + (int)(mct_guide_rand(c->rng) % 15));
         return 1;
     }
     mct_sched *s, *u;
