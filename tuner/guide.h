@@ -8,8 +8,9 @@
  * accepts nothing outside O; illegal ones are dropped with their reason and counted, and an
  * expansion left with no legal proposal falls back to mct_sched_mutate (counted as a fallback).
  *
- * Implementations: heuristic and random (tuner/guide_heuristic.c), llm and llm-cmd
- * (tuner/guide_llm.c; the only file that includes curl.h). */
+ * Implementations: heuristic and random (tuner/guide_heuristic.c); llm and llm-cmd
+ * (tuner/guide_llm.c, the guide object, with its parts tuner/llm_prompt.c, llm_reply.c,
+ * llm_http.c (the only file that includes curl.h) and llm_cmd.c, sharing tuner/llm_int.h). */
 #ifndef MCT_GUIDE_H
 #define MCT_GUIDE_H
 
@@ -108,13 +109,17 @@ int mct_guide_llmcmd_create(const mct_llm_opts *o, mct_guide **out, char *err, s
 
 /* The prompt for one expansion (the paper's: node, parent, grandparent with programs, costs and
  * traces; the set O with its syntax; the CPU; the instruction to reason and end with a fenced
- * JSON list). *out is malloc'ed. Shared by the LLM guides; tests print it. */
+ * JSON list; tuner/llm_prompt.c). *out is malloc'ed (free()). Returns 0, MCT_EINVAL (no node
+ * or no schedule in ctx) or MCT_ENOMEM, *out NULL then. Shared by the LLM guides; tests print
+ * it. */
 int mct_guide_prompt(const mct_guide_ctx *ctx, char **out);
 
-/* Parses a model reply into proposals: the last fenced JSON block (or the last JSON array in
- * the text) must be a list whose items are either strings of transformations or lists of such
- * strings; each item becomes one proposal text. Nothing else in the reply is used. Returns the
- * count (0..max) or a negative code with a reason in err. */
+/* Parses a model reply into proposals (tuner/llm_reply.c): the last fenced JSON block (or the
+ * last JSON array in the text) must be a list whose items are either strings of transformations
+ * or lists of such strings; each item becomes one proposal text (its strings joined by "; ",
+ * trimmed, at most 4096 bytes, duplicates dropped). Nothing else in the reply is used. Returns
+ * the count (1..max; out[0..count) malloc'ed, the caller frees them) or a negative code with a
+ * reason in err (MCT_EINVAL: no usable list; MCT_ENOMEM), nothing left in out then. */
 int mct_guide_parse_reply(const char *reply, char **out, int max, char *err, size_t errlen);
 
 /* Internal: the vtable every guide implementation fills (used by the guide_*.c files). */
