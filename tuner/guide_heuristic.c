@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/text.h"
+
 #define MAXP 96
 
 typedef struct hguide {
@@ -136,6 +138,13 @@ static long pow2_floor(long x)
     return p;
 }
 
+/* A register tile of mr rows x nv vectors fits the register file: mr * nv accumulators, nv
+ * vectors of B and one broadcast of A. */
+static int tile_fits(const model *m, long mr, long nv)
+{
+    return mr * nv + nv + 1 <= m->nreg;
+}
+
 static long round_up(long x, long m)
 {
     return (x + m - 1) / m * m;
@@ -198,7 +207,7 @@ static int reg_tiles(const model *m, int mr[8], int nv[8])
                      {8, 1}, {2, 2}};
     for (size_t i = 0; i < sizeof cand / sizeof cand[0] && n < 8; i++) {
         int r = cand[i][0], v = cand[i][1];
-        if (r * v + v + 1 > m->nreg)
+        if (!tile_fits(m, r, v))
             continue;
         if (r > m->M && m->M >= 1)
             continue;
@@ -219,22 +228,20 @@ typedef struct plist {
     int n;
 } plist;
 
+/* Appends a proposal; a full list or a failed allocation drops it (the list is a menu). */
 static void padd(plist *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void padd(plist *p, const char *fmt, ...)
 {
     if (p->n >= MAXP)
         return;
-    char buf[1024];
+    mct_str b = {0};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    mct_str_vaddf(&b, fmt, ap);
     va_end(ap);
-    size_t l = strlen(buf) + 1;
-    char *d = malloc(l);
-    if (!d)
-        return;
-    memcpy(d, buf, l);
-    p->t[p->n++] = d;
+    char *d = mct_str_take(&b);
+    if (d)
+        p->t[p->n++] = d;
 }
 
 /* Which knob moved from a to b, and which way: returns a knob code and sets *dir (+1/-1). */
@@ -269,6 +276,17 @@ static int knob_moved(const mct_sched *a, const mct_sched *b, int *dir)
     return KN_NONE;
 }
 
+/* The outer block c of a two-level tile over r, doubled (dir > 0) or halved and kept a multiple
+ * of r; 0 when that leaves (r, twice the axis size rounded up to r]. */
+static long outer_moved(long c, long r, int dir, long size)
+{
+    if (!c || !r)
+        return 0;
+    c = dir > 0 ? c * 2 : c / 2;
+    c = c / r * r;
+    return c <= r || c > round_up(size, r) * 2 ? 0 : c;
+}
+
 /* One move of a knob on the node (text applied to the node), or 0 when it does not exist. */
 static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, char *out,
                      size_t len)
@@ -286,11 +304,7 @@ static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, c
         snprintf(out, len, "tile(k, %ld)", kc);
         return 1;
     case KN_MC:
-        if (!mc || !mr)
-            return 0;
-        mc = dir > 0 ? mc * 2 : mc / 2;
-        mc = mc / mr * mr;
-        if (mc <= mr || mc > round_up(m->M, mr) * 2)
+        if (!(mc = outer_moved(mc, mr, dir, m->M)))
             return 0;
         snprintf(out, len, "tile(i, %ld, %ld)", mc, mr);
         return 1;
@@ -298,16 +312,12 @@ static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, c
         if (!mc || !mr || !nr)
             return 0;
         mr += dir > 0 ? 2 : -2;
-        if (mr < 1 || mr >= mc || mr * (nr / m->V) + nr / m->V + 1 > m->nreg || mr > m->M)
+        if (mr < 1 || mr >= mc || !tile_fits(m, mr, nr / m->V) || mr > m->M)
             return 0;
         snprintf(out, len, "tile(i, %ld, %ld); unroll(i2, %ld)", mc, mr, mr);
         return 1;
     case KN_NC:
-        if (!nc || !nr)
-            return 0;
-        nc = dir > 0 ? nc * 2 : nc / 2;
-        nc = nc / nr * nr;
-        if (nc <= nr || nc > round_up(m->N, nr) * 2)
+        if (!(nc = outer_moved(nc, nr, dir, m->N)))
             return 0;
         snprintf(out, len, "tile(j, %ld, %ld)", nc, nr);
         return 1;
@@ -315,7 +325,7 @@ static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, c
         if (!nc || !nr || !mr)
             return 0;
         nr += dir > 0 ? m->V : -m->V;
-        if (nr < m->V || nr >= nc || mr * (nr / m->V) + nr / m->V + 1 > m->nreg)
+        if (nr < m->V || nr >= nc || !tile_fits(m, mr, nr / m->V))
             return 0;
         snprintf(out, len, "tile(j, %ld, %ld)", nc, nr);
         return 1;
@@ -376,7 +386,7 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
         /* B stored [K,N]: its rows are contiguous along j, so the outer-product form streams them
          * in place: all M rows at once, nv vectors of columns, k innermost */
         for (int nv = 4; nv >= 1; nv /= 2)
-            if (m.M * nv + nv + 1 <= m.nreg && m.N >= nv * m.V) {
+            if (tile_fits(&m, m.M, nv) && m.N >= nv * m.V) {
                 const char *b = m.bmm ? "b, " : "";
                 if (m.M == 1)
                     snprintf(t, sizeof t, "tile(j, %d); reorder(%si, j0, k, j1); cache_write(j0); "
