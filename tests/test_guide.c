@@ -806,6 +806,24 @@ static int file_has(const char *path, const char *needle)
     return hit;
 }
 
+/* Three proposes on g with distinct prompts (visits v0, v0 + 1, v0 + 2): the first two are
+ * answered, the third is refused with MCT_EBUSY and an error naming the cap. */
+static void three_calls_to_cap(mct_guide *g, int v0, const char *cap)
+{
+    char err[512], *out[4];
+    int n;
+    mct_guide_node nd;
+    for (int i = 0; i < 3; i++) {
+        mct_guide_ctx c = ctx_v(v0 + i, &nd);
+        int r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
+        note_err(err);
+        if (r == 0)
+            free_out(out, n);
+        CHECKF(i < 2 ? r == 0 : (r == MCT_EBUSY && strstr(err, cap)), "call %d: %d %s", i, r,
+               err);
+    }
+}
+
 static void test_cache_caps_env(const char *dir)
 {
     char path[512], err[512], *out[4];
@@ -871,15 +889,7 @@ static void test_cache_caps_env(const char *dir)
     o = opts_base();
     o.max_calls = 2;
     CHECK(mct_guide_llm_create(&o, &g, err, sizeof err) == 0);
-    for (int i = 0; i < 3; i++) {
-        c = ctx_v(50 + i, &nd);
-        r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
-        note_err(err);
-        if (r == 0)
-            free_out(out, n);
-        CHECKF(i < 2 ? r == 0 : (r == MCT_EBUSY && strstr(err, "call cap")), "call %d: %d %s",
-               i, r, err);
-    }
+    three_calls_to_cap(g, 50, "call cap");
     CHECK(srv_requests() == 2);
     mct_guide_destroy(g);
     /* caps: tokens (120 a reply; the third call is over 150) */
@@ -887,15 +897,7 @@ static void test_cache_caps_env(const char *dir)
     o.max_calls = 0;
     o.max_tokens = 150;
     CHECK(mct_guide_llm_create(&o, &g, err, sizeof err) == 0);
-    for (int i = 0; i < 3; i++) {
-        c = ctx_v(60 + i, &nd);
-        r = mct_guide_propose(g, &c, out, &n, err, sizeof err);
-        note_err(err);
-        if (r == 0)
-            free_out(out, n);
-        CHECKF(i < 2 ? r == 0 : (r == MCT_EBUSY && strstr(err, "token cap")), "call %d: %d %s",
-               i, r, err);
-    }
+    three_calls_to_cap(g, 60, "token cap");
     mct_guide_get_stats(g, &st);
     CHECK(srv_requests() == 2 && st.prompt_tokens == 200 && st.completion_tokens == 40);
     CHECK(st.calls == 3 && st.failures == 1 && st.proposals == 2);

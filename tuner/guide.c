@@ -1,4 +1,5 @@
-/* The guide interface: dispatch through each implementation's vtable, with shared counting. */
+/* The guide interface: dispatch through each implementation's vtable, with shared counting and
+ * the stop rule; the random draws the search and the guides share. */
 #include "tuner/guide.h"
 
 #include <stdio.h>
@@ -38,4 +39,17 @@ void mct_guide_destroy(mct_guide *g)
 {
     if (g)
         g->destroy(g);
+}
+
+uint64_t mct_guide_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+double mct_guide_unif(uint64_t *state)
+{
+    return (double)(mct_guide_rand(state) >> 11) * (1.0 / 9007199254740992.0);
 }

@@ -8,8 +8,9 @@
  * accepts nothing outside O; illegal ones are dropped with their reason and counted, and an
  * expansion left with no legal proposal falls back to mct_sched_mutate (counted as a fallback).
  *
- * Implementations: heuristic and random (tuner/guide_heuristic.c), llm and llm-cmd
- * (tuner/guide_llm.c; the only file that includes curl.h). */
+ * Implementations: heuristic and random (tuner/guide_heuristic.c); llm and llm-cmd
+ * (tuner/guide_llm.c, the guide object, with its parts tuner/llm_prompt.c, llm_reply.c,
+ * llm_http.c (the only file that includes curl.h) and llm_cmd.c, sharing tuner/llm_int.h). */
 #ifndef MCT_GUIDE_H
 #define MCT_GUIDE_H
 
@@ -39,7 +40,8 @@ typedef struct mct_guide_ctx {
     const mct_guide_node *grand;   /* NULL near the root */
     double base_latency_s;   /* the untuned schedule's latency (reward = base / latency) */
     int want;                /* proposals wanted (the branching factor) */
-    uint64_t *rng;           /* the search's random state; guides draw only from it */
+    uint64_t *rng;           /* the search's random state; guides draw only from it, with
+                                mct_guide_rand */
 } mct_guide_ctx;
 
 typedef struct mct_guide_stats {
@@ -75,6 +77,13 @@ const char *mct_guide_name(const mct_guide *g);
 void mct_guide_get_stats(const mct_guide *g, mct_guide_stats *out);
 void mct_guide_destroy(mct_guide *g);
 
+/* The random draws of the search and of every guide, one rule (splitmix64): the next 64 random
+ * bits from *state, advancing it; any state, 0 included, is valid. mct_guide_unif: a double
+ * uniform in [0, 1) from the top 53 of those bits. The same state gives the same sequence, so a
+ * search with a fixed seed and a deterministic guide repeats itself. */
+uint64_t mct_guide_rand(uint64_t *state);
+double mct_guide_unif(uint64_t *state);
+
 /* Built-in guides (tuner/guide_heuristic.c). */
 int mct_guide_heuristic_create(mct_guide **out);
 int mct_guide_random_create(mct_guide **out);
@@ -100,13 +109,17 @@ int mct_guide_llmcmd_create(const mct_llm_opts *o, mct_guide **out, char *err, s
 
 /* The prompt for one expansion (the paper's: node, parent, grandparent with programs, costs and
  * traces; the set O with its syntax; the CPU; the instruction to reason and end with a fenced
- * JSON list). *out is malloc'ed. Shared by the LLM guides; tests print it. */
+ * JSON list; tuner/llm_prompt.c). *out is malloc'ed (free()). Returns 0, MCT_EINVAL (no node
+ * or no schedule in ctx) or MCT_ENOMEM, *out NULL then. Shared by the LLM guides; tests print
+ * it. */
 int mct_guide_prompt(const mct_guide_ctx *ctx, char **out);
 
-/* Parses a model reply into proposals: the last fenced JSON block (or the last JSON array in
- * the text) must be a list whose items are either strings of transformations or lists of such
- * strings; each item becomes one proposal text. Nothing else in the reply is used. Returns the
- * count (0..max) or a negative code with a reason in err. */
+/* Parses a model reply into proposals (tuner/llm_reply.c): the last fenced JSON block (or the
+ * last JSON array in the text) must be a list whose items are either strings of transformations
+ * or lists of such strings; each item becomes one proposal text (its strings joined by "; ",
+ * trimmed, at most 4096 bytes, duplicates dropped). Nothing else in the reply is used. Returns
+ * the count (1..max; out[0..count) malloc'ed, the caller frees them) or a negative code with a
+ * reason in err (MCT_EINVAL: no usable list; MCT_ENOMEM), nothing left in out then. */
 int mct_guide_parse_reply(const char *reply, char **out, int max, char *err, size_t errlen);
 
 /* Internal: the vtable every guide implementation fills (used by the guide_*.c files). */

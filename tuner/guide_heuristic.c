@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/text.h"
+
 #define MAXP 96
 
 typedef struct hguide {
@@ -30,14 +32,6 @@ typedef struct hguide {
     size_t nseen, capseen;
     int random;             /* 1: the random guide */
 } hguide;
-
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 static int seen_has(hguide *h, const uint8_t k[16])
 {
@@ -144,6 +138,13 @@ static long pow2_floor(long x)
     return p;
 }
 
+/* A register tile of mr rows x nv vectors fits the register file: mr * nv accumulators, nv
+ * vectors of B and one broadcast of A. */
+static int tile_fits(const model *m, long mr, long nv)
+{
+    return mr * nv + nv + 1 <= m->nreg;
+}
+
 static long round_up(long x, long m)
 {
     return (x + m - 1) / m * m;
@@ -206,7 +207,7 @@ static int reg_tiles(const model *m, int mr[8], int nv[8])
                      {8, 1}, {2, 2}};
     for (size_t i = 0; i < sizeof cand / sizeof cand[0] && n < 8; i++) {
         int r = cand[i][0], v = cand[i][1];
-        if (r * v + v + 1 > m->nreg)
+        if (!tile_fits(m, r, v))
             continue;
         if (r > m->M && m->M >= 1)
             continue;
@@ -227,22 +228,20 @@ typedef struct plist {
     int n;
 } plist;
 
+/* Appends a proposal; a full list or a failed allocation drops it (the list is a menu). */
 static void padd(plist *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void padd(plist *p, const char *fmt, ...)
 {
     if (p->n >= MAXP)
         return;
-    char buf[1024];
+    mct_str b = {0};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    mct_str_vaddf(&b, fmt, ap);
     va_end(ap);
-    size_t l = strlen(buf) + 1;
-    char *d = malloc(l);
-    if (!d)
-        return;
-    memcpy(d, buf, l);
-    p->t[p->n++] = d;
+    char *d = mct_str_take(&b);
+    if (d)
+        p->t[p->n++] = d;
 }
 
 /* Which knob moved from a to b, and which way: returns a knob code and sets *dir (+1/-1). */
@@ -277,6 +276,17 @@ static int knob_moved(const mct_sched *a, const mct_sched *b, int *dir)
     return KN_NONE;
 }
 
+/* The outer block c of a two-level tile over r, doubled (dir > 0) or halved and kept a multiple
+ * of r; 0 when that leaves (r, twice the axis size rounded up to r]. */
+static long outer_moved(long c, long r, int dir, long size)
+{
+    if (!c || !r)
+        return 0;
+    c = dir > 0 ? c * 2 : c / 2;
+    c = c / r * r;
+    return c <= r || c > round_up(size, r) * 2 ? 0 : c;
+}
+
 /* One move of a knob on the node (text applied to the node), or 0 when it does not exist. */
 static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, char *out,
                      size_t len)
@@ -294,11 +304,7 @@ static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, c
         snprintf(out, len, "tile(k, %ld)", kc);
         return 1;
     case KN_MC:
-        if (!mc || !mr)
-            return 0;
-        mc = dir > 0 ? mc * 2 : mc / 2;
-        mc = mc / mr * mr;
-        if (mc <= mr || mc > round_up(m->M, mr) * 2)
+        if (!(mc = outer_moved(mc, mr, dir, m->M)))
             return 0;
         snprintf(out, len, "tile(i, %ld, %ld)", mc, mr);
         return 1;
@@ -306,16 +312,12 @@ static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, c
         if (!mc || !mr || !nr)
             return 0;
         mr += dir > 0 ? 2 : -2;
-        if (mr < 1 || mr >= mc || mr * (nr / m->V) + nr / m->V + 1 > m->nreg || mr > m->M)
+        if (mr < 1 || mr >= mc || !tile_fits(m, mr, nr / m->V) || mr > m->M)
             return 0;
         snprintf(out, len, "tile(i, %ld, %ld); unroll(i2, %ld)", mc, mr, mr);
         return 1;
     case KN_NC:
-        if (!nc || !nr)
-            return 0;
-        nc = dir > 0 ? nc * 2 : nc / 2;
-        nc = nc / nr * nr;
-        if (nc <= nr || nc > round_up(m->N, nr) * 2)
+        if (!(nc = outer_moved(nc, nr, dir, m->N)))
             return 0;
         snprintf(out, len, "tile(j, %ld, %ld)", nc, nr);
         return 1;
@@ -323,7 +325,7 @@ static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, c
         if (!nc || !nr || !mr)
             return 0;
         nr += dir > 0 ? m->V : -m->V;
-        if (nr < m->V || nr >= nc || mr * (nr / m->V) + nr / m->V + 1 > m->nreg)
+        if (nr < m->V || nr >= nc || !tile_fits(m, mr, nr / m->V))
             return 0;
         snprintf(out, len, "tile(j, %ld, %ld)", nc, nr);
         return 1;
@@ -384,7 +386,7 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
         /* B stored [K,N]: its rows are contiguous along j, so the outer-product form streams them
          * in place: all M rows at once, nv vectors of columns, k innermost */
         for (int nv = 4; nv >= 1; nv /= 2)
-            if (m.M * nv + nv + 1 <= m.nreg && m.N >= nv * m.V) {
+            if (tile_fits(&m, m.M, nv) && m.N >= nv * m.V) {
                 const char *b = m.bmm ? "b, " : "";
                 if (m.M == 1)
                     snprintf(t, sizeof t, "tile(j, %d); reorder(%si, j0, k, j1); cache_write(j0); "
@@ -453,7 +455,7 @@ static int pick(hguide *h, const mct_guide_ctx *c, plist *p, char **out, int *n,
     mct_sched_hash(c->node->sched, self);
     /* diversity: shuffle the tail (one-knob moves) with the search's random state */
     for (int i = p->n - 1; i > shuffle_from; i--) {
-        int j = shuffle_from + (int)(rnd(c->rng) % (uint64_t)(i - shuffle_from + 1));
+        int j = shuffle_from + (int)(mct_guide_rand(c->rng) % (uint64_t)(i - shuffle_from + 1));
         char *x = p->t[i];
         p->t[i] = p->t[j];
         p->t[j] = x;
@@ -512,11 +514,11 @@ static int random_one(const mct_guide_ctx *c, int vlen, char *text, size_t len)
     int nl = mct_sched_loops(c->node->sched, names, 32);
     if (nl <= 0)
         return 0;
-    int kind = (int)(rnd(c->rng) % 5);
+    int kind = (int)(mct_guide_rand(c->rng) % 5);
     if (kind == 0) {
         const char *ax = NULL;
         for (int t = 0; t < 6 && !ax; t++) {
-            const char *cand = (const char *[]){"i", "j", "k"}[rnd(c->rng) % 3];
+            const char *cand = (const char *[]){"i", "j", "k"}[mct_guide_rand(c->rng) % 3];
             for (int q = 0; q < nl; q++)
                 if (!strcmp(names[q], cand))
                     ax = cand;
@@ -524,8 +526,8 @@ static int random_one(const mct_guide_ctx *c, int vlen, char *text, size_t len)
         if (!ax)
             kind = 4;
         else {
-            long f1 = sz[rnd(c->rng) % 13], f2 = sz[rnd(c->rng) % 13];
-            if (rnd(c->rng) % 2 && f2 < f1)
+            long f1 = sz[mct_guide_rand(c->rng) % 13], f2 = sz[mct_guide_rand(c->rng) % 13];
+            if (mct_guide_rand(c->rng) % 2 && f2 < f1)
                 snprintf(text, len, "tile(%s, %ld, %ld)", ax, f1, f2);
             else
                 snprintf(text, len, "tile(%s, %ld)", ax, f1);
@@ -537,12 +539,12 @@ static int random_one(const mct_guide_ctx *c, int vlen, char *text, size_t len)
         return 1;
     }
     if (kind == 2) {
-        snprintf(text, len, "cache_write(%s)", names[rnd(c->rng) % (uint64_t)nl]);
+        snprintf(text, len, "cache_write(%s)", names[mct_guide_rand(c->rng) % (uint64_t)nl]);
         return 1;
     }
     if (kind == 3) {
-        snprintf(text, len, "unroll(%s, %d)", names[rnd(c->rng) % (uint64_t)nl],
-                 2 + (int)(rnd(c->rng) % 15));
+        snprintf(text, len, "unroll(%s, %d)", names[mct_guide_rand(c->rng) % (uint64_t)nl],
+                 2 + (int)(mct_guide_rand(c->rng) % 15));
         return 1;
     }
     mct_sched *s, *u;

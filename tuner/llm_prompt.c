@@ -1,0 +1,182 @@
+/* The prompt the LLM guides send (mct_guide_prompt in tuner/guide.h): the workload, the CPU, the
+ * node, its parent and grandparent as loop nests with costs and traces, the set O with its
+ * syntax, and the task with the reply format llm_reply.c parses. The prompt is the cache key
+ * of a reply (with the model and PROMPT_TAG, tuner/llm_int.h). */
+#include "tuner/guide.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/text.h"
+
+static void fmt_time(double s, char *buf, size_t len)
+{
+    if (s < 1e-3)
+        snprintf(buf, len, "%.1f us", s * 1e6);
+    else if (s < 1.0)
+        snprintf(buf, len, "%.3f ms", s * 1e3);
+    else
+        snprintf(buf, len, "%.3f s", s);
+}
+
+static void prompt_node(mct_str *b, const char *title, const mct_guide_node *nd,
+                        const mct_guide_ctx *ctx, const mct_target *t)
+{
+    char tb[32];
+    mct_str_addf(b, "### %s\n", title);
+    mct_str_addf(b, "Trace (transformations applied to the untuned program, in order): %s\n",
+                 nd->trace && *nd->trace ? nd->trace : "none (this is the untuned program)");
+    if (nd->latency_s > 0) {
+        fmt_time(nd->latency_s, tb, sizeof tb);
+        mct_str_addf(b, "Measured cost: %s per call, %.2f GFLOP/s", tb, nd->gflops);
+        if (ctx->base_latency_s > 0)
+            mct_str_addf(b, ", speedup %.2fx over the untuned program",
+                         ctx->base_latency_s / nd->latency_s);
+        mct_str_puts(b, "\n");
+    } else {
+        mct_str_puts(b, "Measured cost: none (not measured, or it failed to compile, crashed or "
+                        "gave a wrong result)\n");
+    }
+    mct_str_addf(b, "Visits in the search tree: %d\n", nd->visits);
+    char *code = NULL;
+    if (nd->sched && mct_cg_lower_pseudo(nd->sched, t, &code) == 0 && code) {
+        mct_str_puts(b, "Program:\n```\n");
+        mct_str_puts(b, code);
+        if (code[0] && code[strlen(code) - 1] != '\n')
+            mct_str_puts(b, "\n");
+        mct_str_puts(b, "```\n");
+    }
+    free(code);
+    mct_str_puts(b, "\n");
+}
+
+int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
+{
+    *out = NULL;
+    if (!ctx || !ctx->node || !ctx->node->sched)
+        return MCT_EINVAL;
+    mct_str b = {0};
+    mct_target host = mct_target_host();
+    const mct_target *t = ctx->target ? ctx->target : &host;
+    const mct_workload *w = ctx->w ? ctx->w : mct_sched_workload(ctx->node->sched);
+    int want = ctx->want > 0 ? ctx->want : 1;
+    char wl[256] = "?", tb[32];
+    mct_wl_format(w, wl, sizeof wl);
+
+    mct_str_puts(&b, "You are optimizing the loop schedule of one CPU kernel. Programs are built "
+                     "by applying transformations from a fixed set O to an untuned loop nest; you "
+                     "choose the next transformations.\n\n");
+    mct_str_puts(&b, "## Workload\n");
+    mct_str_addf(&b, "%s\n", wl);
+    char ex[96];
+    if (w->act != MCT_ACT_NONE)
+        snprintf(ex, sizeof ex, "%s(A[M,K] x B%s)", mct_act_name(w->act), w->bias ? " + bias" : "");
+    else
+        snprintf(ex, sizeof ex, "A[M,K] x B%s", w->bias ? " + bias" : "");
+    mct_str_addf(&b, "C[M,N] %s %s, f32, row-major; B is stored %s. %.4g GFLOP per call",
+                 w->beta ? "+=" : "=", ex,
+                 w->layout == MCT_NT ? "[N,K] (nt, as model weights are)" : "[K,N] (nn)",
+                 mct_wl_flops(w) * 1e-9);
+    if (w->op == MCT_OP_BMM)
+        mct_str_addf(&b, "; %lld heads (loop b), %lld query heads per key/value head",
+                     (long long)w->batch, (long long)w->group);
+    mct_str_puts(&b, ".\n");
+    if (ctx->base_latency_s > 0) {
+        fmt_time(ctx->base_latency_s, tb, sizeof tb);
+        mct_str_addf(&b, "The untuned program takes %s per call.\n", tb);
+    }
+    mct_str_puts(&b, "\n## CPU\n");
+    const mct_cpu *c = ctx->cpu;
+    if (c) {
+        mct_tier tier = mct_cpu_tier_of(c);
+        mct_str_addf(&b, "%s (%s)\n", c->brand[0] ? c->brand : "unknown model",
+                     c->vendor[0] ? c->vendor : "unknown vendor");
+        mct_str_addf(&b, "ISA tier: %s; %d vector registers\n", mct_tier_name(tier),
+                     tier >= MCT_TIER_AVX512 ? 32 : 16);
+        mct_str_puts(&b, "Caches:");
+        const char *cn[4] = {"L1d", "L1i", "L2", "L3"}, *sep = " ";
+        for (int i = 0; i < 4; i++)
+            if (c->cache_kb[i]) {
+                mct_str_addf(&b, "%s%s %u KiB", sep, cn[i], c->cache_kb[i]);
+                sep = ", ";
+            }
+        mct_str_puts(&b, *sep == ',' ? "\n" : " unknown\n");
+        mct_str_addf(&b, "Cores: %d physical, %d logical\n", c->cores, c->threads);
+    } else {
+        mct_str_puts(&b, "unknown\n");
+    }
+    mct_str_addf(&b, "Code generation: SIMD width %d f32 lanes per vector%s%s%s\n", t->vlen,
+                 t->attr && *t->attr ? " (target " : "", t->attr && *t->attr ? t->attr : "",
+                 t->attr && *t->attr ? ")" : "");
+    mct_str_addf(&b, "The kernel runs with %d thread%s.\n\n", ctx->threads,
+                 ctx->threads == 1 ? "" : "s");
+
+    mct_str_puts(&b, "## Programs\n"
+                     "The current program, its parent and its grandparent in the search tree. "
+                     "Each is shown as a loop nest; its first comment lines give the workload and "
+                     "the schedule in canonical form.\n\n");
+    if (ctx->grand)
+        prompt_node(&b, "Grandparent program", ctx->grand, ctx, t);
+    if (ctx->parent)
+        prompt_node(&b, "Parent program", ctx->parent, ctx, t);
+    prompt_node(&b, "Current program", ctx->node, ctx, t);
+
+    mct_str_puts(&b,
+        "## Transformations (the set O)\n"
+        "Loops are named by axis: b (heads, bmm only), i (rows of C, size M), j (columns of C, "
+        "size N), k (the reduction, size K). An untiled axis has one loop named by its letter; "
+        "after tile(x, f1, ...) axis x has loops x0 (outermost), x1, ... where each loop "
+        "iterates within the block of the loop above. Use the names the current program has, "
+        "and the names a tile in the same proposal creates. Exactly these forms are accepted:\n"
+        "- tile(AXIS, f1[, f2[, f3]]): splits axis i, j or k into 2 to 4 nested loops with "
+        "blocks f1 > f2 > f3 (whole numbers 1..1048576; they need not divide the size). An axis "
+        "already tiled is re-tiled with the same number of factors. Tile an axis before "
+        "annotating its loops.\n"
+        "- reorder(L1, L2, ...): the named loops (at least two) take the positions they held, in "
+        "the order given. Levels of one axis keep their order (i0 stays outside i1).\n"
+        "- vectorize(L): the innermost loop becomes SIMD lanes. L must be a tiled j or k loop "
+        "with a constant block of at least 4. j needs B contiguous along j (nn layout, or B "
+        "packed or prepacked with a j panel); k needs A and B contiguous along k and a "
+        "cache_write outside it.\n"
+        "- unroll(L, N): unrolls loop L by N (1..64; 1 removes it). Fully unrolling the spatial "
+        "loops inside a cache_write turns the accumulator into a register tile.\n"
+        "- parallel(L): distributes loop L over the threads. One parallel loop at most; never a "
+        "k loop.\n"
+        "- cache_write(L): accumulates the output tile of the loops inside L locally (registers "
+        "when small and unrolled; at most 4096 elements) and writes it back once. Spatial loops "
+        "inside it need constant blocks; no parallel loop inside it.\n"
+        "- pack(A|B, L, PANEL): copies the operand's block into a contiguous buffer at loop L. "
+        "PANEL is a tiled loop of the operand's panel axis (i for A, j for B; its block, at most "
+        "256, is the panel width) or k for plain rows along k.\n"
+        "- prepack(B, PANEL[, KCHUNK]): matmul only: B (the weights) packed once ahead of time; "
+        "PANEL as for pack; KCHUNK a tiled k loop whose block is the chunk (needs a j panel).\n"
+        "- fuse_epilogue(L): applies bias and activation at write-back; needs cache_write(L) at "
+        "the same loop.\n"
+        "- prefetch(A|B|C, L, DIST): software prefetch. A or B: DIST iterations (1..64) of "
+        "loop L ahead. C: the output rows a register tile (cache_write) will write, DIST "
+        "iterations (0..64; 0 = its own rows) of L ahead, L at or outside the cache_write loop. "
+        "At most 4 prefetches.\n"
+        "Examples: \"tile(j, 256, 16)\", \"reorder(i0, j0, k0, i1, j1)\", \"vectorize(j2)\", "
+        "\"unroll(i2, 4)\", \"parallel(j0)\", \"cache_write(j1)\", \"pack(B, j0, j2)\", "
+        "\"prepack(B, j2, k1)\", \"fuse_epilogue(j1)\", \"prefetch(A, k1, 8)\", "
+        "\"prefetch(C, j1, 1)\".\n"
+        "A proposal with a transformation that does not apply is rejected as a whole.\n\n");
+
+    mct_str_addf(&b,
+        "## Task\n"
+        "Compare the programs above and their costs: which transformations made a program "
+        "faster or slower, and why, on this CPU. Reason step by step about data reuse in "
+        "registers and in each cache level, the vector width, register pressure, memory "
+        "bandwidth and the use of the cores. Then propose up to %d different next steps for "
+        "the current program. Each proposal is a list of transformation strings from O, "
+        "applied in order to the current program to make one new program.\n"
+        "End your reply with one fenced JSON block holding a list of up to %d proposals, each a "
+        "list of strings, and nothing after it, for example:\n"
+        "```json\n"
+        "[[\"tile(j, 64, 16)\", \"vectorize(j2)\"], [\"parallel(i0)\"]]\n"
+        "```\n", want, want);
+    *out = mct_str_take(&b);
+    return *out ? 0 : MCT_ENOMEM;
+}
+
