@@ -96,6 +96,17 @@ static void test_proc(void)
     CHECK(mct_proc_run(sh2, &io3, &r) == 0 && r.timed_out && r.out_len == 0);
     CHECK(now_s() - t0 < 5);
     mct_proc_result_free(&r);
+    /* what a command leaves running in its group is killed when it exits */
+    char dir[] = "/tmp/mct-util-bg-XXXXXX", cmd[512];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(cmd, sizeof cmd, "(sleep 1; touch %s/late) & exit 0", dir);
+    char *sh3[] = {"/bin/sh", "-c", cmd, NULL};
+    mct_proc_io io6 = {.timeout_s = 20};
+    CHECK(mct_proc_run(sh3, &io6, &r) == 0 && mct_proc_ok(r.status) && !r.timed_out);
+    mct_proc_result_free(&r);
+    snprintf(cmd, sizeof cmd, "sleep 2; test -e %s/late", dir);
+    CHECK(check_sh(NULL, 0, "%s", cmd) != 0);  /* the background job never ran to its end */
+    check_sh(NULL, 0, "rm -rf %s", dir);
     /* output over the cap stops the child */
     char *yes[] = {"yes", NULL};
     mct_proc_io io4 = {.out_max = 100000, .timeout_s = 20};

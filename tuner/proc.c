@@ -229,13 +229,33 @@ int mct_proc_run(char *const argv[], const mct_proc_io *io, mct_proc_result *res
         kill(-pid, SIGKILL);
         kill(pid, SIGKILL);
     }
-    /* outputs closed: the exit follows within what is left of the limit */
-    double left = deadline > 0 ? deadline - now_s() : 0;
-    int late = 0;
-    if (mct_proc_wait(pid, deadline > 0 ? (left > 0.001 ? left : 0.001) : 0, &res->status,
-                      &late))
-        goto fail;
-    res->timed_out |= late;
+    /* outputs closed: the exit follows within what is left of the limit. Wait without reaping
+     * (the zombie keeps the group id ours), then kill whatever the child left running in its
+     * group, then reap. */
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int w = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT | (deadline > 0 ? WNOHANG : 0));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            goto fail;
+        if (si.si_pid == pid)
+            break;
+        if (now_s() >= deadline) {
+            res->timed_out = 1;
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            deadline = 0;  /* now wait for the kill to land */
+            continue;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    kill(-pid, SIGKILL);
+    while (waitpid(pid, &res->status, 0) < 0)
+        if (errno != EINTR)
+            goto fail;
     pid = -1;
     if (ob.oom || eb.oom) {
         rc = MCT_ENOMEM;

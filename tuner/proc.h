@@ -52,7 +52,8 @@ typedef struct mct_proc_result {
     size_t out_len, err_len;
 } mct_proc_result;
 
-/* Runs argv (argv[0] looked up with mct_proc_which) to completion. Returns 0 when it ran (its
+/* Runs argv (argv[0] looked up with mct_proc_which) to completion; whatever it left running in
+ * its process group is killed when it exits. Returns 0 when it ran (its
  * own failure is in res->status), MCT_ENOTFOUND when argv[0] is not on PATH, MCT_EIO when a
  * pipe or fork failed, MCT_ENOMEM. SIGPIPE from a child that does not read its stdin never
  * reaches the tuner. */
