@@ -56,6 +56,15 @@ int db_unhex(const char *s, uint8_t *b, size_t n);
 int db_apply_item(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn note,
                   void *ctx, mct_db_report *rep);
 
+/* CPU records (db_cpu.c). put: *outcome as db_put_json (the stored record is overwritten). */
+int db_get_cpu_txn(mct_db *db, MDB_txn *t, uint64_t key, mct_cpu *out);
+int db_put_cpu_txn(mct_db *db, MDB_txn *t, const mct_cpu *c, int *outcome);
+int db_cpu_from_cjson(const cJSON *o, mct_cpu *c, char *err, size_t errlen);
+
+/* LLM cache (db_llm.c): *outcome 0 added, 1 same, 2 conflict (kept unless overwrite). */
+int db_llm_put_txn(mct_db *db, MDB_txn *t, const char *model, const char *params,
+                   const char *prompt, const char *reply, int overwrite, int *outcome);
+
 /* Stores json (malloc'ed; always freed) under k unless the same bytes are there:
  * *outcome 0 new, 1 identical (nothing written), 2 different (written when overwrite). */
 int db_put_json(mct_db *db, MDB_txn *t, MDB_dbi dbi, MDB_val *k, char *json, int overwrite,

@@ -1,221 +1,11 @@
-/* CPU records as JSON, JSON Lines items, export, import and merge. */
+/* JSON Lines items, export, import and merge (the rules of applying an item). */
 #include "db/db_int.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* ---- CPU records -------------------------------------------------------------------------- */
-
-static const char *const word_names[MCT_CPUID_NWORDS] = {
-    "1.ecx", "1.edx", "7.ebx", "7.ecx", "7.edx", "7.1.eax", "7.1.edx",
-    "80000001.ecx", "80000001.edx", "d.eax", "d.1.eax",
-};
-
-int mct_db_cpu_to_json(const mct_cpu *c, int pretty, char **out)
-{
-    char buf[32], key[17];
-    cJSON *o = cJSON_CreateObject(), *f, *w, *ca;
-    *out = NULL;
-    if (!o)
-        return MCT_ENOMEM;
-    mct_cpu_key_format(mct_cpu_key(c), key);
-    cJSON_AddStringToObject(o, "key", key);
-    cJSON_AddStringToObject(o, "vendor", c->vendor);
-    cJSON_AddStringToObject(o, "brand", c->brand);
-    cJSON_AddNumberToObject(o, "family", c->family);
-    cJSON_AddNumberToObject(o, "model", c->model);
-    cJSON_AddNumberToObject(o, "stepping", c->stepping);
-    cJSON_AddStringToObject(o, "tier", mct_tier_name(mct_cpu_tier_of(c)));
-    f = cJSON_AddArrayToObject(o, "features");
-    for (int i = 0; f && i < mct_cpu_feature_count(); i++)
-        if (mct_cpu_has(c, i))
-            cJSON_AddItemToArray(f, cJSON_CreateString(mct_cpu_feature_name(i)));
-    w = cJSON_AddObjectToObject(o, "cpuid");
-    for (int i = 0; w && i < MCT_CPUID_NWORDS; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx32, c->feat[i]);
-        cJSON_AddStringToObject(w, word_names[i], buf);
-    }
-    snprintf(buf, sizeof buf, "0x%" PRIx64, c->xcr0);
-    cJSON_AddStringToObject(o, "xcr0", buf);
-    ca = cJSON_AddObjectToObject(o, "cache_kb");
-    if (ca) {
-        cJSON_AddNumberToObject(ca, "l1d", c->cache_kb[0]);
-        cJSON_AddNumberToObject(ca, "l1i", c->cache_kb[1]);
-        cJSON_AddNumberToObject(ca, "l2", c->cache_kb[2]);
-        cJSON_AddNumberToObject(ca, "l3", c->cache_kb[3]);
-    }
-    cJSON_AddNumberToObject(o, "cores", c->cores);
-    cJSON_AddNumberToObject(o, "threads", c->threads);
-    *out = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return *out ? MCT_OK : MCT_ENOMEM;
-}
-
-static int hex_u64(const cJSON *v, const char *name, uint64_t max, uint64_t *out, char *err,
-                   size_t n)
-{
-    char *end;
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a hex string like \"0x1f\"", name);
-    const char *s = v->valuestring;
-    if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || !s[2] || strlen(s) > 18 ||
-        strspn(s + 2, "0123456789abcdefABCDEF") != strlen(s + 2))
-        return mct_errf(err, n, MCT_EINVAL, "field '%s' = '%s' is not a hex number like \"0x1f\"",
-                     name, s);
-    errno = 0;
-    unsigned long long x = strtoull(s + 2, &end, 16);
-    if (errno || x > max)
-        return mct_errf(err, n, MCT_ERANGE, "field '%s' = '%s' is out of range", name, s);
-    *out = x;
-    return MCT_OK;
-}
-
-static int cpu_int(const cJSON *o, const char *name, int req, int lo, int hi, int *out,
-                   char *err, size_t n)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!v) {
-        *out = 0;
-        return req ? mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name) : MCT_OK;
-    }
-    if (!cJSON_IsNumber(v))
-        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a number", name);
-    if (!(v->valuedouble >= lo && v->valuedouble <= hi) || v->valuedouble != (int)v->valuedouble)
-        return mct_errf(err, n, MCT_ERANGE, "field '%s' = %g is not a whole number in [%d, %d]",
-                     name, v->valuedouble, lo, hi);
-    *out = (int)v->valuedouble;
-    return MCT_OK;
-}
-
-static int cpu_from_cjson(const cJSON *o, mct_cpu *c, char *err, size_t n)
-{
-    const cJSON *v, *w, *ca;
-    uint64_t x;
-    int rc;
-    memset(c, 0, sizeof *c);
-    if (!cJSON_IsObject(o))
-        return mct_errf(err, n, MCT_EINVAL, "the CPU record is not a JSON object");
-    v = cJSON_GetObjectItemCaseSensitive(o, "vendor");
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof c->vendor)
-        return mct_errf(err, n, MCT_EINVAL, "field 'vendor' must be a string of at most %zu bytes",
-                     sizeof c->vendor - 1);
-    strcpy(c->vendor, v->valuestring);
-    v = cJSON_GetObjectItemCaseSensitive(o, "brand");
-    if (v && (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof c->brand))
-        return mct_errf(err, n, MCT_EINVAL, "field 'brand' must be a string of at most %zu bytes",
-                     sizeof c->brand - 1);
-    if (v)
-        strcpy(c->brand, v->valuestring);
-    if ((rc = cpu_int(o, "family", 1, 0, 1 << 20, &c->family, err, n)) ||
-        (rc = cpu_int(o, "model", 1, 0, 1 << 20, &c->model, err, n)) ||
-        (rc = cpu_int(o, "stepping", 0, 0, 1 << 20, &c->stepping, err, n)) ||
-        (rc = cpu_int(o, "cores", 0, 0, 1 << 24, &c->cores, err, n)) ||
-        (rc = cpu_int(o, "threads", 0, 0, 1 << 24, &c->threads, err, n)))
-        return rc;
-    w = cJSON_GetObjectItemCaseSensitive(o, "cpuid");
-    if (!cJSON_IsObject(w))
-        return mct_errf(err, n, MCT_EINVAL, "field 'cpuid' must be an object of feature words");
-    for (int i = 0; i < MCT_CPUID_NWORDS; i++) {
-        char name[40];
-        snprintf(name, sizeof name, "cpuid.%s", word_names[i]);
-        v = cJSON_GetObjectItemCaseSensitive(w, word_names[i]);
-        if (!v)
-            return mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name);
-        if ((rc = hex_u64(v, name, UINT32_MAX, &x, err, n)))
-            return rc;
-        c->feat[i] = (uint32_t)x;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(o, "xcr0");
-    if (v) {
-        if ((rc = hex_u64(v, "xcr0", UINT64_MAX, &c->xcr0, err, n)))
-            return rc;
-    }
-    ca = cJSON_GetObjectItemCaseSensitive(o, "cache_kb");
-    if (ca) {
-        static const char *lv[4] = {"l1d", "l1i", "l2", "l3"};
-        if (!cJSON_IsObject(ca))
-            return mct_errf(err, n, MCT_EINVAL, "field 'cache_kb' must be an object");
-        for (int i = 0; i < 4; i++) {
-            int kb;
-            if ((rc = cpu_int(ca, lv[i], 0, 0, 1 << 30, &kb, err, n)))
-                return rc;
-            c->cache_kb[i] = (uint32_t)kb;
-        }
-    }
-    v = cJSON_GetObjectItemCaseSensitive(o, "key");
-    if (v) {
-        uint64_t k;
-        char want[17];
-        if (!cJSON_IsString(v) || mct_cpu_key_parse(v->valuestring, &k) < 0)
-            return mct_errf(err, n, MCT_EINVAL, "field 'key' must be 16 hex digits");
-        if (k != mct_cpu_key(c)) {
-            mct_cpu_key_format(mct_cpu_key(c), want);
-            return mct_errf(err, n, MCT_ECORRUPT, "field 'key' = '%s' does not match the record "
-                         "(its vendor, family, model and features hash to %s)", v->valuestring,
-                         want);
-        }
-    }
-    return MCT_OK;
-}
-
-int mct_db_cpu_from_json(const char *text, size_t len, mct_cpu *out, char *err, size_t errlen)
-{
-    cJSON *o = cJSON_ParseWithLength(text, len);
-    if (!o)
-        return mct_errf(err, errlen, MCT_EINVAL, "the CPU record is not valid JSON");
-    int rc = cpu_from_cjson(o, out, err, errlen);
-    cJSON_Delete(o);
-    return rc;
-}
-
-static int put_cpu_txn(mct_db *db, MDB_txn *t, const mct_cpu *c, int *outcome)
-{
-    uint64_t key = mct_cpu_key(c);
-    char *json;
-    int rc = mct_db_cpu_to_json(c, 0, &json);
-    if (rc)
-        return db_fail(db, rc, "out of memory");
-    MDB_val k = {8, &key};
-    return db_put_json(db, t, db->cpus, &k, json, 1, outcome, "storing a CPU record");
-}
-
-static int put_cpu_fn(mct_db *db, MDB_txn *t, void *p)
-{
-    int outcome;
-    return put_cpu_txn(db, t, p, &outcome);
-}
-
-int mct_db_put_cpu(mct_db *db, const mct_cpu *c)
-{
-    return db_write(db, put_cpu_fn, (void *)c);
-}
-
-int mct_db_get_cpu(mct_db *db, uint64_t key, mct_cpu *out)
-{
-    MDB_txn *t;
-    MDB_val k = {8, &key}, v;
-    char why[256], hex[17];
-    int rc = db_rbegin(db, &t);
-    if (rc)
-        return rc;
-    rc = mdb_get(t, db->cpus, &k, &v);
-    if (rc == 0) {
-        rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, out, why, sizeof why);
-        if (rc) {
-            mct_cpu_key_format(key, hex);
-            rc = db_damaged(db, "database '%s': CPU record %s: %s",
-                         db->file, hex, why);
-        }
-    } else {
-        rc = db_lmdb(db, rc, "reading a CPU record");
-    }
-    db_rend(db, t);
-    return rc;
-}
 
 /* ---- items -------------------------------------------------------------------------------- */
 
@@ -291,7 +81,7 @@ int mct_db_item_parse(const char *line, size_t len, mct_db_item *it, char *err, 
     }
     if (!strcmp(ty->valuestring, "cpu")) {
         it->kind = MCT_DB_ITEM_CPU;
-        rc = cpu_from_cjson(o, &it->cpu, err, n);
+        rc = db_cpu_from_cjson(o, &it->cpu, err, n);
     } else if (!strcmp(ty->valuestring, "workload")) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "workload");
         it->kind = MCT_DB_ITEM_WORKLOAD;
@@ -382,9 +172,6 @@ int mct_db_item_format(const mct_db_item *it, char **out)
 }
 
 /* ---- apply (import and merge rules) ------------------------------------------------------- */
-
-int db_llm_put_txn(mct_db *db, MDB_txn *t, const char *model, const char *params,
-                   const char *prompt, const char *reply, int overwrite, int *outcome);
 
 static void notef(mct_db_note_fn note, void *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -510,7 +297,7 @@ int db_apply_item(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn 
             }
             return MCT_OK;
         }
-        rc = put_cpu_txn(db, t, &it->cpu, &outcome);
+        rc = db_put_cpu_txn(db, t, &it->cpu, &outcome);
         if (rc == MCT_OK)
             rep->added++;
         return rc;
