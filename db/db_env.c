@@ -131,7 +131,7 @@ int db_unhex(const char *s, uint8_t *b, size_t n)
     return s[2 * n] ? MCT_EINVAL : MCT_OK;
 }
 
-/* ---- location and open -------------------------------------------------------------------- */
+/* ---- location and open ----------------------------------------------------------------------- */
 
 int mct_db_default_path(char *buf, size_t len)
 {
@@ -486,7 +486,7 @@ void mct_db_close(mct_db *db)
     free(db);
 }
 
-/* ---- transactions ------------------------------------------------------------------------- */
+/* ---- transactions ---------------------------------------------------------------------------- */
 
 int db_rbegin(mct_db *db, MDB_txn **t)
 {

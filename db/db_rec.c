@@ -3,186 +3,186 @@
 #include "db/db_int.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- records as JSON ---------------------------------------------------------------------- */
+/* ---- the field table ------------------------------------------------------------------------- */
+
+/* A record's JSON form, written once: each field with its JSON name, its type, whether a
+ * decoder refuses a record without it, where it lives in mct_db_rec and the range a number must
+ * fall in. The encoder writes the fields in this order (the bytes of stored records and exports
+ * depend on it), and both decoders read by it. */
+enum {
+    F_STR,      /* char array: a string shorter than the array */
+    F_CPU,      /* uint64_t CPU key: a string of 16 hex digits */
+    F_HASH,     /* no storage: the hash of the workload text, written for readers (an import
+                 * checks it in mct_db_item_parse); the record decoders skip it */
+    F_INT,      /* int: a whole number in [lo, hi] */
+    F_I64,      /* int64_t: a whole number in [lo, hi] */
+    F_NUM       /* double: a number in [lo, hi] */
+};
+
+typedef struct rec_field {
+    const char *name;
+    int type;
+    int required;
+    size_t off, size;
+    double lo, hi;
+} rec_field;
+
+#define REC_THREADS_MAX 65536
+#define FIELD(f, type, req, lo, hi) \
+    {#f, type, req, offsetof(mct_db_rec, f), sizeof(((mct_db_rec *)0)->f), lo, hi}
+
+static const rec_field fields[] = {
+    FIELD(workload, F_STR, 1, 0, 0),
+    {"wl_hash", F_HASH, 0, 0, 0, 0, 0},
+    FIELD(cpu, F_CPU, 1, 0, 0),
+    FIELD(threads, F_INT, 1, 1, REC_THREADS_MAX),
+    FIELD(schedule, F_STR, 1, 0, 0),
+    FIELD(median_ns, F_NUM, 1, 1e-6, 1e18),
+    FIELD(spread_ns, F_NUM, 0, 0, 1e18),
+    FIELD(gflops, F_NUM, 0, 0, 1e12),
+    FIELD(samples, F_I64, 0, 0, 9e15),
+    FIELD(search, F_STR, 0, 0, 0),
+    FIELD(guide, F_STR, 0, 0, 0),
+    FIELD(compiler, F_STR, 0, 0, 0),
+    FIELD(flags, F_STR, 0, 0, 0),
+    FIELD(tool, F_STR, 0, 0, 0),
+    FIELD(timestamp, F_I64, 0, 0, 9e15),
+    FIELD(model, F_STR, 0, 0, 0),
+};
+#define NFIELDS (sizeof fields / sizeof fields[0])
+
+_Static_assert(sizeof(((mct_db_rec *)0)->threads) == sizeof(int), "threads is an int");
+_Static_assert(sizeof(((mct_db_rec *)0)->samples) == sizeof(int64_t), "samples is an int64_t");
+_Static_assert(sizeof(((mct_db_rec *)0)->timestamp) == sizeof(int64_t), "timestamp: int64_t");
+_Static_assert(NFIELDS <= 32, "the fast decoder keeps one bit per field");
+
+static double num_get(const mct_db_rec *r, const rec_field *f)
+{
+    const char *p = (const char *)r + f->off;
+    int i;
+    int64_t l;
+    double d;
+    switch (f->type) {
+    case F_INT: memcpy(&i, p, sizeof i); return i;
+    case F_I64: memcpy(&l, p, sizeof l); return (double)l;
+    default: memcpy(&d, p, sizeof d); return d;
+    }
+}
+
+/* Stores x (in range, whole for F_INT and F_I64: checked by the caller). */
+static void num_set(mct_db_rec *r, const rec_field *f, double x)
+{
+    char *p = (char *)r + f->off;
+    int i = (int)x;
+    int64_t l = (int64_t)x;
+    switch (f->type) {
+    case F_INT: memcpy(p, &i, sizeof i); break;
+    case F_I64: memcpy(p, &l, sizeof l); break;
+    default: memcpy(p, &x, sizeof x); break;
+    }
+}
+
+static int num_ok(const rec_field *f, double x)
+{
+    return isfinite(x) && x >= f->lo && x <= f->hi && (f->type == F_NUM || x == floor(x));
+}
+
+/* ---- the encoder ----------------------------------------------------------------------------- */
 
 int db_rec_json(const mct_db_rec *r, const char *type, char **out)
 {
     cJSON *o = cJSON_CreateObject();
-    char cpu[17], wh[33];
-    uint8_t h[16];
     *out = NULL;
     if (!o)
         return MCT_ENOMEM;
-    mct_cpu_key_format(r->cpu, cpu);
-    mct_hash_text(r->workload, strlen(r->workload), h);
-    db_hex(h, 16, wh);
     if (type)
         cJSON_AddStringToObject(o, "type", type);
-    cJSON_AddStringToObject(o, "workload", r->workload);
-    cJSON_AddStringToObject(o, "wl_hash", wh);
-    cJSON_AddStringToObject(o, "cpu", cpu);
-    cJSON_AddNumberToObject(o, "threads", r->threads);
-    cJSON_AddStringToObject(o, "schedule", r->schedule);
-    cJSON_AddNumberToObject(o, "median_ns", r->median_ns);
-    cJSON_AddNumberToObject(o, "spread_ns", r->spread_ns);
-    cJSON_AddNumberToObject(o, "gflops", r->gflops);
-    cJSON_AddNumberToObject(o, "samples", (double)r->samples);
-    cJSON_AddStringToObject(o, "search", r->search);
-    cJSON_AddStringToObject(o, "guide", r->guide);
-    cJSON_AddStringToObject(o, "compiler", r->compiler);
-    cJSON_AddStringToObject(o, "flags", r->flags);
-    cJSON_AddStringToObject(o, "tool", r->tool);
-    cJSON_AddNumberToObject(o, "timestamp", (double)r->timestamp);
-    cJSON_AddStringToObject(o, "model", r->model);
+    for (size_t i = 0; i < NFIELDS; i++) {
+        const rec_field *f = &fields[i];
+        char text[33];
+        uint8_t h[16];
+        uint64_t cpu;
+        switch (f->type) {
+        case F_STR:
+            cJSON_AddStringToObject(o, f->name, (const char *)r + f->off);
+            break;
+        case F_CPU:
+            memcpy(&cpu, (const char *)r + f->off, sizeof cpu);
+            mct_cpu_key_format(cpu, text);
+            cJSON_AddStringToObject(o, f->name, text);
+            break;
+        case F_HASH:
+            mct_hash_text(r->workload, strlen(r->workload), h);
+            db_hex(h, 16, text);
+            cJSON_AddStringToObject(o, f->name, text);
+            break;
+        default:
+            cJSON_AddNumberToObject(o, f->name, num_get(r, f));
+            break;
+        }
+    }
     *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return *out ? MCT_OK : MCT_ENOMEM;
 }
 
-static int jstr(const cJSON *o, const char *name, int required, char *dst, size_t cap,
-                char *err, size_t n)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!v) {
-        if (required)
-            return mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name);
-        dst[0] = 0;
-        return MCT_OK;
-    }
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a string", name);
-    size_t len = strlen(v->valuestring);
-    if (len >= cap)
-        return mct_errf(err, n, MCT_ERANGE, "field '%s' is %zu bytes long; the limit is %zu", name,
-                     len, cap - 1);
-    memcpy(dst, v->valuestring, len + 1);
-    return MCT_OK;
-}
+/* ---- the cJSON decoder (any valid JSON; words every refusal) --------------------------------- */
 
-static int jnum(const cJSON *o, const char *name, int required, double lo, double hi,
-                int integer, double *dst, char *err, size_t n)
+static int field_from_cjson(const cJSON *o, const rec_field *f, mct_db_rec *r, char *err,
+                            size_t n)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!v) {
-        if (required)
-            return mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name);
-        *dst = 0;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
+    char cpu[32];
+    if (f->type == F_HASH)
+        return MCT_OK;
+    if (!v)  /* an optional field stays 0 or "" */
+        return f->required ? mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", f->name)
+                           : MCT_OK;
+    if (f->type == F_STR || f->type == F_CPU) {
+        char *dst = f->type == F_CPU ? cpu : (char *)r + f->off;
+        size_t cap = f->type == F_CPU ? sizeof cpu : f->size, len;
+        if (!cJSON_IsString(v) || !v->valuestring)
+            return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a string", f->name);
+        if ((len = strlen(v->valuestring)) >= cap)
+            return mct_errf(err, n, MCT_ERANGE, "field '%s' is %zu bytes long; the limit is %zu",
+                            f->name, len, cap - 1);
+        memcpy(dst, v->valuestring, len + 1);
+        if (f->type == F_CPU && mct_cpu_key_parse(cpu, &r->cpu) < 0)
+            return mct_errf(err, n, MCT_EINVAL, "field '%s' = '%s' is not a CPU key (16 hex "
+                            "digits)", f->name, cpu);
         return MCT_OK;
     }
     if (!cJSON_IsNumber(v))
-        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a number", name);
-    double x = v->valuedouble;
-    if (!isfinite(x) || x < lo || x > hi || (integer && x != floor(x)))
+        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a number", f->name);
+    if (!num_ok(f, v->valuedouble))
         return mct_errf(err, n, MCT_ERANGE, "field '%s' = %g is out of range (%s in [%g, %g])",
-                     name, x, integer ? "a whole number" : "a number", lo, hi);
-    *dst = x;
+                        f->name, v->valuedouble, f->type == F_NUM ? "a number" : "a whole number",
+                        f->lo, f->hi);
+    num_set(r, f, v->valuedouble);
     return MCT_OK;
 }
 
 int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t n)
 {
-    char cpu[32];
-    double d;
-    int rc;
+    int rc = MCT_OK;
     memset(r, 0, sizeof *r);
     if (!cJSON_IsObject(o))
         return mct_errf(err, n, MCT_EINVAL, "the record is not a JSON object");
-    if ((rc = jstr(o, "workload", 1, r->workload, sizeof r->workload, err, n)) ||
-        (rc = jstr(o, "cpu", 1, cpu, sizeof cpu, err, n)))
-        return rc;
-    if (mct_cpu_key_parse(cpu, &r->cpu) < 0)
-        return mct_errf(err, n, MCT_EINVAL, "field 'cpu' = '%s' is not a CPU key (16 hex digits)",
-                     cpu);
-    if ((rc = jnum(o, "threads", 1, 1, 65536, 1, &d, err, n)))
-        return rc;
-    r->threads = (int)d;
-    if ((rc = jstr(o, "schedule", 1, r->schedule, sizeof r->schedule, err, n)) ||
-        (rc = jnum(o, "median_ns", 1, 1e-6, 1e18, 0, &r->median_ns, err, n)) ||
-        (rc = jnum(o, "spread_ns", 0, 0, 1e18, 0, &r->spread_ns, err, n)) ||
-        (rc = jnum(o, "gflops", 0, 0, 1e12, 0, &r->gflops, err, n)))
-        return rc;
-    if ((rc = jnum(o, "samples", 0, 0, 9e15, 1, &d, err, n)))
-        return rc;
-    r->samples = (int64_t)d;
-    if ((rc = jnum(o, "timestamp", 0, 0, 9e15, 1, &d, err, n)))
-        return rc;
-    r->timestamp = (int64_t)d;
-    if ((rc = jstr(o, "search", 0, r->search, sizeof r->search, err, n)) ||
-        (rc = jstr(o, "guide", 0, r->guide, sizeof r->guide, err, n)) ||
-        (rc = jstr(o, "compiler", 0, r->compiler, sizeof r->compiler, err, n)) ||
-        (rc = jstr(o, "flags", 0, r->flags, sizeof r->flags, err, n)) ||
-        (rc = jstr(o, "tool", 0, r->tool, sizeof r->tool, err, n)) ||
-        (rc = jstr(o, "model", 0, r->model, sizeof r->model, err, n)))
-        return rc;
-    return MCT_OK;
-}
-
-/* A stored schedule must be one the tuner could have written: it parses into transformations of
- * O, each legal for the workload, and its text is the canonical form (so its hash names it). */
-int db_sched_check(const mct_workload *w, const char *text, char *err, size_t n)
-{
-    mct_sched *s = NULL;
-    char why[512], *canon = malloc(4096);
-    int rc;
-    if (!canon)
-        return mct_errf(err, n, MCT_ENOMEM, "out of memory");
-    canon[0] = 0;
-    rc = mct_sched_parse(w, text, &s, why, sizeof why);
-    if (rc == MCT_ENOMEM) {
-        rc = mct_errf(err, n, rc, "out of memory");
-    } else if (rc < 0) {
-        rc = mct_errf(err, n, MCT_EINVAL, "field 'schedule' = '%.120s%s' is not a legal schedule "
-                      "for this workload: %s", text, strlen(text) > 120 ? "..." : "", why);
-    } else if (mct_sched_format(s, canon, 4096) < 0 || strcmp(canon, text)) {
-        rc = mct_errf(err, n, MCT_EINVAL, "field 'schedule' = '%.120s%s' is not in canonical "
-                      "form (the tuner writes '%.120s%s'); write it that way", text,
-                      strlen(text) > 120 ? "..." : "", canon, strlen(canon) > 120 ? "..." : "");
-    }
-    mct_sched_destroy(s);
-    free(canon);
+    for (size_t i = 0; i < NFIELDS && rc == MCT_OK; i++)
+        rc = field_from_cjson(o, &fields[i], r, err, n);
     return rc;
 }
 
-/* Canonicalizes r->workload, checks the schedule and computes the keys. */
-int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t n)
-{
-    mct_workload w;
-    char why[256];
-    int rc = mct_wl_parse(r->workload, &w, why, sizeof why);
-    if (rc < 0)
-        return mct_errf(err, n, rc, "workload '%s': %s", r->workload, why);
-    if (mct_wl_format(&w, r->workload, sizeof r->workload) < 0)
-        return mct_errf(err, n, MCT_ERANGE, "workload '%s' is too long", r->workload);
-    if (r->threads < 1 || r->threads > 65536)
-        return mct_errf(err, n, MCT_ERANGE, "threads = %d: use 1 to 65536", r->threads);
-    if (!(r->median_ns > 0) || !isfinite(r->median_ns))
-        return mct_errf(err, n, MCT_ERANGE, "median_ns = %g: must be a positive time", r->median_ns);
-    if (!memchr(r->schedule, 0, sizeof r->schedule))
-        return mct_errf(err, n, MCT_ERANGE, "schedule text is not terminated");
-    if ((rc = db_sched_check(&w, r->schedule, err, n)) != MCT_OK)
-        return rc;
-    memset(k, 0, sizeof *k);
-    mct_wl_hash(&w, k->wl);
-    k->cpu = r->cpu;
-    k->threads = (uint32_t)r->threads;
-    if (sched)
-        mct_hash_text(r->schedule, strlen(r->schedule), sched);
-    return MCT_OK;
-}
-
-int mct_db_rec_key(const mct_db_rec *r, mct_db_key *out)
-{
-    mct_db_rec tmp = *r;
-    return db_rec_canon(&tmp, out, NULL, NULL, 0);
-}
+/* ---- the fast decoder ------------------------------------------------------------------------ */
 
 /* The hot path of get-best: our own values are flat objects of strings and numbers written by
  * cJSON_PrintUnformatted. This reader decodes them without allocating; on anything unusual
- * (other escapes, nesting, a missing or out-of-range field) it returns -1 and the caller falls
- * back to cJSON, which also words the error. */
+ * (other escapes, nesting, a missing, repeated or out-of-range field) it returns -1 and the
+ * caller falls back to cJSON, which also words the error. */
 static int fast_str(const char **pp, const char *end, char *dst, size_t cap)
 {
     const char *p = *pp;
@@ -243,6 +243,8 @@ static int fast_num(const char **pp, const char *end, double *out)
     char buf[40];
     size_t n = 0;
     const char *p = *pp;
+    if (p >= end || (*p != '-' && (*p < '0' || *p > '9')))
+        return -1;  /* what JSON (and so cJSON) takes for the start of a number */
     while (p < end && n < sizeof buf - 1 && strchr("0123456789+-.eE", *p) && *p)
         buf[n++] = *p++;
     if (!n || n == sizeof buf - 1)
@@ -290,56 +292,46 @@ static int fast_num(const char **pp, const char *end, double *out)
 static int rec_fast(const char *p, size_t len, mct_db_rec *r)
 {
     const char *end = p + len;
-    char key[16], cpu[20];
-    unsigned seen = 0;
+    char key[16], cpu[32];
+    uint32_t seen = 0, required = 0;
     double d;
     memset(r, 0, sizeof *r);
     if (p >= end || *p++ != '{')
         return -1;
     while (p < end && *p != '}') {
+        const rec_field *f = NULL;
         if (fast_str(&p, end, key, sizeof key) < 0 || p >= end || *p++ != ':')
             return -1;
-        struct { const char *name; char *dst; size_t cap; } strs[] = {
-            {"workload", r->workload, sizeof r->workload}, {"cpu", cpu, sizeof cpu},
-            {"schedule", r->schedule, sizeof r->schedule}, {"search", r->search, sizeof r->search},
-            {"guide", r->guide, sizeof r->guide}, {"compiler", r->compiler, sizeof r->compiler},
-            {"flags", r->flags, sizeof r->flags}, {"tool", r->tool, sizeof r->tool},
-            {"model", r->model, sizeof r->model}, {"wl_hash", NULL, 0}, {"type", NULL, 0},
-        };
-        int done = 0;
-        for (size_t i = 0; i < sizeof strs / sizeof strs[0] && !done; i++)
-            if (!strcmp(key, strs[i].name)) {
-                if (fast_str(&p, end, strs[i].dst, strs[i].cap) < 0)
+        for (size_t i = 0; i < NFIELDS && !f; i++)
+            if (!strcmp(key, fields[i].name))
+                f = &fields[i];
+        if (!f) {  /* only the item's "type" may stand beside the fields */
+            if (strcmp(key, "type") || fast_str(&p, end, NULL, 0) < 0)
+                return -1;
+        } else {
+            uint32_t bit = 1u << (f - fields);
+            if (seen & bit)
+                return -1;
+            seen |= bit;
+            if (f->type == F_STR || f->type == F_CPU || f->type == F_HASH) {
+                char *dst = f->type == F_STR ? (char *)r + f->off : f->type == F_CPU ? cpu : NULL;
+                if (fast_str(&p, end, dst, f->type == F_STR ? f->size : sizeof cpu) < 0)
                     return -1;
-                seen |= 1u << i;
-                done = 1;
+            } else {
+                if (fast_num(&p, end, &d) < 0 || !num_ok(f, d))
+                    return -1;
+                num_set(r, f, d);
             }
-        if (!done) {
-            if (fast_num(&p, end, &d) < 0)
-                return -1;
-            if (!strcmp(key, "threads") && d >= 1 && d <= 65536 && d == (int)d)
-                r->threads = (int)d, seen |= 1u << 16;
-            else if (!strcmp(key, "median_ns") && d >= 1e-6 && d <= 1e18)
-                r->median_ns = d, seen |= 1u << 17;
-            else if (!strcmp(key, "spread_ns") && d >= 0 && d <= 1e18)
-                r->spread_ns = d;
-            else if (!strcmp(key, "gflops") && d >= 0 && d <= 1e12)
-                r->gflops = d;
-            else if (!strcmp(key, "samples") && d >= 0 && d <= 9e15 && d == (double)(int64_t)d)
-                r->samples = (int64_t)d;
-            else if (!strcmp(key, "timestamp") && d >= 0 && d <= 9e15 &&
-                     d == (double)(int64_t)d)
-                r->timestamp = (int64_t)d;
-            else
-                return -1;
         }
-        if (p < end && *p == ',')
+        if (p < end && *p == ',' && p + 1 < end && p[1] != '}')
             p++;
         else if (p >= end || *p != '}')
             return -1;
     }
-    /* workload, cpu, schedule, threads, median_ns are required */
-    if ((seen & 0x30007u) != 0x30007u || p >= end || p + 1 != end)
+    for (size_t i = 0; i < NFIELDS; i++)
+        if (fields[i].required)
+            required |= 1u << i;
+    if ((seen & required) != required || p >= end || p + 1 != end)
         return -1;
     return mct_cpu_key_parse(cpu, &r->cpu) < 0 ? -1 : 0;
 }
@@ -390,4 +382,66 @@ int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t 
     if (rc)
         return db_lmdb(db, rc, "reading a record");
     return db_decode_rec(db, key, klen, v.mv_data, v.mv_size, out);
+}
+
+/* ---- checks of a record to store ------------------------------------------------------------- */
+
+/* A stored schedule must be one the tuner could have written: it parses into transformations of
+ * O, each legal for the workload, and its text is the canonical form (so its hash names it). */
+int db_sched_check(const mct_workload *w, const char *text, char *err, size_t n)
+{
+    mct_sched *s = NULL;
+    char why[512], *canon = malloc(4096);
+    int rc;
+    if (!canon)
+        return mct_errf(err, n, MCT_ENOMEM, "out of memory");
+    canon[0] = 0;
+    rc = mct_sched_parse(w, text, &s, why, sizeof why);
+    if (rc == MCT_ENOMEM) {
+        rc = mct_errf(err, n, rc, "out of memory");
+    } else if (rc < 0) {
+        rc = mct_errf(err, n, MCT_EINVAL, "field 'schedule' = '%.120s%s' is not a legal schedule "
+                      "for this workload: %s", text, strlen(text) > 120 ? "..." : "", why);
+    } else if (mct_sched_format(s, canon, 4096) < 0 || strcmp(canon, text)) {
+        rc = mct_errf(err, n, MCT_EINVAL, "field 'schedule' = '%.120s%s' is not in canonical "
+                      "form (the tuner writes '%.120s%s'); write it that way", text,
+                      strlen(text) > 120 ? "..." : "", canon, strlen(canon) > 120 ? "..." : "");
+    }
+    mct_sched_destroy(s);
+    free(canon);
+    return rc;
+}
+
+/* Canonicalizes r->workload, checks the schedule and computes the keys. */
+int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t n)
+{
+    mct_workload w;
+    char why[256];
+    int rc = mct_wl_parse(r->workload, &w, why, sizeof why);
+    if (rc < 0)
+        return mct_errf(err, n, rc, "workload '%s': %s", r->workload, why);
+    if (mct_wl_format(&w, r->workload, sizeof r->workload) < 0)
+        return mct_errf(err, n, MCT_ERANGE, "workload '%s' is too long", r->workload);
+    if (r->threads < 1 || r->threads > REC_THREADS_MAX)
+        return mct_errf(err, n, MCT_ERANGE, "threads = %d: use 1 to %d", r->threads,
+                        REC_THREADS_MAX);
+    if (!(r->median_ns > 0) || !isfinite(r->median_ns))
+        return mct_errf(err, n, MCT_ERANGE, "median_ns = %g: must be a positive time", r->median_ns);
+    if (!memchr(r->schedule, 0, sizeof r->schedule))
+        return mct_errf(err, n, MCT_ERANGE, "schedule text is not terminated");
+    if ((rc = db_sched_check(&w, r->schedule, err, n)) != MCT_OK)
+        return rc;
+    memset(k, 0, sizeof *k);
+    mct_wl_hash(&w, k->wl);
+    k->cpu = r->cpu;
+    k->threads = (uint32_t)r->threads;
+    if (sched)
+        mct_hash_text(r->schedule, strlen(r->schedule), sched);
+    return MCT_OK;
+}
+
+int mct_db_rec_key(const mct_db_rec *r, mct_db_key *out)
+{
+    mct_db_rec tmp = *r;
+    return db_rec_canon(&tmp, out, NULL, NULL, 0);
 }

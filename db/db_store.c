@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- workloads and the M-family index ----------------------------------------------------- */
+/* ---- workloads and the M-family index -------------------------------------------------------- */
 
 typedef struct { uint8_t fam[16]; uint8_t m[8]; } fam_key;  /* M big-endian: ordered by M */
 
@@ -86,7 +86,7 @@ int mct_db_get_workload(mct_db *db, const uint8_t wl[16], char *buf, size_t len)
     return rc;
 }
 
-/* ---- trials and best ---------------------------------------------------------------------- */
+/* ---- trials and best ------------------------------------------------------------------------- */
 
 struct put_ctx {
     mct_db_rec r;
@@ -402,7 +402,7 @@ fail:
     return rc;
 }
 
-/* ---- delete, iterate, stats --------------------------------------------------------------- */
+/* ---- delete, iterate, stats ------------------------------------------------------------------ */
 
 struct del_ctx { uint8_t wl[16]; uint64_t cpu; int threads; int count; };
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- items -------------------------------------------------------------------------------- */
+/* ---- items ----------------------------------------------------------------------------------- */
 
 void mct_db_item_clear(mct_db_item *it)
 {
@@ -171,7 +171,7 @@ int mct_db_item_format(const mct_db_item *it, char **out)
     return *out ? MCT_OK : MCT_ENOMEM;
 }
 
-/* ---- apply (import and merge rules) ------------------------------------------------------- */
+/* ---- apply (import and merge rules) ---------------------------------------------------------- */
 
 static void notef(mct_db_note_fn note, void *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -366,7 +366,7 @@ static int check_pending(mct_db *db, MDB_txn *t, const char *file)
     return MCT_OK;
 }
 
-/* ---- walking every item of a database ----------------------------------------------------- */
+/* ---- walking every item of a database -------------------------------------------------------- */
 
 typedef int (*item_fn)(const mct_db_item *it, void *ctx);
 
@@ -457,7 +457,7 @@ static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item
     return rc;
 }
 
-/* ---- export ------------------------------------------------------------------------------- */
+/* ---- export ---------------------------------------------------------------------------------- */
 
 struct exp_ctx { mct_db *db; FILE *f; size_t count; };
 
@@ -502,7 +502,7 @@ int mct_db_export(mct_db *db, FILE *f, uint64_t cpu, int with_trials, size_t *co
     return rc;
 }
 
-/* ---- import ------------------------------------------------------------------------------- */
+/* ---- import ---------------------------------------------------------------------------------- */
 
 struct imp_ctx {
     const char *file;
@@ -644,7 +644,7 @@ int mct_db_import(mct_db *db, const char *file, mct_db_note_fn note, void *ctx,
     return rc;
 }
 
-/* ---- merge -------------------------------------------------------------------------------- */
+/* ---- merge ----------------------------------------------------------------------------------- */
 
 struct merge_ctx {
     mct_db *other;
