@@ -101,6 +101,9 @@ void mct_db_close(mct_db *db);
 const char *mct_db_errmsg(const mct_db *db);
 const char *mct_db_path(const mct_db *db);
 
+/* The best-record key of (workload hash, CPU key, thread count): zeroed, then filled. */
+void mct_db_key_make(const uint8_t wl[16], uint64_t cpu, int threads, mct_db_key *out);
+
 /* Key of a record: parses and hashes its workload text. MCT_EINVAL for bad text. */
 int mct_db_rec_key(const mct_db_rec *r, mct_db_key *out);
 

@@ -190,75 +190,58 @@ int mct_db_put_cpu(mct_db *db, const mct_cpu *c)
     return db_write(db, put_cpu_fn, (void *)c);
 }
 
-int mct_db_get_cpu(mct_db *db, uint64_t key, mct_cpu *out)
+/* A stored CPU record; damage is named as such. */
+static int cpu_decode(mct_db *db, uint64_t key, const MDB_val *v, mct_cpu *out)
 {
-    MDB_txn *t;
-    MDB_val k = {8, &key}, v;
     char why[256], hex[17];
-    int rc = db_rbegin(db, &t);
-    if (rc)
-        return rc;
-    rc = mdb_get(t, db->cpus, &k, &v);
-    if (rc == 0) {
-        rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, out, why, sizeof why);
-        if (rc) {
-            mct_cpu_key_format(key, hex);
-            rc = db_damaged(db, "database '%s': CPU record %s: %s",
-                         db->file, hex, why);
-        }
-    } else {
-        rc = db_lmdb(db, rc, "reading a CPU record");
-    }
-    db_rend(db, t);
-    return rc;
+    if (mct_db_cpu_from_json(v->mv_data, v->mv_size, out, why, sizeof why) == MCT_OK)
+        return MCT_OK;
+    mct_cpu_key_format(key, hex);
+    return db_damaged(db, "database '%s': CPU record %s: %s", db->file, hex, why);
 }
 
 int db_get_cpu_txn(mct_db *db, MDB_txn *t, uint64_t key, mct_cpu *out)
 {
     MDB_val k = {8, &key}, v;
-    char why[256], hex[17];
     int rc = mdb_get(t, db->cpus, &k, &v);
-    if (rc)
-        return db_lmdb(db, rc, "reading a CPU record");
-    rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, out, why, sizeof why);
-    if (rc) {
-        mct_cpu_key_format(key, hex);
-        return db_damaged(db, "database '%s': CPU record %s: %s",
-                       db->file, hex, why);
-    }
-    return MCT_OK;
+    return rc ? db_lmdb(db, rc, "reading a CPU record") : cpu_decode(db, key, &v, out);
 }
-int mct_db_iter_cpus(mct_db *db, mct_db_cpu_fn fn, void *ctx)
+
+int mct_db_get_cpu(mct_db *db, uint64_t key, mct_cpu *out)
 {
     MDB_txn *t;
-    MDB_cursor *cur = NULL;
-    int rc;
-    if ((rc = db_rbegin(db, &t)) != MCT_OK)
+    int rc = db_rbegin(db, &t);
+    if (rc)
         return rc;
-    if ((rc = mdb_cursor_open(t, db->cpus, &cur)) != 0) {
-        rc = db_lmdb(db, rc, "opening a cursor");
-        goto fail;
-    }
-    MDB_val k, v;
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        mct_cpu c;
-        uint64_t key;
-        if (k.mv_size != 8) {
-            rc = db_damaged(db, "database '%s': a CPU key has %zu bytes", db->file,
-                         k.mv_size);
-            goto fail;
-        }
-        memcpy(&key, k.mv_data, 8);
-        int e = db_get_cpu_txn(db, t, key, &c);
-        if (e || (e = fn(&c, ctx)) != 0) {
-            rc = e;
-            goto fail;
-        }
-    }
-    rc = rc == MDB_NOTFOUND ? MCT_OK : db_lmdb(db, rc, "iterating");
-fail:
-    if (cur)
-        mdb_cursor_close(cur);
+    rc = db_get_cpu_txn(db, t, key, out);
+    db_rend(db, t);
+    return rc;
+}
+
+struct cpu_ctx { mct_db_cpu_fn fn; void *ctx; };
+
+static int cpu_one(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *p)
+{
+    struct cpu_ctx *c = p;
+    mct_cpu cpu;
+    uint64_t key;
+    int rc;
+    if (k->mv_size != 8)
+        return db_damaged(db, "database '%s': a CPU key has %zu bytes", db->file, k->mv_size);
+    memcpy(&key, k->mv_data, 8);
+    if ((rc = cpu_decode(db, key, v, &cpu)) != MCT_OK)
+        return rc;
+    return c->fn(&cpu, c->ctx);
+}
+
+int mct_db_iter_cpus(mct_db *db, mct_db_cpu_fn fn, void *ctx)
+{
+    struct cpu_ctx c = {fn, ctx};
+    MDB_txn *t;
+    int rc = db_rbegin(db, &t);
+    if (rc)
+        return rc;
+    rc = db_scan(db, t, db->cpus, NULL, 0, "iterating", cpu_one, &c);
     db_rend(db, t);
     return rc;
 }

@@ -530,6 +530,30 @@ void db_rend(mct_db *db, MDB_txn *t)
     }
 }
 
+int db_scan(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *prefix, size_t plen,
+            const char *what, db_scan_fn fn, void *ctx)
+{
+    MDB_cursor *cur;
+    MDB_val k = {plen, (void *)prefix}, v;
+    int rc = mdb_cursor_open(t, dbi, &cur);
+    if (rc)
+        return db_lmdb(db, rc, "opening a cursor");
+    for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        /* keys are sorted by memcmp: the first key without the prefix ends the range */
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+        if ((rc = fn(db, cur, &k, &v, ctx)) != 0) {
+            mdb_cursor_close(cur);
+            return rc;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? MCT_OK : db_lmdb(db, rc, what);
+}
+
 static int grow(mct_db *db)
 {
     MDB_envinfo info;

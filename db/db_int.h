@@ -36,6 +36,15 @@ void db_rend(mct_db *db, MDB_txn *t);
 typedef int (*db_wfn)(mct_db *db, MDB_txn *t, void *ctx);
 int db_write(mct_db *db, db_wfn fn, void *ctx);
 
+/* Calls fn for each entry of dbi whose key starts with the plen bytes at prefix (every entry
+ * when plen is 0), in key order, inside t. fn may delete the entry under cur (mdb_cursor_del, in
+ * a write transaction). A nonzero return from fn stops the scan and is returned as it is; an
+ * LMDB error of the scan itself is mapped by db_lmdb with what. */
+typedef int (*db_scan_fn)(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val *v,
+                          void *ctx);
+int db_scan(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *prefix, size_t plen,
+            const char *what, db_scan_fn fn, void *ctx);
+
 /* In-transaction helpers; return MCT codes (DB_EFULL when the map is full). */
 int db_put_wl_txn(mct_db *db, MDB_txn *t, const char *canon, const uint8_t h[16]);
 int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,

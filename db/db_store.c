@@ -1,6 +1,7 @@
 /* The store: workloads and the M-family index, trials and best records, the CPU ladder, nearest
  * M, delete, iteration and statistics. */
 #include "db/db_int.h"
+#include "runtime/dispatch.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,8 @@ typedef struct { uint8_t fam[16]; uint8_t m[8]; } fam_key;  /* M big-endian: ord
 
 static void family_key(const mct_workload *w, fam_key *k)
 {
-    mct_workload f = *w;
-    f.M = 1;
     memset(k, 0, sizeof *k);
-    mct_wl_hash(&f, k->fam);
+    mct_wl_family_hash(w, k->fam);
     for (int i = 0; i < 8; i++)
         k->m[i] = (uint8_t)((uint64_t)w->M >> (56 - 8 * i));
 }
@@ -84,6 +83,16 @@ int mct_db_get_workload(mct_db *db, const uint8_t wl[16], char *buf, size_t len)
     }
     db_rend(db, t);
     return rc;
+}
+
+/* ---- keys ------------------------------------------------------------------------------------ */
+
+void mct_db_key_make(const uint8_t wl[16], uint64_t cpu, int threads, mct_db_key *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->wl, wl, 16);
+    out->cpu = cpu;
+    out->threads = (uint32_t)threads;
 }
 
 /* ---- trials and best ------------------------------------------------------------------------- */
@@ -216,10 +225,7 @@ int mct_db_get_best(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads,
     mct_db_key k;
     MDB_txn *t;
     int rc;
-    memset(&k, 0, sizeof k);
-    memcpy(k.wl, wl, 16);
-    k.cpu = cpu;
-    k.threads = (uint32_t)threads;
+    mct_db_key_make(wl, cpu, threads, &k);
     if ((rc = db_rbegin(db, &t)) != MCT_OK)
         return rc;
     rc = db_get_rec_txn(db, t, db->best, &k, sizeof k, out);
@@ -246,6 +252,8 @@ int mct_db_get_trial(mct_db *db, const mct_db_rec *key_fields, mct_db_rec *out)
     return rc;
 }
 
+/* ---- the CPU ladder ---------------------------------------------------------------------------- */
+
 const char *mct_db_rung_name(mct_db_rung r)
 {
     switch (r) {
@@ -257,188 +265,205 @@ const char *mct_db_rung_name(mct_db_rung r)
     return "none";
 }
 
+/* The rung of records tuned on CPU (key, vendor, tier) for host, by the runtime's rule
+ * (mct_rt_rung_of): a record's code is compiled for the tier of the CPU it was tuned on. */
+static mct_db_rung rung_for(const mct_cpu *host, mct_tier host_tier, uint64_t key,
+                            const char *vendor, mct_tier tier)
+{
+    switch (mct_rt_rung_of(host, host_tier, key, vendor, (int)tier, (int)tier)) {
+    case MCT_RT_RUNG_EXACT: return MCT_RUNG_EXACT;
+    case MCT_RT_RUNG_VENDOR_TIER: return MCT_RUNG_VENDOR_TIER;
+    case MCT_RT_RUNG_TIER: return MCT_RUNG_TIER;
+    default: return MCT_RUNG_NONE;  /* not usable on this host */
+    }
+}
+
+struct ladder_ctx {
+    const mct_cpu *host;
+    mct_tier tier;
+    uint64_t key;
+    uint32_t threads;
+    mct_db_rung rung;       /* of best so far; MCT_RUNG_NONE: none yet */
+    mct_db_rec *best, *cand;
+};
+
+static int ladder_one(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *p)
+{
+    struct ladder_ctx *c = p;
+    mct_db_key ck;
+    mct_cpu oc;
+    if (k->mv_size != sizeof ck)
+        return 0;
+    memcpy(&ck, k->mv_data, sizeof ck);
+    if (ck.threads != c->threads || ck.cpu == c->key)
+        return 0;
+    int rc = db_get_cpu_txn(db, mdb_cursor_txn(cur), ck.cpu, &oc);
+    if (rc == MCT_ENOTFOUND)
+        return 0;  /* a CPU without a description cannot be placed on the ladder */
+    if (rc)
+        return rc;
+    mct_db_rung r = rung_for(c->host, c->tier, ck.cpu, oc.vendor, mct_cpu_tier_of(&oc));
+    if (r == MCT_RUNG_NONE)
+        return 0;
+    if ((rc = db_decode_rec(db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, c->cand)))
+        return rc;
+    if (r < c->rung || (r == c->rung && c->cand->median_ns < c->best->median_ns)) {
+        *c->best = *c->cand;
+        c->rung = r;
+    }
+    return 0;
+}
 
 int mct_db_get_best_ladder(mct_db *db, const uint8_t wl[16], const mct_cpu *cpu, int threads,
                            mct_db_rec *out, mct_db_rung *rung)
 {
-    uint64_t key = mct_cpu_key(cpu);
-    mct_tier tier = mct_cpu_tier_of(cpu);
+    struct ladder_ctx c = {cpu, mct_cpu_tier_of(cpu), mct_cpu_key(cpu), (uint32_t)threads,
+                           MCT_RUNG_NONE, NULL, NULL};
     MDB_txn *t = NULL;
-    MDB_cursor *cur = NULL;
-    mct_db_rec *cand = NULL;
     mct_db_key k;
-    int rc, have[2] = {0, 0};
+    int rc;
     *rung = MCT_RUNG_NONE;
-    rc = mct_db_get_best(db, wl, key, threads, out);
-    if (rc != MCT_ENOTFOUND) {
-        if (rc == MCT_OK)
-            *rung = MCT_RUNG_EXACT;
-        return rc;
-    }
-    cand = malloc(3 * sizeof *cand);  /* [0] vendor+tier, [1] tier, [2] scratch */
-    if (!cand)
-        return db_fail(db, MCT_ENOMEM, "out of memory");
+    mct_db_key_make(wl, c.key, threads, &k);
     if ((rc = db_rbegin(db, &t)) != MCT_OK)
-        goto fail;
-    if ((rc = mdb_cursor_open(t, db->best, &cur)) != 0) {
-        rc = db_lmdb(db, rc, "opening a cursor");
-        goto fail;
-    }
-    memset(&k, 0, sizeof k);
-    memcpy(k.wl, wl, 16);
-    MDB_val kv = {sizeof k, &k}, v;
-    for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
-        mct_db_key ck;
-        mct_cpu oc;
-        if (kv.mv_size != sizeof ck)
-            continue;
-        memcpy(&ck, kv.mv_data, sizeof ck);
-        if (memcmp(ck.wl, wl, 16))
-            break;
-        if (ck.threads != (uint32_t)threads || ck.cpu == key)
-            continue;
-        int e = db_get_cpu_txn(db, t, ck.cpu, &oc);
-        if (e == MCT_ENOTFOUND)
-            continue;  /* a CPU without a description cannot be placed on the ladder */
-        if (e) {
-            rc = e;
-            goto fail;
-        }
-        if (mct_cpu_tier_of(&oc) != tier)
-            continue;
-        if ((e = db_get_rec_txn(db, t, db->best, &ck, sizeof ck, &cand[2])) != MCT_OK) {
-            rc = e;
-            goto fail;
-        }
-        int slot = !strcmp(oc.vendor, cpu->vendor) ? 0 : 1;
-        for (int s = slot; s < 2; s++)
-            if (!have[s] || cand[2].median_ns < cand[s].median_ns) {
-                cand[s] = cand[2];
-                have[s] = 1;
-            }
-    }
-    if (rc != MDB_NOTFOUND && rc != 0) {
-        rc = db_lmdb(db, rc, "scanning best records");
+        return rc;
+    rc = db_get_rec_txn(db, t, db->best, &k, sizeof k, out);
+    if (rc != MCT_ENOTFOUND) {  /* the host's own record (or an error) */
+        if (rc == MCT_OK)
+            *rung = rung_for(cpu, c.tier, c.key, cpu->vendor, c.tier);
         goto fail;
     }
-    rc = MCT_ENOTFOUND;
-    for (int s = 0; s < 2; s++)
-        if (have[s]) {
-            *out = cand[s];
-            *rung = s == 0 ? MCT_RUNG_VENDOR_TIER : MCT_RUNG_TIER;
-            rc = MCT_OK;
-            break;
-        }
+    if (!(c.best = malloc(2 * sizeof *c.best))) {
+        rc = db_fail(db, MCT_ENOMEM, "out of memory");
+        goto fail;
+    }
+    c.cand = c.best + 1;
+    rc = db_scan(db, t, db->best, wl, 16, "scanning best records", ladder_one, &c);
+    if (rc == MCT_OK && c.rung == MCT_RUNG_NONE)
+        rc = MCT_ENOTFOUND;
+    if (rc == MCT_OK) {
+        *out = *c.best;
+        *rung = c.rung;
+    }
 fail:
-    if (cur)
-        mdb_cursor_close(cur);
     db_rend(db, t);
-    free(cand);
+    free(c.best);
     return rc;
+}
+
+/* ---- nearest M and the family of a workload -------------------------------------------------- */
+
+/* The workloads of one family in the M index: (wl hash, M) in ascending M. */
+typedef int (*fam_fn)(mct_db *db, MDB_txn *t, const uint8_t wl[16], uint64_t m, void *ctx);
+struct fam_ctx { fam_fn fn; void *ctx; };
+
+static int fam_one(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *p)
+{
+    struct fam_ctx *c = p;
+    const uint8_t *mb = (const uint8_t *)k->mv_data + 16;
+    uint8_t wl[16];
+    uint64_t m = 0;
+    if (k->mv_size != sizeof(fam_key) || v->mv_size != 16)
+        return 0;  /* not an index entry: the index is derived data, its damage costs a hit */
+    for (int i = 0; i < 8; i++)
+        m = m << 8 | mb[i];
+    memcpy(wl, v->mv_data, 16);
+    return c->fn(db, mdb_cursor_txn(cur), wl, m, c->ctx);
+}
+
+static int fam_scan(mct_db *db, MDB_txn *t, const mct_workload *w, fam_fn fn, void *ctx)
+{
+    struct fam_ctx c = {fn, ctx};
+    uint8_t fam[16];
+    mct_wl_family_hash(w, fam);
+    return db_scan(db, t, db->mfam, fam, 16, "scanning the M index", fam_one, &c);
+}
+
+struct near_ctx {
+    mct_db_key k;           /* cpu and threads asked; wl set per candidate */
+    long M;                 /* asked */
+    int found;
+    long best_m;
+    uint8_t best_wl[16];
+};
+
+static int near_one(mct_db *db, MDB_txn *t, const uint8_t wl[16], uint64_t m, void *p)
+{
+    struct near_ctx *c = p;
+    MDB_val k = {sizeof c->k, &c->k}, v;
+    memcpy(c->k.wl, wl, 16);
+    if (mdb_get(t, db->best, &k, &v) != 0)
+        return 0;  /* not tuned for this CPU and thread count */
+    long d = (long)m > c->M ? (long)m - c->M : c->M - (long)m;
+    long bd = c->best_m > c->M ? c->best_m - c->M : c->M - c->best_m;
+    if (!c->found || d < bd || (d == bd && (long)m > c->best_m)) {
+        c->found = 1;
+        c->best_m = (long)m;
+        memcpy(c->best_wl, wl, 16);
+    }
+    return 0;
 }
 
 int mct_db_get_best_nearest_m(mct_db *db, const mct_workload *w, uint64_t cpu, int threads,
                               mct_db_rec *out)
 {
-    fam_key fk, lo;
-    MDB_txn *t = NULL;
-    MDB_cursor *cur = NULL;
-    mct_db_key k;
-    int64_t best_d = -1, best_m = 0;
+    struct near_ctx c;
+    uint8_t wl[16];
+    MDB_txn *t;
     int rc;
-    memset(&k, 0, sizeof k);
-    mct_wl_hash(w, k.wl);
-    k.cpu = cpu;
-    k.threads = (uint32_t)threads;
-    rc = mct_db_get_best(db, k.wl, cpu, threads, out);
-    if (rc != MCT_ENOTFOUND)
-        return rc;
-    family_key(w, &fk);
-    lo = fk;
-    memset(lo.m, 0, 8);
+    memset(&c, 0, sizeof c);
+    mct_wl_hash(w, wl);
+    mct_db_key_make(wl, cpu, threads, &c.k);
+    c.M = w->M;
     if ((rc = db_rbegin(db, &t)) != MCT_OK)
         return rc;
-    if ((rc = mdb_cursor_open(t, db->mfam, &cur)) != 0) {
-        rc = db_lmdb(db, rc, "opening a cursor");
-        goto fail;
+    rc = db_get_rec_txn(db, t, db->best, &c.k, sizeof c.k, out);
+    if (rc == MCT_ENOTFOUND && (rc = fam_scan(db, t, w, near_one, &c)) == MCT_OK) {
+        memcpy(c.k.wl, c.best_wl, 16);
+        rc = c.found ? db_get_rec_txn(db, t, db->best, &c.k, sizeof c.k, out) : MCT_ENOTFOUND;
     }
-    MDB_val kv = {sizeof lo, &lo}, v, bv;
-    mct_db_key bk = k;
-    uint8_t best_wl[16];
-    for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
-        if (kv.mv_size != sizeof fk || memcmp(kv.mv_data, fk.fam, 16) || v.mv_size != 16)
-            break;
-        const uint8_t *mb = (const uint8_t *)kv.mv_data + 16;
-        uint64_t m = 0;
-        for (int i = 0; i < 8; i++)
-            m = m << 8 | mb[i];
-        memcpy(bk.wl, v.mv_data, 16);
-        MDB_val bkv = {sizeof bk, &bk};
-        if (mdb_get(t, db->best, &bkv, &bv) != 0)
-            continue;
-        int64_t d = (int64_t)m > w->M ? (int64_t)m - w->M : w->M - (int64_t)m;
-        if (best_d < 0 || d < best_d || (d == best_d && (int64_t)m > best_m)) {
-            best_d = d;
-            best_m = (int64_t)m;
-            memcpy(best_wl, v.mv_data, 16);
-        }
-    }
-    if (rc != MDB_NOTFOUND && rc != 0) {
-        rc = db_lmdb(db, rc, "scanning the M index");
-        goto fail;
-    }
-    if (best_d < 0) {
-        rc = MCT_ENOTFOUND;
-        goto fail;
-    }
-    memcpy(bk.wl, best_wl, 16);
-    rc = db_get_rec_txn(db, t, db->best, &bk, sizeof bk, out);
-fail:
-    if (cur)
-        mdb_cursor_close(cur);
     db_rend(db, t);
     return rc;
+}
+
+/* Decodes each record a scan meets and hands it to the caller's function. */
+struct rec_ctx { mct_db_rec *r; mct_db_rec_fn fn; void *ctx; };
+
+static int rec_one(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *p)
+{
+    struct rec_ctx *c = p;
+    int rc = db_decode_rec(db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, c->r);
+    return rc ? rc : c->fn(c->r, c->ctx);
 }
 
 /* ---- delete, iterate, stats ------------------------------------------------------------------ */
 
 struct del_ctx { uint8_t wl[16]; uint64_t cpu; int threads; int count; };
 
+static int del_one(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *p)
+{
+    struct del_ctx *c = p;
+    mct_db_key ck;
+    int rc;
+    if (k->mv_size < sizeof ck)
+        return 0;
+    memcpy(&ck, k->mv_data, sizeof ck);
+    if ((c->cpu && ck.cpu != c->cpu) || (c->threads && ck.threads != (uint32_t)c->threads))
+        return 0;
+    if ((rc = mdb_cursor_del(cur, 0)) != 0)
+        return db_lmdb(db, rc, "deleting records");
+    c->count++;
+    return 0;
+}
+
 static int del_fn(mct_db *db, MDB_txn *t, void *p)
 {
     struct del_ctx *c = p;
     MDB_dbi dbis[2] = {db->best, db->trials};
+    int rc = MCT_OK;
     c->count = 0;
-    for (int i = 0; i < 2; i++) {
-        MDB_cursor *cur;
-        mct_db_key k;
-        int rc = mdb_cursor_open(t, dbis[i], &cur);
-        if (rc)
-            return db_lmdb(db, rc, "opening a cursor");
-        memset(&k, 0, sizeof k);
-        memcpy(k.wl, c->wl, 16);
-        MDB_val kv = {sizeof k, &k}, v;
-        for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
-             rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
-            mct_db_key ck;
-            if (kv.mv_size < sizeof ck)
-                continue;
-            memcpy(&ck, kv.mv_data, sizeof ck);
-            if (memcmp(ck.wl, c->wl, 16))
-                break;
-            if ((c->cpu && ck.cpu != c->cpu) || (c->threads && ck.threads != (uint32_t)c->threads))
-                continue;
-            if ((rc = mdb_cursor_del(cur, 0)) != 0)
-                break;
-            c->count++;
-        }
-        mdb_cursor_close(cur);
-        if (rc && rc != MDB_NOTFOUND)
-            return db_lmdb(db, rc, "deleting records");
-    }
-    return MCT_OK;
+    for (int i = 0; i < 2 && rc == MCT_OK; i++)
+        rc = db_scan(db, t, dbis[i], c->wl, 16, "deleting records", del_one, c);
+    return rc;
 }
 
 int mct_db_delete(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads, int *count)
@@ -458,42 +483,19 @@ int mct_db_delete(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads, i
 
 int mct_db_iter(mct_db *db, mct_db_table which, mct_db_rec_fn fn, void *ctx)
 {
+    struct rec_ctx c = {malloc(sizeof *c.r), fn, ctx};
     MDB_txn *t;
-    MDB_cursor *cur = NULL;
-    mct_db_rec *r = malloc(sizeof *r);
     int rc;
-    if (!r)
+    if (!c.r)
         return db_fail(db, MCT_ENOMEM, "out of memory");
-    if ((rc = db_rbegin(db, &t)) != MCT_OK) {
-        free(r);
-        return rc;
+    if ((rc = db_rbegin(db, &t)) == MCT_OK) {
+        rc = db_scan(db, t, which == MCT_DB_TRIALS ? db->trials : db->best, NULL, 0,
+                     "iterating", rec_one, &c);
+        db_rend(db, t);
     }
-    MDB_dbi dbi = which == MCT_DB_TRIALS ? db->trials : db->best;
-    if ((rc = mdb_cursor_open(t, dbi, &cur)) != 0) {
-        rc = db_lmdb(db, rc, "opening a cursor");
-        goto fail;
-    }
-    MDB_val k, v;
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-        int e = db_get_rec_txn(db, t, dbi, k.mv_data, k.mv_size, r);
-        if (e) {
-            rc = e;
-            goto fail;
-        }
-        if ((e = fn(r, ctx)) != 0) {
-            rc = e;
-            goto fail;
-        }
-    }
-    rc = rc == MDB_NOTFOUND ? MCT_OK : db_lmdb(db, rc, "iterating");
-fail:
-    if (cur)
-        mdb_cursor_close(cur);
-    db_rend(db, t);
-    free(r);
+    free(c.r);
     return rc;
 }
-
 
 int mct_db_stats_get(mct_db *db, mct_db_stats *out)
 {
