@@ -121,6 +121,9 @@ int mct_db_cpu_from_json(const char *text, size_t len, mct_cpu *out, char *err, 
 
 /* Workloads, trials, best records --------------------------------------------------------- */
 
+/* Called with each record of an iteration; the record is valid during the call only. */
+typedef int (*mct_db_rec_fn)(const mct_db_rec *r, void *ctx);
+
 /* Registers a workload (hash -> canonical text). Put of a record does this too. */
 int mct_db_put_workload(mct_db *db, const mct_workload *w);
 /* Canonical text of a stored workload hash into buf[256]. */
@@ -130,6 +133,10 @@ int mct_db_get_workload(mct_db *db, const uint8_t wl[16], char *buf, size_t len)
  * canonicalized and must parse. */
 int mct_db_put_trial(mct_db *db, const mct_db_rec *r);
 int mct_db_get_trial(mct_db *db, const mct_db_rec *key_fields, mct_db_rec *out);
+/* The trial of one schedule; MCT_ENOTFOUND when absent. */
+int mct_db_get_trial_key(mct_db *db, const mct_db_trial_key *k, mct_db_rec *out);
+/* Trials stored under (workload, cpu, threads): a range scan on the key prefix. */
+int mct_db_count_trials(mct_db *db, const mct_db_key *k, size_t *n);
 
 /* Stores r as the best record of its key unless the stored one is at least as fast (lower
  * median_ns). *stored (may be NULL) is 1 when r was written, 0 when the old record stayed. */
@@ -158,6 +165,10 @@ int mct_db_get_best_ladder(mct_db *db, const uint8_t wl[16], const mct_cpu *cpu,
 int mct_db_get_best_nearest_m(mct_db *db, const mct_workload *w, uint64_t cpu, int threads,
                               mct_db_rec *out);
 
+/* Every best record of w's family (any CPU, thread count and M), through the M index, in
+ * ascending M, inside one read snapshot; fn's nonzero return stops and is returned. */
+int mct_db_iter_family(mct_db *db, const mct_workload *w, mct_db_rec_fn fn, void *ctx);
+
 /* Deletes best records and trials of a workload; cpu 0 = every CPU, threads 0 = every count.
  * *count (may be NULL) gets the number of records removed; none is MCT_ENOTFOUND. */
 int mct_db_delete(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads, int *count);
@@ -165,7 +176,6 @@ int mct_db_delete(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads, i
 /* Iteration: calls fn for each record in key order inside one read snapshot; a nonzero return
  * from fn stops and is returned. The record pointer is valid during the call only. */
 typedef enum { MCT_DB_BEST = 0, MCT_DB_TRIALS = 1 } mct_db_table;
-typedef int (*mct_db_rec_fn)(const mct_db_rec *r, void *ctx);
 typedef int (*mct_db_cpu_fn)(const mct_cpu *c, void *ctx);
 int mct_db_iter(mct_db *db, mct_db_table t, mct_db_rec_fn fn, void *ctx);
 int mct_db_iter_cpus(mct_db *db, mct_db_cpu_fn fn, void *ctx);

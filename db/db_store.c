@@ -233,11 +233,21 @@ int mct_db_get_best(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads,
     return rc;
 }
 
+int mct_db_get_trial_key(mct_db *db, const mct_db_trial_key *k, mct_db_rec *out)
+{
+    MDB_txn *t;
+    int rc = db_rbegin(db, &t);
+    if (rc)
+        return rc;
+    rc = db_get_rec_txn(db, t, db->trials, k, sizeof *k, out);
+    db_rend(db, t);
+    return rc;
+}
+
 int mct_db_get_trial(mct_db *db, const mct_db_rec *key_fields, mct_db_rec *out)
 {
     mct_db_rec r = *key_fields;
     mct_db_trial_key tk;
-    MDB_txn *t;
     char why[512];
     int rc;
     memset(&tk, 0, sizeof tk);
@@ -245,10 +255,28 @@ int mct_db_get_trial(mct_db *db, const mct_db_rec *key_fields, mct_db_rec *out)
         r.median_ns = 1;  /* only the key fields matter here */
     if ((rc = db_rec_canon(&r, &tk.k, tk.sched, why, sizeof why)) != MCT_OK)
         return db_fail(db, rc, "%s", why);
-    if ((rc = db_rbegin(db, &t)) != MCT_OK)
+    return mct_db_get_trial_key(db, &tk, out);
+}
+
+static int count_one(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *p)
+{
+    if (k->mv_size == sizeof(mct_db_trial_key))
+        (*(size_t *)p)++;
+    return 0;
+}
+
+int mct_db_count_trials(mct_db *db, const mct_db_key *k, size_t *n)
+{
+    MDB_txn *t;
+    size_t count = 0;
+    int rc = db_rbegin(db, &t);
+    *n = 0;
+    if (rc)
         return rc;
-    rc = db_get_rec_txn(db, t, db->trials, &tk, sizeof tk, out);
+    rc = db_scan(db, t, db->trials, k, sizeof *k, "counting trials", count_one, &count);
     db_rend(db, t);
+    if (rc == MCT_OK)
+        *n = count;
     return rc;
 }
 
@@ -433,6 +461,26 @@ static int rec_one(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val 
     struct rec_ctx *c = p;
     int rc = db_decode_rec(db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, c->r);
     return rc ? rc : c->fn(c->r, c->ctx);
+}
+
+static int family_one(mct_db *db, MDB_txn *t, const uint8_t wl[16], uint64_t m, void *p)
+{
+    return db_scan(db, t, db->best, wl, 16, "iterating", rec_one, p);
+}
+
+int mct_db_iter_family(mct_db *db, const mct_workload *w, mct_db_rec_fn fn, void *ctx)
+{
+    struct rec_ctx c = {malloc(sizeof *c.r), fn, ctx};
+    MDB_txn *t;
+    int rc;
+    if (!c.r)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
+    if ((rc = db_rbegin(db, &t)) == MCT_OK) {
+        rc = fam_scan(db, t, w, family_one, &c);
+        db_rend(db, t);
+    }
+    free(c.r);
+    return rc;
 }
 
 /* ---- delete, iterate, stats ------------------------------------------------------------------ */
