@@ -161,7 +161,8 @@ int mct_db_get_best_ladder(mct_db *db, const uint8_t wl[16], const mct_cpu *cpu,
                            mct_db_rec *out, mct_db_rung *rung);
 
 /* The best record for (cpu, threads) of the workload that differs from w only in M and has the
- * M nearest to w->M (ties: the larger M); the exact M when stored. out->workload names it. */
+ * M nearest to w->M by mct_rt_m_nearer (log scale, ties to the larger M: the rule the generated
+ * library's lookup uses); the exact M when stored. out->workload names it. */
 int mct_db_get_best_nearest_m(mct_db *db, const mct_workload *w, uint64_t cpu, int threads,
                               mct_db_rec *out);
 

@@ -421,9 +421,7 @@ static int near_one(mct_db *db, MDB_txn *t, const uint8_t wl[16], uint64_t m, vo
     memcpy(c->k.wl, wl, 16);
     if (mdb_get(t, db->best, &k, &v) != 0)
         return 0;  /* not tuned for this CPU and thread count */
-    long d = (long)m > c->M ? (long)m - c->M : c->M - (long)m;
-    long bd = c->best_m > c->M ? c->best_m - c->M : c->M - c->best_m;
-    if (!c->found || d < bd || (d == bd && (long)m > c->best_m)) {
+    if (!c->found || mct_rt_m_nearer((long)m, c->best_m, c->M)) {
         c->found = 1;
         c->best_m = (long)m;
         memcpy(c->best_wl, wl, 16);

@@ -2,6 +2,7 @@
  * merge, concurrent writers, map growth, and every kind of bad input. All databases live in a
  * fresh mkdtemp folder. */
 #include "db/db.h"
+#include "runtime/dispatch.h"
 #include "tests/check.h"
 
 #include <errno.h>
@@ -343,8 +344,9 @@ static void test_nearest_m(void)
     CHECK(mct_db_put_best(db, &r, NULL) == 0);
     rec_init(&r, "matmul f32 nt M=100 N=4096 K=4096 epi=bias+silu", 43, 1, 5, "other cpu");
     CHECK(mct_db_put_best(db, &r, NULL) == 0);
-    struct { int q, want; } cases[] = {{100, 128}, {8, 1}, {1000, 512}, {16, 16}, {72, 128},
-                                       {320, 512}, {2, 1}};
+    /* nearest on a log scale (the runtime's mct_rt_m_nearer): 8 is 2x from 16, 8x from 1 */
+    struct { int q, want; } cases[] = {{100, 128}, {8, 16}, {1000, 512}, {16, 16}, {72, 128},
+                                       {320, 512}, {2, 1}, {4, 16}, {3, 1}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(text, sizeof text, "matmul f32 nt M=%d N=4096 K=4096 epi=bias+silu",
                  cases[i].q);
@@ -479,6 +481,49 @@ static void test_iter_family(void)
     CHECK(mct_wl_parse("matmul f32 nt M=5 N=4096 K=2048 epi=bias+silu", &w, NULL, 0) == 0);
     memset(&s, 0, sizeof s);
     CHECK(mct_db_iter_family(db, &w, fam_cb, &s) == 0 && s.n == 0);
+    mct_db_close(db);
+}
+
+/* `mctune db get` and the generated library must pick the same M bucket: with buckets 1 and 16
+ * a call of M=4 runs the M=16 kernel (log scale, ties to the larger M), so the database's
+ * nearest M says 16 too (it used to say 1, by linear distance). */
+static void test_nearest_m_as_runtime(void)
+{
+    mct_db *db = open_db(newdir("nmrt"));
+    mct_db_rec r, out;
+    mct_workload w;
+    if (!db)
+        return;
+    rec_init(&r, "matmul f32 nt M=1 N=4096 K=4096 epi=none", 42, 1, 10, "bucket 1");
+    CHECK(mct_db_put_best(db, &r, NULL) == 0);
+    rec_init(&r, "matmul f32 nt M=16 N=4096 K=4096 epi=none", 42, 1, 20, "bucket 16");
+    CHECK(mct_db_put_best(db, &r, NULL) == 0);
+    CHECK(mct_wl_parse("matmul f32 nt M=4 N=4096 K=4096 epi=none", &w, NULL, 0) == 0);
+    CHECKF(mct_db_get_best_nearest_m(db, &w, 42, 1, &out) == 0 && strstr(out.workload, " M=16 "),
+           "db: M=4 -> %s", out.workload);
+    /* the runtime's lookup over a table holding the same two buckets */
+    static const mct_rt_kernel ks[2] = {{1, NULL, NULL, NULL, "k1", 1}, {16, NULL, NULL, NULL,
+                                        "k16", 1}};
+    mct_rt_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.N = 4096;
+    sh.K = 4096;
+    sh.batch = sh.group = 1;
+    sh.op = MCT_RT_MATMUL;
+    sh.layout = MCT_RT_NT;
+    mct_rt_entry e = {sh, 0, 2};
+    int slots[4] = {0, 0, 0, 0};
+    slots[mct_rt_shape_hash(&sh) & 3] = 1;
+    mct_rt_table t;
+    memset(&t, 0, sizeof t);
+    t.nentries = 1;
+    t.entries = &e;
+    t.nslots = 4;
+    t.slots = slots;
+    t.nkernels = 2;
+    t.kernels = ks;
+    const mct_rt_kernel *k = mct_rt_lookup(&t, &sh, 4);
+    CHECKF(k && k->M == 16, "runtime: M=4 -> %ld", k ? k->M : -1L);
     mct_db_close(db);
 }
 
@@ -879,6 +924,7 @@ int main(void)
     test_round_trip();
     test_ladder();
     test_nearest_m();
+    test_nearest_m_as_runtime();
     test_keyed();
     test_iter_family();
     test_export_import();
