@@ -206,6 +206,8 @@ typedef struct mct_db_item {
     mct_db_kind kind;
     mct_cpu cpu;                  /* CPU */
     mct_db_rec rec;               /* BEST, TRIAL; WORKLOAD uses rec.workload only */
+    mct_workload wl;              /* WORKLOAD, BEST, TRIAL: rec.workload parsed, when wl_set */
+    int wl_set;                   /* set by mct_db_item_parse; 0: applying it parses the text */
     char *model, *params, *prompt, *reply;   /* LLM: owned by the item, see mct_db_item_clear */
 } mct_db_item;
 

@@ -46,7 +46,9 @@ int db_scan(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *prefix, size_t plen
             const char *what, db_scan_fn fn, void *ctx);
 
 /* In-transaction helpers; return MCT codes (DB_EFULL when the map is full). */
-int db_put_wl_txn(mct_db *db, MDB_txn *t, const char *canon, const uint8_t h[16]);
+/* Registers workload w (canon: its canonical text, h: its hash) and its M index entry. */
+int db_put_wl_txn(mct_db *db, MDB_txn *t, const mct_workload *w, const char *canon,
+                  const uint8_t h[16]);
 int db_get_rec_txn(mct_db *db, MDB_txn *t, MDB_dbi dbi, const void *key, size_t klen,
                    mct_db_rec *out);
 int db_decode_rec(mct_db *db, const void *key, size_t klen, const void *val, size_t vlen,
@@ -57,7 +59,12 @@ int db_rec_json(const mct_db_rec *r, const char *type, char **out);
 int db_rec_from_cjson(const cJSON *o, mct_db_rec *r, char *err, size_t errlen);
 /* MCT_EINVAL, with err naming field 'schedule', unless text is a legal canonical schedule of w. */
 int db_sched_check(const mct_workload *w, const char *text, char *err, size_t errlen);
-int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t errlen);
+/* Canonicalizes r->workload, checks the record (threads, median, a legal canonical schedule) and
+ * computes its key and its schedule's hash (sched may be NULL). The workload text is parsed into
+ * *w, unless parsed is nonzero: then *w already holds it parsed (a caller that parsed it once
+ * passes it on, so that a put parses its workload once). */
+int db_rec_canon(mct_db_rec *r, mct_workload *w, int parsed, mct_db_key *k, uint8_t sched[16],
+                 char *err, size_t errlen);
 void db_hex(const uint8_t *b, size_t n, char *out);
 int db_unhex(const char *s, uint8_t *b, size_t n);
 

@@ -412,27 +412,27 @@ int db_sched_check(const mct_workload *w, const char *text, char *err, size_t n)
     return rc;
 }
 
-/* Canonicalizes r->workload, checks the schedule and computes the keys. */
-int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, size_t n)
+int db_rec_canon(mct_db_rec *r, mct_workload *w, int parsed, mct_db_key *k, uint8_t sched[16],
+                 char *err, size_t n)
 {
-    mct_workload w;
     char why[256];
-    int rc = mct_wl_parse(r->workload, &w, why, sizeof why);
-    if (rc < 0)
+    int rc;
+    if (!parsed && (rc = mct_wl_parse(r->workload, w, why, sizeof why)) < 0)
         return mct_errf(err, n, rc, "workload '%s': %s", r->workload, why);
-    if (mct_wl_format(&w, r->workload, sizeof r->workload) < 0)
+    if (mct_wl_format(w, r->workload, sizeof r->workload) < 0)
         return mct_errf(err, n, MCT_ERANGE, "workload '%s' is too long", r->workload);
     if (r->threads < 1 || r->threads > REC_THREADS_MAX)
         return mct_errf(err, n, MCT_ERANGE, "threads = %d: use 1 to %d", r->threads,
                         REC_THREADS_MAX);
     if (!(r->median_ns > 0) || !isfinite(r->median_ns))
-        return mct_errf(err, n, MCT_ERANGE, "median_ns = %g: must be a positive time", r->median_ns);
+        return mct_errf(err, n, MCT_ERANGE, "median_ns = %g: must be a positive time",
+                        r->median_ns);
     if (!memchr(r->schedule, 0, sizeof r->schedule))
         return mct_errf(err, n, MCT_ERANGE, "schedule text is not terminated");
-    if ((rc = db_sched_check(&w, r->schedule, err, n)) != MCT_OK)
+    if ((rc = db_sched_check(w, r->schedule, err, n)) != MCT_OK)
         return rc;
     memset(k, 0, sizeof *k);
-    mct_wl_hash(&w, k->wl);
+    mct_hash_text(r->workload, strlen(r->workload), k->wl);  /* = mct_wl_hash(w) */
     k->cpu = r->cpu;
     k->threads = (uint32_t)r->threads;
     if (sched)
@@ -443,5 +443,6 @@ int db_rec_canon(mct_db_rec *r, mct_db_key *k, uint8_t sched[16], char *err, siz
 int mct_db_rec_key(const mct_db_rec *r, mct_db_key *out)
 {
     mct_db_rec tmp = *r;
-    return db_rec_canon(&tmp, out, NULL, NULL, 0);
+    mct_workload w;
+    return db_rec_canon(&tmp, &w, 0, out, NULL, NULL, 0);
 }

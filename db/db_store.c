@@ -19,10 +19,10 @@ static void family_key(const mct_workload *w, fam_key *k)
         k->m[i] = (uint8_t)((uint64_t)w->M >> (56 - 8 * i));
 }
 
-int db_put_wl_txn(mct_db *db, MDB_txn *t, const char *canon, const uint8_t h[16])
+int db_put_wl_txn(mct_db *db, MDB_txn *t, const mct_workload *w, const char *canon,
+                  const uint8_t h[16])
 {
     MDB_val k = {16, (void *)h}, v = {strlen(canon), (void *)canon};
-    mct_workload w;
     fam_key fk;
     int rc = mdb_put(t, db->wls, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) {
@@ -34,20 +34,18 @@ int db_put_wl_txn(mct_db *db, MDB_txn *t, const char *canon, const uint8_t h[16]
     }
     if (rc)
         return db_lmdb(db, rc, "storing a workload");
-    if (mct_wl_parse(canon, &w, NULL, 0) < 0)
-        return db_fail(db, MCT_EINVAL, "workload '%s' does not parse", canon);
-    family_key(&w, &fk);
+    family_key(w, &fk);
     MDB_val fk_v = {sizeof fk, &fk}, hv = {16, (void *)h};
     rc = mdb_put(t, db->mfam, &fk_v, &hv, 0);
     return rc ? db_lmdb(db, rc, "storing the M index") : MCT_OK;
 }
 
-struct wl_ctx { const char *canon; uint8_t h[16]; };
+struct wl_ctx { const mct_workload *w; const char *canon; uint8_t h[16]; };
 
 static int put_wl_fn(mct_db *db, MDB_txn *t, void *p)
 {
     struct wl_ctx *c = p;
-    return db_put_wl_txn(db, t, c->canon, c->h);
+    return db_put_wl_txn(db, t, c->w, c->canon, c->h);
 }
 
 int mct_db_put_workload(mct_db *db, const mct_workload *w)
@@ -58,6 +56,7 @@ int mct_db_put_workload(mct_db *db, const mct_workload *w)
         return db_fail(db, MCT_EINVAL, "workload: %s", why);
     if (mct_wl_format(w, canon, sizeof canon) < 0)
         return db_fail(db, MCT_ERANGE, "workload text too long");
+    c.w = w;
     c.canon = canon;
     mct_wl_hash(w, c.h);
     return db_write(db, put_wl_fn, &c);
@@ -99,6 +98,7 @@ void mct_db_key_make(const uint8_t wl[16], uint64_t cpu, int threads, mct_db_key
 
 struct put_ctx {
     mct_db_rec r;
+    mct_workload w;     /* r.workload, parsed once for the whole put */
     mct_db_key k;
     uint8_t sched[16];
     int best;
@@ -136,7 +136,7 @@ static int put_rec_fn(mct_db *db, MDB_txn *t, void *p)
     struct put_ctx *c = p;
     mct_db_trial_key tk;
     mct_db_rec *old = malloc(2 * sizeof *old), *tr = old + 1;
-    int rc = db_put_wl_txn(db, t, c->r.workload, c->k.wl);
+    int rc = db_put_wl_txn(db, t, &c->w, c->r.workload, c->k.wl);
     c->stored = 0;
     if (!old)
         return db_fail(db, MCT_ENOMEM, "out of memory");
@@ -199,7 +199,7 @@ static int put_rec(mct_db *db, const mct_db_rec *r, int best, int *stored)
     c->r = *r;
     c->best = best;
     c->stored = 0;
-    rc = db_rec_canon(&c->r, &c->k, c->sched, why, sizeof why);
+    rc = db_rec_canon(&c->r, &c->w, 0, &c->k, c->sched, why, sizeof why);
     if (rc) {
         db_fail(db, rc, "%s", why);
         goto fail;
@@ -248,12 +248,13 @@ int mct_db_get_trial(mct_db *db, const mct_db_rec *key_fields, mct_db_rec *out)
 {
     mct_db_rec r = *key_fields;
     mct_db_trial_key tk;
+    mct_workload w;
     char why[512];
     int rc;
     memset(&tk, 0, sizeof tk);
     if (r.median_ns <= 0)
         r.median_ns = 1;  /* only the key fields matter here */
-    if ((rc = db_rec_canon(&r, &tk.k, tk.sched, why, sizeof why)) != MCT_OK)
+    if ((rc = db_rec_canon(&r, &w, 0, &tk.k, tk.sched, why, sizeof why)) != MCT_OK)
         return db_fail(db, rc, "%s", why);
     return mct_db_get_trial_key(db, &tk, out);
 }

@@ -31,16 +31,19 @@ static char *dup_field(const cJSON *o, const char *name, int *bad)
     return s;
 }
 
-static int wl_check_hash(const cJSON *o, mct_db_rec *r, char *err, size_t n)
+/* Parses the item's workload (the one parse of its text: applying the item uses it->wl),
+ * canonicalizes it and checks the line's wl_hash against it. */
+static int wl_check_hash(const cJSON *o, mct_db_item *it, char *err, size_t n)
 {
-    mct_workload w;
+    mct_db_rec *r = &it->rec;
     char why[256];
     uint8_t h[16], given[16];
-    int rc = mct_wl_parse(r->workload, &w, why, sizeof why);
+    int rc = mct_wl_parse(r->workload, &it->wl, why, sizeof why);
     if (rc < 0)
         return mct_errf(err, n, rc, "field 'workload' = '%s': %s", r->workload, why);
-    mct_wl_format(&w, r->workload, sizeof r->workload);
-    mct_wl_hash(&w, h);
+    it->wl_set = 1;
+    mct_wl_format(&it->wl, r->workload, sizeof r->workload);
+    mct_wl_hash(&it->wl, h);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "wl_hash");
     if (!v)
         return MCT_OK;
@@ -90,13 +93,13 @@ int mct_db_item_parse(const char *line, size_t len, mct_db_item *it, char *err, 
                        "bytes");
         else {
             strcpy(it->rec.workload, v->valuestring);
-            rc = wl_check_hash(o, &it->rec, err, n);
+            rc = wl_check_hash(o, it, err, n);
         }
     } else if (!strcmp(ty->valuestring, "best") || !strcmp(ty->valuestring, "trial")) {
         it->kind = ty->valuestring[0] == 'b' ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
         rc = db_rec_from_cjson(o, &it->rec, err, n);
         if (rc == MCT_OK)
-            rc = wl_check_hash(o, &it->rec, err, n);
+            rc = wl_check_hash(o, it, err, n);
     } else if (!strcmp(ty->valuestring, "llm")) {
         int bad = 0;
         it->kind = MCT_DB_ITEM_LLM;
@@ -193,17 +196,18 @@ static int apply_rec(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_
     int best = it->kind == MCT_DB_ITEM_BEST;
     mct_db_rec *r = malloc(2 * sizeof *r), *old = r + 1;
     mct_db_trial_key tk;
+    mct_workload w = it->wl;
     char why[512], *json = NULL, cpu[17];
     int rc;
     if (!r)
         return db_fail(db, MCT_ENOMEM, "out of memory");
     *r = it->rec;
     memset(&tk, 0, sizeof tk);
-    if ((rc = db_rec_canon(r, &tk.k, tk.sched, why, sizeof why)) != MCT_OK) {
+    if ((rc = db_rec_canon(r, &w, it->wl_set, &tk.k, tk.sched, why, sizeof why)) != MCT_OK) {
         rc = db_fail(db, rc, "%s", why);
         goto fail;
     }
-    if ((rc = db_put_wl_txn(db, t, r->workload, tk.k.wl)) != MCT_OK)
+    if ((rc = db_put_wl_txn(db, t, &w, r->workload, tk.k.wl)) != MCT_OK)
         goto fail;
     MDB_dbi dbi = best ? db->best : db->trials;
     size_t klen = best ? sizeof tk.k : sizeof tk;
@@ -303,17 +307,17 @@ int db_apply_item(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn 
         return rc;
     }
     case MCT_DB_ITEM_WORKLOAD: {
-        mct_workload w;
+        mct_workload w = it->wl;
         uint8_t h[16];
         char why[256];
-        if ((rc = mct_wl_parse(it->rec.workload, &w, why, sizeof why)) < 0)
+        if (!it->wl_set && (rc = mct_wl_parse(it->rec.workload, &w, why, sizeof why)) < 0)
             return db_fail(db, rc, "workload '%s': %s", it->rec.workload, why);
         mct_wl_hash(&w, h);
         MDB_val kv = {16, h}, v;
         int exists = mdb_get(t, db->wls, &kv, &v) == 0;
         char canon[256];
         mct_wl_format(&w, canon, sizeof canon);
-        if ((rc = db_put_wl_txn(db, t, canon, h)) == MCT_OK) {
+        if ((rc = db_put_wl_txn(db, t, &w, canon, h)) == MCT_OK) {
             if (exists)
                 rep->same++;
             else
