@@ -110,19 +110,11 @@ static int decode(struct chk *c, int ti, const MDB_val *k, const MDB_val *v, mct
             return snprintf(why, n, "its trial is unreadable"), -1;
         return 0;
     }
-    cJSON *o = cJSON_ParseWithLength(v->mv_data, v->mv_size);
-    const char *names[4] = {"model", "params", "prompt", "reply"};
-    char **dst[4] = {&it->model, &it->params, &it->prompt, &it->reply};
+    char *s[4];
     it->kind = MCT_DB_ITEM_LLM;
-    for (int i = 0; i < 4; i++) {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, names[i]);
-        if (!cJSON_IsString(f) || !(*dst[i] = strdup(f->valuestring))) {
-            cJSON_Delete(o);
-            mct_db_item_clear(it);
-            return snprintf(why, n, "field '%s' is missing or not a string", names[i]), -1;
-        }
-    }
-    cJSON_Delete(o);
+    if (db_llm_decode(v->mv_data, v->mv_size, s, why, n))
+        return -1;
+    db_llm_item(it, s);
     return 0;
 }
 

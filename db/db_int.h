@@ -81,6 +81,21 @@ int db_cpu_from_cjson(const cJSON *o, mct_cpu *c, char *err, size_t errlen);
 int db_llm_put_txn(mct_db *db, MDB_txn *t, const char *model, const char *params,
                    const char *prompt, const char *reply, int overwrite, int *outcome);
 
+/* The four strings of an LLM cache entry (model, params, prompt, reply), each malloc'ed into
+ * s[0..3], from a parsed object or a stored value. MCT_EINVAL (why names the field missing or
+ * not a string; not JSON at all counts as missing) or MCT_ENOMEM; on failure every s[i] is NULL. */
+int db_llm_from_cjson(const cJSON *o, char *s[4], char *why, size_t errlen);
+int db_llm_decode(const void *val, size_t len, char *s[4], char *why, size_t errlen);
+/* An LLM item takes the four strings (it owns them from now on). */
+static inline void db_llm_item(mct_db_item *it, char *s[4])
+{
+    it->kind = MCT_DB_ITEM_LLM;
+    it->model = s[0];
+    it->params = s[1];
+    it->prompt = s[2];
+    it->reply = s[3];
+}
+
 /* Stores json (malloc'ed; always freed) under k unless the same bytes are there:
  * *outcome 0 new, 1 identical (nothing written), 2 different (written when overwrite). */
 int db_put_json(mct_db *db, MDB_txn *t, MDB_dbi dbi, MDB_val *k, char *json, int overwrite,

@@ -59,12 +59,44 @@ int mct_db_llm_put(mct_db *db, const char *model, const char *params, const char
     return db_write(db, llm_put_fn, &c);
 }
 
+static const char *const llm_fields[4] = {"model", "params", "prompt", "reply"};
+
+int db_llm_from_cjson(const cJSON *o, char *s[4], char *why, size_t n)
+{
+    int rc = MCT_OK;
+    for (int i = 0; i < 4; i++)
+        s[i] = NULL;
+    for (int i = 0; i < 4 && rc == MCT_OK; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, llm_fields[i]);
+        if (!cJSON_IsString(v) || !v->valuestring)
+            rc = mct_errf(why, n, MCT_EINVAL, "field '%s' is missing or not a string",
+                          llm_fields[i]);
+        else if (!(s[i] = strdup(v->valuestring)))
+            rc = mct_errf(why, n, MCT_ENOMEM, "out of memory");
+    }
+    if (rc)
+        for (int i = 0; i < 4; i++) {
+            free(s[i]);
+            s[i] = NULL;
+        }
+    return rc;
+}
+
+int db_llm_decode(const void *val, size_t len, char *s[4], char *why, size_t n)
+{
+    cJSON *o = cJSON_ParseWithLength(val, len);
+    int rc = db_llm_from_cjson(o, s, why, n);  /* NULL (not JSON) has no fields */
+    cJSON_Delete(o);
+    return rc;
+}
+
 int mct_db_llm_get(mct_db *db, const char *model, const char *params, const char *prompt,
                    char **reply)
 {
     uint8_t h[16];
     MDB_txn *t;
     MDB_val k = {16, h}, v;
+    char *s[4] = {NULL, NULL, NULL, NULL}, why[128];
     int rc;
     *reply = NULL;
     if ((rc = llm_key(model, params, prompt, h)) != MCT_OK)
@@ -76,22 +108,21 @@ int mct_db_llm_get(mct_db *db, const char *model, const char *params, const char
         rc = db_lmdb(db, rc, "reading an LLM reply");
         goto fail;
     }
-    cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
-    const cJSON *pa = cJSON_GetObjectItemCaseSensitive(o, "params");
-    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "prompt");
-    const cJSON *re = cJSON_GetObjectItemCaseSensitive(o, "reply");
-    if (!cJSON_IsString(m) || !cJSON_IsString(pa) || !cJSON_IsString(pr) || !cJSON_IsString(re)) {
+    rc = db_llm_decode(v.mv_data, v.mv_size, s, why, sizeof why);
+    if (rc == MCT_ENOMEM) {
+        rc = db_fail(db, MCT_ENOMEM, "out of memory");
+    } else if (rc) {
         rc = db_damaged(db, "database '%s': a cached LLM reply for model '%s' is not a JSON "
                         "object of strings", db->file, model);
-    } else if (strcmp(m->valuestring, model) || strcmp(pa->valuestring, params) ||
-               strcmp(pr->valuestring, prompt)) {
+    } else if (strcmp(s[0], model) || strcmp(s[1], params) || strcmp(s[2], prompt)) {
         rc = db_damaged(db, "database '%s': the cached LLM reply under this key was asked with "
                         "another prompt (hash collision or damage)", db->file);
-    } else if (!(*reply = strdup(re->valuestring))) {
-        rc = db_fail(db, MCT_ENOMEM, "out of memory");
+    } else {
+        *reply = s[3];
+        s[3] = NULL;
     }
-    cJSON_Delete(o);
+    for (int i = 0; i < 4; i++)
+        free(s[i]);
 fail:
     db_rend(db, t);
     return rc;

@@ -467,7 +467,10 @@ static int family_one(mct_db *db, MDB_txn *t, const uint8_t wl[16], uint64_t m, 
     return db_scan(db, t, db->best, wl, 16, "iterating", rec_one, p);
 }
 
-int mct_db_iter_family(mct_db *db, const mct_workload *w, mct_db_rec_fn fn, void *ctx)
+/* Every record of dbi (fam NULL), or every best record of fam's family, to fn inside one read
+ * snapshot. */
+static int iter_recs(mct_db *db, MDB_dbi dbi, const mct_workload *fam, mct_db_rec_fn fn,
+                     void *ctx)
 {
     struct rec_ctx c = {malloc(sizeof *c.r), fn, ctx};
     MDB_txn *t;
@@ -475,11 +478,17 @@ int mct_db_iter_family(mct_db *db, const mct_workload *w, mct_db_rec_fn fn, void
     if (!c.r)
         return db_fail(db, MCT_ENOMEM, "out of memory");
     if ((rc = db_rbegin(db, &t)) == MCT_OK) {
-        rc = fam_scan(db, t, w, family_one, &c);
+        rc = fam ? fam_scan(db, t, fam, family_one, &c)
+                 : db_scan(db, t, dbi, NULL, 0, "iterating", rec_one, &c);
         db_rend(db, t);
     }
     free(c.r);
     return rc;
+}
+
+int mct_db_iter_family(mct_db *db, const mct_workload *w, mct_db_rec_fn fn, void *ctx)
+{
+    return iter_recs(db, db->best, w, fn, ctx);
 }
 
 /* ---- delete, iterate, stats ------------------------------------------------------------------ */
@@ -530,18 +539,7 @@ int mct_db_delete(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads, i
 
 int mct_db_iter(mct_db *db, mct_db_table which, mct_db_rec_fn fn, void *ctx)
 {
-    struct rec_ctx c = {malloc(sizeof *c.r), fn, ctx};
-    MDB_txn *t;
-    int rc;
-    if (!c.r)
-        return db_fail(db, MCT_ENOMEM, "out of memory");
-    if ((rc = db_rbegin(db, &t)) == MCT_OK) {
-        rc = db_scan(db, t, which == MCT_DB_TRIALS ? db->trials : db->best, NULL, 0,
-                     "iterating", rec_one, &c);
-        db_rend(db, t);
-    }
-    free(c.r);
-    return rc;
+    return iter_recs(db, which == MCT_DB_TRIALS ? db->trials : db->best, NULL, fn, ctx);
 }
 
 int mct_db_stats_get(mct_db *db, mct_db_stats *out)

@@ -18,19 +18,6 @@ void mct_db_item_clear(mct_db_item *it)
     it->model = it->params = it->prompt = it->reply = NULL;
 }
 
-static char *dup_field(const cJSON *o, const char *name, int *bad)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsString(v) || !v->valuestring) {
-        *bad = 1;
-        return NULL;
-    }
-    char *s = strdup(v->valuestring);
-    if (!s)
-        *bad = 2;
-    return s;
-}
-
 /* Parses the item's workload (the one parse of its text: applying the item uses it->wl),
  * canonicalizes it and checks the line's wl_hash against it. */
 static int wl_check_hash(const cJSON *o, mct_db_item *it, char *err, size_t n)
@@ -101,18 +88,10 @@ int mct_db_item_parse(const char *line, size_t len, mct_db_item *it, char *err, 
         if (rc == MCT_OK)
             rc = wl_check_hash(o, it, err, n);
     } else if (!strcmp(ty->valuestring, "llm")) {
-        int bad = 0;
+        char *s[4];
         it->kind = MCT_DB_ITEM_LLM;
-        const char *names[4] = {"model", "params", "prompt", "reply"};
-        char **dst[4] = {&it->model, &it->params, &it->prompt, &it->reply};
-        rc = MCT_OK;
-        for (int i = 0; i < 4 && !bad; i++) {
-            *dst[i] = dup_field(o, names[i], &bad);
-            if (bad)
-                rc = bad == 2 ? mct_errf(err, n, MCT_ENOMEM, "out of memory")
-                              : mct_errf(err, n, MCT_EINVAL, "field '%s' is missing or not a "
-                                      "string", names[i]);
-        }
+        if ((rc = db_llm_from_cjson(o, s, err, n)) == MCT_OK)
+            db_llm_item(it, s);
     } else {
         rc = mct_errf(err, n, MCT_EINVAL, "field 'type' = '%.40s' is unknown (use cpu, workload, "
                    "best, trial or llm)", ty->valuestring);
@@ -374,90 +353,83 @@ static int check_pending(mct_db *db, MDB_txn *t, const char *file)
 
 typedef int (*item_fn)(const mct_db_item *it, void *ctx);
 
+struct each_ctx {
+    int table;          /* 0 cpus, 1 workloads, 2 best, 3 trials, 4 llm */
+    uint64_t cpu;       /* 0: every CPU */
+    item_fn fn;
+    void *ctx;
+    mct_db_item *it;
+};
+
+static int item_one(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *p)
+{
+    struct each_ctx *c = p;
+    mct_db_item *it = c->it;
+    char why[512], *s[4];
+    int rc = MCT_OK;
+    memset(it, 0, sizeof *it);
+    if (c->table == 0) {
+        uint64_t key;
+        if (k->mv_size != 8)
+            return db_damaged(db, "database '%s': a CPU key has %zu bytes", db->file, k->mv_size);
+        memcpy(&key, k->mv_data, 8);
+        if (c->cpu && key != c->cpu)
+            return 0;
+        it->kind = MCT_DB_ITEM_CPU;
+        if (mct_db_cpu_from_json(v->mv_data, v->mv_size, &it->cpu, why, sizeof why) != MCT_OK)
+            rc = db_damaged(db, "database '%s': a CPU record: %s", db->file, why);
+    } else if (c->table == 1) {
+        uint8_t h[16];
+        it->kind = MCT_DB_ITEM_WORKLOAD;
+        if (v->mv_size >= sizeof it->rec.workload || k->mv_size != 16)
+            return db_damaged(db, "database '%s': a workload entry has a %zu-byte key and a "
+                              "%zu-byte text", db->file, k->mv_size, v->mv_size);
+        memcpy(it->rec.workload, v->mv_data, v->mv_size);
+        it->rec.workload[v->mv_size] = 0;
+        mct_hash_text(it->rec.workload, v->mv_size, h);
+        if (memcmp(h, k->mv_data, 16))
+            rc = db_damaged(db, "database '%s': workload '%s' is stored under another hash",
+                            db->file, it->rec.workload);
+    } else if (c->table == 2 || c->table == 3) {
+        mct_db_key ck;
+        if (k->mv_size < sizeof ck)
+            return db_damaged(db, "database '%s': a record key has %zu bytes", db->file,
+                              k->mv_size);
+        memcpy(&ck, k->mv_data, sizeof ck);
+        if (c->cpu && ck.cpu != c->cpu)
+            return 0;
+        it->kind = c->table == 2 ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
+        rc = db_decode_rec(db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, &it->rec);
+    } else {
+        it->kind = MCT_DB_ITEM_LLM;
+        if ((rc = db_llm_decode(v->mv_data, v->mv_size, s, why, sizeof why)) == MCT_OK)
+            db_llm_item(it, s);
+        else
+            rc = db_damaged(db, "database '%s': a cached LLM reply is not a JSON object of "
+                            "strings", db->file);
+    }
+    if (rc == MCT_OK)
+        rc = c->fn(it, c->ctx);
+    mct_db_item_clear(it);
+    return rc;
+}
+
 static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item_fn fn,
                      void *ctx)
 {
     MDB_dbi dbis[5] = {db->cpus, db->wls, db->best, db->trials, db->llm};
-    mct_db_item *it = calloc(1, sizeof *it);
+    struct each_ctx c = {0, cpu, fn, ctx, calloc(1, sizeof *c.it)};
     int rc = MCT_OK;
-    if (!it)
+    if (!c.it)
         return db_fail(db, MCT_ENOMEM, "out of memory");
-    for (int i = 0; i < 5 && rc == MCT_OK; i++) {
-        MDB_cursor *cur;
-        MDB_val k, v;
-        if ((i == 1 || i == 4) && cpu)
+    for (c.table = 0; c.table < 5 && rc == MCT_OK; c.table++) {
+        if ((c.table == 1 || c.table == 4) && cpu)
             continue;  /* a per-CPU export carries that CPU's records only */
-        if (i == 3 && !with_trials)
+        if (c.table == 3 && !with_trials)
             continue;
-        if ((rc = mdb_cursor_open(t, dbis[i], &cur)) != 0)
-            return free(it), db_lmdb(db, rc, "opening a cursor");
-        while (rc == MCT_OK && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-            char why[512];
-            memset(it, 0, sizeof *it);
-            if (i == 0) {
-                uint64_t key;
-                if (k.mv_size != 8) {
-                    rc = db_damaged(db, "database '%s': a CPU key has %zu bytes", db->file,
-                                    k.mv_size);
-                    break;
-                }
-                memcpy(&key, k.mv_data, 8);
-                if (cpu && key != cpu)
-                    continue;
-                it->kind = MCT_DB_ITEM_CPU;
-                if ((rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, &it->cpu, why,
-                                               sizeof why)) != MCT_OK)
-                    rc = db_damaged(db, "database '%s': a CPU record: %s", db->file, why);
-            } else if (i == 1) {
-                uint8_t h[16];
-                it->kind = MCT_DB_ITEM_WORKLOAD;
-                if (v.mv_size >= sizeof it->rec.workload || k.mv_size != 16) {
-                    rc = db_damaged(db, "database '%s': a workload entry has a %zu-byte key and a "
-                                    "%zu-byte text", db->file, k.mv_size, v.mv_size);
-                    break;
-                }
-                memcpy(it->rec.workload, v.mv_data, v.mv_size);
-                it->rec.workload[v.mv_size] = 0;
-                mct_hash_text(it->rec.workload, v.mv_size, h);
-                if (memcmp(h, k.mv_data, 16))
-                    rc = db_damaged(db, "database '%s': workload '%s' is stored under another "
-                                    "hash", db->file, it->rec.workload);
-            } else if (i == 2 || i == 3) {
-                mct_db_key ck;
-                if (k.mv_size < sizeof ck) {
-                    rc = db_damaged(db, "database '%s': a record key has %zu bytes", db->file,
-                                    k.mv_size);
-                    break;
-                }
-                memcpy(&ck, k.mv_data, sizeof ck);
-                if (cpu && ck.cpu != cpu)
-                    continue;
-                it->kind = i == 2 ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
-                rc = db_decode_rec(db, k.mv_data, k.mv_size, v.mv_data, v.mv_size, &it->rec);
-            } else {
-                cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
-                int bad = 0;
-                it->kind = MCT_DB_ITEM_LLM;
-                it->model = dup_field(o, "model", &bad);
-                it->params = dup_field(o, "params", &bad);
-                it->prompt = dup_field(o, "prompt", &bad);
-                it->reply = dup_field(o, "reply", &bad);
-                cJSON_Delete(o);
-                if (bad)
-                    rc = db_damaged(db, "database '%s': a cached LLM reply is not a JSON "
-                                    "object of strings", db->file);
-            }
-            if (rc == MCT_OK)
-                rc = fn(it, ctx);
-            mct_db_item_clear(it);
-        }
-        mdb_cursor_close(cur);
-        if (rc == MDB_NOTFOUND)
-            rc = MCT_OK;
-        else if (rc > 0 || (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE))  /* not MCT_E* */
-            rc = db_lmdb(db, rc, "iterating");
+        rc = db_scan(db, t, dbis[c.table], NULL, 0, "iterating", item_one, &c);
     }
-    free(it);
+    free(c.it);
     return rc;
 }
 
