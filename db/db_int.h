@@ -1,4 +1,16 @@
-/* Internals shared by the db/ sources; no other module includes this. */
+/* Internals shared by the db/ sources; no other module includes this.
+ *
+ * db_env.c    errors, hex helpers, location, open/close, meta and schema checks, transactions,
+ *             map growth, db_scan
+ * db_rec.c    the record codec (one field table: encoder, cJSON decoder, fast decoder), the
+ *             checks of a record to store, reading a record against its key
+ * db_store.c  workloads and the M-family index, trials and best, the ladder, nearest M,
+ *             families, delete, iterate, stats
+ * db_cpu.c    CPU records: their JSON form and storage
+ * db_llm.c    the LLM reply cache
+ * jsonl.c     JSON Lines items, export, import, merge (the rules of applying an item)
+ * check.c     mct_db_check: reading a damaged database, salvage
+ * The store (db_*.c) never calls jsonl.c or check.c. */
 #ifndef MCT_DB_INT_H
 #define MCT_DB_INT_H
 
