@@ -1,4 +1,4 @@
-/* The environment: error messages, hex helpers, the default location, open and close (with the
+/* The environment: error messages, hex encoding, the default location, open and close (with the
  * checks of the meta pages and the schema record), transactions and map growth. */
 #include "db/db_int.h"
 

@@ -1,6 +1,6 @@
 /* Internals shared by the db/ sources; no other module includes this.
  *
- * db_env.c    errors, hex helpers, location, open/close, meta and schema checks, transactions,
+ * db_env.c    errors, hex encoding, location, open/close, meta and schema checks, transactions,
  *             map growth, db_scan
  * db_rec.c    the record codec (one field table: encoder, cJSON decoder, fast decoder), the
  *             checks of a record to store, reading a record against its key
