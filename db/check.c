@@ -56,7 +56,6 @@ static int decode(struct chk *c, int ti, const MDB_val *k, const MDB_val *v, mct
     }
     if (ti == 1) {
         uint8_t h[16];
-        mct_workload w;
         it->kind = MCT_DB_ITEM_WORKLOAD;
         if (k->mv_size != 16 || v->mv_size >= sizeof it->rec.workload)
             return snprintf(why, n, "a %zu-byte key and a %zu-byte text", k->mv_size,
@@ -64,13 +63,13 @@ static int decode(struct chk *c, int ti, const MDB_val *k, const MDB_val *v, mct
         memcpy(it->rec.workload, v->mv_data, v->mv_size);
         it->rec.workload[v->mv_size] = 0;
         mct_hash_text(it->rec.workload, v->mv_size, h);
-        if (memcmp(h, k->mv_data, 16) || mct_wl_parse(it->rec.workload, &w, NULL, 0) < 0)
+        if (memcmp(h, k->mv_data, 16) || mct_wl_parse(it->rec.workload, &it->wl, NULL, 0) < 0)
             return snprintf(why, n, "workload '%.100s' does not match its key", it->rec.workload),
                    -1;
+        it->wl_set = 1;  /* the salvage applies it without parsing again */
         return 0;
     }
     if (ti == 2 || ti == 3) {
-        mct_workload w;
         it->kind = ti == 2 ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
         if (k->mv_size != (ti == 2 ? sizeof(mct_db_key) : sizeof(mct_db_trial_key)))
             return snprintf(why, n, "a key of %zu bytes", k->mv_size), -1;
@@ -81,9 +80,10 @@ static int decode(struct chk *c, int ti, const MDB_val *k, const MDB_val *v, mct
                 *cut = 0;
             return -1;
         }
-        if (mct_wl_parse(it->rec.workload, &w, why, n) < 0 ||
-            db_sched_check(&w, it->rec.schedule, why, n))
+        if (mct_wl_parse(it->rec.workload, &it->wl, why, n) < 0 ||
+            db_sched_check(&it->wl, it->rec.schedule, why, n))
             return -1;
+        it->wl_set = 1;
         if (ti == 3) {
             uint8_t sh[16];
             mct_hash_text(it->rec.schedule, strlen(it->rec.schedule), sh);
@@ -110,19 +110,11 @@ static int decode(struct chk *c, int ti, const MDB_val *k, const MDB_val *v, mct
             return snprintf(why, n, "its trial is unreadable"), -1;
         return 0;
     }
-    cJSON *o = cJSON_ParseWithLength(v->mv_data, v->mv_size);
-    const char *names[4] = {"model", "params", "prompt", "reply"};
-    char **dst[4] = {&it->model, &it->params, &it->prompt, &it->reply};
+    char *s[4];
     it->kind = MCT_DB_ITEM_LLM;
-    for (int i = 0; i < 4; i++) {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, names[i]);
-        if (!cJSON_IsString(f) || !(*dst[i] = strdup(f->valuestring))) {
-            cJSON_Delete(o);
-            mct_db_item_clear(it);
-            return snprintf(why, n, "field '%s' is missing or not a string", names[i]), -1;
-        }
-    }
-    cJSON_Delete(o);
+    if (db_llm_decode(v->mv_data, v->mv_size, s, why, n))
+        return -1;
+    db_llm_item(it, s);
     return 0;
 }
 

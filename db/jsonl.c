@@ -1,223 +1,13 @@
-/* CPU records as JSON, JSON Lines items, export, import and merge. */
+/* JSON Lines items, export, import and merge (the rules of applying an item). */
 #include "db/db_int.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- CPU records -------------------------------------------------------------------------- */
-
-static const char *const word_names[MCT_CPUID_NWORDS] = {
-    "1.ecx", "1.edx", "7.ebx", "7.ecx", "7.edx", "7.1.eax", "7.1.edx",
-    "80000001.ecx", "80000001.edx", "d.eax", "d.1.eax",
-};
-
-int mct_db_cpu_to_json(const mct_cpu *c, int pretty, char **out)
-{
-    char buf[32], key[17];
-    cJSON *o = cJSON_CreateObject(), *f, *w, *ca;
-    *out = NULL;
-    if (!o)
-        return MCT_ENOMEM;
-    mct_cpu_key_format(mct_cpu_key(c), key);
-    cJSON_AddStringToObject(o, "key", key);
-    cJSON_AddStringToObject(o, "vendor", c->vendor);
-    cJSON_AddStringToObject(o, "brand", c->brand);
-    cJSON_AddNumberToObject(o, "family", c->family);
-    cJSON_AddNumberToObject(o, "model", c->model);
-    cJSON_AddNumberToObject(o, "stepping", c->stepping);
-    cJSON_AddStringToObject(o, "tier", mct_tier_name(mct_cpu_tier_of(c)));
-    f = cJSON_AddArrayToObject(o, "features");
-    for (int i = 0; f && i < mct_cpu_feature_count(); i++)
-        if (mct_cpu_has(c, i))
-            cJSON_AddItemToArray(f, cJSON_CreateString(mct_cpu_feature_name(i)));
-    w = cJSON_AddObjectToObject(o, "cpuid");
-    for (int i = 0; w && i < MCT_CPUID_NWORDS; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx32, c->feat[i]);
-        cJSON_AddStringToObject(w, word_names[i], buf);
-    }
-    snprintf(buf, sizeof buf, "0x%" PRIx64, c->xcr0);
-    cJSON_AddStringToObject(o, "xcr0", buf);
-    ca = cJSON_AddObjectToObject(o, "cache_kb");
-    if (ca) {
-        cJSON_AddNumberToObject(ca, "l1d", c->cache_kb[0]);
-        cJSON_AddNumberToObject(ca, "l1i", c->cache_kb[1]);
-        cJSON_AddNumberToObject(ca, "l2", c->cache_kb[2]);
-        cJSON_AddNumberToObject(ca, "l3", c->cache_kb[3]);
-    }
-    cJSON_AddNumberToObject(o, "cores", c->cores);
-    cJSON_AddNumberToObject(o, "threads", c->threads);
-    *out = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return *out ? MCT_OK : MCT_ENOMEM;
-}
-
-static int hex_u64(const cJSON *v, const char *name, uint64_t max, uint64_t *out, char *err,
-                   size_t n)
-{
-    char *end;
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a hex string like \"0x1f\"", name);
-    const char *s = v->valuestring;
-    if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || !s[2] || strlen(s) > 18 ||
-        strspn(s + 2, "0123456789abcdefABCDEF") != strlen(s + 2))
-        return mct_errf(err, n, MCT_EINVAL, "field '%s' = '%s' is not a hex number like \"0x1f\"",
-                     name, s);
-    errno = 0;
-    unsigned long long x = strtoull(s + 2, &end, 16);
-    if (errno || x > max)
-        return mct_errf(err, n, MCT_ERANGE, "field '%s' = '%s' is out of range", name, s);
-    *out = x;
-    return MCT_OK;
-}
-
-static int cpu_int(const cJSON *o, const char *name, int req, int lo, int hi, int *out,
-                   char *err, size_t n)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!v) {
-        *out = 0;
-        return req ? mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name) : MCT_OK;
-    }
-    if (!cJSON_IsNumber(v))
-        return mct_errf(err, n, MCT_EINVAL, "field '%s' must be a number", name);
-    if (!(v->valuedouble >= lo && v->valuedouble <= hi) || v->valuedouble != (int)v->valuedouble)
-        return mct_errf(err, n, MCT_ERANGE, "field '%s' = %g is not a whole number in [%d, %d]",
-                     name, v->valuedouble, lo, hi);
-    *out = (int)v->valuedouble;
-    return MCT_OK;
-}
-
-static int cpu_from_cjson(const cJSON *o, mct_cpu *c, char *err, size_t n)
-{
-    const cJSON *v, *w, *ca;
-    uint64_t x;
-    int rc;
-    memset(c, 0, sizeof *c);
-    if (!cJSON_IsObject(o))
-        return mct_errf(err, n, MCT_EINVAL, "the CPU record is not a JSON object");
-    v = cJSON_GetObjectItemCaseSensitive(o, "vendor");
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof c->vendor)
-        return mct_errf(err, n, MCT_EINVAL, "field 'vendor' must be a string of at most %zu bytes",
-                     sizeof c->vendor - 1);
-    strcpy(c->vendor, v->valuestring);
-    v = cJSON_GetObjectItemCaseSensitive(o, "brand");
-    if (v && (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof c->brand))
-        return mct_errf(err, n, MCT_EINVAL, "field 'brand' must be a string of at most %zu bytes",
-                     sizeof c->brand - 1);
-    if (v)
-        strcpy(c->brand, v->valuestring);
-    if ((rc = cpu_int(o, "family", 1, 0, 1 << 20, &c->family, err, n)) ||
-        (rc = cpu_int(o, "model", 1, 0, 1 << 20, &c->model, err, n)) ||
-        (rc = cpu_int(o, "stepping", 0, 0, 1 << 20, &c->stepping, err, n)) ||
-        (rc = cpu_int(o, "cores", 0, 0, 1 << 24, &c->cores, err, n)) ||
-        (rc = cpu_int(o, "threads", 0, 0, 1 << 24, &c->threads, err, n)))
-        return rc;
-    w = cJSON_GetObjectItemCaseSensitive(o, "cpuid");
-    if (!cJSON_IsObject(w))
-        return mct_errf(err, n, MCT_EINVAL, "field 'cpuid' must be an object of feature words");
-    for (int i = 0; i < MCT_CPUID_NWORDS; i++) {
-        char name[40];
-        snprintf(name, sizeof name, "cpuid.%s", word_names[i]);
-        v = cJSON_GetObjectItemCaseSensitive(w, word_names[i]);
-        if (!v)
-            return mct_errf(err, n, MCT_EINVAL, "field '%s' is missing", name);
-        if ((rc = hex_u64(v, name, UINT32_MAX, &x, err, n)))
-            return rc;
-        c->feat[i] = (uint32_t)x;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(o, "xcr0");
-    if (v) {
-        if ((rc = hex_u64(v, "xcr0", UINT64_MAX, &c->xcr0, err, n)))
-            return rc;
-    }
-    ca = cJSON_GetObjectItemCaseSensitive(o, "cache_kb");
-    if (ca) {
-        static const char *lv[4] = {"l1d", "l1i", "l2", "l3"};
-        if (!cJSON_IsObject(ca))
-            return mct_errf(err, n, MCT_EINVAL, "field 'cache_kb' must be an object");
-        for (int i = 0; i < 4; i++) {
-            int kb;
-            if ((rc = cpu_int(ca, lv[i], 0, 0, 1 << 30, &kb, err, n)))
-                return rc;
-            c->cache_kb[i] = (uint32_t)kb;
-        }
-    }
-    v = cJSON_GetObjectItemCaseSensitive(o, "key");
-    if (v) {
-        uint64_t k;
-        char want[17];
-        if (!cJSON_IsString(v) || mct_cpu_key_parse(v->valuestring, &k) < 0)
-            return mct_errf(err, n, MCT_EINVAL, "field 'key' must be 16 hex digits");
-        if (k != mct_cpu_key(c)) {
-            mct_cpu_key_format(mct_cpu_key(c), want);
-            return mct_errf(err, n, MCT_ECORRUPT, "field 'key' = '%s' does not match the record "
-                         "(its vendor, family, model and features hash to %s)", v->valuestring,
-                         want);
-        }
-    }
-    return MCT_OK;
-}
-
-int mct_db_cpu_from_json(const char *text, size_t len, mct_cpu *out, char *err, size_t errlen)
-{
-    cJSON *o = cJSON_ParseWithLength(text, len);
-    if (!o)
-        return mct_errf(err, errlen, MCT_EINVAL, "the CPU record is not valid JSON");
-    int rc = cpu_from_cjson(o, out, err, errlen);
-    cJSON_Delete(o);
-    return rc;
-}
-
-static int put_cpu_txn(mct_db *db, MDB_txn *t, const mct_cpu *c, int *outcome)
-{
-    uint64_t key = mct_cpu_key(c);
-    char *json;
-    int rc = mct_db_cpu_to_json(c, 0, &json);
-    if (rc)
-        return db_fail(db, rc, "out of memory");
-    MDB_val k = {8, &key};
-    return db_put_json(db, t, db->cpus, &k, json, 1, outcome, "storing a CPU record");
-}
-
-static int put_cpu_fn(mct_db *db, MDB_txn *t, void *p)
-{
-    int outcome;
-    return put_cpu_txn(db, t, p, &outcome);
-}
-
-int mct_db_put_cpu(mct_db *db, const mct_cpu *c)
-{
-    return db_write(db, put_cpu_fn, (void *)c);
-}
-
-int mct_db_get_cpu(mct_db *db, uint64_t key, mct_cpu *out)
-{
-    MDB_txn *t;
-    MDB_val k = {8, &key}, v;
-    char why[256], hex[17];
-    int rc = db_rbegin(db, &t);
-    if (rc)
-        return rc;
-    rc = mdb_get(t, db->cpus, &k, &v);
-    if (rc == 0) {
-        rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, out, why, sizeof why);
-        if (rc) {
-            mct_cpu_key_format(key, hex);
-            rc = db_damaged(db, "database '%s': CPU record %s: %s",
-                         db->file, hex, why);
-        }
-    } else {
-        rc = db_lmdb(db, rc, "reading a CPU record");
-    }
-    db_rend(db, t);
-    return rc;
-}
-
-/* ---- items -------------------------------------------------------------------------------- */
+/* ---- items ----------------------------------------------------------------------------------- */
 
 void mct_db_item_clear(mct_db_item *it)
 {
@@ -228,29 +18,19 @@ void mct_db_item_clear(mct_db_item *it)
     it->model = it->params = it->prompt = it->reply = NULL;
 }
 
-static char *dup_field(const cJSON *o, const char *name, int *bad)
+/* Parses the item's workload (the one parse of its text: applying the item uses it->wl),
+ * canonicalizes it and checks the line's wl_hash against it. */
+static int wl_check_hash(const cJSON *o, mct_db_item *it, char *err, size_t n)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsString(v) || !v->valuestring) {
-        *bad = 1;
-        return NULL;
-    }
-    char *s = strdup(v->valuestring);
-    if (!s)
-        *bad = 2;
-    return s;
-}
-
-static int wl_check_hash(const cJSON *o, mct_db_rec *r, char *err, size_t n)
-{
-    mct_workload w;
+    mct_db_rec *r = &it->rec;
     char why[256];
     uint8_t h[16], given[16];
-    int rc = mct_wl_parse(r->workload, &w, why, sizeof why);
+    int rc = mct_wl_parse(r->workload, &it->wl, why, sizeof why);
     if (rc < 0)
         return mct_errf(err, n, rc, "field 'workload' = '%s': %s", r->workload, why);
-    mct_wl_format(&w, r->workload, sizeof r->workload);
-    mct_wl_hash(&w, h);
+    it->wl_set = 1;
+    mct_wl_format(&it->wl, r->workload, sizeof r->workload);
+    mct_wl_hash(&it->wl, h);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "wl_hash");
     if (!v)
         return MCT_OK;
@@ -291,7 +71,7 @@ int mct_db_item_parse(const char *line, size_t len, mct_db_item *it, char *err, 
     }
     if (!strcmp(ty->valuestring, "cpu")) {
         it->kind = MCT_DB_ITEM_CPU;
-        rc = cpu_from_cjson(o, &it->cpu, err, n);
+        rc = db_cpu_from_cjson(o, &it->cpu, err, n);
     } else if (!strcmp(ty->valuestring, "workload")) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "workload");
         it->kind = MCT_DB_ITEM_WORKLOAD;
@@ -300,26 +80,18 @@ int mct_db_item_parse(const char *line, size_t len, mct_db_item *it, char *err, 
                        "bytes");
         else {
             strcpy(it->rec.workload, v->valuestring);
-            rc = wl_check_hash(o, &it->rec, err, n);
+            rc = wl_check_hash(o, it, err, n);
         }
     } else if (!strcmp(ty->valuestring, "best") || !strcmp(ty->valuestring, "trial")) {
         it->kind = ty->valuestring[0] == 'b' ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
         rc = db_rec_from_cjson(o, &it->rec, err, n);
         if (rc == MCT_OK)
-            rc = wl_check_hash(o, &it->rec, err, n);
+            rc = wl_check_hash(o, it, err, n);
     } else if (!strcmp(ty->valuestring, "llm")) {
-        int bad = 0;
+        char *s[4];
         it->kind = MCT_DB_ITEM_LLM;
-        const char *names[4] = {"model", "params", "prompt", "reply"};
-        char **dst[4] = {&it->model, &it->params, &it->prompt, &it->reply};
-        rc = MCT_OK;
-        for (int i = 0; i < 4 && !bad; i++) {
-            *dst[i] = dup_field(o, names[i], &bad);
-            if (bad)
-                rc = bad == 2 ? mct_errf(err, n, MCT_ENOMEM, "out of memory")
-                              : mct_errf(err, n, MCT_EINVAL, "field '%s' is missing or not a "
-                                      "string", names[i]);
-        }
+        if ((rc = db_llm_from_cjson(o, s, err, n)) == MCT_OK)
+            db_llm_item(it, s);
     } else {
         rc = mct_errf(err, n, MCT_EINVAL, "field 'type' = '%.40s' is unknown (use cpu, workload, "
                    "best, trial or llm)", ty->valuestring);
@@ -381,10 +153,7 @@ int mct_db_item_format(const mct_db_item *it, char **out)
     return *out ? MCT_OK : MCT_ENOMEM;
 }
 
-/* ---- apply (import and merge rules) ------------------------------------------------------- */
-
-int db_llm_put_txn(mct_db *db, MDB_txn *t, const char *model, const char *params,
-                   const char *prompt, const char *reply, int overwrite, int *outcome);
+/* ---- apply (import and merge rules) ---------------------------------------------------------- */
 
 static void notef(mct_db_note_fn note, void *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -406,17 +175,18 @@ static int apply_rec(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_
     int best = it->kind == MCT_DB_ITEM_BEST;
     mct_db_rec *r = malloc(2 * sizeof *r), *old = r + 1;
     mct_db_trial_key tk;
+    mct_workload w = it->wl;
     char why[512], *json = NULL, cpu[17];
     int rc;
     if (!r)
         return db_fail(db, MCT_ENOMEM, "out of memory");
     *r = it->rec;
     memset(&tk, 0, sizeof tk);
-    if ((rc = db_rec_canon(r, &tk.k, tk.sched, why, sizeof why)) != MCT_OK) {
+    if ((rc = db_rec_canon(r, &w, it->wl_set, &tk.k, tk.sched, why, sizeof why)) != MCT_OK) {
         rc = db_fail(db, rc, "%s", why);
         goto fail;
     }
-    if ((rc = db_put_wl_txn(db, t, r->workload, tk.k.wl)) != MCT_OK)
+    if ((rc = db_put_wl_txn(db, t, &w, r->workload, tk.k.wl)) != MCT_OK)
         goto fail;
     MDB_dbi dbi = best ? db->best : db->trials;
     size_t klen = best ? sizeof tk.k : sizeof tk;
@@ -510,23 +280,23 @@ int db_apply_item(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_fn 
             }
             return MCT_OK;
         }
-        rc = put_cpu_txn(db, t, &it->cpu, &outcome);
+        rc = db_put_cpu_txn(db, t, &it->cpu, &outcome);
         if (rc == MCT_OK)
             rep->added++;
         return rc;
     }
     case MCT_DB_ITEM_WORKLOAD: {
-        mct_workload w;
+        mct_workload w = it->wl;
         uint8_t h[16];
         char why[256];
-        if ((rc = mct_wl_parse(it->rec.workload, &w, why, sizeof why)) < 0)
+        if (!it->wl_set && (rc = mct_wl_parse(it->rec.workload, &w, why, sizeof why)) < 0)
             return db_fail(db, rc, "workload '%s': %s", it->rec.workload, why);
         mct_wl_hash(&w, h);
         MDB_val kv = {16, h}, v;
         int exists = mdb_get(t, db->wls, &kv, &v) == 0;
         char canon[256];
         mct_wl_format(&w, canon, sizeof canon);
-        if ((rc = db_put_wl_txn(db, t, canon, h)) == MCT_OK) {
+        if ((rc = db_put_wl_txn(db, t, &w, canon, h)) == MCT_OK) {
             if (exists)
                 rep->same++;
             else
@@ -579,98 +349,91 @@ static int check_pending(mct_db *db, MDB_txn *t, const char *file)
     return MCT_OK;
 }
 
-/* ---- walking every item of a database ----------------------------------------------------- */
+/* ---- walking every item of a database -------------------------------------------------------- */
 
 typedef int (*item_fn)(const mct_db_item *it, void *ctx);
+
+struct each_ctx {
+    int table;          /* 0 cpus, 1 workloads, 2 best, 3 trials, 4 llm */
+    uint64_t cpu;       /* 0: every CPU */
+    item_fn fn;
+    void *ctx;
+    mct_db_item *it;
+};
+
+static int item_one(mct_db *db, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *p)
+{
+    struct each_ctx *c = p;
+    mct_db_item *it = c->it;
+    char why[512], *s[4];
+    int rc = MCT_OK;
+    memset(it, 0, sizeof *it);
+    if (c->table == 0) {
+        uint64_t key;
+        if (k->mv_size != 8)
+            return db_damaged(db, "database '%s': a CPU key has %zu bytes", db->file, k->mv_size);
+        memcpy(&key, k->mv_data, 8);
+        if (c->cpu && key != c->cpu)
+            return 0;
+        it->kind = MCT_DB_ITEM_CPU;
+        if (mct_db_cpu_from_json(v->mv_data, v->mv_size, &it->cpu, why, sizeof why) != MCT_OK)
+            rc = db_damaged(db, "database '%s': a CPU record: %s", db->file, why);
+    } else if (c->table == 1) {
+        uint8_t h[16];
+        it->kind = MCT_DB_ITEM_WORKLOAD;
+        if (v->mv_size >= sizeof it->rec.workload || k->mv_size != 16)
+            return db_damaged(db, "database '%s': a workload entry has a %zu-byte key and a "
+                              "%zu-byte text", db->file, k->mv_size, v->mv_size);
+        memcpy(it->rec.workload, v->mv_data, v->mv_size);
+        it->rec.workload[v->mv_size] = 0;
+        mct_hash_text(it->rec.workload, v->mv_size, h);
+        if (memcmp(h, k->mv_data, 16))
+            rc = db_damaged(db, "database '%s': workload '%s' is stored under another hash",
+                            db->file, it->rec.workload);
+    } else if (c->table == 2 || c->table == 3) {
+        mct_db_key ck;
+        if (k->mv_size < sizeof ck)
+            return db_damaged(db, "database '%s': a record key has %zu bytes", db->file,
+                              k->mv_size);
+        memcpy(&ck, k->mv_data, sizeof ck);
+        if (c->cpu && ck.cpu != c->cpu)
+            return 0;
+        it->kind = c->table == 2 ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
+        rc = db_decode_rec(db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, &it->rec);
+    } else {
+        it->kind = MCT_DB_ITEM_LLM;
+        if ((rc = db_llm_decode(v->mv_data, v->mv_size, s, why, sizeof why)) == MCT_OK)
+            db_llm_item(it, s);
+        else
+            rc = db_damaged(db, "database '%s': a cached LLM reply is not a JSON object of "
+                            "strings", db->file);
+    }
+    if (rc == MCT_OK)
+        rc = c->fn(it, c->ctx);
+    mct_db_item_clear(it);
+    return rc;
+}
 
 static int each_item(mct_db *db, MDB_txn *t, uint64_t cpu, int with_trials, item_fn fn,
                      void *ctx)
 {
     MDB_dbi dbis[5] = {db->cpus, db->wls, db->best, db->trials, db->llm};
-    mct_db_item *it = calloc(1, sizeof *it);
+    struct each_ctx c = {0, cpu, fn, ctx, calloc(1, sizeof *c.it)};
     int rc = MCT_OK;
-    if (!it)
+    if (!c.it)
         return db_fail(db, MCT_ENOMEM, "out of memory");
-    for (int i = 0; i < 5 && rc == MCT_OK; i++) {
-        MDB_cursor *cur;
-        MDB_val k, v;
-        if ((i == 1 || i == 4) && cpu)
+    for (c.table = 0; c.table < 5 && rc == MCT_OK; c.table++) {
+        if ((c.table == 1 || c.table == 4) && cpu)
             continue;  /* a per-CPU export carries that CPU's records only */
-        if (i == 3 && !with_trials)
+        if (c.table == 3 && !with_trials)
             continue;
-        if ((rc = mdb_cursor_open(t, dbis[i], &cur)) != 0)
-            return free(it), db_lmdb(db, rc, "opening a cursor");
-        while (rc == MCT_OK && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-            char why[512];
-            memset(it, 0, sizeof *it);
-            if (i == 0) {
-                uint64_t key;
-                if (k.mv_size != 8) {
-                    rc = db_damaged(db, "database '%s': a CPU key has %zu bytes", db->file,
-                                    k.mv_size);
-                    break;
-                }
-                memcpy(&key, k.mv_data, 8);
-                if (cpu && key != cpu)
-                    continue;
-                it->kind = MCT_DB_ITEM_CPU;
-                if ((rc = mct_db_cpu_from_json(v.mv_data, v.mv_size, &it->cpu, why,
-                                               sizeof why)) != MCT_OK)
-                    rc = db_damaged(db, "database '%s': a CPU record: %s", db->file, why);
-            } else if (i == 1) {
-                uint8_t h[16];
-                it->kind = MCT_DB_ITEM_WORKLOAD;
-                if (v.mv_size >= sizeof it->rec.workload || k.mv_size != 16) {
-                    rc = db_damaged(db, "database '%s': a workload entry has a %zu-byte key and a "
-                                    "%zu-byte text", db->file, k.mv_size, v.mv_size);
-                    break;
-                }
-                memcpy(it->rec.workload, v.mv_data, v.mv_size);
-                it->rec.workload[v.mv_size] = 0;
-                mct_hash_text(it->rec.workload, v.mv_size, h);
-                if (memcmp(h, k.mv_data, 16))
-                    rc = db_damaged(db, "database '%s': workload '%s' is stored under another "
-                                    "hash", db->file, it->rec.workload);
-            } else if (i == 2 || i == 3) {
-                mct_db_key ck;
-                if (k.mv_size < sizeof ck) {
-                    rc = db_damaged(db, "database '%s': a record key has %zu bytes", db->file,
-                                    k.mv_size);
-                    break;
-                }
-                memcpy(&ck, k.mv_data, sizeof ck);
-                if (cpu && ck.cpu != cpu)
-                    continue;
-                it->kind = i == 2 ? MCT_DB_ITEM_BEST : MCT_DB_ITEM_TRIAL;
-                rc = db_decode_rec(db, k.mv_data, k.mv_size, v.mv_data, v.mv_size, &it->rec);
-            } else {
-                cJSON *o = cJSON_ParseWithLength(v.mv_data, v.mv_size);
-                int bad = 0;
-                it->kind = MCT_DB_ITEM_LLM;
-                it->model = dup_field(o, "model", &bad);
-                it->params = dup_field(o, "params", &bad);
-                it->prompt = dup_field(o, "prompt", &bad);
-                it->reply = dup_field(o, "reply", &bad);
-                cJSON_Delete(o);
-                if (bad)
-                    rc = db_damaged(db, "database '%s': a cached LLM reply is not a JSON "
-                                    "object of strings", db->file);
-            }
-            if (rc == MCT_OK)
-                rc = fn(it, ctx);
-            mct_db_item_clear(it);
-        }
-        mdb_cursor_close(cur);
-        if (rc == MDB_NOTFOUND)
-            rc = MCT_OK;
-        else if (rc > 0 || (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE))  /* not MCT_E* */
-            rc = db_lmdb(db, rc, "iterating");
+        rc = db_scan(db, t, dbis[c.table], NULL, 0, "iterating", item_one, &c);
     }
-    free(it);
+    free(c.it);
     return rc;
 }
 
-/* ---- export ------------------------------------------------------------------------------- */
+/* ---- export ---------------------------------------------------------------------------------- */
 
 struct exp_ctx { mct_db *db; FILE *f; size_t count; };
 
@@ -715,7 +478,7 @@ int mct_db_export(mct_db *db, FILE *f, uint64_t cpu, int with_trials, size_t *co
     return rc;
 }
 
-/* ---- import ------------------------------------------------------------------------------- */
+/* ---- import ---------------------------------------------------------------------------------- */
 
 struct imp_ctx {
     const char *file;
@@ -857,7 +620,7 @@ int mct_db_import(mct_db *db, const char *file, mct_db_note_fn note, void *ctx,
     return rc;
 }
 
-/* ---- merge -------------------------------------------------------------------------------- */
+/* ---- merge ----------------------------------------------------------------------------------- */
 
 struct merge_ctx {
     mct_db *other;

@@ -2,6 +2,7 @@
  * merge, concurrent writers, map growth, and every kind of bad input. All databases live in a
  * fresh mkdtemp folder. */
 #include "db/db.h"
+#include "runtime/dispatch.h"
 #include "tests/check.h"
 
 #include <errno.h>
@@ -343,8 +344,9 @@ static void test_nearest_m(void)
     CHECK(mct_db_put_best(db, &r, NULL) == 0);
     rec_init(&r, "matmul f32 nt M=100 N=4096 K=4096 epi=bias+silu", 43, 1, 5, "other cpu");
     CHECK(mct_db_put_best(db, &r, NULL) == 0);
-    struct { int q, want; } cases[] = {{100, 128}, {8, 1}, {1000, 512}, {16, 16}, {72, 128},
-                                       {320, 512}, {2, 1}};
+    /* nearest on a log scale (the runtime's mct_rt_m_nearer): 8 is 2x from 16, 8x from 1 */
+    struct { int q, want; } cases[] = {{100, 128}, {8, 16}, {1000, 512}, {16, 16}, {72, 128},
+                                       {320, 512}, {2, 1}, {4, 16}, {3, 1}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(text, sizeof text, "matmul f32 nt M=%d N=4096 K=4096 epi=bias+silu",
                  cases[i].q);
@@ -359,6 +361,169 @@ static void test_nearest_m(void)
     CHECK(mct_db_get_best_nearest_m(db, &w, 42, 1, &out) == MCT_ENOTFOUND);
     CHECK(mct_wl_parse("matmul f32 nt M=7 N=4096 K=4096 epi=bias+silu", &w, NULL, 0) == 0);
     CHECK(mct_db_get_best_nearest_m(db, &w, 42, 2, &out) == MCT_ENOTFOUND);
+    mct_db_close(db);
+}
+
+/* Calls keyed by what they mean: the key of (workload, cpu, threads), the trial of one
+ * schedule, the trials under one key prefix, the best records of one family. */
+static void test_keyed(void)
+{
+    mct_db *db = open_db(newdir("keyed"));
+    mct_db_rec r, out, key;
+    mct_db_key k, hand;
+    mct_db_trial_key tk;
+    uint8_t h1[16], h2[16];
+    size_t n = 99;
+    const char *w1 = "matmul f32 nt M=16 N=4096 K=4096 epi=none";
+    const char *w2 = "matmul f32 nt M=32 N=4096 K=4096 epi=none";
+    if (!db)
+        return;
+    wl_hash_text(w1, h1);
+    wl_hash_text(w2, h2);
+    /* the key is zeroed (padding included) and holds what it was given */
+    memset(&k, 0xff, sizeof k);
+    mct_db_key_make(h1, 7, 2, &k);
+    memset(&hand, 0, sizeof hand);
+    memcpy(hand.wl, h1, 16);
+    hand.cpu = 7;
+    hand.threads = 2;
+    CHECK(memcmp(&k, &hand, sizeof k) == 0 && k.zero == 0);
+    /* trials: three under (w1, 7, 1), one under (w1, 7, 2), two under (w1, 8, 1), one of w2 */
+    struct { const char *wl; uint64_t cpu; int threads; const char *s; } tr[] = {
+        {w1, 7, 1, "ka"}, {w1, 7, 1, "kb"}, {w1, 7, 1, "kc"}, {w1, 7, 2, "ka"},
+        {w1, 8, 1, "ka"}, {w1, 8, 1, "kd"}, {w2, 7, 1, "ka"},
+    };
+    for (size_t i = 0; i < sizeof tr / sizeof tr[0]; i++) {
+        rec_init(&r, tr[i].wl, tr[i].cpu, tr[i].threads, 100 + (double)i, tr[i].s);
+        CHECK(mct_db_put_trial(db, &r) == 0);
+    }
+    struct { const uint8_t *wl; uint64_t cpu; int threads; size_t want; } cn[] = {
+        {h1, 7, 1, 3}, {h1, 7, 2, 1}, {h1, 8, 1, 2}, {h1, 9, 1, 0}, {h1, 7, 3, 0}, {h2, 7, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cn / sizeof cn[0]; i++) {
+        mct_db_key_make(cn[i].wl, cn[i].cpu, cn[i].threads, &k);
+        n = 99;
+        CHECKF(mct_db_count_trials(db, &k, &n) == 0 && n == cn[i].want,
+               "count case %zu: %zu trials, want %zu", i, n, cn[i].want);
+    }
+    /* the trial of one schedule, by its key; the record-fields wrapper finds the same */
+    memset(&tk, 0, sizeof tk);
+    mct_db_key_make(h1, 8, 1, &tk.k);
+    mct_hash_text(L("kd"), strlen(L("kd")), tk.sched);
+    CHECK(mct_db_get_trial_key(db, &tk, &out) == 0 && !strcmp(out.schedule, L("kd")) &&
+          out.cpu == 8 && out.threads == 1 && out.median_ns == 105);
+    rec_init(&key, w1, 8, 1, 1, "kd");
+    CHECK(mct_db_get_trial(db, &key, &r) == 0 && rec_eq(&r, &out));
+    mct_db_key_make(h1, 7, 1, &tk.k);  /* kd was measured on CPU 8 only */
+    CHECK(mct_db_get_trial_key(db, &tk, &out) == MCT_ENOTFOUND);
+    mct_db_key_make(h2, 8, 1, &tk.k);
+    CHECK(mct_db_get_trial_key(db, &tk, &out) == MCT_ENOTFOUND);
+    mct_db_close(db);
+}
+
+struct fam_seen { int n, stop_at; long m[16]; uint64_t cpu[16]; int threads[16]; int other; };
+
+static int fam_cb(const mct_db_rec *r, void *ctx)
+{
+    struct fam_seen *s = ctx;
+    mct_workload w, f;
+    CHECK(mct_wl_parse(r->workload, &w, NULL, 0) == 0);
+    CHECK(mct_wl_parse("matmul f32 nt M=1 N=4096 K=4096 epi=bias+silu", &f, NULL, 0) == 0);
+    if (!mct_wl_same_family(&w, &f))
+        s->other++;
+    if (s->n < 16) {
+        s->m[s->n] = w.M;
+        s->cpu[s->n] = r->cpu;
+        s->threads[s->n] = r->threads;
+    }
+    s->n++;
+    return s->stop_at && s->n == s->stop_at ? 7 : 0;
+}
+
+static void test_iter_family(void)
+{
+    mct_db *db = open_db(newdir("fam"));
+    mct_db_rec r;
+    mct_workload w;
+    struct fam_seen s;
+    if (!db)
+        return;
+    /* the family: M = 128 (cpu 7), 1 (cpu 8, 2 threads), 16 (cpu 7 and cpu 9) */
+    struct { int m; uint64_t cpu; int threads; } fam[] = {{128, 7, 1}, {1, 8, 2}, {16, 7, 1},
+                                                          {16, 9, 4}};
+    char text[256];
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
+        snprintf(text, sizeof text, "matmul f32 nt M=%d N=4096 K=4096 epi=bias+silu", fam[i].m);
+        rec_init(&r, text, fam[i].cpu, fam[i].threads, 50 + (double)i, text);
+        CHECK(mct_db_put_best(db, &r, NULL) == 0);
+    }
+    /* other families (another N, another epilogue, nn) and a trial-only M are not returned */
+    rec_init(&r, "matmul f32 nt M=16 N=1024 K=4096 epi=bias+silu", 7, 1, 5, "other N");
+    CHECK(mct_db_put_best(db, &r, NULL) == 0);
+    rec_init(&r, "matmul f32 nt M=16 N=4096 K=4096 epi=none", 7, 1, 5, "other epi");
+    CHECK(mct_db_put_best(db, &r, NULL) == 0);
+    rec_init(&r, "matmul f32 nn M=16 N=4096 K=4096 epi=bias+silu", 7, 1, 5, "other layout");
+    CHECK(mct_db_put_best(db, &r, NULL) == 0);
+    rec_init(&r, "matmul f32 nt M=64 N=4096 K=4096 epi=bias+silu", 7, 1, 5, "trial only");
+    CHECK(mct_db_put_trial(db, &r) == 0);
+    CHECK(mct_wl_parse("matmul f32 nt M=5 N=4096 K=4096 epi=bias+silu", &w, NULL, 0) == 0);
+    memset(&s, 0, sizeof s);
+    CHECK(mct_db_iter_family(db, &w, fam_cb, &s) == 0);
+    CHECKF(s.n == 4 && s.other == 0, "%d records, %d of another family", s.n, s.other);
+    CHECK(s.m[0] == 1 && s.cpu[0] == 8 && s.threads[0] == 2);
+    CHECK(s.m[1] == 16 && s.m[2] == 16 && s.m[3] == 128 && s.cpu[3] == 7);
+    CHECK((s.cpu[1] == 7 && s.cpu[2] == 9) || (s.cpu[1] == 9 && s.cpu[2] == 7));
+    /* a nonzero return stops and is returned */
+    memset(&s, 0, sizeof s);
+    s.stop_at = 2;
+    CHECK(mct_db_iter_family(db, &w, fam_cb, &s) == 7 && s.n == 2);
+    /* a family with no records */
+    CHECK(mct_wl_parse("matmul f32 nt M=5 N=4096 K=2048 epi=bias+silu", &w, NULL, 0) == 0);
+    memset(&s, 0, sizeof s);
+    CHECK(mct_db_iter_family(db, &w, fam_cb, &s) == 0 && s.n == 0);
+    mct_db_close(db);
+}
+
+/* `mctune db get` and the generated library must pick the same M bucket: with buckets 1 and 16
+ * a call of M=4 runs the M=16 kernel (log scale, ties to the larger M), so the database's
+ * nearest M says 16 too (it used to say 1, by linear distance). */
+static void test_nearest_m_as_runtime(void)
+{
+    mct_db *db = open_db(newdir("nmrt"));
+    mct_db_rec r, out;
+    mct_workload w;
+    if (!db)
+        return;
+    rec_init(&r, "matmul f32 nt M=1 N=4096 K=4096 epi=none", 42, 1, 10, "bucket 1");
+    CHECK(mct_db_put_best(db, &r, NULL) == 0);
+    rec_init(&r, "matmul f32 nt M=16 N=4096 K=4096 epi=none", 42, 1, 20, "bucket 16");
+    CHECK(mct_db_put_best(db, &r, NULL) == 0);
+    CHECK(mct_wl_parse("matmul f32 nt M=4 N=4096 K=4096 epi=none", &w, NULL, 0) == 0);
+    CHECKF(mct_db_get_best_nearest_m(db, &w, 42, 1, &out) == 0 && strstr(out.workload, " M=16 "),
+           "db: M=4 -> %s", out.workload);
+    /* the runtime's lookup over a table holding the same two buckets */
+    static const mct_rt_kernel ks[2] = {{1, NULL, NULL, NULL, "k1", 1}, {16, NULL, NULL, NULL,
+                                        "k16", 1}};
+    mct_rt_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.N = 4096;
+    sh.K = 4096;
+    sh.batch = sh.group = 1;
+    sh.op = MCT_RT_MATMUL;
+    sh.layout = MCT_RT_NT;
+    mct_rt_entry e = {sh, 0, 2};
+    int slots[4] = {0, 0, 0, 0};
+    slots[mct_rt_shape_hash(&sh) & 3] = 1;
+    mct_rt_table t;
+    memset(&t, 0, sizeof t);
+    t.nentries = 1;
+    t.entries = &e;
+    t.nslots = 4;
+    t.slots = slots;
+    t.nkernels = 2;
+    t.kernels = ks;
+    const mct_rt_kernel *k = mct_rt_lookup(&t, &sh, 4);
+    CHECKF(k && k->M == 16, "runtime: M=4 -> %ld", k ? k->M : -1L);
     mct_db_close(db);
 }
 
@@ -759,6 +924,9 @@ int main(void)
     test_round_trip();
     test_ladder();
     test_nearest_m();
+    test_nearest_m_as_runtime();
+    test_keyed();
+    test_iter_family();
     test_export_import();
     test_merge();
     test_growth();
