@@ -11,9 +11,10 @@
  * against OpenBLAS (the harness's baseline, same data, same child).
  *
  * --shrink S divides N and K (and the bmm's N, K) by S, for quick runs on small machines.
- * A candidate measured once in this run is not measured again by another strategy or seed (its
- * first measurement is reused, as `mctune tune` reuses trials from the database); it still
- * costs each search that draws it one sample.
+ * Every search goes through the tuning library (tuner/tune.h) on a scratch database, with
+ * retune on and transfer off: a candidate measured once in this run is not measured again by
+ * another strategy or seed (its stored trial is reused, as `mctune tune` reuses trials); it
+ * still costs each search that draws it one sample.
  *
  * Not part of `make bench` (it takes long): `make bench-search`. */
 #include <math.h>
@@ -21,10 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
 
 #include "tuner/guide.h"
 #include "tuner/measure.h"
-#include "tuner/search.h"
+#include "tuner/tune.h"
 
 static const struct {
     const char *name, *wl;
@@ -38,56 +41,16 @@ static const struct {
 };
 #define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
 
-/* measurements shared by every search of a layer */
-typedef struct memo {
-    uint8_t (*h)[16];
-    mct_search_meas *m;
-    int n, cap;
-} memo;
-
+/* One search's curve: the best latency after each sample. Measurements are shared by every
+ * search of a layer through a scratch database (trials reused as `mctune tune` reuses them). */
 typedef struct run {
-    memo *mm;
     int budget;
     double *best_lat;  /* best latency after sample i (1-based) */
-    mct_meas *meas;
 } run;
-
-static int lookup(void *ctx, const mct_sched *s, const uint8_t hash[16], mct_search_meas *out)
-{
-    run *r = ctx;
-    for (int i = 0; i < r->mm->n; i++)
-        if (!memcmp(r->mm->h[i], hash, 16)) {
-            *out = r->mm->m[i];
-            return 0;
-        }
-    return MCT_ENOTFOUND;
-}
 
 static int on_sample(void *ctx, const mct_search_sample *s)
 {
     run *r = ctx;
-    memo *mm = r->mm;
-    if (!s->reused) {
-        if (mm->n == mm->cap) {
-            int nc = mm->cap ? mm->cap * 2 : 256;
-            void *a = realloc(mm->h, (size_t)nc * 16), *b;
-            if (!a)
-                return MCT_ENOMEM;
-            mm->h = a;
-            b = realloc(mm->m, (size_t)nc * sizeof *mm->m);
-            if (!b)
-                return MCT_ENOMEM;
-            mm->m = b;
-            mm->cap = nc;
-        }
-        memcpy(mm->h[mm->n], s->hash, 16);
-        mct_search_meas *m = &mm->m[mm->n++];
-        memset(m, 0, sizeof *m);
-        m->status = s->status;
-        m->latency_s = s->latency_s;
-        m->spread_s = s->spread_s;
-        m->gflops = s->gflops;
-    }
     if (s->index <= r->budget) {
         double prev = s->index > 1 ? r->best_lat[s->index - 1] : -1;
         double cur = s->latency_s > 0 && (prev < 0 || s->latency_s < prev) ? s->latency_s : prev;
@@ -145,6 +108,15 @@ int main(int argc, char **argv)
     o.timeout_s = 60;
     o.baseline = 1;
     mct_meas_create(&o, &mblas, err, sizeof err);
+    char dbdir[] = "/tmp/mct-bench-search-XXXXXX";
+    mct_db *db = NULL;
+    const mct_cpu *cpu = mct_cpu_host();
+    if (!mkdtemp(dbdir) || mct_db_open(dbdir, MCT_DB_NOSYNC, err, sizeof err, &db) ||
+        mct_db_put_cpu(db, cpu)) {
+        fprintf(stderr, "bench-search: scratch database in %s: %s\n", dbdir,
+                db ? mct_db_errmsg(db) : err);
+        return 1;
+    }
     const int marks[] = {16, 32, 64, 128};
     double geo_ratio = 0;
     int geo_n = 0;
@@ -179,14 +151,13 @@ int main(int argc, char **argv)
         mct_wl_format(&w, wt, sizeof wt);
         printf("\n== %s: %s\n", layers[L].name, wt);
         fflush(stdout);
-        memo mm = {0};
         double *curves[4][16];
         double best_lat_all = -1;
         char best_sched[4096] = "";
         double base_lat = -1;
         for (int c = 0; c < 4; c++)
             for (int s = 0; s < nseeds && s < 16; s++) {
-                run r = {&mm, budget, calloc((size_t)budget + 1, sizeof(double)), meas};
+                run r = {budget, calloc((size_t)budget + 1, sizeof(double))};
                 for (int i = 0; i <= budget; i++)
                     r.best_lat[i] = -1;
                 mct_guide *g = NULL;
@@ -194,18 +165,22 @@ int main(int argc, char **argv)
                     mct_guide_heuristic_create(&g);
                 else if (c == 1)
                     mct_guide_random_create(&g);
-                mct_search_opts so = {0};
-                so.kind = c < 2 ? MCT_SEARCH_MCTS : c == 2 ? MCT_SEARCH_EVO : MCT_SEARCH_RANDOM;
-                so.budget = budget;
-                so.seed = (uint64_t)s + 1;
-                so.guide = g;
-                so.meas = meas;
-                so.meas_base = mbase;
-                so.lookup = lookup;
-                so.on_sample = on_sample;
-                so.ctx = &r;
-                mct_search_stats st;
-                int e = mct_search_run(&w, &so, &st, err, sizeof err);
+                mct_tune_opts to = {0};
+                to.db = db;
+                to.cpu = cpu;
+                to.kind = c < 2 ? MCT_SEARCH_MCTS : c == 2 ? MCT_SEARCH_EVO : MCT_SEARCH_RANDOM;
+                to.budget = budget;
+                to.seed = (uint64_t)s + 1;
+                to.guide = g;
+                to.guide_name = c == 0 ? "heuristic" : "random";
+                to.meas = meas;
+                to.meas_base = mbase;
+                to.retune = 1;
+                to.on_sample = on_sample;
+                to.ctx = &r;
+                mct_tune_result res;
+                int e = mct_tune_workload(&w, &to, &res, err, sizeof err);
+                const mct_search_stats st = res.st;
                 mct_guide_destroy(g);
                 if (e)
                     fprintf(stderr, "  %s seed %d: %s %s\n", cfg_name[c], s + 1, mct_strerror(e),
@@ -229,8 +204,14 @@ int main(int argc, char **argv)
             printf("  untuned schedule failed; no speedups\n");
             continue;
         }
-        printf("  untuned: %.3f ms (%.2f GFLOP/s); %d distinct candidates measured\n",
-               base_lat * 1e3, mct_wl_flops(&w) / base_lat * 1e-9, mm.n);
+        uint8_t wh[16];
+        mct_db_key key;
+        size_t ntrials = 0;
+        mct_wl_hash(&w, wh);
+        mct_db_key_make(wh, mct_cpu_key(cpu), 1, &key);
+        mct_db_count_trials(db, &key, &ntrials);
+        printf("  untuned: %.3f ms (%.2f GFLOP/s); %zu distinct candidates measured\n",
+               base_lat * 1e3, mct_wl_flops(&w) / base_lat * 1e-9, ntrials);
         /* evolutionary's best at the full budget: geometric mean over the seeds */
         double tgt = 0;
         for (int s = 0; s < nseeds; s++)
@@ -289,8 +270,6 @@ int main(int argc, char **argv)
         for (int c = 0; c < 4; c++)
             for (int s = 0; s < nseeds; s++)
                 free(curves[c][s]);
-        free(mm.h);
-        free(mm.m);
         fflush(stdout);
     }
     if (geo_n)
@@ -301,5 +280,10 @@ int main(int argc, char **argv)
     mct_meas_destroy(meas);
     mct_meas_destroy(mbase);
     mct_meas_destroy(mblas);
+    mct_db_close(db);
+    char rm[128];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dbdir);
+    if (system(rm))
+        fprintf(stderr, "bench-search: could not remove %s\n", dbdir);
     return 0;
 }

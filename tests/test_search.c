@@ -15,6 +15,7 @@
 
 #include "db/db.h"
 #include "tuner/search.h"
+#include "tuner/tune.h"
 #include "tuner/tune_model.h"
 
 static char tmp[256], cache[300], mctune[1400];
@@ -101,12 +102,15 @@ static void run_search(mct_search_kind kind, mct_guide *g, uint64_t seed, int bu
 {
     mct_workload w;
     mct_wl_parse(WL, &w, NULL, 0);
-    mct_search_opts o = {0};
-    o.kind = kind;
-    o.budget = budget;
-    o.seed = seed;
-    o.guide = g;
-    o.meas = m;
+    mct_tune_opts to = {0};
+    to.cpu = mct_cpu_host();
+    to.kind = kind;
+    to.budget = budget;
+    to.seed = seed;
+    to.guide = g;
+    to.meas = m;
+    mct_search_opts o;
+    mct_tune_search_opts(&to, &o);
     o.evaluate = fake ? fake_eval : NULL;
     o.on_sample = rec_sample;
     o.ctx = t;

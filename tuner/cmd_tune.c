@@ -1,11 +1,10 @@
 /* mctune tune: search the fastest schedule of each workload of a model (or of one workload) and
  * record every trial and the best schedule in the tuning database as it goes. */
 #include "tuner/cli.h"
-#include "tuner/search.h"
+#include "tuner/tune.h"
 #include "tuner/tune_model.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +14,6 @@
 #include "db/db.h"
 
 #define CMD "tune"
-#define TOOL "mctune 0.1.0"
-/* A trial that failed (compile error, crash, timeout, wrong) is stored with this latency and
- * 0 GFLOP/s, so that a resumed run does not measure it again; it never becomes a best record. */
-#define FAILED_NS 1e18
 
 static const char usage_text[] =
     "usage: mctune tune (--model FILE.json | --workload TEXT) [options]\n"
@@ -60,23 +55,16 @@ static const char usage_text[] =
     "  --cache DIR          compile cache folder (as for mctune measure)\n"
     "  --verbose            print dropped proposals and fallbacks\n";
 
+/* What the progress line and the notes need; the tuning itself is tuner/tune.c. */
 typedef struct tctx {
-    mct_db *db;
-    uint64_t cpu;
-    int threads;
-    const char *search, *guide, *model;
     char wl_text[256];
-    FILE *log;
     int tty, verbose;
     int wi, wn;             /* workload index (1-based) and count */
     int budget;
     double t0;              /* start of the whole run */
-    long samples_total;     /* samples done over all workloads */
+    long samples_total;     /* samples measured over all workloads */
     long samples_left_est;  /* estimate of samples still to do after this workload */
-    double best_gflops;
-    double best_ns;
-    const char *cc, *cc_version, *cflags;
-    int db_err;
+    const char *guide;
     mct_guide *gd;          /* the mcts guide, NULL otherwise */
     int guide_stop_shown;   /* its stop message was printed */
 } tctx;
@@ -88,55 +76,7 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static void fill_rec(tctx *t, const char *schedule, mct_db_rec *r)
-{
-    memset(r, 0, sizeof *r);
-    snprintf(r->workload, sizeof r->workload, "%s", t->wl_text);
-    r->cpu = t->cpu;
-    r->threads = t->threads;
-    snprintf(r->schedule, sizeof r->schedule, "%s", schedule);
-}
-
-static int lookup(void *ctx, const mct_sched *s, const uint8_t hash[16], mct_search_meas *out)
-{
-    tctx *t = ctx;
-    mct_db_rec key, got;
-    char text[4096];
-    mct_sched_format(s, text, sizeof text);
-    fill_rec(t, text, &key);
-    key.median_ns = 1;
-    if (mct_db_get_trial(t->db, &key, &got))
-        return MCT_ENOTFOUND;
-    memset(out, 0, sizeof *out);
-    if (got.median_ns >= FAILED_NS || !(got.gflops > 0)) {
-        out->status = MCT_MEAS_CRASH;
-        out->latency_s = -1;
-        snprintf(out->detail, sizeof out->detail, "failed when measured before (stored trial)");
-    } else {
-        out->status = MCT_MEAS_OK;
-        out->latency_s = got.median_ns * 1e-9;
-        out->spread_s = got.spread_ns * 1e-9;
-        out->gflops = got.gflops;
-    }
-    return 0;
-}
-
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-static void progress(tctx *t, const mct_search_stats *st, int samples, int final)
+static void progress(tctx *t, int samples, double best_gflops, int final)
 {
     double el = now_s() - t->t0;
     double per = t->samples_total ? el / (double)t->samples_total : 0;
@@ -145,100 +85,18 @@ static void progress(tctx *t, const mct_search_stats *st, int samples, int final
         left = 0;
     if (t->tty) {
         fprintf(stderr, "\r\033[K[%d/%d] %.60s  samples %d/%d  best %.2f GFLOP/s  ETA %.0f s",
-                t->wi, t->wn, t->wl_text, samples, t->budget, t->best_gflops, per * (double)left);
+                t->wi, t->wn, t->wl_text, samples, t->budget, best_gflops, per * (double)left);
         if (final)
             fputc('\n', stderr);
         fflush(stderr);
     }
-    (void)st;
 }
 
 static int on_sample(void *ctx, const mct_search_sample *smp)
 {
     tctx *t = ctx;
     t->samples_total += !smp->reused;
-    if (smp->res && smp->res->cc) {
-        t->cc = smp->res->cc;
-        t->cc_version = smp->res->cc_version;
-        t->cflags = smp->res->cflags;
-    }
-    if (!smp->reused) {
-        mct_db_rec r;
-        fill_rec(t, smp->schedule, &r);
-        int ok = smp->status == MCT_MEAS_OK && smp->latency_s > 0;
-        r.median_ns = ok ? smp->latency_s * 1e9 : FAILED_NS;
-        r.spread_ns = ok ? smp->spread_s * 1e9 : 0;
-        r.gflops = ok ? smp->gflops : 0;
-        r.samples = 1;
-        snprintf(r.search, sizeof r.search, "%s", t->search);
-        snprintf(r.guide, sizeof r.guide, "%s", t->guide);
-        snprintf(r.compiler, sizeof r.compiler, "%s %s", t->cc ? t->cc : "cc",
-                 t->cc_version ? t->cc_version : "");
-        snprintf(r.flags, sizeof r.flags, "%s", t->cflags ? t->cflags : MCT_MEAS_CFLAGS);
-        snprintf(r.tool, sizeof r.tool, TOOL);
-        snprintf(r.model, sizeof r.model, "%s", t->model ? t->model : "");
-        r.timestamp = (int64_t)time(NULL);
-        if (mct_db_put_trial(t->db, &r)) {
-            fprintf(stderr, "mctune tune: cannot write a trial to %s: %s\n", mct_db_path(t->db),
-                    mct_db_errmsg(t->db));
-            t->db_err = 1;
-            return MCT_EIO;
-        }
-    }
-    if (smp->status == MCT_MEAS_OK && smp->latency_s > 0 &&
-        (t->best_ns <= 0 || smp->latency_s * 1e9 < t->best_ns)) {
-        t->best_ns = smp->latency_s * 1e9;
-        t->best_gflops = smp->gflops;
-        mct_db_rec b;
-        fill_rec(t, smp->schedule, &b);
-        b.median_ns = t->best_ns;
-        b.spread_ns = smp->spread_s * 1e9;
-        b.gflops = smp->gflops;
-        b.samples = smp->index;
-        snprintf(b.search, sizeof b.search, "%s", t->search);
-        snprintf(b.guide, sizeof b.guide, "%s", t->guide);
-        snprintf(b.compiler, sizeof b.compiler, "%s %s", t->cc ? t->cc : "cc",
-                 t->cc_version ? t->cc_version : "");
-        snprintf(b.flags, sizeof b.flags, "%s", t->cflags ? t->cflags : MCT_MEAS_CFLAGS);
-        snprintf(b.tool, sizeof b.tool, TOOL);
-        snprintf(b.model, sizeof b.model, "%s", t->model ? t->model : "");
-        b.timestamp = (int64_t)time(NULL);
-        if (mct_db_put_best(t->db, &b, NULL)) {
-            fprintf(stderr, "mctune tune: cannot write the best record to %s: %s\n",
-                    mct_db_path(t->db), mct_db_errmsg(t->db));
-            t->db_err = 1;
-            return MCT_EIO;
-        }
-    }
-    if (t->log) {
-        char hx[33];
-        for (int i = 0; i < 16; i++)
-            snprintf(hx + 2 * i, 3, "%02x", smp->hash[i]);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        fprintf(t->log, "{\"time\":%.3f,\"strategy\":\"%s\",\"guide\":\"%s\",\"workload\":",
-                (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9, t->search, t->guide);
-        json_str(t->log, t->wl_text);
-        fprintf(t->log, ",\"sample\":%d,\"node\":%d,\"parent\":%d,\"hash\":\"%s\",\"schedule\":",
-                smp->index, smp->node, smp->parent, hx);
-        json_str(t->log, smp->schedule);
-        fprintf(t->log, ",\"applied\":");
-        json_str(t->log, smp->applied ? smp->applied : "");
-        if (smp->latency_s > 0)
-            fprintf(t->log, ",\"latency_s\":%.9g,\"gflops\":%.4f", smp->latency_s, smp->gflops);
-        else
-            fprintf(t->log, ",\"latency_s\":null,\"gflops\":0");
-        fprintf(t->log, ",\"status\":\"%s\",\"reused\":%s,\"best_gflops\":%.4f",
-                mct_meas_status_name((mct_meas_status)smp->status),
-                smp->reused ? "true" : "false", smp->best_gflops);
-        if (smp->status != MCT_MEAS_OK && smp->detail && *smp->detail) {
-            fprintf(t->log, ",\"detail\":");
-            json_str(t->log, smp->detail);
-        }
-        fprintf(t->log, "}\n");
-        fflush(t->log);
-    }
-    progress(t, NULL, smp->index, 0);
+    progress(t, smp->index, smp->best_gflops, 0);
     return 0;
 }
 
@@ -260,65 +118,23 @@ static void on_note(void *ctx, int loud, const char *line)
     }
 }
 
-/* Transfer: schedules of the best records of other CPUs for this workload, else of the nearest
- * M of the same layer (any CPU, this one included). */
-typedef struct xfer {
-    const mct_workload *w;
-    uint64_t cpu;
-    int threads;
-    char exact[3][4096];
-    double exact_ns[3];
-    int nexact;
-    char near[4096];
-    double near_dist;
-} xfer;
-
-static int xfer_fn(const mct_db_rec *r, void *ctx)
+static void on_start(void *ctx, const mct_workload *w, const mct_tune_result *res)
 {
-    xfer *x = ctx;
-    mct_workload o;
-    if (mct_wl_parse(r->workload, &o, NULL, 0))
-        return 0;
-    const mct_workload *w = x->w;
-    if (o.op != w->op || o.layout != w->layout || o.N != w->N || o.K != w->K ||
-        o.batch != w->batch || o.group != w->group || o.bias != w->bias || o.act != w->act ||
-        o.beta != w->beta)
-        return 0;
-    if (o.M == w->M) {
-        if (r->cpu == x->cpu && r->threads == x->threads)
-            return 0;  /* our own record (only there with --retune) */
-        for (int i = 0; i < x->nexact; i++)
-            if (!strcmp(x->exact[i], r->schedule))
-                return 0;
-        if (x->nexact < 3) {
-            snprintf(x->exact[x->nexact], sizeof x->exact[0], "%s", r->schedule);
-            x->exact_ns[x->nexact++] = r->median_ns;
-        }
-        return 0;
+    tctx *t = ctx;
+    (void)w;
+    if (res->outcome == MCT_TUNE_SKIPPED) {
+        printf("[%d/%d] %s: skipped, already tuned (%.2f GFLOP/s, best found at sample %lld, "
+               "%s); --retune searches again\n", t->wi, t->wn, t->wl_text, res->best.gflops,
+               (long long)res->best.samples, res->best.search);
+        return;
     }
-    double d = fabs(log((double)o.M / (double)w->M));
-    if (!x->near[0] || d < x->near_dist) {
-        snprintf(x->near, sizeof x->near, "%s", r->schedule);
-        x->near_dist = d;
-    }
-    return 0;
-}
-
-/* Trials stored for (workload, cpu, threads): a search that stopped short of its budget left
- * fewer than the budget, and is resumed rather than skipped. */
-typedef struct tcount {
-    const char *wl;
-    uint64_t cpu;
-    int threads;
-    long n;
-} tcount;
-
-static int tcount_fn(const mct_db_rec *r, void *ctx)
-{
-    tcount *c = ctx;
-    if (r->cpu == c->cpu && r->threads == c->threads && !strcmp(r->workload, c->wl))
-        c->n++;
-    return 0;
+    if (res->resumed)
+        printf("[%d/%d] %s: resuming: %zu trials already in the database are reused\n",
+               t->wi, t->wn, t->wl_text, res->stored_trials);
+    if (!t->tty && res->nseeds)
+        printf("[%d/%d] %s: %d transfer seed%s from the database\n", t->wi, t->wn, t->wl_text,
+               res->nseeds, res->nseeds == 1 ? "" : "s");
+    fflush(stdout);
 }
 
 static const char *guide_default(const char *url, const char *cmd)
@@ -545,13 +361,7 @@ int mct_cmd_tune(int argc, char **argv)
     }
 
     tctx t = {0};
-    t.db = db;
-    t.cpu = mct_cpu_key(cpu);
-    t.threads = (int)threads;
-    t.search = mct_search_kind_name(kind);
     t.guide = kind == MCT_SEARCH_MCTS ? guide_s : "";
-    t.model = mdl.name;
-    t.log = logf;
     t.tty = isatty(STDERR_FILENO);
     if (!isatty(STDOUT_FILENO))  /* a log file keeps every line even if the run is killed */
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -560,14 +370,36 @@ int mct_cmd_tune(int argc, char **argv)
     t.wn = mdl.n;
     t.budget = (int)budget;
     t.t0 = now_s();
+
+    mct_tune_opts to = {0};
+    to.db = db;
+    to.cpu = cpu;
+    to.target = target;
+    to.threads = (int)threads;
+    to.kind = kind;
+    to.budget = (int)budget;
+    to.seed = (uint64_t)seed;
+    to.guide = guide;
+    to.guide_name = guide_s;
+    to.meas = meas;
+    to.meas_base = meas_base;
+    to.retune = retune;
+    to.transfer = transfer;
+    to.model = mdl.name;
+    to.log = logf;
+    to.on_start = on_start;
+    to.on_sample = on_sample;
+    to.on_note = on_note;
+    to.ctx = &t;
+
     char cpukey[17];
-    mct_cpu_key_format(t.cpu, cpukey);
+    mct_cpu_key_format(mct_cpu_key(cpu), cpukey);
     mct_tier host_tier = mct_cpu_tier_of(mct_cpu_host());
     printf("tune: %d workload%s%s%s, cpu %s (%s%s%s), %ld thread%s, search %s", mdl.n,
            mdl.n == 1 ? "" : "s", mdl.name[0] ? " of " : "", mdl.name, cpukey,
            mct_tier_name(tier), tier < host_tier ? " kernels tuned on a host of tier " : "",
            tier < host_tier ? mct_tier_name(host_tier) : "", threads, threads == 1 ? "" : "s",
-           t.search);
+           mct_search_kind_name(kind));
     if (kind == MCT_SEARCH_MCTS)
         printf(", guide %s%s", guide_s, guide_defaulted ? (strcmp(guide_s, "heuristic") ?
                " (default: an LLM is configured)" : " (default: no LLM configured; set "
@@ -580,91 +412,40 @@ int mct_cmd_tune(int argc, char **argv)
         const mct_workload *w = &mdl.w[i];
         mct_wl_format(w, t.wl_text, sizeof t.wl_text);
         t.wi = i + 1;
-        t.best_ns = 0;
-        t.best_gflops = 0;
         t.samples_left_est = (long)(mdl.n - i - 1) * budget;
-        uint8_t wh[16];
-        mct_wl_hash(w, wh);
-        mct_db_rec best;
-        tcount tc = {t.wl_text, t.cpu, t.threads, 0};
-        int have = !retune && mct_db_get_best(db, wh, t.cpu, t.threads, &best) == 0;
-        if (have)
-            mct_db_iter(db, MCT_DB_TRIALS, tcount_fn, &tc);
-        /* tuned: a best record that a complete search left (at least `budget` trials here), or
-         * one that came from elsewhere (import, merge: no trials here) */
-        if (have && (tc.n == 0 || tc.n >= budget)) {
-            printf("[%d/%d] %s: skipped, already tuned (%.2f GFLOP/s, best found at sample %lld, %s); "
-                   "--retune searches again\n", t.wi, t.wn, t.wl_text, best.gflops,
-                   (long long)best.samples, best.search);
+        mct_tune_result res;
+        r = mct_tune_workload(w, &to, &res, err, sizeof err);
+        if (res.outcome == MCT_TUNE_SKIPPED) {
             skipped++;
             continue;
         }
-        if (mct_db_put_workload(db, w)) {
-            fprintf(stderr, "mctune tune: cannot write to %s: %s\n", path, mct_db_errmsg(db));
-            goto fail;
-        }
-        const char *seeds[4];
-        int nseeds = 0;
-        xfer x = {0};
-        if (transfer) {
-            x.w = w;
-            x.cpu = t.cpu;
-            x.threads = t.threads;
-            mct_db_iter(db, MCT_DB_BEST, xfer_fn, &x);
-            for (int q = 0; q < x.nexact; q++)
-                seeds[nseeds++] = x.exact[q];
-            if (x.near[0])
-                seeds[nseeds++] = x.near;
-        }
-        mct_search_opts so = {0};
-        so.kind = kind;
-        so.budget = (int)budget;
-        so.seed = (uint64_t)seed;
-        so.guide = guide;
-        so.cpu = cpu;
-        so.threads = (int)threads;
-        so.target = target;
-        so.seeds = seeds;
-        so.nseeds = nseeds;
-        so.meas = meas;
-        so.meas_base = meas_base;
-        so.lookup = lookup;
-        so.on_sample = on_sample;
-        so.on_note = on_note;
-        so.ctx = &t;
-        mct_search_stats st;
-        double ts = now_s();
-        if (tc.n)
-            printf("[%d/%d] %s: resuming: %ld trials already in the database are reused\n",
-                   t.wi, t.wn, t.wl_text, tc.n);
-        if (!t.tty && nseeds)
-            printf("[%d/%d] %s: %d transfer seed%s from the database\n", t.wi, t.wn, t.wl_text,
-                   nseeds, nseeds == 1 ? "" : "s");
-        r = mct_search_run(w, &so, &st, err, sizeof err);
-        progress(&t, &st, st.samples, 1);
+        const mct_search_stats *st = &res.st;
+        progress(&t, st->samples, st->best_gflops, 1);
         if (r) {
             fprintf(stderr, "mctune tune: %s: search stopped: %s%s%s\n", t.wl_text,
                     mct_strerror(r), *err ? ": " : "", err);
             failed++;
-            if (t.db_err)
+            if (res.db_failed)
                 goto fail;
             continue;
         }
         tuned++;
-        double base_g = st.base_latency_s > 0 ? mct_wl_flops(w) / st.base_latency_s * 1e-9 : 0;
+        double base_g = st->base_latency_s > 0 ? mct_wl_flops(w) / st->base_latency_s * 1e-9
+                                               : 0;
         printf("[%d/%d] %s: %d samples (%d measured, %d reused, %d failed, %d duplicates",
-               t.wi, t.wn, t.wl_text, st.samples, st.measured, st.reused, st.failed,
-               st.duplicates);
+               t.wi, t.wn, t.wl_text, st->samples, st->measured, st->reused, st->failed,
+               st->duplicates);
         if (kind == MCT_SEARCH_MCTS)
-            printf(", %d invalid proposals, %d fallbacks", st.invalid, st.fallbacks);
-        if (st.codegen_bugs)
+            printf(", %d invalid proposals, %d fallbacks", st->invalid, st->fallbacks);
+        if (st->codegen_bugs)
             printf(", %d code generator bug%s (legal schedules that did not compile; see above)",
-                   st.codegen_bugs, st.codegen_bugs == 1 ? "" : "s");
-        printf(") in %.1f s; untuned %.2f GFLOP/s, best %.2f GFLOP/s", now_s() - ts, base_g,
-               st.best_gflops);
-        if (st.base_latency_s > 0 && st.best_latency_s > 0)
-            printf(" (%.1fx, sample %d)", st.base_latency_s / st.best_latency_s, st.best_index);
-        printf("\n    best: %s\n", st.best_schedule[0] ? st.best_schedule : "(untuned nest)");
+                   st->codegen_bugs, st->codegen_bugs == 1 ? "" : "s");
+        printf(") in %.1f s; untuned %.2f GFLOP/s, best %.2f GFLOP/s", res.seconds, base_g,
+               st->best_gflops);
+        if (st->base_latency_s > 0 && st->best_latency_s > 0)
+            printf(" (%.1fx, sample %d)", st->base_latency_s / st->best_latency_s,
+                   st->best_index);
+        printf("\n    best: %s\n", st->best_schedule[0] ? st->best_schedule : "(untuned nest)");
         fflush(stdout);
     }
     if (guide) {

@@ -63,18 +63,9 @@ int mct_search_kind_parse(const char *s, mct_search_kind *out)
     return MCT_EINVAL;
 }
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double unif(uint64_t *s)
-{
-    return (double)(rnd(s) >> 11) * (1.0 / 9007199254740992.0);
-}
+/* the search's draws and the guides' come from one generator (tuner/guide.h) */
+#define rnd mct_guide_rand
+#define unif mct_guide_unif
 
 static void note_at(srch *S, int loud, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void note_at(srch *S, int loud, const char *fmt, ...)
