@@ -77,11 +77,12 @@ static double num_get(const mct_db_rec *r, const rec_field *f)
 static void num_set(mct_db_rec *r, const rec_field *f, double x)
 {
     char *p = (char *)r + f->off;
-    int i = (int)x;
-    int64_t l = (int64_t)x;
+    int i;
+    int64_t l;
+    /* convert only to the field's own type: x is in that type's range, not in the others' */
     switch (f->type) {
-    case F_INT: memcpy(p, &i, sizeof i); break;
-    case F_I64: memcpy(p, &l, sizeof l); break;
+    case F_INT: i = (int)x; memcpy(p, &i, sizeof i); break;
+    case F_I64: l = (int64_t)x; memcpy(p, &l, sizeof l); break;
     default: memcpy(p, &x, sizeof x); break;
     }
 }

@@ -815,6 +815,29 @@ static int import_text(mct_db *db, const char *text, mct_db_report *rep)
     return mct_db_import(db, file, NULL, NULL, rep);
 }
 
+/* Latencies and counts above what an int holds (a 5 s untuned kernel is 5e9 ns) decode exactly,
+ * through the JSON Lines parser and the stored-record decoder alike. */
+static void test_large_numbers(void)
+{
+    char line[1024], err[256];
+    snprintf(line, sizeof line, "{\"type\":\"trial\",\"workload\":\"%s\",\"cpu\":"
+             "\"00000000000000ab\",\"threads\":4,\"schedule\":\"\",\"median_ns\":5e9,"
+             "\"spread_ns\":3e12,\"samples\":4000000000,\"timestamp\":9000000000}", W128);
+    mct_db_item it;
+    CHECK(mct_db_item_parse(line, strlen(line), &it, err, sizeof err) == 0);
+    CHECK(it.rec.median_ns == 5e9 && it.rec.spread_ns == 3e12 && it.rec.threads == 4 &&
+          it.rec.samples == 4000000000LL && it.rec.timestamp == 9000000000LL);
+    mct_db *db = open_db(newdir("large"));
+    if (db) {
+        mct_db_rec out;
+        CHECK(mct_db_put_trial(db, &it.rec) == 0);
+        CHECK(mct_db_get_trial(db, &it.rec, &out) == 0 && out.median_ns == 5e9 &&
+              out.samples == 4000000000LL && out.spread_ns == 3e12);
+        mct_db_close(db);
+    }
+    mct_db_item_clear(&it);
+}
+
 static void test_bad_jsonl(void)
 {
     mct_db *db = open_db(newdir("badj"));
@@ -932,6 +955,7 @@ int main(void)
     test_growth();
     test_concurrent();
     test_bad_files();
+    test_large_numbers();
     test_bad_jsonl();
     rm_rf(root);
     return check_done();
