@@ -19,8 +19,8 @@ else
 Q := @
 endif
 
-LIB_SRC  := $(sort $(wildcard codegen/*.c db/*.c runtime/*.c tuner/*.c))
-LIB_SRC  := $(filter-out tuner/main.c,$(LIB_SRC))
+LIB_SRC  := $(sort $(wildcard codegen/*.c db/*.c runtime/*.c tuner/*.c tuner/cmd/*.c))
+LIB_SRC  := $(filter-out tuner/cmd/main.c,$(LIB_SRC))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -29,7 +29,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 SAN_TESTS:= $(filter-out %/test_fleet,$(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%))
 BENCH_SRC:= $(sort $(wildcard scripts/bench_*.c))
 BENCHES  := $(BENCH_SRC:scripts/%.c=$(BUILD)/bench/%)
-HDRS     := $(wildcard codegen/*.h db/*.h runtime/*.h tuner/*.h tests/*.h)
+HDRS     := $(wildcard codegen/*.h db/*.h runtime/*.h tuner/*.h tuner/cmd/*.h tests/*.h)
 
 .PHONY: all deps test bench install clean
 all: deps $(BUILD)/mctune
@@ -55,7 +55,7 @@ $(BUILD)/libmctune.a: $(LIB_OBJ)
 $(BUILD)/libmctune-san.a: $(SAN_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/mctune: $(BUILD)/obj/tuner/main.o $(BUILD)/libmctune.a
+$(BUILD)/mctune: $(BUILD)/obj/tuner/cmd/main.o $(BUILD)/libmctune.a
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -1,6 +1,6 @@
 /* mctune show WORKLOAD [--schedule TEXT|@FILE] [--c|--pseudo] [--vlen N] */
 #include "codegen/codegen.h"
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>

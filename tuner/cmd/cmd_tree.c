@@ -2,7 +2,7 @@
  * Graphviz: a node per sample with the transformation that made it, its GFLOP/s and its visits
  * (samples in its subtree, as MCTS backpropagation counts them); the path from the root to the
  * fastest node highlighted. `dot` (a child process) renders an SVG beside it when on PATH. */
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 #include "tuner/proc.h"
 
 #include <errno.h>

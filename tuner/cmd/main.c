@@ -1,5 +1,5 @@
 /* mctune: ahead-of-time tuning database and code generator for CPU inference kernels. */
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* mctune cpu [--json]: this machine's CPU identity and ISA tier. */
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* mctune measure: compile, check and time one schedule (or a raw C kernel), optionally against
  * OpenBLAS on the same data in the same child process. */
 #include "codegen/text.h"
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 #include "tuner/measure.h"
 #include "tuner/oracle.h"
 

@@ -1,5 +1,5 @@
 /* mctune db: look up, list, export, import, merge and remove tuning records. */
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,15 +6,15 @@
 
 typedef int (*mct_cmd_fn)(int argc, char **argv);
 
-int mct_cmd_show(int argc, char **argv);     /* tuner/cmd_show.c */
-int mct_cmd_cpu(int argc, char **argv);      /* tuner/cmd_cpu.c */
-int mct_cmd_db(int argc, char **argv);       /* tuner/cmd_db.c */
-int mct_cmd_measure(int argc, char **argv);  /* tuner/cmd_measure.c */
-int mct_cmd_gen(int argc, char **argv);      /* tuner/cmd_gen.c */
-int mct_cmd_tune(int argc, char **argv);     /* tuner/cmd_tune.c */
-int mct_cmd_shapes(int argc, char **argv);   /* tuner/cmd_shapes.c */
-int mct_cmd_report(int argc, char **argv);   /* tuner/cmd_report.c */
-int mct_cmd_tree(int argc, char **argv);     /* tuner/cmd_tree.c */
+int mct_cmd_show(int argc, char **argv);     /* tuner/cmd/cmd_show.c */
+int mct_cmd_cpu(int argc, char **argv);      /* tuner/cmd/cmd_cpu.c */
+int mct_cmd_db(int argc, char **argv);       /* tuner/cmd/cmd_db.c */
+int mct_cmd_measure(int argc, char **argv);  /* tuner/cmd/cmd_measure.c */
+int mct_cmd_gen(int argc, char **argv);      /* tuner/cmd/cmd_gen.c */
+int mct_cmd_tune(int argc, char **argv);     /* tuner/cmd/cmd_tune.c */
+int mct_cmd_shapes(int argc, char **argv);   /* tuner/cmd/cmd_shapes.c */
+int mct_cmd_report(int argc, char **argv);   /* tuner/cmd/cmd_report.c */
+int mct_cmd_tree(int argc, char **argv);     /* tuner/cmd/cmd_tree.c */
 
 #include "runtime/cpu.h"
 

@@ -2,7 +2,7 @@
  * best-so-far speedup over the untuned schedule against samples, one series per strategy/guide,
  * drawn by gnuplot (a child process) as PNG and SVG, and a Markdown table of the speedup at fixed
  * sample counts and the samples each search needed to reach a target. */
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 #include "tuner/proc.h"
 
 #include <errno.h>

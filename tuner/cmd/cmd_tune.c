@@ -1,6 +1,6 @@
 /* mctune tune: search the fastest schedule of each workload of a model (or of one workload) and
  * record every trial and the best schedule in the tuning database as it goes. */
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 #include "tuner/tune.h"
 #include "tuner/tune_model.h"
 

@@ -1,4 +1,4 @@
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 #include "codegen/text.h"
 
 #include <errno.h>

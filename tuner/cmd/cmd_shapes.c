@@ -1,7 +1,7 @@
 /* mctune shapes CONFIG.json: derives a model file (models/README.md) from a Hugging Face
  * config.json (Llama, Mistral, Qwen2 and their MoE variants). Loading model files is
  * tuner/model.c's. */
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 #include "tuner/tune_model.h"
 
 #include <errno.h>

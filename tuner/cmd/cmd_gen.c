@@ -1,5 +1,5 @@
 /* mctune gen: write a standalone C kernel library from the tuning database. */
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
