@@ -107,6 +107,8 @@ typedef struct mct_target {
     const char *attr;
     int nregs;
     int isa;
+    int threads;    /* > 0: the parallel loops run on exactly this many threads (the count the
+                     * kernel is tuned and shipped for); 0: OpenMP's maximum at run time */
 } mct_target;
 
 /* The target of an ISA table row (runtime/cpu.h); an id out of range gives generic. */

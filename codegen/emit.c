@@ -116,6 +116,8 @@ static int ek_cmp(const void *a, const void *b)
         return c;
     if (x->w->M != y->w->M)
         return x->w->M < y->w->M ? -1 : 1;
+    if (x->in->threads != y->in->threads)
+        return x->in->threads < y->in->threads ? -1 : 1;
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
@@ -136,9 +138,16 @@ static int ek_init(em *e, ek *k, const mct_emit_kernel *in, int idx, int isa)
         return em_fail(e, MCT_ERANGE, "kernel %d: its workload or schedule text is too long",
                        idx);
     size_t n = (size_t)wn + (size_t)sn + 16;
+    /* the thread count is lowered into the kernel (its parallel loops run on exactly that many
+     * threads): part of the content, written only when above 1 so that one-thread names stay */
+    n += 16;
     if (!(k->key = malloc(n)))
         return em_fail(e, MCT_ENOMEM, "out of memory");
-    k->keylen = (size_t)snprintf(k->key, n, "%s\n%s\n%d", wl, sched, isa);
+    if (in->threads > 1)
+        k->keylen = (size_t)snprintf(k->key, n, "%s\n%s\n%d\nthreads %d", wl, sched, isa,
+                                     in->threads);
+    else
+        k->keylen = (size_t)snprintf(k->key, n, "%s\n%s\n%d", wl, sched, isa);
     k->wl_len = (size_t)wn;
     k->sched_len = (size_t)sn;
     return 0;
@@ -152,8 +161,11 @@ static int ek_name(em *e, ek *k, int isa, em_set *names)
     char base[96];
     uint64_t h = mct_fnv64(MCT_FNV64_INIT, k->key, k->keylen);
     mct_sched_reg_tile(k->in->sched, &rows, &cols);
-    snprintf(base, sizeof base, "k_%s_f32_%s_%dx%d_%08x", k->w->op == MCT_OP_BMM ? "bmm"
-             : "matmul", mct_isa_get(isa)->tag, rows, cols, (unsigned)(h >> 32));
+    char tn[16] = "";
+    if (k->in->threads > 1)
+        snprintf(tn, sizeof tn, "_t%d", k->in->threads);
+    snprintf(base, sizeof base, "k_%s_f32_%s_%dx%d%s_%08x", k->w->op == MCT_OP_BMM ? "bmm"
+             : "matmul", mct_isa_get(isa)->tag, rows, cols, tn, (unsigned)(h >> 32));
     snprintf(k->name, sizeof k->name, "%s", base);
     for (int i = 2; em_set_find(names, k->name, strlen(k->name)) >= 0; i++)
         snprintf(k->name, sizeof k->name, "%s_%d", base, i);
@@ -184,7 +196,8 @@ static int prepare(em *e, const mct_emit_table *t, int nt, ek *all, const int *o
             break;
         qsort(k, (size_t)t[ti].nk, sizeof *k, ek_cmp);
         for (int i = 0; i < t[ti].nk && !e->rc; i++) {
-            if (i && k[i].w->M == k[i - 1].w->M && !strcmp(k[i].fam, k[i - 1].fam)) {
+            if (i && k[i].w->M == k[i - 1].w->M && k[i].in->threads == k[i - 1].in->threads &&
+                k[i].wl_len == k[i - 1].wl_len && !memcmp(k[i].key, k[i - 1].key, k[i].wl_len)) {
                 em_fail(e, MCT_EINVAL, "table %d holds two kernels for '%.*s'; keep one", ti,
                         (int)k[i].wl_len, k[i].key);
                 break;
@@ -239,9 +252,10 @@ static void put_comment(FILE *f, const char *s, size_t n)
 /* Lowers one kernel into f with internal linkage; the lowered text itself compiles every
  * function of it for the kernel's ISA (mct_cg_lower_c), as the measurement harness did, and
  * guards its OpenMP pragmas (FN_OMP, defined only under OpenMP). */
-static int put_kernel(em *e, FILE *f, const mct_sched *s, int isa, const char *fn)
+static int put_kernel(em *e, FILE *f, const mct_sched *s, int isa, int threads, const char *fn)
 {
     mct_target tg = mct_target_of_isa(isa);
+    tg.threads = threads > 0 ? threads : 1;
     char *code = NULL;
     int rc = mct_cg_lower_c(s, &tg, fn, &code);
     if (rc < 0)
@@ -287,7 +301,7 @@ static int put_tuned(em *e, FILE *f, const mct_emit_table *t, int nt, const ek *
                     str_or(in->search, ""), str_or(in->guide, "no"), str_or(in->compiler, ""));
             put_comment(f, str_or(in->flags, ""), strlen(str_or(in->flags, "")));
             fprintf(f, " */\n");
-            if (put_kernel(e, f, in->sched, t[ti].isa, k->name) < 0)
+            if (put_kernel(e, f, in->sched, t[ti].isa, in->threads, k->name) < 0)
                 return e->rc;
         }
     }
@@ -319,7 +333,7 @@ static int put_generic(em *e, FILE *f)
                 int rc = mct_sched_parse(&w, sched, &s, why, sizeof why);
                 if (rc < 0)
                     return em_fail(e, rc, "schedule '%s' does not apply: %s", sched, why);
-                rc = put_kernel(e, f, s, isa, fn);
+                rc = put_kernel(e, f, s, isa, 1, fn);
                 mct_sched_destroy(s);
                 if (rc < 0)
                     return rc;
@@ -342,7 +356,8 @@ static int put_table(em *e, FILE *f, const mct_emit_table *t, int ti, const ek *
     }
     fprintf(f, "static const mct_rt_kernel %s__t%d_kernels[] = {\n", n, ti);
     for (int i = 0; i < nk; i++) {
-        fprintf(f, "    {%lld, %s, ", (long long)k[i].w->M, k[i].name);
+        fprintf(f, "    {%lld, %d, %s, ", (long long)k[i].w->M,
+                k[i].in->threads > 0 ? k[i].in->threads : 1, k[i].name);
         if (mct_sched_prepacked(k[i].in->sched))
             fprintf(f, "%s_packed_size, %s_pack_b, ", k[i].name, k[i].name);
         else
@@ -352,13 +367,14 @@ static int put_table(em *e, FILE *f, const mct_emit_table *t, int ti, const ek *
     fprintf(f, "};\n");
     for (int i = 0; i < nk; i++) {
         const mct_workload *w = k[i].w;
-        if (i && mct_wl_same_family(w, k[i - 1].w)) {
-            cnt[ne - 1]++;
-            continue;
-        }
         mct_rt_shape s = {(long)w->N, (long)w->K, w->op == MCT_OP_BMM ? (long)w->batch : 1,
                           w->op == MCT_OP_BMM ? (long)w->group : 1, (int)w->op, (int)w->layout,
                           w->bias, (int)w->act, w->beta};
+        /* one entry per runtime shape: the kernels of one family, every M and thread count */
+        if (ne && mct_rt_shape_eq(&shp[ne - 1], &s)) {
+            cnt[ne - 1]++;
+            continue;
+        }
         shp[ne] = s;
         first[ne] = i;
         cnt[ne++] = 1;
@@ -422,7 +438,7 @@ static int put_tables(em *e, FILE *f, const mct_emit_table *t, int nt, const ek 
         fprintf(f, "%s{{%s__generic_%s_nn_b0, %s__generic_%s_nn_b1}, {%s__generic_%s_nt_b0, "
                 "%s__generic_%s_nt_b1}}", isa ? ",\n    " : "", n, x, n, x, n, x, n, x);
     }
-    fprintf(f, "}, 0, NULL, 0, 0, 0, {0}, {0}};\n");
+    fprintf(f, "}, 0, NULL, 0, 0, 0, 0, {0}, {0}};\n");
     return 0;
 }
 

@@ -40,8 +40,10 @@ typedef struct mct_emit_kernel {
     double gflops;          /* measured: in the dispatch table and the kernel's comment */
     /* how it was measured, for the comment only (NULL reads as "") */
     double median_ns;
-    int threads;
     const char *search, *guide, *compiler, *flags;
+    int threads;            /* the thread count it was tuned for (>= 1; 0 reads as 1): lowered
+                             * into the kernel (its parallel loops run on that many threads) and
+                             * what the runtime matches against the caller's thread budget */
 } mct_emit_kernel;
 
 /* The kernels tuned on one CPU. */
@@ -50,7 +52,8 @@ typedef struct mct_emit_table {
                                  * what the runtime's ladder matches (runtime/dispatch.h) */
     int isa;                    /* mct_isa_id the kernels are lowered for, usually
                                  * mct_isa_of_tier(mct_cpu_tier_of(&cpu)) */
-    const mct_emit_kernel *k;   /* in any order; at most one kernel per workload */
+    const mct_emit_kernel *k;   /* in any order; at most one kernel per workload and thread
+                                 * count */
     int nk;                     /* 0: the table is named in a comment and left out */
 } mct_emit_table;
 

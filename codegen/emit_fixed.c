@@ -47,10 +47,16 @@ static const char *const api_h_head =
 " * case nothing is written; @U@_ENOMEM when a temporary could not be allocated). Sizes of 0\n"
 " * do what cblas does: nothing, or C = beta*C when K = 0.\n"
 " *\n"
-" * Build option -D@U@_PROVIDE_CBLAS: the library also defines cblas_sgemm, running tuned shapes\n"
-" * itself and forwarding every other call to the next cblas_sgemm in link order (dlsym\n"
-" * RTLD_NEXT), so a program linked with OpenBLAS gains the tuned kernels by linking this\n"
-" * library first or preloading it (LD_PRELOAD).\n"
+" * Weights: @n@_sgemm, @n@_matmul and cblas_sgemm take B as given and run the kernels tuned\n"
+" * for a B as given (`mctune tune --b raw`); kernels tuned to read a prepacked B run through\n"
+" * @n@_prepack_b / @n@_matmul_packed (and from @n@_matmul, which then packs B on each call,\n"
+" * when no kernel for a B as given is tuned).\n"
+" *\n"
+" * Build option -D@U@_PROVIDE_CBLAS: the library also defines cblas_sgemm, running the shapes\n"
+" * it has kernels for a B as given itself and forwarding every other call to the next\n"
+" * cblas_sgemm in link order (dlsym RTLD_NEXT), so a program linked with OpenBLAS gains the\n"
+" * tuned kernels by linking this library first or preloading it (LD_PRELOAD), and never\n"
+" * packs weights on a call.\n"
 " */\n"
 "#ifndef @U@_H\n#define @U@_H\n\n#include <stddef.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
 "enum { @U@_ROW_MAJOR = 101, @U@_COL_MAJOR = 102 };                      /* as CBLAS_ORDER */\n"
@@ -163,6 +169,16 @@ static const struct api_fn {
      "                int act, int beta)",
      "\n\n",
      "return mct_rt_is_tuned(&@n@__lib, op, layout, M, N, K, batch, group, bias, act, beta);"},
+    {"/* The thread budget of the calls: each call runs the kernel tuned for the largest thread\n"
+     " * count at or below it (the smallest tuned count when every one is above it), whose parallel\n"
+     " * loops run on exactly that many threads. n = 0 (the default) follows OpenMP's current\n"
+     " * maximum (omp_set_num_threads, OMP_NUM_THREADS; 1 inside a parallel region, or when\n"
+     " * @n@.c is built without -fopenmp or with clang). Returns 0, or @U@_EINVAL for n < 0 or\n"
+     " * n > 4096. Process-wide; safe to call from any thread. */\n",
+     "int @n@_set_num_threads(int n)", "\n\n",
+     "return mct_rt_set_num_threads(&@n@__lib, n);"},
+    {"/* The thread budget a call made now would use (see @n@_set_num_threads). */\n",
+     "int @n@_get_num_threads(void)", "\n\n", "return mct_rt_threads(&@n@__lib);"},
     {"/* A static name for a return code. */\n", "const char *@n@_strerror(int err)", "\n\n",
      "return mct_strerror(err);"},
 };

@@ -61,6 +61,7 @@ typedef struct {
     int par_pos;         /* position of the parallel loop or -1 */
     int cw_pos;
     int64_t acc_ej;      /* row length of the generic accumulator array */
+    int threads;        /* > 0: the parallel loop runs on exactly this many threads */
 } lw_t;
 
 static const char *lname(const lw_t *L, int id, char buf[8])
@@ -573,7 +574,10 @@ static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc)
     int par = l->par && !in_acc;
     if (par) {
         ln(b, "#ifdef %s_OMP", L->fn);
-        ln(b, "#pragma omp parallel");
+        if (L->threads > 0)
+            ln(b, "#pragma omp parallel num_threads(%d)", L->threads);
+        else
+            ln(b, "#pragma omp parallel");
         ln(b, "#endif");
         ln(b, "{");
         b->ind++;
@@ -915,6 +919,7 @@ static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *f
     L->w = &s->w;
     L->W = t && t->vlen > 0 ? t->vlen : 1;
     L->fn = fn;
+    L->threads = t && t->threads > 0 ? t->threads : 0;
     L->has_epi = s->w.bias || s->w.act != MCT_ACT_NONE;
     L->scratch = s->w.beta && s->w.act != MCT_ACT_NONE && !s->fuse;
     L->post = L->has_epi && !s->fuse;
@@ -951,7 +956,10 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     ln(&b, "#define %s_OMP 1", fn);
     ln(&b, "#include <omp.h>");
     ln(&b, "#define %s_TID() omp_get_thread_num()", fn);
-    ln(&b, "#define %s_NT() omp_get_max_threads()", fn);
+    if (L.threads > 0)  /* the thread count the kernel was tuned for: its pools' size */
+        ln(&b, "#define %s_NT() %d", fn, L.threads);
+    else
+        ln(&b, "#define %s_NT() omp_get_max_threads()", fn);
     ln(&b, "#else");
     ln(&b, "#define %s_TID() 0", fn);
     ln(&b, "#define %s_NT() 1", fn);
@@ -1221,7 +1229,7 @@ mct_target mct_target_of_isa(int isa)
     if (!mct_isa_get(isa))
         isa = MCT_ISA_GENERIC;
     const mct_isa *x = mct_isa_get(isa);
-    return (mct_target){x->vlen, x->attr, x->nregs, isa};
+    return (mct_target){x->vlen, x->attr, x->nregs, isa, 0};
 }
 
 mct_target mct_target_of_tier(mct_tier t)

@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(_OPENMP) && !defined(__clang__)
+#include <omp.h>
+#endif
+
 #define RT_ROW 101
 #define RT_COL 102
 #define RT_NOTRANS 111
@@ -150,7 +154,8 @@ const char *mct_rt_cpu(mct_rt_lib *L)
     return L->desc;
 }
 
-const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s, long M)
+const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s, long M,
+                                   int threads, int flags)
 {
     if (!t || !t->nentries)
         return NULL;
@@ -162,12 +167,45 @@ const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s,
         const mct_rt_entry *E = &t->entries[e - 1];
         if (!mct_rt_shape_eq(&E->s, s))
             continue;
-        const mct_rt_kernel *k = &t->kernels[E->first], *best = k;
-        for (int j = 1; j < E->count; j++)
-            if (mct_rt_m_nearer(k[j].M, best->M, M))
+        const mct_rt_kernel *k = &t->kernels[E->first], *best = NULL;
+        int nt = 0;
+        /* the thread count: the largest tuned at or below the budget, else the smallest */
+        for (int j = 0; j < E->count; j++) {
+            int c = k[j].threads;
+            if ((flags & MCT_RT_RAW) && k[j].packed_size)
+                continue;
+            if (!nt || (c <= threads ? nt > threads || c > nt : nt > threads && c < nt))
+                nt = c;
+        }
+        for (int j = 0; j < E->count; j++) {
+            if (k[j].threads != nt || ((flags & MCT_RT_RAW) && k[j].packed_size))
+                continue;
+            if (!best || mct_rt_m_nearer(k[j].M, best->M, M) ||
+                (k[j].M == best->M && k[j].gflops > best->gflops))
                 best = &k[j];
+        }
         return best;
     }
+}
+
+int mct_rt_threads(const mct_rt_lib *L)
+{
+    int n = __atomic_load_n(&L->nthreads, __ATOMIC_RELAXED);
+    if (n > 0)
+        return n;
+#if defined(_OPENMP) && !defined(__clang__)
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int mct_rt_set_num_threads(mct_rt_lib *L, int n)
+{
+    if (n < 0 || n > 4096)
+        return MCT_EINVAL;
+    __atomic_store_n(&L->nthreads, n, __ATOMIC_RELAXED);
+    return MCT_OK;
 }
 
 /* Debug lines, each printed once per process (a lock-free set of hashes). */
@@ -238,20 +276,36 @@ static int rt_gemm(mct_rt_lib *L, const char *who, int tA, int layout, long M, l
         why = "alpha != 1 with beta != 0";
     else if (beta != 0.0f && beta != 1.0f)
         why = "beta not 0 or 1";
-    else if (!(k = mct_rt_lookup(L->table, &s, M)) && !L->table)
-        why = "no tuned table";
+    else {
+        /* B as given: a kernel that takes it so; else (not for the cblas drop-in, which then
+         * forwards rather than lose) one that packs B per call */
+        int nt = mct_rt_threads(L);
+        if (!(k = mct_rt_lookup(L->table, &s, M, nt, MCT_RT_RAW)) && !tuned_only)
+            k = mct_rt_lookup(L->table, &s, M, nt, 0);
+        if (!k && !L->table)
+            why = "no tuned table";
+        else if (!k && tuned_only && mct_rt_lookup(L->table, &s, M, nt, 0))
+            why = "only kernels that need a prepacked B are tuned";
+    }
     if (k) {
         if (L->debug)
             rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)(uintptr_t)k, "%s %s M=%ld N=%ld K=%ld"
-                    " -> tuned %s (M bucket %ld, %.1f GFLOP/s when tuned)", who,
-                    layout ? "nt" : "nn", M, N, K, k->name, k->M, k->gflops);
+                    " -> tuned %s (M bucket %ld, %d thread%s, %.1f GFLOP/s when tuned%s)", who,
+                    layout ? "nt" : "nn", M, N, K, k->name, k->M, k->threads,
+                    k->threads == 1 ? "" : "s", k->gflops,
+                    k->packed_size ? "; B packed on this call" : "");
         rc = rt_call(k, M, N, K, A, lda, B, ldb, C, ldc, bias, 1, 1, 0, 0, 0);
         if (rc == MCT_OK && alpha != 1.0f)  /* beta is 0 here: C = alpha * (A*B) */
             rt_scale(M, N, alpha, C, ldc);
         return rc;
     }
-    if (tuned_only)
+    if (tuned_only) {
+        if (L->debug)
+            rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)M * 37 ^ (uint64_t)tA << 61, "%s %s "
+                    "M=%ld N=%ld K=%ld -> not run here (%s)", who, layout ? "nt" : "nn", M, N,
+                    K, why);
         return MCT_ENOTFOUND;
+    }
     if (L->debug)
         rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)M * 31 ^ (uint64_t)tA << 60, "%s %s%s "
                 "M=%ld N=%ld K=%ld -> generic %s (%s)", who, tA ? "A^T " : "",
@@ -372,8 +426,9 @@ int mct_rt_bmm(mct_rt_lib *L, int layout, long batch, long group, long M, long N
     if (batch == 0 || M == 0 || N == 0)
         return MCT_OK;
     mct_rt_shape s = {N, K, batch, group, MCT_RT_BMM, layout, 0, MCT_RT_ACT_NONE, beta};
-    const mct_rt_kernel *k = K ? mct_rt_lookup(L->table, &s, M) : NULL;
-    if (k && !k->packed_size) {
+    const mct_rt_kernel *k = K ? mct_rt_lookup(L->table, &s, M, mct_rt_threads(L), MCT_RT_RAW)
+                               : NULL;
+    if (k) {
         if (L->debug)
             rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)(uintptr_t)k, "bmm %s B=%ld G=%ld "
                     "M=%ld N=%ld K=%ld -> tuned %s (M bucket %ld)", layout ? "nt" : "nn", batch,
@@ -479,14 +534,17 @@ int mct_rt_matmul_packed(mct_rt_lib *L, const mct_rt_packed *P, long M, const fl
     if (M == 0)
         return MCT_OK;
     mct_rt_shape s = {P->N, P->K, 1, 1, MCT_RT_MATMUL, P->layout, bias != NULL, act, beta};
-    const mct_rt_kernel *k = P->table == L->table ? mct_rt_lookup(L->table, &s, M) : NULL;
-    if (k && k->packed_size && P->pk && P->pk[k - L->table->kernels]) {
+    const mct_rt_kernel *k = P->table == L->table
+                             ? mct_rt_lookup(L->table, &s, M, mct_rt_threads(L), 0) : NULL;
+    const float *Bk = !k ? NULL : !k->packed_size ? P->B
+                    : P->pk ? P->pk[k - L->table->kernels] : NULL;
+    if (k && Bk) {
         if (L->debug)
             rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)(uintptr_t)k, "matmul_packed %s M=%ld"
-                    " N=%ld K=%ld -> tuned %s (M bucket %ld, B prepacked)",
-                    P->layout ? "nt" : "nn", M, P->N, P->K, k->name, k->M);
-        return k->fn(M, P->N, P->K, A, lda, P->pk[k - L->table->kernels], P->ldb, C, ldc, bias,
-                     1, 1, 0, 0, 0);
+                    " N=%ld K=%ld -> tuned %s (M bucket %ld, %d thread%s, B %s)",
+                    P->layout ? "nt" : "nn", M, P->N, P->K, k->name, k->M, k->threads,
+                    k->threads == 1 ? "" : "s", k->packed_size ? "prepacked" : "as given");
+        return k->fn(M, P->N, P->K, A, lda, Bk, P->ldb, C, ldc, bias, 1, 1, 0, 0, 0);
     }
     return rt_gemm(L, "matmul_packed", 0, P->layout, M, P->N, P->K, 1.0f, A, lda, P->B, P->ldb,
                    beta ? 1.0f : 0.0f, C, ldc, bias, act, 0);
@@ -502,5 +560,5 @@ int mct_rt_is_tuned(mct_rt_lib *L, int op, int layout, long M, long N, long K, l
         return MCT_EINVAL;
     mct_rt_shape s = {N, K, op == MCT_RT_BMM ? batch : 1, op == MCT_RT_BMM ? group : 1, op,
                       layout, bias != 0, act, beta};
-    return mct_rt_lookup(L->table, &s, M) != NULL;
+    return mct_rt_lookup(L->table, &s, M, mct_rt_threads(L), 0) != NULL;
 }

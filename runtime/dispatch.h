@@ -65,9 +65,11 @@ typedef struct mct_rt_shape {
     int op, layout, bias, act, beta;
 } mct_rt_shape;
 
-/* One tuned kernel: the M bucket it was tuned for and the code. */
+/* One tuned kernel: the M bucket and the thread count it was tuned for, and the code (its
+ * parallel loops run on exactly that many threads). */
 typedef struct mct_rt_kernel {
     long M;
+    int threads;
     mct_rt_kernel_fn fn;
     mct_rt_psize_fn packed_size;    /* NULL unless the kernel takes a prepacked B */
     mct_rt_pack_fn pack_b;
@@ -75,7 +77,7 @@ typedef struct mct_rt_kernel {
     double gflops;                  /* measured when tuned */
 } mct_rt_kernel;
 
-/* One shape: kernels[first .. first+count) of its table, sorted by M ascending. */
+/* One shape: kernels[first .. first+count) of its table, sorted by M, then threads. */
 typedef struct mct_rt_entry {
     mct_rt_shape s;
     int first, count;
@@ -119,6 +121,7 @@ typedef struct mct_rt_lib {
     int rung;
     int gisa;                   /* mct_isa_id of the generic kernels used */
     int debug;
+    int nthreads;               /* NAME_set_num_threads; 0: OpenMP's current maximum */
     char desc[320];             /* what NAME_cpu() returns */
     uint64_t seen[MCT_RT_SEEN]; /* debug: hashes of the lines already logged */
 } mct_rt_lib;
@@ -172,8 +175,21 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                   const char *force, const mct_rt_table **table, int *rung, int *gisa,
                   char *msg, size_t msglen);
 
-/* The tuned kernel for (shape, M) in the chosen table, or NULL. */
-const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s, long M);
+/* The tuned kernel for (shape, M) in table t (NULL: none) for a caller with a budget of
+ * `threads` threads (>= 1), or NULL. Among the shape's kernels (with MCT_RT_RAW in flags only
+ * those that take B as given, packed_size NULL) it takes the largest tuned thread count at or
+ * below the budget (the smallest tuned count when all are above it), then the nearest M
+ * (mct_rt_m_nearer), then the higher measured GFLOP/s. The pointer is into t (static data). */
+enum { MCT_RT_RAW = 1 };
+const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s, long M,
+                                   int threads, int flags);
+
+/* The thread budget of a call: NAME_set_num_threads's value, else (0) OpenMP's current maximum
+ * (1 inside a parallel region, or when the library is built without OpenMP, or with clang,
+ * whose kernels run on the calling thread). */
+int mct_rt_threads(const mct_rt_lib *L);
+/* Sets the budget; n = 0 returns to OpenMP's maximum. MCT_EINVAL for n < 0 or n > 4096. */
+int mct_rt_set_num_threads(mct_rt_lib *L, int n);
 
 /* Entry points (return 0 or a negative MCT_E* code; see the generated NAME.h for contracts).
  * tuned_only: return MCT_ENOTFOUND, writing nothing, when the call would not run a tuned

@@ -46,7 +46,7 @@ static const char *driver =
 "        for (int i = 0; i < 64; i++) B[i] = (float)i / 64.0f;\n"
 "        for (int i = 0; i < 8; i++) A[i] = (float)i / 8.0f;\n"
 "        mct_rt_shape s = {8, 8, 1, 1, MCT_RT_MATMUL, MCT_RT_NT, 0, 0, 0};\n"
-"        const mct_rt_kernel *k = mct_rt_lookup(bl__lib.table, &s, 1);\n"
+"        const mct_rt_kernel *k = mct_rt_lookup(bl__lib.table, &s, 1, 1, 0);\n"
 "        if (!k) { printf(\"no tuned kernel for the tiny shape\\n\"); return 1; }\n"
 "        mct_rt_kernel_fn volatile fp = k->fn;\n"
 "        long n = 2000000; double best_d = 1e9, best_s = 1e9;\n"

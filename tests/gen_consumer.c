@@ -194,6 +194,11 @@ int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "full";
     int full = !strcmp(mode, "full"), dropin = !strcmp(mode, "dropin");
+    const char *tn = getenv("TK_TEST_THREADS");  /* the thread budget, set through the API */
+    if (tn && *tn)
+        EXPECT(tk_set_num_threads(atoi(tn)) == 0 && tk_get_num_threads() == atoi(tn),
+               "set_num_threads");
+    EXPECT(tk_set_num_threads(-1) == TK_EINVAL, "set_num_threads(-1) refused");
     printf("CPU: %s\n", tk_cpu());
     if (dropin) {
         gemm_case(1, CblasRowMajor, 0, 1, 16, 64, 96, 1, 0, 0);   /* tuned */

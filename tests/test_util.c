@@ -138,6 +138,8 @@ static void test_proc(void)
     free(sp);
 }
 
+static size_t psz(long n, long k) { return (size_t)(n * k); }
+
 static void test_rules(void)
 {
     /* nearest M on a log scale, ties to the larger: M=4 between 1 and 16 is a tie -> 16 */
@@ -159,6 +161,39 @@ static void test_rules(void)
                 bad += mct_rt_m_nearer(c, b, m) != want;
             }
     CHECK(bad == 0);
+
+    /* the kernel for a thread budget: the largest tuned count at or below it, else the
+     * smallest; then nearest M; B-as-given kernels only with MCT_RT_RAW */
+    static const mct_rt_kernel ks[] = {
+        {1, 1, NULL, NULL, NULL, "m1t1", 1},     {16, 1, NULL, NULL, NULL, "m16t1", 1},
+        {16, 1, NULL, psz, NULL, "m16t1p", 9},   {1, 2, NULL, NULL, NULL, "m1t2", 1},
+        {128, 2, NULL, NULL, NULL, "m128t2", 1}, {16, 4, NULL, psz, NULL, "m16t4p", 1},
+    };
+    mct_rt_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.N = 64, sh.K = 32, sh.batch = sh.group = 1, sh.op = MCT_RT_MATMUL;
+    mct_rt_entry e = {sh, 0, (int)(sizeof ks / sizeof ks[0])};
+    int slots[4] = {0};
+    slots[mct_rt_shape_hash(&sh) & 3] = 1;
+    mct_rt_table t;
+    memset(&t, 0, sizeof t);
+    t.nentries = 1, t.entries = &e, t.nslots = 4, t.slots = slots;
+    t.nkernels = e.count, t.kernels = ks;
+#define LK(M, T, F) (mct_rt_lookup(&t, &sh, M, T, F) ? mct_rt_lookup(&t, &sh, M, T, F)->name : "-")
+    CHECK(!strcmp(LK(1, 1, 0), "m1t1") && !strcmp(LK(12, 1, 0), "m16t1p"));  /* faster at M=16 */
+    CHECK(!strcmp(LK(12, 1, MCT_RT_RAW), "m16t1"));
+    CHECK(!strcmp(LK(1, 2, 0), "m1t2") && !strcmp(LK(64, 2, 0), "m128t2") &&
+          !strcmp(LK(64, 3, 0), "m128t2"));
+    CHECK(!strcmp(LK(8, 4, 0), "m16t4p") && !strcmp(LK(8, 64, 0), "m16t4p"));
+    CHECK(!strcmp(LK(8, 4, MCT_RT_RAW), "m1t2"));     /* 4 threads only packed: 2 as given */
+    sh.N = 65;
+    CHECK(mct_rt_lookup(&t, &sh, 8, 1, 0) == NULL);
+    sh.N = 64;
+    static const mct_rt_kernel hi[] = {{16, 2, NULL, NULL, NULL, "a", 1},
+                                       {16, 4, NULL, NULL, NULL, "b", 1}};
+    t.kernels = hi, t.nkernels = e.count = 2;
+    CHECK(!strcmp(LK(16, 1, 0), "a"));                /* all above the budget: the smallest */
+#undef LK
 
     /* the ladder */
     mct_cpu host;

@@ -132,7 +132,7 @@ static int rec_cb(const mct_db_rec *r, void *ctx)
     mct_workload w;
     table *t = NULL;
     char why[256];
-    if (r->threads != g->o->threads)
+    if (g->o->threads && r->threads != g->o->threads)
         return 0;
     for (int i = 0; i < g->nt; i++)
         if (g->t[i].key == r->cpu)
@@ -246,8 +246,8 @@ static int emit(gen *g, mct_emit_report *er)
         et[i].nk = t->nk;
         for (int j = 0; j < t->nk; j++, p++) {
             const mct_db_rec *r = &t->k[j].rec;
-            mct_emit_kernel k = {t->k[j].s, r->gflops, r->median_ns, r->threads, r->search,
-                                 r->guide, r->compiler, r->flags};
+            mct_emit_kernel k = {t->k[j].s, r->gflops, r->median_ns, r->search, r->guide,
+                                 r->compiler, r->flags, r->threads};
             *p = k;
         }
     }
@@ -284,8 +284,8 @@ int mct_gen_library(const mct_gen_opts *o, FILE *log, mct_gen_report *rep, char 
                   o->name ? o->name : "");
         goto fail;
     }
-    if (o->threads < 1) {
-        rc = fail(g, MCT_EINVAL, "threads must be >= 1");
+    if (o->threads < 0) {
+        rc = fail(g, MCT_EINVAL, "threads must be >= 0 (0: every thread count)");
         goto fail;
     }
     if ((rc = read_db(g)) < 0 || (rc = emit(g, &er)) < 0)

@@ -24,7 +24,8 @@ typedef struct mct_gen_opts {
     const char *model;      /* NULL, a model file (models/NAME.json) or a file of workload keys
                              * (one a line, # comments): only records of those (op, layout, N,
                              * K, epilogue) are kept */
-    int threads;            /* records of this thread count (>= 1) */
+    int threads;            /* records of this thread count; 0: every thread count the database
+                             * holds (each call then runs the kernel tuned for its budget) */
     const char *tool;       /* MCT_TOOL ("mctune 0.1.0"), named in every generated file */
 } mct_gen_opts;
 

@@ -150,6 +150,8 @@ static int cand_prepare(mct_meas *m, const mct_meas_cand *in, struct meas_cand *
     c->dup_of = -1;
     if (in->sched) {
         mct_target t = m->o.target.vlen > 0 ? m->o.target : mct_target_host();
+        if (t.threads <= 0)  /* the kernel runs on the thread count it is measured with */
+            t.threads = m->o.threads > 0 ? m->o.threads : 1;
         int rc = mct_cg_lower_c(in->sched, &t, MEAS_KERNEL_FN, &c->src);
         if (rc) {
             c->lower_failed = 1;

@@ -25,7 +25,10 @@ static const char *const usage_text =
     "  --cpus      whose records: all CPUs in the database (default), this host, or keys\n"
     "  --model     a model file (models/*.json) or workload keys one a line: only\n"
     "              those shapes (any M)\n"
-    "  --threads   records tuned for N threads (default 1)\n"
+    "  --threads   only the records tuned for N threads (default: every thread count the\n"
+    "              database holds; each call runs the kernel tuned for its thread budget,\n"
+    "              NAME_set_num_threads or OpenMP's maximum, the nearest tuned count at or\n"
+    "              below it)\n"
     "The database is --db PATH, else $MCTUNE_DB, else $XDG_CACHE_HOME/mctune.\n";
 
 int mct_cmd_gen(int argc, char **argv)
@@ -33,7 +36,7 @@ int mct_cmd_gen(int argc, char **argv)
     mct_gen_opts o;
     mct_gen_report rep;
     char path[1024], err[2048];
-    long threads = 1;
+    long threads = 0;
     memset(&o, 0, sizeof o);
     for (int i = 1; i < argc; i++) {
         const char *v;
