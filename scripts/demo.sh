@@ -11,7 +11,8 @@
 # Settings (environment or make variables):
 #   BUDGET=8        samples per workload (the untuned schedule included)
 #   DEMO_M=1,4,16,128 token counts tuned per layer
-#   THREADS=1       kernel threads
+#   THREADS=1,N     kernel thread counts tuned, comma-separated (default: 1 and all cores of
+#                   this machine); the library holds each and runs the one of a call's budget
 #   BUILD=build     build folder; the demo's files go to $BUILD/demo (database: $BUILD/demo/db)
 #   DEPS=1          run scripts/install-deps.sh first (0: skip)
 set -eu
@@ -19,7 +20,8 @@ set -eu
 BUILD=${BUILD:-build}
 BUDGET=${BUDGET:-8}
 DEMO_M=${DEMO_M:-1,4,16,128}
-THREADS=${THREADS:-1}
+NCPU=$(nproc 2>/dev/null || echo 1)
+THREADS=${THREADS:-$( [ "$NCPU" -gt 1 ] && echo "1,$NCPU" || echo 1 )}
 DEPS=${DEPS:-1}
 OUT=$BUILD/demo
 DB=$OUT/db
@@ -28,6 +30,7 @@ MCTUNE=$BUILD/mctune
 MAKE=${MAKE:-make}
 
 case $BUDGET in ''|*[!0-9]*) echo "demo: BUDGET='$BUDGET' is not a number of samples (e.g. BUDGET=8)" >&2; exit 2;; esac
+case $THREADS in ''|*[!0-9,]*) echo "demo: THREADS='$THREADS' is not a comma-separated list of thread counts (e.g. THREADS=1,2)" >&2; exit 2;; esac
 case $DEMO_M in ''|*[!0-9,]*) echo "demo: DEMO_M='$DEMO_M' is not a comma-separated list of token counts (e.g. DEMO_M=1,16,128)" >&2; exit 2;; esac
 
 t0=$(date +%s)
@@ -60,16 +63,20 @@ cat > "$MODEL" <<EOF
 EOF
 nw=$(( 6 * $(echo "$DEMO_M" | tr ',' '\n' | grep -c .) ))
 
-step "tune: $nw workloads, budget $BUDGET samples each (BUDGET=N to change), $THREADS thread(s), built-in guide, db $DB"
-"$MCTUNE" tune --model "$MODEL" --budget "$BUDGET" --threads "$THREADS" --guide heuristic \
-    --db "$DB" --log "$OUT/tune.jsonl" 2>&1 | tee "$OUT/tune.out" | grep --line-buffered -v '^    best:' || true
-if ! grep -q '^done: ' "$OUT/tune.out"; then
-    echo "demo: mctune tune failed (its output is in $OUT/tune.out)" >&2
-    exit 1
-fi
-if grep -q '^done: 0 tuned' "$OUT/tune.out"; then
-    echo "(everything was already in the database: nothing searched)"
-fi
+: > "$OUT/tune.out"
+for T in $(echo "$THREADS" | tr ',' ' '); do
+    step "tune: $nw workloads, budget $BUDGET samples each (BUDGET=N to change), $T thread(s), built-in guide, db $DB"
+    "$MCTUNE" tune --model "$MODEL" --budget "$BUDGET" --threads "$T" --guide heuristic \
+        --db "$DB" --log "$OUT/tune.jsonl" 2>&1 | tee "$OUT/tune-$T.out" | grep --line-buffered -v '^    best:' || true
+    cat "$OUT/tune-$T.out" >> "$OUT/tune.out"
+    if ! grep -q '^done: ' "$OUT/tune-$T.out"; then
+        echo "demo: mctune tune failed (its output is in $OUT/tune-$T.out)" >&2
+        exit 1
+    fi
+    if grep -q '^done: 0 tuned' "$OUT/tune-$T.out"; then
+        echo "(everything was already in the database: nothing searched)"
+    fi
+done
 
 step "report: sample efficiency of the searches in $OUT/tune.jsonl"
 "$MCTUNE" report "$OUT/tune.jsonl" --out "$OUT/report" || echo "(report skipped)"
@@ -77,21 +84,22 @@ first=$(sed -n 's/.*"workload":"\([^"]*\)".*/\1/p' "$OUT/tune.jsonl" | head -1)
 [ -n "$first" ] && "$MCTUNE" tree "$OUT/tune.jsonl" --workload "$first" --out "$OUT/tree.dot" || true
 
 step "gen: $OUT/gen/$NAME.h, $NAME.c"
-"$MCTUNE" gen --db "$DB" --out "$OUT/gen" --name "$NAME" --cpus host --model "$MODEL" \
-    --threads "$THREADS"
+"$MCTUNE" gen --db "$DB" --out "$OUT/gen" --name "$NAME" --cpus host --model "$MODEL"
 
 step "the decoder block against the generated library"
 $MAKE -s DEPS=0 BUILD="$BUILD" block-gen BLOCK_GEN_DIR="$OUT/gen" BLOCK_GEN_NAME="$NAME"
 "$BUILD/llama_block-gen" --check --m 1,16 | tee "$OUT/block-check.out"
 blas_core=$(sed -n 's/^backend openblas *//p' "$OUT/block-check.out")
 
-step "layers: untuned, the libraries and tuned GFLOP/s (mctune measure --baseline, B from memory, $THREADS thread(s))"
+step "layers: untuned, the libraries and tuned GFLOP/s (mctune measure --baseline, B from memory, threads $THREADS)"
 echo "block check: OpenBLAS $blas_core"
-trials=$OUT/trials.csv
-"$MCTUNE" db list --trials --cpu host --threads "$THREADS" --format csv --db "$DB" > "$trials"
-hdr="%-17s %4s %8s %9s %9s %8s %-16s %8s %9s"
-printf "$hdr\n" layer M untuned OB-own OB-forced oneDNN "best of" tuned tuned/best
+hdr="%-17s %4s %3s %8s %9s %9s %8s %-16s %8s %9s"
+printf "$hdr\n" layer M thr untuned OB-own OB-forced oneDNN "best of" tuned tuned/best
 gf() { sed -n "$1"'.* \([0-9.]*\) GFLOP\/s.*/\1/p' | head -1; }
+: > "$OUT/table.txt"
+for T in $(echo "$THREADS" | tr ',' ' '); do
+trials=$OUT/trials-$T.csv
+"$MCTUNE" db list --trials --cpu host --threads "$T" --format csv --db "$DB" > "$trials"
 sed -n 's/.*"name": "\([^"]*\)", "op": "\([a-z]*\)", "layout": "\([a-z]*\)", \(.*\)"M".*/\1 \2 \3 \4/p' "$MODEL" |
 while read -r lname op layout rest; do
     N=$(echo "$rest" | sed -n 's/.*"N": \([0-9]*\).*/\1/p')
@@ -101,10 +109,10 @@ while read -r lname op layout rest; do
     for M in $(echo "$DEMO_M" | tr ',' ' '); do
         if [ "$op" = bmm ]; then wl="bmm f32 $layout B=$B G=$G M=$M N=$N K=$K epi=none"
         else wl="matmul f32 $layout M=$M N=$N K=$K epi=none"; fi
-        sched=$("$MCTUNE" db get "$wl" --cpu host --threads "$THREADS" --format json --db "$DB" \
+        sched=$("$MCTUNE" db get "$wl" --cpu host --threads "$T" --format json --db "$DB" \
                 2>/dev/null | sed -n 's/.*"schedule":"\([^"]*\)".*/\1/p')
         untuned=$(grep -F "\"$wl\"," "$trials" | grep ',""$' | head -1 | awk -F'","' '{printf "%.2f", $6}')
-        m=$("$MCTUNE" measure "$wl" --schedule "$sched" --threads "$THREADS" --baseline 2>&1 || true)
+        m=$("$MCTUNE" measure "$wl" --schedule "$sched" --threads "$T" --baseline 2>&1 || true)
         echo "$m" | grep '^baseline ' | sed 's/ [0-9.]* [mu]*s median with.*//' > "$OUT/baselines.txt"
         tuned=$(echo "$m" | sed -n 's/^speed *\([0-9.]*\) GFLOP.*/\1/p')
         ob=$(echo "$m" | grep '^baseline   OpenBLAS .*(its own choice)' | gf 's/^baseline')
@@ -113,12 +121,13 @@ while read -r lname op layout rest; do
         bestl=$(echo "$m" | grep '^baseline .*(best)$' | sed -n 's/^baseline   OpenBLAS [0-9.]* core \([A-Za-z0-9_]*\).*/OpenBLAS \1/p; s/^baseline   oneDNN .*/oneDNN/p')
         best=$(echo "$m" | grep '^baseline .*(best)$' | gf 's/^baseline')
         r=$(awk -v a="${tuned:-0}" -v b="${best:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
-        printf "$hdr\n" "$lname" "$M" "${untuned:--}" "${ob:--}" "${obf:--}" "${dn:--}" \
+        printf "$hdr\n" "$lname" "$M" "$T" "${untuned:--}" "${ob:--}" "${obf:--}" "${dn:--}" \
             "${bestl:--}" "${tuned:--}" "$r"
     done
-done | tee "$OUT/table.txt"
+done | tee -a "$OUT/table.txt"
+done
 echo "(untuned: the tuner's sample 1 in the database; tuned and the libraries: measured now on the"
-echo " same data with $THREADS thread(s); M=1: OpenBLAS is the faster of sgemm and sgemv, oneDNN's"
+echo " same data with the row's thread count (thr); M=1: OpenBLAS is the faster of sgemm and sgemv, oneDNN's"
 echo " dnnl_sgemm runs its gemv; o/v/up_proj share q/k/gate_proj's shapes; tuned/best: against the"
 echo " fastest library of the row). The libraries, as the last measurement named them:"
 sed 's/^baseline   /  /; s/ (best)$//' "$OUT/baselines.txt"
