@@ -64,25 +64,29 @@ typedef struct mct_workload {
  *   "bmm f32 nt B=32 G=4 M=128 N=512 K=128 epi=none"
  * Fields may come in any order after the op; unknown fields, missing sizes, zero, negative or
  * overflowing sizes are refused with MCT_EINVAL/MCT_ERANGE and a message in err naming the field.
- * err may be NULL. */
+ * err may be NULL; text NULL is MCT_EINVAL. *out is written on success only. */
 int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen);
 
-/* Checks a workload's fields; same errors as mct_wl_parse. */
+/* Checks a workload's fields: 0, MCT_ERANGE (a size below 1 or above MCT_MAX_DIM, a group that
+ * does not divide B, products too large) or MCT_EINVAL (op, layout, a matmul with B or G not 1,
+ * activation, beta), with the message in err (may be NULL). bias is not checked: any nonzero
+ * value formats as "bias". */
 int mct_wl_check(const mct_workload *w, char *err, size_t errlen);
 
 /* Writes the canonical key into buf (NUL-terminated). Returns its length, or MCT_ERANGE if
- * buf is too small. 256 bytes always suffice. */
+ * buf is too small (buf then holds a cut key). 256 bytes always suffice. */
 int mct_wl_format(const mct_workload *w, char *buf, size_t len);
 
-/* xxh3-128 of the canonical key. */
+/* xxh3-128 of the canonical key. Cannot fail. */
 void mct_wl_hash(const mct_workload *w, uint8_t out[16]);
 
 /* xxh3-128 of n bytes, in canonical (big-endian) byte order: the hash every key text uses. */
 void mct_hash_text(const char *s, size_t n, uint8_t out[16]);
 
-/* The workload "family": every field but M (op, layout, N, K, batch, group, epilogue). Records
- * of one family differ only in the M they were tuned for; the nearest-M rule
- * (mct_rt_m_nearer, runtime/dispatch.h) picks among them. */
+/* The workload "family": every field but M (op, layout, N, K, batch, group, epilogue, beta).
+ * Records of one family differ only in the M they were tuned for; the nearest-M rule
+ * (mct_rt_m_nearer, runtime/dispatch.h) picks among them. 1 when a and b are of one family,
+ * else 0. */
 int mct_wl_same_family(const mct_workload *a, const mct_workload *b);
 /* xxh3-128 of the family: the canonical key of w with M = 1. */
 void mct_wl_family_hash(const mct_workload *w, uint8_t out[16]);
@@ -90,7 +94,8 @@ void mct_wl_family_hash(const mct_workload *w, uint8_t out[16]);
 /* Floating-point operations of one call: 2*M*N*K*batch. */
 double mct_wl_flops(const mct_workload *w);
 
-/* Name of the activation ("none", "relu", "gelu", "silu"). */
+/* Name of the activation ("none", "relu", "gelu", "silu"; "none" for any other value). Static
+ * string. */
 const char *mct_act_name(mct_act a);
 
 /* Schedules ------------------------------------------------------------------------------ */
@@ -111,7 +116,8 @@ typedef struct mct_target {
                      * kernel is tuned and shipped for); 0: OpenMP's maximum at run time */
 } mct_target;
 
-/* The target of an ISA table row (runtime/cpu.h); an id out of range gives generic. */
+/* The target of an ISA table row (runtime/cpu.h); an id out of range gives generic. attr points
+ * into the static ISA table. These three cannot fail. */
 mct_target mct_target_of_isa(int isa);
 
 /* The target code for tier t is lowered for (mct_isa_of_tier). */
@@ -120,30 +126,40 @@ mct_target mct_target_of_tier(mct_tier t);
 /* The target of this process: mct_cpu_tier() (the host's tier, or MCTUNE_TIER when set). */
 mct_target mct_target_host(void);
 
-/* The untuned schedule: the plain nest (i, j, k), or (b, i, j, k) for bmm. */
+/* The untuned schedule: the plain nest (i, j, k), or (b, i, j, k) for bmm. On success *out is
+ * the caller's, freed with mct_sched_destroy. Errors, *out unchanged: mct_wl_check's code for a
+ * bad w (no message; call mct_wl_check for one), MCT_ENOMEM. */
 int mct_sched_create(const mct_workload *w, mct_sched **out);
+/* Frees s; NULL is ignored. */
 void mct_sched_destroy(mct_sched *s);
+/* An independent copy of s into *out (the caller's, freed with mct_sched_destroy); MCT_ENOMEM,
+ * *out unchanged. */
 int mct_sched_clone(const mct_sched *s, mct_sched **out);
+/* The schedule's workload (M included). Points into s: valid until mct_sched_destroy(s). */
 const mct_workload *mct_sched_workload(const mct_sched *s);
 
 /* Applies transformations in order, e.g. "tile(i, 64, 8); reorder(i0, j0, k0); vectorize(j2)".
- * Separators: ';' or newline. On any failure nothing is applied and `why` holds the reason:
- * MCT_EINVAL for text that is not a transformation of O, MCT_ENOTAPPLIC when it does not
- * apply here ("vectorize j1: not the innermost loop"). why may be NULL. */
+ * Separators: ';' or newline. On any failure nothing is applied (s is unchanged) and `why`
+ * holds the reason: MCT_EINVAL for text that is not a transformation of O, MCT_ENOTAPPLIC when
+ * it does not apply here ("vectorize j1: not the innermost loop"). why may be NULL; it is ""
+ * after success. */
 int mct_sched_apply(mct_sched *s, const char *text, char *why, size_t whylen);
 
-/* Parses a schedule text onto the workload's default nest: the same as create + apply. */
+/* Parses a schedule text (NULL reads as "") onto the workload's default nest: create + apply.
+ * On success *out is the caller's (mct_sched_destroy); on failure *out is unchanged and the
+ * code is mct_sched_apply's, MCT_ENOMEM, or mct_wl_check's for a bad w (why then only says
+ * "invalid workload"). */
 int mct_sched_parse(const mct_workload *w, const char *text, mct_sched **out,
                     char *why, size_t whylen);
 
 /* Canonical text of the schedule (normalized; "" for the untuned nest). Returns its length or
- * MCT_ERANGE when buf is too small (4096 bytes always suffice). */
+ * MCT_ERANGE when buf is too small (buf then holds a cut text; 4096 bytes always suffice). */
 int mct_sched_format(const mct_sched *s, char *buf, size_t len);
 
-/* xxh3-128 of the canonical schedule text. */
+/* xxh3-128 of the canonical schedule text. Cannot fail. */
 void mct_sched_hash(const mct_sched *s, uint8_t out[16]);
 
-/* 1 when the schedule prepacks B (the kernel then expects FN_pack_b's buffer). */
+/* 1 when the schedule prepacks B (the kernel then expects FN_pack_b's buffer), else 0. */
 int mct_sched_prepacked(const mct_sched *s);
 
 /* The register tile a schedule computes per step, as generated kernel names carry it ("6x32"):
@@ -152,29 +168,38 @@ int mct_sched_prepacked(const mct_sched *s);
  * unrolled j loop, else 1. Returns 0. */
 int mct_sched_reg_tile(const mct_sched *s, int *rows, int *cols);
 
-/* Names of the loops in nest order, for guides and mutations: writes up to max pointers (valid
- * until the schedule changes) and returns the count. */
+/* Names of the loops in nest order, for guides and mutations: writes up to max pointers into
+ * names and returns the count. The names are in thread-local storage, whatever the schedule:
+ * valid until the next mct_sched_loops call on the same thread. */
 int mct_sched_loops(const mct_sched *s, const char **names, int max);
 
 /* A random legal schedule for w, drawn from the whole space (tiles that need not divide the
  * sizes, orders, packs, register tiles in both vector forms, parallel loops, prefetches).
  * *rng is a 64-bit state advanced by the call; vlen is the SIMD width the schedule is meant
- * for (it only biases the draws; any schedule lowers for any width). */
+ * for (it only biases the draws; any schedule lowers for any width). Returns 0 with *out the
+ * caller's (mct_sched_destroy): the untuned nest when 200 draws found nothing legal or a copy
+ * could not be allocated. Errors, *out unchanged: those of mct_sched_create. */
 int mct_sched_random(const mct_workload *w, uint64_t *rng, int vlen, mct_sched **out);
 
-/* A random legal transformation (or short sequence) applied to s, for mutation and MCTS
- * fallback; text of what was applied is written to what. Returns 0, or MCT_ENOTAPPLIC when
- * nothing legal was found in a bounded number of tries. */
+/* One random legal edit of s (a tile factor, two adjacent loops swapped, unroll, parallel,
+ * cache_write, pack, prefetch, fused epilogue), for mutation and MCTS fallback. Returns 0 with
+ * a short description in what (len bytes, may be NULL), e.g. "tile i level 1: 64 -> 32" or
+ * "swap i0 and j0": words for a log, not transformation text. MCT_ENOTAPPLIC when none of 64
+ * tries gave a legal, different schedule; s and what are then unchanged. */
 int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t len);
 
 /* Lowering ------------------------------------------------------------------------------- */
 
-/* Readable loop-nest pseudo-code (what a reasoning guide reads). *out is malloc'ed; free it. */
+/* Readable loop-nest pseudo-code (what a reasoning guide reads); t may be NULL (scalar). *out is
+ * malloc'ed, the caller free()s it. MCT_EINVAL (s or out NULL; *out unchanged) or MCT_ENOMEM
+ * (*out NULL). */
 int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out);
 
 /* A C11 translation unit defining the kernel FN (see the ABI above), static helpers only
  * otherwise. It starts with a comment naming the generator version, workload and schedule.
- * *out is malloc'ed; free it. */
+ * t may be NULL (scalar, no target attribute); fn is used as given (a C identifier). *out is
+ * malloc'ed, the caller free()s it. MCT_EINVAL (s, fn or out NULL; *out unchanged) or
+ * MCT_ENOMEM (*out NULL). */
 int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char **out);
 
 #define MCT_CG_VERSION "mctune-cg 1"

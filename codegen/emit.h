@@ -74,16 +74,18 @@ typedef struct mct_emit_report {
 } mct_emit_report;
 
 /* 1 when name can name a library: 1 to 40 of [a-z0-9_], not first a digit, not starting with
- * "mct_" (the runtime's names) and not "cblas"; else 0. */
+ * "mct_" (the runtime's names) and not "cblas"; else 0 (NULL included). */
 int mct_emit_name_ok(const char *name);
 
 /* Writes the library of the nt tables t (numbered by position in the output: NAME__t0, ...).
- * Returns 0 and fills *rep (may be NULL), or a negative code with err (errlen bytes, may be
- * NULL) saying what was wrong: MCT_EINVAL (an unusable name, no out_dir, time out of range, an
- * ISA out of range, a kernel without a schedule, two kernels for one workload in a table),
- * MCT_EIO (the folder or a file cannot be created or written: err names the path and the
- * system's reason), MCT_ENOMEM, or the code of a kernel that does not lower (err names the
- * kernel). Files already written are then left as they are. */
+ * o and t are only read, and nothing of them is kept. Returns 0 and fills *rep (may be NULL;
+ * written on success only), or a negative code with err (errlen bytes, may be NULL) saying what
+ * was wrong, the first failure only: MCT_EINVAL (an unusable name, no out_dir, time out of
+ * range, nt < 0, a table whose ISA is out of range or whose nk is negative or has no k array, a
+ * kernel without a schedule, two kernels for one workload in a table), MCT_ERANGE (a workload or
+ * schedule text too long to format), MCT_EIO (the folder or a file cannot be created or written:
+ * err names the path and the system's reason), MCT_ENOMEM, or the code of a kernel that does not
+ * lower (err names the kernel). Files already written are then left as they are. */
 int mct_emit_library(const mct_emit_opts *o, const mct_emit_table *t, int nt, char *err,
                      size_t errlen, mct_emit_report *rep);
 

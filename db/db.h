@@ -23,7 +23,7 @@
  *   record is replaced only by a faster one (or brought back in line with its own trial);
  * - a trial is replaced only by a faster measurement of the same schedule;
  * - no schedule is measured twice when a stored trial of it exists at the time the search picks
- *   it (`mctune tune` looks each candidate up with mct_db_get_trial before measuring; the
+ *   it (`mctune tune` looks each candidate up with mct_db_get_trial_key before measuring; the
  *   search's lookup). Two processes that pick one schedule before either has stored it may
  *   both measure it; the faster measurement is kept. So the trials of a workload are exactly
  *   the distinct schedules measured by all runs, and no run measures more than its budget.
@@ -31,7 +31,8 @@
  *
  * Errors: functions return 0 or a negative MCT_E* code; the handle keeps a message naming the
  * file, record or field and saying what to do (mct_db_errmsg), valid until the next call on it.
- * A missing record is MCT_ENOTFOUND with no message. "Storage errors" below are those any read
+ * A success does not always clear it: read it only after a failure. A missing record is
+ * MCT_ENOTFOUND with no message. "Storage errors" below are those any read
  * or write of the file can meet: MCT_ECORRUPT (the file or the record read is damaged, or does
  * not match its key; the message points to `mctune db check`), MCT_EIO (disk error, no space,
  * permissions), MCT_EBUSY (locked, too many readers, the map cannot grow), MCT_ENOMEM,
@@ -98,8 +99,8 @@ typedef struct mct_db_rec {
 #define MCT_DB_NOSYNC 2     /* no fsync on commit (benchmarks, scratch databases) */
 
 /* The default location: $MCTUNE_DB, else $XDG_CACHE_HOME/mctune, else $HOME/.cache/mctune,
- * written into buf. Returns MCT_ERANGE if buf is too small, MCT_EINVAL when none of these is
- * set. */
+ * written into buf (len bytes). Returns 0, MCT_ERANGE if buf is too small (buf then holds a cut
+ * path), MCT_EINVAL when none of these is set. No message. */
 int mct_db_default_path(char *buf, size_t len);
 
 /* Opens (creating when absent, unless MCT_DB_RDONLY) the database at path: a directory holding
@@ -116,7 +117,7 @@ void mct_db_close(mct_db *db);
 /* The last error message on this handle ("" when none, or db NULL). Owned by the handle, valid
  * until the next call on it. */
 const char *mct_db_errmsg(const mct_db *db);
-/* The path given to mct_db_open. Owned by the handle, valid until mct_db_close. */
+/* The path given to mct_db_open (db not NULL). Owned by the handle, valid until mct_db_close. */
 const char *mct_db_path(const mct_db *db);
 
 /* The best-record key of (workload hash, CPU key, thread count) into *out: zeroed (padding
@@ -131,7 +132,7 @@ int mct_db_rec_key(const mct_db_rec *r, mct_db_key *out);
 /* CPU records ------------------------------------------------------------------------------ */
 
 /* Stores c under mct_cpu_key(c), replacing a stored description of that key. Errors: storage
- * errors. */
+ * errors (MCT_ENOMEM included). */
 int mct_db_put_cpu(mct_db *db, const mct_cpu *c);
 /* The CPU record of key into *out. MCT_ENOTFOUND when absent; MCT_ECORRUPT when the stored
  * record does not parse; storage errors. */
@@ -160,11 +161,13 @@ int mct_db_put_workload(mct_db *db, const mct_workload *w);
  * MCT_ENOTFOUND when absent, MCT_ERANGE when it does not fit, storage errors. */
 int mct_db_get_workload(mct_db *db, const uint8_t wl[16], char *buf, size_t len);
 
-/* Stores one measurement unless a trial of the same schedule is at least as fast; a faster one
- * also updates the best record when that has this schedule. The workload text is canonicalized
- * and must parse, the schedule must be a legal canonical schedule of it. MCT_EINVAL, MCT_ERANGE
- * (a record put refuses: workload, threads, median_ns, schedule; the message names it),
- * MCT_ECORRUPT (another stored workload text has this one's hash), storage errors. */
+/* Stores one measurement unless a trial of the same schedule is at least as fast (that is not an
+ * error: 0); a faster one also updates the best record when that has this schedule. The
+ * workload text is canonicalized and must parse, the schedule must be a legal canonical
+ * schedule of it. MCT_EINVAL, MCT_ERANGE (a record put refuses: workload, threads, median_ns,
+ * schedule; the message names it), MCT_ECORRUPT (another stored workload text has this one's
+ * hash), storage errors (MCT_ENOMEM included). A damaged stored trial is replaced (a damaged best
+ * stays). */
 int mct_db_put_trial(mct_db *db, const mct_db_rec *r);
 /* The trial whose key fields (workload, cpu, threads, schedule; the rest is ignored) are those
  * of key_fields, into *out. MCT_ENOTFOUND when absent; MCT_EINVAL or MCT_ERANGE when the key
@@ -181,7 +184,8 @@ int mct_db_count_trials(mct_db *db, const mct_db_key *k, size_t *n);
 
 /* Stores r as the best record of its key unless the stored one is at least as fast (lower
  * median_ns), with the trial of its schedule when none is stored (see above). *stored (may be
- * NULL) is 1 when r was written, 0 when the old record stayed. Errors as mct_db_put_trial. */
+ * NULL) is 1 when r was written, 0 when the old record stayed. Errors as mct_db_put_trial; a
+ * damaged stored best or trial is replaced. */
 int mct_db_put_best(mct_db *db, const mct_db_rec *r, int *stored);
 
 /* The best record of exactly (workload hash, cpu, threads) into *out. MCT_ENOTFOUND when
@@ -224,12 +228,14 @@ int mct_db_get_best_nearest_m(mct_db *db, const mct_workload *w, uint64_t cpu, i
 int mct_db_iter_family(mct_db *db, const mct_workload *w, mct_db_rec_fn fn, void *ctx);
 
 /* Deletes best records and trials of a workload; cpu 0 = every CPU, threads 0 = every count.
- * *count (may be NULL) gets the number of records removed; none is MCT_ENOTFOUND. Storage
- * errors (then nothing was removed). The workload text and its M index entry stay. */
+ * *count (may be NULL) gets the number of records removed; none is MCT_ENOTFOUND (no message).
+ * Storage errors: nothing was removed, and *count is not meaningful. The workload text and its
+ * M index entry stay. */
 int mct_db_delete(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads, int *count);
 
-/* Iteration: calls fn for each record (each CPU record) in key order inside one read snapshot;
- * a nonzero return from fn stops and is returned. The pointer is valid during the call only.
+/* Iteration: calls fn for each record of table t (MCT_DB_BEST or MCT_DB_TRIALS; any other value
+ * reads as BEST), or each CPU record, in key order inside one read snapshot; a nonzero return
+ * from fn stops and is returned as it is. The pointer is valid during the call only.
  * MCT_ECORRUPT at the first damaged record (the iteration stops there), MCT_ENOMEM, storage
  * errors. */
 typedef enum { MCT_DB_BEST = 0, MCT_DB_TRIALS = 1 } mct_db_table;
@@ -247,10 +253,11 @@ typedef struct mct_db_stats {
 int mct_db_stats_get(mct_db *db, mct_db_stats *out);
 
 /* LLM reply cache: key = xxh3-128 of (model, params, prompt). put replaces a cached reply of
- * the same key: MCT_EINVAL when an argument is NULL, MCT_ENOMEM, storage errors. get sets
- * *reply to a malloc'ed copy (the caller free()s it), NULL on failure: MCT_ENOTFOUND when none
- * is cached, MCT_ECORRUPT when the entry is damaged or was asked with another prompt (hash
- * collision), MCT_ENOMEM, storage errors. */
+ * the same key: MCT_EINVAL when an argument is NULL, MCT_ENOMEM, storage errors. get (model,
+ * params and prompt not NULL: get does not check them) sets *reply to a malloc'ed copy (the
+ * caller free()s it), NULL on failure: MCT_ENOTFOUND when none is cached, MCT_ECORRUPT when the
+ * entry is damaged or was asked with another prompt (hash collision), MCT_ENOMEM, storage
+ * errors. */
 int mct_db_llm_put(mct_db *db, const char *model, const char *params, const char *prompt,
                    const char *reply);
 int mct_db_llm_get(mct_db *db, const char *model, const char *params, const char *prompt,
@@ -272,11 +279,12 @@ typedef struct mct_db_item {
     char *model, *params, *prompt, *reply;   /* LLM: owned by the item, see mct_db_item_clear */
 } mct_db_item;
 
-/* Parses one JSONL line (without its newline) into *out, with the workload canonicalized.
- * On error returns MCT_EINVAL (not JSON, unknown type, a field missing or of the wrong type),
- * MCT_ERANGE (a value out of range), MCT_ECORRUPT (wl_hash or a CPU key that does not match the
- * text) or MCT_ENOMEM, and err (may be NULL) names the field. The item must be cleared with
- * mct_db_item_clear after success (it is left clear on failure). */
+/* Parses one JSONL line (without its newline) into *out (zeroed first), with the workload
+ * canonicalized and parsed into out->wl (wl_set). On error returns MCT_EINVAL (not JSON, unknown
+ * type, a field missing or of the wrong type), MCT_ERANGE (a value out of range), MCT_ECORRUPT
+ * (wl_hash or a CPU key that does not match the text) or MCT_ENOMEM, and err (may be NULL) names
+ * the field. The item must be cleared with mct_db_item_clear after success (it is left clear on
+ * failure). */
 int mct_db_item_parse(const char *line, size_t len, mct_db_item *out, char *err, size_t errlen);
 /* Frees the LLM strings of an item and sets them NULL; clearing twice is harmless. */
 void mct_db_item_clear(mct_db_item *it);
@@ -284,30 +292,34 @@ void mct_db_item_clear(mct_db_item *it);
  * free()s it). MCT_EINVAL for an unknown kind, MCT_ENOMEM (then *out is NULL). */
 int mct_db_item_format(const mct_db_item *it, char **out);
 
-/* Writes every record (cpus, workloads, best, trials, llm; only those of `cpu` when it is not
- * 0, plus that CPU's record) as JSON Lines to f, between a first line {"type":"begin",
- * "format":1} and a last line {"type":"end","records":N}, from one read snapshot. *count (may
- * be NULL) gets the records written (N, the frame lines not counted). MCT_EIO when f cannot be
- * written, MCT_ECORRUPT at a damaged record (what was written stays in f, without the end
- * line, so an import refuses it), MCT_ENOMEM, storage errors. */
+/* Writes the records as JSON Lines to f, between a first line {"type":"begin","format":1} and
+ * a last line {"type":"end","records":N}, from one read snapshot, in the order cpus, workloads,
+ * best, trials (only with with_trials), llm. With cpu not 0 only that CPU's record, best records
+ * and trials are written (no workloads, no llm). *count (may be NULL) gets the records written
+ * (N, the frame lines not counted), also on a failure after the read began. MCT_EIO when f
+ * cannot be written, MCT_ECORRUPT at a damaged record (what was written stays in f, without the
+ * end line, so an import refuses it), MCT_ENOMEM, storage errors. f is flushed, not closed. */
 int mct_db_export(mct_db *db, FILE *f, uint64_t cpu, int with_trials, size_t *count);
 
 /* What an import or merge did. */
 typedef struct mct_db_report {
     size_t added;       /* new keys */
-    size_t replaced;    /* best records replaced by a faster one */
-    size_t kept;        /* incoming best records slower than (or equal to) the stored ones */
+    size_t replaced;    /* best records and trials replaced by a faster one */
+    size_t kept;        /* incoming best records and trials slower than (or equal to) the stored */
     size_t same;        /* identical to what was stored */
-    size_t conflicts;   /* same key, different content (reported through conflict_fn) */
+    size_t conflicts;   /* same key, different content (reported through the note function) */
 } mct_db_report;
 
-/* Called for each conflict with a one-line description (valid during the call only); may be
- * NULL. */
+/* Called with a one-line description of each conflict and each record replaced by a faster one
+ * (valid during the call only); may be NULL. Lines come as the transaction runs: a failed import
+ * or merge may have sent some, and a rerun after the map grew sends them again. */
 typedef void (*mct_db_note_fn)(const char *line, void *ctx);
 
-/* Imports a JSON Lines file in one transaction: all of it or nothing. Best records keep the
- * faster per key; other records are added when absent; each best must have the trial of its
- * schedule in the file or the database. The error names the file, the line and the field. A
+/* Imports a JSON Lines file in one transaction: all of it or nothing. Best records and trials
+ * keep the faster per key (a tie keeps the stored one); CPU records, workloads and LLM replies
+ * are added when absent (a stored CPU record or reply that differs stays: a conflict); each best
+ * written must have the trial of its schedule (its key) in the file or the database. The error
+ * names the file, the line and the field. A
  * file that starts with an export's begin line must hold its end line with the right record
  * count (several exports one after another are fine): an export cut short is refused
  * (MCT_ECORRUPT). MCT_EIO (the file cannot be read), MCT_EINVAL, MCT_ERANGE, MCT_ECORRUPT,
@@ -318,7 +330,8 @@ int mct_db_import(mct_db *db, const char *file, mct_db_note_fn note, void *ctx,
 
 /* Merges another database (opened read-only) into db, in one transaction, with the import rules.
  * MCT_EINVAL (other_path is db itself; a best without its trial), the errors of mct_db_open for
- * other_path, MCT_ECORRUPT (a damaged record in it), storage errors; *rep as for an import. */
+ * other_path, MCT_ECORRUPT (a damaged record in it), MCT_ENOMEM, storage errors; *rep (may be
+ * NULL) as for an import. */
 int mct_db_merge(mct_db *db, const char *other_path, mct_db_note_fn note, void *ctx,
                  mct_db_report *rep);
 
@@ -336,9 +349,10 @@ typedef struct mct_db_check_report {
  * note (may be NULL) gets one line per problem (the first 200). When the current meta page is
  * damaged the previous snapshot is read instead (from a repaired temporary copy). With salvage
  * (a new folder; NULL for none) the readable records are written there, in one transaction.
- * Returns 0 when the check ran (rep->damaged says what it found), or an error with err set
- * (the database cannot be opened at all: the errors of mct_db_open; salvage names an existing
- * database or the checked one: MCT_EINVAL; the salvage cannot be written: storage errors). */
+ * rep (not NULL) is zeroed first. Returns 0 when the check ran (rep->damaged says what it
+ * found), or an error with err (errlen bytes; NULL only with errlen 0) set (the database cannot
+ * be opened at all: the errors of mct_db_open; salvage names an existing database or the
+ * checked one: MCT_EINVAL; the salvage cannot be written: storage errors; MCT_ENOMEM). */
 int mct_db_check(const char *path, const char *salvage, mct_db_note_fn note, void *ctx,
                  mct_db_check_report *rep, char *err, size_t errlen);
 

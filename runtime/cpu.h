@@ -69,15 +69,16 @@ typedef struct mct_cpu {
     int threads;            /* logical processors per package, 0 when unknown */
 } mct_cpu;
 
-/* Reads CPUID/XGETBV into *out (zeroed first). Always succeeds on x86; elsewhere it fills a
- * generic record and returns MCT_EUNSUPPORTED. Not cached: see mct_cpu_host. */
+/* Reads CPUID/XGETBV into *out (zeroed first). Returns 0 on x86-64 (it cannot fail there);
+ * elsewhere *out stays zeroed (vendor "", tier generic) and it returns MCT_EUNSUPPORTED. Not
+ * cached: see mct_cpu_host. */
 int mct_cpu_detect(mct_cpu *out);
 
 /* This machine's record, detected once (thread-safe) and cached for the life of the process.
  * The pointer is to static storage, valid forever; never NULL. */
 const mct_cpu *mct_cpu_host(void);
 
-/* The highest tier the record's features and OS-enabled state support. */
+/* The highest tier the record's features and OS-enabled state support. Cannot fail. */
 mct_tier mct_cpu_tier_of(const mct_cpu *c);
 
 /* The tier this process uses: the host tier, or MCTUNE_TIER when set and not above the host
@@ -85,9 +86,9 @@ mct_tier mct_cpu_tier_of(const mct_cpu *c);
 mct_tier mct_cpu_tier(void);
 
 /* The decision behind mct_cpu_tier, without the environment: given the host tier and the
- * requested tier name (NULL or "" for none), stores the tier to use in *out. Returns MCT_EINVAL
- * for an unknown name and MCT_EUNSUPPORTED for a tier above host (then *out is host); err (may be
- * NULL) says why. */
+ * requested tier name (NULL or "" for none), stores the tier to use in *out. Returns 0,
+ * MCT_EINVAL for an unknown name or MCT_EUNSUPPORTED for a tier above host; on either error *out
+ * is host and err (errlen bytes, may be NULL) says why; on success err is "". */
 int mct_cpu_select_tier(mct_tier host, const char *want, char *err, size_t errlen,
                         mct_tier *out);
 
@@ -96,14 +97,15 @@ int mct_cpu_select_tier(mct_tier host, const char *want, char *err, size_t errle
 const char *mct_tier_name(mct_tier t);
 
 /* Parses a tier name (case-insensitive; also accepts "avx2+fma", "sse42", "avx512_bf16vnni").
- * Returns MCT_EINVAL for anything else. */
+ * Returns 0, or MCT_EINVAL for anything else (s NULL included); *out is written on success only. */
 int mct_tier_parse(const char *s, mct_tier *out);
 
 /* The same CPU as seen by code limited to tier t: *out is *in with every feature above t
  * cleared (and the OS state of the registers t does not use), so mct_cpu_tier_of(out) is t and
  * mct_cpu_key(out) names "this CPU at tier t". At or above the record's own tier, *out is *in
- * unchanged (in and out may be the same). Tuning for a lower tier stores its records under such a record, which
- * is what the "same vendor and tier" and "same tier" rungs of the ladder match on. */
+ * unchanged (in and out may be the same). Cannot fail. Tuning for a lower tier stores its
+ * records under such a record, which is what the "same vendor and tier" and "same tier" rungs
+ * of the ladder match on. */
 void mct_cpu_restrict(const mct_cpu *in, mct_tier t, mct_cpu *out);
 
 /* ---- the ISA table ------------------------------------------------------------------------
@@ -129,20 +131,21 @@ typedef struct mct_isa {
     const char *cflags;     /* the same as compiler flags ("" for the baseline) */
 } mct_isa;
 
-/* The table row of an ISA id; NULL when out of range. Static storage. */
+/* The table row of an ISA id; NULL when out of range. Static storage, valid forever. */
 const mct_isa *mct_isa_get(int isa);
 
 /* The ISA that code for tier t is lowered for (tiers above avx512 give MCT_ISA_AVX512, below
  * generic give generic). */
 mct_isa_id mct_isa_of_tier(mct_tier t);
 
-/* The record's CPU key (see the header comment). */
+/* The record's CPU key (see the header comment). Cannot fail. */
 uint64_t mct_cpu_key(const mct_cpu *c);
 
 /* Writes the key as 16 lowercase hex digits plus NUL into buf[17]. */
 void mct_cpu_key_format(uint64_t key, char buf[17]);
 
-/* Parses 16 hex digits (exactly) into *out; MCT_EINVAL otherwise. */
+/* Parses exactly 16 hex digits (either case) into *out. Returns 0, or MCT_EINVAL for anything
+ * else (s NULL, another length, another character); *out is written on success only. */
 int mct_cpu_key_parse(const char *s, uint64_t *out);
 
 /* Named features: number of names known, and the i-th name ("sse4.2", "avx2", "avx512f",
@@ -150,14 +153,15 @@ int mct_cpu_key_parse(const char *s, uint64_t *out);
 int mct_cpu_feature_count(void);
 const char *mct_cpu_feature_name(int i);
 
-/* 1 when the record has feature i (an index below mct_cpu_feature_count), else 0. */
+/* 1 when the record has feature i (an index below mct_cpu_feature_count), else 0 (also for an
+ * index out of range). */
 int mct_cpu_has(const mct_cpu *c, int i);
 
 /* Sets feature i in the record (synthetic CPUs for tests and tools); the os-* features set
  * their XCR0 bits. Returns MCT_EINVAL for an index out of range. */
 int mct_cpu_set(mct_cpu *c, int i);
 
-/* Index of a feature by name, or MCT_ENOTFOUND. */
+/* Index of a feature by name (exact, case-sensitive; name not NULL), or MCT_ENOTFOUND. */
 int mct_cpu_feature_find(const char *name);
 
 /* FNV-1a 64 over n bytes, continuing from h (start with MCT_FNV64_INIT). */

@@ -126,6 +126,7 @@ typedef struct mct_rt_lib {
     uint64_t seen[MCT_RT_SEEN]; /* debug: hashes of the lines already logged */
 } mct_rt_lib;
 
+/* A 64-bit finalizer (murmur3's fmix64), the mixing step of mct_rt_shape_hash. */
 static inline uint64_t mct_rt_mix(uint64_t h)
 {
     h ^= h >> 33;
@@ -136,7 +137,7 @@ static inline uint64_t mct_rt_mix(uint64_t h)
     return h;
 }
 
-/* The hash the generator and the runtime agree on. */
+/* The hash the generator and the runtime agree on (batch and group count for bmm only). */
 static inline uint64_t mct_rt_shape_hash(const mct_rt_shape *s)
 {
     uint64_t h = (uint64_t)s->op | (uint64_t)s->layout << 2 | (uint64_t)s->bias << 3 |
@@ -148,6 +149,7 @@ static inline uint64_t mct_rt_shape_hash(const mct_rt_shape *s)
     return h;
 }
 
+/* 1 when a and b select the same kernels (batch and group compared for bmm only), else 0. */
 static inline int mct_rt_shape_eq(const mct_rt_shape *a, const mct_rt_shape *b)
 {
     return a->N == b->N && a->K == b->K && a->op == b->op && a->layout == b->layout &&
@@ -159,18 +161,24 @@ static inline int mct_rt_shape_eq(const mct_rt_shape *a, const mct_rt_shape *b)
  * mct_db_get_best_ladder both call it): the rung on which kernels tuned on a CPU (key, vendor,
  * tier, compiled for ISA tier isa_tier) serve the host: MCT_RT_RUNG_EXACT (same key),
  * MCT_RT_RUNG_VENDOR_TIER (same vendor and tier), MCT_RT_RUNG_TIER (same tier), else
- * MCT_RT_RUNG_GENERIC (not usable: another tier, or code the host cannot run). */
+ * MCT_RT_RUNG_GENERIC (not usable: another tier, or code the host cannot run). A pure function
+ * of its arguments; cannot fail. */
 int mct_rt_rung_of(const mct_cpu *host, mct_tier host_tier, uint64_t key, const char *vendor,
                    int tier, int isa_tier);
 
-/* Picks the table (the ladder, NAME_CPU, NAME_DEBUG); called once by every entry point, cheap
- * after the first call. */
+/* Picks the table (the ladder, NAME_CPU, NAME_DEBUG) and fills L's state once; every entry point
+ * calls it, cheap after the first call. Thread-safe: concurrent first callers wait for the one
+ * that probes. Cannot fail: a refused NAME_CPU goes to stderr as "NAME: why" and the ladder's
+ * choice is used; NAME_DEBUG logs the decision to stderr. */
 void mct_rt_init(mct_rt_lib *L);
 
 /* Same decision without the environment or the once-guard, for tests and tools: the host record
- * and tier, the forced choice (NULL/"" for none). On a refused force (unknown key or tier, or an
- * ISA the host lacks) it returns MCT_EUNSUPPORTED or MCT_EINVAL with msg set and fills *table,
- * *rung with the ladder's choice anyway. */
+ * and tier, the forced choice (NULL/"" for none: a CPU key or a tier name). Returns 0 with msg
+ * "" (a forced tier with no table of its own gives *table NULL, rung MCT_RT_RUNG_FORCED), or on
+ * a refused force MCT_EINVAL (no table with that key; neither a key nor a tier) or
+ * MCT_EUNSUPPORTED (a table or tier above host_tier), with msg set and *table, *rung, *gisa the
+ * ladder's choice anyway. *table points into L; msg (msglen bytes) may be NULL only when msglen
+ * is 0. */
 int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                   const char *force, const mct_rt_table **table, int *rung, int *gisa,
                   char *msg, size_t msglen);
@@ -179,7 +187,8 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
  * `threads` threads (>= 1), or NULL. Among the shape's kernels (with MCT_RT_RAW in flags only
  * those that take B as given, packed_size NULL) it takes the largest tuned thread count at or
  * below the budget (the smallest tuned count when all are above it), then the nearest M
- * (mct_rt_m_nearer), then the higher measured GFLOP/s. The pointer is into t (static data). */
+ * (mct_rt_m_nearer), then the higher measured GFLOP/s. NULL when t is NULL or lacks the shape;
+ * the pointer is into t (generated, static). */
 enum { MCT_RT_RAW = 1 };
 const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s, long M,
                                    int threads, int flags);
@@ -191,9 +200,21 @@ int mct_rt_threads(const mct_rt_lib *L);
 /* Sets the budget; n = 0 returns to OpenMP's maximum. MCT_EINVAL for n < 0 or n > 4096. */
 int mct_rt_set_num_threads(mct_rt_lib *L, int n);
 
-/* Entry points (return 0 or a negative MCT_E* code; see the generated NAME.h for contracts).
- * tuned_only: return MCT_ENOTFOUND, writing nothing, when the call would not run a tuned
- * kernel (the cblas drop-in forwards those). */
+/* Entry points behind NAME_sgemm, NAME_matmul, NAME_bmm (the generated NAME.h states their
+ * arguments). Each runs mct_rt_init first and returns 0 or a negative code:
+ *   MCT_EINVAL        bad order, transpose, layout, activation or beta; a negative size; a
+ *                     leading dimension below its row length; a NULL operand that would be read;
+ *                     a matrix (bmm: the last head) spanning more than PTRDIFF_MAX bytes; bmm
+ *                     also batch < 0, group < 1 or not dividing batch, a negative stride.
+ *                     Nothing is written.
+ *   MCT_ENOMEM        a temporary (a prepacked kernel's B, the generic path's transposed A or
+ *                     staging buffer) or the kernel's own buffer; C may then be partly written.
+ *   MCT_EUNSUPPORTED  the library holds no generic kernel usable here (mct_rt_generic).
+ * Sizes of 0 return 0 (sgemm with K 0 or alpha 0 only scales C by beta; with K 0 matmul writes
+ * act(bias) and bmm zeros, or adds them with beta 1). sgemm takes cblas's codes (order 101/102,
+ * transpose 111/112/113; 113 reads as 112). tuned_only: return MCT_ENOTFOUND, writing nothing,
+ * whenever the call would not run a tuned kernel, bad arguments included (the cblas drop-in
+ * forwards those). */
 int mct_rt_sgemm(mct_rt_lib *L, int order, int transA, int transB, long M, long N, long K,
                  float alpha, const float *A, long lda, const float *B, long ldb, float beta,
                  float *C, long ldc, int tuned_only);
@@ -204,6 +225,13 @@ int mct_rt_bmm(mct_rt_lib *L, int layout, long batch, long group, long M, long N
                const float *A, long lda, long sA, const float *B, long ldb, long sB, float *C,
                long ldc, long sC, int beta);
 
+/* A B prepacked for the kernels of L's chosen table. mct_rt_prepack_b copies B (the caller's may
+ * go away) and packs it for every prepacking kernel of the table's matmul entries with that
+ * (layout, N, K). On success *out is owned by the caller and freed with mct_rt_packed_free
+ * (with another library it only takes the unpacked path). Returns 0, MCT_EINVAL (out NULL, bad
+ * layout, N or K < 1, B NULL, ldb too small, span overflow) or MCT_ENOMEM, *out NULL then.
+ * mct_rt_matmul_packed is mct_rt_matmul with B, layout, N and K taken from P, with its errors
+ * (MCT_EINVAL also for P NULL). mct_rt_packed_free: NULL is ignored. */
 typedef struct mct_rt_packed mct_rt_packed;
 int mct_rt_prepack_b(mct_rt_lib *L, int layout, long N, long K, const float *B, long ldb,
                      mct_rt_packed **out);
@@ -211,17 +239,25 @@ int mct_rt_matmul_packed(mct_rt_lib *L, const mct_rt_packed *P, long M, const fl
                          long lda, float *C, long ldc, const float *bias, int act, int beta);
 void mct_rt_packed_free(mct_rt_packed *P);
 
+/* 1 when the chosen table holds a tuned kernel for the shape (any M: the nearest tuned M serves),
+ * 0 when not, MCT_EINVAL for a bad op, layout, act or beta or a size below 1. batch and group
+ * count for MCT_RT_BMM only; bias is 0 or nonzero. */
 int mct_rt_is_tuned(mct_rt_lib *L, int op, int layout, long M, long N, long K, long batch,
                     long group, int bias, int act, int beta);
+/* What NAME_cpu() returns: the chosen table and rung in words (runs mct_rt_init). Points into L,
+ * valid as long as L; never NULL. */
 const char *mct_rt_cpu(mct_rt_lib *L);
 
-/* generic.c: the path for every shape the tables do not hold. transA: A is stored [K,M]
- * (lda >= M). Arguments are already checked; M, N, K >= 1. */
+/* generic.c: the path for every shape the tables do not hold: C = beta*C + alpha*act(A*B + bias),
+ * C read only when beta != 0. transA: A is stored [K,M] (lda >= M). Arguments are already
+ * checked; M, N, K >= 1. Returns 0, MCT_EUNSUPPORTED (L has no generic kernel for this layout at
+ * or below L->gisa), MCT_ENOMEM (the transposed A or the staging buffer) or the kernel's code. */
 int mct_rt_generic(const mct_rt_lib *L, int transA, int layout, long M, long N, long K,
                    float alpha, const float *A, long lda, const float *B, long ldb, float beta,
                    float *C, long ldc, const float *bias, int act);
 
-/* out = act(v) exactly as the generated kernels compute it. */
+/* out = act(v) exactly as the generated kernels compute it; an act outside MCT_RT_ACT_* gives
+ * v. */
 float mct_rt_act(int act, float v);
 
 #endif

@@ -26,11 +26,13 @@ enum {
     MCT_EUNSUPPORTED = -15 /* the host lacks what this needs (ISA, tool) */
 };
 
-/* A static, human-readable name for an error code; never NULL. */
+/* A static, human-readable name for an error code ("unknown error" for any other value); never
+ * NULL, valid forever. */
 const char *mct_strerror(int err);
 
-/* Formats a message into err (when err is not NULL and len > 0) and returns code, so a failure
- * path reads `return mct_errf(err, len, MCT_EINVAL, "M=%ld: ...", m);`. */
+/* Formats a message into err (when err is not NULL and len > 0; cut to len - 1 bytes, always
+ * NUL-terminated) and returns code unchanged, so a failure path reads
+ * `return mct_errf(err, len, MCT_EINVAL, "M=%ld: ...", m);`. Cannot fail. */
 int mct_errf(char *err, size_t len, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

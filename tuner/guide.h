@@ -60,9 +60,14 @@ typedef struct mct_guide_stats {
 
 typedef struct mct_guide mct_guide;  /* opaque */
 
-/* Fills out[0..*n) with up to ctx->want proposals, each a malloc'ed string the caller frees.
- * Returns 0 (possibly with *n == 0), or a negative MCT_E* code with a message in err (the search
- * then falls back and goes on). Never blocks past the guide's own time limits.
+/* Fills out[0..*n) with up to ctx->want proposals (out has room for ctx->want), each a malloc'ed
+ * string the caller frees whatever the return: the heuristic and random guides may return
+ * MCT_ENOMEM (without a message) after some proposals. Returns 0 (possibly with *n == 0, err
+ * then says why when the guide knows), or a negative MCT_E* code with a message in err (errlen
+ * bytes, may be NULL; never the API key); the search then falls back and goes on. LLM guides:
+ * MCT_EINVAL (want < 1, a reply with no usable list), MCT_EBUSY (the call or token cap
+ * reached), the request's MCT_ENET, MCT_ETIMEOUT, MCT_EIO, ... Never blocks past the guide's
+ * own time limits.
  *
  * Transient failures (HTTP 408, 429, 5xx, timeouts, dropped connections) are retried inside one
  * call with backoff: Retry-After when the server sends it, else 1 s, 2 s, 4 s ... capped at 30 s,
@@ -73,8 +78,11 @@ typedef struct mct_guide mct_guide;  /* opaque */
  * call returns stop_code at once with err "<name>: stopped: <reason>", asking nothing. */
 int mct_guide_propose(mct_guide *g, const mct_guide_ctx *ctx, char **out, int *n, char *err,
                       size_t errlen);
+/* The guide's name ("heuristic", "random", "llm", "llm-cmd"): a static string. */
 const char *mct_guide_name(const mct_guide *g);
+/* Copies the counters into *out. Cannot fail. */
 void mct_guide_get_stats(const mct_guide *g, mct_guide_stats *out);
+/* Frees g and what it owns (an LLM guide wipes its key first); NULL is ignored. */
 void mct_guide_destroy(mct_guide *g);
 
 /* The random draws of the search and of every guide, one rule (splitmix64): the next 64 random
@@ -84,13 +92,15 @@ void mct_guide_destroy(mct_guide *g);
 uint64_t mct_guide_rand(uint64_t *state);
 double mct_guide_unif(uint64_t *state);
 
-/* Built-in guides (tuner/guide_heuristic.c). */
+/* Built-in guides (tuner/guide_heuristic.c). On success *out is the caller's, freed with
+ * mct_guide_destroy; MCT_ENOMEM, *out unchanged. */
 int mct_guide_heuristic_create(mct_guide **out);
 int mct_guide_random_create(mct_guide **out);
 
 /* LLM guides (tuner/guide_llm.c). Fields left NULL/0 take the environment
- * (MCTUNE_LLM_URL, MCTUNE_LLM_MODEL, MCTUNE_LLM_API_KEY else OPENAI_API_KEY) or defaults.
- * The key is kept in memory only: never written to the database, a log or an error message. */
+ * (MCTUNE_LLM_URL, MCTUNE_LLM_MODEL, MCTUNE_LLM_API_KEY else OPENAI_API_KEY; llm-cmd:
+ * MCTUNE_LLM_CMD, MCTUNE_LLM_API_KEY) or defaults. The key is kept in memory only: never written
+ * to the database, a log or an error message. */
 typedef struct mct_llm_opts {
     const char *base_url;    /* e.g. http://127.0.0.1:8080/v1 (".../chat/completions" appended) */
     const char *model;
@@ -104,6 +114,11 @@ typedef struct mct_llm_opts {
     int verbose;             /* log requests (never the key) to stderr */
 } mct_llm_opts;
 
+/* o may be NULL. Its strings are copied; o->cache is borrowed and must stay open until
+ * mct_guide_destroy. On success *out is the caller's (mct_guide_destroy); on failure *out is
+ * NULL and err (may be NULL) says why: MCT_EINVAL (no model, a URL that is not http(s), a model
+ * name over 200 or a command over 4000 characters; llm-cmd: no command), MCT_ENET (libcurl
+ * cannot start), MCT_ENOMEM. */
 int mct_guide_llm_create(const mct_llm_opts *o, mct_guide **out, char *err, size_t errlen);
 int mct_guide_llmcmd_create(const mct_llm_opts *o, mct_guide **out, char *err, size_t errlen);
 
@@ -118,8 +133,9 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out);
  * last JSON array in the text) must be a list whose items are either strings of transformations
  * or lists of such strings; each item becomes one proposal text (its strings joined by "; ",
  * trimmed, at most 4096 bytes, duplicates dropped). Nothing else in the reply is used. Returns
- * the count (1..max; out[0..count) malloc'ed, the caller frees them) or a negative code with a
- * reason in err (MCT_EINVAL: no usable list; MCT_ENOMEM), nothing left in out then. */
+ * the count (1..max; out has room for max; out[0..count) malloc'ed, the caller frees them) or a
+ * negative code with a reason in err (MCT_EINVAL: max < 1, no usable list; MCT_ENOMEM, maybe
+ * without a message), nothing left in out then. */
 int mct_guide_parse_reply(const char *reply, char **out, int max, char *err, size_t errlen);
 
 /* Internal: the vtable every guide implementation fills (used by the guide_*.c files). */

@@ -71,12 +71,14 @@ typedef enum {
     MCT_MEAS_WRONG          /* first run differs from the oracle beyond the tolerance */
 } mct_meas_status;
 
-/* "ok", "compile-error", "crash", "timeout", "wrong"; never NULL. */
+/* "ok", "compile-error", "crash", "timeout", "wrong" ("unknown" for any other value); static,
+ * never NULL. */
 const char *mct_meas_status_name(mct_meas_status s);
 
 /* Settings. Zero / NULL fields take the defaults written beside them; start from
- * mct_meas_opts_default() or a zeroed struct. mct_meas_create copies the strings: the caller's
- * may go away once it returns. */
+ * mct_meas_opts_default() or a zeroed struct. mct_meas_create copies cache_dir, cc and cflags:
+ * the caller's may go away once it returns. target.attr is kept as a pointer: use a target of
+ * mct_target_of_isa (static strings) or keep the string alive as long as the harness. */
 typedef struct mct_meas_opts {
     const char *cache_dir;  /* NULL: $MCTUNE_CC_CACHE, else $XDG_CACHE_HOME/mctune/cc,
                                else $HOME/.cache/mctune/cc (created when missing) */
@@ -98,7 +100,8 @@ typedef struct mct_meas_opts {
     uint64_t seed;          /* 0: 1; input data are uniform in [-1, 1) from this seed */
 } mct_meas_opts;
 
-/* Fills *o with the defaults (every field as documented above). */
+/* Fills *o with the defaults (every field as documented above; jobs 0, strings NULL, target
+ * zero). Cannot fail. */
 void mct_meas_opts_default(mct_meas_opts *o);
 
 /* One candidate: either sched (lowered for opts.target, kernel name "mct_cand"), or
@@ -181,7 +184,7 @@ int mct_meas_create(const mct_meas_opts *opts, mct_meas **out, char *err, size_t
  * included; NULL is a no-op. The compile cache stays on disk. */
 void mct_meas_destroy(mct_meas *m);
 
-/* The cache folder in use; owned by m, valid until mct_meas_destroy. */
+/* The cache folder in use (m not NULL); owned by m, valid until mct_meas_destroy. */
 const char *mct_meas_cache_dir(const mct_meas *m);
 
 /* Measures one candidate of workload w into *out: mct_meas_batch with n = 1. */
@@ -211,7 +214,7 @@ int mct_meas_batch(mct_meas *m, const mct_workload *w, const mct_meas_cand *c, i
 int mct_meas_compile(mct_meas *m, const mct_meas_cand *c, mct_meas_status *status,
                      char *detail, size_t detaillen);
 
-/* Copies the counters into *out. */
+/* Copies the counters into *out. Cannot fail. */
 void mct_meas_get_counters(const mct_meas *m, mct_meas_counters *out);
 
 #endif

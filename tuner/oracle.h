@@ -6,19 +6,22 @@
 
 #include "codegen/codegen.h"
 
-/* Computes C exactly as a kernel for workload w must (B is never prepacked here). Returns 0, or
- * MCT_ENOMEM when its M x N scratch cannot be allocated; C is then unchanged. */
+/* Computes C exactly as a kernel for workload w must (B is never prepacked here): layout, bias
+ * (used when w->bias and bias is not NULL), activation and beta come from w, the sizes and
+ * strides from the arguments (batch and group below 1 read as 1; sizes must fit in an int).
+ * Returns 0, or MCT_ENOMEM when its M x N scratch cannot be allocated; C is then unchanged. */
 int mct_oracle_run(const mct_workload *w, long M, long N, long K,
                    const float *A, long lda, const float *B, long ldb, float *C, long ldc,
                    const float *bias, long batch, long group, long sA, long sB, long sC);
 
-/* Largest |got - want| / (|want| + scale) over the M x N x batch outputs, where scale is the
- * expected magnitude of a K-term dot product (so near-zero outputs do not blow up). A NaN
+/* Largest |got - want| / (|want| + scale) over the M x N x batch outputs (batch below 1 reads as
+ * 1; head b at b * sC), where scale = sqrt(K) + 1 is the expected magnitude of a K-term dot
+ * product (so near-zero outputs do not blow up); 0 when there is nothing to compare. A NaN
  * anywhere in got or want gives INFINITY, so it never passes a tolerance. */
 double mct_oracle_relerr(long M, long N, long K, const float *got, const float *want,
                          long ldc, long batch, long sC);
 
-/* The tolerance a kernel must meet for a K-term f32 reduction. */
+/* The tolerance a kernel must meet for a K-term f32 reduction: 1e-5 * (4 + sqrt(K)). */
 double mct_oracle_tolerance(long K);
 
 #endif

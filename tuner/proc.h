@@ -12,19 +12,21 @@
 #include <sys/types.h>
 
 /* The executable for name: name itself when it holds a '/' (and is executable), else the first
- * match on $PATH (/usr/local/bin:/usr/bin:/bin when unset). malloc'ed (free()), NULL when none. */
+ * match on $PATH (/usr/local/bin:/usr/bin:/bin when unset). malloc'ed, the caller free()s it;
+ * NULL when none (or out of memory). */
 char *mct_proc_which(const char *name);
 
 /* fork + exec path with argv and envp (NULL: environ). fds: nfd pairs {src, dst} (at most 8)
  * moved into place in the child; src -1 is /dev/null; every other descriptor the tuner opened
  * with O_CLOEXEC stays closed. *out gets the pid; the caller reaps it (mct_proc_wait).
- * Returns 0 or MCT_EIO (fork failed). An exec failure shows as exit status 127. */
+ * Returns 0, MCT_EINVAL (nfd > 8) or MCT_EIO (fork failed). In the child, a descriptor that
+ * cannot be moved shows as exit status 126, an exec failure as 127. */
 int mct_proc_spawn(const char *path, char *const argv[], char *const envp[],
                    const int (*fds)[2], int nfd, pid_t *out);
 
 /* Waits for pid; with timeout_s > 0 kills its process group (SIGKILL) once that many seconds
  * have passed and reaps it. *status gets the waitpid status, *timed_out (may be NULL) 1 when it
- * was killed for the limit. Returns 0 or MCT_EIO. */
+ * was killed for the limit. Returns 0 or MCT_EIO (waitpid failed: not a child of ours). */
 int mct_proc_wait(pid_t pid, double timeout_s, int *status, int *timed_out);
 
 enum { MCT_PROC_OUT = 1, MCT_PROC_ERR = 2 };
@@ -53,11 +55,13 @@ typedef struct mct_proc_result {
 } mct_proc_result;
 
 /* Runs argv (argv[0] looked up with mct_proc_which) to completion; whatever it left running in
- * its process group is killed when it exits. Returns 0 when it ran (its
- * own failure is in res->status), MCT_ENOTFOUND when argv[0] is not on PATH, MCT_EIO when a
- * pipe or fork failed, MCT_ENOMEM. SIGPIPE from a child that does not read its stdin never
- * reaches the tuner. */
+ * its process group is killed when it exits. io may be NULL (no input, outputs to /dev/null).
+ * *res is zeroed first. Returns 0 when it ran (its own failure is in res->status), MCT_ENOTFOUND
+ * when argv[0] is not on PATH, MCT_EIO when a pipe, fork or wait failed, MCT_ENOMEM (the output
+ * buffers); on failure res->out and res->err are NULL. SIGPIPE from a child that does not read
+ * its stdin never reaches the tuner. */
 int mct_proc_run(char *const argv[], const mct_proc_io *io, mct_proc_result *res);
+/* Frees res->out and res->err and sets them NULL; twice is harmless. */
 void mct_proc_result_free(mct_proc_result *res);
 
 /* 1 when the status is a clean exit with code 0. */

@@ -53,12 +53,13 @@
 
 typedef enum { MCT_SEARCH_MCTS = 0, MCT_SEARCH_EVO = 1, MCT_SEARCH_RANDOM = 2 } mct_search_kind;
 
-/* "mcts", "evolutionary", "random"; parse accepts those and "evo". */
+/* "mcts", "evolutionary", "random" (static strings; "?" out of range); parse accepts those and
+ * "evo" (s not NULL) and returns 0, or MCT_EINVAL with *out unchanged. */
 const char *mct_search_kind_name(mct_search_kind k);
 int mct_search_kind_parse(const char *s, mct_search_kind *out);
 
-/* One sample (a measured or reused candidate), as passed to on_sample. Strings are valid during
- * the callback only. */
+/* One sample (a measured or reused candidate), as passed to on_sample. Its pointers (sched,
+ * schedule, applied, detail, res) are valid during the callback only. */
 typedef struct mct_search_sample {
     int index;              /* 1-based sample number (1 = the untuned schedule) */
     int node, parent;       /* mcts node ids (root 0); evolutionary/random: candidate id, and
@@ -136,9 +137,12 @@ typedef struct mct_search_opts {
 } mct_search_opts;
 
 /* Runs one search on w until opts->budget samples are used or the space is exhausted (then it
- * returns 0 with fewer samples). Returns 0, MCT_EINVAL for bad options (message in err), a
- * harness failure code, or the nonzero value an on_sample callback returned. stats (may be
- * NULL) is filled in every case. */
+ * returns 0 with fewer samples). Returns 0; MCT_EINVAL for bad options (message in err); the
+ * code of mct_sched_create for a w that mct_wl_check refuses (no message); MCT_ENOMEM (no
+ * message); a harness failure code ("the measurement harness failed: ..."); or the nonzero
+ * value an evaluate or on_sample callback returned. err (errlen bytes) may be NULL. stats (may
+ * be NULL) is zeroed first and holds what the search did until it returned. The search keeps no
+ * pointer into opts, the guide's proposals or the harness's records after it returns. */
 int mct_search_run(const mct_workload *w, const mct_search_opts *opts, mct_search_stats *stats,
                    char *err, size_t errlen);
 

@@ -74,21 +74,27 @@ typedef struct mct_tune_result {
     size_t stored_trials;   /* trials of (workload, CPU, threads) stored when it started */
     int resumed;            /* 1: searched because a best record came from a search cut short */
     int nseeds;             /* transfer seeds handed to the search */
-    mct_db_rec best;        /* SKIPPED: the stored best record; SEARCHED: the best found */
+    mct_db_rec best;        /* SKIPPED: the stored best record; SEARCHED: the fastest sample of
+                               this run (a stored best from another run may be faster) */
     mct_search_stats st;    /* SEARCHED: the search's statistics */
     double seconds;         /* wall time of the search */
     int db_failed;          /* a write to the database failed (err says which); stop tuning */
 } mct_tune_result;
 
-/* The search options of a tuning run, built in one place: kind, budget, seed, guide, CPU,
- * threads, target, meas and meas_base from o; no callbacks (mct_tune_workload adds its own;
- * a caller running mct_search_run directly sets those it needs). */
+/* The search options of a tuning run, built in one place: *so is zeroed, then kind, budget
+ * (0: 32), seed, guide, CPU, threads (0: 1), target, meas and meas_base are taken from o; no
+ * seeds, no callbacks (mct_tune_workload adds its own; a caller running mct_search_run directly
+ * sets those it needs). Pointers are copied, not owned. Cannot fail. */
 void mct_tune_search_opts(const mct_tune_opts *o, mct_search_opts *so);
 
 /* Tunes w (see the policy above). Returns 0 when skipped or searched to the end (res says
- * which), MCT_EINVAL for bad options, the search's error (e.g. a harness failure), the nonzero
- * value on_sample returned, or MCT_EIO with res->db_failed set when the database refused a
- * write. err (may be NULL) names the workload and what to do; res is filled in every case. */
+ * which); MCT_EINVAL when db, cpu or meas is missing, or mcts has no guide; MCT_ENOMEM; the
+ * search's error (mct_search_run: e.g. a harness failure); the nonzero value on_sample returned;
+ * or MCT_EIO with res->db_failed set when the database refused a write, whatever its own code
+ * (a w that mct_db_put_workload refuses included). err (may be NULL) says what failed (the
+ * database's message for a refused write; empty when the search gave none); res is zeroed first
+ * and filled as far as the call got. Failed reads of the database (counting trials, the stored
+ * best, transfer seeds) are not errors: they read as nothing stored. */
 int mct_tune_workload(const mct_workload *w, const mct_tune_opts *o, mct_tune_result *res,
                       char *err, size_t errlen);
 

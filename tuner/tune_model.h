@@ -16,9 +16,11 @@ typedef struct mct_tune_model {
     int n, cap;
 } mct_tune_model;
 
-/* Loads the model file FILE into *m (zeroed by the caller). Returns 0, or MCT_EIO (unreadable:
- * err as mct_tune_model_read) or MCT_EINVAL (malformed: err says "FILE: layer I (NAME): field
- * F: what is wrong", or "FILE: not valid JSON (near byte B)"), m then empty. */
+/* Loads the model file FILE into *m (zeroed by the caller). Returns 0, or MCT_EIO for any read
+ * failure (a directory and out of memory included: err as mct_tune_model_read), MCT_EINVAL
+ * (malformed: err says "FILE: layer I (NAME): field F: what is wrong", or "FILE: not valid
+ * JSON (near byte B)") or MCT_ENOMEM (adding a workload), m then empty. err (errlen bytes) may
+ * be NULL only with errlen 0. */
 int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t errlen);
 
 /* Loads FILE into *m (zeroed by the caller): a model file (its first non-blank character is
@@ -26,20 +28,22 @@ int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t e
  * blank lines are skipped), each as mct_wl_parse takes it. Returns 0, or MCT_EIO, MCT_EINVAL
  * or MCT_ENOMEM, m then empty, with err: "cannot read 'FILE': REASON", "'FILE' is a directory;
  * give a file", the model file's errors, or "FILE:LINE: REASON; lines are workload keys such
- * as '...'". */
+ * as '...'". err (errlen bytes) may be NULL only with errlen 0. */
 int mct_tune_model_load_any(const char *file, mct_tune_model *m, char *err, size_t errlen);
 
-/* Appends one workload (unless already there); name is the model name when m has none.
- * Returns 0 or MCT_ENOMEM (m unchanged). */
+/* Appends a copy of one workload (unless a byte-equal one is there); name (may be NULL) is
+ * copied as the model name when m has none, also on failure. Returns 0 or MCT_ENOMEM (the
+ * workloads unchanged). */
 int mct_tune_model_add(mct_tune_model *m, const mct_workload *w, const char *name);
 
-/* Frees what m holds and zeroes it; m may be empty. */
+/* Frees what m holds and zeroes it; m may be empty; freeing twice is harmless. */
 void mct_tune_model_free(mct_tune_model *m);
 
 /* Reads a model file or a Hugging Face config.json whole: *text is malloc'ed and
  * NUL-terminated, owned by the caller (free()). Returns 0, or on failure, with *text NULL:
  * MCT_EIO ("FILE: cannot read: REASON"), MCT_EINVAL ("FILE is a directory; give a model
- * file ...") or MCT_ENOMEM ("FILE: out of memory"). */
+ * file ...") or MCT_ENOMEM ("FILE: out of memory"). err (errlen bytes) may be NULL only with
+ * errlen 0. */
 int mct_tune_model_read(const char *file, char **text, char *err, size_t errlen);
 
 #endif
