@@ -34,12 +34,18 @@ struct mct_db {
     char err[1536];
     /* import and merge: best records written in the running transaction, each checked for a
      * trial of its schedule once every item is in (an export lists best before trials) */
-    struct db_pending { mct_db_trial_key tk; long line; char what[160]; } *pend;
+    /* records an import or merge wrote, checked before it commits: a best must have a trial
+     * of its schedule, and a best and its trial must agree (db_align_best_txn) */
+    struct db_pending { mct_db_trial_key tk; long line; int trial; char what[160]; } *pend;
     size_t npend, cappend;
     long line;           /* line of the item being applied (import), 0 for a merge */
 };
 
 int db_fail(mct_db *db, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Inside write transaction t: when the best record of tk->k has tk's schedule, it takes the
+ * measurement of that trial (the invariant of db.h: a best equals one stored trial). 0 when in
+ * line or nothing to align (no such trial or best, another schedule's best), else an error. */
+int db_align_best_txn(mct_db *db, MDB_txn *t, const mct_db_trial_key *tk);
 /* Maps an LMDB return code to MCT_E*, setting the message "WHAT: lmdb message". */
 int db_lmdb(mct_db *db, int rc, const char *what);
 

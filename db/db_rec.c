@@ -418,6 +418,9 @@ int db_rec_canon(mct_db_rec *r, mct_workload *w, int parsed, mct_db_key *k, uint
 {
     char why[256];
     int rc;
+    if (!memchr(r->workload, 0, sizeof r->workload))
+        return mct_errf(err, n, MCT_ERANGE, "workload text is not terminated within %zu bytes",
+                        sizeof r->workload);
     if (!parsed && (rc = mct_wl_parse(r->workload, w, why, sizeof why)) < 0)
         return mct_errf(err, n, rc, "workload '%s': %s", r->workload, why);
     if (mct_wl_format(w, r->workload, sizeof r->workload) < 0)

@@ -125,6 +125,29 @@ static void copy_measurement(mct_db_rec *dst, const mct_db_rec *src)
     dst->gflops = src->gflops;
 }
 
+int db_align_best_txn(mct_db *db, MDB_txn *t, const mct_db_trial_key *tk)
+{
+    mct_db_rec *b = malloc(2 * sizeof *b), *tr = b + 1;
+    uint8_t h[16];
+    int rc;
+    if (!b)
+        return db_fail(db, MCT_ENOMEM, "out of memory");
+    if ((rc = db_get_rec_txn(db, t, db->trials, tk, sizeof *tk, tr)) != MCT_OK ||
+        (rc = db_get_rec_txn(db, t, db->best, &tk->k, sizeof tk->k, b)) != MCT_OK) {
+        rc = rc == MCT_ENOTFOUND ? MCT_OK : rc;
+        goto fail;
+    }
+    mct_hash_text(b->schedule, strlen(b->schedule), h);
+    if (memcmp(h, tk->sched, 16) || (b->median_ns == tr->median_ns &&
+                                     b->spread_ns == tr->spread_ns && b->gflops == tr->gflops))
+        goto fail;  /* another schedule's best, or already in line: rc is MCT_OK */
+    copy_measurement(b, tr);
+    rc = put_json_rec(db, t, db->best, &tk->k, sizeof tk->k, b);
+fail:
+    free(b);
+    return rc;
+}
+
 /* What concurrent writers can rely on (each put is one LMDB write transaction, and LMDB
  * serializes those):
  * - a trial is replaced only by a faster measurement of the same schedule;
@@ -531,7 +554,7 @@ int mct_db_delete(mct_db *db, const uint8_t wl[16], uint64_t cpu, int threads, i
     c.count = 0;
     int rc = db_write(db, del_fn, &c);
     if (count)
-        *count = c.count;
+        *count = rc == MCT_OK ? c.count : 0;  /* a failed transaction removed nothing */
     if (rc == MCT_OK && c.count == 0)
         return MCT_ENOTFOUND;
     return rc;

@@ -230,7 +230,7 @@ static int apply_rec(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_
     MDB_val k = {klen, &tk}, v = {strlen(json), json};
     rc = mdb_put(t, dbi, &k, &v, 0);
     rc = rc ? db_lmdb(db, rc, "storing a record") : MCT_OK;
-    if (rc == MCT_OK && best) {
+    if (rc == MCT_OK) {
         if (db->npend == db->cappend) {
             size_t cap = db->cappend ? 2 * db->cappend : 64;
             struct db_pending *np = realloc(db->pend, cap * sizeof *np);
@@ -244,8 +244,9 @@ static int apply_rec(mct_db *db, MDB_txn *t, const mct_db_item *it, mct_db_note_
         struct db_pending *pd = &db->pend[db->npend++];
         pd->tk = tk;
         pd->line = db->line;
-        snprintf(pd->what, sizeof pd->what, "best record of '%.100s' cpu %s threads %d",
-                 r->workload, cpu, r->threads);
+        pd->trial = !best;
+        snprintf(pd->what, sizeof pd->what, "%s of '%.100s' cpu %s threads %d",
+                 best ? "best record" : "trial", r->workload, cpu, r->threads);
     }
 fail:
     free(json);
@@ -333,8 +334,12 @@ static int check_pending(mct_db *db, MDB_txn *t, const char *file)
         const struct db_pending *pd = &db->pend[i];
         MDB_val k = {sizeof pd->tk, (void *)&pd->tk}, v;
         int rc = mdb_get(t, db->trials, &k, &v);
-        if (rc == 0)
+        if (rc == 0) {
+            /* a best takes its trial's measurement; a faster trial updates its best */
+            if ((rc = db_align_best_txn(db, t, &pd->tk)) != MCT_OK)
+                return rc;
             continue;
+        }
         if (rc != MDB_NOTFOUND)
             return db_lmdb(db, rc, "reading a trial");
         if (pd->line)

@@ -157,6 +157,36 @@ static void test_best_needs_trial(void)
     mct_db_close(db);
 }
 
+/* A best record equals its trial after an import, as after a put: a best whose trial says
+ * otherwise takes the trial's measurement, and a faster trial of the best's schedule updates the
+ * best (the invariant of db/db.h that concurrent tuning relies on). */
+static void test_best_matches_trial(void)
+{
+    mct_db *db = open_db(newdir("bm"));
+    char b[2048], t[2048], text[8192];
+    mct_db_report rep;
+    mct_db_rec out;
+    int rc;
+    if (!db)
+        return;
+    line(b, sizeof b, "best", GOOD, 100);
+    line(t, sizeof t, "trial", GOOD, 50);
+    snprintf(text, sizeof text, "%s%s", b, t);
+    CHECK(mct_db_import(db, write_file(text), NULL, NULL, &rep) == 0);
+    best_of(db, &out, &rc);
+    CHECKF(rc == 0 && out.median_ns == 50, "best median %g after import", out.median_ns);
+    line(t, sizeof t, "trial", GOOD, 30);
+    CHECK(mct_db_import(db, write_file(t), NULL, NULL, &rep) == 0 && rep.replaced == 1);
+    best_of(db, &out, &rc);
+    CHECKF(rc == 0 && out.median_ns == 30, "best median %g after a faster trial", out.median_ns);
+    /* a trial of another schedule, even a faster one, leaves the best record alone */
+    line(t, sizeof t, "trial", "tile(j, 8)", 20);
+    CHECK(mct_db_import(db, write_file(t), NULL, NULL, &rep) == 0);
+    best_of(db, &out, &rc);
+    CHECK(rc == 0 && out.median_ns == 30 && !strcmp(out.schedule, GOOD));
+    mct_db_close(db);
+}
+
 static void test_put_and_merge(void)
 {
     const char *pa = newdir("pa"), *pb = newdir("pb");
@@ -230,6 +260,7 @@ int main(void)
     }
     test_bad_schedules();
     test_best_needs_trial();
+    test_best_matches_trial();
     test_put_and_merge();
     test_cli();
     char cmd[300];
