@@ -104,6 +104,10 @@ FUZZ_LIBSRC = $(sort $(wildcard codegen/*.c db/*.c runtime/*.c))
 FUZZ_FLAGS  = -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIBS  := -llmdb -lcjson -lxxhash -lm
+# Sources one target needs beyond FUZZ_LIBSRC: FUZZ_EXTRA_<target>, e.g. the model loader of
+# tuner/ and only what it calls (tuner/ as a whole pulls in the compiler driver and curl).
+FUZZ_EXTRA_fuzz_model := tuner/model.c tuner/cmd_shapes.c tuner/cli.c
+$(foreach f,$(FUZZERS),$(eval $(f): $(FUZZ_EXTRA_$(notdir $(f)))))
 
 .PHONY: fuzz
 fuzz: $(FUZZERS)
@@ -114,7 +118,7 @@ $(BUILD)/fuzz/%: tests/%.c $(FUZZ_LIBSRC) $(HDRS) | deps
 	    | $(FUZZ_CC) -fsanitize=fuzzer -x c - -o $@.probe >/dev/null 2>&1; then \
 	    rm -f $@.probe; \
 	    $(if $(Q),echo "  FUZZ  $@";) \
-	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIBSRC) $(FUZZ_LIBS); \
+	    $(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIBSRC) $(FUZZ_EXTRA_$*) $(FUZZ_LIBS); \
 	else \
 	    rm -f $@.probe; \
 	    echo "  FUZZ  skipped $@: $(FUZZ_CC) with libFuzzer not found (scripts/install-deps.sh)"; \

@@ -1,9 +1,12 @@
 /* Runs each libFuzzer target built by `make fuzz` (build/fuzz/fuzz_*) for a few seconds from a
  * small seed corpus and checks that it exits cleanly: a crash, a sanitizer report or a broken
- * round-trip property makes the fuzzer exit nonzero, which fails this test. Without clang and
- * libFuzzer the targets are not built and this test says so and checks nothing. */
+ * round-trip property makes the fuzzer exit nonzero, which fails this test. The seeds are
+ * written here; fuzz_model also gets the model files of models/ (found from the current folder
+ * or from this binary's build/tests/..). Without clang and libFuzzer the targets are not
+ * built and this test says so and checks nothing. */
 #include "tests/check.h"
 
+#include <glob.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +14,33 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* JSON Lines pieces of the fuzz_import seeds */
+#define WL1 "\"workload\":\"matmul f32 nt M=1 N=64 K=96 epi=none\""
+#define WL2 "\"workload\":\"bmm f32 nt B=8 G=4 M=3 N=40 K=16 epi=none\""
+#define SCH1 "\"schedule\":\"tile(j, 8); tile(k, 16); reorder(i, j0, k0, j1, k1); " \
+    "cache_write(j0); unroll(j1, 8); vectorize(k1)\""
+#define SCH2 "\"schedule\":\"tile(k, 8); cache_write(j); vectorize(k1)\""
+#define PROV ",\"spread_ns\":335,\"gflops\":4.8,\"samples\":2,\"search\":\"mcts\"," \
+    "\"guide\":\"heuristic\",\"compiler\":\"cc 12.2.0\",\"flags\":\"-O2 -fopenmp -fPIC " \
+    "-shared -pipe\",\"tool\":\"mctune 0.1.0\",\"timestamp\":1700000000,\"model\":\"m\"}\n"
+#define CPUL "{\"type\":\"cpu\",\"vendor\":\"GenuineIntel\",\"family\":6,\"model\":143," \
+    "\"cpuid\":{\"1.ecx\":\"0x1\",\"1.edx\":\"0x0\",\"7.ebx\":\"0x0\",\"7.ecx\":\"0x0\"," \
+    "\"7.edx\":\"0x0\",\"7.1.eax\":\"0x0\",\"7.1.edx\":\"0x0\",\"80000001.ecx\":\"0x0\"," \
+    "\"80000001.edx\":\"0x0\",\"d.eax\":\"0x0\",\"d.1.eax\":\"0x0\"},\"xcr0\":\"0xe7\"}\n"
+#define REC(type, wl, cpu, sched, ns) "{\"type\":\"" type "\"," wl ",\"cpu\":\"" cpu "\"," \
+    "\"threads\":1," sched ",\"median_ns\":" ns PROV
+#define BEGIN "{\"type\":\"begin\",\"format\":1}\n"
+
+/* Hugging Face config.json files (the fields `mctune shapes` reads) */
+#define CFG_LLAMA "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\"," \
+    "\"hidden_size\":4096,\"intermediate_size\":14336,\"num_attention_heads\":32," \
+    "\"num_key_value_heads\":8,\"vocab_size\":128256,\"rms_norm_eps\":1e-05," \
+    "\"max_position_embeddings\":8192,\"torch_dtype\":\"bfloat16\"}"
+
 static const struct {
     const char *name;
-    const char *seeds[6];
+    const char *seeds[10];
+    const char *seed_files;     /* a glob below the source tree, or NULL */
 } targets[] = {
     {"fuzz_jsonl", {
         "{\"type\":\"best\",\"workload\":\"matmul f32 nt M=128 N=4096 K=4096 epi=none\","
@@ -28,19 +55,64 @@ static const struct {
         "\"80000001.edx\":\"0x0\",\"d.eax\":\"0x0\",\"d.1.eax\":\"0x0\"},\"xcr0\":\"0xe7\"}",
         "{\"type\":\"workload\",\"workload\":\"matmul f32 nn M=1 N=2 K=3 epi=bias+gelu beta=1\"}",
         "{\"type\":\"llm\",\"model\":\"m\",\"params\":\"{}\",\"prompt\":\"p\",\"reply\":\"r\"}",
-        NULL}},
+        NULL}, NULL},
     {"fuzz_workload", {
         "matmul f32 nt M=128 N=4096 K=4096 epi=none",
         "matmul f32 nn M=16 N=14336 K=4096 epi=bias+silu beta=1",
         "bmm f32 nt B=32 G=4 M=128 N=512 K=128 epi=none",
         "matmul f32 nt K=7 N=5 M=3 epi=relu",
-        NULL}},
+        NULL}, NULL},
     {"fuzz_sched", {
         "tile(i, 8); tile(j, 16); reorder(i0, j0, k, i1, j1); vectorize(j1)",
         "tile(i, 4, 2); unroll(k, 4); parallel(i0)",
         "pack(B, j0, nt); cache_write(k); fuse_epilogue(j0); prefetch(A, k, 4)",
         "prepack(B)",
-        NULL}},
+        NULL}, NULL},
+    {"fuzz_import", {
+        /* an export: cpu, workload, a best with its trial, another trial */
+        BEGIN CPUL "{\"type\":\"workload\"," WL1 "}\n"
+        REC("best", WL1, "00000000000000ab", SCH1, "2557")
+        REC("trial", WL1, "00000000000000ab", SCH1, "2557")
+        REC("trial", WL1, "00000000000000ab", "\"schedule\":\"\"", "8091")
+        "{\"type\":\"end\",\"records\":5}\n",
+        /* no frame: a bmm best, its trial after it, a cached LLM reply, blank and CRLF lines */
+        REC("best", WL2, "00000000000000cd", SCH2, "900")
+        "\r\n  \n"
+        REC("trial", WL2, "00000000000000cd", SCH2, "900")
+        "{\"type\":\"llm\",\"model\":\"m\",\"params\":\"{}\",\"prompt\":\"p\",\"reply\":\"r\"}\n",
+        /* two exports one after the other, a best after its trial */
+        BEGIN REC("trial", WL1, "00000000000000ab", SCH1, "3000")
+        REC("best", WL1, "00000000000000ab", SCH1, "3000") "{\"type\":\"end\",\"records\":2}\n"
+        BEGIN REC("trial", WL1, "00000000000000ab", "\"schedule\":\"\"", "8091")
+        "{\"type\":\"end\",\"records\":1}\n",
+        /* refused: an export cut short; a best without a trial; a bad schedule */
+        BEGIN CPUL "{\"type\":\"workload\"," WL1 "}\n",
+        REC("best", WL1, "00000000000000ab", SCH1, "2557"),
+        REC("trial", WL1, "00000000000000ab", "\"schedule\":\"tile(q, 3)\"", "10"),
+        NULL}, NULL},
+    {"fuzz_model", {
+        CFG_LLAMA,
+        "{\"model_type\":\"mixtral\",\"hidden_size\":4096,\"intermediate_size\":14336,"
+        "\"num_attention_heads\":32,\"num_key_value_heads\":8,\"vocab_size\":32000,"
+        "\"num_local_experts\":8,\"num_experts_per_tok\":2}",
+        "{\"model_type\":\"qwen2_moe\",\"hidden_size\":2048,\"intermediate_size\":5632,"
+        "\"moe_intermediate_size\":1408,\"shared_expert_intermediate_size\":5632,"
+        "\"num_experts\":60,\"num_attention_heads\":16,\"num_key_value_heads\":16,"
+        "\"vocab_size\":151936}",
+        "{\"model_type\":\"deepseek_v3\",\"hidden_size\":7168,\"intermediate_size\":18432,"
+        "\"moe_intermediate_size\":2048,\"n_routed_experts\":256,\"n_shared_experts\":1,"
+        "\"num_attention_heads\":128,\"num_key_value_heads\":128,\"vocab_size\":129280}",
+        "{\"model_type\":\"llama4\",\"text_config\":{\"hidden_size\":5120,"
+        "\"intermediate_size\":8192,\"intermediate_size_mlp\":16384,\"num_local_experts\":16,"
+        "\"num_attention_heads\":40,\"num_key_value_heads\":8,\"head_dim\":128,"
+        "\"vocab_size\":202048}}",
+        "{\"name\":\"tiny\",\"layers\":[{\"name\":\"up\",\"op\":\"matmul\",\"layout\":\"nn\","
+        "\"N\":64,\"K\":96,\"epi\":\"bias+silu\",\"beta\":1,\"M\":[1,3]},{\"name\":\"att\","
+        "\"op\":\"bmm\",\"B\":8,\"G\":2,\"N\":40,\"K\":16}]}",
+        /* a list of workload keys, as `mctune gen --model` also takes */
+        "# keys\nmatmul f32 nt M=16 N=4096 K=4096 epi=none\n\n"
+        "bmm f32 nn B=32 G=4 M=1 N=128 K=512 epi=none  # attention values\r\n",
+        NULL}, "models/*.json"},
 };
 
 static int write_seeds(const char *dir, const char *const *seeds)
@@ -57,6 +129,37 @@ static int write_seeds(const char *dir, const char *const *seeds)
     return 0;
 }
 
+/* Copies the files matching pattern below the first root that has any into dir; returns how
+ * many were copied, -1 when one could not be written. */
+static int copy_seed_files(const char *dir, const char *pattern, const char *const *roots)
+{
+    int n = 0;
+    for (int r = 0; roots[r] && !n; r++) {
+        char pat[800];
+        glob_t g;
+        snprintf(pat, sizeof pat, "%s/%s", roots[r], pattern);
+        if (glob(pat, 0, NULL, &g) != 0)
+            continue;
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            size_t len;
+            char *text = check_slurp(g.gl_pathv[i], &len), path[900];
+            snprintf(path, sizeof path, "%s/file%zu", dir, i);
+            FILE *f = text ? fopen(path, "wb") : NULL;
+            int ok = f && fwrite(text, 1, len, f) == len;
+            if (f && fclose(f) != 0)
+                ok = 0;
+            free(text);
+            if (!ok) {
+                globfree(&g);
+                return -1;
+            }
+            n++;
+        }
+        globfree(&g);
+    }
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     char self[512], fuzzdir[600], tmp[] = "/tmp/mctune-test-fuzz-XXXXXX";
@@ -65,8 +168,10 @@ int main(int argc, char **argv)
     (void)argc;
     /* build/tests/test_fuzz -> build/fuzz */
     snprintf(self, sizeof self, "%s", argv[0]);
-    char *d = dirname(self);
+    char *d = dirname(self), srcroot[600];
     snprintf(fuzzdir, sizeof fuzzdir, "%s/../fuzz", d);
+    snprintf(srcroot, sizeof srcroot, "%s/../..", d);
+    const char *roots[] = {".", srcroot, NULL};
     if (env && *env)
         snprintf(fuzzdir, sizeof fuzzdir, "%s", env);
     if (!mkdtemp(tmp)) {
@@ -90,9 +195,18 @@ int main(int argc, char **argv)
         snprintf(corpus, sizeof corpus, "%s/%s", tmp, targets[t].name);
         mkdir(corpus, 0755);
         CHECK(write_seeds(corpus, targets[t].seeds) == 0);
+        if (targets[t].seed_files) {
+            int n = copy_seed_files(corpus, targets[t].seed_files, roots);
+            CHECKF(n >= 0, "cannot copy the seeds %s into %s", targets[t].seed_files, corpus);
+            if (n == 0)
+                printf("note: %s: no %s found (run from the source tree); inline seeds only\n",
+                       targets[t].name, targets[t].seed_files);
+        }
         snprintf(log, sizeof log, "%s/%s.log", tmp, targets[t].name);
-        snprintf(cmd, sizeof cmd, "'%s' -max_total_time=%d -rss_limit_mb=1024 -timeout=10 "
-                 "-artifact_prefix='%s/' '%s' >'%s' 2>&1", bin, secs, tmp, corpus, log);
+        /* TMPDIR: the scratch files of a target that stops at a finding go with tmp */
+        snprintf(cmd, sizeof cmd, "TMPDIR='%s' '%s' -max_total_time=%d -rss_limit_mb=1024 "
+                 "-timeout=10 -artifact_prefix='%s/' '%s' >'%s' 2>&1", tmp, bin, secs, tmp,
+                 corpus, log);
         int rc = system(cmd);
         int ok = rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
         CHECKF(ok, "%s failed (status %d); its log follows", targets[t].name, rc);

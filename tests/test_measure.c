@@ -562,6 +562,56 @@ static void test_cli(void)
     free(cmd);
 }
 
+/* A schedule of about 10 KB that is refused (its last step names no axis, or one step is one
+ * huge word) is quoted in the message cut to its first 200 characters and "...": one line, not
+ * the whole text. A short refused schedule is quoted whole. */
+static void test_cli_long_schedule(void)
+{
+    const char *bin = getenv("MCTUNE");
+    if (!bin || access(bin, X_OK))
+        return;
+    const char *wl = "matmul f32 nt M=1 N=64 K=96 epi=none";
+    static const char *const reason[2] = {"no axis named 'q'", "too long"};
+    for (int v = 0; v < 2; v++) {
+        char path[400], *text = NULL, out[16384];
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f) {
+            CHECK(0);
+            return;
+        }
+        if (v == 0) {
+            for (int i = 0; i < 900; i++)
+                fputs("tile(i, 2); ", f);
+            fputs("tile(q, 3)", f);
+        } else {
+            fputs("tile(j, 4); unroll(", f);
+            for (int i = 0; i < 10000; i++)
+                fputc('j', f);
+            fputs(", 2)", f);
+        }
+        fclose(f);
+        CHECK(len > 10000);
+        snprintf(path, sizeof path, "%s/long%d.sched", cache, v);
+        f = fopen(path, "w");
+        CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0);
+        int rc = check_sh(out, sizeof out, "%s measure '%s' --cache '%s/cli' --schedule @%s "
+                          "2>&1 >/dev/null", bin, wl, cache, path);
+        char want[300];
+        snprintf(want, sizeof want, "mctune measure: schedule '%.200s...': ", text);
+        size_t n = strlen(out), w = strlen(want);
+        CHECKF(rc == 2 && n > w && n < w + 200 && !strncmp(out, want, w) &&
+               strchr(out, '\n') == out + n - 1 && strstr(out + w, reason[v]),
+               "exit %d, %zu bytes: %.600s", rc, n, out);
+        free(text);
+    }
+    char out[1024];
+    int rc = check_sh(out, sizeof out, "%s measure '%s' --schedule 'tile(j, 4); tile(q, 3)' 2>&1 "
+                      ">/dev/null", bin, wl);
+    CHECKF(rc == 2 && !strncmp(out, "mctune measure: schedule 'tile(j, 4); tile(q, 3)': ", 51),
+           "exit %d: %s", rc, out);
+}
+
 static void rm_rf(const char *path)
 {
     char *cmd = NULL;
@@ -601,6 +651,7 @@ int main(void)
     test_schedule();
     test_cache_dir_env();
     test_cli();
+    test_cli_long_schedule();
     rm_rf(cache);
     return check_done();
 }
