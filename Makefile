@@ -106,7 +106,7 @@ FUZZ_FLAGS  = -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -g -O1 -fno-omit-frame-po
 FUZZ_LIBS  := -llmdb -lcjson -lxxhash -lm
 # Sources one target needs beyond FUZZ_LIBSRC: FUZZ_EXTRA_<target>, e.g. the model loader of
 # tuner/ and only what it calls (tuner/ as a whole pulls in the compiler driver and curl).
-FUZZ_EXTRA_fuzz_model := tuner/model.c tuner/cmd_shapes.c tuner/cli.c
+FUZZ_EXTRA_fuzz_model := tuner/model.c tuner/cmd/cmd_shapes.c tuner/cmd/cli.c
 $(foreach f,$(FUZZERS),$(eval $(f): $(FUZZ_EXTRA_$(notdir $(f)))))
 
 .PHONY: fuzz

@@ -1,5 +1,5 @@
 /* libFuzzer target: model files and Hugging Face config.json files (tuner/model.c, and the
- * derivation of `mctune shapes`, tuner/cmd_shapes.c). Each input is written to a file and:
+ * derivation of `mctune shapes`, tuner/cmd/cmd_shapes.c). Each input is written to a file and:
  * - loaded as a model file (mct_tune_model_load) and as a model file or a list of workload keys
  *   (mct_tune_model_load_any; for a text starting with '{' both give the same answer): either
  *   refused with a negative code, a non-empty message and nothing loaded, or every workload
@@ -9,7 +9,7 @@
  *   refused (exit 1 and a message on stderr, nothing on stdout) or it prints a model file
  *   that loads as above.
  * Built by `make fuzz` with the extra sources FUZZ_EXTRA_fuzz_model of the Makefile. */
-#include "tuner/cli.h"
+#include "tuner/cmd/cli.h"
 #include "tuner/tune_model.h"
 
 #include <stdio.h>
