@@ -65,6 +65,25 @@ static inline char *check_slurp(const char *path, size_t *len)
     return b;
 }
 
+/* A fresh folder for one test program: $TMPDIR (or /tmp)/mct-TAG-XXXXXX into buf; 0, or -1
+ * with a message. check_rmtree removes it at the end. */
+static inline int check_tmpdir(char *buf, size_t len, const char *tag)
+{
+    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(buf, len, "%s/mct-%s-XXXXXX", tmp, tag);
+    if (!mkdtemp(buf)) {
+        perror("mkdtemp");
+        return -1;
+    }
+    return 0;
+}
+
+static inline void check_rmtree(const char *dir)
+{
+    if (check_sh(NULL, 0, "rm -rf '%s'", dir) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
 static inline int check_done(void)
 {
     printf("%d passed, %d failed\n", check_pass_, check_fail_);

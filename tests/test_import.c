@@ -252,20 +252,13 @@ static void test_cli(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(root, sizeof root, "%s/mct-import-XXXXXX", tmp);
-    if (!mkdtemp(root)) {
-        perror("mkdtemp");
+    if (check_tmpdir(root, sizeof root, "import"))
         return 1;
-    }
     test_bad_schedules();
     test_best_needs_trial();
     test_best_matches_trial();
     test_put_and_merge();
     test_cli();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
+    check_rmtree(root);
     return check_done();
 }

@@ -24,7 +24,7 @@
 #define NWL 6           /* workloads of the model: M = 1..NWL */
 #define BUDGET "4"
 
-static char tmp[] = "/tmp/mctune-test-interrupt-XXXXXX";
+static char tmp[512];
 static char bin[1024];
 
 static void wl_name(int m, char *buf, size_t len)
@@ -255,14 +255,9 @@ int main(void)
         CHECK(0);
         return check_done();
     }
-    if (!mkdtemp(tmp)) {
-        perror("mkdtemp");
+    if (check_tmpdir(tmp, sizeof tmp, "interrupt"))
         return 1;
-    }
     test_kill_mid_run();
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmp);
+    check_rmtree(tmp);
     return check_done();
 }

@@ -623,12 +623,8 @@ static void rm_rf(const char *path)
 int main(void)
 {
     sanitized = getenv("MCTUNE_SANITIZED") != NULL;
-    snprintf(cache, sizeof cache, "%s/mctune-test-measure-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(cache)) {
-        perror("mkdtemp");
+    if (check_tmpdir(cache, sizeof cache, "test-measure"))
         return 1;
-    }
     test_segfault();
     test_infinite_loop();
     test_write_past_c_canary();

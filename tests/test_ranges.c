@@ -10,13 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/mctune-test-ranges-XXXXXX";
+static char dir[256];
 static const char *bin;
 static char out[1 << 16];
 
 static void write_file(const char *name, const char *text, size_t len)
 {
-    char p[512];
+    char p[600];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     FILE *f = fopen(p, "wb");
     if (!f || fwrite(text, 1, len, f) != len)
@@ -177,7 +177,7 @@ static void test_gen_epoch(void)
 int main(void)
 {
     bin = getenv("MCTUNE") && *getenv("MCTUNE") ? getenv("MCTUNE") : "build/mctune";
-    if (!mkdtemp(dir)) {
+    if (check_tmpdir(dir, sizeof dir, "ranges")) {
         CHECK(0);
         return check_done();
     }
@@ -185,9 +185,6 @@ int main(void)
     test_model_file();
     test_text_arg();
     test_gen_epoch();
-    char rm[600];
-    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
-    if (system(rm) != 0)
-        fprintf(stderr, "test_ranges: could not remove %s\n", dir);
+    check_rmtree(dir);
     return check_done();
 }
