@@ -52,6 +52,10 @@ typedef struct mct_workload {
     int bias;       /* 1: add bias[N] before the activation */
     mct_act act;
     int beta;       /* 0: C = out; 1: C += out */
+    int braw;       /* 1 (key " b=raw"): the kernel takes B as the caller stores it; no
+                       prepack(B) (B may still be packed inside the kernel with pack). matmul
+                       only: the variant behind entry points that cannot prepack B. 0: B may
+                       be prepacked ahead of time by FN_pack_b (every key without b=). */
 } mct_workload;
 
 /* Largest size accepted for any dimension, and for M*N*K*batch products. */
@@ -61,10 +65,12 @@ typedef struct mct_workload {
 /* Parses a canonical workload key such as
  *   "matmul f32 nt M=128 N=4096 K=4096 epi=none"
  *   "matmul f32 nn M=16 N=14336 K=4096 epi=bias+silu beta=1"
+ *   "matmul f32 nt M=16 N=4096 K=4096 epi=none b=raw"
  *   "bmm f32 nt B=32 G=4 M=128 N=512 K=128 epi=none"
  * Fields may come in any order after the op; unknown fields, missing sizes, zero, negative or
  * overflowing sizes are refused with MCT_EINVAL/MCT_ERANGE and a message in err naming the field.
- * err may be NULL; text NULL is MCT_EINVAL. *out is written on success only. */
+ * "b=raw" (matmul only; no other b= value) sets braw; the canonical key carries it last, after
+ * beta=1. err may be NULL; text NULL is MCT_EINVAL. *out is written on success only. */
 int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen);
 
 /* Checks a workload's fields: 0, MCT_ERANGE (a size below 1 or above MCT_MAX_DIM, a group that
@@ -83,10 +89,11 @@ void mct_wl_hash(const mct_workload *w, uint8_t out[16]);
 /* xxh3-128 of n bytes, in canonical (big-endian) byte order: the hash every key text uses. */
 void mct_hash_text(const char *s, size_t n, uint8_t out[16]);
 
-/* The workload "family": every field but M (op, layout, N, K, batch, group, epilogue, beta).
- * Records of one family differ only in the M they were tuned for; the nearest-M rule
- * (mct_rt_m_nearer, runtime/dispatch.h) picks among them. 1 when a and b are of one family,
- * else 0. */
+/* The workload "family": every field but M (op, layout, N, K, batch, group, epilogue, beta,
+ * b=raw: the raw variant's kernels have another ABI, so they are a family of their own). Records
+ * of one family differ only in the M they were tuned for; the nearest-M rule
+ * (mct_rt_m_nearer, runtime/dispatch.h) picks among them. 1 when a and b are of
+ * one family, else 0. */
 int mct_wl_same_family(const mct_workload *a, const mct_workload *b);
 /* xxh3-128 of the family: the canonical key of w with M = 1. */
 void mct_wl_family_hash(const mct_workload *w, uint8_t out[16]);
@@ -162,6 +169,21 @@ void mct_sched_hash(const mct_sched *s, uint8_t out[16]);
 /* 1 when the schedule prepacks B (the kernel then expects FN_pack_b's buffer), else 0. */
 int mct_sched_prepacked(const mct_sched *s);
 
+/* The schedule s carried over to the b=raw variant of its workload (braw set, every other field
+ * the same), as a transfer seed: prepack(B, PANEL[, KCHUNK]) becomes pack(B, L, PANEL), the same
+ * panel layout copied inside the kernel, at the loop L where the copy costs least. L is the loop
+ * just outside the first i loop after the outermost loop that iterates more than once at the
+ * workload's M (the last loop when there is none): B is then copied once per call, or once per
+ * block of an outermost i loop. L is no deeper than the cache_write loop (the last loop but one
+ * without cache_write), and moves outward while the j block inside it is narrower than a panel.
+ * When pack(B) at L is not legal, the loops outside it are tried in turn, then the pack is
+ * dropped. KCHUNK goes: the copy at L is already chunked by the k block there. A schedule
+ * without prepack is carried over unchanged. *out (the caller destroys it) is legal for the b=raw
+ * workload. Returns 0; MCT_EINVAL when the workload is bmm (no b=raw variant); MCT_ENOTAPPLIC
+ * when no legal schedule results (a vectorized j loop that needs the pack nowhere legal);
+ * MCT_ENOMEM. */
+int mct_sched_without_prepack(const mct_sched *s, mct_sched **out);
+
 /* The register tile a schedule computes per step, as generated kernel names carry it ("6x32"):
  * rows, the unroll factor of the innermost unrolled i loop (1 when none); columns, the innermost
  * j block when a j loop is vectorized and j is tiled, else the unroll factor of the innermost
@@ -174,7 +196,8 @@ int mct_sched_reg_tile(const mct_sched *s, int *rows, int *cols);
 int mct_sched_loops(const mct_sched *s, const char **names, int max);
 
 /* A random legal schedule for w, drawn from the whole space (tiles that need not divide the
- * sizes, orders, packs, register tiles in both vector forms, parallel loops, prefetches).
+ * sizes, orders, packs, register tiles in both vector forms, parallel loops, prefetches; no
+ * prepack for a b=raw workload).
  * *rng is a 64-bit state advanced by the call; vlen is the SIMD width the schedule is meant
  * for (it only biases the draws; any schedule lowers for any width). Returns 0 with *out the
  * caller's (mct_sched_destroy): the untuned nest when 200 draws found nothing legal or a copy
@@ -185,7 +208,8 @@ int mct_sched_random(const mct_workload *w, uint64_t *rng, int vlen, mct_sched *
  * cache_write, pack, prefetch, fused epilogue), for mutation and MCTS fallback. Returns 0 with
  * a short description in what (len bytes, may be NULL), e.g. "tile i level 1: 64 -> 32" or
  * "swap i0 and j0": words for a log, not transformation text. MCT_ENOTAPPLIC when none of 64
- * tries gave a legal, different schedule; s and what are then unchanged. */
+ * tries gave a legal, different schedule; s and what are then unchanged. It never adds a
+ * prepack. */
 int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t len);
 
 /* Lowering ------------------------------------------------------------------------------- */

@@ -100,8 +100,8 @@ typedef struct ek {
     const mct_emit_kernel *in;
     const mct_workload *w;
     int idx;                /* position in its input table: the order's last key */
-    char fam[256];          /* the family's canonical key (M = 0): a table's order, family by
-                             * family, M ascending */
+    char fam[256];          /* the runtime shape's canonical key (M = 0, braw = 0): a table's
+                             * order, shape by shape, then M, threads */
     char *key;              /* the content, "WORKLOAD\nSCHEDULE\nISA" (owned) */
     size_t keylen, wl_len, sched_len;
     char name[112];
@@ -131,6 +131,7 @@ static int ek_init(em *e, ek *k, const mct_emit_kernel *in, int idx, int isa)
     k->idx = idx;
     fam = *k->w;
     fam.M = 0;
+    fam.braw = 0;   /* one runtime shape: the B-as-given kernels sit beside the packed ones */
     mct_wl_format(&fam, k->fam, sizeof k->fam);
     int wn = mct_wl_format(k->w, wl, sizeof wl), sn = mct_sched_format(in->sched, sched,
                                                                        sizeof sched);
@@ -320,7 +321,7 @@ static int put_generic(em *e, FILE *f)
                 const mct_isa *x = mct_isa_get(isa);
                 int V = x->vlen, R = x->nregs >= 32 ? 8 : isa == MCT_ISA_GENERIC ? 4 : 6;
                 mct_workload w = {MCT_OP_MATMUL, lay ? MCT_NT : MCT_NN, 96, 512, 512, 1, 1, 0,
-                                  MCT_ACT_NONE, beta};
+                                  MCT_ACT_NONE, beta, 0};
                 char fn[96], sched[512], why[256];
                 mct_sched *s;
                 snprintf(sched, sizeof sched, "tile(i, 96, %d); tile(j, 512, %d); tile(k, 256); "

@@ -62,7 +62,9 @@ static void tile_form(const mct_workload *w, uint64_t *r, int vlen, int dot, cha
             CAT("reorder(%si0, j0, k0, i1, j1, k1, i2, j2); ", b);
         int bpk = w->layout == MCT_NT || chance(r, 40);
         if (bpk) {
-            if (w->op == MCT_OP_MATMUL && chance(r, 40))
+            /* b=raw: never prepack (the draw is made all the same, so the other workloads'
+             * streams stay as they were) */
+            if (w->op == MCT_OP_MATMUL && chance(r, 40) && !w->braw)
                 CAT("prepack(B, j2); ");
             else
                 CAT("pack(B, k0, j2); ");
@@ -282,12 +284,16 @@ int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t l
         }
         case 6: { /* prefetch */
             int o = (int)rint_(rng, 0, 2), d = (int)rint_(rng, o == OPD_C ? 0 : 1, 16);
+            /* the operand's first prefetch moves; another one of it already at that loop goes
+             * (two at one loop would print twice and parse back as one) */
             int found = 0;
             for (int q = 0; q < c.npf; q++)
-                if (c.pf[q].opd == o) {
+                if (c.pf[q].opd == o && !found) {
                     c.pf[q].loop = id;
                     c.pf[q].dist = d;
                     found = 1;
+                } else if (c.pf[q].opd == o && c.pf[q].loop == id) {
+                    c.pf[q--] = c.pf[--c.npf];
                 }
             if (!found && c.npf < CG_MAXPF)
                 c.pf[c.npf++] = (cg_pf){.opd = o, .loop = id, .dist = d};

@@ -13,6 +13,10 @@
 
 static const char axis_ch[AX_N] = {'b', 'i', 'j', 'k'};
 
+/* The one reason prepack is refused on a b=raw workload (apply and the whole-state check). */
+#define BRAW_NO_PREPACK \
+    "prepack B: this workload takes B as given (b=raw); pack B inside the kernel instead"
+
 static int64_t dim_of(const mct_workload *w, int ax)
 {
     switch (ax) {
@@ -505,6 +509,8 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
             return mct_errf(why, len, MCT_ENOTAPPLIC,
                          "prepack B: bmm operands are activations, not weights packed ahead of "
                          "time");
+        if (s->w.braw)
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "%s", BRAW_NO_PREPACK);
         cg_pack pk = {.on = 1, .at = -1};
         if ((r = parse_layout(s, "prepack", OPD_B, t->args[1], &pk, why, len)))
             return r;
@@ -732,6 +738,8 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
     if (s->fuse && s->cw < 0)
         return mct_errf(why, len, MCT_ENOTAPPLIC, "fuse_epilogue: needs a cache_write at the same "
                      "loop");
+    if (s->prepack && w->braw)
+        return mct_errf(why, len, MCT_ENOTAPPLIC, "%s", BRAW_NO_PREPACK);
     for (int o = 0; o < 2; o++) {
         const cg_pack *pk = &s->pack[o];
         if (!pk->on)
@@ -789,6 +797,62 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
         }
     }
     return 0;
+}
+
+/* ---- carrying a schedule over to the b=raw variant ----------------------------------------- */
+
+/* Iterations of loop id at the workload's sizes: its block, clamped to the size, over its step. */
+static int64_t trips(const mct_sched *s, int id)
+{
+    const cg_loop *l = &s->loops[id];
+    int64_t blk = s->ax[l->axis].f[l->level], size = dim_of(&s->w, l->axis), st = cg_step(s, id);
+    if (blk > size)
+        blk = size;
+    return (blk + st - 1) / st;
+}
+
+int mct_sched_without_prepack(const mct_sched *in, mct_sched **out)
+{
+    *out = NULL;
+    if (in->w.op != MCT_OP_MATMUL)
+        return MCT_EINVAL;
+    mct_sched c = *in;
+    c.w.braw = 1;
+    if (c.prepack) {
+        cg_pack pk = c.pack[OPD_B];
+        pk.kb_lv = 0;
+        pk.kb = 0;
+        c.prepack = 0;
+        /* Packing at position p copies B once per iteration of the i loops outside p: each
+         * block of B inside p is copied once per call when no i loop outside p iterates.
+         * The outermost loop is outside every p, so it does not count. Among the positions with
+         * the least copying, the deepest has the smallest buffer; the register tile
+         * (cache_write) is the limit, and a j block narrower than the panel would pad it. */
+        int p = 1;
+        while (p < c.nloops && !(c.loops[c.order[p]].axis == AX_I && trips(&c, c.order[p]) > 1))
+            p++;
+        p--;
+        int cap = c.cw >= 0 ? cg_pos(&c, c.cw) : c.nloops - 2;
+        if (p > cap)
+            p = cap;
+        while (pk.panel_axis == AX_J && p > 0) {
+            int64_t b = block_inside(&c, AX_J, p);
+            if (b == 0 || b >= pk.panel_w)
+                break;
+            p--;
+        }
+        int ok = 0;
+        for (; p >= 0 && !ok; p--) {
+            c.pack[OPD_B] = pk;
+            c.pack[OPD_B].at = c.order[p];
+            ok = cg_validate(&c, NULL, 0) == 0;
+        }
+        if (!ok)
+            memset(&c.pack[OPD_B], 0, sizeof c.pack[OPD_B]);
+    }
+    if (cg_validate(&c, NULL, 0))
+        return MCT_ENOTAPPLIC;
+    return mct_sched_clone(&c, out);
 }
 
 /* ---- canonical text -------------------------------------------------------------------- */

@@ -49,6 +49,12 @@ int mct_wl_check(const mct_workload *w, char *err, size_t errlen)
     if (w->beta != 0 && w->beta != 1)
         return mct_errf(err, errlen, MCT_EINVAL, "beta=%d: must be 0 (C = out) or 1 (C += out)",
                     w->beta);
+    if (w->braw != 0 && w->braw != 1)
+        return mct_errf(err, errlen, MCT_EINVAL, "b=%d: must be 0 (B may be prepacked) or 1 "
+                    "(b=raw: B taken as given)", w->braw);
+    if (w->braw && w->op == MCT_OP_BMM)
+        return mct_errf(err, errlen, MCT_EINVAL, "b=raw: bmm takes B as given already (its "
+                    "operands are activations, never prepacked); leave b= out for bmm");
     /* products: flops and every operand's element count must stay representable */
     double f = (double)w->M * (double)w->N * (double)w->K * (double)w->batch;
     if (f > (double)MCT_MAX_FLOPS)
@@ -146,7 +152,8 @@ int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen)
     else
         return mct_errf(err, errlen, MCT_EINVAL,
                     "layout '%s': unknown (use nn for B[K,N] or nt for B[N,K])", tok[2]);
-    int seen_m = 0, seen_n = 0, seen_k = 0, seen_b = 0, seen_g = 0, seen_e = 0, seen_beta = 0;
+    int seen_m = 0, seen_n = 0, seen_k = 0, seen_b = 0, seen_g = 0, seen_e = 0, seen_beta = 0,
+        seen_braw = 0;
     for (int i = 3; i < n; i++) {
         char *eq = strchr(tok[i], '=');
         if (!eq)
@@ -173,9 +180,17 @@ int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen)
             else
                 r = mct_errf(err, errlen, MCT_EINVAL, "beta=%s: must be 0 (C = out) or 1 (C += out)",
                          v);
+        } else if (!strcmp(k, "b")) {
+            dup = seen_braw++;
+            if (!strcmp(v, "raw"))
+                w.braw = 1;
+            else
+                r = mct_errf(err, errlen, MCT_EINVAL, "b=%s: unknown (b=raw: B taken as given, "
+                             "never prepacked; leave b= out for the default, where B may be "
+                             "prepacked)", v);
         } else
             return mct_errf(err, errlen, MCT_EINVAL, "field '%s': unknown for %s (fields: M N K%s "
-                        "epi beta)", k, tok[0], w.op == MCT_OP_BMM ? " B G" : "");
+                        "epi beta b)", k, tok[0], w.op == MCT_OP_BMM ? " B G" : "");
         if (r)
             return r;
         if (dup)
@@ -205,10 +220,10 @@ int mct_wl_format(const mct_workload *w, char *buf, size_t len)
     char bg[64] = "";
     if (w->op == MCT_OP_BMM)
         snprintf(bg, sizeof bg, " B=%lld G=%lld", (long long)w->batch, (long long)w->group);
-    int n = snprintf(buf, len, "%s f32 %s%s M=%lld N=%lld K=%lld epi=%s%s",
+    int n = snprintf(buf, len, "%s f32 %s%s M=%lld N=%lld K=%lld epi=%s%s%s",
                      w->op == MCT_OP_BMM ? "bmm" : "matmul", w->layout == MCT_NT ? "nt" : "nn",
                      bg, (long long)w->M, (long long)w->N, (long long)w->K, epi,
-                     w->beta ? " beta=1" : "");
+                     w->beta ? " beta=1" : "", w->braw ? " b=raw" : "");
     if (n < 0 || (size_t)n >= len)
         return MCT_ERANGE;
     return n;
@@ -237,7 +252,7 @@ int mct_wl_same_family(const mct_workload *a, const mct_workload *b)
 {
     return a->op == b->op && a->layout == b->layout && a->N == b->N && a->K == b->K &&
            a->batch == b->batch && a->group == b->group && a->bias == b->bias &&
-           a->act == b->act && a->beta == b->beta;
+           a->act == b->act && a->beta == b->beta && a->braw == b->braw;
 }
 
 void mct_wl_family_hash(const mct_workload *w, uint8_t out[16])

@@ -174,6 +174,168 @@ static void test_schedules(void)
     CHECK(rt_ok);
 }
 
+/* The raw variant (b=raw: B taken as given, never prepacked): its key, its family, its
+ * legality, and the conversion of a packed schedule into a seed for it. */
+static void test_raw_workloads(void)
+{
+    mct_workload w, p;
+    char err[256], buf[256];
+    const char *good[] = {
+        "matmul f32 nt M=16 N=4096 K=4096 epi=none b=raw",
+        "matmul f32 nn M=1 N=7 K=3 epi=bias+gelu beta=1 b=raw",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int r = mct_wl_parse(good[i], &w, err, sizeof err);
+        CHECKF(r == 0 && w.braw == 1, "%s: %s", good[i], err);
+        mct_wl_format(&w, buf, sizeof buf);
+        CHECKF(!strcmp(buf, good[i]), "round trip '%s' -> '%s'", good[i], buf);
+        uint8_t h[16], ht[16];
+        mct_wl_hash(&w, h);
+        mct_hash_text(good[i], strlen(good[i]), ht);
+        CHECK(!memcmp(h, ht, 16));
+    }
+    /* anywhere among the fields; canonical: last, after beta=1 */
+    CHECK(mct_wl_parse("matmul f32 nt b=raw beta=1 K=64 epi=relu N=32 M=2", &w, err,
+                       sizeof err) == 0);
+    mct_wl_format(&w, buf, sizeof buf);
+    CHECKF(!strcmp(buf, "matmul f32 nt M=2 N=32 K=64 epi=relu beta=1 b=raw"), "%s", buf);
+    /* the packed variant (no b=) keeps its key and hash byte for byte */
+    CHECK(mct_wl_parse("matmul f32 nt M=2 N=32 K=64 epi=relu beta=1", &p, err, sizeof err) == 0);
+    CHECK(p.braw == 0);
+    mct_wl_format(&p, buf, sizeof buf);
+    CHECK(!strcmp(buf, "matmul f32 nt M=2 N=32 K=64 epi=relu beta=1"));
+    uint8_t hw[16], hp[16], fw[16], fp[16];
+    mct_wl_hash(&w, hw);
+    mct_wl_hash(&p, hp);
+    CHECK(memcmp(hw, hp, 16) != 0);
+    /* a family of its own: every field but M, b=raw included */
+    CHECK(!mct_wl_same_family(&w, &p));
+    mct_wl_family_hash(&w, fw);
+    mct_wl_family_hash(&p, fp);
+    CHECK(memcmp(fw, fp, 16) != 0);
+    mct_workload w2 = w;
+    w2.M = 300;
+    CHECK(mct_wl_same_family(&w, &w2));
+    uint8_t f2[16];
+    mct_wl_family_hash(&w2, f2);
+    CHECK(!memcmp(fw, f2, 16));
+    struct { const char *text, *needle; int code; } bad[] = {
+        {"matmul f32 nt M=4 N=4 K=4 epi=none b=packed", "b=packed", MCT_EINVAL},
+        {"matmul f32 nt M=4 N=4 K=4 epi=none b=RAW", "b=RAW", MCT_EINVAL},
+        {"matmul f32 nt M=4 N=4 K=4 epi=none b=", "b=", MCT_EINVAL},
+        {"matmul f32 nt M=4 N=4 K=4 epi=none b=raw b=raw", "'b' given twice", MCT_EINVAL},
+        {"bmm f32 nt B=2 G=1 M=4 N=4 K=4 epi=none b=raw", "b=raw", MCT_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        int r = mct_wl_parse(bad[i].text, &w, err, sizeof err);
+        CHECKF(r == bad[i].code && strstr(err, bad[i].needle), "'%s' -> %d '%s'", bad[i].text, r,
+               err);
+    }
+    mct_wl_parse("matmul f32 nt M=4 N=4 K=4 epi=none", &w, err, sizeof err);
+    w.braw = 2;
+    CHECK(mct_wl_check(&w, err, sizeof err) == MCT_EINVAL && strstr(err, "b=2"));
+    mct_wl_parse("bmm f32 nt B=2 G=1 M=4 N=4 K=4 epi=none", &w, err, sizeof err);
+    w.braw = 1;
+    CHECK(mct_wl_check(&w, err, sizeof err) == MCT_EINVAL && strstr(err, "bmm"));
+}
+
+static void test_raw_schedules(void)
+{
+    mct_workload w, p;
+    char err[256], a[4096];
+    mct_sched *s = NULL, *c = NULL;
+    mct_wl_parse("matmul f32 nt M=128 N=4096 K=4096 epi=none b=raw", &w, err, sizeof err);
+    mct_wl_parse("matmul f32 nt M=128 N=4096 K=4096 epi=none", &p, err, sizeof err);
+    const char *blis = "tile(i, 128, 8); tile(j, 512, 32); tile(k, 256); "
+                       "reorder(j0, k0, i0, j1, i1, k1, i2, j2); %s; pack(A, i0, i2); "
+                       "cache_write(i1); unroll(i2, 8); vectorize(j2); unroll(k1, 4)";
+    char txt[1024];
+    /* prepack is refused with the reason, in any form; an in-kernel pack of B is legal */
+    const char *pre[] = {"prepack(B, j2)", "prepack(B, j2, k1)", "prepack(B, k)"};
+    for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++) {
+        snprintf(txt, sizeof txt, blis, pre[i]);
+        err[0] = 0;
+        int r = mct_sched_parse(&w, txt, &s, err, sizeof err);
+        CHECKF(r == MCT_ENOTAPPLIC && strstr(err, "prepack B: this workload takes B as given "
+                                             "(b=raw); pack B inside the kernel instead"),
+               "%s -> %d '%s'", pre[i], r, err);
+    }
+    CHECK(mct_sched_create(&w, &s) == 0);
+    CHECK(mct_sched_apply(s, "tile(j, 32); prepack(B, j1)", err, sizeof err) == MCT_ENOTAPPLIC &&
+          strstr(err, "b=raw"));
+    CHECK(mct_sched_format(s, a, sizeof a) == 0); /* nothing applied */
+    mct_sched_destroy(s);
+    snprintf(txt, sizeof txt, blis, "pack(B, k0, j2)");
+    CHECKF(mct_sched_parse(&w, txt, &s, err, sizeof err) == 0, "%s", err);
+    CHECK(!mct_sched_prepacked(s));
+    mct_sched_destroy(s);
+
+    /* a packed schedule carried over: prepack becomes a pack where B is copied least often,
+     * as deep as the register tile allows (the KCHUNK goes) */
+    struct { const char *M, *pre, *want; } conv[] = {
+        {"512", "prepack(B, j2, k1)", "pack(B, k0, j2)"},  /* i0 iterates: outside it */
+        {"128", "prepack(B, j2)", "pack(B, j1, j2)"},      /* i0 once, i1 iterates */
+        {"16", "prepack(B, j2, k1)", "pack(B, j1, j2)"},
+        {"8", "prepack(B, j2)", "pack(B, i1, j2)"},        /* no i loop iterates: the tile */
+    };
+    for (size_t i = 0; i < sizeof conv / sizeof conv[0]; i++) {
+        char key[128];
+        mct_workload q;
+        snprintf(key, sizeof key, "matmul f32 nt M=%s N=4096 K=4096 epi=none", conv[i].M);
+        mct_wl_parse(key, &q, err, sizeof err);
+        snprintf(txt, sizeof txt, blis, conv[i].pre);
+        s = c = NULL;
+        CHECKF(mct_sched_parse(&q, txt, &s, err, sizeof err) == 0, "%s", err);
+        int r = s ? mct_sched_without_prepack(s, &c) : -1;
+        CHECKF(r == 0, "M=%s: %d", conv[i].M, r);
+        if (r == 0) {
+            mct_sched_format(c, a, sizeof a);
+            const mct_workload *cw = mct_sched_workload(c);
+            CHECKF(strstr(a, conv[i].want) && !strstr(a, "prepack") && !mct_sched_prepacked(c),
+                   "M=%s: %s", conv[i].M, a);
+            CHECK(cw->braw == 1 && cw->M == q.M && cw->N == q.N && cw->layout == q.layout);
+            /* the text is a legal schedule of the raw workload */
+            mct_workload rq = *cw;
+            mct_sched *back;
+            CHECKF(mct_sched_parse(&rq, a, &back, err, sizeof err) == 0, "%s: %s", a, err);
+            if (back)
+                mct_sched_destroy(back);
+        }
+        mct_sched_destroy(s);
+        mct_sched_destroy(c);
+    }
+    /* B in rows along k: the same rows, packed inside the kernel */
+    mct_wl_parse("matmul f32 nt M=64 N=64 K=64 epi=none", &p, err, sizeof err);
+    CHECK(mct_sched_parse(&p, "tile(j, 8); tile(k, 16); reorder(i, j0, k0, j1, k1); prepack(B, k); "
+                              "cache_write(j0); unroll(j1, 8); vectorize(k1)", &s, err,
+                          sizeof err) == 0);
+    CHECK(s && mct_sched_without_prepack(s, &c) == 0);
+    if (c) {
+        mct_sched_format(c, a, sizeof a);
+        CHECKF(strstr(a, "pack(B, j0, k)") && !strstr(a, "prepack"), "%s", a);
+        mct_sched_destroy(c);
+    }
+    mct_sched_destroy(s);
+    /* no prepack: unchanged but for the workload */
+    const char *plain = "tile(j, 32); tile(k, 16); reorder(i, j0, k0, j1, k1); cache_write(j0); "
+                        "unroll(j1, 8); vectorize(k1)";
+    CHECK(mct_sched_parse(&p, plain, &s, err, sizeof err) == 0);
+    CHECK(mct_sched_without_prepack(s, &c) == 0);
+    if (c) {
+        mct_sched_format(c, a, sizeof a);
+        CHECK(!strcmp(a, plain) && mct_sched_workload(c)->braw == 1);
+        mct_sched_destroy(c);
+    }
+    mct_sched_destroy(s);
+    /* bmm has no raw variant */
+    mct_wl_parse("bmm f32 nt B=2 G=1 M=4 N=64 K=64 epi=none", &p, err, sizeof err);
+    CHECK(mct_sched_create(&p, &s) == 0);
+    c = NULL;
+    CHECK(mct_sched_without_prepack(s, &c) == MCT_EINVAL && c == NULL);
+    mct_sched_destroy(s);
+}
+
 /* ---- the property test ------------------------------------------------------------------- */
 
 typedef struct {
@@ -594,6 +756,216 @@ static void test_chains(void)
     if (failures == 0 && system(cmd)) {}
 }
 
+/* ---- the raw variant in the property machinery --------------------------------------------
+ * b=raw workloads (B taken as given): random schedules, mutations, chains with the heuristic
+ * guide and packed schedules carried over by mct_sched_without_prepack never prepack, and every
+ * one of them compiles and matches the oracle. */
+
+/* A random matmul workload of the raw variant, made through its key. */
+static int draw_raw_workload(uint64_t *r, mct_workload *w)
+{
+    char key[300], err[256];
+    do
+        if (draw_workload(r, w))
+            return -1;
+    while (w->op != MCT_OP_MATMUL);
+    mct_wl_format(w, key, sizeof key - 8);
+    strcat(key, " b=raw");
+    if (mct_wl_parse(key, w, err, sizeof err) || !w->braw) {
+        fprintf(stderr, "raw workload %s: %s\n", key, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* A packed matmul schedule with prepack(B) (a random draw), carried over to the raw variant. */
+static int draw_converted(uint64_t *r, const mct_target *t, pcase *pc, int *prepacked)
+{
+    mct_workload w;
+    mct_sched *s = NULL;
+    *prepacked = 0;
+    for (int tries = 0; tries < 400; tries++) {
+        do
+            if (draw_workload(r, &w))
+                return -1;
+        while (w.op != MCT_OP_MATMUL);
+        if (mct_sched_random(&w, r, t->vlen, &s))
+            return -1;
+        if (mct_sched_prepacked(s))
+            break;
+        mct_sched_destroy(s);
+        s = NULL;
+    }
+    if (!s)
+        return -1;
+    *prepacked = 1;
+    int rc = mct_sched_without_prepack(s, &pc->s);
+    mct_sched_destroy(s);
+    if (rc)
+        return rc;
+    pc->w = *mct_sched_workload(pc->s);
+    return 0;
+}
+
+static void test_raw_property(void)
+{
+    const char *seed_env = getenv("MCTUNE_TEST_SEED");
+    uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : 20261215, r = seed ^ 0x5bd1e995;
+    int sanitized = getenv("MCTUNE_SANITIZED") != NULL;
+    mct_guide *guide = NULL;
+    char dir[] = "/tmp/mct_raw_XXXXXX";
+    if (!mkdtemp(dir) || mct_guide_heuristic_create(&guide)) {
+        CHECK(0);
+        return;
+    }
+    mct_target host = mct_target_host();
+    char a[4096], b[4096], err[256], what[160];
+
+    /* many draws, no compiler: never a prepack, and every text reparses */
+    int ndraws = sanitized ? 400 : 2000, pre = 0, bad = 0, refused = 0, muts = 0, conv = 0;
+    for (int i = 0; i < ndraws; i++) {
+        mct_workload w;
+        mct_sched *s, *s2;
+        if (draw_raw_workload(&r, &w)) {
+            bad++;
+            continue;
+        }
+        mct_target t = draw_target(&r, &host);
+        if (mct_sched_random(&w, &r, t.vlen, &s)) {
+            bad++;
+            continue;
+        }
+        pre += mct_sched_prepacked(s);
+        for (int m = 0; m < 6; m++)
+            if (mct_sched_mutate(s, &r, t.vlen, what, sizeof what) == 0) {
+                muts++;
+                pre += mct_sched_prepacked(s);
+            }
+        if (i % 4 == 0)
+            for (int q = 0; q < 4; q++) {
+                chain_step(s, &r, &t, guide);
+                pre += mct_sched_prepacked(s);
+            }
+        mct_sched_format(s, a, sizeof a);
+        if (strstr(a, "prepack"))
+            pre++;
+        if (mct_sched_parse(&w, a, &s2, err, sizeof err)) {
+            bad++;
+            fprintf(stderr, "raw schedule does not reparse: %s: %s\n", a, err);
+        } else {
+            mct_sched_format(s2, b, sizeof b);
+            if (strcmp(a, b))
+                bad++, fprintf(stderr, "raw round trip differs:\n%s\n%s\n", a, b);
+            mct_sched_destroy(s2);
+        }
+        /* asking for a prepack is refused whatever the schedule */
+        const char *names[32];
+        int nl = mct_sched_loops(s, names, 32);
+        snprintf(b, sizeof b, "prepack(B, %s)", i % 3 ? names[(unsigned)i % (unsigned)nl] : "k");
+        mct_sched_clone(s, &s2);
+        refused += mct_sched_apply(s2, b, NULL, 0) != 0;
+        mct_sched_destroy(s2);
+        mct_sched_destroy(s);
+        /* a packed draw carried over */
+        if (i % 2 == 0) {
+            pcase pc = {0};
+            int pp;
+            int rc = draw_converted(&r, &t, &pc, &pp);
+            if (rc == 0) {
+                conv++;
+                mct_sched_format(pc.s, a, sizeof a);
+                pre += mct_sched_prepacked(pc.s) || strstr(a, "prepack") || !pc.w.braw;
+                if (mct_sched_parse(&pc.w, a, &s2, err, sizeof err))
+                    bad++, fprintf(stderr, "carried-over schedule does not reparse: %s: %s\n", a,
+                                   err);
+                else
+                    mct_sched_destroy(s2);
+                mct_sched_destroy(pc.s);
+            } else if (rc != MCT_ENOTAPPLIC)
+                bad++, fprintf(stderr, "carrying a packed draw over failed: %d\n", rc);
+        }
+    }
+    printf("raw variant: %d draws, %d mutations, %d carried over, %d prepacks, %d bad\n", ndraws,
+           muts, conv, pre, bad);
+    CHECKF(pre == 0, "%d raw schedules prepack", pre);
+    CHECK(bad == 0);
+    CHECK(refused == ndraws);
+    CHECK(muts > ndraws * 3);
+    CHECK(conv >= ndraws / 2 * 9 / 10);
+
+    /* compiled: random raw schedules, chains on raw workloads, carried-over packed schedules */
+    int per_batch = sanitized ? 24 : 40, failures = 0, run = 0, fast = 0, drawn = 0;
+    for (int kind = 0; kind < 3; kind++) {
+        pcase cs[64];
+        int n = 0;
+        for (int i = 0; i < per_batch; i++) {
+            pcase *pc = &cs[n];
+            memset(pc, 0, sizeof *pc);
+            pc->t = draw_target(&r, &host);
+            int rc = -1, pp = 1;
+            if (kind == 0 && draw_raw_workload(&r, &pc->w) == 0)
+                rc = mct_sched_random(&pc->w, &r, pc->t.vlen, &pc->s);
+            else if (kind == 1 && draw_raw_workload(&r, &pc->w) == 0 &&
+                     (rc = mct_sched_create(&pc->w, &pc->s)) == 0) {
+                int steps = 1 + (int)(rbits(&r) % 12);
+                for (int q = 0; q < steps; q++)
+                    chain_step(pc->s, &r, &pc->t, guide);
+            } else if (kind == 2)
+                rc = draw_converted(&r, &pc->t, pc, &pp);
+            if (rc || !pp || mct_sched_prepacked(pc->s) || !pc->w.braw) {
+                failures++;
+                fprintf(stderr, "raw case %d/%d: draw failed (%d)\n", kind, i, rc);
+                if (!rc)
+                    mct_sched_destroy(pc->s);
+                continue;
+            }
+            snprintf(pc->fn, sizeof pc->fn, "raw%d_%d", kind, i);
+            n++;
+            drawn++;
+        }
+        void *h = NULL;
+        if (compile_batch(cs, n, dir, 200 + kind, &h)) {
+            failures += n;
+            for (int i = 0; i < n; i++) {
+                char wl[256];
+                mct_wl_format(&cs[i].w, wl, sizeof wl);
+                mct_sched_format(cs[i].s, a, sizeof a);
+                fprintf(stderr, "  in raw batch: %s | %s\n", wl, a);
+                mct_sched_destroy(cs[i].s);
+            }
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            char msg[256] = "", wl[256];
+            char *ps = NULL;
+            mct_cg_lower_pseudo(cs[i].s, &cs[i].t, &ps);
+            if (ps && strstr(ps, "# cache_write: register tile"))
+                fast++;
+            free(ps);
+            run++;
+            if (!run_case(&cs[i], h, &r, msg, sizeof msg)) {
+                failures++;
+                mct_wl_format(&cs[i].w, wl, sizeof wl);
+                mct_sched_format(cs[i].s, a, sizeof a);
+                fprintf(stderr, "raw case %s failed (seed %llu): %s\n  workload: %s\n"
+                        "  schedule: %s\n  vlen: %d\n", cs[i].fn, (unsigned long long)seed, msg,
+                        wl, a, cs[i].t.vlen);
+            }
+            mct_sched_destroy(cs[i].s);
+        }
+    }
+    mct_guide_destroy(guide);
+    printf("raw variant: %d cases compiled and run, %d with a register tile, %d failed (seed "
+           "%llu)\n", run, fast, failures, (unsigned long long)seed);
+    CHECKF(failures == 0, "%d raw cases failed with seed %llu", failures,
+           (unsigned long long)seed);
+    CHECK(run == 3 * per_batch && drawn == run);
+    CHECK(fast >= per_batch / 2);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (failures == 0 && system(cmd)) {}
+}
+
 /* A legal schedule a language model proposed that the emitter once turned into C that did not
  * compile (an unroll pragma in front of a declaration): it must compile with gcc and clang for
  * every vector width and match the oracle. */
@@ -716,9 +1088,12 @@ int main(void)
         return one_case(getenv("MCTUNE_TEST_CASE"));
     test_workloads();
     test_schedules();
+    test_raw_workloads();
+    test_raw_schedules();
     test_cli();
     test_reproducers();
     test_property();
     test_chains();
+    test_raw_property();
     return check_done();
 }

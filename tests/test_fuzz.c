@@ -55,12 +55,18 @@ static const struct {
         "\"80000001.edx\":\"0x0\",\"d.eax\":\"0x0\",\"d.1.eax\":\"0x0\"},\"xcr0\":\"0xe7\"}",
         "{\"type\":\"workload\",\"workload\":\"matmul f32 nn M=1 N=2 K=3 epi=bias+gelu beta=1\"}",
         "{\"type\":\"llm\",\"model\":\"m\",\"params\":\"{}\",\"prompt\":\"p\",\"reply\":\"r\"}",
+        "{\"type\":\"best\",\"workload\":\"matmul f32 nt M=4 N=64 K=64 epi=none b=raw\","
+        "\"cpu\":\"00000000000000ab\",\"threads\":1,\"schedule\":\"tile(j, 16); pack(B, j0, j1)\","
+        "\"median_ns\":5,\"gflops\":1.5,\"search\":\"mcts\",\"model\":\"m\"}",
         NULL}, NULL},
     {"fuzz_workload", {
         "matmul f32 nt M=128 N=4096 K=4096 epi=none",
         "matmul f32 nn M=16 N=14336 K=4096 epi=bias+silu beta=1",
         "bmm f32 nt B=32 G=4 M=128 N=512 K=128 epi=none",
         "matmul f32 nt K=7 N=5 M=3 epi=relu",
+        "matmul f32 nt M=16 N=4096 K=4096 epi=none b=raw",
+        "matmul f32 nn b=raw M=1 N=7 K=3 epi=bias+gelu beta=1",
+        "bmm f32 nt B=2 G=1 M=4 N=8 K=8 epi=none b=raw",
         NULL}, NULL},
     {"fuzz_sched", {
         "tile(i, 8); tile(j, 16); reorder(i0, j0, k, i1, j1); vectorize(j1)",

@@ -217,6 +217,87 @@ static void test_put_and_merge(void)
     mct_db_close(a);
 }
 
+/* The raw variant (b=raw) is stored like any workload: its records go in when their schedule
+ * takes B as given, and one that prepacks B is refused (import and put) naming the field. */
+#define WL_RAW WL " b=raw"
+#define PRE "tile(j, 16); reorder(i, k, j0, j1); prepack(B, j1); vectorize(j1)"
+#define PACKB "tile(j, 16); reorder(i, k, j0, j1); pack(B, k, j1); vectorize(j1)"
+
+static void line_wl(char *buf, size_t n, const char *wl, const char *type, const char *sched,
+                    double ns)
+{
+    snprintf(buf, n, "{\"type\":\"%s\",\"workload\":\"%s\",\"cpu\":\"" CPU "\",\"threads\":1,"
+             "\"schedule\":\"%s\",\"median_ns\":%g,\"gflops\":1,\"samples\":3}\n", type, wl,
+             sched, ns);
+}
+
+static int fam_cb(const mct_db_rec *r, void *ctx)
+{
+    int *n = ctx;
+    n[0]++;
+    n[1] += strstr(r->workload, "b=raw") != NULL;
+    return 0;
+}
+
+static void test_raw_records(void)
+{
+    mct_db *db = open_db(newdir("raw"));
+    char l1[2048], l2[2048], l3[2048], l4[2048], text[8192];
+    mct_db_report rep;
+    mct_db_rec out, r;
+    if (!db)
+        return;
+    /* the packed variant may prepack; the raw one packs inside the kernel */
+    line_wl(l1, sizeof l1, WL, "best", PRE, 900);
+    line_wl(l2, sizeof l2, WL, "trial", PRE, 900);
+    line_wl(l3, sizeof l3, WL_RAW, "best", PACKB, 1100);
+    line_wl(l4, sizeof l4, WL_RAW, "trial", PACKB, 1100);
+    snprintf(text, sizeof text, "%s%s%s%s", l1, l2, l3, l4);
+    int rc = mct_db_import(db, write_file(text), NULL, NULL, &rep);
+    CHECKF(rc == 0 && rep.added == 4, "rc %d: %s", rc, mct_db_errmsg(db));
+    mct_workload w, wr;
+    uint8_t h[16], hr[16];
+    mct_wl_parse(WL, &w, NULL, 0);
+    mct_wl_parse(WL_RAW, &wr, NULL, 0);
+    mct_wl_hash(&w, h);
+    mct_wl_hash(&wr, hr);
+    CHECK(mct_db_get_best(db, hr, 0xab, 1, &out) == 0 && !strcmp(out.schedule, PACKB) &&
+          !strcmp(out.workload, WL_RAW));
+    CHECK(mct_db_get_best(db, h, 0xab, 1, &out) == 0 && !strcmp(out.schedule, PRE));
+    /* each variant is a family of its own */
+    int n[2] = {0, 0};
+    CHECK(mct_db_iter_family(db, &wr, fam_cb, n) == 0 && n[0] == 1 && n[1] == 1);
+    n[0] = n[1] = 0;
+    CHECK(mct_db_iter_family(db, &w, fam_cb, n) == 0 && n[0] == 1 && n[1] == 0);
+    /* a raw record that prepacks: refused, nothing imported */
+    for (int kind = 0; kind < 2; kind++) {
+        line_wl(l1, sizeof l1, WL_RAW, kind ? "trial" : "best", PRE, 1);
+        snprintf(text, sizeof text, "%s%s", l4, l1);
+        const char *f = write_file(text);
+        char want[512];
+        snprintf(want, sizeof want, "%s:2: field 'schedule'", f);
+        rc = mct_db_import(db, f, NULL, NULL, &rep);
+        const char *msg = mct_db_errmsg(db);
+        CHECKF(rc == MCT_EINVAL && strstr(msg, want) && strstr(msg, "b=raw") &&
+               strstr(msg, "nothing was imported"), "kind %d: rc %d '%s'", kind, rc, msg);
+    }
+    CHECK(mct_db_get_best(db, hr, 0xab, 1, &out) == 0 && !strcmp(out.schedule, PACKB));
+    /* and through the API */
+    memset(&r, 0, sizeof r);
+    snprintf(r.workload, sizeof r.workload, WL_RAW);
+    r.cpu = 0xab;
+    r.threads = 1;
+    r.median_ns = 1;
+    snprintf(r.schedule, sizeof r.schedule, PRE);
+    CHECK(mct_db_put_trial(db, &r) == MCT_EINVAL && strstr(mct_db_errmsg(db), "b=raw"));
+    CHECK(mct_db_put_best(db, &r, NULL) == MCT_EINVAL && strstr(mct_db_errmsg(db), "'schedule'"));
+    /* a raw key on bmm is no workload */
+    snprintf(r.workload, sizeof r.workload, "bmm f32 nt B=2 G=1 M=4 N=8 K=8 epi=none b=raw");
+    snprintf(r.schedule, sizeof r.schedule, "%s", "");
+    CHECK(mct_db_put_trial(db, &r) == MCT_EINVAL && strstr(mct_db_errmsg(db), "b=raw"));
+    mct_db_close(db);
+}
+
 /* The command line: exit status 1, the message on stderr, the database unchanged. */
 static void test_cli(void)
 {
@@ -258,6 +339,7 @@ int main(void)
     test_best_needs_trial();
     test_best_matches_trial();
     test_put_and_merge();
+    test_raw_records();
     test_cli();
     check_rmtree(root);
     return check_done();

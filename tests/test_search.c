@@ -451,6 +451,49 @@ static void test_models(void)
         CHECKF(r == 0 && m.n > 0, "%s: %s", shipped[i], err);
         mct_tune_model_free(&m);
     }
+    /* "b": the variants of matmul layers, per layer or for the file; packed first */
+    write_file(p, "{\"name\":\"t\",\"b\":\"raw\",\"layers\":[{\"name\":\"q\",\"op\":\"matmul\","
+                  "\"N\":64,\"K\":32,\"M\":[1,16],\"b\":\"both\"},{\"name\":\"o\","
+                  "\"op\":\"matmul\",\"N\":32,\"K\":64,\"M\":[4]},{\"name\":\"s\",\"op\":\"bmm\","
+                  "\"B\":8,\"G\":2,\"N\":128,\"K\":64,\"M\":[4]}]}");
+    memset(&m, 0, sizeof m);
+    CHECKF(mct_tune_model_load(p, &m, err, sizeof err) == 0, "%s", err);
+    CHECK(m.n == 6);
+    if (m.n == 6) {
+        CHECK(m.w[0].M == 1 && !m.w[0].braw && m.w[1].M == 1 && m.w[1].braw);
+        CHECK(m.w[2].M == 16 && !m.w[2].braw && m.w[3].M == 16 && m.w[3].braw);
+        CHECK(m.w[4].N == 32 && m.w[4].braw);            /* the file's "b" */
+        CHECK(m.w[5].op == MCT_OP_BMM && !m.w[5].braw);  /* bmm: one variant */
+    }
+    /* mctune tune --b: every matmul in the variants asked for, whatever the file said */
+    CHECK(mct_tune_model_variants(&m, MCT_TUNE_B_PACKED) == 0 && m.n == 4);
+    CHECK(m.n == 4 && !m.w[0].braw && !m.w[1].braw && !m.w[2].braw && m.w[3].op == MCT_OP_BMM);
+    CHECK(mct_tune_model_variants(&m, MCT_TUNE_B_BOTH) == 0 && m.n == 7);
+    CHECK(m.n == 7 && !m.w[2].braw && m.w[3].braw && m.w[3].M == 16 && m.w[6].op == MCT_OP_BMM);
+    CHECK(mct_tune_model_variants(&m, MCT_TUNE_B_ASIS) == 0 && m.n == 7);
+    CHECK(mct_tune_model_variants(&m, MCT_TUNE_B_RAW) == 0 && m.n == 4 && m.w[0].braw);
+    mct_tune_model_free(&m);
+    mct_tune_bvar bv;
+    CHECK(mct_tune_bvar_parse("both", &bv) == 0 && bv == MCT_TUNE_B_BOTH);
+    CHECK(mct_tune_bvar_parse("raw", &bv) == 0 && bv == MCT_TUNE_B_RAW);
+    CHECK(mct_tune_bvar_parse("packed", &bv) == 0 && bv == MCT_TUNE_B_PACKED);
+    CHECK(mct_tune_bvar_parse("b=raw", &bv) == MCT_EINVAL);
+    struct { const char *text, *want; } badb[] = {
+        {"{\"name\":\"t\",\"layers\":[{\"name\":\"q\",\"op\":\"matmul\",\"N\":6,\"K\":3,"
+         "\"b\":\"prepacked\"}]}", "layer 0 (q): field \"b\""},
+        {"{\"name\":\"t\",\"layers\":[{\"name\":\"s\",\"op\":\"bmm\",\"B\":2,\"N\":6,"
+         "\"K\":3,\"b\":\"raw\"}]}", "layer 0 (s): field \"b\": bmm"},
+        {"{\"name\":\"t\",\"b\":1,\"layers\":[{\"name\":\"q\",\"op\":\"matmul\",\"N\":6,"
+         "\"K\":3}]}", "field \"b\""},
+    };
+    for (size_t i = 0; i < sizeof badb / sizeof badb[0]; i++) {
+        write_file(p, badb[i].text);
+        memset(&m, 0, sizeof m);
+        err[0] = 0;
+        int r = mct_tune_model_load(p, &m, err, sizeof err);
+        CHECKF(r == MCT_EINVAL && strstr(err, badb[i].want) && strstr(err, p),
+               "b case %zu: %d '%s'", i, r, err);
+    }
     /* the CLI names the file and the field too */
     char cmd[4096], out[4096];
     snprintf(cmd, sizeof cmd, "%s tune --model %s --db %s/x 2>&1", mctune, p, tmp);
@@ -537,6 +580,231 @@ static void test_shapes(void)
  * counted apart from candidate failures. A compiler that cannot read its forced include stands
  * in for the emitter writing C that does not compile. */
 static char bug_note[2048];
+/* The raw variant (b=raw): the heuristic guide never proposes a prepack for it and proposes
+ * packing B inside the kernel where its model says the copy pays; the prompt says B is taken
+ * as given. */
+static int propose_all(mct_guide *g, const mct_workload *w, const mct_sched *node, int threads,
+                       const mct_target *t, char **props, int want)
+{
+    mct_guide_node nd = {node, "", -1, 0, 1};
+    mct_guide_ctx c = {0};
+    uint64_t rng = 11;
+    c.w = w;
+    c.cpu = mct_cpu_host();
+    c.target = t;
+    c.threads = threads;
+    c.node = &nd;
+    c.base_latency_s = -1;
+    c.want = want;
+    c.rng = &rng;
+    int n = 0;
+    char err[256];
+    if (mct_guide_propose(g, &c, props, &n, err, sizeof err))
+        return -1;
+    return n;
+}
+
+static void test_raw_guide(void)
+{
+    static const char *keys[] = {"matmul f32 nt M=1 N=4096 K=4096 epi=none",
+                                 "matmul f32 nt M=4 N=4096 K=4096 epi=none",
+                                 "matmul f32 nn M=4 N=4096 K=4096 epi=bias+silu",
+                                 "matmul f32 nt M=16 N=4096 K=4096 epi=none",
+                                 "matmul f32 nt M=128 N=4096 K=1024 epi=none beta=1",
+                                 "matmul f32 nn M=512 N=1024 K=1024 epi=gelu"};
+    mct_target tg[2] = {mct_target_of_isa(MCT_ISA_AVX2), mct_target_host()};
+    int pre_raw = 0, pre_packed = 0, packb_raw = 0, total = 0, illegal = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        for (int raw = 0; raw < 2; raw++)
+            for (int th = 1; th <= 2; th++)
+                for (int ti = 0; ti < 2; ti++) {
+                    char key[256];
+                    mct_workload w;
+                    snprintf(key, sizeof key, "%s%s", keys[i], raw ? " b=raw" : "");
+                    CHECK(mct_wl_parse(key, &w, NULL, 0) == 0);
+                    mct_guide *g = NULL;
+                    CHECK(mct_guide_heuristic_create(&g) == 0);
+                    mct_sched *node = NULL;
+                    mct_sched_create(&w, &node);
+                    /* from the untuned nest, then from its first proposals */
+                    for (int depth = 0; depth < 3 && node; depth++) {
+                        char *props[16];
+                        int n = propose_all(g, &w, node, th, &tg[ti], props, 16);
+                        mct_sched *next = NULL;
+                        for (int q = 0; q < n; q++) {
+                            total++;
+                            int pre = strstr(props[q], "prepack") != NULL;
+                            pre_raw += raw && pre;
+                            pre_packed += !raw && pre;
+                            packb_raw += raw && strstr(props[q], "pack(B, ") != NULL;
+                            mct_sched *c;
+                            mct_sched_clone(node, &c);
+                            if (mct_sched_apply(c, props[q], NULL, 0))
+                                illegal++;
+                            if (!next && strstr(props[q], "reorder"))
+                                next = c;
+                            else
+                                mct_sched_destroy(c);
+                            free(props[q]);
+                        }
+                        mct_sched_destroy(node);
+                        node = next;
+                    }
+                    mct_sched_destroy(node);
+                    mct_guide_destroy(g);
+                }
+    printf("heuristic guide: %d proposals; raw: %d prepack, %d pack B; packed: %d prepack\n",
+           total, pre_raw, packb_raw, pre_packed);
+    CHECK(total > 100 && illegal == 0);
+    CHECKF(pre_raw == 0, "%d raw proposals prepack", pre_raw);
+    CHECK(packb_raw > 0 && pre_packed > 0);
+
+    /* a BLIS node at M = 128: B copied per KC x NC block or per micro-panel, never prepacked;
+     * at M = 4 (one row tile) the copy does not pay */
+    const char *blis = "tile(i, 128, 4); tile(j, 512, 16); tile(k, 256); "
+                       "reorder(j0, k0, i0, j1, i1, k1, i2, j2); pack(B, k0, j2); "
+                       "cache_write(i1); unroll(i2, 4); vectorize(j2)";
+    for (int mi = 0; mi < 2; mi++) {
+        mct_workload w;
+        char key[128];
+        snprintf(key, sizeof key, "matmul f32 nt M=%d N=4096 K=4096 epi=none b=raw",
+                 mi ? 4 : 128);
+        mct_wl_parse(key, &w, NULL, 0);
+        mct_sched *node = NULL;
+        CHECK(mct_sched_parse(&w, blis, &node, NULL, 0) == 0);
+        mct_guide *g = NULL;
+        mct_guide_heuristic_create(&g);
+        char *props[64];
+        int n = node ? propose_all(g, &w, node, 1, &tg[0], props, 64) : 0, micro = 0, pre = 0;
+        for (int q = 0; q < n; q++) {
+            micro += !strcmp(props[q], "pack(B, j1, j2)");
+            pre += strstr(props[q], "prepack") != NULL;
+            free(props[q]);
+        }
+        CHECKF(pre == 0 && micro == !mi, "M=%d: %d proposals, micro-panel %d, prepack %d",
+               mi ? 4 : 128, n, micro, pre);
+        mct_guide_destroy(g);
+        mct_sched_destroy(node);
+    }
+
+    /* the prompt */
+    for (int raw = 0; raw < 2; raw++) {
+        mct_workload w;
+        mct_wl_parse(raw ? "matmul f32 nt M=4 N=64 K=64 epi=none b=raw"
+                         : "matmul f32 nt M=4 N=64 K=64 epi=none", &w, NULL, 0);
+        mct_sched *s;
+        mct_sched_create(&w, &s);
+        mct_guide_node nd = {s, "", -1, 0, 1};
+        mct_guide_ctx c = {0};
+        c.w = &w;
+        c.cpu = mct_cpu_host();
+        c.node = &nd;
+        c.threads = 1;
+        c.want = 2;
+        char *p = NULL;
+        CHECK(mct_guide_prompt(&c, &p) == 0 && p);
+        if (p && raw)
+            CHECKF(strstr(p, "M=4 N=64 K=64 epi=none b=raw") &&
+                   strstr(p, "takes B as given (b=raw)") &&
+                   strstr(p, "prepack is not available") &&
+                   strstr(p, "- prepack(B, PANEL[, KCHUNK]): not available for this workload") &&
+                   !strstr(p, "\"prepack(B, j2, k1)\"") && !strstr(p, "packed once ahead of time"),
+                   "raw prompt:\n%s", p);
+        if (p && !raw)
+            CHECK(!strstr(p, "b=raw") && strstr(p, "\"prepack(B, j2, k1)\"") &&
+                  strstr(p, "B (the weights) packed once ahead of time"));
+        free(p);
+        mct_sched_destroy(s);
+    }
+}
+
+static int raw_trial_fn(const mct_db_rec *r, void *ctx)
+{
+    int *n = ctx;
+    if (!strstr(r->workload, "b=raw"))
+        return 0;
+    n[0]++;
+    n[1] += strstr(r->schedule, "prepack") != NULL;
+    return 0;
+}
+
+typedef struct { const char *sched; int found; } find_ctx;
+
+static int find_trial_fn(const mct_db_rec *r, void *ctx)
+{
+    find_ctx *f = ctx;
+    f->found += strstr(r->workload, "b=raw") && !strcmp(r->schedule, f->sched);
+    return 0;
+}
+
+/* `mctune tune --b both`: the packed variant, then the raw one, seeded from the packed best
+ * records of the same M with their prepack turned into a pack; no raw trial prepacks. */
+static void test_tune_both(void)
+{
+    char db[400], cmd[4096], out[16384], err[256];
+    snprintf(db, sizeof db, "%s/both-db", tmp);
+    const char *pre = "tile(i, 16, 4); tile(j, 32, 16); tile(k, 32); "
+                      "reorder(j0, k0, i0, j1, i1, k1, i2, j2); prepack(B, j2); "
+                      "cache_write(i1); unroll(i2, 4); vectorize(j2)";
+    CHECK(put_other_cpu_best(db, WL, pre) == 0);
+    /* what the raw search must be seeded with */
+    mct_workload w;
+    mct_sched *s = NULL, *c = NULL;
+    char want[4096] = "";
+    mct_wl_parse(WL, &w, NULL, 0);
+    CHECKF(mct_sched_parse(&w, pre, &s, err, sizeof err) == 0, "%s", err);
+    CHECK(s && mct_sched_without_prepack(s, &c) == 0);
+    if (c)
+        mct_sched_format(c, want, sizeof want);
+    mct_sched_destroy(s);
+    mct_sched_destroy(c);
+    CHECKF(strstr(want, "pack(B, ") && !strstr(want, "prepack"), "%s", want);
+
+    snprintf(cmd, sizeof cmd, "%s tune --workload '%s' --b both --budget 5 --db %s --cache %s "
+             "--min-time 0.01 2>&1", mctune, WL, db, cache);
+    int rc = run_cmd(cmd, out, sizeof out);
+    char l1[300], l2[300];
+    snprintf(l1, sizeof l1, "[1/2] %s: ", WL);
+    snprintf(l2, sizeof l2, "[2/2] %s b=raw: ", WL);
+    CHECKF(rc == 0 && strstr(out, "tune: 2 workloads") && strstr(out, l1) && strstr(out, l2) &&
+           strstr(out, "done: 2 tuned"), "rc %d: %s", rc, out);
+    const char *sd = strstr(out, l2);
+    CHECKF(sd && strstr(sd, "transfer seed"), "the raw search has no transfer seed: %s", out);
+    mct_db *d = NULL;
+    CHECK(mct_db_open(db, MCT_DB_RDONLY, NULL, 0, &d) == 0);
+    if (d) {
+        mct_workload wr = w;
+        wr.braw = 1;
+        uint8_t h[16], hr[16];
+        mct_wl_hash(&w, h);
+        mct_wl_hash(&wr, hr);
+        mct_db_rec r;
+        uint64_t me = mct_cpu_key(mct_cpu_host());
+        CHECK(mct_db_get_best(d, h, me, 1, &r) == 0);
+        CHECK(mct_db_get_best(d, hr, me, 1, &r) == 0 && !strstr(r.schedule, "prepack"));
+        int n[2] = {0, 0};
+        CHECK(mct_db_iter(d, MCT_DB_TRIALS, raw_trial_fn, n) == 0);
+        CHECKF(n[0] == 5 && n[1] == 0, "%d raw trials, %d prepack", n[0], n[1]);
+        find_ctx f = {want, 0};
+        mct_db_iter(d, MCT_DB_TRIALS, find_trial_fn, &f);
+        CHECKF(f.found == 1, "the carried-over seed '%s' was not measured", want);
+        mct_db_close(d);
+    }
+    /* again: both variants are tuned, so both are skipped */
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "done: 0 tuned, 2 skipped"), "%s", out);
+    /* --b raw alone names only the raw key; a bad value is refused */
+    snprintf(cmd, sizeof cmd, "%s tune --workload '%s' --b raw --budget 5 --db %s --cache %s "
+             "--min-time 0.01 2>&1", mctune, WL, db, cache);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "tune: 1 workload,") && strstr(out, "b=raw: skipped"), "%s",
+           out);
+    snprintf(cmd, sizeof cmd, "%s tune --workload '%s' --b prepacked --db %s 2>&1", mctune, WL,
+             db);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECKF(rc == 2 && strstr(out, "--b 'prepacked'"), "rc %d: %s", rc, out);
+}
+
 static void keep_note(void *ctx, int loud, const char *line)
 {
     (void)ctx;
@@ -606,6 +874,8 @@ int main(void)
     test_models();
     test_shapes();
     test_transfer();
+    test_raw_guide();
+    test_tune_both();
     test_llmcmd();
     test_resume();
     char cmd[400];

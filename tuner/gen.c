@@ -147,8 +147,14 @@ static int rec_cb(const mct_db_rec *r, void *ctx)
     }
     if (g->o->model) {
         int keep = 0;
-        for (int i = 0; i < g->fam.n && !keep; i++)
-            keep = mct_wl_same_family(&w, &g->fam.w[i]);
+        /* the filter names shapes: both variants of B (packed, as given) of each are kept */
+        mct_workload a = w, b;
+        a.braw = 0;
+        for (int i = 0; i < g->fam.n && !keep; i++) {
+            b = g->fam.w[i];
+            b.braw = 0;
+            keep = mct_wl_same_family(&a, &b);
+        }
         if (!keep)
             return 0;
     }

@@ -7,8 +7,13 @@
  *   - KC so that a KC x NR micro-panel of B fits L1, MC so that the MC x KC block of A fits in
  *     half of L2, NC so that a KC x NC block of B fits in half of L2 as well;
  *   - A packed in MR-row panels per KC block, B prepacked in NR-column panels (matmul: weights)
- *     or packed per KC block (bmm: activations); one parallel loop when threads > 1;
+ *     or packed per KC block (bmm: activations, and b=raw matmuls: B taken as given, so it is
+ *     copied inside the kernel); one parallel loop when threads > 1;
  *   - M <= 4: the dot form (k vectorized, several B rows at once), the shape of a GEMV.
+ *   - b=raw (no prepack): copying B inside the kernel costs a read and a write of B per call;
+ *     the copy pays when more than one register tile of rows reads each packed panel (M > MR),
+ *     so at M <= MR the forms that read B where it is (the dot form, the nn streaming form) come
+ *     first, and the packed forms follow as alternatives.
  * Once a node has that structure it moves one knob at a time (KC, MC, NC, MR, NR, k unroll,
  * prefetch, packing); the trend decides which first: a knob whose last move made the node
  * faster than its parent is moved again the same way, one that made it slower is moved the
@@ -112,6 +117,7 @@ typedef struct model {
     long L1, L2, L3;
     long M, N, K;
     int bmm, threads, nn;
+    int raw;                /* b=raw: B taken as given, never prepacked */
 } model;
 
 static void model_of(const mct_guide_ctx *c, model *m)
@@ -127,6 +133,7 @@ static void model_of(const mct_guide_ctx *c, model *m)
     m->K = (long)c->w->K;
     m->bmm = c->w->op == MCT_OP_BMM;
     m->nn = c->w->layout == MCT_NN;
+    m->raw = c->w->braw;
     m->threads = c->threads > 0 ? c->threads : 1;
 }
 
@@ -176,7 +183,8 @@ static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int 
                      "tile(i, %ld, %d); tile(j, %ld, %ld); tile(k, %ld); "
                      "reorder(%sj0, k0, i0, j1, i1, k1, i2, j2); pack(A, i0, i2); %s; "
                      "cache_write(i1); unroll(i2, %d); vectorize(j2)",
-                     mc, mr, nc, nr, kc, b, m->bmm ? "pack(B, k0, j2)" : "prepack(B, j2)", mr);
+                     mc, mr, nc, nr, kc, b,
+                     m->bmm || m->raw ? "pack(B, k0, j2)" : "prepack(B, j2)", mr);
     if (kunroll > 1 && n > 0 && (size_t)n < len)
         n += snprintf(out + n, len - (size_t)n, "; unroll(k1, %d)", kunroll);
     if (pf > 0 && n > 0 && (size_t)n < len)
@@ -197,6 +205,13 @@ static void dot_text(const model *m, int nr, int kv, int outer_j, char *out, siz
                      m->nn ? "pack(B, j0, k); " : "", nr);
     if (m->threads > 1 && n > 0 && (size_t)n < len)
         snprintf(out + n, len - (size_t)n, "; parallel(%s)", m->bmm ? "b" : "j0");
+}
+
+/* b=raw: packing B inside the kernel pays for its copy when more than one register tile of mr
+ * rows reads each packed panel. */
+static int raw_pack_pays(const model *m, long mr)
+{
+    return m->M > mr;
 }
 
 /* Register tiles that fit the register file, best first (most accumulators, then squarer). */
@@ -400,9 +415,10 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
                 padd(p, "%s", t);
             }
     }
-    if (m.M > 1 && m.M <= 4 && !blis && nt > 0) {
+    if (m.M > 1 && m.M <= 4 && !blis && nt > 0 && (!m.raw || raw_pack_pays(&m, mrs[0]))) {
         /* a few rows: a register tile of all M rows over prepacked B panels streams the weights
-         * once, where the dot form re-reads them per row; try it first, with B prefetched */
+         * once, where the dot form re-reads them per row; try it first, with B prefetched
+         * (b=raw: only when the copy of B pays, else after the forms that read B in place) */
         blis_text(&m, mrs[0], nvs[0], kc0, 1, 8, t, sizeof t);
         padd(p, "%s", t);
     }
@@ -438,9 +454,18 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
         for (int d = 1; d >= -1; d -= 2)
             if (knob_text(&m, st, n, k, d, t, sizeof t))
                 padd(p, "%s", t);
-    if (blis && !m.bmm) {
+    if (blis && !m.bmm && !m.raw) {
         padd(p, "prepack(B, j2, k1)");
         padd(p, "prepack(B, j2)");
+        padd(p, "pack(A, k0, i2)");
+    }
+    if (blis && m.raw) {
+        /* B copied inside the kernel: per KC x NC block (BLIS), or one KC x NR micro-panel at a
+         * time, which stays in L1 while the row tiles read it */
+        if (raw_pack_pays(&m, tile_f(st, n, "i", 2))) {
+            padd(p, "pack(B, k0, j2)");
+            padd(p, "pack(B, j1, j2)");
+        }
         padd(p, "pack(A, k0, i2)");
     }
     if (m.threads > 1)

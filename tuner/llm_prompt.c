@@ -82,6 +82,12 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
         mct_str_addf(&b, "; %lld heads (loop b), %lld query heads per key/value head",
                      (long long)w->batch, (long long)w->group);
     mct_str_puts(&b, ".\n");
+    if (w->braw)
+        mct_str_puts(&b, "The kernel takes B as given (b=raw): it is called with B as the caller "
+                         "stores it, never packed ahead of time, so prepack is not available. "
+                         "Copying B inside the kernel with pack(B, ...) costs a read and a write "
+                         "of B on every call; it pays where the packed block is reused (by "
+                         "several row tiles) or is what makes the vectorized loop contiguous.\n");
     if (ctx->base_latency_s > 0) {
         fmt_time(ctx->base_latency_s, tb, sizeof tb);
         mct_str_addf(&b, "The untuned program takes %s per call.\n", tb);
@@ -122,7 +128,7 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
         prompt_node(&b, "Parent program", ctx->parent, ctx, t);
     prompt_node(&b, "Current program", ctx->node, ctx, t);
 
-    mct_str_puts(&b,
+    mct_str_addf(&b,
         "## Transformations (the set O)\n"
         "Loops are named by axis: b (heads, bmm only), i (rows of C, size M), j (columns of C, "
         "size N), k (the reduction, size K). An untiled axis has one loop named by its letter; "
@@ -149,8 +155,7 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
         "- pack(A|B, L, PANEL): copies the operand's block into a contiguous buffer at loop L. "
         "PANEL is a tiled loop of the operand's panel axis (i for A, j for B; its block, at most "
         "256, is the panel width) or k for plain rows along k.\n"
-        "- prepack(B, PANEL[, KCHUNK]): matmul only: B (the weights) packed once ahead of time; "
-        "PANEL as for pack; KCHUNK a tiled k loop whose block is the chunk (needs a j panel).\n"
+        "%s"
         "- fuse_epilogue(L): applies bias and activation at write-back; needs cache_write(L) at "
         "the same loop.\n"
         "- prefetch(A|B|C, L, DIST): software prefetch. A or B: DIST iterations (1..64) of "
@@ -159,9 +164,15 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
         "At most 4 prefetches.\n"
         "Examples: \"tile(j, 256, 16)\", \"reorder(i0, j0, k0, i1, j1)\", \"vectorize(j2)\", "
         "\"unroll(i2, 4)\", \"parallel(j0)\", \"cache_write(j1)\", \"pack(B, j0, j2)\", "
-        "\"prepack(B, j2, k1)\", \"fuse_epilogue(j1)\", \"prefetch(A, k1, 8)\", "
+        "%s\"fuse_epilogue(j1)\", \"prefetch(A, k1, 8)\", "
         "\"prefetch(C, j1, 1)\".\n"
-        "A proposal with a transformation that does not apply is rejected as a whole.\n\n");
+        "A proposal with a transformation that does not apply is rejected as a whole.\n\n",
+        w->braw ? "- prepack(B, PANEL[, KCHUNK]): not available for this workload (b=raw: B is "
+                  "taken as given); use pack(B, L, PANEL) inside the kernel.\n"
+                : "- prepack(B, PANEL[, KCHUNK]): matmul only: B (the weights) packed once ahead "
+                  "of time; PANEL as for pack; KCHUNK a tiled k loop whose block is the chunk "
+                  "(needs a j panel).\n",
+        w->braw ? "" : "\"prepack(B, j2, k1)\", ");
 
     mct_str_addf(&b,
         "## Task\n"

@@ -43,6 +43,55 @@ int mct_tune_model_add(mct_tune_model *m, const mct_workload *w, const char *nam
     return 0;
 }
 
+int mct_tune_bvar_parse(const char *s, mct_tune_bvar *out)
+{
+    if (!s)
+        return MCT_EINVAL;
+    if (!strcmp(s, "packed"))
+        *out = MCT_TUNE_B_PACKED;
+    else if (!strcmp(s, "raw"))
+        *out = MCT_TUNE_B_RAW;
+    else if (!strcmp(s, "both"))
+        *out = MCT_TUNE_B_BOTH;
+    else
+        return MCT_EINVAL;
+    return 0;
+}
+
+/* Appends w's variants vb (matmul; bmm has one) to m: the packed one first. */
+static int add_variants(mct_tune_model *m, const mct_workload *w, mct_tune_bvar vb)
+{
+    mct_workload v = *w;
+    if (w->op != MCT_OP_MATMUL || vb == MCT_TUNE_B_ASIS)
+        return mct_tune_model_add(m, w, NULL);
+    int rc = 0;
+    if (vb & MCT_TUNE_B_PACKED) {
+        v.braw = 0;
+        rc = mct_tune_model_add(m, &v, NULL);
+    }
+    if (!rc && (vb & MCT_TUNE_B_RAW)) {
+        v.braw = 1;
+        rc = mct_tune_model_add(m, &v, NULL);
+    }
+    return rc;
+}
+
+int mct_tune_model_variants(mct_tune_model *m, mct_tune_bvar vb)
+{
+    if (vb == MCT_TUNE_B_ASIS)
+        return 0;
+    mct_tune_model t = {0};
+    memcpy(t.name, m->name, sizeof t.name);
+    for (int i = 0; i < m->n; i++)
+        if (add_variants(&t, &m->w[i], vb)) {
+            mct_tune_model_free(&t);
+            return MCT_ENOMEM;
+        }
+    mct_tune_model_free(m);
+    *m = t;
+    return 0;
+}
+
 void mct_tune_model_free(mct_tune_model *m)
 {
     free(m->w);
@@ -93,6 +142,13 @@ static int parse_json(const char *file, const char *text, mct_tune_model *m, cha
         goto fail;
     }
     snprintf(m->name, sizeof m->name, "%s", nm->valuestring);
+    /* "b": the variants of every matmul layer that has no "b" of its own */
+    mct_tune_bvar fb = MCT_TUNE_B_PACKED;
+    const cJSON *fbj = cJSON_GetObjectItemCaseSensitive(root, "b");
+    if (fbj && (!cJSON_IsString(fbj) || mct_tune_bvar_parse(fbj->valuestring, &fb))) {
+        snprintf(err, errlen, "%s: field \"b\": must be \"packed\", \"raw\" or \"both\"", file);
+        goto fail;
+    }
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
     if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) == 0) {
         snprintf(err, errlen, "%s: field \"layers\": missing, not a list, or empty", file);
@@ -156,6 +212,14 @@ static int parse_json(const char *file, const char *text, mct_tune_model *m, cha
                 LERR("field \"beta\": must be 0 or 1");
             beta = (long)bt->valuedouble;
         }
+        mct_tune_bvar vb = fb;
+        const cJSON *bj = cJSON_GetObjectItemCaseSensitive(L, "b");
+        if (bj && (!cJSON_IsString(bj) || mct_tune_bvar_parse(bj->valuestring, &vb)))
+            LERR("field \"b\": must be \"packed\" (B may be prepacked), \"raw\" (B taken as "
+                 "given) or \"both\"");
+        if (bj && bmm && vb != MCT_TUNE_B_PACKED)
+            LERR("field \"b\": bmm takes B as given already (it has no prepack); leave \"b\" "
+                 "out");
         const cJSON *Ms = cJSON_GetObjectItemCaseSensitive(L, "M");
         long defM[] = {1, 16, 128, 512};
         int nM = Ms ? cJSON_GetArraySize(Ms) : 4;
@@ -182,7 +246,7 @@ static int parse_json(const char *file, const char *text, mct_tune_model *m, cha
             mct_workload w;
             if (mct_wl_parse(wt, &w, why, sizeof why))
                 LERR("workload '%s': %s", wt, why);
-            if (mct_tune_model_add(m, &w, NULL)) {
+            if (add_variants(m, &w, vb)) {
                 rc = MCT_ENOMEM;
                 LERR("out of memory");
             }

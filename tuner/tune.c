@@ -218,6 +218,52 @@ static int xfer_fn(const mct_db_rec *r, void *ctx)
     return 0;
 }
 
+/* b=raw: the packed variant's best records of the same M (this CPU and thread count first),
+ * their prepack turned into a pack inside the kernel (mct_sched_without_prepack). */
+typedef struct xraw {
+    const tune *t;
+    const xfer *x;          /* seeds already taken: a converted schedule equal to one is dropped */
+    char seed[3][4096];
+    int n, own;             /* own: seed[0] is this CPU and thread count's */
+} xraw;
+
+static int xraw_fn(const mct_db_rec *r, void *ctx)
+{
+    xraw *x = ctx;
+    mct_workload o;
+    mct_sched *s = NULL, *c = NULL;
+    char text[4096];
+    if (mct_wl_parse(r->workload, &o, NULL, 0) || o.M != x->t->w->M || o.braw)
+        return 0;
+    int own = r->cpu == x->t->key.cpu && r->threads == (int)x->t->key.threads;
+    if (x->n == 3 && !(own && !x->own))
+        return 0;
+    int rc = mct_sched_parse(&o, r->schedule, &s, NULL, 0);
+    if (!rc)
+        rc = mct_sched_without_prepack(s, &c);
+    if (!rc && mct_sched_format(c, text, sizeof text) < 0)
+        rc = MCT_ERANGE;
+    mct_sched_destroy(s);
+    mct_sched_destroy(c);
+    if (rc)
+        return 0;  /* a record this version does not carry over: no seed */
+    for (int i = 0; i < x->x->nexact; i++)
+        if (!strcmp(x->x->exact[i], text))
+            return 0;
+    for (int i = 0; i < x->n; i++)
+        if (!strcmp(x->seed[i], text))
+            return 0;
+    if (own) {
+        /* first place: the others move down, the last one out when full */
+        memmove(x->seed[1], x->seed[0], sizeof x->seed[0] * (size_t)(x->n < 3 ? x->n : 2));
+        x->n += x->n < 3;
+        x->own = 1;
+        snprintf(x->seed[0], sizeof x->seed[0], "%s", text);
+    } else if (x->n < 3)
+        snprintf(x->seed[x->n++], sizeof x->seed[0], "%s", text);
+    return 0;
+}
+
 int mct_tune_workload(const mct_workload *w, const mct_tune_opts *o, mct_tune_result *res,
                       char *err, size_t errlen)
 {
@@ -230,6 +276,7 @@ int mct_tune_workload(const mct_workload *w, const mct_tune_opts *o, mct_tune_re
     int budget = o->budget > 0 ? o->budget : 32, rc;
     tune *t = calloc(1, sizeof *t);
     xfer *x = NULL;
+    xraw *xr = NULL;
     if (!t)
         return mct_errf(err, errlen, MCT_ENOMEM, "tune: out of memory");
     t->o = o;
@@ -263,9 +310,9 @@ int mct_tune_workload(const mct_workload *w, const mct_tune_opts *o, mct_tune_re
         goto done;
     }
 
-    const char *seeds[4];
+    const char *seeds[7];
     if (o->transfer) {
-        if (!(x = calloc(1, sizeof *x))) {
+        if (!(x = calloc(1, sizeof *x)) || (w->braw && !(xr = calloc(1, sizeof *xr)))) {
             rc = mct_errf(err, errlen, MCT_ENOMEM, "tune: out of memory");
             goto done;
         }
@@ -273,6 +320,15 @@ int mct_tune_workload(const mct_workload *w, const mct_tune_opts *o, mct_tune_re
         mct_db_iter_family(o->db, w, xfer_fn, x);
         for (int q = 0; q < x->nexact; q++)
             seeds[res->nseeds++] = x->exact[q];
+        if (xr) {
+            mct_workload pw = *w;
+            pw.braw = 0;
+            xr->t = t;
+            xr->x = x;
+            mct_db_iter_family(o->db, &pw, xraw_fn, xr);
+            for (int q = 0; q < xr->n; q++)
+                seeds[res->nseeds++] = xr->seed[q];
+        }
         if (x->near[0])
             seeds[res->nseeds++] = x->near;
     }
@@ -293,6 +349,7 @@ int mct_tune_workload(const mct_workload *w, const mct_tune_opts *o, mct_tune_re
     if (rc && !res->db_failed && *serr)
         mct_errf(err, errlen, rc, "%s", serr);
 done:
+    free(xr);
     free(x);
     free(t);
     return rc;

@@ -12,7 +12,10 @@
  *             follows the interrupted one's path and spends the same budget;
  *   transfer  the schedules of up to 3 other CPUs' (or thread counts') best records of the same
  *             workload, then of the best record of the nearest M of its family (the nearest-M
- *             rule, mct_rt_m_nearer), are measured right after the untuned baseline;
+ *             rule, mct_rt_m_nearer), are measured right after the untuned baseline; for a
+ *             b=raw workload, between the two, up to 3 best records of its packed variant (the
+ *             same key without b=raw: same M, this CPU and thread count first, then others),
+ *             their prepack turned into a pack inside the kernel (mct_sched_without_prepack);
  *   record    every sample measured now is stored as a trial (a failed one with median 1e18
  *             ns and 0 GFLOP/s, so a resumed run does not measure it again and it never
  *             becomes a best), and each faster one becomes the best record at once, so a run

@@ -16,11 +16,12 @@ typedef struct mct_tune_model {
     int n, cap;
 } mct_tune_model;
 
-/* Loads the model file FILE into *m (zeroed by the caller). Returns 0, or MCT_EIO for any read
- * failure (a directory and out of memory included: err as mct_tune_model_read), MCT_EINVAL
- * (malformed: err says "FILE: layer I (NAME): field F: what is wrong", or "FILE: not valid
- * JSON (near byte B)") or MCT_ENOMEM (adding a workload), m then empty. err (errlen bytes) may
- * be NULL only with errlen 0. */
+/* Loads the model file FILE into *m (zeroed by the caller): each matmul layer in the variants
+ * its "b" (else the file's "b", else "packed") names, the packed one first. Returns 0, or
+ * MCT_EIO for any read failure (a directory and out of memory included: err as
+ * mct_tune_model_read), MCT_EINVAL (malformed: err says "FILE: layer I (NAME): field F: what is
+ * wrong", or "FILE: not valid JSON (near byte B)") or MCT_ENOMEM (adding a workload), m then
+ * empty. err (errlen bytes) may be NULL only with errlen 0. */
 int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t errlen);
 
 /* Loads FILE into *m (zeroed by the caller): a model file (its first non-blank character is
@@ -35,6 +36,23 @@ int mct_tune_model_load_any(const char *file, mct_tune_model *m, char *err, size
  * copied as the model name when m has none, also on failure. Returns 0 or MCT_ENOMEM (the
  * workloads unchanged). */
 int mct_tune_model_add(mct_tune_model *m, const mct_workload *w, const char *name);
+
+/* Which variants of a matmul workload to tune: packed (B may be prepacked: keys without b=),
+ * raw (b=raw: B taken as given), or both (packed first). ASIS: as the workload says. */
+typedef enum {
+    MCT_TUNE_B_ASIS = 0,
+    MCT_TUNE_B_PACKED = 1,
+    MCT_TUNE_B_RAW = 2,
+    MCT_TUNE_B_BOTH = 3,
+} mct_tune_bvar;
+
+/* "packed", "raw" or "both" into *out. Returns 0 or MCT_EINVAL (*out unchanged). */
+int mct_tune_bvar_parse(const char *s, mct_tune_bvar *out);
+
+/* Replaces each matmul workload of m, in place, by its variants vb (the packed one first),
+ * whatever variant it was; bmm workloads (one variant) and the order stay; duplicates are
+ * dropped. ASIS changes nothing. Returns 0 or MCT_ENOMEM (m unchanged). */
+int mct_tune_model_variants(mct_tune_model *m, mct_tune_bvar vb);
 
 /* Frees what m holds and zeroes it; m may be empty; freeing twice is harmless. */
 void mct_tune_model_free(mct_tune_model *m);

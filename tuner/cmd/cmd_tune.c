@@ -29,6 +29,12 @@ static const char usage_text[] =
     "\n"
     "  --model FILE.json    layers of a model (models/README.md describes the format)\n"
     "  --workload TEXT      one workload, e.g. \"matmul f32 nt M=16 N=4096 K=4096 epi=none\"\n"
+    "  --b packed|raw|both  which variant of each matmul workload to tune: packed (kernels\n"
+    "                       may prepack B ahead of time, NAME_prepack_b), raw (b=raw: kernels\n"
+    "                       take B as given, for the entry points that cannot prepack, such\n"
+    "                       as the cblas drop-in), or both (packed first; the raw search is\n"
+    "                       seeded from the packed best). Default: as each workload says (a\n"
+    "                       key with b=raw, a model layer's \"b\"), else packed\n"
     "  --budget N           samples per workload, the untuned schedule included (default 32)\n"
     "  --search S           mcts | evolutionary | random (default mcts)\n"
     "  --guide G            heuristic | random | llm | llm-cmd: who proposes mcts expansions\n"
@@ -163,7 +169,7 @@ int mct_cmd_tune(int argc, char **argv)
 {
     const char *model_path = NULL, *wl_arg = NULL, *search_s = "mcts", *guide_s = NULL;
     const char *llm_url = NULL, *llm_model = NULL, *llm_cmd = NULL, *db_path = NULL;
-    const char *log_path = NULL, *cache = NULL, *tier_s = NULL, *val;
+    const char *log_path = NULL, *cache = NULL, *tier_s = NULL, *b_s = NULL, *val;
     long budget = 32, threads = 1, seed = 1;
     int retune = 0, transfer = 1, verbose = 0, r, rc = 1;
     double timeout = 10, min_time = 0;
@@ -194,6 +200,10 @@ int mct_cmd_tune(int argc, char **argv)
             if (r < 0)
                 return 2;
             wl_arg = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--b", &val))) {
+            if (r < 0)
+                return 2;
+            b_s = val;
         } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--budget", &val))) {
             if (r < 0 || mct_cli_int(CMD, "--budget", val, 1, 1000000, &budget))
                 return 2;
@@ -258,6 +268,10 @@ int mct_cmd_tune(int argc, char **argv)
     if (!model_path == !wl_arg)
         return mct_cli_usage_error(CMD, "give exactly one of --model FILE.json or --workload "
                                    "TEXT");
+    mct_tune_bvar bvar = MCT_TUNE_B_ASIS;
+    if (b_s && mct_tune_bvar_parse(b_s, &bvar))
+        return mct_cli_usage_error(CMD, "--b '%s' is not packed, raw or both (packed: B may be "
+                                   "prepacked; raw: B taken as given)", b_s);
     mct_search_kind kind;
     if (mct_search_kind_parse(search_s, &kind))
         return mct_cli_usage_error(CMD, "--search '%s' is not mcts, evolutionary or random",
@@ -292,6 +306,11 @@ int mct_cmd_tune(int argc, char **argv)
             fprintf(stderr, "mctune tune: out of memory\n");
             return 1;
         }
+    }
+    if (mct_tune_model_variants(&mdl, bvar)) {
+        fprintf(stderr, "mctune tune: out of memory\n");
+        mct_tune_model_free(&mdl);
+        return 1;
     }
 
     char path[1024];
