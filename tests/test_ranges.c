@@ -138,6 +138,22 @@ static void test_model_file(void)
     rc = check_sh(out, sizeof out, "%s tune --model %s/model.json --db %s/db --budget 1 2>&1",
                   bin, dir, dir);
     CHECKF(rc != 0 && strstr(out, "field \"M\" item 1 is 2.5"), "model M: rc %d '%s'", rc, out);
+    /* a NUL byte would cut the file where it stands: refused, for a model file, a list of keys
+     * (gen --model) and a config (shapes) */
+    static const char nulm[] = "{\"name\":\"x\",\"layers\":[{\"name\":\"a\",\"op\":\"matmul\","
+                               "\"N\":64,\"K\":96,\"M\":[1]}]}\0{{{ garbage";
+    write_file("nul.json", nulm, sizeof nulm - 1);
+    rc = check_sh(out, sizeof out, "%s tune --model %s/nul.json --db %s/db --budget 1 2>&1",
+                  bin, dir, dir);
+    CHECKF(rc != 0 && strstr(out, "NUL byte at offset 72"), "model NUL: rc %d '%s'", rc, out);
+    rc = check_sh(out, sizeof out, "%s shapes %s/nul.json 2>&1", bin, dir);
+    CHECKF(rc != 0 && strstr(out, "NUL byte"), "shapes NUL: rc %d '%s'", rc, out);
+    static const char nulk[] = "matmul f32 nt M=1 N=64 K=96 epi=none\n\0matmul garbage\n";
+    write_file("nul.txt", nulk, sizeof nulk - 1);
+    rc = check_sh(out, sizeof out, "%s tune --db %s/db --budget 1 --model %s/nul.txt 2>&1; "
+                  "%s gen --db %s/db --out %s/gnul --name gn --model %s/nul.txt 2>&1", bin, dir,
+                  dir, bin, dir, dir, dir);
+    CHECKF(strstr(out, "NUL byte at offset 37") && !strstr(out, "wrote "), "keys NUL: '%s'", out);
 }
 
 static void test_text_arg(void)

@@ -13,7 +13,17 @@
 
 int mct_tune_model_read(const char *file, char **text, char *err, size_t errlen)
 {
-    int rc = mct_slurp(file, 0, text, NULL, NULL, 0);
+    size_t len = 0;
+    int rc = mct_slurp(file, 0, text, &len, NULL, 0);
+    const char *nul = rc == MCT_OK ? memchr(*text, 0, len) : NULL;
+    if (nul) {
+        /* parsed as a C string, the rest would be silently ignored */
+        snprintf(err, errlen, "%s holds a NUL byte at offset %ld; a model file or config.json is "
+                 "plain text (remove the byte)", file, (long)(nul - *text));
+        free(*text);
+        *text = NULL;
+        return MCT_EINVAL;
+    }
     if (rc == MCT_EINVAL)
         snprintf(err, errlen, "%s is a directory; give a model file (models/*.json) or a Hugging "
                  "Face config.json", file);
@@ -304,9 +314,17 @@ static int parse_keys(const char *file, char *text, mct_tune_model *m, char *err
 int mct_tune_model_load_any(const char *file, mct_tune_model *m, char *err, size_t errlen)
 {
     char *text;
-    int rc = mct_slurp(file, 0, &text, NULL, err, errlen);
+    size_t len;
+    int rc = mct_slurp(file, 0, &text, &len, err, errlen);
     if (rc < 0)
         return rc;
+    const char *nul = memchr(text, 0, len);
+    if (nul) {
+        snprintf(err, errlen, "%s holds a NUL byte at offset %ld; a model file or a list of "
+                 "workload keys is plain text (remove the byte)", file, (long)(nul - text));
+        free(text);
+        return MCT_EINVAL;
+    }
     const char *p = text + strspn(text, " \t\r\n");
     rc = *p == '{' ? parse_json(file, text, m, err, errlen)
                    : parse_keys(file, text, m, err, errlen);
