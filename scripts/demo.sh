@@ -1,7 +1,8 @@
 #!/bin/sh
 # make demo: the main job in one command. Installs missing dependencies, builds mctune, tunes a
 # default set of Llama-3-8B layers on this CPU with the built-in guide into a database under the
-# build folder, generates the kernel library, builds the decoder block (models/llama_block.c)
+# build folder (at 1 thread and all cores, each matmul for a prepacked B and for a B as given, the
+# kernels the cblas drop-in runs), generates the kernel library, builds the decoder block (models/llama_block.c)
 # against it, checks it against OpenBLAS and prints, per layer and M: untuned, the baseline
 # libraries (mctune measure --baseline: OpenBLAS with its own core, OpenBLAS with the best core it
 # has for this CPU forced when that differs, oneDNN when installed; same data, same threads) and
@@ -65,8 +66,8 @@ nw=$(( 6 * $(echo "$DEMO_M" | tr ',' '\n' | grep -c .) ))
 
 : > "$OUT/tune.out"
 for T in $(echo "$THREADS" | tr ',' ' '); do
-    step "tune: $nw workloads, budget $BUDGET samples each (BUDGET=N to change), $T thread(s), built-in guide, db $DB"
-    "$MCTUNE" tune --model "$MODEL" --budget "$BUDGET" --threads "$T" --guide heuristic \
+    step "tune: $nw layer shapes (matmul both for a prepacked B and for B as given), budget $BUDGET samples each (BUDGET=N to change), $T thread(s), built-in guide, db $DB"
+    "$MCTUNE" tune --model "$MODEL" --budget "$BUDGET" --threads "$T" --b both --guide heuristic \
         --db "$DB" --log "$OUT/tune.jsonl" 2>&1 | tee "$OUT/tune-$T.out" | grep --line-buffered -v '^    best:' || true
     cat "$OUT/tune-$T.out" >> "$OUT/tune.out"
     if ! grep -q '^done: ' "$OUT/tune-$T.out"; then
