@@ -263,7 +263,7 @@ static void rt_scale(long M, long N, float beta, float *C, long ldc)
 
 static int rt_gemm(mct_rt_lib *L, const char *who, int tA, int layout, long M, long N, long K,
                    float alpha, const float *A, long lda, const float *B, long ldb, float beta,
-                   float *C, long ldc, const float *bias, int act, int tuned_only)
+                   float *C, long ldc, const float *bias, int act, int tuned_only, int threads)
 {
     mct_rt_shape s = {N, K, 1, 1, MCT_RT_MATMUL, layout, bias != NULL, act,
                       beta == 1.0f ? 1 : 0};
@@ -279,7 +279,7 @@ static int rt_gemm(mct_rt_lib *L, const char *who, int tA, int layout, long M, l
     else {
         /* B as given: a kernel that takes it so; else (not for the cblas drop-in, which then
          * forwards rather than lose) one that packs B per call */
-        int nt = mct_rt_threads(L);
+        int nt = threads > 0 ? threads : mct_rt_threads(L);
         if (!(k = mct_rt_lookup(L->table, &s, M, nt, MCT_RT_RAW)) && !tuned_only)
             k = mct_rt_lookup(L->table, &s, M, nt, 0);
         if (!k && !L->table)
@@ -329,7 +329,7 @@ static int rt_span_ok(long rows, long cols, long ld, long off)
 
 int mct_rt_sgemm(mct_rt_lib *L, int order, int transA, int transB, long M, long N, long K,
                  float alpha, const float *A, long lda, const float *B, long ldb, float beta,
-                 float *C, long ldc, int tuned_only)
+                 float *C, long ldc, int tuned_only, int threads)
 {
     mct_rt_init(L);
     if ((order != RT_ROW && order != RT_COL) || transA < RT_NOTRANS || transA > RT_CONJTRANS ||
@@ -358,7 +358,7 @@ int mct_rt_sgemm(mct_rt_lib *L, int order, int transA, int transB, long M, long 
         return MCT_OK;
     }
     return rt_gemm(L, "sgemm", tA, tB ? MCT_RT_NT : MCT_RT_NN, M, N, K, alpha, A, lda, B, ldb,
-                   beta, C, ldc, NULL, MCT_RT_ACT_NONE, tuned_only);
+                   beta, C, ldc, NULL, MCT_RT_ACT_NONE, tuned_only, threads);
 }
 
 static int rt_check_mm(int layout, long M, long N, long K, const float *A, long lda,
@@ -400,7 +400,7 @@ int mct_rt_matmul(mct_rt_lib *L, int layout, long M, long N, long K, const float
         return MCT_OK;
     }
     return rt_gemm(L, "matmul", 0, layout, M, N, K, 1.0f, A, lda, B, ldb, beta ? 1.0f : 0.0f,
-                   C, ldc, bias, act, 0);
+                   C, ldc, bias, act, 0, 0);
 }
 
 int mct_rt_bmm(mct_rt_lib *L, int layout, long batch, long group, long M, long N, long K,
@@ -547,7 +547,7 @@ int mct_rt_matmul_packed(mct_rt_lib *L, const mct_rt_packed *P, long M, const fl
         return k->fn(M, P->N, P->K, A, lda, Bk, P->ldb, C, ldc, bias, 1, 1, 0, 0, 0);
     }
     return rt_gemm(L, "matmul_packed", 0, P->layout, M, P->N, P->K, 1.0f, A, lda, P->B, P->ldb,
-                   beta ? 1.0f : 0.0f, C, ldc, bias, act, 0);
+                   beta ? 1.0f : 0.0f, C, ldc, bias, act, 0, 0);
 }
 
 int mct_rt_is_tuned(mct_rt_lib *L, int op, int layout, long M, long N, long K, long batch,

@@ -214,10 +214,11 @@ int mct_rt_set_num_threads(mct_rt_lib *L, int n);
  * act(bias) and bmm zeros, or adds them with beta 1). sgemm takes cblas's codes (order 101/102,
  * transpose 111/112/113; 113 reads as 112). tuned_only: return MCT_ENOTFOUND, writing nothing,
  * whenever the call would not run a tuned kernel, bad arguments included (the cblas drop-in
- * forwards those). */
+ * forwards those). threads: sgemm's thread budget for this call (the drop-in passes the thread
+ * count of the library it stands in for); 0: the library's (mct_rt_threads). */
 int mct_rt_sgemm(mct_rt_lib *L, int order, int transA, int transB, long M, long N, long K,
                  float alpha, const float *A, long lda, const float *B, long ldb, float beta,
-                 float *C, long ldc, int tuned_only);
+                 float *C, long ldc, int tuned_only, int threads);
 int mct_rt_matmul(mct_rt_lib *L, int layout, long M, long N, long K, const float *A, long lda,
                   const float *B, long ldb, float *C, long ldc, const float *bias, int act,
                   int beta);

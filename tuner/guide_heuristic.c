@@ -207,6 +207,21 @@ static void dot_text(const model *m, int nr, int kv, int outer_j, char *out, siz
         snprintf(out + n, len - (size_t)n, "; parallel(%s)", m->bmm ? "b" : "j0");
 }
 
+/* The dot form over a block of rows (B stored [N,K], M > 1): a register tile of mr rows of A by
+ * nr rows of B, k vectorized, the k loop hoisted outside the tile's unrolled loops and the lanes
+ * summed at write-back. B is read where it is: each block of nr rows once from memory, then
+ * from cache by every block of mr rows, so decoding streams the weights once without a copy of
+ * B (the form a kernel that takes B as given needs; the one-row dot form re-reads B per row). */
+static void rowdot_text(const model *m, long mr, int nr, char *out, size_t len)
+{
+    const char *b = m->bmm ? "b, " : "";
+    int n = snprintf(out, len, "tile(i, %ld); tile(j, %d); tile(k, %d); reorder(%sj0, i0, k0, i1, "
+                     "j1, k1); cache_write(i0); unroll(i1, %ld); unroll(j1, %d); vectorize(k1)",
+                     mr, nr, m->V, b, mr, nr);
+    if (m->threads > 1 && n > 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, "; parallel(%s)", m->bmm ? "b" : "j0");
+}
+
 /* b=raw: packing B inside the kernel pays for its copy when more than one register tile of mr
  * rows reads each packed panel. */
 static int raw_pack_pays(const model *m, long mr)
@@ -414,6 +429,22 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
                              m.threads > 1 ? "; parallel(b)" : "");
                 padd(p, "%s", t);
             }
+    }
+    if (m.M > 1 && m.M <= 32 && !m.nn && !blis) {
+        /* a few rows, B [N,K]: the row-block dot form (first for b=raw, where the packed forms'
+         * register tiles would read B with a stride). Accumulators mr x nr plus nr B vectors
+         * and one A vector fit the register file. */
+        static const int tiles[][2] = {{4, 4}, {4, 6}, {8, 3}, {2, 8}, {3, 4}, {2, 4}, {4, 2}};
+        int added = 0;
+        for (int i = 0; i < 7 && added < (m.raw ? 4 : 2); i++) {
+            long mr = tiles[i][0] < m.M ? tiles[i][0] : m.M;
+            int nr = tiles[i][1];
+            if (mr * nr + nr + 1 > m.nreg || (mr < tiles[i][0] && i))
+                continue;
+            rowdot_text(&m, mr, nr, t, sizeof t);
+            padd(p, "%s", t);
+            added++;
+        }
     }
     if (m.M > 1 && m.M <= 4 && !blis && nt > 0 && (!m.raw || raw_pack_pays(&m, mrs[0]))) {
         /* a few rows: a register tile of all M rows over prepacked B panels streams the weights
