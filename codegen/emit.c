@@ -363,7 +363,7 @@ static int put_table(em *e, FILE *f, const mct_emit_table *t, int ti, const ek *
             fprintf(f, "%s_packed_size, %s_pack_b, ", k[i].name, k[i].name);
         else
             fprintf(f, "NULL, NULL, ");
-        fprintf(f, "\"%s\", %.3f},\n", k[i].name, k[i].in->gflops);
+        fprintf(f, "\"%s\", %.3f, %.3f},\n", k[i].name, k[i].in->gflops, k[i].in->base_gflops);
     }
     fprintf(f, "};\n");
     for (int i = 0; i < nk; i++) {

@@ -41,6 +41,8 @@ typedef struct mct_emit_kernel {
     /* how it was measured, for the comment only (NULL reads as "") */
     double median_ns;
     const char *search, *guide, *compiler, *flags;
+    double base_gflops;     /* the fastest library on the same call when measured beside it
+                             * (0: not measured): the cblas drop-in skips a kernel slower than it */
     int threads;            /* the thread count it was tuned for (>= 1; 0 reads as 1): lowered
                              * into the kernel (its parallel loops run on that many threads) and
                              * what the runtime matches against the caller's thread budget */

@@ -92,6 +92,10 @@ typedef struct mct_db_rec {
     char tool[64];          /* "mctune 0.1.0" */
     int64_t timestamp;      /* seconds since the Unix epoch */
     char model[64];         /* optional tag: the model the workload came from ("llama-3-8b") */
+    double base_gflops;     /* optional (0: not measured): the fastest library (OpenBLAS,
+                             * oneDNN) on the same call and thread count, measured beside the
+                             * best schedule of a b=raw workload; the cblas drop-in runs a kernel
+                             * only where it is faster than this */
 } mct_db_rec;
 
 /* Open flags. */

@@ -176,8 +176,12 @@ static int put_rec_fn(mct_db *db, MDB_txn *t, void *p)
         if (have_trial)
             copy_measurement(&c->r, tr);
         rc = db_get_rec_txn(db, t, db->best, &c->k, sizeof c->k, old);
+        int same = rc == MCT_OK && strcmp(old->schedule, c->r.schedule) == 0;
+        if (same && !(c->r.base_gflops > 0))
+            c->r.base_gflops = old->base_gflops;  /* a re-put keeps the measured baseline */
         if (rc == MCT_OK && old->median_ns <= c->r.median_ns &&
-            !(strcmp(old->schedule, c->r.schedule) == 0 && old->median_ns != c->r.median_ns)) {
+            !(same && (old->median_ns != c->r.median_ns ||
+                       old->base_gflops != c->r.base_gflops))) {
             rc = MCT_OK;
             goto fail;
         }

@@ -172,13 +172,15 @@ const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s,
         /* the thread count: the largest tuned at or below the budget, else the smallest */
         for (int j = 0; j < E->count; j++) {
             int c = k[j].threads;
-            if ((flags & MCT_RT_RAW) && k[j].packed_size)
+            if (((flags & MCT_RT_RAW) && k[j].packed_size) ||
+                ((flags & MCT_RT_WINS) && k[j].base_gflops > k[j].gflops))
                 continue;
             if (!nt || (c <= threads ? nt > threads || c > nt : nt > threads && c < nt))
                 nt = c;
         }
         for (int j = 0; j < E->count; j++) {
-            if (k[j].threads != nt || ((flags & MCT_RT_RAW) && k[j].packed_size))
+            if (k[j].threads != nt || ((flags & MCT_RT_RAW) && k[j].packed_size) ||
+                ((flags & MCT_RT_WINS) && k[j].base_gflops > k[j].gflops))
                 continue;
             if (!best || mct_rt_m_nearer(k[j].M, best->M, M) ||
                 (k[j].M == best->M && k[j].gflops > best->gflops))
@@ -280,10 +282,13 @@ static int rt_gemm(mct_rt_lib *L, const char *who, int tA, int layout, long M, l
         /* B as given: a kernel that takes it so; else (not for the cblas drop-in, which then
          * forwards rather than lose) one that packs B per call */
         int nt = threads > 0 ? threads : mct_rt_threads(L);
-        if (!(k = mct_rt_lookup(L->table, &s, M, nt, MCT_RT_RAW)) && !tuned_only)
+        int drop = tuned_only ? MCT_RT_WINS : 0;
+        if (!(k = mct_rt_lookup(L->table, &s, M, nt, MCT_RT_RAW | drop)) && !tuned_only)
             k = mct_rt_lookup(L->table, &s, M, nt, 0);
         if (!k && !L->table)
             why = "no tuned table";
+        else if (!k && tuned_only && mct_rt_lookup(L->table, &s, M, nt, MCT_RT_RAW))
+            why = "its kernel was measured slower than the library it would replace";
         else if (!k && tuned_only && mct_rt_lookup(L->table, &s, M, nt, 0))
             why = "only kernels that need a prepacked B are tuned";
     }

@@ -75,6 +75,8 @@ typedef struct mct_rt_kernel {
     mct_rt_pack_fn pack_b;
     const char *name;
     double gflops;                  /* measured when tuned */
+    double base_gflops;             /* the fastest library on the same call, measured beside it
+                                     * (b=raw kernels); 0: not measured */
 } mct_rt_kernel;
 
 /* One shape: kernels[first .. first+count) of its table, sorted by M, then threads. */
@@ -189,7 +191,9 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
  * below the budget (the smallest tuned count when all are above it), then the nearest M
  * (mct_rt_m_nearer), then the higher measured GFLOP/s. NULL when t is NULL or lacks the shape;
  * the pointer is into t (generated, static). */
-enum { MCT_RT_RAW = 1 };
+/* MCT_RT_WINS: only kernels not measured slower than the fastest library on the same call (the
+ * cblas drop-in, which forwards the rest to that library) */
+enum { MCT_RT_RAW = 1, MCT_RT_WINS = 2 };
 const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s, long M,
                                    int threads, int flags);
 

@@ -502,8 +502,8 @@ static void test_nearest_m_as_runtime(void)
     CHECKF(mct_db_get_best_nearest_m(db, &w, 42, 1, &out) == 0 && strstr(out.workload, " M=16 "),
            "db: M=4 -> %s", out.workload);
     /* the runtime's lookup over a table holding the same two buckets */
-    static const mct_rt_kernel ks[2] = {{1, 1, NULL, NULL, NULL, "k1", 1},
-                                        {16, 1, NULL, NULL, NULL, "k16", 1}};
+    static const mct_rt_kernel ks[2] = {{1, 1, NULL, NULL, NULL, "k1", 1, 0},
+                                        {16, 1, NULL, NULL, NULL, "k16", 1, 0}};
     mct_rt_shape sh;
     memset(&sh, 0, sizeof sh);
     sh.N = 4096;

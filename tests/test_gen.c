@@ -161,10 +161,10 @@ static void test_emit(const mct_cpu *other)
     CHECKF(ok, "test_emit: %s", why);
     if (!ok)
         goto done;
-    mct_emit_kernel k[4] = {{s[0], 1.5, 10, "manual", "", "cc", "-O2", 1},
-                            {s[1], 2.5, 10, "manual", "", "cc", "-O2", 1},
-                            {s[2], 3.5, 10, "manual", "", "cc", "-O2", 1},
-                            {s[2], 4.5, 10, "manual", "", "cc", "-O2", 1}};
+    mct_emit_kernel k[4] = {{s[0], 1.5, 10, "manual", "", "cc", "-O2", 0, 1},
+                            {s[1], 2.5, 10, "manual", "", "cc", "-O2", 0, 1},
+                            {s[2], 3.5, 10, "manual", "", "cc", "-O2", 0, 1},
+                            {s[2], 4.5, 10, "manual", "", "cc", "-O2", 0, 1}};
     mct_emit_table t[2] = {{host_rec, MCT_ISA_GENERIC, k, 3}, {*other, MCT_ISA_GENERIC, k + 3, 1}};
     char odir[400];
     snprintf(odir, sizeof odir, "%s/emit", dir);

@@ -165,9 +165,9 @@ static void test_rules(void)
     /* the kernel for a thread budget: the largest tuned count at or below it, else the
      * smallest; then nearest M; B-as-given kernels only with MCT_RT_RAW */
     static const mct_rt_kernel ks[] = {
-        {1, 1, NULL, NULL, NULL, "m1t1", 1},     {16, 1, NULL, NULL, NULL, "m16t1", 1},
-        {16, 1, NULL, psz, NULL, "m16t1p", 9},   {1, 2, NULL, NULL, NULL, "m1t2", 1},
-        {128, 2, NULL, NULL, NULL, "m128t2", 1}, {16, 4, NULL, psz, NULL, "m16t4p", 1},
+        {1, 1, NULL, NULL, NULL, "m1t1", 1, 0},     {16, 1, NULL, NULL, NULL, "m16t1", 1, 0},
+        {16, 1, NULL, psz, NULL, "m16t1p", 9, 0},   {1, 2, NULL, NULL, NULL, "m1t2", 1, 0},
+        {128, 2, NULL, NULL, NULL, "m128t2", 1, 0}, {16, 4, NULL, psz, NULL, "m16t4p", 1, 0},
     };
     mct_rt_shape sh;
     memset(&sh, 0, sizeof sh);
@@ -189,10 +189,17 @@ static void test_rules(void)
     sh.N = 65;
     CHECK(mct_rt_lookup(&t, &sh, 8, 1, 0) == NULL);
     sh.N = 64;
-    static const mct_rt_kernel hi[] = {{16, 2, NULL, NULL, NULL, "a", 1},
-                                       {16, 4, NULL, NULL, NULL, "b", 1}};
+    static const mct_rt_kernel hi[] = {{16, 2, NULL, NULL, NULL, "a", 1, 0},
+                                       {16, 4, NULL, NULL, NULL, "b", 1, 0}};
     t.kernels = hi, t.nkernels = e.count = 2;
     CHECK(!strcmp(LK(16, 1, 0), "a"));                /* all above the budget: the smallest */
+    /* the drop-in's kernels: not one measured slower than the library it replaces */
+    static const mct_rt_kernel dr[] = {{16, 1, NULL, NULL, NULL, "slow", 90, 100},
+                                       {4, 1, NULL, NULL, NULL, "fast", 80, 40},
+                                       {128, 1, NULL, NULL, NULL, "unmeasured", 50, 0}};
+    t.kernels = dr, t.nkernels = e.count = 3;
+    CHECK(!strcmp(LK(16, 1, MCT_RT_RAW), "slow") && !strcmp(LK(16, 1, MCT_RT_WINS), "fast") &&
+          !strcmp(LK(100, 1, MCT_RT_WINS), "unmeasured"));
 #undef LK
 
     /* the ladder */

@@ -253,7 +253,7 @@ static int emit(gen *g, mct_emit_report *er)
         for (int j = 0; j < t->nk; j++, p++) {
             const mct_db_rec *r = &t->k[j].rec;
             mct_emit_kernel k = {t->k[j].s, r->gflops, r->median_ns, r->search, r->guide,
-                                 r->compiler, r->flags, r->threads};
+                                 r->compiler, r->flags, r->base_gflops, r->threads};
             *p = k;
         }
     }

@@ -264,6 +264,26 @@ static int xraw_fn(const mct_db_rec *r, void *ctx)
     return 0;
 }
 
+/* The best kernel of a b=raw workload against the libraries it would replace through the cblas
+ * drop-in: measured once more beside them, the fastest library's speed stored with the best
+ * record. A failed measurement stores nothing (the drop-in then trusts the kernel). */
+static int libs_beside(tune *t, const mct_workload *w, mct_tune_result *res)
+{
+    mct_sched *s = NULL;
+    mct_meas_result mr;
+    if (mct_sched_parse(w, res->best.schedule, &s, NULL, 0))
+        return MCT_OK;
+    mct_meas_cand c = {.sched = s};
+    int r = mct_meas_run(t->o->meas_libs, w, &c, &mr);
+    mct_sched_destroy(s);
+    if (r || mr.status != MCT_MEAS_OK || !mr.has_baseline || !(mr.base_gflops > 0))
+        return MCT_OK;
+    res->best.base_gflops = mr.base_gflops;
+    if (mct_db_put_best(t->o->db, &res->best, NULL))
+        return db_failed(t, "the best record");
+    return MCT_OK;
+}
+
 int mct_tune_workload(const mct_workload *w, const mct_tune_opts *o, mct_tune_result *res,
                       char *err, size_t errlen)
 {
@@ -348,6 +368,9 @@ int mct_tune_workload(const mct_workload *w, const mct_tune_opts *o, mct_tune_re
     res->seconds = now_s() - t0;
     if (rc && !res->db_failed && *serr)
         mct_errf(err, errlen, rc, "%s", serr);
+    if (rc == MCT_OK && w->braw && o->meas_libs && res->best.schedule[0] &&
+        (rc = libs_beside(t, w, res)) != MCT_OK)
+        goto done;
 done:
     free(xr);
     free(x);

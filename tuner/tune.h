@@ -54,6 +54,10 @@ typedef struct mct_tune_opts {
     const char *guide_name; /* recorded with each record ("heuristic", "llm", ...); mcts only */
     mct_meas *meas;         /* required: candidates */
     mct_meas *meas_base;    /* the untuned baseline (a long limit, one run); NULL: meas */
+    mct_meas *meas_libs;    /* optional, a harness with opts.baseline set: the best schedule of
+                             * a b=raw workload is measured once more beside the libraries, and
+                             * the fastest one's GFLOP/s is stored with its best record
+                             * (base_gflops), so the cblas drop-in runs it only where it wins */
     int retune;             /* search even when a complete best record exists */
     int transfer;           /* measure transfer seeds first (see above) */
     const char *model;      /* model tag recorded with each record ("" or NULL: none) */

@@ -176,7 +176,7 @@ int mct_cmd_tune(int argc, char **argv)
     mct_tune_model mdl = {0};
     mct_db *db = NULL;
     mct_guide *guide = NULL;
-    mct_meas *meas = NULL, *meas_base = NULL;
+    mct_meas *meas = NULL, *meas_base = NULL, *meas_libs = NULL;
     FILE *logf = NULL;
     char err[2048] = "";
 
@@ -373,6 +373,18 @@ int mct_cmd_tune(int argc, char **argv)
         fprintf(stderr, "mctune tune: %s\n", err);
         goto fail;
     }
+    /* b=raw kernels are what the cblas drop-in runs instead of a library: each best is timed
+     * once beside the libraries (with the same thread count) */
+    int any_raw = 0;
+    for (int i = 0; i < mdl.n; i++)
+        any_raw |= mdl.w[i].braw;
+    mo.timeout_s = timeout;
+    mo.min_runs = 0;
+    mo.baseline = 1;
+    if (any_raw && mct_meas_create(&mo, &meas_libs, err, sizeof err)) {
+        fprintf(stderr, "mctune tune: %s\n", err);
+        goto fail;
+    }
     if (log_path && !(logf = fopen(log_path, "a"))) {
         fprintf(stderr, "mctune tune: cannot open the log '%s': %s (choose another --log)\n",
                 log_path, strerror(errno));
@@ -402,6 +414,7 @@ int mct_cmd_tune(int argc, char **argv)
     to.guide_name = guide_s;
     to.meas = meas;
     to.meas_base = meas_base;
+    to.meas_libs = meas_libs;
     to.retune = retune;
     to.transfer = transfer;
     to.model = mdl.name;
@@ -489,6 +502,7 @@ fail:
         fclose(logf);
     mct_meas_destroy(meas);
     mct_meas_destroy(meas_base);
+    mct_meas_destroy(meas_libs);
     mct_guide_destroy(guide);
     mct_db_close(db);
     mct_tune_model_free(&mdl);
