@@ -282,15 +282,18 @@ static int rt_gemm(mct_rt_lib *L, const char *who, int tA, int layout, long M, l
         /* B as given: a kernel that takes it so; else (not for the cblas drop-in, which then
          * forwards rather than lose) one that packs B per call */
         int nt = threads > 0 ? threads : mct_rt_threads(L);
-        int drop = tuned_only ? MCT_RT_WINS : 0;
-        if (!(k = mct_rt_lookup(L->table, &s, M, nt, MCT_RT_RAW | drop)) && !tuned_only)
+        if (!(k = mct_rt_lookup(L->table, &s, M, nt, MCT_RT_RAW)) && !tuned_only)
             k = mct_rt_lookup(L->table, &s, M, nt, 0);
         if (!k && !L->table)
             why = "no tuned table";
-        else if (!k && tuned_only && mct_rt_lookup(L->table, &s, M, nt, MCT_RT_RAW))
-            why = "its kernel was measured slower than the library it would replace";
         else if (!k && tuned_only && mct_rt_lookup(L->table, &s, M, nt, 0))
             why = "only kernels that need a prepacked B are tuned";
+        else if (k && tuned_only && k->base_gflops > k->gflops) {
+            /* the kernel for this call (its M, its threads) lost to the library when measured
+             * beside it: that library runs the call */
+            k = NULL;
+            why = "its kernel was measured slower than the library it would replace";
+        }
     }
     if (k) {
         if (L->debug)

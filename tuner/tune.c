@@ -269,18 +269,27 @@ static int xraw_fn(const mct_db_rec *r, void *ctx)
  * record. A failed measurement stores nothing (the drop-in then trusts the kernel). */
 static int libs_beside(tune *t, const mct_workload *w, mct_tune_result *res)
 {
+    /* t->rec is free here: the search is over */
     mct_sched *s = NULL;
     mct_meas_result mr;
-    if (mct_sched_parse(w, res->best.schedule, &s, NULL, 0))
+    uint8_t wh[16];
+    mct_db_rec *b = &t->rec;
+    /* the stored best: with retune it can be an earlier run's, faster than this one's */
+    mct_wl_hash(w, wh);
+    if (mct_db_get_best(t->o->db, wh, t->key.cpu, (int)t->key.threads, b) != MCT_OK)
+        *b = res->best;
+    if (mct_sched_parse(w, b->schedule, &s, NULL, 0))
         return MCT_OK;
     mct_meas_cand c = {.sched = s};
     int r = mct_meas_run(t->o->meas_libs, w, &c, &mr);
     mct_sched_destroy(s);
     if (r || mr.status != MCT_MEAS_OK || !mr.has_baseline || !(mr.base_gflops > 0))
         return MCT_OK;
-    res->best.base_gflops = mr.base_gflops;
-    if (mct_db_put_best(t->o->db, &res->best, NULL))
+    b->base_gflops = mr.base_gflops;
+    if (mct_db_put_best(t->o->db, b, NULL))
         return db_failed(t, "the best record");
+    if (!strcmp(b->schedule, res->best.schedule))
+        res->best.base_gflops = mr.base_gflops;
     return MCT_OK;
 }
 
