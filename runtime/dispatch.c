@@ -172,15 +172,13 @@ const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s,
         /* the thread count: the largest tuned at or below the budget, else the smallest */
         for (int j = 0; j < E->count; j++) {
             int c = k[j].threads;
-            if (((flags & MCT_RT_RAW) && k[j].packed_size) ||
-                ((flags & MCT_RT_WINS) && k[j].base_gflops > k[j].gflops))
+            if ((flags & MCT_RT_RAW) && k[j].packed_size)
                 continue;
             if (!nt || (c <= threads ? nt > threads || c > nt : nt > threads && c < nt))
                 nt = c;
         }
         for (int j = 0; j < E->count; j++) {
-            if (k[j].threads != nt || ((flags & MCT_RT_RAW) && k[j].packed_size) ||
-                ((flags & MCT_RT_WINS) && k[j].base_gflops > k[j].gflops))
+            if (k[j].threads != nt || ((flags & MCT_RT_RAW) && k[j].packed_size))
                 continue;
             if (!best || mct_rt_m_nearer(k[j].M, best->M, M) ||
                 (k[j].M == best->M && k[j].gflops > best->gflops))

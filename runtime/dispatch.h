@@ -191,8 +191,7 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
  * below the budget (the smallest tuned count when all are above it), then the nearest M
  * (mct_rt_m_nearer), then the higher measured GFLOP/s. NULL when t is NULL or lacks the shape;
  * the pointer is into t (generated, static). */
-/* MCT_RT_WINS: only kernels not measured slower than the fastest library on the same call */
-enum { MCT_RT_RAW = 1, MCT_RT_WINS = 2 };
+enum { MCT_RT_RAW = 1 };
 const mct_rt_kernel *mct_rt_lookup(const mct_rt_table *t, const mct_rt_shape *s, long M,
                                    int threads, int flags);
 
