@@ -1,0 +1,151 @@
+/* The cblas drop-in's choice per call (runtime/dispatch.c, rt_gemm with tuned_only): a program
+ * linked with OpenBLAS runs with the generated library preloaded (-DTK_PROVIDE_CBLAS), and each
+ * cblas_sgemm either runs a kernel tuned for a B as given (b=raw) or forwards to OpenBLAS:
+ *   - a b=raw kernel with no library figure (base_gflops 0) runs;
+ *   - one measured faster than the library beside it runs;
+ *   - one measured slower than the library forwards;
+ *   - a shape with only a kernel that needs a prepacked B forwards (never packs B per call);
+ *   - the rule applies to the kernel of the call's thread budget (openblas_set_num_threads): one
+ *     shape whose 1-thread kernel lost and whose 2-thread kernel won forwards at 1 thread and
+ *     runs the 2-thread kernel at 2.
+ * Every call's result is checked against a plain triple loop, whoever ran it; the choice is read
+ * from the library's debug log (TK_DEBUG=1). The database is written through db/db.h, the
+ * library by `mctune gen` ($MCTUNE, default build/mctune), built with plain cc. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+#include "db/db.h"
+#include "runtime/cpu.h"
+#include "tests/check.h"
+
+static const char *gemv = "tile(j, 8); tile(k, 16); reorder(i, j0, k0, j1, k1); cache_write(j0);"
+    " unroll(j1, 8); vectorize(k1)";
+static const char *par2 = "tile(j, 32, 8); tile(k, 16); reorder(j0, i, j1, k0, j2, k1); "
+    "cache_write(j2); parallel(j0); unroll(j2, 8); vectorize(k1)";
+static const char *packed = "tile(i, 16, 8); tile(j, 64, 32); tile(k, 64); reorder(j0, k0, i0, "
+    "j1, i1, k1, i2, j2); pack(A, i0, i2); prepack(B, j2); cache_write(i1); unroll(i2, 8); "
+    "vectorize(j2); unroll(k1, 4)";
+
+/* A best record with the given speeds: gflops the kernel's, base the library's beside it. */
+static int put(mct_db *db, const char *wl, const char *sched, int threads, double gflops,
+               double base)
+{
+    mct_workload w;
+    mct_sched *s = NULL;
+    mct_db_rec r;
+    char why[256];
+    memset(&r, 0, sizeof r);
+    if (mct_wl_parse(wl, &w, why, sizeof why) < 0 || mct_sched_parse(&w, sched, &s, why,
+                                                                     sizeof why) < 0) {
+        fprintf(stderr, "%s / %s: %s\n", wl, sched, why);
+        return -1;
+    }
+    mct_wl_format(&w, r.workload, sizeof r.workload);
+    mct_sched_format(s, r.schedule, sizeof r.schedule);
+    mct_sched_destroy(s);
+    r.cpu = mct_cpu_key(mct_cpu_host());
+    r.threads = threads;
+    r.gflops = gflops;
+    r.median_ns = mct_wl_flops(&w) / gflops;
+    r.base_gflops = base;
+    r.samples = 1;
+    snprintf(r.search, sizeof r.search, "manual");
+    snprintf(r.compiler, sizeof r.compiler, "cc");
+    snprintf(r.flags, sizeof r.flags, "-O2");
+    snprintf(r.tool, sizeof r.tool, "test_dropin");
+    return mct_db_put_best(db, &r, NULL);
+}
+
+/* The program the library is preloaded into: an OpenBLAS user. Arguments: threads, then
+ * M,N,K triples; prints one line per call. */
+static const char *consumer =
+    "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <cblas.h>\n"
+    "int main(int argc, char **argv) {\n"
+    "  openblas_set_num_threads(atoi(argv[1]));\n"
+    "  int bad = 0;\n"
+    "  for (int a = 2; a + 2 < argc; a += 3) {\n"
+    "    int M = atoi(argv[a]), N = atoi(argv[a + 1]), K = atoi(argv[a + 2]);\n"
+    "    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);\n"
+    "    float *C = malloc(sizeof(float) * M * N);\n"
+    "    unsigned s = 7u * N + K;\n"
+    "    for (int i = 0; i < M * K; i++) A[i] = (float)((s = s * 1103515245u + 12345u) >> 9) / 8388608.0f - 1.0f;\n"
+    "    for (int i = 0; i < N * K; i++) B[i] = (float)((s = s * 1103515245u + 12345u) >> 9) / 8388608.0f - 1.0f;\n"
+    "    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);\n"
+    "    double err = 0;\n"
+    "    for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) {\n"
+    "      double r = 0;\n"
+    "      for (int k = 0; k < K; k++) r += (double)A[i * K + k] * B[j * K + k];\n"
+    "      double e = fabs(C[i * N + j] - r) / (1.0 + fabs(r));\n"
+    "      if (e > err) err = e;\n"
+    "    }\n"
+    "    printf(\"call M=%d N=%d K=%d err %.2g %s\\n\", M, N, K, err, err < 1e-4 ? \"ok\" : \"WRONG\");\n"
+    "    bad |= err >= 1e-4;\n"
+    "    free(A); free(B); free(C);\n"
+    "  }\n"
+    "  return bad;\n"
+    "}\n";
+
+int main(void)
+{
+    char dir[256], path[512], err[512], out[16384];
+    const char *mctune = getenv("MCTUNE") ? getenv("MCTUNE") : "build/mctune";
+    mct_db *db = NULL;
+    if (check_tmpdir(dir, sizeof dir, "dropin") < 0)
+        return 1;
+    snprintf(path, sizeof path, "%s/db", dir);
+    CHECK(mct_db_open(path, MCT_DB_NOSYNC, err, sizeof err, &db) == 0);
+    if (!db) {
+        fprintf(stderr, "%s\n", err);
+        return check_done();
+    }
+    int rc = mct_db_put_cpu(db, mct_cpu_host());
+    rc |= put(db, "matmul f32 nt M=16 N=64 K=96 epi=none b=raw", gemv, 1, 20, 0);
+    rc |= put(db, "matmul f32 nt M=16 N=80 K=96 epi=none b=raw", gemv, 1, 10, 20);
+    rc |= put(db, "matmul f32 nt M=16 N=96 K=96 epi=none b=raw", gemv, 1, 20, 10);
+    rc |= put(db, "matmul f32 nt M=16 N=112 K=96 epi=none", packed, 1, 40, 10);
+    rc |= put(db, "matmul f32 nt M=16 N=128 K=96 epi=none b=raw", gemv, 1, 20, 30);
+    rc |= put(db, "matmul f32 nt M=16 N=128 K=96 epi=none b=raw", par2, 2, 40, 30);
+    CHECK(rc == 0);
+    mct_db_close(db);
+
+    rc = check_sh(out, sizeof out, "%s gen --db %s --out %s/out --name tk --cpus host 2>&1",
+                  mctune, path, dir);
+    CHECKF(rc == 0, "gen: %.2000s", out);
+    snprintf(path, sizeof path, "%s/out/consumer.c", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs(consumer, f) >= 0);
+    if (f)
+        fclose(f);
+    rc = check_sh(out, sizeof out, "cd %s/out && cc -std=c11 -O2 -fPIC -shared -fopenmp "
+                  "-DTK_PROVIDE_CBLAS -Wall -Wextra -Werror -o libtkblas.so tk.c 2>&1 && "
+                  "cc -std=c11 -O1 -o consumer consumer.c $(pkg-config --cflags --libs openblas "
+                  "2>/dev/null || echo -lopenblas) -lm 2>&1", dir);
+    CHECKF(rc == 0, "build: %.3000s", out);
+
+    /* one thread: every rule but the 2-thread kernel */
+    rc = check_sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 LD_PRELOAD=./libtkblas.so ./consumer "
+                  "1 16 64 96 16 80 96 16 96 96 16 112 96 16 128 96 2>&1", dir);
+    CHECKF(rc == 0 && !strstr(out, "WRONG"), "%.3000s", out);
+    CHECKF(strstr(out, "sgemm nt M=16 N=64 K=96 -> tuned"), "no library figure: runs: %.3000s",
+           out);
+    CHECKF(strstr(out, "sgemm nt M=16 N=80 K=96 -> not run here (its kernel was measured slower"),
+           "slower than the library: forwards: %.3000s", out);
+    CHECKF(strstr(out, "sgemm nt M=16 N=96 K=96 -> tuned"), "faster: runs: %.3000s", out);
+    CHECKF(strstr(out, "sgemm nt M=16 N=112 K=96 -> not run here (only kernels that need a "
+                       "prepacked B"), "prepacked only: forwards: %.3000s", out);
+    CHECKF(strstr(out, "sgemm nt M=16 N=128 K=96 -> not run here (its kernel was measured slower"),
+           "1-thread kernel lost: forwards at 1 thread: %.3000s", out);
+    CHECKF(!strstr(out, "B packed on this call"), "never packs B on a call: %.3000s", out);
+
+    /* two threads: the shape's 2-thread kernel won, so it runs */
+    rc = check_sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 LD_PRELOAD=./libtkblas.so ./consumer "
+                  "2 16 128 96 2>&1", dir);
+    CHECKF(rc == 0 && !strstr(out, "WRONG"), "%.3000s", out);
+    CHECKF(strstr(out, "sgemm nt M=16 N=128 K=96 -> tuned") && strstr(out, "2 threads"),
+           "2-thread kernel won: runs at 2 threads: %.3000s", out);
+
+    check_rmtree(dir);
+    return check_done();
+}
