@@ -257,9 +257,9 @@ typedef struct mct_db_stats {
 int mct_db_stats_get(mct_db *db, mct_db_stats *out);
 
 /* LLM reply cache: key = xxh3-128 of (model, params, prompt). put replaces a cached reply of
- * the same key: MCT_EINVAL when an argument is NULL, MCT_ENOMEM, storage errors. get (model,
- * params and prompt not NULL: get does not check them) sets *reply to a malloc'ed copy (the
- * caller free()s it), NULL on failure: MCT_ENOTFOUND when none is cached, MCT_ECORRUPT when the
+ * the same key: MCT_EINVAL when an argument is NULL, MCT_ENOMEM, storage errors. get sets *reply
+ * to a malloc'ed copy (the caller free()s it), NULL on failure: MCT_EINVAL when an argument is
+ * NULL (*reply then untouched if reply itself is NULL), MCT_ENOTFOUND when none is cached, MCT_ECORRUPT when the
  * entry is damaged or was asked with another prompt (hash collision), MCT_ENOMEM, storage
  * errors. */
 int mct_db_llm_put(mct_db *db, const char *model, const char *params, const char *prompt,

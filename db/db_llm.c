@@ -98,7 +98,11 @@ int mct_db_llm_get(mct_db *db, const char *model, const char *params, const char
     MDB_val k = {16, h}, v;
     char *s[4] = {NULL, NULL, NULL, NULL}, why[128];
     int rc;
+    if (!reply)
+        return db_fail(db, MCT_EINVAL, "LLM cache: no place for the reply (reply is NULL)");
     *reply = NULL;
+    if (!model || !params || !prompt)
+        return db_fail(db, MCT_EINVAL, "LLM cache: model, params and prompt are needed");
     if ((rc = llm_key(model, params, prompt, h)) != MCT_OK)
         return db_fail(db, rc, "out of memory");
     if ((rc = db_rbegin(db, &t)) != MCT_OK)

@@ -260,6 +260,10 @@ static void test_round_trip(void)
     reply = NULL;
     CHECK(mct_db_llm_get(db, "gpt-x", "{\"t\":1}", "prompt text", &reply) == MCT_ENOTFOUND &&
           !reply);
+    CHECK(mct_db_llm_get(db, NULL, "{\"t\":0}", "prompt text", &reply) == MCT_EINVAL && !reply &&
+          strstr(mct_db_errmsg(db), "model"));
+    CHECK(mct_db_llm_get(db, "gpt-x", "{\"t\":0}", NULL, &reply) == MCT_EINVAL && !reply);
+    CHECK(mct_db_llm_get(db, "gpt-x", "{\"t\":0}", "prompt text", NULL) == MCT_EINVAL);
     /* iterate, stats, delete */
     size_t n = 0;
     CHECK(mct_db_iter(db, MCT_DB_BEST, count_cb, &n) == 0 && n == 2);
