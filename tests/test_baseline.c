@@ -4,6 +4,7 @@
  * loop. A library that is not installed is an answer (MCT_ENOTFOUND), not a failure. */
 #include "tests/check.h"
 #include "tuner/baseline.h"
+#include "tuner/baseline_lp.h"
 
 #include <math.h>
 #include <sched.h>
@@ -135,6 +136,81 @@ static void libraries(void)
     CHECK(mct_base_open(MCT_BASE_COUNT, host, mct_cpu_tier(), &l, NULL, 0) == MCT_EINVAL);
 }
 
+/* The test's own quantizers (independent of tuner/baseline_lp.c): bf16 round to nearest even;
+ * int8 symmetric, scale max|x| / 127. */
+static float bf16_round(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float q8_scale(const float *x, long n, int qmax)
+{
+    float m = 0;
+    for (long i = 0; i < n; i++)
+        m = fmaxf(m, fabsf(x[i]));
+    return m > 0 ? m / (float)qmax : 1.0f;
+}
+
+/* oneDNN's bf16 and int8 matmul (tuner/baseline_lp.h) against the product of the operands
+ * quantized as the header says, in double: bf16 products are exact in f32, so only the f32
+ * summation order differs (tolerance K ulp-scale); int8 sums are exact in int32, then scaled. */
+static void low_precision(void)
+{
+    long M = 3, N = 37, K = 64;
+    float A[3 * 64], Bnt[37 * 64], Bnn[64 * 37];
+    for (long i = 0; i < M * K; i++)
+        A[i] = (float)((i * 7) % 13) / 13.0f - 0.45f;
+    for (long j = 0; j < N; j++)
+        for (long k = 0; k < K; k++)
+            Bnn[k * N + j] = Bnt[j * K + k] = (float)((j * 5 + k * 3) % 11) / 11.0f - 0.5f +
+                                               (float)j * 1e-3f;
+    const char *fmts[2] = {"bf16", "i8"};
+    for (int f = 0; f < 2; f++)
+        for (int nt = 0; nt < 2; nt++) {
+            mct_base_lp *l = NULL;
+            char err[256] = "";
+            int rc = mct_base_lp_open(fmts[f], nt, M, N, K, 1, A, nt ? Bnt : Bnn, &l, err,
+                                      sizeof err);
+            CHECKF(rc == 0 || rc == MCT_ENOTFOUND, "%s: %d %s", fmts[f], rc, err);
+            if (rc) {
+                CHECK(*err);
+                printf("  oneDNN %s matmul not used: %s\n", fmts[f], err);
+                continue;
+            }
+            if (nt == 0)
+                printf("  %s\n", mct_base_lp_label(l));
+            CHECK(mct_base_lp_run(l) == 0 && mct_base_lp_run(l) == 0);
+            const float *C = mct_base_lp_out(l);
+            float sa = q8_scale(A, M * K, 127);
+            int wq = mct_base_lp_wmax(l);
+            CHECK(f == 0 ? wq == 0 : wq == 127 || wq == 63);
+            double e = 0;
+            for (long i = 0; i < M; i++)
+                for (long j = 0; j < N; j++) {
+                    double r = 0;
+                    float sb = f ? q8_scale(Bnt + j * K, K, wq) : 1;
+                    for (long k = 0; k < K; k++) {
+                        float a = A[i * K + k], b = Bnt[j * K + k];
+                        if (f == 0)
+                            r += (double)bf16_round(a) * bf16_round(b);
+                        else
+                            r += nearbyint(a / sa) * nearbyint(b / sb) * (double)sa * sb;
+                    }
+                    e = fmax(e, fabs(C[i * N + j] - r) / (1.0 + fabs(r)));
+                }
+            CHECKF(e < 1e-4, "%s nt=%d: max relative error %g against the quantized operands",
+                   mct_base_lp_label(l), nt, e);
+            mct_base_lp_close(l);
+        }
+    mct_base_lp *l = NULL;
+    CHECK(mct_base_lp_open("q3", 1, M, N, K, 1, A, Bnt, &l, NULL, 0) == MCT_EINVAL && !l);
+    CHECK(mct_base_lp_open("i8", 1, 0, N, K, 1, A, Bnt, &l, NULL, 0) == MCT_EINVAL && !l);
+}
+
 /* `mctune measure --baseline --threads 2`: a line per library, naming OpenBLAS's core and oneDNN
  * (or saying it is unavailable), each run with the thread count asked for (as the library reports
  * it back) */
@@ -183,6 +259,7 @@ int main(void)
 {
     core_choice();
     libraries();
+    low_precision();
     measure_cli();
     return check_done();
 }

@@ -179,7 +179,7 @@ static int open_openblas(mct_base_lib *l, const mct_cpu *cpu, mct_tier tier, int
 }
 
 /* dnnl_cpu_isa_t of oneDNN 2.6 (dnnl_types.h) */
-static const char *dnnl_isa_name(int isa)
+const char *mct_base_onednn_isa_name(int isa)
 {
     switch (isa) {
     case 0x0: return "all";
@@ -234,7 +234,7 @@ static int open_onednn(mct_base_lib *l, const mct_cpu *cpu, mct_tier tier, char 
     l->set_threads = (void (*)(int))dlsym(l->h, "omp_set_num_threads");
     l->get_threads = (int (*)(void))dlsym(l->h, "omp_get_max_threads");
     const dnnl_version_rec *v = ver();
-    const char *in = isa ? dnnl_isa_name(isa()) : "isa unknown";
+    const char *in = isa ? mct_base_onednn_isa_name(isa()) : "isa unknown";
     snprintf(l->label, sizeof l->label, "oneDNN %d.%d.%d dnnl_sgemm, ISA %s%s", v->major,
              v->minor, v->patch, in, cap ? " (capped by MCTUNE_TIER)" : "");
     snprintf(l->shortname, sizeof l->shortname, "oneDNN");

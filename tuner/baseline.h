@@ -54,6 +54,9 @@ int mct_base_openblas_cores(const mct_cpu *c, mct_tier tier, const char **out, i
 /* The dnnl_cpu_isa_t value to pass to oneDNN's dnnl_set_max_cpu_isa so that it runs no more than
  * `tier` on CPU c: 0 when the tier is at or above the CPU's own (no cap). */
 int mct_base_onednn_isa_cap(const mct_cpu *c, mct_tier tier);
+/* The name of a dnnl_cpu_isa_t value (oneDNN 2.x): "avx2", "avx512_core_amx", ...; "isa?" for
+ * one it does not know. Static string. */
+const char *mct_base_onednn_isa_name(int isa);
 
 typedef struct mct_base_lib mct_base_lib;  /* opaque */
 
