@@ -1420,6 +1420,18 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
         ln(&b, "# per head b: A = Q[b], B = KV[b / %lld], C = C[b]", (long long)s->w.group);
     fast_t f;
     analyse_fast(&L, &f);
+    if (L.q) {
+        char fb[24];
+        const char *sc = s->w.wfmt == MCT_RT_WF_I8 ? " times its channel's scale"
+                         : s->w.wfmt == MCT_RT_WF_Q4 ? " times its group's scale" : "";
+        if (s->widen == CG_WIDEN_PANEL)
+            ln(&b, "# B is %s: widen(B, panel): the pack of B converts each weight to f32%s, so "
+                   "the tile reads f32", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb), sc);
+        else
+            ln(&b, "# B is %s: widen(B, reg): each load of B converts the weight to f32%s (%s "
+                   "bytes per weight streamed)", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb), sc,
+               s->w.wfmt == MCT_RT_WF_BF16 ? "2" : s->w.wfmt == MCT_RT_WF_I8 ? "1" : "1/2");
+    }
     if (s->prepack) {
         const cg_pack *pk = &s->pack[OPD_B];
         if (pk->panel_axis == AX_K)
