@@ -52,9 +52,23 @@ struct mct_sched {
     int fuse;                    /* fuse_epilogue at cw */
     cg_pack pack[2];             /* A, B */
     int prepack;                 /* B prepacked (pack[OPD_B].at == -1) */
+    int widen;                   /* low-precision B: where it becomes f32 (CG_WIDEN_*) */
     int npf;
     cg_pf pf[CG_MAXPF];
 };
+
+/* Where low-precision weights are widened to f32 (widen(B, reg|panel)). REG: each load of B
+ * converts (the default, printed by no transformation); PANEL: the pack(B) copy inside the kernel
+ * converts into an f32 panel, and the register tile then is the f32 one. Later steps add integer
+ * and bf16 dot-product paths as further values. */
+enum { CG_WIDEN_REG = 0, CG_WIDEN_PANEL = 1 };
+
+/* The layout B has inside a kernel: the workload's, except low-precision weights, which are
+ * always stored with row n = output channel ([N,K], nt) whatever the f32 layout was. */
+static inline int cg_b_layout(const mct_workload *w)
+{
+    return w->wfmt != MCT_RT_WF_F32 ? MCT_NT : (int)w->layout;
+}
 
 /* Loop id of (axis, level), or -1. */
 int cg_loop_id(const mct_sched *s, int axis, int level);

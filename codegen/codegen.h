@@ -28,6 +28,20 @@
  * workload's sizes are what they were tuned for. With prepack(B) the source also defines
  *   size_t FN_packed_size(long N, long K);   floats needed for the packed B
  *   void   FN_pack_b(long N, long K, const float *B, long ldb, float *Bp);
+ *
+ * Low-precision weights (a workload with w=FMT): the kernel always takes B as the buffer its
+ * FN_pack_b filled (so both functions are always defined), and FN_pack_b's input B is the
+ * format's plain layout (runtime/quant.h; cast to const float *, ldb unused), which
+ * mct_rt_q_quantize makes from f32 weights and mct_rt_q_assemble from an engine's own files:
+ *   without prepack(B): the plain layout itself (FN_pack_b copies it);
+ *   with prepack(B, PANEL[, KCHUNK]): the f32 prepack order of elements (panels, k chunks),
+ *     each element in the format's type (bf16 2 bytes, i8 1 byte, q4 one nibble: element e of
+ *     the packed order in the low nibble of byte e/2 when e is even), padding elements 0; then
+ *     at the data size rounded up to 16 bytes the scales exactly as in the plain layout.
+ * Weights are widened to f32 where the schedule says (widen(B, reg): at each load, the default;
+ * widen(B, panel): into the f32 panel of pack(B, ...) inside the kernel) and multiplied by their
+ * scale there (i8: per channel; q4: per (channel, group) on the widened weight), then the f32
+ * arithmetic runs as for f32 weights.
  * Parallel loops use OpenMP when compiled with -fopenmp and run serially otherwise.
  */
 #ifndef MCT_CODEGEN_H
@@ -38,6 +52,7 @@
 
 #include "runtime/cpu.h"
 #include "runtime/mct_err.h"
+#include "runtime/quant.h"
 
 typedef enum { MCT_OP_MATMUL = 0, MCT_OP_BMM = 1 } mct_op;
 typedef enum { MCT_NN = 0, MCT_NT = 1 } mct_layout;
@@ -56,7 +71,14 @@ typedef struct mct_workload {
                        prepack(B) (B may still be packed inside the kernel with pack). matmul
                        only: the variant behind entry points that cannot prepack B. 0: B may
                        be prepacked ahead of time by FN_pack_b (every key without b=). */
+    int wfmt;       /* weight format of B (key " w=FMT", runtime/quant.h): MCT_RT_WF_F32 (no
+                       field), _BF16 ("bf16"), _I8 ("i8"), _Q4 ("q4gG"). matmul only, never with
+                       b=raw. A, C, bias and the arithmetic stay f32. */
+    int wgroup;     /* q4: the group size G along K (even, divides K); 0 otherwise */
 } mct_workload;
+
+/* 1 when w's weights are in a low-precision format (w= in the key). */
+#define MCT_WL_QUANT(w) ((w)->wfmt != MCT_RT_WF_F32)
 
 /* Largest size accepted for any dimension, and for M*N*K*batch products. */
 #define MCT_MAX_DIM   ((int64_t)1 << 24)
@@ -70,12 +92,16 @@ typedef struct mct_workload {
  * Fields may come in any order after the op; unknown fields, missing sizes, zero, negative or
  * overflowing sizes are refused with MCT_EINVAL/MCT_ERANGE and a message in err naming the field.
  * "b=raw" (matmul only; no other b= value) sets braw; the canonical key carries it last, after
- * beta=1. err may be NULL; text NULL is MCT_EINVAL. *out is written on success only. */
+ * beta=1. "w=FMT" (matmul only, not with b=raw) sets wfmt/wgroup: bf16, i8 or q4gG (G even, K a
+ * multiple of G, else MCT_ERANGE naming K and G); the canonical key carries it after beta=1, e.g.
+ *   "matmul f32 nt M=1 N=4096 K=4096 epi=none w=q4g32"
+ * (f32 weights have no w= field, so every f32 key is what it was; "w=f32" parses as f32). err may be NULL; text NULL is MCT_EINVAL. *out is written on success only. */
 int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen);
 
 /* Checks a workload's fields: 0, MCT_ERANGE (a size below 1 or above MCT_MAX_DIM, a group that
  * does not divide B, products too large) or MCT_EINVAL (op, layout, a matmul with B or G not 1,
- * activation, beta), with the message in err (may be NULL). bias is not checked: any nonzero
+ * activation, beta, a weight format that is unknown, on bmm or with b=raw; a q4 group that is odd
+ * or does not divide K is MCT_ERANGE), with the message in err (may be NULL). bias is not checked: any nonzero
  * value formats as "bias". */
 int mct_wl_check(const mct_workload *w, char *err, size_t errlen);
 
@@ -90,7 +116,8 @@ void mct_wl_hash(const mct_workload *w, uint8_t out[16]);
 void mct_hash_text(const char *s, size_t n, uint8_t out[16]);
 
 /* The workload "family": every field but M (op, layout, N, K, batch, group, epilogue, beta,
- * b=raw: the raw variant's kernels have another ABI, so they are a family of their own). Records
+ * b=raw: the raw variant's kernels have another ABI, so they are a family of their own; w=, the
+ * weight format). Records
  * of one family differ only in the M they were tuned for; the nearest-M rule
  * (mct_rt_m_nearer, runtime/dispatch.h) picks among them. 1 when a and b are of
  * one family, else 0. */
@@ -179,7 +206,8 @@ int mct_sched_prepacked(const mct_sched *s);
  * When pack(B) at L is not legal, the loops outside it are tried in turn, then the pack is
  * dropped. KCHUNK goes: the copy at L is already chunked by the k block there. A schedule
  * without prepack is carried over unchanged. *out (the caller destroys it) is legal for the b=raw
- * workload. Returns 0; MCT_EINVAL when the workload is bmm (no b=raw variant); MCT_ENOTAPPLIC
+ * workload. Returns 0; MCT_EINVAL when the workload is bmm or has low-precision weights (no
+ * b=raw variant); MCT_ENOTAPPLIC
  * when no legal schedule results (a vectorized j loop that needs the pack nowhere legal);
  * MCT_ENOMEM. */
 int mct_sched_without_prepack(const mct_sched *s, mct_sched **out);

@@ -321,7 +321,7 @@ static int put_generic(em *e, FILE *f)
                 const mct_isa *x = mct_isa_get(isa);
                 int V = x->vlen, R = x->nregs >= 32 ? 8 : isa == MCT_ISA_GENERIC ? 4 : 6;
                 mct_workload w = {MCT_OP_MATMUL, lay ? MCT_NT : MCT_NN, 96, 512, 512, 1, 1, 0,
-                                  MCT_ACT_NONE, beta, 0};
+                                  MCT_ACT_NONE, beta, 0, MCT_RT_WF_F32, 0};
                 char fn[96], sched[512], why[256];
                 mct_sched *s;
                 snprintf(sched, sizeof sched, "tile(i, 96, %d); tile(j, 512, %d); tile(k, 256); "

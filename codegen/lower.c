@@ -62,6 +62,7 @@ typedef struct {
     int cw_pos;
     int64_t acc_ej;      /* row length of the generic accumulator array */
     int threads;        /* > 0: the parallel loop runs on exactly this many threads */
+    int q;               /* low-precision B (w=): reads widen through FN_wq unless packed f32 */
 } lw_t;
 
 static const char *lname(const lw_t *L, int id, char buf[8])
@@ -147,6 +148,37 @@ static void addr_B(const lw_t *L, const char *k, const char *j, char *out, size_
                  (long long)pk->panel_w, k, (long long)pk->panel_w, j, (long long)pk->panel_w);
 }
 
+/* 1 when reads of B go to low-precision weights (not to an f32 panel packed in the kernel). */
+static int b_lowp(const lw_t *L)
+{
+    const cg_pack *pk = &L->s->pack[OPD_B];
+    return L->q && !(pk->on && pk->at >= 0);
+}
+
+/* Element index of B(k, j) in the low-precision buffer: plain [N][K], or prepacked in the f32
+ * prepack order. */
+static void idx_Bq(const lw_t *L, const char *k, const char *j, char *out, size_t n)
+{
+    if (L->s->prepack) {
+        char a[400];
+        addr_B(L, k, j, a, sizeof a);  /* "pkB[...]": the same order, other element types */
+        snprintf(out, n, "%.*s", (int)strlen(a) - 5, a + 4);
+    } else
+        snprintf(out, n, "(%s) * K + (%s)", j, k);
+}
+
+/* Value of B(k, j) as f32. */
+static void val_B(const lw_t *L, const char *k, const char *j, char *out, size_t n)
+{
+    if (!b_lowp(L)) {
+        addr_B(L, k, j, out, n);
+        return;
+    }
+    char e[400];
+    idx_Bq(L, k, j, e, sizeof e);
+    snprintf(out, n, "%s_wq(Bq, Bs, %s, %s, %s, ng_)", L->fn, e, j, k);
+}
+
 /* ---- fast register-tile analysis ---------------------------------------------------------- */
 
 typedef struct {
@@ -165,6 +197,11 @@ static void analyse_fast(const lw_t *L, fast_t *f)
     memset(f, 0, sizeof *f);
     if (s->cw < 0) {
         snprintf(f->why, sizeof f->why, "no cache_write");
+        return;
+    }
+    if (b_lowp(L)) {
+        snprintf(f->why, sizeof f->why, "B is widened at each load (widen(B, reg)); the register "
+                 "tile reads f32 panels: pack(B) with widen(B, panel)");
         return;
     }
     int pc = cg_pos(s, s->cw), n = s->nloops;
@@ -286,6 +323,113 @@ static void analyse_fast(const lw_t *L, fast_t *f)
 
 /* ---- C emission -------------------------------------------------------------------------- */
 
+/* Low-precision weights: FN_wq widens element e of a buffer (channel j, reduction index k; ng =
+ * K / G groups per channel) to f32 with its scale; FN_qpack_* copy a block of the plain layout
+ * into an f32 panel (widen(B, panel)); FN_qput/FN_qzero move raw elements for FN_pack_b; FN_qdata
+ * and FN_qat give the kernel buffer's data bytes and scale offset (runtime/quant.h's plain
+ * layout, or the prepacked order). */
+static void emit_qhelpers(sb_t *b, const lw_t *L, const char *ta)
+{
+    const char *fn = L->fn;
+    const cg_pack *pb = &L->s->pack[OPD_B];
+    int fmt = L->w->wfmt;
+    ln(b, "static inline __attribute__((unused)) %sfloat %s_wq(const unsigned char *q, const "
+          "float *sc, long e, long j, long k, long ng)", ta, fn);
+    ln(b, "{");
+    ln(b, "    (void)sc; (void)j; (void)k; (void)ng;");
+    if (fmt == MCT_RT_WF_BF16) {
+        ln(b, "    unsigned short h;");
+        ln(b, "    memcpy(&h, q + 2 * e, 2);");
+        ln(b, "    unsigned int u = (unsigned int)h << 16;");
+        ln(b, "    float f;");
+        ln(b, "    memcpy(&f, &u, 4);");
+        ln(b, "    return f;");
+    } else if (fmt == MCT_RT_WF_I8)
+        ln(b, "    return (float)(signed char)q[e] * sc[j];");
+    else
+        ln(b, "    return (float)(((q[e >> 1] >> ((e & 1) * 4)) & 15) - 8) * sc[j * ng + k / %d];",
+           L->w->wgroup);
+    ln(b, "}");
+    /* element (x, k) of the plain layout is e = x * K + k */
+    ln(b, "static __attribute__((unused)) %svoid %s_qpack_panel(const unsigned char *q, const "
+          "float *sc, long K, long ng, long xlo, long xhi, long klo, long khi, long w, float *dst)",
+       ta, fn);
+    ln(b, "{");
+    ln(b, "    long kn = khi - klo;");
+    ln(b, "    for (long x0 = xlo; x0 < xhi; x0 += w) {");
+    ln(b, "        float *d = dst + ((x0 - xlo) / w) * kn * w;");
+    ln(b, "        long xe = x0 + w < xhi ? x0 + w : xhi;");
+    ln(b, "        for (long x = x0; x < xe; x++)");
+    ln(b, "            for (long k = klo; k < khi; k++) d[(k - klo) * w + (x - x0)] = %s_wq(q, sc, "
+          "x * K + k, x, k, ng);", fn);
+    ln(b, "        for (long x = xe; x < x0 + w; x++)");
+    ln(b, "            for (long k = 0; k < kn; k++) d[k * w + (x - x0)] = 0.0f;");
+    ln(b, "    }");
+    ln(b, "}");
+    ln(b, "static __attribute__((unused)) %svoid %s_qpack_rows(const unsigned char *q, const "
+          "float *sc, long K, long ng, long xlo, long xhi, long klo, long khi, float *dst)", ta,
+       fn);
+    ln(b, "{");
+    ln(b, "    long kn = khi - klo;");
+    ln(b, "    for (long x = xlo; x < xhi; x++)");
+    ln(b, "        for (long k = klo; k < khi; k++) dst[(x - xlo) * kn + (k - klo)] = %s_wq(q, sc, "
+          "x * K + k, x, k, ng);", fn);
+    ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) void %s_qput(unsigned char *d, long e, const "
+          "unsigned char *s, long f)", fn);
+    ln(b, "{");
+    if (fmt == MCT_RT_WF_BF16)
+        ln(b, "    memcpy(d + 2 * e, s + 2 * f, 2);");
+    else if (fmt == MCT_RT_WF_I8)
+        ln(b, "    d[e] = s[f];");
+    else {
+        ln(b, "    int v = (s[f >> 1] >> ((f & 1) * 4)) & 15;");
+        ln(b, "    d[e >> 1] = (unsigned char)((d[e >> 1] & (0xF0 >> ((e & 1) * 4))) | (v << ((e & "
+              "1) * 4)));");
+    }
+    ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) void %s_qzero(unsigned char *d, long e)", fn);
+    ln(b, "{");
+    if (fmt == MCT_RT_WF_BF16)
+        ln(b, "    memset(d + 2 * e, 0, 2);");
+    else if (fmt == MCT_RT_WF_I8)
+        ln(b, "    d[e] = 0;");
+    else  /* q = 0 is stored as 8 */
+        ln(b, "    d[e >> 1] = (unsigned char)((d[e >> 1] & (0xF0 >> ((e & 1) * 4))) | (8 << ((e & "
+              "1) * 4)));");
+    ln(b, "}");
+    /* bytes of n elements */
+    ln(b, "static inline __attribute__((unused)) size_t %s_qbytes(size_t n)", fn);
+    ln(b, "{");
+    ln(b, "    return %s;", fmt == MCT_RT_WF_BF16 ? "2 * n" : fmt == MCT_RT_WF_Q4 ? "(n + 1) / 2" : "n");
+    ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) size_t %s_qplain_data(long N, long K)", fn);
+    ln(b, "{");
+    ln(b, "    return %s_qbytes((size_t)N * (size_t)K);", fn);
+    ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) size_t %s_qdata(long N, long K)", fn);
+    ln(b, "{");
+    if (L->s->prepack && pb->panel_axis != AX_K)
+        ln(b, "    return %s_qbytes((size_t)((N + %lld) / %lld * %lld) * (size_t)K);", fn,
+           (long long)pb->panel_w - 1, (long long)pb->panel_w, (long long)pb->panel_w);
+    else
+        ln(b, "    return %s_qplain_data(N, K);", fn);
+    ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) size_t %s_qat(long N, long K)", fn);
+    ln(b, "{");
+    ln(b, "    return (%s_qdata(N, K) + 15) / 16 * 16;", fn);
+    ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) size_t %s_qscales(long N, long K)", fn);
+    ln(b, "{");
+    if (fmt == MCT_RT_WF_BF16)
+        ln(b, "    (void)N; (void)K; return 0;");
+    else if (fmt == MCT_RT_WF_I8)
+        ln(b, "    (void)K; return (size_t)N;");
+    else
+        ln(b, "    return (size_t)N * (size_t)(K / %d);", L->w->wgroup);
+    ln(b, "}");
+}
+
 static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
 {
     const char *fn = L->fn;
@@ -375,6 +519,8 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     ln(b, "            for (long x = xlo; x < xhi; x++) dst[(x - xlo) * kn + (k - klo)] = src[x * rs + k * cs];");
     ln(b, "    }");
     ln(b, "}");
+    if (L->q)
+        emit_qhelpers(b, L, ta);
     (void)t;
 }
 
@@ -416,6 +562,15 @@ static void emit_pack_call(sb_t *b, const lw_t *L, int opd, int p)
     char x = opd == OPD_A ? 'i' : 'j';
     ln(b, "const long %s_%clo = %s, %s_klo = %s, %s_kn = %s - %s;", nm, x, xlo, nm, klo, nm,
        khi, klo);
+    if (opd == OPD_B && L->q) {  /* widen(B, panel): the copy converts to f32 */
+        if (pk->panel_axis == AX_K)
+            ln(b, "%s_qpack_rows(Bq, Bs, K, ng_, %s, %s, %s, %s, %s);", L->fn, xlo, xhi, klo, khi,
+               nm);
+        else
+            ln(b, "%s_qpack_panel(Bq, Bs, K, ng_, %s, %s, %s, %s, %lld, %s);", L->fn, xlo, xhi,
+               klo, khi, (long long)pk->panel_w, nm);
+        return;
+    }
     const char *src, *rs, *cs;
     if (opd == OPD_A)
         src = "Ab", rs = "lda", cs = "1";
@@ -472,12 +627,12 @@ static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc);
 
 static void emit_stmt(sb_t *b, lw_t *L, int in_acc)
 {
-    char i[8], j[8], k[8], a[256], bb[256], t[160];
+    char i[8], j[8], k[8], a[256], bb[512], t[160];
     idx(L, AX_I, i);
     idx(L, AX_J, j);
     idx(L, AX_K, k);
     addr_A(L, i, k, a, sizeof a);
-    addr_B(L, k, j, bb, sizeof bb);
+    val_B(L, k, j, bb, sizeof bb);
     if (in_acc) {
         ln(b, "acc_[(%s - ti_lo) * %lld + (%s - tj_lo)] += %s * %s;", i, (long long)L->acc_ej, j,
            a, bb);
@@ -515,6 +670,13 @@ static void emit_prefetch_generic(sb_t *b, lw_t *L, int p)
             region(L, AX_K, p, lo1, hi1, &ex);
             region(L, AX_J, p, lo2, hi2, &ex);
             addr_B(L, ax == AX_K ? ahead : lo1, ax == AX_J ? ahead : lo2, e, sizeof e);
+            if (b_lowp(L)) {  /* the byte of that element in the low-precision buffer */
+                char ix[300];
+                idx_Bq(L, ax == AX_K ? ahead : lo1, ax == AX_J ? ahead : lo2, ix, sizeof ix);
+                ln(b, "__builtin_prefetch(Bq + (%s)%s, 0, 3);", ix,
+                   L->w->wfmt == MCT_RT_WF_BF16 ? " * 2" : L->w->wfmt == MCT_RT_WF_Q4 ? " / 2" : "");
+                continue;
+            }
         }
         /* packed operands are prefetched only inside their packed region */
         if (s->pack[opd].on && s->pack[opd].at >= 0 && cg_pos(s, s->pack[opd].at) >= p)
@@ -928,7 +1090,54 @@ static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *f
         if (s->loops[s->order[p]].par)
             L->par_pos = p;
     L->cw_pos = s->cw >= 0 ? cg_pos(s, s->cw) : -1;
+    L->q = MCT_WL_QUANT(&s->w);
     return 0;
+}
+
+/* FN_packed_size and FN_pack_b of a low-precision workload (codegen.h): the plain layout copied,
+ * or rearranged into the prepack order with the scales after it. */
+static void emit_qpack_b(sb_t *b, const lw_t *L, const char *attr_s)
+{
+    const mct_sched *s = L->s;
+    const cg_pack *pb = &s->pack[OPD_B];
+    const char *fn = L->fn;
+    ln(b, "size_t %s_packed_size(" MCT_RT_STR(MCT_RT_PSIZE_PARAMS) ")", fn);
+    ln(b, "{");
+    ln(b, "    return (%s_qat(N, K) + 4 * %s_qscales(N, K) + 3) / 4;", fn, fn);
+    ln(b, "}");
+    ln(b, "%svoid %s_pack_b(" MCT_RT_STR(MCT_RT_PACK_PARAMS) ")", attr_s, fn);
+    ln(b, "{");
+    ln(b, "    const unsigned char *q = (const unsigned char *)B;");
+    ln(b, "    unsigned char *d = (unsigned char *)Bp;");
+    ln(b, "    const size_t pat = (%s_qplain_data(N, K) + 15) / 16 * 16;", fn);
+    ln(b, "    (void)ldb;");
+    if (!s->prepack || pb->panel_axis == AX_K) {
+        /* the plain order is the order of rows along k */
+        ln(b, "    memcpy(d, q, %s_qplain_data(N, K));", fn);
+    } else {
+        long long w = (long long)pb->panel_w, kb = pb->kb > 0 ? (long long)pb->kb : 0;
+        ln(b, "    memset(d, 0, %s_qdata(N, K));", fn);
+        ln(b, "    const long np = (N + %lld) / %lld * %lld;", w - 1, w, w);
+        /* k chunks of kb (one chunk of K without): [K/kb][np/w][kb][w], the last one shorter */
+        if (kb)
+            ln(b, "    const long KB_ = %lld;", kb);
+        else
+            ln(b, "    const long KB_ = K;");
+        ln(b, "    for (long k0 = 0; k0 < K; k0 += KB_) {");
+        ln(b, "        const long ke = k0 + KB_ < K ? k0 + KB_ : K, kn = ke - k0;");
+        ln(b, "        for (long x0 = 0; x0 < np; x0 += %lld)", w);
+        ln(b, "            for (long k = k0; k < ke; k++)");
+        ln(b, "                for (long x = x0; x < x0 + %lld; x++) {", w);
+        ln(b, "                    long e = k0 * np + (x0 / %lld) * kn * %lld + (k - k0) * %lld + "
+              "(x - x0);", w, w, w);
+        ln(b, "                    if (x < N) %s_qput(d, e, q, x * K + k); else %s_qzero(d, e);",
+           fn, fn);
+        ln(b, "                }");
+        ln(b, "    }");
+    }
+    ln(b, "    memset(d + %s_qdata(N, K), 0, %s_qat(N, K) - %s_qdata(N, K));", fn, fn, fn);
+    ln(b, "    memcpy(d + %s_qat(N, K), q + pat, 4 * %s_qscales(N, K));", fn, fn);
+    ln(b, "}");
 }
 
 int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char **out)
@@ -990,7 +1199,9 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     if (attr)
         snprintf(attr_s, sizeof attr_s, "__attribute__((target(\"%s\"))) ", attr);
     const cg_pack *pb = &s->pack[OPD_B];
-    if (s->prepack) {
+    if (L.q)
+        emit_qpack_b(&b, &L, attr_s);
+    else if (s->prepack) {
         ln(&b, "size_t %s_packed_size(" MCT_RT_STR(MCT_RT_PSIZE_PARAMS) ")", fn);
         ln(&b, "{");
         if (pb->panel_axis == AX_K)
@@ -1057,6 +1268,15 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         ln(&b, "const long pkB_np = (N + %lld) / %lld * %lld;", (long long)pb->panel_w - 1,
            (long long)pb->panel_w, (long long)pb->panel_w);
         ln(&b, "(void)pkB_jlo; (void)pkB_klo; (void)pkB_kn; (void)pkB_np;");
+    }
+    if (L.q) {
+        ln(&b, "const unsigned char *Bq = (const unsigned char *)B;");
+        ln(&b, "const float *Bs = (const float *)(const void *)(Bq + %s_qat(N, K));", fn);
+        if (s->w.wfmt == MCT_RT_WF_Q4)
+            ln(&b, "const long ng_ = K / %d;", s->w.wgroup);
+        else
+            ln(&b, "const long ng_ = 1;");
+        ln(&b, "(void)Bq; (void)Bs; (void)ng_;");
     }
     if (s->w.op == MCT_OP_MATMUL) {
         ln(&b, "const float *Ab = A, *Bb = B;");
@@ -1200,6 +1420,18 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
         ln(&b, "# per head b: A = Q[b], B = KV[b / %lld], C = C[b]", (long long)s->w.group);
     fast_t f;
     analyse_fast(&L, &f);
+    if (L.q) {
+        char fb[24];
+        const char *sc = s->w.wfmt == MCT_RT_WF_I8 ? " times its channel's scale"
+                         : s->w.wfmt == MCT_RT_WF_Q4 ? " times its group's scale" : "";
+        if (s->widen == CG_WIDEN_PANEL)
+            ln(&b, "# B is %s: widen(B, panel): the pack of B converts each weight to f32%s, so "
+                   "the tile reads f32", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb), sc);
+        else
+            ln(&b, "# B is %s: widen(B, reg): each load of B converts the weight to f32%s (%s "
+                   "bytes per weight streamed)", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb), sc,
+               s->w.wfmt == MCT_RT_WF_BF16 ? "2" : s->w.wfmt == MCT_RT_WF_I8 ? "1" : "1/2");
+    }
     if (s->prepack) {
         const cg_pack *pk = &s->pack[OPD_B];
         if (pk->panel_axis == AX_K)

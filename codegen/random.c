@@ -60,14 +60,14 @@ static void tile_form(const mct_workload *w, uint64_t *r, int vlen, int dot, cha
             CAT("reorder(%sj0, k0, i0, j1, i1, k1, i2, j2); ", b);
         else
             CAT("reorder(%si0, j0, k0, i1, j1, k1, i2, j2); ", b);
-        int bpk = w->layout == MCT_NT || chance(r, 40);
+        int bpk = cg_b_layout(w) == MCT_NT || chance(r, 40);
         if (bpk) {
             /* b=raw: never prepack (the draw is made all the same, so the other workloads'
              * streams stay as they were) */
             if (w->op == MCT_OP_MATMUL && chance(r, 40) && !w->braw)
                 CAT("prepack(B, j2); ");
-            else
-                CAT("pack(B, k0, j2); ");
+            else  /* low-precision weights: the in-kernel panel is f32, widened at the copy */
+                CAT("pack(B, k0, j2); %s", MCT_WL_QUANT(w) ? "widen(B, panel); " : "");
         }
         if (chance(r, 50))
             CAT("pack(A, %s, %s); ", chance(r, 50) ? "k0" : "i1", chance(r, 60) ? "i2" : "k");
@@ -83,7 +83,7 @@ static void tile_form(const mct_workload *w, uint64_t *r, int vlen, int dot, cha
         long mc = mr * rint_(r, 2, 8);
         CAT("tile(i, %ld, %ld); tile(j, %ld); tile(k, %ld); ", mc, mr, nr, kv);
         CAT("reorder(%si0, i1, j0, k0, i2, j1, k1); ", b);
-        if (w->layout == MCT_NN)
+        if (cg_b_layout(w) == MCT_NN)
             CAT("pack(B, %s, k); ", chance(r, 50) ? "j0" : "i1");
         if (chance(r, 30))
             CAT("pack(A, i0, k); ");
@@ -155,6 +155,8 @@ static void plain_form(const mct_sched *s0, uint64_t *r, char *out, size_t len)
     snprintf(ann[na++], 300, "parallel(%s)", names[rint_(r, 0, cnt - 1)]);
     snprintf(ann[na++], 300, "pack(%c, %s, k)", chance(r, 50) ? 'A' : 'B',
              names[rint_(r, 0, cnt - 1)]);
+    if (MCT_WL_QUANT(w) && ann[na - 1][5] == 'B')
+        strcat(ann[na - 1], "; widen(B, panel)");
     snprintf(ann[na++], 300, "prefetch(%c, %s, %ld)", chance(r, 50) ? 'A' : 'B',
              names[rint_(r, 0, cnt - 1)], rint_(r, 1, 8));
     snprintf(ann[na++], 300, "fuse_epilogue(%s)", names[pick]);
@@ -280,6 +282,9 @@ int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t l
                 c.pack[o].at = id;
                 snprintf(desc, sizeof desc, "pack %c at %s", "AB"[o], nm);
             }
+            /* low-precision B: a pack inside the kernel is where it widens (an f32 panel) */
+            if (o == OPD_B && MCT_WL_QUANT(&c.w))
+                c.widen = c.pack[o].on ? CG_WIDEN_PANEL : CG_WIDEN_REG;
             break;
         }
         case 6: { /* prefetch */

@@ -532,6 +532,21 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
         s->prepack = 1;
         return 0;
     }
+    if (!strcmp(n, "widen")) {
+        if (t->nargs != 2 || strcmp(t->args[0], "B"))
+            return mct_errf(why, len, MCT_EINVAL, "widen: expects widen(B, reg|panel)");
+        if (!MCT_WL_QUANT(&s->w))
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "widen B: the weights are f32 already "
+                            "(widen applies to w=bf16, i8 or q4gG workloads)");
+        if (!strcmp(t->args[1], "reg"))
+            s->widen = CG_WIDEN_REG;
+        else if (!strcmp(t->args[1], "panel"))
+            s->widen = CG_WIDEN_PANEL;
+        else
+            return mct_errf(why, len, MCT_EINVAL, "widen B: '%s' is not a place (use reg: at each "
+                            "load, or panel: into the f32 panel of pack(B))", t->args[1]);
+        return 0;
+    }
     if (!strcmp(n, "prefetch")) {
         int o = 0;
         if (t->nargs != 3)
@@ -556,7 +571,7 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     }
     return mct_errf(why, len, MCT_EINVAL,
                  "'%s' is not a transformation (use tile, reorder, vectorize, unroll, parallel, "
-                 "cache_write, pack, prepack, fuse_epilogue, prefetch)", n);
+                 "cache_write, pack, prepack, widen, fuse_epilogue, prefetch)", n);
 }
 
 int mct_sched_apply(mct_sched *s, const char *text, char *why, size_t whylen)
@@ -662,7 +677,7 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
                              "4 (tile %c first)", nb, axis_ch[l->axis]);
             if (l->axis == AX_J) {
                 const cg_pack *pb = &s->pack[OPD_B];
-                int bcontig = (w->layout == MCT_NN && !pb->on) ||
+                int bcontig = (cg_b_layout(w) == MCT_NN && !pb->on) ||
                               (pb->on && pb->panel_axis == AX_J);
                 if (!bcontig)
                     return mct_errf(why, len, MCT_ENOTAPPLIC,
@@ -675,7 +690,7 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
                     return mct_errf(why, len, MCT_ENOTAPPLIC,
                                  "vectorize %s: A is packed in i panels, so k is strided in it; "
                                  "pack A as rows (layout k)", nb);
-                int bcontig = (w->layout == MCT_NT && !pb->on) ||
+                int bcontig = (cg_b_layout(w) == MCT_NT && !pb->on) ||
                               (pb->on && pb->panel_axis == AX_K);
                 if (!bcontig)
                     return mct_errf(why, len, MCT_ENOTAPPLIC,
@@ -740,6 +755,17 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
                      "loop");
     if (s->prepack && w->braw)
         return mct_errf(why, len, MCT_ENOTAPPLIC, "%s", BRAW_NO_PREPACK);
+    if (MCT_WL_QUANT(w)) {
+        int kpack = s->pack[OPD_B].on && s->pack[OPD_B].at >= 0;
+        if (s->widen == CG_WIDEN_PANEL && !kpack)
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "widen(B, panel): needs pack(B, LOOP, "
+                            "LAYOUT) inside the kernel to hold the f32 panel (or widen(B, reg))");
+        if (s->widen != CG_WIDEN_PANEL && kpack)
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "pack B inside the kernel on low-precision "
+                            "weights: add widen(B, panel) (the panel holds f32; a low-precision "
+                            "panel comes from prepack(B))");
+    } else if (s->widen != CG_WIDEN_REG)
+        return mct_errf(why, len, MCT_ENOTAPPLIC, "widen B: the weights are f32 already");
     for (int o = 0; o < 2; o++) {
         const cg_pack *pk = &s->pack[o];
         if (!pk->on)
@@ -814,7 +840,7 @@ static int64_t trips(const mct_sched *s, int id)
 int mct_sched_without_prepack(const mct_sched *in, mct_sched **out)
 {
     *out = NULL;
-    if (in->w.op != MCT_OP_MATMUL)
+    if (in->w.op != MCT_OP_MATMUL || MCT_WL_QUANT(&in->w))
         return MCT_EINVAL;
     mct_sched c = *in;
     c.w.braw = 1;
@@ -919,6 +945,10 @@ int mct_sched_format(const mct_sched *s, char *buf, size_t len)
         else
             append(buf, len, &n, "pack(%s, %s, %s)", o ? "B" : "A",
                    cg_loop_name(s, pk->at, nb), lay);
+    }
+    if (s->widen == CG_WIDEN_PANEL) {
+        SEP();
+        append(buf, len, &n, "widen(B, panel)");
     }
     if (s->cw >= 0) {
         SEP();

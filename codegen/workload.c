@@ -55,6 +55,25 @@ int mct_wl_check(const mct_workload *w, char *err, size_t errlen)
     if (w->braw && w->op == MCT_OP_BMM)
         return mct_errf(err, errlen, MCT_EINVAL, "b=raw: bmm takes B as given already (its "
                     "operands are activations, never prepacked); leave b= out for bmm");
+    if (w->wfmt != MCT_RT_WF_F32) {
+        char fb[24];
+        if (w->wfmt != MCT_RT_WF_BF16 && w->wfmt != MCT_RT_WF_I8 && w->wfmt != MCT_RT_WF_Q4)
+            return mct_errf(err, errlen, MCT_EINVAL, "w=%d: unknown weight format (use bf16, i8 "
+                        "or q4gG)", w->wfmt);
+        if (w->op != MCT_OP_MATMUL)
+            return mct_errf(err, errlen, MCT_EINVAL, "w=%s: bmm operands are activations and stay "
+                        "f32; leave w= out for bmm", mct_rt_wfmt_name(w->wfmt, w->wgroup, fb));
+        if (w->braw)
+            return mct_errf(err, errlen, MCT_EINVAL, "w=%s with b=raw: the kernel behind the "
+                        "cblas entry points takes f32 B as given; quantized weights always go "
+                        "through prepack (drop b=raw or w=)",
+                        mct_rt_wfmt_name(w->wfmt, w->wgroup, fb));
+        int r = mct_rt_q_check(w->wfmt, w->wgroup, (long)w->N, (long)w->K, err, errlen);
+        if (r)
+            return r;
+    } else if (w->wgroup != 0)
+        return mct_errf(err, errlen, MCT_EINVAL, "w: a group size (%d) without q4 weights",
+                    w->wgroup);
     /* products: flops and every operand's element count must stay representable */
     double f = (double)w->M * (double)w->N * (double)w->K * (double)w->batch;
     if (f > (double)MCT_MAX_FLOPS)
@@ -153,7 +172,7 @@ int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen)
         return mct_errf(err, errlen, MCT_EINVAL,
                     "layout '%s': unknown (use nn for B[K,N] or nt for B[N,K])", tok[2]);
     int seen_m = 0, seen_n = 0, seen_k = 0, seen_b = 0, seen_g = 0, seen_e = 0, seen_beta = 0,
-        seen_braw = 0;
+        seen_braw = 0, seen_w = 0;
     for (int i = 3; i < n; i++) {
         char *eq = strchr(tok[i], '=');
         if (!eq)
@@ -188,9 +207,12 @@ int mct_wl_parse(const char *text, mct_workload *out, char *err, size_t errlen)
                 r = mct_errf(err, errlen, MCT_EINVAL, "b=%s: unknown (b=raw: B taken as given, "
                              "never prepacked; leave b= out for the default, where B may be "
                              "prepacked)", v);
+        } else if (!strcmp(k, "w")) {
+            dup = seen_w++;
+            r = mct_rt_wfmt_parse(v, &w.wfmt, &w.wgroup, err, errlen);
         } else
             return mct_errf(err, errlen, MCT_EINVAL, "field '%s': unknown for %s (fields: M N K%s "
-                        "epi beta b)", k, tok[0], w.op == MCT_OP_BMM ? " B G" : "");
+                        "epi beta b w)", k, tok[0], w.op == MCT_OP_BMM ? " B G" : "");
         if (r)
             return r;
         if (dup)
@@ -220,10 +242,13 @@ int mct_wl_format(const mct_workload *w, char *buf, size_t len)
     char bg[64] = "";
     if (w->op == MCT_OP_BMM)
         snprintf(bg, sizeof bg, " B=%lld G=%lld", (long long)w->batch, (long long)w->group);
-    int n = snprintf(buf, len, "%s f32 %s%s M=%lld N=%lld K=%lld epi=%s%s%s",
+    char wf[32] = "", fb[24];
+    if (w->wfmt != MCT_RT_WF_F32)
+        snprintf(wf, sizeof wf, " w=%s", mct_rt_wfmt_name(w->wfmt, w->wgroup, fb));
+    int n = snprintf(buf, len, "%s f32 %s%s M=%lld N=%lld K=%lld epi=%s%s%s%s",
                      w->op == MCT_OP_BMM ? "bmm" : "matmul", w->layout == MCT_NT ? "nt" : "nn",
                      bg, (long long)w->M, (long long)w->N, (long long)w->K, epi,
-                     w->beta ? " beta=1" : "", w->braw ? " b=raw" : "");
+                     w->beta ? " beta=1" : "", wf, w->braw ? " b=raw" : "");
     if (n < 0 || (size_t)n >= len)
         return MCT_ERANGE;
     return n;
@@ -252,7 +277,8 @@ int mct_wl_same_family(const mct_workload *a, const mct_workload *b)
 {
     return a->op == b->op && a->layout == b->layout && a->N == b->N && a->K == b->K &&
            a->batch == b->batch && a->group == b->group && a->bias == b->bias &&
-           a->act == b->act && a->beta == b->beta && a->braw == b->braw;
+           a->act == b->act && a->beta == b->beta && a->braw == b->braw &&
+           a->wfmt == b->wfmt && a->wgroup == b->wgroup;
 }
 
 void mct_wl_family_hash(const mct_workload *w, uint8_t out[16])

@@ -1082,6 +1082,138 @@ static int one_case(const char *spec)
     return !ok;
 }
 
+/* Low-precision weight keys (w=) and the widen transformation: parse, format and round trip,
+ * f32 keys unchanged, refusals that name the value, families, schedule legality, the random
+ * space (widen drawn for quantized workloads only) and the lowering's widening. */
+static void test_lowprec(void)
+{
+    static const char *good[] = {
+        "matmul f32 nt M=1 N=4096 K=4096 epi=none w=bf16",
+        "matmul f32 nn M=16 N=11 K=64 epi=bias+silu beta=1 w=i8",
+        "matmul f32 nt M=3 N=5 K=256 epi=relu w=q4g128",
+        "matmul f32 nt M=3 N=5 K=64 epi=none w=q4g32",
+    };
+    char buf[256], err[256];
+    mct_workload w, w2;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        CHECKF(mct_wl_parse(good[i], &w, err, sizeof err) == 0, "%s: %s", good[i], err);
+        CHECK(mct_wl_format(&w, buf, sizeof buf) > 0 && !strcmp(buf, good[i]));
+        CHECK(MCT_WL_QUANT(&w));
+    }
+    /* any field order; w=f32 is the f32 key */
+    CHECK(mct_wl_parse("matmul f32 nt w=q4g32 K=64 N=5 M=3 epi=none", &w, NULL, 0) == 0);
+    mct_wl_format(&w, buf, sizeof buf);
+    CHECK(!strcmp(buf, good[3]) && w.wfmt == MCT_RT_WF_Q4 && w.wgroup == 32);
+    CHECK(mct_wl_parse("matmul f32 nt M=3 N=5 K=64 epi=none w=f32", &w, NULL, 0) == 0);
+    CHECK(mct_wl_parse("matmul f32 nt M=3 N=5 K=64 epi=none", &w2, NULL, 0) == 0);
+    uint8_t h1[16], h2[16];
+    mct_wl_hash(&w, h1);
+    mct_wl_hash(&w2, h2);
+    CHECK(!memcmp(h1, h2, 16) && !MCT_WL_QUANT(&w));
+    mct_wl_format(&w, buf, sizeof buf);
+    CHECK(!strcmp(buf, "matmul f32 nt M=3 N=5 K=64 epi=none"));
+    /* a format is its own family; M still is not */
+    CHECK(mct_wl_parse(good[3], &w, NULL, 0) == 0);
+    CHECK(!mct_wl_same_family(&w, &w2));
+    w2 = w;
+    w2.M = 77;
+    CHECK(mct_wl_same_family(&w, &w2));
+    w2.wgroup = 64;
+    CHECK(!mct_wl_same_family(&w, &w2));
+    struct { const char *key, *word; int rc; } bad[] = {
+        {"matmul f32 nt M=3 N=5 K=64 epi=none w=q4g7", "q4g7", MCT_EINVAL},
+        {"matmul f32 nt M=3 N=5 K=48 epi=none w=q4g32", "K=48", MCT_ERANGE},
+        {"matmul f32 nt M=3 N=5 K=64 epi=none w=int4", "int4", MCT_EINVAL},
+        {"matmul f32 nt M=3 N=5 K=64 epi=none w=q4", "q4", MCT_EINVAL},
+        {"bmm f32 nt B=2 M=3 N=5 K=64 epi=none w=i8", "bmm", MCT_EINVAL},
+        {"matmul f32 nt M=3 N=5 K=64 epi=none w=i8 b=raw", "b=raw", MCT_EINVAL},
+        {"matmul f32 nt M=3 N=5 K=64 epi=none w=i8 w=bf16", "twice", MCT_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        int rc = mct_wl_parse(bad[i].key, &w, err, sizeof err);
+        CHECKF(rc == bad[i].rc && strstr(err, bad[i].word), "%s: %d '%s'", bad[i].key, rc, err);
+    }
+    CHECK(mct_wl_parse("matmul f32 nt M=3 N=5 K=48 epi=none w=q4g32", &w, err, sizeof err) ==
+          MCT_ERANGE && strstr(err, "G=32"));
+
+    /* widen: legality and canonical text */
+    mct_workload f, q;
+    CHECK(mct_wl_parse("matmul f32 nt M=4 N=40 K=64 epi=none", &f, NULL, 0) == 0);
+    CHECK(mct_wl_parse("matmul f32 nn M=4 N=40 K=64 epi=none w=q4g32", &q, NULL, 0) == 0);
+    mct_sched *s = NULL;
+    char why[256], text[4096];
+    CHECK(mct_sched_parse(&f, "widen(B, reg)", &s, why, sizeof why) == MCT_ENOTAPPLIC &&
+          strstr(why, "f32"));
+    CHECK(mct_sched_parse(&q, "widen(B, panel)", &s, why, sizeof why) == MCT_ENOTAPPLIC &&
+          strstr(why, "pack(B"));
+    CHECK(mct_sched_parse(&q, "tile(j, 8); pack(B, j0, k)", &s, why, sizeof why) ==
+          MCT_ENOTAPPLIC && strstr(why, "widen(B, panel)"));
+    CHECK(mct_sched_parse(&q, "widen(B, fast)", &s, why, sizeof why) == MCT_EINVAL &&
+          strstr(why, "fast"));
+    const char *ok[] = {
+        "widen(B, reg)",
+        "tile(j, 8); pack(B, j0, k); widen(B, panel)",
+        "tile(i, 4); tile(j, 16, 8); tile(k, 32); reorder(j0, k0, i0, j1, i1, j2, k1); "
+        "pack(B, k0, j2); widen(B, panel); cache_write(i1)",
+        "tile(j, 16); tile(k, 32); prepack(B, j1, k1)",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        int rc = mct_sched_parse(&q, ok[i], &s, why, sizeof why);
+        CHECKF(rc == 0, "'%s': %s", ok[i], why);
+        if (rc)
+            continue;
+        mct_sched_format(s, text, sizeof text);
+        mct_sched *s2 = NULL;
+        char t2[4096];
+        CHECK(mct_sched_parse(&q, text, &s2, why, sizeof why) == 0);
+        if (s2) {
+            mct_sched_format(s2, t2, sizeof t2);
+            CHECKF(!strcmp(text, t2), "round trip '%s' -> '%s'", text, t2);
+            mct_sched_destroy(s2);
+        }
+        CHECK((strstr(text, "widen(B, panel)") != NULL) == (strstr(ok[i], "panel") != NULL));
+        /* the lowering: loads widen through FN_wq; a panel pack converts at the copy */
+        char *c = NULL, *ps = NULL;
+        mct_target t = mct_target_of_isa(MCT_ISA_GENERIC);
+        CHECK(mct_cg_lower_c(s, &t, "kq", &c) == 0 && c && strstr(c, "kq_pack_b(") &&
+              strstr(c, "kq_packed_size("));
+        if (c && strstr(ok[i], "panel"))
+            CHECK(strstr(c, "kq_qpack_") != NULL);
+        else if (c)
+            CHECK(strstr(c, "kq_wq(Bq, Bs,") != NULL);
+        CHECK(mct_cg_lower_pseudo(s, &t, &ps) == 0 && ps && strstr(ps, "widen"));
+        free(c);
+        free(ps);
+        mct_sched_destroy(s);
+    }
+    CHECK(mct_sched_parse(&q, "", &s, why, sizeof why) == 0);
+    mct_sched *raw = NULL;
+    CHECK(mct_sched_without_prepack(s, &raw) == MCT_EINVAL);
+    mct_sched_destroy(s);
+
+    /* the random space: widen for quantized workloads only, every draw legal and round-tripping */
+    uint64_t rng = 7;
+    int nwiden_f = 0, nwiden_q = 0, rt_bad = 0;
+    for (int i = 0; i < 300; i++) {
+        const mct_workload *x = i % 2 ? &q : &f;
+        if (mct_sched_random(x, &rng, 8, &s))
+            continue;
+        for (int m = 0; m < 3; m++)
+            mct_sched_mutate(s, &rng, 8, NULL, 0);
+        mct_sched_format(s, text, sizeof text);
+        if (strstr(text, "widen"))
+            *(i % 2 ? &nwiden_q : &nwiden_f) += 1;
+        mct_sched *s2 = NULL;
+        if (mct_sched_parse(x, text, &s2, why, sizeof why))
+            rt_bad++;
+        mct_sched_destroy(s2);
+        mct_sched_destroy(s);
+    }
+    CHECKF(nwiden_f == 0 && nwiden_q > 0 && rt_bad == 0, "widen in f32 %d, quantized %d, bad %d",
+           nwiden_f, nwiden_q, rt_bad);
+}
+
 int main(void)
 {
     if (getenv("MCTUNE_TEST_CASE"))
@@ -1090,6 +1222,7 @@ int main(void)
     test_schedules();
     test_raw_workloads();
     test_raw_schedules();
+    test_lowprec();
     test_cli();
     test_reproducers();
     test_property();

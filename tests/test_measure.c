@@ -512,6 +512,74 @@ static void test_schedule(void)
     mct_meas_destroy(m);
 }
 
+/* Low-precision weights: the untuned nest, hand-written schedules of each widening point and of
+ * prepack, and random legal schedules, for each format on awkward shapes (M = 1, primes, sizes
+ * not multiples of the tile), lowered for the host's tier (make test reruns this file under
+ * MCTUNE_TIER=avx2 and sse4.2), measured through the real harness: the first run is checked
+ * against OpenBLAS on the runtime's dequantized weights with the harness's f32 tolerance (the
+ * kernel differs from it in summation order only). A wrong widening, scale or layout fails. */
+static void test_lowprec_property(void)
+{
+    mct_meas_opts o;
+    opts_fast(&o);
+    o.min_runs = 1;
+    o.min_time_s = 0.001;
+    o.jobs = 2;
+    mct_meas *m = harness(&o);
+    if (!m)
+        return;
+    static const char *keys[] = {
+        "matmul f32 nt M=1 N=37 K=64 epi=none w=bf16",
+        "matmul f32 nn M=7 N=29 K=50 epi=bias+relu w=i8",
+        "matmul f32 nt M=5 N=23 K=96 epi=bias w=q4g32 beta=1",
+        "matmul f32 nn M=3 N=19 K=12 epi=silu w=q4g4",
+        "matmul f32 nt M=13 N=41 K=40 epi=none w=i8",
+        "matmul f32 nt M=2 N=17 K=128 epi=gelu w=q4g128",
+    };
+    static const char *fixed[] = {
+        "",
+        "prepack(B, k)",
+        "tile(i, 4, 2); tile(j, 16, 8); tile(k, 16); reorder(i0, j0, k0, i1, j1, k1, i2, j2); "
+        "prepack(B, j2, k1); cache_write(i1); unroll(i2, 2); vectorize(j2)",
+        "tile(i, 4, 2); tile(j, 16, 8); tile(k, 32); reorder(j0, k0, i0, j1, i1, k1, i2, j2); "
+        "pack(B, k0, j2); widen(B, panel); cache_write(i1); unroll(i2, 2); vectorize(j2); "
+        "fuse_epilogue(i1)",
+        "tile(i, 3); tile(j, 8); tile(k, 8); pack(B, j0, k); widen(B, panel); parallel(i0)",
+    };
+    enum { NF = sizeof fixed / sizeof fixed[0], NR = 6, NC = NF + NR };
+    int t = mct_cpu_tier();
+    mct_target tg = mct_target_of_tier(t);
+    for (size_t q = 0; q < sizeof keys / sizeof keys[0]; q++) {
+        mct_workload w = wl(keys[q]);
+        mct_sched *sc[NC] = {0};
+        mct_meas_cand c[NC];
+        mct_meas_result r[NC];
+        int n = 0;
+        for (int f = 0; f < NF; f++) {
+            char why[256] = "";
+            int rc = mct_sched_parse(&w, fixed[f], &sc[n], why, sizeof why);
+            CHECKF(rc == 0, "%s: '%s': %s", keys[q], fixed[f], why);
+            if (rc == 0)
+                n++;
+        }
+        uint64_t rng = 0x51ed + q;
+        for (int i = 0; i < NR; i++)
+            if (mct_sched_random(&w, &rng, tg.vlen, &sc[n]) == 0)
+                n++;
+        for (int i = 0; i < n; i++)
+            c[i] = (mct_meas_cand){.sched = sc[i]};
+        CHECK(mct_meas_batch(m, &w, c, n, r) == 0);
+        for (int i = 0; i < n; i++) {
+            char text[4096];
+            mct_sched_format(sc[i], text, sizeof text);
+            CHECKF(r[i].status == MCT_MEAS_OK, "%s [%s, tier %s]: %s: %s", keys[q], text,
+                   mct_tier_name(t), mct_meas_status_name(r[i].status), r[i].detail);
+            mct_sched_destroy(sc[i]);
+        }
+    }
+    mct_meas_destroy(m);
+}
+
 static void test_cache_dir_env(void)
 {
     char dir[300];
@@ -645,6 +713,7 @@ int main(void)
     test_prepacked_bmm();
     test_repeatable_and_baseline();
     test_schedule();
+    test_lowprec_property();
     test_cache_dir_env();
     test_cli();
     test_cli_long_schedule();

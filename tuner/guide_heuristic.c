@@ -381,6 +381,26 @@ static int knob_text(const model *m, const stmt *st, int n, int knob, int dir, c
     return 0;
 }
 
+/* Low-precision weights: where they widen to f32. At a few rows (decoding) the weights' bytes
+ * bound the time, so they stay low precision up to the registers: prepack(B) keeps low-precision
+ * panels widened at each load. At many rows each weight is reused across the rows of the tile,
+ * so one conversion into an f32 panel per block (pack(B) with widen(B, panel)) pays. */
+static void widen_props(const mct_guide_ctx *c, const model *m, int mr, int nv, long kc,
+                        plist *p)
+{
+    char t[1024];
+    if (!MCT_WL_QUANT(c->w))
+        return;
+    model mp = *m;
+    mp.raw = m->M > 16;  /* blis_text's in-kernel pack(B, k0, j2) instead of prepack(B, j2) */
+    blis_text(&mp, mr, nv, kc, 0, 0, t, sizeof t);
+    if (mp.raw)
+        padd(p, "%s; widen(B, panel)", t);
+    else
+        padd(p, "%s", t);
+    padd(p, "%s", m->M > 16 ? "pack(B, k0, j2); widen(B, panel)" : "widen(B, reg)");
+}
+
 static void heuristic_list(const mct_guide_ctx *c, plist *p)
 {
     model m;
@@ -501,6 +521,7 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
     }
     if (m.threads > 1)
         padd(p, "parallel(%s)", m.bmm ? "b" : "j0");
+    widen_props(c, &m, nt > 0 ? mrs[0] : 4, nt > 0 ? nvs[0] : 1, kc0, p);
 }
 
 /* Tries proposals in order on clones of the node; keeps the new, distinct, changed ones. */

@@ -155,7 +155,7 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
         "- pack(A|B, L, PANEL): copies the operand's block into a contiguous buffer at loop L. "
         "PANEL is a tiled loop of the operand's panel axis (i for A, j for B; its block, at most "
         "256, is the panel width) or k for plain rows along k.\n"
-        "%s"
+        "%s%s"
         "- fuse_epilogue(L): applies bias and activation at write-back; needs cache_write(L) at "
         "the same loop.\n"
         "- prefetch(A|B|C, L, DIST): software prefetch. A or B: DIST iterations (1..64) of "
@@ -172,6 +172,19 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
                 : "- prepack(B, PANEL[, KCHUNK]): matmul only: B (the weights) packed once ahead "
                   "of time; PANEL as for pack; KCHUNK a tiled k loop whose block is the chunk "
                   "(needs a j panel).\n",
+        !MCT_WL_QUANT(w) ? ""
+            : w->wfmt == MCT_RT_WF_BF16
+            ? "- widen(B, reg|panel): B holds bf16 weights (2 bytes each, half of f32's bytes per "
+              "FLOP). reg (the default): each load converts to f32; panel: pack(B, L, PANEL) "
+              "inside the kernel converts its block to an f32 panel (needs that pack; a pack of "
+              "B inside the kernel needs it) and the register tile then runs as for f32. "
+              "prepack(B, ...) keeps bf16 panels, widened at each load.\n"
+            : "- widen(B, reg|panel): B holds integer weights with f32 scales (i8: 1 byte, q4: "
+              "half a byte per weight, a quarter or an eighth of f32's bytes per FLOP). reg (the "
+              "default): each load converts to f32 times the scale; panel: pack(B, L, PANEL) "
+              "inside the kernel converts its block to an f32 panel (needs that pack; a pack of "
+              "B inside the kernel needs it) and the register tile then runs as for f32. "
+              "prepack(B, ...) keeps integer panels, widened at each load.\n",
         w->braw ? "" : "\"prepack(B, j2, k1)\", ");
 
     mct_str_addf(&b,

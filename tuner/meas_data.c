@@ -93,6 +93,10 @@ static long layout(const mct_meas *m, const mct_workload *w, long copies, long b
     j->has_bias = w->bias;
     j->a_floats = (long)(w->M * w->K * w->batch);
     j->b_floats = (long)(w->N * w->K) * heads;
+    if (MCT_WL_QUANT(w)) {  /* B holds the plain layout FN_pack_b reads (runtime/quant.h) */
+        j->b_floats = (long)(mct_rt_q_plain_bytes(w->wfmt, w->wgroup, j->N, j->K) / 4);
+        j->ldb = j->K;
+    }
     j->c_floats = (long)(w->M * w->N * w->batch);
     j->copies = copies;
     j->b_stride = b_stride;
@@ -123,9 +127,13 @@ int meas_data_prepare(mct_meas *m, const mct_workload *w, char *err, size_t errl
 {
     char wl[256];
     int rc = mct_wl_format(w, wl, sizeof wl);
+    float *Bf = NULL, *Bdq = NULL;
+    mct_workload wo = *w;  /* the oracle's view: low-precision B dequantized, [N,K] */
     if (rc < 0)
         return rc;
     long b_bytes = (long)(w->N * w->K) * (long)(w->batch / w->group) * 4;
+    if (MCT_WL_QUANT(w))
+        b_bytes = (long)mct_rt_q_plain_bytes(w->wfmt, w->wgroup, (long)w->N, (long)w->K);
     long b_stride = round_up(round_up(b_bytes, 64), m->pg);
     long copies = 1;
     if (!m->o.hot) {
@@ -162,7 +170,26 @@ int meas_data_prepare(mct_meas *m, const mct_workload *w, char *err, size_t errl
     float *bias = w->bias ? (float *)(d->map + j->bias_at) : NULL;
     float *C0 = (float *)(d->map + j->c0_at);
     fill_uniform(A, j->a_floats, &s);
-    fill_uniform(B, j->b_floats, &s);
+    if (MCT_WL_QUANT(w)) {
+        /* f32 weights quantized by the runtime's quantizer (the one generated libraries and
+         * engines' files use), the oracle fed the runtime's dequantized weights: the kernel then
+         * differs from the oracle by f32 summation order only */
+        long nk = j->N * j->K;
+        Bf = malloc(sizeof(float) * (size_t)nk);
+        Bdq = malloc(sizeof(float) * (size_t)nk);
+        if (!Bf || !Bdq) {
+            rc = mct_errf(err, errlen, MCT_ENOMEM, "out of memory for the f32 weights (%ld floats)",
+                          nk);
+            goto fail;
+        }
+        fill_uniform(Bf, nk, &s);
+        if ((rc = mct_rt_q_quantize(w->wfmt, w->wgroup, w->layout == MCT_NT, j->N, j->K, Bf,
+                                    w->layout == MCT_NT ? j->K : j->N, B, err, errlen)))
+            goto fail;
+        mct_rt_q_dequantize(w->wfmt, w->wgroup, j->N, j->K, B, Bdq);
+        wo.layout = MCT_NT;
+    } else
+        fill_uniform(B, j->b_floats, &s);
     if (bias)
         fill_uniform(bias, j->N, &s);
     if (w->beta)
@@ -179,8 +206,8 @@ int meas_data_prepare(mct_meas *m, const mct_workload *w, char *err, size_t errl
         goto fail;
     }
     memcpy(d->cref, C0, sizeof(float) * (size_t)j->c_floats);
-    rc = mct_oracle_run(w, j->M, j->N, j->K, A, j->lda, B, j->ldb, d->cref, j->ldc, bias,
-                        j->batch, j->group, j->sA, j->sB, j->sC);
+    rc = mct_oracle_run(&wo, j->M, j->N, j->K, A, j->lda, Bdq ? Bdq : B, j->ldb, d->cref, j->ldc,
+                        bias, j->batch, j->group, j->sA, j->sB, j->sC);
     if (rc) {
         mct_errf(err, errlen, rc, "out of memory in the oracle (%s)", wl);
         goto fail;
@@ -188,8 +215,12 @@ int meas_data_prepare(mct_meas *m, const mct_workload *w, char *err, size_t errl
     d->w = *w;
     snprintf(d->key, sizeof d->key, "%s", key);
     d->valid = 1;
+    free(Bf);
+    free(Bdq);
     return 0;
 fail:
+    free(Bf);
+    free(Bdq);
     meas_data_release(d);
     return rc;
 }

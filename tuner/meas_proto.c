@@ -141,7 +141,9 @@ static void describe_kernel_error(long rc, const char *phase, char *out, size_t 
 static void job_fill(const mct_meas *m, const struct meas_cand *c, struct mct_job *j)
 {
     j->prepacked = c->prepacked;
-    j->baseline = m->o.baseline;
+    /* the f32 libraries cannot read low-precision B; comparing with them on f32 weights is a
+     * benchmark of its own */
+    j->baseline = m->o.baseline && !MCT_WL_QUANT(&m->d.w);
     j->threads = m->o.threads;
     if (m->o.baseline) { /* the baseline libraries' choice: tuner/baseline.h */
         const char *cores[MCT_NCORE];

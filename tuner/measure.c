@@ -160,7 +160,8 @@ static int cand_prepare(mct_meas *m, const mct_meas_cand *in, struct meas_cand *
             return 0;
         }
         c->fn = MEAS_KERNEL_FN;
-        c->prepacked = mct_sched_prepacked(in->sched);
+        /* low-precision weights always reach the kernel through its FN_pack_b */
+        c->prepacked = mct_sched_prepacked(in->sched) || MCT_WL_QUANT(mct_sched_workload(in->sched));
     } else {
         if (!in->source || !in->fn || !*in->fn)
             return MCT_EINVAL;
