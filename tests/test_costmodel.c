@@ -1,0 +1,319 @@
+/* The learned cost model and the searches that use it: features of the lowered program
+ * (deterministic, sensitive to each knob, hand-computed values on a small case), a real XGBoost
+ * trained on targets that are a known function of the features, model files (round trip, a
+ * stale feature version, damaged files), training from a database's trials, and the
+ * model-based evolutionary search and mcts with ranking and rollouts on a synthetic cost
+ * (budget, sample accounting, top-k per round, reproducibility). */
+#include "tests/check.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/db.h"
+#include "tuner/costmodel.h"
+#include "tuner/search.h"
+
+static char tmp[256];
+static const char *WL = "matmul f32 nn M=16 N=64 K=64 epi=none";
+
+static int fidx(const char *name)
+{
+    for (int i = 0; i < MCT_CG_NFEATURES; i++)
+        if (!strcmp(mct_cg_feature_name(i), name))
+            return i;
+    fprintf(stderr, "no feature named %s\n", name);
+    return 0;
+}
+
+static mct_sched *parse(const mct_workload *w, const char *text)
+{
+    mct_sched *s = NULL;
+    char why[256] = "";
+    int r = mct_sched_parse(w, text, &s, why, sizeof why);
+    CHECKF(r == 0, "parse '%s': %s", text, why);
+    return s;
+}
+
+/* A synthetic CPU: only its caches matter to the features. */
+static mct_cpu small_cpu(void)
+{
+    mct_cpu c = *mct_cpu_host();
+    c.cache_kb[0] = 1;
+    c.cache_kb[2] = 8;
+    c.cache_kb[3] = 1024;
+    c.cores = 4;
+    return c;
+}
+
+static void test_features(void)
+{
+    mct_workload w;
+    CHECK(mct_wl_parse(WL, &w, NULL, 0) == 0);
+    mct_cpu cpu = small_cpu();
+    mct_target t = {8, "", 16, 0, 1};
+    const char *base = "tile(i, 4); tile(j, 16); reorder(i0, j0, k, i1, j1); cache_write(j0); "
+                       "unroll(i1, 4); vectorize(j1)";
+    mct_sched *s = parse(&w, base);
+    if (!s)
+        return;
+    float f[MCT_CG_NFEATURES], g[MCT_CG_NFEATURES];
+    CHECK(mct_cg_features(s, &t, &cpu, f, MCT_CG_NFEATURES) == MCT_CG_NFEATURES);
+    CHECK(mct_cg_features(s, &t, &cpu, g, MCT_CG_NFEATURES) == MCT_CG_NFEATURES);
+    CHECK(!memcmp(f, g, sizeof f));
+    CHECK(mct_cg_features(s, &t, &cpu, g, MCT_CG_NFEATURES - 1) == MCT_EINVAL);
+    CHECK(mct_cg_features(NULL, &t, &cpu, g, MCT_CG_NFEATURES) == MCT_EINVAL);
+    /* hand-computed: a 4 x 16 register tile of two 8-lane vectors per row */
+    CHECK(f[fidx("levels_i")] == 2 && f[fidx("levels_j")] == 2 && f[fidx("levels_k")] == 1);
+    CHECK(fabsf(f[fidx("block_i1")] - (float)log2(5)) < 1e-6);
+    CHECK(fabsf(f[fidx("block_j1")] - (float)log2(17)) < 1e-6);
+    CHECK(f[fidx("block_i2")] == 0 && f[fidx("block_k1")] == 0);
+    CHECK(f[fidx("tile_rows")] == 4 && f[fidx("tile_cols")] == 16);
+    CHECK(f[fidx("acc_vectors")] == 8);
+    CHECK(fabsf(f[fidx("reg_pressure")] - 11.0f / 16) < 1e-6);
+    CHECK(f[fidx("vec_width")] == 8 && f[fidx("vec_axis")] == 1);
+    CHECK(f[fidx("cache_write")] == 1 && fabsf(f[fidx("cache_write_depth")] - 0.4f) < 1e-6);
+    /* L1 of 1 KiB holds the body of k (4 x 1 of A, 1 x 16 of B, 4 x 16 of C): 4 * 148 / 128;
+     * L2 of 8 KiB the body of j0 (4 x 64, 64 x 16, 4 x 16): 4 * 1408 / 8192; L3 the whole */
+    CHECKF(fabsf(f[fidx("bytes_per_flop_l1")] - 4.625f) < 1e-5, "%g",
+           f[fidx("bytes_per_flop_l1")]);
+    CHECK(fabsf(f[fidx("bytes_per_flop_l2")] - 0.6875f) < 1e-6);
+    CHECK(fabsf(f[fidx("bytes_per_flop_l3")] - 0.21875f) < 1e-6);
+    CHECK(fabsf(f[fidx("bytes_per_flop_mem")] - 4.0f * (1024 + 4096 + 1024) / 131072) < 1e-6);
+    CHECK(f[fidx("parallel")] == 0 && f[fidx("prefetches")] == 0 && f[fidx("pack_a")] == 0);
+    CHECK(f[fidx("unroll_max")] == 4);
+    CHECK(mct_cg_estimate(f, MCT_CG_NFEATURES) > 0);
+    CHECK(mct_cg_estimate(f, MCT_CG_NFEATURES - 1) == 0);
+
+    /* each knob moves the vector */
+    const char *edits[] = {
+        "tile(i, 2); tile(j, 16); reorder(i0, j0, k, i1, j1); cache_write(j0); unroll(i1, 2); "
+        "vectorize(j1)",
+        "tile(i, 4); tile(j, 16); reorder(i0, j0, k, i1, j1); cache_write(j0); unroll(i1, 2); "
+        "vectorize(j1)",
+        "tile(i, 4); tile(j, 16); reorder(i0, j0, k, i1, j1); cache_write(j0); unroll(i1, 4); "
+        "vectorize(j1); prefetch(B, k, 4)",
+        "tile(i, 4); tile(j, 16); reorder(i0, j0, k, i1, j1); cache_write(j0); unroll(i1, 4); "
+        "vectorize(j1); parallel(i0)",
+        "tile(i, 4); tile(j, 16); reorder(i0, j0, k, i1, j1); pack(B, j0, j1); cache_write(j0); "
+        "unroll(i1, 4); vectorize(j1)",
+        "tile(i, 4); tile(j, 16); reorder(j0, i0, k, i1, j1); cache_write(i0); unroll(i1, 4); "
+        "vectorize(j1)",
+    };
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        mct_sched *x = parse(&w, edits[e]);
+        if (!x)
+            continue;
+        CHECK(mct_cg_features(x, &t, &cpu, g, MCT_CG_NFEATURES) == MCT_CG_NFEATURES);
+        CHECKF(memcmp(f, g, sizeof f) != 0, "edit %zu: same features", e);
+        mct_sched_destroy(x);
+    }
+    mct_sched *x = parse(&w, edits[2]);
+    if (x) {
+        mct_cg_features(x, &t, &cpu, g, MCT_CG_NFEATURES);
+        CHECK(g[fidx("prefetches")] == 1 && fabsf(g[fidx("prefetch_b_dist")] - log2f(5)) < 1e-6);
+        mct_sched_destroy(x);
+    }
+    /* the parallel loop i0: 4 iterations on 4 threads of the synthetic CPU, then on 3 */
+    x = parse(&w, edits[3]);
+    if (x) {
+        mct_target t0 = t;
+        t0.threads = 0;
+        mct_cg_features(x, &t0, &cpu, g, MCT_CG_NFEATURES);
+        CHECK(g[fidx("parallel")] == 1 && g[fidx("threads")] == 4);
+        CHECK(g[fidx("parallel_balance")] == 1);
+        t0.threads = 3;
+        mct_cg_features(x, &t0, &cpu, g, MCT_CG_NFEATURES);
+        CHECK(fabsf(g[fidx("parallel_balance")] - 4.0f / 6) < 1e-6);
+        mct_sched_destroy(x);
+    }
+    /* the estimate prefers a full register tile to a 1-row one */
+    mct_sched *thin = parse(&w, "tile(j, 16); reorder(i, j0, k, j1); cache_write(j0); "
+                                "vectorize(j1)");
+    if (thin) {
+        mct_cg_features(thin, &t, &cpu, g, MCT_CG_NFEATURES);
+        CHECK(mct_cg_estimate(f, MCT_CG_NFEATURES) > mct_cg_estimate(g, MCT_CG_NFEATURES));
+        mct_sched_destroy(thin);
+    }
+    mct_sched_destroy(s);
+}
+
+/* A known function of named features: the model must learn its order. */
+static double synth_gflops(const float *f)
+{
+    return 1.0 + 3.0 * fminf(f[fidx("acc_vectors")], 8.0f) + 2.0 * f[fidx("vec_width")] +
+           4.0 * f[fidx("cache_write")] + 1.5 * f[fidx("block_k1")];
+}
+
+typedef struct sample_set {
+    int n;
+    mct_sched *s[600];
+    double y[600];
+} sample_set;
+
+static void draw(sample_set *ss, int n, uint64_t seed, const mct_target *t, const mct_cpu *cpu)
+{
+    const char *wls[] = {WL, "matmul f32 nt M=32 N=96 K=80 epi=none",
+                         "matmul f32 nn M=7 N=200 K=33 epi=bias+relu"};
+    uint64_t rng = seed;
+    ss->n = 0;
+    for (int i = 0; i < n && ss->n < 600; i++) {
+        mct_workload w;
+        mct_wl_parse(wls[i % 3], &w, NULL, 0);
+        mct_sched *s;
+        if (mct_sched_random(&w, &rng, t->vlen, &s))
+            continue;
+        float f[MCT_CG_NFEATURES];
+        mct_cg_features(s, t, cpu, f, MCT_CG_NFEATURES);
+        ss->s[ss->n] = s;
+        ss->y[ss->n] = synth_gflops(f);
+        ss->n++;
+    }
+}
+
+static void drop(sample_set *ss)
+{
+    for (int i = 0; i < ss->n; i++)
+        mct_sched_destroy(ss->s[i]);
+    ss->n = 0;
+}
+
+static void test_model(void)
+{
+    static sample_set tr, te;
+    mct_cpu cpu = small_cpu();
+    mct_target t = {8, "", 16, 0, 1};
+    char err[512] = "";
+    mct_costmodel *m = NULL;
+    CHECK(mct_costmodel_create(&cpu, &m) == 0);
+    if (!m)
+        return;
+    CHECK(mct_costmodel_cpu(m) == mct_cpu_key(&cpu));
+    draw(&tr, 300, 11, &t, &cpu);
+    draw(&te, 90, 12, &t, &cpu);
+    CHECK(tr.n == 300 && te.n == 90);
+    /* cold: the analytical estimate, before and after too few trials */
+    double p[600], q[600];
+    CHECK(mct_costmodel_predict(m, (const mct_sched *const *)te.s, te.n, &t, p, err,
+                                sizeof err) == 0);
+    float f0[MCT_CG_NFEATURES];
+    mct_cg_features(te.s[0], &t, &cpu, f0, MCT_CG_NFEATURES);
+    CHECK(p[0] == mct_cg_estimate(f0, MCT_CG_NFEATURES));
+    for (int i = 0; i < MCT_COSTMODEL_MIN_TRIALS - 1; i++)
+        CHECK(mct_costmodel_add(m, tr.s[i], &t, tr.y[i]) == 0);
+    CHECK(mct_costmodel_train(m, err, sizeof err) == 0 && !mct_costmodel_trained(m));
+    for (int i = MCT_COSTMODEL_MIN_TRIALS - 1; i < tr.n; i++)
+        CHECK(mct_costmodel_add(m, tr.s[i], &t, tr.y[i]) == 0);
+    CHECK(mct_costmodel_count(m) == (size_t)tr.n);
+    CHECKF(mct_costmodel_train(m, err, sizeof err) == 0, "%s", err);
+    CHECK(mct_costmodel_trained(m));
+    CHECKF(mct_costmodel_predict(m, (const mct_sched *const *)te.s, te.n, &t, p, err,
+                                 sizeof err) == 0, "%s", err);
+    /* targets are normalized per workload: rank within each */
+    double rmin = 1;
+    for (int g = 0; g < 3; g++) {
+        double a[200], b[200];
+        int k = 0;
+        for (int i = g; i < te.n; i += 3)
+            a[k] = te.y[i], b[k] = p[i], k++;
+        double rho = mct_costmodel_spearman(a, b, k);
+        if (rho < rmin)
+            rmin = rho;
+    }
+    CHECKF(rmin > 0.8, "held-out rank correlation %.3f", rmin);
+    /* the same trials train the same booster */
+    mct_costmodel *m2 = NULL;
+    CHECK(mct_costmodel_create(&cpu, &m2) == 0);
+    for (int i = 0; i < tr.n; i++)
+        mct_costmodel_add(m2, tr.s[i], &t, tr.y[i]);
+    CHECK(mct_costmodel_train(m2, err, sizeof err) == 0);
+    CHECK(mct_costmodel_predict(m2, (const mct_sched *const *)te.s, te.n, &t, q, err,
+                                sizeof err) == 0);
+    CHECK(!memcmp(p, q, sizeof p[0] * (size_t)te.n));
+    mct_costmodel_destroy(m2);
+
+    /* files: round trip */
+    char path[512], bad[600];
+    snprintf(path, sizeof path, "%s/model.json", tmp);
+    CHECKF(mct_costmodel_save(m, path, err, sizeof err) == 0, "%s", err);
+    mct_costmodel *l = NULL;
+    size_t ntr = 0;
+    CHECK(mct_costmodel_create(&cpu, &l) == 0);
+    CHECK(!mct_costmodel_trained(l));
+    CHECKF(mct_costmodel_load(l, path, &ntr, err, sizeof err) == 0, "%s", err);
+    CHECK(mct_costmodel_trained(l) && ntr == (size_t)tr.n);
+    CHECK(mct_costmodel_predict(l, (const mct_sched *const *)te.s, te.n, &t, q, err,
+                                sizeof err) == 0);
+    CHECK(!memcmp(p, q, sizeof p[0] * (size_t)te.n));
+    /* a loaded model retrains on new trials */
+    for (int i = 0; i < 20; i++)
+        mct_costmodel_add(l, tr.s[i], &t, tr.y[i]);
+    CHECKF(mct_costmodel_train(l, err, sizeof err) == 0, "%s", err);
+    mct_costmodel_destroy(l);
+    mct_costmodel *e = NULL;
+    mct_costmodel_create(&cpu, &e);
+    CHECK(mct_costmodel_save(e, path, err, sizeof err) == MCT_EINVAL);
+    CHECK(strstr(err, "not been trained") != NULL);
+    snprintf(bad, sizeof bad, "%s/none.json", tmp);
+    CHECK(mct_costmodel_load(e, bad, NULL, err, sizeof err) == MCT_ENOTFOUND);
+    /* another feature version is refused with the versions named */
+    char *txt = check_slurp(path, NULL);
+    char *at = txt ? strstr(txt, "\"mctune_feature_version\":\"") : NULL;
+    CHECK(at != NULL);
+    if (at) {
+        char *v = at + strlen("\"mctune_feature_version\":\"");
+        *v = *v == '9' ? '8' : '9';
+        snprintf(bad, sizeof bad, "%s/old.json", tmp);
+        FILE *o = fopen(bad, "w");
+        fputs(txt, o);
+        fclose(o);
+        CHECK(mct_costmodel_load(e, bad, NULL, err, sizeof err) == MCT_EVERSION);
+        CHECKF(strstr(err, "feature version") && strstr(err, bad), "%s", err);
+        CHECK(!mct_costmodel_trained(e));
+    }
+    /* truncated and garbage files */
+    if (txt) {
+        snprintf(bad, sizeof bad, "%s/cut.json", tmp);
+        FILE *o = fopen(bad, "w");
+        fwrite(txt, 1, strlen(txt) / 2, o);
+        fclose(o);
+        CHECK(mct_costmodel_load(e, bad, NULL, err, sizeof err) == MCT_ECORRUPT);
+        CHECKF(strstr(err, bad) && strstr(err, "not a readable"), "%s", err);
+    }
+    snprintf(bad, sizeof bad, "%s/junk.json", tmp);
+    FILE *o = fopen(bad, "w");
+    fputs("{\"learner\": 3, junk", o);
+    fclose(o);
+    CHECK(mct_costmodel_load(e, bad, NULL, err, sizeof err) == MCT_ECORRUPT);
+    /* another CPU's model */
+    mct_cpu other = cpu;
+    other.feat[0] ^= 0x1;
+    mct_costmodel *oc = NULL;
+    mct_costmodel_create(&other, &oc);
+    if (mct_costmodel_cpu(oc) != mct_costmodel_cpu(m)) {
+        CHECK(mct_costmodel_load(oc, path, NULL, err, sizeof err) == MCT_EINVAL);
+        CHECK(strstr(err, "model of CPU") != NULL);
+    }
+    mct_costmodel_destroy(oc);
+    free(txt);
+    mct_costmodel_destroy(e);
+    mct_costmodel_destroy(m);
+    drop(&tr);
+    drop(&te);
+
+    double a[5] = {1, 2, 3, 4, 5}, b[5] = {10, 20, 30, 40, 50}, c[5] = {5, 4, 3, 2, 1};
+    CHECK(fabs(mct_costmodel_spearman(a, b, 5) - 1) < 1e-12);
+    CHECK(fabs(mct_costmodel_spearman(a, c, 5) + 1) < 1e-12);
+    CHECK(mct_costmodel_spearman(a, a, 1) == 0);
+}
+
+int main(void)
+{
+    if (check_tmpdir(tmp, sizeof tmp, "costmodel"))
+        return 1;
+    test_features();
+    test_model();
+    check_rmtree(tmp);
+    return check_done();
+}
