@@ -308,12 +308,168 @@ static void test_model(void)
     CHECK(mct_costmodel_spearman(a, a, 1) == 0);
 }
 
+
+/* searches ----------------------------------------------------------------------------------- */
+
+typedef struct run {
+    int n;
+    uint8_t h[256][16];
+    int per_round[64];
+    int bad_round;
+} run;
+
+static int on_sample(void *ctx, const mct_search_sample *smp)
+{
+    run *r = ctx;
+    if (r->n < 256)
+        memcpy(r->h[r->n++], smp->hash, 16);
+    int rd;
+    if (sscanf(smp->applied, "round %d", &rd) == 1) {
+        if (rd >= 1 && rd < 64)
+            r->per_round[rd]++;
+        else
+            r->bad_round = 1;
+    }
+    return 0;
+}
+
+/* A deterministic synthetic cost of the program (the search is under test, not the harness):
+ * the known function of its features, a few candidates failing. */
+static int synth_eval(void *ctx, const mct_sched *s, mct_search_meas *out)
+{
+    mct_cpu cpu = small_cpu();
+    mct_target t = {8, "", 16, 0, 1};
+    float f[MCT_CG_NFEATURES];
+    uint8_t h[16];
+    mct_sched_hash(s, h);
+    memset(out, 0, sizeof *out);
+    mct_cg_features(s, &t, &cpu, f, MCT_CG_NFEATURES);
+    if (h[2] % 17 == 0) {
+        out->status = MCT_MEAS_WRONG;
+        out->latency_s = -1;
+        return 0;
+    }
+    out->status = MCT_MEAS_OK;
+    out->gflops = synth_gflops(f);
+    out->latency_s = mct_wl_flops(mct_sched_workload(s)) / (out->gflops * 1e9);
+    return 0;
+}
+
+static int distinct_run(const run *r)
+{
+    for (int i = 0; i < r->n; i++)
+        for (int j = 0; j < i; j++)
+            if (!memcmp(r->h[i], r->h[j], 16))
+                return 0;
+    return 1;
+}
+
+static int search(mct_search_kind kind, mct_guide *g, int budget, int k, int rank, int rollout,
+                  mct_costmodel *model, run *rr, mct_search_stats *st)
+{
+    mct_workload w;
+    mct_wl_parse(WL, &w, NULL, 0);
+    mct_search_opts o = {0};
+    o.kind = kind;
+    o.budget = budget;
+    o.seed = 5;
+    o.guide = g;
+    o.cpu = NULL;
+    o.target = (mct_target){8, "", 16, 0, 1};
+    o.generation = k;
+    o.rank = rank;
+    o.rollout = rollout;
+    o.model = model;
+    o.evaluate = synth_eval;
+    o.on_sample = on_sample;
+    o.ctx = rr;
+    memset(rr, 0, sizeof *rr);
+    char err[256] = "";
+    int r = mct_search_run(&w, &o, st, err, sizeof err);
+    CHECKF(r == 0, "search %s: %d %s", mct_search_kind_name(kind), r, err);
+    return r;
+}
+
+static void test_search(void)
+{
+    static run a, b;
+    mct_search_stats sa, sb;
+    mct_search_kind k;
+    CHECK(mct_search_kind_parse("evolutionary-measured", &k) == 0 && k == MCT_SEARCH_EVO_MEASURED);
+    CHECK(mct_search_kind_parse("evolutionary", &k) == 0 && k == MCT_SEARCH_EVO);
+    CHECK(!strcmp(mct_search_kind_name(MCT_SEARCH_EVO_MEASURED), "evolutionary-measured"));
+
+    /* evolutionary inside the model, 8 measured per round: the budget exactly, at most 8 per
+     * round, rounds enough for it, the same trials from the same seed */
+    search(MCT_SEARCH_EVO, NULL, 41, 8, 0, 0, NULL, &a, &sa);
+    search(MCT_SEARCH_EVO, NULL, 41, 8, 0, 0, NULL, &b, &sb);
+    CHECKF(sa.samples == 41 && a.n == 41 && sa.measured == 41, "%d samples", sa.samples);
+    CHECK(a.n == b.n && !memcmp(a.h, b.h, 16 * (size_t)a.n));
+    CHECK(distinct_run(&a));
+    CHECK(sa.rounds >= 5 && sa.model_failures == 0 && !a.bad_round);
+    int tot = 0, over = 0;
+    for (int i = 0; i < 64; i++) {
+        tot += a.per_round[i];
+        over |= a.per_round[i] > 8;
+    }
+    CHECK(tot == 40 && !over);
+    CHECK(sa.best_gflops > 0 && sa.best_latency_s > 0);
+
+    /* defaults (population 2048, 64 per round): a budget of 20 is one round of 19 */
+    mct_costmodel *m = NULL;
+    mct_cpu cpu = small_cpu();
+    mct_costmodel_create(&cpu, &m);
+    search(MCT_SEARCH_EVO, NULL, 20, 0, 0, 0, m, &a, &sa);
+    CHECK(sa.samples == 20 && sa.rounds == 1 && a.per_round[1] == 19);
+    /* a given model gets every measured sample and is trained */
+    CHECK(mct_costmodel_count(m) == 20 && mct_costmodel_trained(m));
+
+    /* the ablation keeps its own accounting */
+    search(MCT_SEARCH_EVO_MEASURED, NULL, 30, 0, 0, 0, NULL, &a, &sa);
+    CHECK(sa.samples == 30 && distinct_run(&a) && sa.rounds == 0);
+
+    /* mcts ranking more proposals than it measures */
+    mct_guide *g1 = NULL, *g2 = NULL;
+    mct_guide_heuristic_create(&g1);
+    mct_guide_heuristic_create(&g2);
+    search(MCT_SEARCH_MCTS, g1, 30, 0, 3, 0, NULL, &a, &sa);
+    search(MCT_SEARCH_MCTS, g2, 30, 0, 3, 0, NULL, &b, &sb);
+    CHECKF(sa.samples == 30 && a.n == 30 && sa.measured == 30, "%d samples", sa.samples);
+    CHECK(sa.ranked_out > 0 && distinct_run(&a));
+    CHECK(a.n == b.n && !memcmp(a.h, b.h, 16 * (size_t)a.n));
+    mct_guide_destroy(g1);
+    mct_guide_destroy(g2);
+
+    /* mcts with model-scored rollouts: children wait with an estimate until selection reaches
+     * them; every sample is still one measured distinct candidate */
+    mct_guide_heuristic_create(&g1);
+    mct_guide_heuristic_create(&g2);
+    search(MCT_SEARCH_MCTS, g1, 30, 0, 2, 4, NULL, &a, &sa);
+    search(MCT_SEARCH_MCTS, g2, 30, 0, 2, 4, NULL, &b, &sb);
+    CHECKF(sa.samples == 30 && a.n == 30 && sa.measured == 30, "%d samples", sa.samples);
+    /* each sample after the baseline was an estimated child first */
+    CHECKF(sa.estimates >= sa.samples - 1, "%d estimates", sa.estimates);
+    CHECK(distinct_run(&a));
+    CHECK(a.n == b.n && !memcmp(a.h, b.h, 16 * (size_t)a.n));
+    mct_guide_destroy(g1);
+    mct_guide_destroy(g2);
+    /* with the model trained above */
+    size_t before = mct_costmodel_count(m);
+    mct_guide_heuristic_create(&g1);
+    search(MCT_SEARCH_MCTS, g1, 25, 0, 0, 3, m, &a, &sa);
+    CHECK(sa.samples == 25 && sa.estimates >= 24 && distinct_run(&a));
+    CHECK(mct_costmodel_count(m) == before + 25);
+    mct_guide_destroy(g1);
+    mct_costmodel_destroy(m);
+}
+
 int main(void)
 {
     if (check_tmpdir(tmp, sizeof tmp, "costmodel"))
         return 1;
     test_features();
     test_model();
+    test_search();
     check_rmtree(tmp);
     return check_done();
 }
