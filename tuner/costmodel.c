@@ -452,15 +452,69 @@ int mct_costmodel_open(mct_db *db, const mct_cpu *cpu, mct_costmodel **out, char
             goto fail;
         char serr[512] = "";
         int sr = m->bst && have ? mct_costmodel_save(m, path, serr, sizeof serr) : 0;
-        snprintf(note, notelen, "cost model: %s%s%s; %s%s", lr && lr != MCT_ENOTFOUND ? lerr : "",
-                 lr && lr != MCT_ENOTFOUND ? "; " : "",
-                 m->bst ? "trained" : "too few trials to train, the analytical estimate until "
-                 "there are more", m->bst ? "" : "", sr ? serr : "");
-        size_t l = strlen(note);
-        snprintf(note + l, notelen - l, " (%zu trials%s)", m->n, skipped ? ", some skipped" : "");
+        size_t l = 0;
+        if (lr && lr != MCT_ENOTFOUND)
+            l = (size_t)snprintf(note, notelen, "%s; ", lerr);
+        if (l < notelen && m->bst)
+            l += (size_t)snprintf(note + l, notelen - l, "cost model trained on %zu trials%s%s",
+                                  m->n, sr ? "; not saved: " : ", saved to ", sr ? serr : path);
+        else if (l < notelen)
+            l += (size_t)snprintf(note + l, notelen - l, "cost model: %zu trials, too few to "
+                                  "train: the analytical estimate until there are %d", m->n,
+                                  MCT_COSTMODEL_MIN_TRIALS);
+        if (l < notelen && skipped)
+            snprintf(note + l, notelen - l, " (%zu trials skipped: schedules that no longer "
+                     "parse)", skipped);
     }
     *out = m;
     return 0;
+fail:
+    mct_costmodel_destroy(m);
+    return r;
+}
+
+int mct_costmodel_save_db(mct_costmodel *m, mct_db *db, char *path, size_t pathlen, char *err,
+                          size_t errlen)
+{
+    int r;
+    if (mct_costmodel_path(mct_db_path(db), m->key, path, pathlen))
+        return mct_errf(err, errlen, MCT_ERANGE, "cost model: the path beside %s is too long",
+                        mct_db_path(db));
+    if ((!m->bst || m->trained_on != m->n) && (r = mct_costmodel_train(m, err, errlen)))
+        return r;
+    return mct_costmodel_save(m, path, err, errlen);
+}
+
+int mct_costmodel_train_db(mct_db *db, const mct_cpu *cpu, size_t *trials, size_t *skipped,
+                           char *path, size_t pathlen, char *err, size_t errlen)
+{
+    mct_costmodel *m;
+    size_t sk = 0;
+    char key[17];
+    int r = mct_costmodel_create(cpu, &m);
+    if (r)
+        return mct_errf(err, errlen, r, "cost model: out of memory");
+    mct_cpu_key_format(m->key, key);
+    if ((r = mct_costmodel_add_db(m, db, NULL, NULL, &sk, err, errlen)))
+        goto fail;
+    if (trials)
+        *trials = m->n;
+    if (skipped)
+        *skipped = sk;
+    if ((r = mct_costmodel_path(mct_db_path(db), m->key, path, pathlen))) {
+        r = mct_errf(err, errlen, r, "cost model: the path beside %s is too long", mct_db_path(db));
+        goto fail;
+    }
+    if ((r = mct_costmodel_train(m, err, errlen)))
+        goto fail;
+    if (!m->bst) {
+        r = mct_errf(err, errlen, MCT_EINVAL, "cost model: %zu usable trials of CPU %s in %s "
+                     "(%zu skipped); the model needs at least %d with different speeds: tune "
+                     "on that CPU first (`mctune tune`)", m->n, key, mct_db_path(db), sk,
+                     MCT_COSTMODEL_MIN_TRIALS);
+        goto fail;
+    }
+    r = mct_costmodel_save(m, path, err, errlen);
 fail:
     mct_costmodel_destroy(m);
     return r;

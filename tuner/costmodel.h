@@ -106,6 +106,20 @@ int mct_costmodel_load(mct_costmodel *m, const char *path, size_t *trials, char 
 int mct_costmodel_open(mct_db *db, const mct_cpu *cpu, mct_costmodel **out, char *note,
                        size_t notelen, char *err, size_t errlen);
 
+/* Saves m beside db (mct_costmodel_path; the path into path, pathlen bytes), retraining it
+ * first when it holds trials it was not trained on: what a tuning run does at its end, so the
+ * next run loads it. The errors of train and save (MCT_EINVAL: too few trials to train). */
+int mct_costmodel_save_db(mct_costmodel *m, mct_db *db, char *path, size_t pathlen, char *err,
+                          size_t errlen);
+
+/* `mctune model train`: trains a model on every trial of cpu in db and saves it beside the
+ * database (its path into path, pathlen bytes). *trials and *skipped (may be NULL) get the
+ * trials used and those whose schedule did not parse. MCT_EINVAL when there are fewer than
+ * MCT_COSTMODEL_MIN_TRIALS usable trials of that CPU (the message says how many and what to
+ * do); the errors of add_db, train and save. */
+int mct_costmodel_train_db(mct_db *db, const mct_cpu *cpu, size_t *trials, size_t *skipped,
+                           char *path, size_t pathlen, char *err, size_t errlen);
+
 /* Spearman's rank correlation of a[0..n) and b[0..n) (ties take their mean rank); 0 when n < 2
  * or either is constant. */
 double mct_costmodel_spearman(const double *a, const double *b, int n);
