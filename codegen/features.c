@@ -15,7 +15,7 @@ enum {
     F_BI1, F_BI2, F_BI3, F_BJ1, F_BJ2, F_BJ3, F_BK1, F_BK2, F_BK3,
     F_OUTER_AXIS, F_INNER_AXIS, F_FIRST_K_DEPTH,
     F_TILE_ROWS, F_TILE_COLS, F_ACC_VECS, F_REG_PRESSURE, F_VEC_WIDTH, F_VEC_AXIS,
-    F_CW, F_CW_DEPTH,
+    F_CW, F_CW_DEPTH, F_FAST_TILE, F_FULL_TILES,
     F_BPF_L1, F_BPF_L2, F_BPF_L3, F_BPF_MEM,
     F_PAR, F_PAR_ITERS, F_PAR_BALANCE, F_THREADS, F_PAR_DEPTH,
     F_PACK_A, F_PACK_A_DEPTH, F_PACK_A_PANEL, F_PACK_B, F_PACK_B_DEPTH, F_PACK_B_PANEL,
@@ -36,7 +36,7 @@ static const char *const names[F_COUNT] = {
     "block_k1", "block_k2", "block_k3",
     "outermost_axis", "innermost_axis", "first_k_depth",
     "tile_rows", "tile_cols", "acc_vectors", "reg_pressure", "vec_width", "vec_axis",
-    "cache_write", "cache_write_depth",
+    "cache_write", "cache_write_depth", "fast_tile", "full_tile_fraction",
     "bytes_per_flop_l1", "bytes_per_flop_l2", "bytes_per_flop_l3", "bytes_per_flop_mem",
     "parallel", "parallel_iters", "parallel_balance", "threads", "parallel_depth",
     "pack_a", "pack_a_depth", "pack_a_panel", "pack_b", "pack_b_depth", "pack_b_panel",
@@ -77,7 +77,8 @@ static int64_t block_at(const mct_sched *s, int ax, int p)
 }
 
 /* Bytes that enter a cache per FLOP when it holds the largest block the nest iterates over
- * that fits: A, B and C blocks (C read and written) per 2*bi*bj*bk FLOPs. The blocks are those
+ * that fits: A, B and C blocks (C read and written) per 2*bi*bj*bk FLOPs; when the whole
+ * problem fits, each operand once (the compulsory traffic, bytes_per_flop_mem). The blocks are those
  * of the outermost loop body whose working set fits, as the reuse a loop order can give. */
 static float bytes_per_flop(const mct_sched *s, double cap)
 {
@@ -86,11 +87,69 @@ static float bytes_per_flop(const mct_sched *s, double cap)
         double i = (double)block_at(s, AX_I, p), j = (double)block_at(s, AX_J, p),
                k = (double)block_at(s, AX_K, p);
         if (4.0 * (i * k + k * j + i * j) <= cap) {
+            if (p < 0)  /* the whole problem stays: only the compulsory traffic enters */
+                return (float)(4.0 * (i * k + k * j + i * j) / (2.0 * i * j * k));
             bi = i, bj = j, bk = k;
             break;
         }
     }
     return (float)(4.0 * (bi * bk + bk * bj + 2.0 * bi * bj) / (2.0 * bi * bj * bk));
+}
+
+/* The block of ax inside the loop at position p when a loop of ax is at or outside p, else 0
+ * (the whole axis, a size known at run time only). */
+static int64_t const_block_at(const mct_sched *s, int ax, int p)
+{
+    for (int q = 0; q <= p && q < s->nloops; q++)
+        if (s->loops[s->order[q]].axis == ax)
+            return block_at(s, ax, p);
+    return 0;
+}
+
+/* Whether the cache_write region is a register tile the lowering emits as straight-line code
+ * (lower.c's fast path): every spatial loop inside it vectorized or fully unrolled, a k loop
+ * inside only as the vectorized innermost one, constant extents of at most 512 elements, vector
+ * blocks a multiple of the lanes, no pack inside. A close reading of the same rules, kept here
+ * so the lowering stays as it is; the model learns what it misses. */
+static int fast_tile(const mct_sched *s, int vlen, int64_t *ei, int64_t *ej)
+{
+    *ei = *ej = 0;
+    if (s->cw < 0)
+        return 0;
+    int pc = cg_pos(s, s->cw), n = s->nloops, q = pc + 1;
+    for (int o = 0; o < 2; o++)
+        if (s->pack[o].on && s->pack[o].at >= 0 && cg_pos(s, s->pack[o].at) > pc)
+            return 0;
+    while (q < n && s->loops[s->order[q]].axis == AX_K && !s->loops[s->order[q]].vec)
+        q++;
+    int64_t kvec = 0;
+    for (; q < n; q++) {
+        int id = s->order[q];
+        const cg_loop *l = &s->loops[id];
+        if (l->axis == AX_K) {
+            if (!l->vec || q != n - 1)
+                return 0;
+            kvec = cg_extent(s, id);
+            continue;
+        }
+        if (l->vec)
+            continue;
+        int64_t st = cg_step(s, id), ext = cg_extent(s, id);
+        if (!ext || l->unroll < (ext + st - 1) / st)
+            return 0;
+    }
+    *ei = const_block_at(s, AX_I, pc);
+    *ej = const_block_at(s, AX_J, pc);
+    if (!*ei || !*ej || *ei * *ej > 512)
+        return 0;
+    if (vlen > 1) {
+        if (kvec && kvec % vlen)
+            return 0;
+        for (int id = 0; id < n; id++)
+            if (s->loops[id].vec && s->loops[id].axis == AX_J && *ej % vlen)
+                return 0;
+    }
+    return 1;
 }
 
 static float depth(const mct_sched *s, int id)
@@ -160,6 +219,19 @@ int mct_cg_features(const mct_sched *s, const mct_target *t, const mct_cpu *cpu,
     f[F_VEC_AXIS] = (float)vaxis;
     f[F_CW] = s->cw >= 0;
     f[F_CW_DEPTH] = depth(s, s->cw);
+    {
+        /* the share of C covered by whole register tiles (the rest runs the tail code) */
+        int64_t ei, ej;
+        f[F_FAST_TILE] = (float)fast_tile(s, vlen, &ei, &ej);
+        if (s->cw >= 0) {
+            int pc = cg_pos(s, s->cw);
+            ei = block_at(s, AX_I, pc);
+            ej = block_at(s, AX_J, pc);
+            double fi = (double)(w->M / ei * ei) / (double)w->M;
+            double fj = (double)(w->N / ej * ej) / (double)w->N;
+            f[F_FULL_TILES] = (float)(fi * fj);
+        }
+    }
 
     /* traffic per FLOP at each level for the blocks the order gives */
     static const uint32_t unknown_kb[4] = {32, 32, 1024, 8192}; /* when CPUID names no size */
@@ -250,16 +322,22 @@ double mct_cg_estimate(const float *f, int n)
         eff /= f[F_REG_PRESSURE] * f[F_REG_PRESSURE];
     if (!(f[F_CW] > 0))
         eff *= 0.25;  /* every update goes through memory */
+    else if (!(f[F_FAST_TILE] > 0))
+        eff *= 0.35;  /* the generic tile code: loads and stores around each update */
+    /* the tails run the generic code */
+    eff *= f[F_FULL_TILES] + (1 - f[F_FULL_TILES]) * 0.3;
     double t = 1.0 / (2.0 * vw * eff * 2.0);
     const double bw[3] = {32, 16, 8};  /* bytes per cycle into L1, L2, L3 */
     for (int c = 0; c < 3; c++) {
-        double tc = f[F_BPF_L1 + c] / bw[c];
+        /* a level that holds the whole problem moves the compulsory traffic only (below) */
+        double tc = f[F_BPF_L1 + c] > f[F_BPF_MEM] ? f[F_BPF_L1 + c] / bw[c] : 0;
         if (tc > t)
             t = tc;
     }
-    /* the compulsory traffic from memory (4 bytes per cycle) is the workload's, the same for
-     * every schedule: added rather than taken as a bound, so it never hides the differences */
-    t += f[F_BPF_MEM] / 4.0;
+    /* the compulsory traffic from memory is the workload's, the same for every schedule: added
+     * (at a bandwidth of 16 bytes per cycle) rather than taken as a bound, so it never hides
+     * the differences between schedules */
+    t += f[F_BPF_MEM] / 16.0;
     double speed = 1.0 / t;
     if (f[F_PAR] > 0) {
         double th = f[F_THREADS] > 1 ? f[F_THREADS] : 1;
