@@ -76,10 +76,10 @@ static int64_t block_at(const mct_sched *s, int ax, int p)
     return st < d ? st : d;
 }
 
-/* Bytes that enter a cache per FLOP when it holds the largest block the nest iterates over
- * that fits: A, B and C blocks (C read and written) per 2*bi*bj*bk FLOPs; when the whole
- * problem fits, each operand once (the compulsory traffic, bytes_per_flop_mem). The blocks are those
- * of the outermost loop body whose working set fits, as the reuse a loop order can give. */
+/* Bytes that enter a cache per FLOP when it holds the largest block the nest iterates over that
+ * fits: A, B and C blocks (C read and written) per 2*bi*bj*bk FLOPs; when the whole problem fits,
+ * each operand once (the compulsory traffic, bytes_per_flop_mem). The blocks are those of the
+ * outermost loop body whose working set fits, as the reuse a loop order can give. */
 static float bytes_per_flop(const mct_sched *s, double cap)
 {
     double bi = 1, bj = 1, bk = 1;
@@ -305,11 +305,11 @@ int mct_cg_features(const mct_sched *s, const mct_target *t, const mct_cpu *cpu,
 }
 
 /* A roofline over the levels: the time per FLOP is the slowest of the arithmetic (vector FMAs,
- * short of peak when the tile has too few independent accumulators to cover the FMA latency,
- * or spills when it has too many) and the traffic into each cache at a bandwidth that halves
- * per level, plus the compulsory traffic from memory. The figures are ratios between the levels, not any CPU's: only the order of the
- * estimates is used (the search ranks by it), and the learned model replaces it once there
- * are trials. */
+ * short of peak when the tile has too few independent accumulators to cover the FMA latency, or
+ * spills when it has too many) and the traffic into each cache at a bandwidth that halves per
+ * level, plus the compulsory traffic from memory. The figures are ratios between the levels, not
+ * any CPU's: only the order of the estimates is used (the search ranks by it), and the learned
+ * model replaces it once there are trials. */
 double mct_cg_estimate(const float *f, int n)
 {
     if (!f || n < F_COUNT)
