@@ -10,7 +10,7 @@ PKGS     := lmdb libcjson libxxhash libcurl openblas
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -I. $(PKG_CFLAGS) -fopenmp $(CFLAGS)
-LDLIBS     = $(PKG_LIBS) -fopenmp -lm -lpthread -ldl
+LDLIBS     = $(PKG_LIBS) -lxgboost -fopenmp -lm -lpthread -ldl
 SAN_FLAGS  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 ifeq ($(V),1)

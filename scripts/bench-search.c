@@ -4,7 +4,9 @@
  *                            [--layers 0,1,2,3,4] [--cache DIR]
  *
  * For each layer (from models/: a mix of M=1, M=16, M=128 and an attention bmm) and for
- * mcts+heuristic, mcts+random, evolutionary and random, each with seeds 1..S in the same run:
+ * mcts+heuristic, mcts+random, evolutionary (inside the cost model), random, mcts+model (the
+ * heuristic guide with the cost model ranking 4x the proposals and scoring rollouts of 4) and
+ * evolutionary-measured (no model), each with seeds 1..S in the same run:
  * the best speedup over the untuned schedule after 16, 32, 64, 128 samples (geometric mean over
  * the seeds), and the samples each needs to reach evolutionary's best at the full budget (mean
  * over seeds; ">B" when it never does). Finally the best kernel of mcts+heuristic is measured
@@ -59,7 +61,9 @@ static int on_sample(void *ctx, const mct_search_sample *s)
     return 0;
 }
 
-static const char *cfg_name[] = {"mcts+heuristic", "mcts+random", "evolutionary", "random"};
+static const char *cfg_name[] = {"mcts+heuristic", "mcts+random", "evolutionary", "random",
+                                 "mcts+model", "evolutionary-measured"};
+#define NCFG 6
 
 int main(int argc, char **argv)
 {
@@ -151,28 +155,31 @@ int main(int argc, char **argv)
         mct_wl_format(&w, wt, sizeof wt);
         printf("\n== %s: %s\n", layers[L].name, wt);
         fflush(stdout);
-        double *curves[4][16];
+        double *curves[NCFG][16];
         double best_lat_all = -1;
         char best_sched[4096] = "";
         double base_lat = -1;
-        for (int c = 0; c < 4; c++)
+        for (int c = 0; c < NCFG; c++)
             for (int s = 0; s < nseeds && s < 16; s++) {
                 run r = {budget, calloc((size_t)budget + 1, sizeof(double))};
                 for (int i = 0; i <= budget; i++)
                     r.best_lat[i] = -1;
                 mct_guide *g = NULL;
-                if (c == 0)
+                if (c == 0 || c == 4)
                     mct_guide_heuristic_create(&g);
                 else if (c == 1)
                     mct_guide_random_create(&g);
                 mct_tune_opts to = {0};
                 to.db = db;
                 to.cpu = cpu;
-                to.kind = c < 2 ? MCT_SEARCH_MCTS : c == 2 ? MCT_SEARCH_EVO : MCT_SEARCH_RANDOM;
+                to.kind = c < 2 || c == 4 ? MCT_SEARCH_MCTS : c == 2 ? MCT_SEARCH_EVO
+                          : c == 5 ? MCT_SEARCH_EVO_MEASURED : MCT_SEARCH_RANDOM;
+                to.rank = c == 4 ? 4 : 0;
+                to.rollout = c == 4 ? 4 : 0;
                 to.budget = budget;
                 to.seed = (uint64_t)s + 1;
                 to.guide = g;
-                to.guide_name = c == 0 ? "heuristic" : "random";
+                to.guide_name = c == 0 || c == 4 ? "heuristic" : "random";
                 to.meas = meas;
                 to.meas_base = mbase;
                 to.retune = 1;
@@ -217,14 +224,14 @@ int main(int argc, char **argv)
         for (int s = 0; s < nseeds; s++)
             tgt += log(base_lat / curves[2][s][budget]);
         tgt = exp(tgt / nseeds);
-        printf("  %-16s", "best speedup");
+        printf("  %-21s", "best speedup");
         for (int k = 0; k < 4; k++)
             if (marks[k] <= budget)
                 printf(" %8d", marks[k]);
         printf(" %10s  samples to reach evolutionary's %.1fx\n", "full", tgt);
-        double need[4];
-        for (int c = 0; c < 4; c++) {
-            printf("  %-16s", cfg_name[c]);
+        double need[NCFG];
+        for (int c = 0; c < NCFG; c++) {
+            printf("  %-21s", cfg_name[c]);
             for (int k = 0; k < 4; k++) {
                 if (marks[k] > budget)
                     continue;
@@ -267,7 +274,7 @@ int main(int argc, char **argv)
                 printf("  OpenBLAS comparison unavailable: %s\n", res.detail);
             mct_sched_destroy(bs);
         }
-        for (int c = 0; c < 4; c++)
+        for (int c = 0; c < NCFG; c++)
             for (int s = 0; s < nseeds; s++)
                 free(curves[c][s]);
         fflush(stdout);

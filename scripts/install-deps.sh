@@ -5,7 +5,7 @@
 # munge (their daemons are not configured or started here; scripts/fleet/slurm-local.sh does
 # that in a folder of its own).
 set -e
-PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libcurl4-openssl-dev libcjson-dev libxxhash-dev libopenblas-dev libdnnl-dev libblis-dev clang libclang-rt-14-dev libomp-dev python3 python3-yaml python3-jsonschema gnuplot-nox graphviz"
+PKGS="build-essential pkg-config libxgboost-dev liblmdb-dev lmdb-utils libcurl4-openssl-dev libcjson-dev libxxhash-dev libopenblas-dev libdnnl-dev libblis-dev clang libclang-rt-14-dev libomp-dev python3 python3-yaml python3-jsonschema gnuplot-nox graphviz"
 case ${1:-} in
 "") ;;
 fleet) PKGS="slurm-wlm munge" ;;

@@ -140,9 +140,11 @@ static void test_library(mct_meas *m)
     run_search(MCT_SEARCH_RANDOM, NULL, 8, budget, m, 0, &c, &sb);
     CHECK(!same_trace(&a, &c));
 
-    /* mcts (both guides) and evolutionary: same seed and same measurements, same trials */
-    for (int k = 0; k < 3; k++) {
-        mct_search_kind kind = k == 2 ? MCT_SEARCH_EVO : MCT_SEARCH_MCTS;
+    /* mcts (both guides) and both evolutionary searches: same seed and same measurements,
+     * same trials */
+    for (int k = 0; k < 4; k++) {
+        mct_search_kind kind = k == 2 ? MCT_SEARCH_EVO : k == 3 ? MCT_SEARCH_EVO_MEASURED
+                                                                : MCT_SEARCH_MCTS;
         mct_guide *g = k == 0 ? h : rg;
         /* a fresh guide each run: the heuristic remembers what it proposed */
         mct_guide *g1, *g2;

@@ -1,5 +1,5 @@
-/* Search strategies: mcts (guided), evolutionary, random. See tuner/search.h for the sample
- * accounting that all three share. */
+/* Search strategies: mcts (guided), evolutionary (inside the cost model, or measured), random.
+ * See tuner/search.h for the sample accounting that all of them share. */
 #include "tuner/search.h"
 
 #include <math.h>
@@ -20,6 +20,8 @@ typedef struct cand {
     int status;
     double lat, spread, gflops;
     int dead, exhausted;
+    int estimated;          /* mcts rollout: not measured, value holds est */
+    double est;
 } cand;
 
 typedef struct srch {
@@ -38,20 +40,24 @@ typedef struct srch {
     double ref_lat;         /* reward reference: the untuned latency (or first ok one) */
     double best_speedup;
     int stop;               /* nonzero: an on_sample callback's value or a harness error */
+    mct_costmodel *model;   /* o->model or own */
+    mct_costmodel *own;
+    int model_dirty;        /* samples added since the last training */
     char *err;
     size_t errlen;
 } srch;
 
-static const char *const kind_names[] = {"mcts", "evolutionary", "random"};
+static const char *const kind_names[MCT_SEARCH_NKINDS] = {"mcts", "evolutionary", "random",
+                                                         "evolutionary-measured"};
 
 const char *mct_search_kind_name(mct_search_kind k)
 {
-    return (unsigned)k < 3 ? kind_names[k] : "?";
+    return (unsigned)k < MCT_SEARCH_NKINDS ? kind_names[k] : "?";
 }
 
 int mct_search_kind_parse(const char *s, mct_search_kind *out)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < MCT_SEARCH_NKINDS; i++)
         if (!strcmp(s, kind_names[i])) {
             *out = (mct_search_kind)i;
             return 0;
@@ -133,6 +139,20 @@ static int hseen(srch *S, const uint8_t h[16])
     S->hused[j] = 1;
     memcpy(S->hk[j], h, 16);
     S->hn++;
+    return 0;
+}
+
+/* 1 when h is in the set (nothing inserted). */
+static int hhas(const srch *S, const uint8_t h[16])
+{
+    if (!S->hcap)
+        return 0;
+    size_t j = hslot(h, S->hcap);
+    while (S->hused[j]) {
+        if (!memcmp(S->hk[j], h, 16))
+            return 1;
+        j = (j + 1) & (S->hcap - 1);
+    }
     return 0;
 }
 
@@ -305,6 +325,13 @@ static int measure(srch *S, const int *ids, int n, int base)
         double sp = speedup_of(S, x);
         if (sp > S->best_speedup)
             S->best_speedup = sp;
+        /* a shared model trained on the database holds the trials lookup finds already */
+        if (S->model && (!reused[i] || S->own)) {
+            mct_target t = S->tgt;
+            t.threads = o->threads > 0 ? o->threads : 1;
+            if (mct_costmodel_add(S->model, x->s, &t, x->gflops) == 0)
+                S->model_dirty = 1;
+        }
         if (o->on_sample) {
             mct_search_sample smp = {0};
             smp.index = st->samples;
@@ -380,6 +407,41 @@ static int start(srch *S)
     return 0;
 }
 
+/* the cost model ---------------------------------------------------------------------------- */
+
+static mct_target model_target(const srch *S)
+{
+    mct_target t = S->tgt;
+    t.threads = S->o->threads > 0 ? S->o->threads : 1;
+    return t;
+}
+
+/* Retrains after new samples; a failure is a note, and the search goes on with the old model. */
+static void model_train(srch *S)
+{
+    if (!S->model || !S->model_dirty)
+        return;
+    char e[512] = "";
+    S->model_dirty = 0;
+    if (mct_costmodel_train(S->model, e, sizeof e)) {
+        S->st->model_failures++;
+        note(S, "%s", e);
+    }
+}
+
+/* Scores of n schedules (higher: predicted faster); 0 each after a failure (noted). */
+static void model_score(srch *S, const mct_sched *const *s, int n, double *out)
+{
+    char e[512] = "";
+    mct_target t = model_target(S);
+    if (mct_costmodel_predict(S->model, s, n, &t, out, e, sizeof e)) {
+        S->st->model_failures++;
+        note(S, "%s", e);
+        for (int i = 0; i < n; i++)
+            out[i] = 0;
+    }
+}
+
 /* mcts ------------------------------------------------------------------------------------ */
 
 static void guide_node(srch *S, int id, mct_guide_node *g)
@@ -396,6 +458,126 @@ static int kid_limit(srch *S, int id, int branching)
 {
     /* the root also holds the seeds */
     return id == 0 ? branching + S->o->nseeds : branching;
+}
+
+/* rank: a legal proposal c is held for ranking unless it duplicates a candidate or one held
+ * already (then it is destroyed and 1 returned). */
+static int hold(srch *S, mct_sched *c, char *prop, mct_sched **held, char **heldp, int *nheld)
+{
+    uint8_t h[16], g[16];
+    mct_sched_hash(c, h);
+    int dup = hhas(S, h);
+    for (int i = 0; i < *nheld && !dup; i++) {
+        mct_sched_hash(held[i], g);
+        dup = !memcmp(g, h, 16);
+    }
+    if (dup) {
+        S->st->duplicates++;
+        mct_sched_destroy(c);
+        return 1;
+    }
+    held[*nheld] = c;
+    heldp[*nheld] = prop;
+    (*nheld)++;
+    return 0;
+}
+
+/* Adds the `want` held schedules the model scores best as children of id (in the guide's order
+ * among equals), destroys the rest; returns the number of ids written. */
+static int keep_ranked(srch *S, int id, mct_sched **held, char **heldp, int nheld, int want,
+                       int *ids)
+{
+    double sc[64];
+    int ord[64], n = 0;
+    model_score(S, (const mct_sched *const *)held, nheld, sc);
+    for (int i = 0; i < nheld; i++)
+        ord[i] = i;
+    for (int i = 1; i < nheld; i++)  /* stable: insertion sort, best first */
+        for (int j = i; j > 0 && sc[ord[j]] > sc[ord[j - 1]]; j--) {
+            int t = ord[j];
+            ord[j] = ord[j - 1];
+            ord[j - 1] = t;
+        }
+    for (int q = 0; q < nheld; q++) {
+        int i = ord[q];
+        if (n >= want || !held[i]) {
+            S->st->ranked_out++;
+            note(S, "node %d: proposal '%s' ranked out by the cost model (score %.4g)", id,
+                 heldp[i], sc[i]);
+            mct_sched_destroy(held[i]);
+            continue;
+        }
+        int k = add_cand(S, held[i], id, heldp[i]);
+        if (k >= 0)
+            ids[n++] = k;
+    }
+    return n;
+}
+
+/* rollout: the estimated speedup of child k of a measured node p, from the best model score
+ * along `rollout` random mutations of it against p's score, times p's measured speedup (so it
+ * is on the rewards' scale whatever the model's). */
+static double rollout_estimate(srch *S, int p, int k)
+{
+    int depth = S->o->rollout < 16 ? S->o->rollout : 16;
+    const mct_sched *path[18];
+    mct_sched *own[17] = {0};
+    double sc[18];
+    int n = 0;
+    path[n++] = S->c[p].s;
+    path[n++] = S->c[k].s;
+    mct_sched *cur = NULL;
+    if (mct_sched_clone(S->c[k].s, &cur) == 0) {
+        for (int d = 0; d < depth; d++) {
+            if (mct_sched_mutate(cur, &S->rng, S->tgt.vlen, NULL, 0))
+                break;
+            if (mct_sched_clone(cur, &own[d]))
+                break;
+            path[n++] = own[d];
+        }
+        mct_sched_destroy(cur);
+    }
+    model_score(S, path, n, sc);
+    double best = sc[1];
+    for (int i = 2; i < n; i++)
+        if (sc[i] > best)
+            best = sc[i];
+    for (int d = 0; d < 17; d++)
+        mct_sched_destroy(own[d]);
+    double base = sc[0] > 1e-6 ? sc[0] : 1e-6, sp = speedup_of(S, &S->c[p]);
+    return sp * (best > 1e-6 ? best : 1e-6) / base;
+}
+
+static int estimate_kids(srch *S, int id, const int *ids, int n, int *made)
+{
+    for (int i = 0; i < n; i++) {
+        cand *k = &S->c[ids[i]];
+        k->est = rollout_estimate(S, id, ids[i]);
+        k->estimated = 1;
+        S->st->estimates++;
+        for (int a = ids[i]; a >= 0; a = S->c[a].parent) {
+            S->c[a].visits++;
+            S->c[a].value += k->est;
+        }
+        (*made)++;
+    }
+    return 0;
+}
+
+/* rollout: selection reached a node that holds an estimate: measure it (one sample), and its
+ * measured speedup replaces the estimate in every ancestor. */
+static int measure_estimated(srch *S, int id)
+{
+    int r = measure(S, &id, 1, 0);
+    model_train(S);
+    cand *x = &S->c[id];
+    if (!x->measured)
+        return r;
+    double d = speedup_of(S, x) - x->est;
+    x->estimated = 0;
+    for (int a = id; a >= 0; a = S->c[a].parent)
+        S->c[a].value += d;
+    return r;
 }
 
 static int expand(srch *S, int id, int branching, int *made)
@@ -428,7 +610,13 @@ static int expand(srch *S, int id, int branching, int *made)
         }
     }
     ctx.base_latency_s = S->ref_lat;
-    ctx.want = want;
+    /* with rank, the model picks the `want` best of more proposals */
+    int rank = S->model && o->rank > 1 ? o->rank : 1;
+    int cap = want * rank < 64 ? want * rank : 64;
+    mct_sched *held[64];
+    char *heldp[64];
+    int nheld = 0;
+    ctx.want = cap;
     ctx.rng = &S->rng;
     char *props[64] = {0};
     int np = 0;
@@ -441,7 +629,7 @@ static int expand(srch *S, int id, int branching, int *made)
         np = 64;
     int ids[64], n = 0;
     for (int i = 0; i < np; i++) {
-        if (!props[i] || n >= want)
+        if (!props[i] || n + nheld >= cap || (rank == 1 && n >= want))
             continue;
         mct_sched *c;
         char why[256] = "";
@@ -454,6 +642,12 @@ static int expand(srch *S, int id, int branching, int *made)
             mct_sched_destroy(c);
             continue;
         }
+        if (rank > 1) {
+            if (hold(S, c, props[i], held, heldp, &nheld))
+                note(S, "node %d: proposal '%s' dropped: duplicate of a measured schedule", id,
+                     props[i]);
+            continue;
+        }
         int k = add_cand(S, c, id, props[i]);
         if (k < -1)
             break;
@@ -463,6 +657,8 @@ static int expand(srch *S, int id, int branching, int *made)
         else
             ids[n++] = k;
     }
+    if (nheld)
+        n = keep_ranked(S, id, held, heldp, nheld, want, ids);
     for (int i = 0; i < np; i++)
         free(props[i]);
     if (n == 0) {
@@ -491,7 +687,10 @@ static int expand(srch *S, int id, int branching, int *made)
         S->c[id].exhausted = 1;
         return 0;
     }
+    if (S->model && o->rollout > 0)
+        return estimate_kids(S, id, ids, n, made);
     int r = measure(S, ids, n, 0);
+    model_train(S);
     for (int i = 0; i < n; i++) {
         cand *k = &S->c[ids[i]];
         if (!k->measured)
@@ -542,8 +741,13 @@ static int run_mcts(srch *S)
                 break;  /* the whole space reachable from here is measured */
             continue;
         }
-        int made;
-        int r = expand(S, sel, branching, &made);
+        int made, r;
+        if (S->c[sel].estimated) {
+            if ((r = measure_estimated(S, sel)))
+                return r;
+            continue;
+        }
+        r = expand(S, sel, branching, &made);
         if (r)
             return r;
     }
@@ -624,7 +828,7 @@ static int run_random_batch(srch *S, int want, int parent_none)
     return measure(S, ids, n, 0);
 }
 
-static int run_evo(srch *S)
+static int run_evo_measured(srch *S)
 {
     const mct_search_opts *o = S->o;
     int pop = o->population > 0 ? o->population : 64;
@@ -714,6 +918,204 @@ fail:
     return r ? r : S->stop;
 }
 
+/* evolutionary inside the cost model ---------------------------------------------------------- */
+
+/* The best unmeasured schedules a round has seen, by score, distinct by hash. */
+typedef struct topk {
+    int n, cap;
+    mct_sched **s;
+    double *sc;
+    uint8_t (*h)[16];
+} topk;
+
+/* Offers a copy of s with score sc; keeps it when it is among the best cap not measured. */
+static int top_offer(srch *S, topk *t, const mct_sched *s, double sc)
+{
+    uint8_t h[16];
+    if (t->n == t->cap && !(sc > t->sc[t->n - 1]))
+        return 0;
+    mct_sched_hash(s, h);
+    if (hhas(S, h))
+        return 0;
+    for (int i = 0; i < t->n; i++)
+        if (!memcmp(t->h[i], h, 16))
+            return 0;
+    mct_sched *c;
+    if (mct_sched_clone(s, &c))
+        return MCT_ENOMEM;
+    if (t->n == t->cap)
+        mct_sched_destroy(t->s[--t->n]);
+    int at = t->n;
+    while (at > 0 && sc > t->sc[at - 1])
+        at--;
+    memmove(t->s + at + 1, t->s + at, (size_t)(t->n - at) * sizeof *t->s);
+    memmove(t->sc + at + 1, t->sc + at, (size_t)(t->n - at) * sizeof *t->sc);
+    memmove(t->h + at + 1, t->h + at, (size_t)(t->n - at) * sizeof *t->h);
+    t->s[at] = c;
+    t->sc[at] = sc;
+    memcpy(t->h[at], h, 16);
+    t->n++;
+    return 0;
+}
+
+/* Picks an index of pop with probability proportional to its score (shifted above 0). */
+static int pick_scored(srch *S, const double *sc, int n, double lo, double tot)
+{
+    double u = unif(&S->rng) * tot;
+    for (int i = 0; i < n; i++) {
+        u -= sc[i] - lo;
+        if (u <= 0)
+            return i;
+    }
+    return n - 1;
+}
+
+static void free_pop(mct_sched **p, int n)
+{
+    for (int i = 0; i < n; i++)
+        mct_sched_destroy(p[i]);
+}
+
+/* One round: breeds inside the model and measures its best `want` (epsilon of them random). */
+static int evo_round(srch *S, int pop, int want, double eps, int round)
+{
+    enum { ITERS = 4 };  /* MetaSchedule's genetic_num_iters */
+    mct_sched **P = calloc((size_t)pop, sizeof *P), **Q = calloc((size_t)pop, sizeof *Q);
+    mct_sched **R = calloc((size_t)pop, sizeof *R);   /* the random part, for epsilon */
+    double *sc = calloc((size_t)pop, sizeof *sc);
+    int *ord = calloc((size_t)S->n + 1, sizeof *ord);
+    topk T = {0, want, calloc((size_t)want, sizeof(mct_sched *)),
+              calloc((size_t)want, sizeof(double)), calloc((size_t)want, 16)};
+    int np = 0, nr = 0, r = 0, n = 0, ids[256];
+    if (!P || !Q || !R || !sc || !ord || !T.s || !T.sc || !T.h) {
+        r = MCT_ENOMEM;
+        goto fail;
+    }
+    /* initial population: the best measured (up to a fifth), then random schedules */
+    int nm = 0;
+    for (int i = 0; i < S->n; i++)
+        if (S->c[i].measured && S->c[i].lat > 0)
+            ord[nm++] = i;
+    qsort_r(ord, (size_t)nm, sizeof *ord, by_lat, S->c);
+    for (int i = 0; i < nm && np < pop / 5; i++)
+        if (mct_sched_clone(S->c[ord[i]].s, &P[np]) == 0)
+            np++;
+    for (int t = 0; t < pop * 2 && np < pop; t++) {
+        mct_sched *x;
+        if (mct_sched_random(S->w, &S->rng, S->tgt.vlen, &x)) {
+            r = MCT_ENOMEM;
+            goto fail;
+        }
+        if (mct_sched_clone(x, &R[nr]) == 0)
+            nr++;
+        P[np++] = x;
+    }
+    for (int g = 0; g <= ITERS && !r; g++) {
+        model_score(S, (const mct_sched *const *)P, np, sc);
+        double lo = sc[0], hi = sc[0], tot = 0;
+        for (int i = 0; i < np; i++) {
+            if (sc[i] < lo)
+                lo = sc[i];
+            if (sc[i] > hi)
+                hi = sc[i];
+            if ((r = top_offer(S, &T, P[i], sc[i])))
+                goto fail;
+        }
+        if (g == ITERS)
+            break;
+        /* a floor above the worst keeps every member a possible parent */
+        lo -= (hi - lo) * 0.05 + 1e-9;
+        for (int i = 0; i < np; i++)
+            tot += sc[i] - lo;
+        int nq = 0;
+        for (int c = 0; c < pop; c++) {
+            int a = pick_scored(S, sc, np, lo, tot);
+            mct_sched *x = NULL;
+            if (np > 1 && unif(&S->rng) < 0.15) {
+                int b = pick_scored(S, sc, np, lo, tot);
+                if (b != a)
+                    x = crossover(S, P[a], P[b]);
+            }
+            if (!x && mct_sched_clone(P[a], &x)) {
+                r = MCT_ENOMEM;
+                break;
+            }
+            /* a child whose mutation finds nothing stays its parent's copy */
+            mct_sched_mutate(x, &S->rng, S->tgt.vlen, NULL, 0);
+            Q[nq++] = x;
+        }
+        free_pop(P, np);
+        memcpy(P, Q, (size_t)nq * sizeof *P);
+        np = nq;
+    }
+    if (r)
+        goto fail;
+    /* the measured slots: the model's best, each one with probability eps a random schedule */
+    int ti = 0, ri = 0;
+    while (n < want && (ti < T.n || ri < nr)) {
+        int rand_pick = ri < nr && (ti >= T.n || unif(&S->rng) < eps);
+        mct_sched *x = NULL;
+        char desc[96];
+        if (rand_pick) {
+            x = R[ri];
+            R[ri++] = NULL;
+            snprintf(desc, sizeof desc, "round %d: random (epsilon)", round);
+        } else {
+            x = T.s[ti];
+            T.s[ti] = NULL;
+            snprintf(desc, sizeof desc, "round %d: evolved, predicted %.4g", round, T.sc[ti]);
+            ti++;
+        }
+        int k = add_cand(S, x, -1, desc);
+        if (k < -1) {
+            r = MCT_ENOMEM;
+            goto fail;
+        }
+        if (k >= 0)
+            ids[n++] = k;
+    }
+    if (n && (r = measure(S, ids, n, 0)))
+        goto fail;
+    model_train(S);
+    r = n ? 0 : 1;
+fail:
+    if (P)
+        free_pop(P, np);
+    if (R)
+        free_pop(R, nr);
+    if (T.s)
+        free_pop(T.s, T.n);
+    free(P);
+    free(Q);
+    free(R);
+    free(sc);
+    free(ord);
+    free(T.s);
+    free(T.sc);
+    free(T.h);
+    return r;
+}
+
+static int run_evo(srch *S)
+{
+    const mct_search_opts *o = S->o;
+    int pop = o->population > 0 ? o->population : 2048;
+    int k = o->generation > 0 ? o->generation : 64;
+    double eps = o->epsilon > 0 ? o->epsilon : 0.05;
+    if (k > 256)
+        k = 256;
+    int stale = 0;
+    while (S->st->samples < S->budget && !S->stop && stale < 3) {
+        int want = k < S->budget - S->st->samples ? k : S->budget - S->st->samples;
+        S->st->rounds++;
+        int r = evo_round(S, pop, want, eps, S->st->rounds);
+        if (r < 0 || S->stop)
+            return r < 0 ? r : S->stop;
+        stale = r == 1 ? stale + 1 : 0;
+    }
+    return S->stop;
+}
+
 static int run_random(srch *S)
 {
     while (S->st->samples < S->budget && !S->stop) {
@@ -742,7 +1144,7 @@ int mct_search_run(const mct_workload *w, const mct_search_opts *o, mct_search_s
     stats->base_latency_s = -1;
     stats->best_latency_s = -1;
     err[0] = 0;
-    if (!w || !o || (unsigned)o->kind > 2) {
+    if (!w || !o || (unsigned)o->kind >= MCT_SEARCH_NKINDS) {
         snprintf(err, errlen, "search: bad arguments (workload and options are required)");
         return MCT_EINVAL;
     }
@@ -765,18 +1167,31 @@ int mct_search_run(const mct_workload *w, const mct_search_opts *o, mct_search_s
     S.o = o;
     S.tgt = o->target.vlen > 0 ? o->target : mct_target_host();
     S.cpu = o->cpu ? o->cpu : mct_cpu_host();
-    /* the strategy is mixed in so that strategies given one seed do not share their draws */
-    S.rng = (o->seed ^ 0x6d6374756e65ULL) + 0x9e3779b97f4a7c15ULL * (uint64_t)(o->kind + 1);
+    /* the strategy is mixed in so that strategies given one seed do not share their draws
+     * (evolutionary-measured draws as the measured evolutionary search always did) */
+    int mixk = o->kind == MCT_SEARCH_EVO_MEASURED ? MCT_SEARCH_EVO : o->kind;
+    S.rng = (o->seed ^ 0x6d6374756e65ULL) + 0x9e3779b97f4a7c15ULL * (uint64_t)(mixk + 1);
     S.budget = o->budget > 0 ? o->budget : 32;
     S.st = stats;
     S.err = err;
     S.errlen = errlen;
-    int r = start(&S);
+    int r = 0;
+    int wants_model = o->kind == MCT_SEARCH_EVO ||
+                      (o->kind == MCT_SEARCH_MCTS && (o->model || o->rank > 1 || o->rollout > 0));
+    if (wants_model && !(S.model = o->model)) {
+        if ((r = mct_costmodel_create(S.cpu, &S.own)))
+            return r;
+        S.model = S.own;
+    }
+    r = start(&S);
     if (!r && S.st->samples < S.budget) {
+        model_train(&S);
         if (o->kind == MCT_SEARCH_MCTS)
             r = run_mcts(&S);
         else if (o->kind == MCT_SEARCH_EVO)
             r = run_evo(&S);
+        else if (o->kind == MCT_SEARCH_EVO_MEASURED)
+            r = run_evo_measured(&S);
         else
             r = run_random(&S);
     }
@@ -791,5 +1206,6 @@ int mct_search_run(const mct_workload *w, const mct_search_opts *o, mct_search_s
     free(S.c);
     free(S.hk);
     free(S.hused);
+    mct_costmodel_destroy(S.own);
     return r;
 }

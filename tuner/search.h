@@ -28,16 +28,39 @@
  *                 and counted; an expansion left with no new legal child falls back to
  *                 mct_sched_mutate (counted). Children are measured (one sample each) and their
  *                 speedup is backpropagated with visit counts. Failed candidates get reward 0
- *                 and are never expanded. Only measured rewards are used (no estimates).
- *   evolutionary  as TVM MetaSchedule's evolutionary search, with measurements in place of its
- *                 cost model: an initial generation of random schedules (population / 4), then
- *                 generations of `generation` (default 16) children bred from the
- *                 `population` (default 64) fastest measured schedules: parents picked with
- *                 probability proportional to their speed; a child is a crossover (probability
- *                 0.15: tile factors of one parent with the order and annotations of the other,
- *                 skipped when illegal) followed by 1..3 parameter mutations (mct_sched_mutate:
- *                 tile sizes, unroll, parallel loop, pack location, ...); with probability
- *                 epsilon (default 0.05, MetaSchedule's eps_greedy) a fresh random schedule.
+ *                 and are never expanded. Without a model only measured rewards are used.
+ *                 With a cost model (opts.model, or rank / rollout set: the search then trains
+ *                 a private model on its own samples), `rank` > 1 asks the guide for
+ *                 branching * rank proposals and keeps the `branching` the model predicts
+ *                 fastest (the rest are counted in stats.ranked_out and never measured), and
+ *                 `rollout` > 0 scores a new child without measuring it: `rollout` random
+ *                 mutations from it, each predicted by the model, give an estimated speedup
+ *                 (the parent's measured speedup times the best predicted ratio to the parent)
+ *                 that is backpropagated like a reward; when selection reaches a node that
+ *                 holds only an estimate, the node is measured (one sample) and its measured
+ *                 speedup replaces the estimate in every ancestor. Measured samples are added
+ *                 to the model, which is retrained after each expansion.
+ *   evolutionary  as TVM MetaSchedule's evolutionary search: each round breeds a population
+ *                 (`population`, default 2048) inside the cost model and measures only the
+ *                 model's best `generation` (default 64, fewer when the budget has less left)
+ *                 candidates not measured yet. A round's initial population is the best measured
+ *                 schedules (up to a fifth of it) and random ones; 4 generations follow, each
+ *                 child bred from a parent picked with probability proportional to its
+ *                 predicted score: a crossover (probability 0.15, tile factors of one parent with
+ *                 the order and annotations of another, skipped when illegal) then one mutation
+ *                 (mct_sched_mutate: tile sizes, unroll, parallel loop, pack location, ...).
+ *                 Each measured slot is, with probability epsilon (default 0.05), a random
+ *                 schedule of the initial population instead. The measurements train the model
+ *                 (opts.model, else a private one) after each round; before it has
+ *                 MCT_COSTMODEL_MIN_TRIALS trials the model is the analytical estimate.
+ *   evolutionary-measured
+ *                 the ablation without a model, every child measured: an initial generation of
+ *                 random schedules (population / 4), then generations of `generation`
+ *                 (default 16) children bred from the `population` (default 64) fastest
+ *                 measured schedules: parents picked with probability proportional to their
+ *                 speed; a child is a crossover (probability 0.15, as above) followed by 1..3
+ *                 parameter mutations; with probability epsilon (default 0.05,
+ *                 MetaSchedule's eps_greedy) a fresh random schedule.
  *   random        mct_sched_random, batches of 8.
  */
 #ifndef MCT_SEARCH_H
@@ -48,13 +71,17 @@
 
 #include "codegen/codegen.h"
 #include "runtime/cpu.h"
+#include "tuner/costmodel.h"
 #include "tuner/guide.h"
 #include "tuner/measure.h"
 
-typedef enum { MCT_SEARCH_MCTS = 0, MCT_SEARCH_EVO = 1, MCT_SEARCH_RANDOM = 2 } mct_search_kind;
+typedef enum {
+    MCT_SEARCH_MCTS = 0, MCT_SEARCH_EVO = 1, MCT_SEARCH_RANDOM = 2, MCT_SEARCH_EVO_MEASURED = 3
+} mct_search_kind;
+#define MCT_SEARCH_NKINDS 4
 
-/* "mcts", "evolutionary", "random" (static strings; "?" out of range); parse accepts those and
- * "evo" (s not NULL) and returns 0, or MCT_EINVAL with *out unchanged. */
+/* "mcts", "evolutionary", "random", "evolutionary-measured" (static strings; "?" out of range);
+ * parse accepts those and "evo" (s not NULL) and returns 0, or MCT_EINVAL with *out unchanged. */
 const char *mct_search_kind_name(mct_search_kind k);
 int mct_search_kind_parse(const char *s, mct_search_kind *out);
 
@@ -98,6 +125,11 @@ typedef struct mct_search_stats {
     int invalid;            /* guide proposals refused by mct_sched_apply */
     int fallbacks;          /* mcts expansions that fell back to mct_sched_mutate */
     int expansions;         /* mcts expansions */
+    int ranked_out;         /* mcts with rank: legal new proposals the model ranked out */
+    int estimates;          /* mcts with rollout: children scored by a model rollout */
+    int rounds;             /* evolutionary: rounds (each measures at most `generation`) */
+    int model_failures;     /* cost model trainings or predictions that failed (on_note says
+                               why; the search goes on with the model it had) */
     double base_latency_s;  /* the untuned schedule's latency (< 0 if it failed) */
     double best_latency_s;
     double best_gflops;
@@ -111,9 +143,19 @@ typedef struct mct_search_opts {
     uint64_t seed;          /* 0 counts as 0 (every value is a seed) */
     double c;               /* mcts exploration constant; 0: sqrt 2 */
     int branching;          /* mcts; 0: 2 */
-    int population;         /* evolutionary; 0: 64 */
-    int generation;         /* evolutionary children per generation; 0: 16 */
-    double epsilon;         /* evolutionary; < 0 or 0: 0.05 */
+    int population;         /* evolutionary: 0: 2048; evolutionary-measured: 0: 64 */
+    int generation;         /* evolutionary: measured per round, 0: 64; evolutionary-measured:
+                               children per generation, 0: 16 */
+    double epsilon;         /* evolutionary(-measured); < 0 or 0: 0.05 */
+    /* the cost model (evolutionary; mcts with rank or rollout): not owned; the search adds its
+     * measured samples to it (those it measured now, not those found by lookup, which a model
+     * trained on the database holds already) and retrains it. NULL: a private model trained on
+     * this search's samples only. */
+    mct_costmodel *model;
+    int rank;               /* mcts: > 1 asks for branching * rank proposals, keeps the
+                               branching the model ranks best; 0 or 1: all, unranked */
+    int rollout;            /* mcts: > 0 scores new children by a model rollout of this many
+                               mutations and measures them when selection reaches them */
     mct_guide *guide;       /* mcts; required for mcts */
     const mct_cpu *cpu;     /* shown to the guide; NULL: mct_cpu_host() */
     mct_target target;      /* vlen 0: mct_target_host() */

@@ -44,6 +44,9 @@ void mct_tune_search_opts(const mct_tune_opts *o, mct_search_opts *so)
     so->target = o->target;  /* vlen 0: the search takes mct_target_host() */
     so->meas = o->meas;
     so->meas_base = o->meas_base;
+    so->model = o->costmodel;
+    so->rank = o->rank;
+    so->rollout = o->rollout;
 }
 
 /* A record of this workload, CPU and thread count with the provenance of this run. */

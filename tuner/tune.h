@@ -58,6 +58,11 @@ typedef struct mct_tune_opts {
                              * a b=raw workload is measured once more beside the libraries, and
                              * the fastest one's GFLOP/s is stored with its best record
                              * (base_gflops), so the cblas drop-in runs it only where it wins */
+    mct_costmodel *costmodel; /* optional, not owned: the learned cost model of this CPU
+                             * (mct_costmodel_open) for evolutionary and for mcts with rank or
+                             * rollout; the search adds the samples it measures and retrains it.
+                             * NULL: those searches train a private model per workload */
+    int rank, rollout;      /* mcts with the model (mct_search_opts): 0 off */
     int retune;             /* search even when a complete best record exists */
     int transfer;           /* measure transfer seeds first (see above) */
     const char *model;      /* model tag recorded with each record ("" or NULL: none) */
@@ -89,7 +94,8 @@ typedef struct mct_tune_result {
 } mct_tune_result;
 
 /* The search options of a tuning run, built in one place: *so is zeroed, then kind, budget
- * (0: 32), seed, guide, CPU, threads (0: 1), target, meas and meas_base are taken from o; no
+ * (0: 32), seed, guide, CPU, threads (0: 1), target, meas, meas_base, the cost model, rank and
+ * rollout are taken from o; no
  * seeds, no callbacks (mct_tune_workload adds its own; a caller running mct_search_run directly
  * sets those it needs). Pointers are copied, not owned. Cannot fail. */
 void mct_tune_search_opts(const mct_tune_opts *o, mct_search_opts *so);

@@ -16,6 +16,7 @@ int mct_cmd_tune(int argc, char **argv);     /* tuner/cmd/cmd_tune.c */
 int mct_cmd_shapes(int argc, char **argv);   /* tuner/cmd/cmd_shapes.c */
 int mct_cmd_report(int argc, char **argv);   /* tuner/cmd/cmd_report.c */
 int mct_cmd_tree(int argc, char **argv);     /* tuner/cmd/cmd_tree.c */
+int mct_cmd_model(int argc, char **argv);    /* tuner/cmd/cmd_model.c */
 
 #include "runtime/cpu.h"
 

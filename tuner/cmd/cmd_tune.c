@@ -36,7 +36,18 @@ static const char usage_text[] =
     "                       seeded from the packed best). Default: as each workload says (a\n"
     "                       key with b=raw, a model layer's \"b\"), else packed\n"
     "  --budget N           samples per workload, the untuned schedule included (default 32)\n"
-    "  --search S           mcts | evolutionary | random (default mcts)\n"
+    "  --search S           mcts | evolutionary | evolutionary-measured | random (default\n"
+    "                       mcts). evolutionary breeds a population inside the learned cost\n"
+    "                       model and measures its best candidates each round (as TVM\n"
+    "                       MetaSchedule); evolutionary-measured measures every child\n"
+    "  --cost-model         mcts with the learned cost model: the guide proposes 4 times the\n"
+    "                       branching and the model keeps the best (--rank N), and new\n"
+    "                       children are scored by model rollouts of 4 mutations (--rollout\n"
+    "                       N) until selection reaches them and measures them. The model of\n"
+    "                       this CPU is loaded from beside the database (DB/costmodel-KEY.json,\n"
+    "                       `mctune model train`) or trained on its trials, updated with each\n"
+    "                       sample and saved there at the end\n"
+    "  --rank N, --rollout N  as --cost-model with other factors (0: off)\n"
     "  --guide G            heuristic | random | llm | llm-cmd: who proposes mcts expansions\n"
     "                       (default: llm when --llm-url or MCTUNE_LLM_URL is set, llm-cmd\n"
     "                       when --llm-cmd is given, else heuristic; the choice is printed)\n"
@@ -172,6 +183,8 @@ int mct_cmd_tune(int argc, char **argv)
     const char *log_path = NULL, *cache = NULL, *tier_s = NULL, *b_s = NULL, *val;
     long budget = 32, threads = 1, seed = 1;
     int retune = 0, transfer = 1, verbose = 0, r, rc = 1;
+    long rank = 0, rollout = 0;
+    mct_costmodel *cm = NULL;
     double timeout = 10, min_time = 0;
     mct_tune_model mdl = {0};
     mct_db *db = NULL;
@@ -192,6 +205,15 @@ int mct_cmd_tune(int argc, char **argv)
             transfer = 0;
         } else if (!strcmp(a, "--verbose")) {
             verbose = 1;
+        } else if (!strcmp(a, "--cost-model")) {
+            rank = rank ? rank : 4;
+            rollout = rollout ? rollout : 4;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--rank", &val))) {
+            if (r < 0 || mct_cli_int(CMD, "--rank", val, 0, 32, &rank))
+                return 2;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--rollout", &val))) {
+            if (r < 0 || mct_cli_int(CMD, "--rollout", val, 0, 16, &rollout))
+                return 2;
         } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--model", &val))) {
             if (r < 0)
                 return 2;
@@ -274,8 +296,11 @@ int mct_cmd_tune(int argc, char **argv)
                                    "prepacked; raw: B taken as given)", b_s);
     mct_search_kind kind;
     if (mct_search_kind_parse(search_s, &kind))
-        return mct_cli_usage_error(CMD, "--search '%s' is not mcts, evolutionary or random",
-                                   search_s);
+        return mct_cli_usage_error(CMD, "--search '%s' is not mcts, evolutionary, "
+                                   "evolutionary-measured or random", search_s);
+    if ((rank || rollout) && kind != MCT_SEARCH_MCTS)
+        return mct_cli_usage_error(CMD, "--cost-model, --rank and --rollout are for --search "
+                                   "mcts (evolutionary always uses the model)");
     int guide_defaulted = !guide_s;
     if (!guide_s)
         guide_s = guide_default(llm_url, llm_cmd);
@@ -331,6 +356,14 @@ int mct_cmd_tune(int argc, char **argv)
         goto fail;
     }
 
+    if (kind == MCT_SEARCH_EVO || rank > 1 || rollout > 0) {
+        char note[1024] = "";
+        if (mct_costmodel_open(db, cpu, &cm, note, sizeof note, err, sizeof err)) {
+            fprintf(stderr, "mctune tune: %s\n", err);
+            goto fail;
+        }
+        printf("%s\n", note);
+    }
     if (kind == MCT_SEARCH_MCTS) {
         mct_llm_opts lo = {0};
         lo.base_url = llm_url;
@@ -416,6 +449,9 @@ int mct_cmd_tune(int argc, char **argv)
     to.meas_base = meas_base;
     to.meas_libs = meas_libs;
     to.retune = retune;
+    to.costmodel = cm;
+    to.rank = (int)rank;
+    to.rollout = (int)rollout;
     to.transfer = transfer;
     to.model = mdl.name;
     to.log = logf;
@@ -432,6 +468,8 @@ int mct_cmd_tune(int argc, char **argv)
            mct_tier_name(tier), tier < host_tier ? " kernels tuned on a host of tier " : "",
            tier < host_tier ? mct_tier_name(host_tier) : "", threads, threads == 1 ? "" : "s",
            mct_search_kind_name(kind));
+    if (cm && kind == MCT_SEARCH_MCTS)
+        printf(", cost model (rank %ld, rollout %ld)", rank, rollout);
     if (kind == MCT_SEARCH_MCTS)
         printf(", guide %s%s", guide_s, guide_defaulted ? (strcmp(guide_s, "heuristic") ?
                " (default: an LLM is configured)" : " (default: no LLM configured; set "
@@ -469,6 +507,11 @@ int mct_cmd_tune(int argc, char **argv)
                st->duplicates);
         if (kind == MCT_SEARCH_MCTS)
             printf(", %d invalid proposals, %d fallbacks", st->invalid, st->fallbacks);
+        if (st->ranked_out || st->estimates)
+            printf(", %d proposals ranked out, %d rollout estimates", st->ranked_out,
+                   st->estimates);
+        if (kind == MCT_SEARCH_EVO)
+            printf(", %d rounds", st->rounds);
         if (st->codegen_bugs)
             printf(", %d code generator bug%s (legal schedules that did not compile; see above)",
                    st->codegen_bugs, st->codegen_bugs == 1 ? "" : "s");
@@ -495,6 +538,13 @@ int mct_cmd_tune(int argc, char **argv)
                                 : "the LLM was not used: all expansions were random mutations");
         printf("\n");
     }
+    if (cm && tuned) {
+        char mp[1200];
+        if (mct_costmodel_save_db(cm, db, mp, sizeof mp, err, sizeof err))
+            printf("cost model not saved: %s\n", err);
+        else
+            printf("cost model: %zu trials, saved to %s\n", mct_costmodel_count(cm), mp);
+    }
     printf("done: %d tuned, %d skipped, %d failed\n", tuned, skipped, failed);
     rc = failed ? 1 : 0;
 fail:
@@ -504,6 +554,7 @@ fail:
     mct_meas_destroy(meas_base);
     mct_meas_destroy(meas_libs);
     mct_guide_destroy(guide);
+    mct_costmodel_destroy(cm);
     mct_db_close(db);
     mct_tune_model_free(&mdl);
     return rc;

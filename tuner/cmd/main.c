@@ -20,6 +20,7 @@ static const struct {
     {"shapes", mct_cmd_shapes, "derive a model file from a Hugging Face config.json"},
     {"report", mct_cmd_report, "plot sample efficiency and tabulate speedups of a tuning log"},
     {"tree", mct_cmd_tree, "draw the search tree of one workload in a tuning log (Graphviz)"},
+    {"model", mct_cmd_model, "train the learned cost model, or report its held-out ranking"},
 };
 
 static void usage(FILE *f)
