@@ -264,15 +264,16 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
 
 /* Version of the feature vector's layout: a saved model trained on another version is refused
  * and retrained from the database's trials. Bump it with any change to mct_cg_features. */
-#define MCT_CG_FEATURE_VERSION 1
-#define MCT_CG_NFEATURES 61
+#define MCT_CG_FEATURE_VERSION 2
+#define MCT_CG_NFEATURES 63
 
 /* Writes the MCT_CG_NFEATURES features of s lowered for t on cpu into out[0..n) (n >= the count;
  * the rest of out is zeroed): the workload's sizes, blocks per level of i, j and k, the loop order,
  * the register tile against the register file (t->nregs, 0: 16) and the vector width (t->vlen),
  * whether the register tile is the lowering's straight-line fast path and the share of C it covers
  * in whole tiles, bytes moved per FLOP into L1, L2, L3 (cpu->cache_kb; unknown sizes read as 32
- * KiB, 1 MiB, 8 MiB) and from memory for the blocks the nest iterates, packing and prepacking,
+ * KiB, 1 MiB, 8 MiB) and from memory for the blocks the nest iterates (B at the bytes its weight
+ * format stores, scales included: weight_bytes; widen_panel when it is widened into a panel), packing and prepacking,
  * prefetch distances, unroll factors, the parallel loop's iterations and their balance on
  * t->threads (0: cpu->cores, else 1), the epilogue. t and cpu may be NULL (scalar, unknown caches).
  * Deterministic. Returns the count, or MCT_EINVAL (s or out NULL, n too small). */

@@ -24,6 +24,7 @@ enum {
     F_UNROLL_PROD, F_UNROLL_MAX, F_UNROLL_K,
     F_FUSE, F_EPI, F_BETA, F_NT, F_BRAW, F_BMM,
     F_NLOOPS,
+    F_WBYTES, F_WIDEN_PANEL,
     F_COUNT
 };
 
@@ -45,6 +46,7 @@ static const char *const names[F_COUNT] = {
     "unroll_product", "unroll_max", "unroll_k",
     "fused_epilogue", "epilogue", "beta", "layout_nt", "b_raw", "bmm",
     "loops",
+    "weight_bytes", "widen_panel",
 };
 
 const char *mct_cg_feature_name(int i)
@@ -80,20 +82,31 @@ static int64_t block_at(const mct_sched *s, int ax, int p)
  * fits: A, B and C blocks (C read and written) per 2*bi*bj*bk FLOPs; when the whole problem fits,
  * each operand once (the compulsory traffic, bytes_per_flop_mem). The blocks are those of the
  * outermost loop body whose working set fits, as the reuse a loop order can give. */
+/* Bytes one weight (an element of B) costs as stored: 4 for f32, 2 bf16, 1 int8, half a byte
+ * for 4-bit, plus its share of the scales (one f32 per output channel, or per group). */
+static double weight_bytes(const mct_workload *w)
+{
+    if (!MCT_WL_QUANT(w))
+        return 4.0;
+    double b = (double)mct_rt_q_plain_bytes(w->wfmt, w->wgroup, (long)w->N, (long)w->K);
+    return b / ((double)w->N * (double)w->K);
+}
+
 static float bytes_per_flop(const mct_sched *s, double cap)
 {
+    const double wb = weight_bytes(&s->w);
     double bi = 1, bj = 1, bk = 1;
     for (int p = -1; p < s->nloops; p++) {
         double i = (double)block_at(s, AX_I, p), j = (double)block_at(s, AX_J, p),
                k = (double)block_at(s, AX_K, p);
-        if (4.0 * (i * k + k * j + i * j) <= cap) {
+        if (4.0 * (i * k + i * j) + wb * k * j <= cap) {
             if (p < 0)  /* the whole problem stays: only the compulsory traffic enters */
-                return (float)(4.0 * (i * k + k * j + i * j) / (2.0 * i * j * k));
+                return (float)((4.0 * (i * k + i * j) + wb * k * j) / (2.0 * i * j * k));
             bi = i, bj = j, bk = k;
             break;
         }
     }
-    return (float)(4.0 * (bi * bk + bk * bj + 2.0 * bi * bj) / (2.0 * bi * bj * bk));
+    return (float)((4.0 * (bi * bk + 2.0 * bi * bj) + wb * bk * bj) / (2.0 * bi * bj * bk));
 }
 
 /* The block of ax inside the loop at position p when a loop of ax is at or outside p, else 0
@@ -242,7 +255,8 @@ int mct_cg_features(const mct_sched *s, const mct_target *t, const mct_cpu *cpu,
     }
     {
         double M = (double)w->M, N = (double)w->N, K = (double)w->K;
-        f[F_BPF_MEM] = (float)(4.0 * (M * K + K * N + M * N) / (2.0 * M * N * K));
+        f[F_BPF_MEM] = (float)((4.0 * (M * K + M * N) + weight_bytes(w) * K * N) /
+                               (2.0 * M * N * K));
     }
 
     /* the parallel loop: its iterations and how evenly they fall on the threads */
@@ -298,6 +312,8 @@ int mct_cg_features(const mct_sched *s, const mct_target *t, const mct_cpu *cpu,
     f[F_BRAW] = (float)w->braw;
     f[F_BMM] = w->op == MCT_OP_BMM;
     f[F_NLOOPS] = (float)s->nloops;
+    f[F_WBYTES] = (float)weight_bytes(w);
+    f[F_WIDEN_PANEL] = MCT_WL_QUANT(w) && s->widen == CG_WIDEN_PANEL;
     memcpy(out, f, sizeof f);
     for (int i = F_COUNT; i < n; i++)
         out[i] = 0;
