@@ -28,7 +28,23 @@ typedef struct mct_guide_node {
     double latency_s;        /* measured median latency, < 0 when not measured or failed */
     double gflops;           /* measured GFLOP/s, 0 when unknown */
     int visits;              /* MCTS visit count */
+    double spread_s;         /* the measurement's spread: interquartile range of the timed
+                                runs (q3 - q1), 0 when unknown */
+    const char *applied;     /* the step that made it from its parent (NULL or "" at the
+                                root); a fallback mutation reads "fallback: ..." */
+    int status;              /* MCT_MEAS_* of its measurement (0: ok or not measured) */
 } mct_guide_node;
+
+/* A proposal the search refused at a node, with its reason (mct_sched_apply's, or that it
+ * duplicates a schedule already in the tree). */
+typedef struct mct_guide_reject {
+    const char *text;
+    const char *reason;
+} mct_guide_reject;
+
+/* Most rejected proposals a node keeps (the latest), and most children shown to a guide. */
+#define MCT_GUIDE_MAX_REJECT 8
+#define MCT_GUIDE_MAX_KIDS 16
 
 typedef struct mct_guide_ctx {
     const mct_workload *w;
@@ -39,6 +55,13 @@ typedef struct mct_guide_ctx {
     const mct_guide_node *parent;  /* NULL at the root */
     const mct_guide_node *grand;   /* NULL near the root */
     double base_latency_s;   /* the untuned schedule's latency (reward = base / latency) */
+    /* Children of the node already in the tree (measured, or failed: status says), oldest
+     * first, at most MCT_GUIDE_MAX_KIDS; a proposal that builds one again is a duplicate. */
+    const mct_guide_node *kids;
+    int nkids;
+    /* Proposals refused at this node so far, oldest first, at most MCT_GUIDE_MAX_REJECT. */
+    const mct_guide_reject *rejected;
+    int nrejected;
     int want;                /* proposals wanted (the branching factor) */
     uint64_t *rng;           /* the search's random state; guides draw only from it, with
                                 mct_guide_rand */
