@@ -483,8 +483,9 @@ static void test_drop(void)
         {"drop(5)", 0, NODE_SCHED "; vectorize(j2)"},
         {"drop(6)", 0, NODE_SCHED "; unroll(i2, 4)"},
         {"drop(6); drop(5)", 0, NODE_SCHED},
-        {"drop(4)", MCT_ENOTAPPLIC, "drop(4) (reorder(i0, j0, k0, i1, j1, k1, i2, j2)): the steps "
-                                    "left do not apply without it: vectorize j2: not the innermost"},
+        {"drop(4)", MCT_ENOTAPPLIC, "drop(4) (reorder(i0, j0, k0, i1, j1, k1, i2, j2)): the "
+                                    "steps left do not apply without it: vectorize j2: not the "
+                                    "innermost"},
         {"drop(1)", MCT_ENOTAPPLIC, "drop(1) (tile(i, 16, 4)): the steps left do not apply "
                                     "without it: reorder"},
         {"drop(7)", MCT_ENOTAPPLIC, "the schedule has 6 steps; give N in 1..6"},
@@ -563,6 +564,106 @@ static void test_drop(void)
         mct_sched_destroy(s);
         s = NULL;
     }
+}
+
+/* Proposals of a fresh heuristic guide for ctx (up to 16). */
+static int heur_props(mct_guide_ctx *c, char **out)
+{
+    mct_guide *g = NULL;
+    int n = 0;
+    char err[256];
+    if (mct_guide_heuristic_create(&g))
+        return 0;
+    if (mct_guide_propose(g, c, out, &n, err, sizeof err))
+        n = 0;
+    mct_guide_destroy(g);
+    return n;
+}
+
+/* The heuristic's rules from measurements: a register tile over all M rows when they fit the
+ * register file (16 on AVX2, 32 on AVX-512, from the target), before tiles that split the rows;
+ * and drop(N) of a step that made the parent slower than the grandparent. */
+static void test_heuristic_rules(void)
+{
+    mct_target t2 = mct_target_of_isa(MCT_ISA_AVX2), t5 = mct_target_of_isa(MCT_ISA_AVX512);
+    struct { int M; const mct_target *t; int want_rows; } cs[] = {
+        {5, &t2, 5}, {6, &t2, 6}, {5, &t5, 5}, {12, &t5, 12}, {40, &t2, 0}, {40, &t5, 0},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        char key[128];
+        mct_workload w;
+        mct_sched *root = NULL;
+        snprintf(key, sizeof key, "matmul f32 nt M=%d N=4096 K=1024 epi=none", cs[i].M);
+        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, &root) == 0);
+        if (!root)
+            continue;
+        uint64_t rng = 7;
+        mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
+        mct_guide_ctx c = {.w = &w, .cpu = mct_cpu_host(), .target = cs[i].t, .threads = 1,
+                           .node = &nd, .want = 16, .rng = &rng};
+        char *out[16];
+        int n = heur_props(&c, out);
+        int first_all = -1, first_split = -1;
+        for (int q = 0; q < n; q++) {
+            mct_sched *x;
+            int rows = 0, cols = 0;
+            if (mct_sched_clone(root, &x) || mct_sched_apply(x, out[q], NULL, 0))
+                continue;
+            mct_sched_reg_tile(x, &rows, &cols);
+            mct_sched_destroy(x);
+            if (rows == cs[i].M && first_all < 0)
+                first_all = q;
+            if (rows > 1 && rows < cs[i].M && first_split < 0 && strstr(out[q], "prepack"))
+                first_split = q;
+        }
+        /* nt at M=5 with 32 registers: the row-block dot form over all 5 rows comes first */
+        if (cs[i].M == 5 && cs[i].t->nregs == 32)
+            CHECKF(first_all == 0 && n > 0 && strstr(out[0], "unroll(i1, 5); unroll(j1, 4)"),
+                   "M=5 avx512: first proposal '%s'", n > 0 ? out[0] : "");
+        if (cs[i].want_rows)
+            CHECKF(first_all >= 0 && (first_split < 0 || first_all < first_split),
+                   "M=%d nregs %d: all-rows tile at %d, split at %d of %d", cs[i].M,
+                   cs[i].t->nregs, first_all, first_split, n);
+        else
+            CHECKF(first_all < 0 && n > 0, "M=%d nregs %d: an all-rows tile at %d", cs[i].M,
+                   cs[i].t->nregs, first_all);
+        free_out(out, n);
+        mct_sched_destroy(root);
+    }
+    /* the parent's prefetch made it slower than the grandparent: the node (which unrolled since)
+     * gets drop(N) of that prefetch; when it made the parent faster, no drop */
+    const char *tg = "tile(i, 16, 4); tile(j, 64, 16); tile(k, 64)";
+    mct_sched *sg = NULL, *sp = NULL, *sn = NULL;
+    CHECK(mct_sched_parse(&W, tg, &sg, NULL, 0) == 0 && mct_sched_clone(sg, &sp) == 0 &&
+          mct_sched_apply(sp, "prefetch(A, k1, 32)", NULL, 0) == 0 &&
+          mct_sched_clone(sp, &sn) == 0 && mct_sched_apply(sn, "unroll(i2, 4)", NULL, 0) == 0);
+    if (sg && sp && sn) {
+        char tn[4096];
+        mct_sched_format(sn, tn, sizeof tn);
+        CHECKF(!strcmp(tn, "tile(i, 16, 4); tile(j, 64, 16); tile(k, 64); unroll(i2, 4); "
+                           "prefetch(A, k1, 32)"), "node '%s'", tn);
+        for (int slower = 1; slower >= 0; slower--) {
+            uint64_t rng = 3;
+            mct_guide_node g = {.sched = sg, .trace = tg, .latency_s = 1e-3, .visits = 3,
+                                .spread_s = 2e-5};
+            mct_guide_node pa = {.sched = sp, .latency_s = slower ? 1.5e-3 : 0.9e-3,
+                                 .visits = 2, .spread_s = 2e-5, .applied = "prefetch(A, k1, 32)"};
+            mct_guide_node nd = {.sched = sn, .latency_s = 1.4e-3, .visits = 1,
+                                 .applied = "unroll(i2, 4)"};
+            mct_guide_ctx c = {.w = &W, .cpu = mct_cpu_host(), .target = &T, .threads = 1,
+                               .node = &nd, .parent = &pa, .grand = &g, .want = 16, .rng = &rng};
+            char *out[16];
+            int n = heur_props(&c, out), has = 0;
+            for (int q = 0; q < n; q++)
+                has |= !strcmp(out[q], "drop(5)");
+            CHECKF(has == slower, "parent %s: drop(5) %s among %d proposals",
+                   slower ? "slower" : "faster", has ? "is" : "is not", n);
+            free_out(out, n);
+        }
+    }
+    mct_sched_destroy(sg);
+    mct_sched_destroy(sp);
+    mct_sched_destroy(sn);
 }
 
 /* A real search (MCTS, the llm guide against the scripted server, every candidate compiled and
@@ -1487,6 +1588,7 @@ int main(void)
     test_prompt();
     test_prompt_info();
     test_drop();
+    test_heuristic_rules();
     test_parse();
     test_illegal();
     test_http_good();
