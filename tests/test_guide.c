@@ -394,7 +394,7 @@ static void test_prompt(void)
  * context gives the same bytes (the reply cache is keyed by the prompt). */
 static void test_prompt_info(void)
 {
-    mct_guide_node nd, kids[2];
+    mct_guide_node nd, kids[3];
     mct_guide_ctx c = ctx_v(8, &nd);
     nd.latency_s = 1e-3;
     nd.gflops = 4.2;
@@ -403,10 +403,12 @@ static void test_prompt_info(void)
                                .spread_s = 4e-5, .applied = "unroll(i2, 4)"};
     kids[1] = (mct_guide_node){.sched = S_node, .trace = "t", .latency_s = -1,
                                .applied = "vectorize(j2); prefetch(B, k1, 64)", .status = 4};
+    kids[2] = (mct_guide_node){.sched = S_node, .trace = "t", .latency_s = 1.25e-3, .gflops = 3.36,
+                               .applied = "fallback: swap i0 and j0"};
     mct_guide_reject rej[2] = {{"tile(q, 4)", "tile q: no axis named 'q' (axes: i j k)"},
                                {"unroll(j2, 4)", "it builds a program already in the tree"}};
     c.kids = kids;
-    c.nkids = 2;
+    c.nkids = 3;
     c.rejected = rej;
     c.nrejected = 2;
     char *p = NULL, *p2 = NULL;
@@ -420,7 +422,10 @@ static void test_prompt_info(void)
         "### Children of the current program already measured",
         "- unroll(i2, 4): 800.0 us per call, 5.25 GFLOP/s, 1.25x the current program's speed; "
         "noise: IQR 40.0 us (5.0% of the median)",
-        "- vectorize(j2); prefetch(B, k1, 64): failed (wrong)",
+        "- vectorize(j2); prefetch(B, k1, 64): failed (wrong)\n",
+        "- fallback: swap i0 and j0: 1.250 ms per call, 3.36 GFLOP/s, 0.80x the current "
+        "program's speed\n",
+        "A step that reads \"fallback: ...\" was a random edit",
         "### Proposals rejected at the current program",
         "- tile(q, 4): tile q: no axis named 'q' (axes: i j k)",
         "- unroll(j2, 4): it builds a program already in the tree",

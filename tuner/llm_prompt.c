@@ -115,6 +115,13 @@ static void prompt_kids(mct_str *b, const mct_guide_ctx *ctx)
         }
         mct_str_puts(b, "\n");
     }
+    for (int i = 0; i < ctx->nkids; i++)
+        if (ctx->kids[i].applied && !strncmp(ctx->kids[i].applied, "fallback: ", 10)) {
+            mct_str_puts(b, "A step that reads \"fallback: ...\" was a random edit the search "
+                            "made when no proposal was usable, described in words (not "
+                            "transformation syntax).\n");
+            break;
+        }
     mct_str_puts(b, "\n");
 }
 
@@ -249,7 +256,8 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
         "loop L ahead. C: the output rows a register tile (cache_write) will write, DIST "
         "iterations (0..64; 0 = its own rows) of L ahead, L at or outside the cache_write loop. "
         "At most 4 prefetches.\n"
-        "- drop(N): removes step N of the current program's steps (numbered above); the steps "
+        "- drop(N): removes step N of the current program's steps (numbered above; the untuned "
+        "program has none); the steps "
         "left are applied again to the untuned program. A step that later steps depend on (the "
         "tile whose loops they name) can only go with them: drop those first. Inside one "
         "proposal each transformation applies to the result of the ones before it, so after a "
