@@ -1,12 +1,14 @@
 /* Guides: who proposes the expansions of the MCTS search.
  *
  * At each expansion the search shows the guide the current node, its parent and grandparent
- * (program as readable loop nest, measured cost, transformation trace) and asks for up to `want`
- * proposals. A proposal is a text of transformations from the fixed set O (the syntax of
- * mct_sched_apply in codegen/codegen.h), applied in order to the node's schedule to make one
- * child. Proposals are untrusted data: the search applies them with mct_sched_apply, which
- * accepts nothing outside O; illegal ones are dropped with their reason and counted, and an
- * expansion left with no legal proposal falls back to mct_sched_mutate (counted as a fallback).
+ * (program as readable loop nest, measured cost with its noise, transformation trace), the
+ * node's children already in the tree and the proposals refused at the node with their
+ * reasons, and asks for up to `want` proposals. A proposal is a text of transformations from
+ * the fixed set O (the syntax of mct_sched_apply in codegen/codegen.h), applied in order to the
+ * node's schedule to make one child. Proposals are untrusted data: the search applies them
+ * with mct_sched_apply, which accepts nothing outside O; illegal ones are dropped with their
+ * reason and counted, and an expansion left with no legal proposal falls back to
+ * mct_sched_mutate (counted as a fallback).
  *
  * Implementations: heuristic and random (tuner/guide_heuristic.c); llm and llm-cmd
  * (tuner/guide_llm.c, the guide object, with its parts tuner/llm_prompt.c, llm_reply.c,
@@ -145,9 +147,12 @@ typedef struct mct_llm_opts {
 int mct_guide_llm_create(const mct_llm_opts *o, mct_guide **out, char *err, size_t errlen);
 int mct_guide_llmcmd_create(const mct_llm_opts *o, mct_guide **out, char *err, size_t errlen);
 
-/* The prompt for one expansion (the paper's: node, parent, grandparent with programs, costs and
- * traces; the set O with its syntax; the CPU; the instruction to reason and end with a fenced
- * JSON list; tuner/llm_prompt.c). *out is malloc'ed (free()). Returns 0, MCT_EINVAL (no node
+/* The prompt for one expansion (the paper's: node, parent, grandparent with programs, costs with
+ * their noise (IQR) and traces; the node's numbered steps, its children already measured and the
+ * proposals refused at it with their reasons; the set O with its syntax and the rules of
+ * applying a transformation again; the CPU; the instruction to reason and end with a fenced
+ * JSON list; tuner/llm_prompt.c). The same ctx gives the same bytes (replies are cached by
+ * it). *out is malloc'ed (free()). Returns 0, MCT_EINVAL (no node
  * or no schedule in ctx) or MCT_ENOMEM, *out NULL then. Shared by the LLM guides; tests print
  * it. */
 int mct_guide_prompt(const mct_guide_ctx *ctx, char **out);

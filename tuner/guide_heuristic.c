@@ -3,7 +3,9 @@
  *
  * The heuristic reasons the way a BLIS configuration is derived:
  *   - register tile: MR rows x NV vectors of VLEN floats, with MR*NV accumulators plus NV B
- *     vectors plus one A broadcast fitting the register file (32 zmm with AVX-512, else 16);
+ *     vectors plus one A broadcast fitting the register file (the target's count: 32 zmm with
+ *     AVX-512, 16 with AVX2); all M rows in one tile first when they fit, so each weight is
+ *     loaded once; with 16 registers, 8-10 accumulators before 12 (see reg_tiles);
  *   - KC so that a KC x NR micro-panel of B fits L1, MC so that the MC x KC block of A fits in
  *     half of L2, NC so that a KC x NC block of B fits in half of L2 as well;
  *   - A packed in MR-row panels per KC block, B prepacked in NR-column panels (matmul: weights)
@@ -14,6 +16,8 @@
  *     the copy pays when more than one register tile of rows reads each packed panel (M > MR),
  *     so at M <= MR the forms that read B where it is (the dot form, the nn streaming form) come
  *     first, and the packed forms follow as alternatives.
+ * A step that made the parent slower than the grandparent (beyond the noise of both) is undone
+ * with drop(N) on the node, keeping what the node added since.
  * Once a node has that structure it moves one knob at a time (KC, MC, NC, MR, NR, k unroll,
  * prefetch, packing); the trend decides which first: a knob whose last move made the node
  * faster than its parent is moved again the same way, one that made it slower is moved the
