@@ -802,6 +802,49 @@ static void test_search_info(const char *dir)
            with_rej, with_dup, nb);
     CHECKF(with_kids == 1, "prompts showing the root's children: %d of %d", with_kids, nb);
     mct_guide_destroy(g);
+    g = NULL;
+
+    /* the node keeps its latest MCT_GUIDE_MAX_REJECT refusals: 7 at the first expansion, 7
+     * more at the second (which falls back), so the third prompt shows the last 8, oldest
+     * first */
+    char *many = chat("```json\n[[\"tile(q1, 4)\"], [\"tile(q2, 4)\"], [\"tile(q3, 4)\"], "
+                      "[\"tile(q4, 4)\"], [\"tile(q5, 4)\"], [\"tile(q6, 4)\"], "
+                      "[\"tile(q7, 4)\"], [\"tile(j, 8)\"]]\n```", 10, 10);
+    srv_script(1, (act_t[]){{200, many, NULL, 0, 0, -1}});
+    free(many);
+    CHECKF(mct_guide_llm_create(&lo, &g, err, sizeof err) == 0, "%s", err);
+    so.guide = g;
+    so.branching = 8;
+    so.budget = 9;          /* so that the root asks for 8 */
+    so.on_sample = NULL;
+    r = g ? mct_search_run(&w, &so, &st, err, sizeof err) : -1;
+    CHECKF(r == 0 && st.samples == 9 && st.invalid >= 14 && st.fallbacks >= 2,
+           "search: %d '%s' samples %d invalid %d fallbacks %d", r, err, st.samples, st.invalid,
+           st.fallbacks);
+    pthread_mutex_lock(&S.mu);
+    nb = S.nbodies;
+    int entries = -1;
+    const char *oldest = NULL;
+    char first[32] = "";
+    if (nb >= 3) {
+        cJSON *req = cJSON_Parse(S.bodies[2]);
+        cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItem(req, "messages"), 1);
+        cJSON *ct = cJSON_GetObjectItem(u, "content");
+        const char *pr = cJSON_IsString(ct) ? ct->valuestring : "";
+        const char *rs = strstr(pr, "### Proposals rejected at the current program");
+        const char *end = rs ? strstr(rs, "\n\n") : NULL;
+        entries = 0;
+        for (const char *q = rs; q && end && (q = strstr(q, "\n- ")) && q < end; q++)
+            if (!entries++)
+                oldest = q + 3;
+        if (oldest)
+            snprintf(first, sizeof first, "%.11s", oldest);
+        cJSON_Delete(req);
+    }
+    pthread_mutex_unlock(&S.mu);
+    CHECKF(nb >= 3 && entries == MCT_GUIDE_MAX_REJECT && !strcmp(first, "tile(q7, 4)"),
+           "prompts %d; the third lists %d refusals, the oldest '%s'", nb, entries, first);
+    mct_guide_destroy(g);
     mct_meas_destroy(m);
 }
 
