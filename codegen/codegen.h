@@ -3,9 +3,9 @@
  * A workload is an op plus everything that changes its code (dtype, layout, shape, epilogue).
  * A schedule is a workload's loop nest after a sequence of transformations from the fixed set O
  * (tile, reorder, vectorize, unroll, parallel, cache_write, pack, prepack, fuse_epilogue,
- * prefetch). Its canonical text lists the *resulting* state as a normalized transformation
- * sequence, so two sequences that build the same program print (and hash) the same, and
- * parse(print(s)) prints the same bytes.
+ * prefetch, and drop, which removes an earlier step). Its canonical text lists the *resulting*
+ * state as a normalized transformation sequence, so two sequences that build the same program
+ * print (and hash) the same, and parse(print(s)) prints the same bytes.
  *
  * Generated kernel ABI (every lowered kernel has exactly this signature; its one definition is
  * MCT_RT_KERNEL_PARAMS in runtime/dispatch.h, which the lowering prints; see mct_cg_lower_c):
@@ -178,6 +178,14 @@ const mct_workload *mct_sched_workload(const mct_sched *s);
  * it does not apply here ("vectorize j1: not the innermost loop"). why may be NULL; it is ""
  * after success. */
 int mct_sched_apply(mct_sched *s, const char *text, char *why, size_t whylen);
+
+/* drop(N), the removal of O (codegen/sched_edit.c; mct_sched_apply accepts "drop(N)" too):
+ * removes step N (1-based) of the schedule's canonical sequence as mct_sched_format prints it,
+ * and re-parses the steps left onto the untuned nest. Legal when they parse; otherwise
+ * MCT_ENOTAPPLIC with the reason (N outside 1..steps, the untuned nest, or the step that no
+ * longer applies without step N, such as a vectorize of a loop the dropped tile made), and s is
+ * unchanged. MCT_ENOMEM likewise. why (whylen bytes) may be NULL; "" after success. */
+int mct_sched_drop(mct_sched *s, int step, char *why, size_t whylen);
 
 /* Parses a schedule text (NULL reads as "") onto the workload's default nest: create + apply.
  * On success *out is the caller's (mct_sched_destroy); on failure *out is unchanged and the

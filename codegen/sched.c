@@ -569,9 +569,16 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
         s->pf[s->npf++] = (cg_pf){.opd = o, .loop = id, .dist = (int)v};
         return 0;
     }
+    if (!strcmp(n, "drop")) {
+        if (t->nargs != 1)
+            return mct_errf(why, len, MCT_EINVAL, "drop: expects drop(STEP)");
+        if ((r = parse_num("drop", t->args[0], 1, 64, &v, why, len)))
+            return r;
+        return mct_sched_drop(s, (int)v, why, len);
+    }
     return mct_errf(why, len, MCT_EINVAL,
                  "'%s' is not a transformation (use tile, reorder, vectorize, unroll, parallel, "
-                 "cache_write, pack, prepack, widen, fuse_epilogue, prefetch)", n);
+                 "cache_write, pack, prepack, widen, fuse_epilogue, prefetch, drop)", n);
 }
 
 int mct_sched_apply(mct_sched *s, const char *text, char *why, size_t whylen)

@@ -630,7 +630,7 @@ static void chain_step(mct_sched *s, uint64_t *r, const mct_target *t, mct_guide
         return;
     }
     if (kind == 1 && guide) {
-        mct_guide_node node = {s, "", -1, 0, 1};
+        mct_guide_node node = {.sched = s, .trace = "", .latency_s = -1, .visits = 1};
         mct_guide_ctx ctx = {0};
         ctx.w = mct_sched_workload(s);
         ctx.cpu = mct_cpu_host();

@@ -3,6 +3,7 @@
  * reply cache in a fresh database, caps, and llm-cmd with real child processes. No network. */
 #include "tests/check.h"
 #include "tuner/guide.h"
+#include "tuner/search.h"
 #include "db/db.h"
 
 #include <arpa/inet.h>
@@ -63,6 +64,8 @@ typedef struct {
     int saw_auth;
     char auth[256];
     char *last_body;
+    char *bodies[64];    /* every request body since the last srv_script, oldest first */
+    int nbodies;
 } srv_t;
 
 static srv_t S;
@@ -77,6 +80,9 @@ static void srv_script(int n, const act_t *a)
         S.script[i].body = strdup(a[i].body ? a[i].body : "");
     }
     S.nscript = n;
+    for (int i = 0; i < S.nbodies; i++)
+        free(S.bodies[i]);
+    S.nbodies = 0;
     S.pos = 0;
     S.requests = 0;
     S.saw_auth = 0;
@@ -171,6 +177,8 @@ static void *srv_main(void *arg)
             }
         free(S.last_body);
         S.last_body = strdup(he ? he + 4 : "");
+        if (S.nbodies < 64)
+            S.bodies[S.nbodies++] = strdup(he ? he + 4 : "");
         char body_copy[4096] = "";
         if (S.pos < S.nscript) {
             a = S.script[S.pos];
@@ -231,6 +239,8 @@ static void srv_stop(void)
     for (int i = 0; i < S.nscript; i++)
         free(S.script[i].body);
     free(S.last_body);
+    for (int i = 0; i < S.nbodies; i++)
+        free(S.bodies[i]);
     pthread_mutex_destroy(&S.mu);
 }
 
@@ -278,9 +288,13 @@ static int fixtures(void)
         fprintf(stderr, "fixture schedule: %s\n", e);
         return -1;
     }
-    N_grand = (mct_guide_node){S_root, "", 2e-3, 2.1, 5};
-    N_par = (mct_guide_node){S_par, "tile(i, 16, 4); tile(j, 64, 16)", 1.5e-3, 2.8, 3};
-    N_node = (mct_guide_node){S_node, NODE_SCHED, -1, 0, 1};
+    N_grand = (mct_guide_node){.sched = S_root, .trace = "", .latency_s = 2e-3, .gflops = 2.1,
+                               .visits = 5, .spread_s = 1e-4};
+    N_par = (mct_guide_node){.sched = S_par, .trace = "tile(i, 16, 4); tile(j, 64, 16)",
+                             .latency_s = 1.5e-3, .gflops = 2.8, .visits = 3,
+                             .applied = "tile(i, 16, 4); tile(j, 64, 16)"};
+    N_node = (mct_guide_node){.sched = S_node, .trace = NODE_SCHED, .latency_s = -1,
+                              .visits = 1};
     return 0;
 }
 
@@ -373,6 +387,465 @@ static void test_prompt(void)
     c.node = NULL;
     p = (char *)1;
     CHECK(mct_guide_prompt(&c, &p) == MCT_EINVAL && p == NULL);
+}
+
+/* The better-informed prompt: children already measured, rejected proposals with reasons, the
+ * noise of each cost, the numbered steps for drop(N), the rules of re-application; and the same
+ * context gives the same bytes (the reply cache is keyed by the prompt). */
+static void test_prompt_info(void)
+{
+    mct_guide_node nd, kids[3];
+    mct_guide_ctx c = ctx_v(8, &nd);
+    nd.latency_s = 1e-3;
+    nd.gflops = 4.2;
+    nd.spread_s = 1e-4;
+    kids[0] = (mct_guide_node){.sched = S_node, .trace = "t", .latency_s = 8e-4, .gflops = 5.25,
+                               .spread_s = 4e-5, .applied = "unroll(i2, 4)"};
+    kids[1] = (mct_guide_node){.sched = S_node, .trace = "t", .latency_s = -1,
+                               .applied = "vectorize(j2); prefetch(B, k1, 64)", .status = 4};
+    kids[2] = (mct_guide_node){.sched = S_node, .trace = "t", .latency_s = 1.25e-3, .gflops = 3.36,
+                               .applied = "fallback: swap i0 and j0"};
+    mct_guide_reject rej[2] = {{"tile(q, 4)", "tile q: no axis named 'q' (axes: i j k)"},
+                               {"unroll(j2, 4)", "it builds a program already in the tree"}};
+    c.kids = kids;
+    c.nkids = 3;
+    c.rejected = rej;
+    c.nrejected = 2;
+    char *p = NULL, *p2 = NULL;
+    CHECK(mct_guide_prompt(&c, &p) == 0 && p);
+    CHECK(mct_guide_prompt(&c, &p2) == 0 && p2);
+    CHECK(p && p2 && !strcmp(p, p2));
+    free(p2);
+    if (!p)
+        return;
+    const char *must[] = {
+        "### Children of the current program already measured",
+        "- unroll(i2, 4): 800.0 us per call, 5.25 GFLOP/s, 1.25x the current program's speed; "
+        "noise: IQR 40.0 us (5.0% of the median)",
+        "- vectorize(j2); prefetch(B, k1, 64): failed (wrong)\n",
+        "- fallback: swap i0 and j0: 1.250 ms per call, 3.36 GFLOP/s, 0.80x the current "
+        "program's speed\n",
+        "A step that reads \"fallback: ...\" was a random edit",
+        "### Proposals rejected at the current program",
+        "- tile(q, 4): tile q: no axis named 'q' (axes: i j k)",
+        "- unroll(j2, 4): it builds a program already in the tree",
+        /* the node's own noise and the grandparent's */
+        "1.000 ms per call, 4.20 GFLOP/s, speedup 2.00x over the untuned program; noise: IQR "
+        "100.0 us (10.0% of the median)",
+        "2.000 ms per call, 2.10 GFLOP/s, speedup 1.00x over the untuned program; noise: IQR "
+        "100.0 us (5.0% of the median)",
+        "A difference smaller than the noise",
+        "### Steps of the current program", "1. tile(i, 16, 4)\n2. tile(j, 64, 16)\n"
+        "3. tile(k, 64)\n4. reorder(i0, j0, k0, i1, j1, k1, i2, j2)\n",
+        "- drop(N): removes step N", "Applying a transformation again:",
+        "prefetch of the same operand at the same loop replaces its distance",
+        "unroll(L, 1) removes it", "pack(B, ...) is refused once B is prepacked",
+    };
+    for (size_t i = 0; i < sizeof must / sizeof *must; i++)
+        CHECKF(strstr(p, must[i]), "prompt lacks '%s'", must[i]);
+    CHECK(!strstr(p, "The head loop b"));   /* a matmul has no b loop */
+    /* the sections come after the current program and before the set O */
+    char *cp = strstr(p, "### Current program"), *kp = strstr(p, "### Children"),
+         *rp = strstr(p, "### Proposals rejected"), *op = strstr(p, "## Transformations");
+    CHECK(cp && kp && rp && op && cp < kp && kp < rp && rp < op);
+    free(p);
+    /* none of them: no empty sections */
+    c = ctx_v(8, &nd);
+    CHECK(mct_guide_prompt(&c, &p) == 0 && p && !strstr(p, "### Children") &&
+          !strstr(p, "### Proposals rejected") && !strstr(p, "noise: IQR 0"));
+    free(p);
+    /* bmm: what the IR does with the head loop b and the packs of grouped heads */
+    mct_workload bw;
+    mct_sched *bs = NULL;
+    CHECK(mct_wl_parse("bmm f32 nt B=8 G=4 M=16 N=64 K=32 epi=none", &bw, NULL, 0) == 0);
+    CHECK(mct_sched_parse(&bw, "tile(j, 16)", &bs, NULL, 0) == 0);
+    if (bs) {
+        mct_guide_node bn = {.sched = bs, .trace = "tile(j, 16)", .latency_s = -1, .visits = 1};
+        mct_guide_ctx bc = {.w = &bw, .cpu = mct_cpu_host(), .target = &T, .threads = 1,
+                            .node = &bn, .want = 2};
+        CHECK(mct_guide_prompt(&bc, &p) == 0 && p);
+        CHECKF(p && strstr(p, "it may be reordered") &&
+               strstr(p, "nothing shares a pack across them") &&
+               !strstr(p, "pack(B, ...) is refused once B is prepacked"), "%s", p ? p : "");
+        free(p);
+        mct_sched_destroy(bs);
+    }
+}
+
+/* drop(N): step N of the canonical sequence goes, the rest is re-parsed; illegal drops leave the
+ * schedule unchanged with the reason. */
+static void test_drop(void)
+{
+    const char *base = NODE_SCHED "; unroll(i2, 4); vectorize(j2)";
+    mct_sched *s = NULL;
+    char why[512], a[4096], b[4096];
+    CHECK(mct_sched_parse(&W, base, &s, why, sizeof why) == 0);
+    if (!s)
+        return;
+    mct_sched_format(s, a, sizeof a);
+    CHECKF(!strcmp(a, base), "canonical '%s'", a);
+    struct { const char *text; int code; const char *res_or_why; } cs[] = {
+        {"drop(5)", 0, NODE_SCHED "; vectorize(j2)"},
+        {"drop(6)", 0, NODE_SCHED "; unroll(i2, 4)"},
+        {"drop(6); drop(5)", 0, NODE_SCHED},
+        {"drop(4)", MCT_ENOTAPPLIC, "drop(4) (reorder(i0, j0, k0, i1, j1, k1, i2, j2)): the "
+                                    "steps left do not apply without it: vectorize j2: not the "
+                                    "innermost"},
+        {"drop(1)", MCT_ENOTAPPLIC, "drop(1) (tile(i, 16, 4)): the steps left do not apply "
+                                    "without it: reorder"},
+        {"drop(7)", MCT_ENOTAPPLIC, "the schedule has 6 steps; give N in 1..6"},
+        {"drop(0)", MCT_ENOTAPPLIC, "out of range"},
+        {"drop(x)", MCT_EINVAL, "drop: 'x' is not a whole number"},
+        {"drop()", MCT_EINVAL, "drop: expects drop(STEP)"},
+        {"drop(1, 2)", MCT_EINVAL, "drop: expects drop(STEP)"},
+        /* a later step of one proposal sees the state the drop left */
+        {"drop(6); vectorize(j2); unroll(i2, 2)", 0, NODE_SCHED "; unroll(i2, 2); vectorize(j2)"},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        mct_sched *c;
+        CHECK(mct_sched_clone(s, &c) == 0);
+        int r = mct_sched_apply(c, cs[i].text, why, sizeof why);
+        mct_sched_format(c, b, sizeof b);
+        if (cs[i].code == 0)
+            CHECKF(r == 0 && !strcmp(b, cs[i].res_or_why), "%s: %d '%s' -> '%s'", cs[i].text, r,
+                   why, b);
+        else
+            CHECKF(r == cs[i].code && strstr(why, cs[i].res_or_why) && !strcmp(a, b),
+                   "%s: %d '%s' (schedule '%s')", cs[i].text, r, why, b);
+        mct_sched_destroy(c);
+    }
+    mct_sched_destroy(s);
+    /* the untuned nest has no step */
+    CHECK(mct_sched_create(&W, &s) == 0);
+    CHECK(mct_sched_drop(s, 1, why, sizeof why) == MCT_ENOTAPPLIC && strstr(why, "untuned"));
+    mct_sched_destroy(s);
+    /* every step of some full schedules: a legal drop gives exactly the other steps (re-parsed,
+     * they print the same bytes); an illegal one changes nothing */
+    const char *full[] = {
+        "tile(i, 64, 4); tile(j, 256, 16); tile(k, 128); reorder(j0, k0, i0, j1, i1, k1, i2, j2); "
+        "prepack(B, j2, k1); pack(A, i0, i2); cache_write(i1); fuse_epilogue(i1); "
+        "parallel(j0); unroll(i2, 4); vectorize(j2); prefetch(A, k1, 8); prefetch(B, k1, 16)",
+        "tile(j, 8); tile(k, 16); reorder(i, j0, k0, j1, k1); pack(B, j0, k); cache_write(j0); "
+        "unroll(j1, 8); vectorize(k1); prefetch(C, i, 1)",
+    };
+    for (size_t f = 0; f < sizeof full / sizeof *full; f++) {
+        CHECKF(mct_sched_parse(&W, full[f], &s, why, sizeof why) == 0, "%s: %s", full[f], why);
+        if (!s)
+            continue;
+        mct_sched_format(s, a, sizeof a);
+        int n = 1;
+        for (const char *q = a; *q; q++)
+            n += *q == ';';
+        int legal = 0;
+        for (int k = 1; k <= n; k++) {
+            mct_sched *c;
+            CHECK(mct_sched_clone(s, &c) == 0);
+            int r = mct_sched_drop(c, k, why, sizeof why);
+            mct_sched_format(c, b, sizeof b);
+            /* the text of a with step k cut out */
+            char want[4096] = "";
+            int idx = 1;
+            size_t wl = 0;
+            for (const char *q = a; *q;) {
+                const char *e = strchr(q, ';');
+                size_t l = e ? (size_t)(e - q) : strlen(q);
+                if (idx != k)
+                    wl += (size_t)snprintf(want + wl, sizeof want - wl, "%s%.*s", wl ? "; " : "",
+                                           (int)l, q);
+                idx++;
+                q = e ? e + 2 : q + l;
+            }
+            if (r == 0) {
+                legal++;
+                CHECKF(!strcmp(b, want), "drop(%d) of '%s' gave '%s', wanted '%s'", k, a, b,
+                       want);
+            } else {
+                CHECKF(r == MCT_ENOTAPPLIC && !strcmp(a, b) && strstr(why, "drop("),
+                       "drop(%d) of '%s': %d '%s'", k, a, r, why);
+            }
+            mct_sched_destroy(c);
+        }
+        CHECKF(legal >= 3, "only %d of %d steps of '%s' could be dropped", legal, n, a);
+        mct_sched_destroy(s);
+        s = NULL;
+    }
+}
+
+/* Proposals of a fresh heuristic guide for ctx (up to 16). */
+static int heur_props(mct_guide_ctx *c, char **out)
+{
+    mct_guide *g = NULL;
+    int n = 0;
+    char err[256];
+    if (mct_guide_heuristic_create(&g))
+        return 0;
+    if (mct_guide_propose(g, c, out, &n, err, sizeof err))
+        n = 0;
+    mct_guide_destroy(g);
+    return n;
+}
+
+/* The heuristic's rules from measurements: a register tile over all M rows when they fit the
+ * register file (16 on AVX2, 32 on AVX-512, from the target), before tiles that split the rows;
+ * and drop(N) of a step that made the parent slower than the grandparent. */
+static void test_heuristic_rules(void)
+{
+    mct_target t2 = mct_target_of_isa(MCT_ISA_AVX2), t5 = mct_target_of_isa(MCT_ISA_AVX512);
+    struct { int M; const mct_target *t; int want_rows; } cs[] = {
+        {5, &t2, 5}, {6, &t2, 6}, {5, &t5, 5}, {12, &t5, 12}, {40, &t2, 0}, {40, &t5, 0},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        char key[128];
+        mct_workload w;
+        mct_sched *root = NULL;
+        snprintf(key, sizeof key, "matmul f32 nt M=%d N=4096 K=1024 epi=none", cs[i].M);
+        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, &root) == 0);
+        if (!root)
+            continue;
+        uint64_t rng = 7;
+        mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
+        mct_guide_ctx c = {.w = &w, .cpu = mct_cpu_host(), .target = cs[i].t, .threads = 1,
+                           .node = &nd, .want = 16, .rng = &rng};
+        char *out[16];
+        int n = heur_props(&c, out);
+        int first_all = -1, first_split = -1;
+        for (int q = 0; q < n; q++) {
+            mct_sched *x;
+            int rows = 0, cols = 0;
+            if (mct_sched_clone(root, &x) || mct_sched_apply(x, out[q], NULL, 0))
+                continue;
+            mct_sched_reg_tile(x, &rows, &cols);
+            mct_sched_destroy(x);
+            if (rows == cs[i].M && first_all < 0)
+                first_all = q;
+            if (rows > 1 && rows < cs[i].M && first_split < 0 && strstr(out[q], "prepack"))
+                first_split = q;
+        }
+        /* nt at M=5 with 32 registers: the row-block dot form over all 5 rows comes first */
+        if (cs[i].M == 5 && cs[i].t->nregs == 32)
+            CHECKF(first_all == 0 && n > 0 && strstr(out[0], "unroll(i1, 5); unroll(j1, 4)"),
+                   "M=5 avx512: first proposal '%s'", n > 0 ? out[0] : "");
+        if (cs[i].want_rows)
+            CHECKF(first_all >= 0 && (first_split < 0 || first_all < first_split),
+                   "M=%d nregs %d: all-rows tile at %d, split at %d of %d", cs[i].M,
+                   cs[i].t->nregs, first_all, first_split, n);
+        else
+            CHECKF(first_all < 0 && n > 0, "M=%d nregs %d: an all-rows tile at %d", cs[i].M,
+                   cs[i].t->nregs, first_all);
+        free_out(out, n);
+        mct_sched_destroy(root);
+    }
+    /* the parent's prefetch made it slower than the grandparent: the node (which unrolled since)
+     * gets drop(N) of that prefetch; when it made the parent faster, no drop */
+    const char *tg = "tile(i, 16, 4); tile(j, 64, 16); tile(k, 64)";
+    mct_sched *sg = NULL, *sp = NULL, *sn = NULL;
+    CHECK(mct_sched_parse(&W, tg, &sg, NULL, 0) == 0 && mct_sched_clone(sg, &sp) == 0 &&
+          mct_sched_apply(sp, "prefetch(A, k1, 32)", NULL, 0) == 0 &&
+          mct_sched_clone(sp, &sn) == 0 && mct_sched_apply(sn, "unroll(i2, 4)", NULL, 0) == 0);
+    if (sg && sp && sn) {
+        char tn[4096];
+        mct_sched_format(sn, tn, sizeof tn);
+        CHECKF(!strcmp(tn, "tile(i, 16, 4); tile(j, 64, 16); tile(k, 64); unroll(i2, 4); "
+                           "prefetch(A, k1, 32)"), "node '%s'", tn);
+        for (int slower = 1; slower >= 0; slower--) {
+            uint64_t rng = 3;
+            mct_guide_node g = {.sched = sg, .trace = tg, .latency_s = 1e-3, .visits = 3,
+                                .spread_s = 2e-5};
+            mct_guide_node pa = {.sched = sp, .latency_s = slower ? 1.5e-3 : 0.9e-3,
+                                 .visits = 2, .spread_s = 2e-5, .applied = "prefetch(A, k1, 32)"};
+            mct_guide_node nd = {.sched = sn, .latency_s = 1.4e-3, .visits = 1,
+                                 .applied = "unroll(i2, 4)"};
+            mct_guide_ctx c = {.w = &W, .cpu = mct_cpu_host(), .target = &T, .threads = 1,
+                               .node = &nd, .parent = &pa, .grand = &g, .want = 16, .rng = &rng};
+            char *out[16];
+            int n = heur_props(&c, out), has = 0;
+            for (int q = 0; q < n; q++)
+                has |= !strcmp(out[q], "drop(5)");
+            CHECKF(has == slower, "parent %s: drop(5) %s among %d proposals",
+                   slower ? "slower" : "faster", has ? "is" : "is not", n);
+            free_out(out, n);
+        }
+    }
+    mct_sched_destroy(sg);
+    mct_sched_destroy(sp);
+    mct_sched_destroy(sn);
+}
+
+/* A real search (MCTS, the llm guide against the scripted server, every candidate compiled and
+ * timed by the harness): the prompts it sends show the proposals refused at a node with their
+ * reasons and the node's children already measured, with the GFLOP/s the search measured. */
+typedef struct { char applied[64]; int parent; double gflops; } seen_t;
+static seen_t Seen[32];
+static int NSeen;
+
+static int on_sample_keep(void *ctx, const mct_search_sample *smp)
+{
+    (void)ctx;
+    if (NSeen < 32) {
+        snprintf(Seen[NSeen].applied, sizeof Seen[NSeen].applied, "%s", smp->applied);
+        Seen[NSeen].parent = smp->parent;
+        Seen[NSeen].gflops = smp->gflops;
+        NSeen++;
+    }
+    return 0;
+}
+
+/* 1 when the line of text that starts with prefix contains needle. */
+static int line_has(const char *text, const char *prefix, const char *needle)
+{
+    const char *l = strstr(text, prefix);
+    if (!l)
+        return 0;
+    const char *e = strchr(l, '\n'), *f = strstr(l, needle);
+    return f && (!e || f < e);
+}
+
+static void note_line(void *ctx, int loud, const char *line)
+{
+    (void)ctx;
+    (void)loud;
+    if (getenv("TEST_GUIDE_NOTES"))
+        fprintf(stderr, "note: %s\n", line);
+}
+
+static void test_search_info(const char *dir)
+{
+    /* three expansions of the root (branching 3): an illegal step and a legal one; the same
+     * program spelled again and another legal one; then one more */
+    const char *replies[3] = {
+        "```json\n[[\"tile(q, 4)\"], [\"tile(j, 16)\"]]\n```",
+        "```json\n[[\"tile(j,16)\"], [\"tile(i, 4)\"]]\n```",
+        "```json\n[[\"tile(k, 8)\"]]\n```",
+    };
+    act_t acts[3];
+    char *bodies[3];
+    for (int i = 0; i < 3; i++) {
+        bodies[i] = chat(replies[i], 10, 10);
+        acts[i] = (act_t){200, bodies[i], NULL, 0, 0, 1};
+    }
+    srv_script(3, acts);
+    for (int i = 0; i < 3; i++)
+        free(bodies[i]);
+    mct_llm_opts lo = opts_base();
+    mct_guide *g = NULL;
+    char err[512] = "", cdir[600];
+    CHECKF(mct_guide_llm_create(&lo, &g, err, sizeof err) == 0, "%s", err);
+    snprintf(cdir, sizeof cdir, "%s/cc-search", dir);
+    mct_meas_opts mo;
+    mct_meas_opts_default(&mo);
+    mo.cache_dir = cdir;
+    mo.min_time_s = 0.005;
+    mct_meas *m = NULL;
+    CHECKF(mct_meas_create(&mo, &m, err, sizeof err) == 0, "%s", err);
+    mct_workload w;
+    CHECK(mct_wl_parse("matmul f32 nn M=8 N=32 K=32 epi=none", &w, NULL, 0) == 0);
+    if (!g || !m) {
+        mct_guide_destroy(g);
+        mct_meas_destroy(m);
+        return;
+    }
+    mct_search_opts so = {0};
+    mct_search_stats st;
+    so.kind = MCT_SEARCH_MCTS;
+    so.budget = 4;
+    so.branching = 3;
+    so.seed = 1;
+    so.guide = g;
+    so.meas = m;
+    so.on_sample = on_sample_keep;
+    so.on_note = note_line;
+    NSeen = 0;
+    int r = mct_search_run(&w, &so, &st, err, sizeof err);
+    CHECKF(r == 0 && st.samples == 4 && st.invalid == 1 && st.duplicates == 1 &&
+           st.fallbacks == 0,
+           "search: %d '%s' samples %d invalid %d duplicates %d", r, err, st.samples, st.invalid,
+           st.duplicates);
+    /* the root's children as the search measured them */
+    double g_tj = -1, g_ti = -1;
+    for (int i = 0; i < NSeen; i++) {
+        if (Seen[i].parent == 0 && !strcmp(Seen[i].applied, "tile(j, 16)"))
+            g_tj = Seen[i].gflops;
+        if (Seen[i].parent == 0 && !strcmp(Seen[i].applied, "tile(i, 4)"))
+            g_ti = Seen[i].gflops;
+    }
+    CHECKF(g_tj > 0 && g_ti > 0, "root children measured: %g %g", g_tj, g_ti);
+    pthread_mutex_lock(&S.mu);
+    int nb = S.nbodies, with_rej = 0, with_dup = 0, with_kids = 0;
+    char kid_tj[96], kid_ti[96];
+    snprintf(kid_tj, sizeof kid_tj, "%.2f GFLOP/s", g_tj);
+    snprintf(kid_ti, sizeof kid_ti, "%.2f GFLOP/s", g_ti);
+    for (int i = 0; i < nb; i++) {
+        cJSON *req = cJSON_Parse(S.bodies[i]);
+        cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItem(req, "messages"), 1);
+        cJSON *ct = cJSON_GetObjectItem(u, "content");
+        const char *pr = cJSON_IsString(ct) ? ct->valuestring : "";
+        if (i == nb - 1 && getenv("TEST_GUIDE_NOTES"))
+            fprintf(stderr, "the last prompt of the search:\n%s\n", pr);
+        char *rs = strstr(pr, "### Proposals rejected at the current program");
+        if (i == 0)
+            CHECKF(!rs && !strstr(pr, "### Children"), "first prompt: %.300s", pr);
+        if (rs && strstr(rs, "- tile(q, 4): tile q: no axis named 'q'"))
+            with_rej++;
+        if (rs && strstr(rs, "already in the search tree"))
+            with_dup++;
+        char *ks = strstr(pr, "### Children of the current program already measured");
+        if (ks && line_has(ks, "- tile(j, 16): ", kid_tj) &&
+            line_has(ks, "- tile(i, 4): ", kid_ti) && strstr(ks, "% of the median"))
+            with_kids++;
+        cJSON_Delete(req);
+    }
+    pthread_mutex_unlock(&S.mu);
+    /* the second prompt shows the first one's refusal and child; the third both refusals and
+     * both children */
+    CHECKF(nb == 3, "the guide was asked %d times", nb);
+    CHECKF(with_rej == 2 && with_dup == 1, "prompts with rejects %d, duplicates %d of %d",
+           with_rej, with_dup, nb);
+    CHECKF(with_kids == 1, "prompts showing the root's children: %d of %d", with_kids, nb);
+    mct_guide_destroy(g);
+    g = NULL;
+
+    /* the node keeps its latest MCT_GUIDE_MAX_REJECT refusals: 7 at the first expansion, 7
+     * more at the second (which falls back), so the third prompt shows the last 8, oldest
+     * first */
+    char *many = chat("```json\n[[\"tile(q1, 4)\"], [\"tile(q2, 4)\"], [\"tile(q3, 4)\"], "
+                      "[\"tile(q4, 4)\"], [\"tile(q5, 4)\"], [\"tile(q6, 4)\"], "
+                      "[\"tile(q7, 4)\"], [\"tile(j, 8)\"]]\n```", 10, 10);
+    srv_script(1, (act_t[]){{200, many, NULL, 0, 0, -1}});
+    free(many);
+    CHECKF(mct_guide_llm_create(&lo, &g, err, sizeof err) == 0, "%s", err);
+    so.guide = g;
+    so.branching = 8;
+    so.budget = 9;          /* so that the root asks for 8 */
+    so.on_sample = NULL;
+    r = g ? mct_search_run(&w, &so, &st, err, sizeof err) : -1;
+    CHECKF(r == 0 && st.samples == 9 && st.invalid >= 14 && st.fallbacks >= 2,
+           "search: %d '%s' samples %d invalid %d fallbacks %d", r, err, st.samples, st.invalid,
+           st.fallbacks);
+    pthread_mutex_lock(&S.mu);
+    nb = S.nbodies;
+    int entries = -1;
+    const char *oldest = NULL;
+    char first[32] = "";
+    if (nb >= 3) {
+        cJSON *req = cJSON_Parse(S.bodies[2]);
+        cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItem(req, "messages"), 1);
+        cJSON *ct = cJSON_GetObjectItem(u, "content");
+        const char *pr = cJSON_IsString(ct) ? ct->valuestring : "";
+        const char *rs = strstr(pr, "### Proposals rejected at the current program");
+        const char *end = rs ? strstr(rs, "\n\n") : NULL;
+        entries = 0;
+        for (const char *q = rs; q && end && (q = strstr(q, "\n- ")) && q < end; q++)
+            if (!entries++)
+                oldest = q + 3;
+        if (oldest)
+            snprintf(first, sizeof first, "%.11s", oldest);
+        cJSON_Delete(req);
+    }
+    pthread_mutex_unlock(&S.mu);
+    CHECKF(nb >= 3 && entries == MCT_GUIDE_MAX_REJECT && !strcmp(first, "tile(q7, 4)"),
+           "prompts %d; the third lists %d refusals, the oldest '%s'", nb, entries, first);
+    mct_guide_destroy(g);
+    mct_meas_destroy(m);
 }
 
 static void expect_parse(const char *reply, int max, int n_want, const char *first,
@@ -1161,6 +1634,9 @@ int main(void)
         return check_done();
     }
     test_prompt();
+    test_prompt_info();
+    test_drop();
+    test_heuristic_rules();
     test_parse();
     test_illegal();
     test_http_good();
@@ -1171,6 +1647,7 @@ int main(void)
     test_cache_caps_env(dir);
     test_cmd(dir);
     test_verbose_log(dir);
+    test_search_info(dir);
     srv_stop();
     /* the key never appeared in any error message */
     CHECK(!strstr(all_err, KEY) && !strstr(all_err, "FAKEKEY") && !strstr(all_err, KEY2));

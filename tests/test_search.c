@@ -588,7 +588,7 @@ static char bug_note[2048];
 static int propose_all(mct_guide *g, const mct_workload *w, const mct_sched *node, int threads,
                        const mct_target *t, char **props, int want)
 {
-    mct_guide_node nd = {node, "", -1, 0, 1};
+    mct_guide_node nd = {.sched = node, .trace = "", .latency_s = -1, .visits = 1};
     mct_guide_ctx c = {0};
     uint64_t rng = 11;
     c.w = w;
@@ -696,7 +696,7 @@ static void test_raw_guide(void)
                          : "matmul f32 nt M=4 N=64 K=64 epi=none", &w, NULL, 0);
         mct_sched *s;
         mct_sched_create(&w, &s);
-        mct_guide_node nd = {s, "", -1, 0, 1};
+        mct_guide_node nd = {.sched = s, .trace = "", .latency_s = -1, .visits = 1};
         mct_guide_ctx c = {0};
         c.w = &w;
         c.cpu = mct_cpu_host();

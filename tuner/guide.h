@@ -1,12 +1,14 @@
 /* Guides: who proposes the expansions of the MCTS search.
  *
  * At each expansion the search shows the guide the current node, its parent and grandparent
- * (program as readable loop nest, measured cost, transformation trace) and asks for up to `want`
- * proposals. A proposal is a text of transformations from the fixed set O (the syntax of
- * mct_sched_apply in codegen/codegen.h), applied in order to the node's schedule to make one
- * child. Proposals are untrusted data: the search applies them with mct_sched_apply, which
- * accepts nothing outside O; illegal ones are dropped with their reason and counted, and an
- * expansion left with no legal proposal falls back to mct_sched_mutate (counted as a fallback).
+ * (program as readable loop nest, measured cost with its noise, transformation trace), the
+ * node's children already in the tree and the proposals refused at the node with their
+ * reasons, and asks for up to `want` proposals. A proposal is a text of transformations from
+ * the fixed set O (the syntax of mct_sched_apply in codegen/codegen.h), applied in order to the
+ * node's schedule to make one child. Proposals are untrusted data: the search applies them
+ * with mct_sched_apply, which accepts nothing outside O; illegal ones are dropped with their
+ * reason and counted, and an expansion left with no legal proposal falls back to
+ * mct_sched_mutate (counted as a fallback).
  *
  * Implementations: heuristic and random (tuner/guide_heuristic.c); llm and llm-cmd
  * (tuner/guide_llm.c, the guide object, with its parts tuner/llm_prompt.c, llm_reply.c,
@@ -28,7 +30,23 @@ typedef struct mct_guide_node {
     double latency_s;        /* measured median latency, < 0 when not measured or failed */
     double gflops;           /* measured GFLOP/s, 0 when unknown */
     int visits;              /* MCTS visit count */
+    double spread_s;         /* the measurement's spread: interquartile range of the timed
+                                runs (q3 - q1), 0 when unknown */
+    const char *applied;     /* the step that made it from its parent (NULL or "" at the
+                                root); a fallback mutation reads "fallback: ..." */
+    int status;              /* MCT_MEAS_* of its measurement (0: ok or not measured) */
 } mct_guide_node;
+
+/* A proposal the search refused at a node, with its reason (mct_sched_apply's, or that it
+ * duplicates a schedule already in the tree). */
+typedef struct mct_guide_reject {
+    const char *text;
+    const char *reason;
+} mct_guide_reject;
+
+/* Most rejected proposals a node keeps (the latest), and most children shown to a guide. */
+#define MCT_GUIDE_MAX_REJECT 8
+#define MCT_GUIDE_MAX_KIDS 16
 
 typedef struct mct_guide_ctx {
     const mct_workload *w;
@@ -39,6 +57,13 @@ typedef struct mct_guide_ctx {
     const mct_guide_node *parent;  /* NULL at the root */
     const mct_guide_node *grand;   /* NULL near the root */
     double base_latency_s;   /* the untuned schedule's latency (reward = base / latency) */
+    /* Children of the node already in the tree (measured, or failed: status says), oldest
+     * first, at most MCT_GUIDE_MAX_KIDS; a proposal that builds one again is a duplicate. */
+    const mct_guide_node *kids;
+    int nkids;
+    /* Proposals refused at this node so far, oldest first, at most MCT_GUIDE_MAX_REJECT. */
+    const mct_guide_reject *rejected;
+    int nrejected;
     int want;                /* proposals wanted (the branching factor) */
     uint64_t *rng;           /* the search's random state; guides draw only from it, with
                                 mct_guide_rand */
@@ -122,9 +147,12 @@ typedef struct mct_llm_opts {
 int mct_guide_llm_create(const mct_llm_opts *o, mct_guide **out, char *err, size_t errlen);
 int mct_guide_llmcmd_create(const mct_llm_opts *o, mct_guide **out, char *err, size_t errlen);
 
-/* The prompt for one expansion (the paper's: node, parent, grandparent with programs, costs and
- * traces; the set O with its syntax; the CPU; the instruction to reason and end with a fenced
- * JSON list; tuner/llm_prompt.c). *out is malloc'ed (free()). Returns 0, MCT_EINVAL (no node
+/* The prompt for one expansion (the paper's: node, parent, grandparent with programs, costs with
+ * their noise (IQR) and traces; the node's numbered steps, its children already measured and the
+ * proposals refused at it with their reasons; the set O with its syntax and the rules of
+ * applying a transformation again; the CPU; the instruction to reason and end with a fenced
+ * JSON list; tuner/llm_prompt.c). The same ctx gives the same bytes (replies are cached by
+ * it). *out is malloc'ed (free()). Returns 0, MCT_EINVAL (no node
  * or no schedule in ctx) or MCT_ENOMEM, *out NULL then. Shared by the LLM guides; tests print
  * it. */
 int mct_guide_prompt(const mct_guide_ctx *ctx, char **out);

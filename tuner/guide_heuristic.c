@@ -3,7 +3,9 @@
  *
  * The heuristic reasons the way a BLIS configuration is derived:
  *   - register tile: MR rows x NV vectors of VLEN floats, with MR*NV accumulators plus NV B
- *     vectors plus one A broadcast fitting the register file (32 zmm with AVX-512, else 16);
+ *     vectors plus one A broadcast fitting the register file (the target's count: 32 zmm with
+ *     AVX-512, 16 with AVX2); all M rows in one tile first when they fit, so each weight is
+ *     loaded once; with 16 registers, 8-10 accumulators before 12 (see reg_tiles);
  *   - KC so that a KC x NR micro-panel of B fits L1, MC so that the MC x KC block of A fits in
  *     half of L2, NC so that a KC x NC block of B fits in half of L2 as well;
  *   - A packed in MR-row panels per KC block, B prepacked in NR-column panels (matmul: weights)
@@ -14,6 +16,8 @@
  *     the copy pays when more than one register tile of rows reads each packed panel (M > MR),
  *     so at M <= MR the forms that read B where it is (the dot form, the nn streaming form) come
  *     first, and the packed forms follow as alternatives.
+ * A step that made the parent slower than the grandparent (beyond the noise of both) is undone
+ * with drop(N) on the node, keeping what the node added since.
  * Once a node has that structure it moves one knob at a time (KC, MC, NC, MR, NR, k unroll,
  * prefetch, packing); the trend decides which first: a knob whose last move made the node
  * faster than its parent is moved again the same way, one that made it slower is moved the
@@ -123,7 +127,9 @@ typedef struct model {
 static void model_of(const mct_guide_ctx *c, model *m)
 {
     m->V = c->target && c->target->vlen > 0 ? c->target->vlen : 8;
-    m->nreg = m->V >= 16 ? 32 : 16;
+    /* the ISA table's register count (16 on AVX2, 32 on AVX-512); a target without one is
+     * taken by its width */
+    m->nreg = c->target && c->target->nregs > 0 ? c->target->nregs : m->V >= 16 ? 32 : 16;
     const mct_cpu *cpu = c->cpu ? c->cpu : mct_cpu_host();
     m->L1 = cpu->cache_kb[0] ? (long)cpu->cache_kb[0] * 1024 : 32768;
     m->L2 = cpu->cache_kb[2] ? (long)cpu->cache_kb[2] * 1024 : 1 << 20;
@@ -157,7 +163,17 @@ static long round_up(long x, long m)
     return (x + m - 1) / m * m;
 }
 
-/* A full outer-product (BLIS) schedule for register tile mr x nv vectors and KC kc. */
+/* A full outer-product (BLIS) schedule for register tile mr x nv vectors and KC kc.
+ * Two rules were measured and not adopted (2026-12-01, `mctune measure`, B from memory, 1
+ * thread, medians of 3 interleaved runs), so B is prepacked without k chunks here and the B
+ * prefetch stays 8 iterations of k1 ahead (the knobs still move both):
+ *   - k chunks: prepack(B, j2, k1) vs prepack(B, j2), matmul nt N=1024 K=4096, avx512, 8x2v,
+ *     KC 256: M=16 57.85 vs 59.28 GFLOP/s (0.98x); M=128 94.98 vs 128.74 (noisy runs, not
+ *     faster in any);
+ *   - prefetch distance, matmul nt N=4096 K=1024, prefetch(B, k1, D): M=4 avx512 D=8 23.87,
+ *     16 23.85, 64 22.90 (none 20.92); M=4 avx2 D=8 21.09, 16 22.04, 64 23.19 (none 19.26);
+ *     M=128 avx512 and avx2 within 3% of each other. 16 never beat 8 by more than 5%, and on
+ *     avx2 64 was the fastest, so "about 16, not 64" did not hold on this host. */
 static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int pf, char *out,
                       size_t len)
 {
@@ -229,17 +245,55 @@ static int raw_pack_pays(const model *m, long mr)
     return m->M > mr;
 }
 
-/* Register tiles that fit the register file, best first (most accumulators, then squarer). */
+/* A register tile over all M rows, so each vector of B loaded is used by every row and the
+ * weights stream through the registers once: the widest nv (at most 4 vectors) with M * nv
+ * accumulators, nv B vectors and one broadcast in the register file; 0 when even one vector
+ * column does not fit (M > nreg - 2) or M is 1 (the GEMV forms cover it).
+ * Measured, not assumed (2026-12-01, `mctune measure`, B from memory, 1 thread, medians of 3
+ * interleaved runs on a shared AVX-512 host): matmul nt M=5 N=4096 K=1024, all 5 rows against
+ * the 4+1 split the reg tile list gave: avx512 5x4v 26.05 vs 4x4v 23.51 GFLOP/s (1.11x); avx2
+ * (MCTUNE_TIER) 5x2v 24.41 vs 4x3v 19.35 (1.26x); M=6 avx2 6x2v 27.04 vs 4x3v 22.98 (1.18x);
+ * M=12 avx512 (5 runs) 12x2v 47.96 vs 8x2v 42.84 (1.12x). (At these M the row-block dot form,
+ * proposed before these for nt, was faster still: M=12 4x4 dot 54.20 vs 12x2v 51.54.) */
+static int all_rows_nv(const model *m)
+{
+    if (m->M < 2)
+        return 0;
+    for (int nv = 4; nv >= 1; nv--)
+        if (tile_fits(m, m->M, nv))
+            return nv;
+    return 0;
+}
+
+/* Register tiles that fit the register file, best first: all M rows when they fit
+ * (all_rows_nv), then most accumulators, then squarer. */
 static int reg_tiles(const model *m, int mr[8], int nv[8])
 {
     int n = 0;
+    int anv = all_rows_nv(m);
+    if (anv) {
+        mr[n] = (int)m->M;
+        nv[n] = anv;
+        n++;
+    }
     int cand[][2] = {{8, 2}, {6, 4}, {12, 2}, {4, 4}, {14, 2}, {6, 2}, {4, 3}, {3, 4}, {4, 2},
                      {8, 1}, {2, 2}};
-    for (size_t i = 0; i < sizeof cand / sizeof cand[0] && n < 8; i++) {
-        int r = cand[i][0], v = cand[i][1];
+    /* A 16-register file: 8-10 accumulators first, then 12 in two vector columns; 12 in three
+     * columns last. Measured (2026-12-01, avx2 via MCTUNE_TIER on the AVX-512 host, prepacked
+     * B from memory, 1 thread, medians of 5 interleaved runs): matmul nt M=128 N=1024 K=1024:
+     * 5x2v (10 acc) 85.6, 4x2v (8) 83.4, 6x2v (12) 81.6, 8x1v (8) 77.4, 4x3v (12) 52.8 GFLOP/s;
+     * M=64 N=4096 K=512: 5x2v 79.1, 6x2v 78.9, 4x2v 77.4. Ten accumulators in two columns are
+     * never slower than twelve; three columns lose a third. */
+    int cand16[][2] = {{5, 2}, {6, 2}, {4, 2}, {8, 1}, {4, 3}, {3, 2}, {2, 2}};
+    int (*cl)[2] = m->nreg <= 16 ? cand16 : cand;
+    size_t ncl = m->nreg <= 16 ? sizeof cand16 / sizeof cand16[0] : sizeof cand / sizeof cand[0];
+    for (size_t i = 0; i < ncl && n < 8; i++) {
+        int r = cl[i][0], v = cl[i][1];
         if (!tile_fits(m, r, v))
             continue;
         if (r > m->M && m->M >= 1)
+            continue;
+        if (anv && r == m->M && v == anv)
             continue;
         mr[n] = r;
         nv[n] = v;
@@ -401,6 +455,49 @@ static void widen_props(const mct_guide_ctx *c, const model *m, int mr, int nv, 
     padd(p, "%s", m->M > 16 ? "pack(B, k0, j2); widen(B, panel)" : "widen(B, reg)");
 }
 
+/* 1 when step (len l at t) is one of the ';'-separated steps of the canonical text in. */
+static int has_step(const char *in, const char *t, size_t l)
+{
+    for (const char *q = in; *q;) {
+        while (*q == ' ' || *q == ';')
+            q++;
+        const char *e = strchr(q, ';');
+        size_t n = e ? (size_t)(e - q) : strlen(q);
+        if (n == l && !strncmp(q, t, l))
+            return 1;
+        q += n;
+    }
+    return 0;
+}
+
+/* Undoing a step that turned out badly: when the parent was slower than the grandparent by more
+ * than both measurements' noise, the steps the parent added (in its canonical text, not in the
+ * grandparent's) that the node still has are proposed as drop(N) of the node, keeping what the
+ * node added since. (Dropping the node's own last step would rebuild its parent, a duplicate.) */
+static void drop_moves(const mct_guide_ctx *c, plist *p)
+{
+    const mct_guide_node *g = c->grand, *pa = c->parent;
+    if (!g || !pa || !(g->latency_s > 0) || !(pa->latency_s > 0) ||
+        pa->latency_s <= g->latency_s + g->spread_s + pa->spread_s)
+        return;
+    char tn[4096], tp[4096], tg[4096];
+    mct_sched_format(c->node->sched, tn, sizeof tn);
+    mct_sched_format(pa->sched, tp, sizeof tp);
+    mct_sched_format(g->sched, tg, sizeof tg);
+    int k = 1;
+    for (const char *q = tn; *q; k++) {
+        while (*q == ' ' || *q == ';')
+            q++;
+        if (!*q)
+            break;
+        const char *e = strchr(q, ';');
+        size_t n = e ? (size_t)(e - q) : strlen(q);
+        if (has_step(tp, q, n) && !has_step(tg, q, n))
+            padd(p, "drop(%d)", k);
+        q += n;
+    }
+}
+
 static void heuristic_list(const mct_guide_ctx *c, plist *p)
 {
     model m;
@@ -427,6 +524,7 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
                 padd(p, "%s", t);
         }
     }
+    drop_moves(c, p);
 
     /* 2. the analytical model's schedules */
     int mrs[8], nvs[8];
@@ -456,6 +554,16 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
          * and one A vector fit the register file. */
         static const int tiles[][2] = {{4, 4}, {4, 6}, {8, 3}, {2, 8}, {3, 4}, {2, 4}, {4, 2}};
         int added = 0;
+        /* all M rows over 4 rows of B when they fit, before the 4-row tiles that would split
+         * them. Measured (2026-12-01, `mctune measure`, B from memory, 1 thread, medians of 3
+         * interleaved runs): matmul nt M=5 N=4096 K=1024 avx512: 5x4 29.26 vs 4x4 26.41 GFLOP/s
+         * (1.11x). With 2 rows of B (avx2, 16 registers) 5x2 24.65 was no faster than 2x4
+         * 24.74, so only the 4-row form is moved first. */
+        if (m.M > 4 && m.M * 4 + 4 + 1 <= m.nreg) {
+            rowdot_text(&m, m.M, 4, t, sizeof t);
+            padd(p, "%s", t);
+            added++;
+        }
         for (int i = 0; i < 7 && added < (m.raw ? 4 : 2); i++) {
             long mr = tiles[i][0] < m.M ? tiles[i][0] : m.M;
             int nr = tiles[i][1];

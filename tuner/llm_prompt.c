@@ -1,7 +1,10 @@
 /* The prompt the LLM guides send (mct_guide_prompt in tuner/guide.h): the workload, the CPU, the
- * node, its parent and grandparent as loop nests with costs and traces, the set O with its
- * syntax, and the task with the reply format llm_reply.c parses. The prompt is the cache key
- * of a reply (with the model and PROMPT_TAG, tuner/llm_int.h). */
+ * node, its parent and grandparent as loop nests with costs (and their noise) and traces, the
+ * node's children already measured and the proposals refused at it with their reasons, the
+ * set O with its syntax and the rules of re-applying a transformation, and the task with the
+ * reply format llm_reply.c parses. The prompt is the cache key of a reply (with the model and
+ * PROMPT_TAG, tuner/llm_int.h), so it is built from the context alone: the same context gives
+ * the same bytes. */
 #include "tuner/guide.h"
 
 #include <stdio.h>
@@ -9,6 +12,7 @@
 #include <string.h>
 
 #include "codegen/text.h"
+#include "tuner/measure.h"
 
 static void fmt_time(double s, char *buf, size_t len)
 {
@@ -18,6 +22,16 @@ static void fmt_time(double s, char *buf, size_t len)
         snprintf(buf, len, "%.3f ms", s * 1e3);
     else
         snprintf(buf, len, "%.3f s", s);
+}
+
+/* "noise: IQR 3.1 us (4.2% of the median)" after a measured cost, or nothing when unknown. */
+static void add_noise(mct_str *b, double lat, double spread)
+{
+    char tb[32];
+    if (!(lat > 0) || !(spread > 0))
+        return;
+    fmt_time(spread, tb, sizeof tb);
+    mct_str_addf(b, "; noise: IQR %s (%.1f%% of the median)", tb, 100.0 * spread / lat);
 }
 
 static void prompt_node(mct_str *b, const char *title, const mct_guide_node *nd,
@@ -33,6 +47,7 @@ static void prompt_node(mct_str *b, const char *title, const mct_guide_node *nd,
         if (ctx->base_latency_s > 0)
             mct_str_addf(b, ", speedup %.2fx over the untuned program",
                          ctx->base_latency_s / nd->latency_s);
+        add_noise(b, nd->latency_s, nd->spread_s);
         mct_str_puts(b, "\n");
     } else {
         mct_str_puts(b, "Measured cost: none (not measured, or it failed to compile, crashed or "
@@ -48,6 +63,78 @@ static void prompt_node(mct_str *b, const char *title, const mct_guide_node *nd,
         mct_str_puts(b, "```\n");
     }
     free(code);
+    mct_str_puts(b, "\n");
+}
+
+/* The current program's canonical steps, numbered as drop(N) counts them. */
+static void prompt_steps(mct_str *b, const mct_guide_node *nd)
+{
+    char text[4096];
+    if (mct_sched_format(nd->sched, text, sizeof text) <= 0)
+        return;
+    mct_str_puts(b, "### Steps of the current program\n"
+                    "Its schedule in canonical form, one step a line, numbered as drop(N) "
+                    "counts them:\n");
+    int k = 1;
+    for (char *p = text; *p;) {
+        while (*p == ' ' || *p == ';')
+            p++;
+        if (!*p)
+            break;
+        char *e = strchr(p, ';');
+        int l = e ? (int)(e - p) : (int)strlen(p);
+        mct_str_addf(b, "%d. %.*s\n", k++, l, p);
+        p += l;
+    }
+    mct_str_puts(b, "\n");
+}
+
+static void prompt_kids(mct_str *b, const mct_guide_ctx *ctx)
+{
+    char tb[32];
+    if (ctx->nkids <= 0 || !ctx->kids)
+        return;
+    mct_str_puts(b, "### Children of the current program already measured\n"
+                    "Each was made from the current program by the step shown; a proposal that "
+                    "builds one of these programs again is dropped as a duplicate, so propose "
+                    "something else.\n");
+    for (int i = 0; i < ctx->nkids; i++) {
+        const mct_guide_node *k = &ctx->kids[i];
+        mct_str_addf(b, "- %s: ", k->applied && *k->applied ? k->applied : "(no step)");
+        if (k->latency_s > 0) {
+            fmt_time(k->latency_s, tb, sizeof tb);
+            mct_str_addf(b, "%s per call, %.2f GFLOP/s", tb, k->gflops);
+            if (ctx->node->latency_s > 0)
+                mct_str_addf(b, ", %.2fx the current program's speed",
+                             ctx->node->latency_s / k->latency_s);
+            add_noise(b, k->latency_s, k->spread_s);
+        } else if (k->status) {
+            mct_str_addf(b, "failed (%s)", mct_meas_status_name((mct_meas_status)k->status));
+        } else {
+            mct_str_puts(b, "not measured yet");
+        }
+        mct_str_puts(b, "\n");
+    }
+    for (int i = 0; i < ctx->nkids; i++)
+        if (ctx->kids[i].applied && !strncmp(ctx->kids[i].applied, "fallback: ", 10)) {
+            mct_str_puts(b, "A step that reads \"fallback: ...\" was a random edit the search "
+                            "made when no proposal was usable, described in words (not "
+                            "transformation syntax).\n");
+            break;
+        }
+    mct_str_puts(b, "\n");
+}
+
+static void prompt_rejected(mct_str *b, const mct_guide_ctx *ctx)
+{
+    if (ctx->nrejected <= 0 || !ctx->rejected)
+        return;
+    mct_str_puts(b, "### Proposals rejected at the current program\n"
+                    "Earlier proposals for this program that were refused, with the reason; "
+                    "nothing of a refused proposal was applied.\n");
+    for (int i = 0; i < ctx->nrejected; i++)
+        mct_str_addf(b, "- %s: %s\n", ctx->rejected[i].text ? ctx->rejected[i].text : "",
+                     ctx->rejected[i].reason ? ctx->rejected[i].reason : "");
     mct_str_puts(b, "\n");
 }
 
@@ -127,6 +214,13 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
     if (ctx->parent)
         prompt_node(&b, "Parent program", ctx->parent, ctx, t);
     prompt_node(&b, "Current program", ctx->node, ctx, t);
+    prompt_steps(&b, ctx->node);
+    prompt_kids(&b, ctx);
+    prompt_rejected(&b, ctx);
+    mct_str_puts(&b, "Costs are medians of several timed runs on a machine that may be busy; "
+                     "the IQR (interquartile range of the runs) shown with a cost is its noise, "
+                     "often 5-15% of the median. A difference smaller than the noise of the two "
+                     "programs compared says nothing about which is faster.\n\n");
 
     mct_str_addf(&b,
         "## Transformations (the set O)\n"
@@ -162,11 +256,28 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
         "loop L ahead. C: the output rows a register tile (cache_write) will write, DIST "
         "iterations (0..64; 0 = its own rows) of L ahead, L at or outside the cache_write loop. "
         "At most 4 prefetches.\n"
+        "- drop(N): removes step N of the current program's steps (numbered above; the untuned "
+        "program has none); the steps "
+        "left are applied again to the untuned program. A step that later steps depend on (the "
+        "tile whose loops they name) can only go with them: drop those first. Inside one "
+        "proposal each transformation applies to the result of the ones before it, so after a "
+        "drop the steps are numbered anew; drop the highest number first.\n"
         "Examples: \"tile(j, 256, 16)\", \"reorder(i0, j0, k0, i1, j1)\", \"vectorize(j2)\", "
         "\"unroll(i2, 4)\", \"parallel(j0)\", \"cache_write(j1)\", \"pack(B, j0, j2)\", "
         "%s\"fuse_epilogue(j1)\", \"prefetch(A, k1, 8)\", "
-        "\"prefetch(C, j1, 1)\".\n"
-        "A proposal with a transformation that does not apply is rejected as a whole.\n\n",
+        "\"prefetch(C, j1, 1)\", \"drop(3)\".\n"
+        "A proposal with a transformation that does not apply is rejected as a whole.\n\n"
+        "Applying a transformation again:\n"
+        "- tile of an axis already tiled replaces its factors (the same number of them); "
+        "annotations of its loops stay.\n"
+        "- vectorize, parallel and cache_write mark one loop each: naming another loop moves the "
+        "mark there. fuse_epilogue belongs to the cache_write loop and moves with it.\n"
+        "- unroll(L, N) on a loop already unrolled replaces its factor; unroll(L, 1) removes it.\n"
+        "- pack(A|B, ...) replaces that operand's earlier pack%s.\n"
+        "- prefetch of the same operand at the same loop replaces its distance; at another loop "
+        "it adds a prefetch.\n"
+        "- reorder moves only the loops it names.\n"
+        "%s\n",
         w->braw ? "- prepack(B, PANEL[, KCHUNK]): not available for this workload (b=raw: B is "
                   "taken as given); use pack(B, L, PANEL) inside the kernel.\n"
                 : "- prepack(B, PANEL[, KCHUNK]): matmul only: B (the weights) packed once ahead "
@@ -185,7 +296,18 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
               "inside the kernel converts its block to an f32 panel (needs that pack; a pack of "
               "B inside the kernel needs it) and the register tile then runs as for f32. "
               "prepack(B, ...) keeps integer panels, widened at each load.\n",
-        w->braw ? "" : "\"prepack(B, j2, k1)\", ");
+        w->braw ? "" : "\"prepack(B, j2, k1)\", ",
+        w->op == MCT_OP_MATMUL && !w->braw ? "; prepack(B, ...) replaces B's pack or prepack, "
+                                             "and pack(B, ...) is refused once B is prepacked"
+                                           : "",
+        w->op == MCT_OP_BMM
+            ? "The head loop b (bmm): one loop, never tiled or vectorized; it may be reordered "
+              "and made parallel, but it must stay outside a cache_write's tile and outside a "
+              "pack's loop, and prefetches go at loops inside it. A pack sits inside b, so it "
+              "is made for each query head: the query heads that share one key/value head each "
+              "copy that head's B again (nothing shares a pack across them). Prefetches at "
+              "loops inside b cover the current head only.\n"
+            : "");
 
     mct_str_addf(&b,
         "## Task\n"

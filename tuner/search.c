@@ -22,6 +22,9 @@ typedef struct cand {
     int dead, exhausted;
     int estimated;          /* mcts rollout: not measured, value holds est */
     double est;
+    /* mcts: the latest proposals refused at this node, "text\0reason" each (a ring) */
+    char *rej[MCT_GUIDE_MAX_REJECT];
+    int nrej;
 } cand;
 
 typedef struct srch {
@@ -452,6 +455,25 @@ static void guide_node(srch *S, int id, mct_guide_node *g)
     g->latency_s = x->lat;
     g->gflops = x->gflops;
     g->visits = x->visits;
+    g->spread_s = x->spread;
+    g->applied = x->parent >= 0 ? x->applied : NULL;
+    g->status = x->status;
+}
+
+/* Keeps a refused proposal and its reason on the node for the guide's next look at it; the
+ * oldest goes when the ring is full (no memory: the note is lost, the search goes on). */
+static void keep_reject(cand *x, const char *text, const char *why)
+{
+    size_t a = strlen(text), b = strlen(why);
+    char *e = malloc(a + b + 2);
+    if (!e)
+        return;
+    memcpy(e, text, a + 1);
+    memcpy(e + a + 1, why, b + 1);
+    int slot = x->nrej % MCT_GUIDE_MAX_REJECT;
+    free(x->rej[slot]);
+    x->rej[slot] = e;
+    x->nrej++;
 }
 
 static int kid_limit(srch *S, int id, int branching)
@@ -610,6 +632,19 @@ static int expand(srch *S, int id, int branching, int *made)
         }
     }
     ctx.base_latency_s = S->ref_lat;
+    mct_guide_node kids[MCT_GUIDE_MAX_KIDS];
+    mct_guide_reject rej[MCT_GUIDE_MAX_REJECT];
+    for (int q = x->nkids > MCT_GUIDE_MAX_KIDS ? x->nkids - MCT_GUIDE_MAX_KIDS : 0;
+         q < x->nkids; q++)
+        guide_node(S, x->kids[q], &kids[ctx.nkids++]);
+    ctx.kids = kids;
+    int nr = x->nrej < MCT_GUIDE_MAX_REJECT ? x->nrej : MCT_GUIDE_MAX_REJECT;
+    for (int q = 0; q < nr; q++) {
+        const char *e = x->rej[(x->nrej - nr + q) % MCT_GUIDE_MAX_REJECT];
+        rej[q] = (mct_guide_reject){e, e + strlen(e) + 1};
+    }
+    ctx.rejected = rej;
+    ctx.nrejected = nr;
     /* with rank, the model picks the `want` best of more proposals */
     int rank = S->model && o->rank > 1 ? o->rank : 1;
     int cap = want * rank < 64 ? want * rank : 64;
@@ -639,6 +674,7 @@ static int expand(srch *S, int id, int branching, int *made)
         if (ar) {
             S->st->invalid++;
             note(S, "node %d: proposal '%s' dropped: %s", id, props[i], why);
+            keep_reject(&S->c[id], props[i], why);
             mct_sched_destroy(c);
             continue;
         }
@@ -651,10 +687,12 @@ static int expand(srch *S, int id, int branching, int *made)
         int k = add_cand(S, c, id, props[i]);
         if (k < -1)
             break;
-        if (k == -1)
+        if (k == -1) {
             note(S, "node %d: proposal '%s' dropped: duplicate of a measured schedule", id,
                  props[i]);
-        else
+            keep_reject(&S->c[id], props[i], "it builds a program already in the search tree "
+                        "(measured once, never twice)");
+        } else
             ids[n++] = k;
     }
     if (nheld)
@@ -1202,6 +1240,8 @@ int mct_search_run(const mct_workload *w, const mct_search_opts *o, mct_search_s
         free(S.c[i].applied);
         free(S.c[i].trace);
         free(S.c[i].kids);
+        for (int q = 0; q < MCT_GUIDE_MAX_REJECT; q++)
+            free(S.c[i].rej[q]);
     }
     free(S.c);
     free(S.hk);
