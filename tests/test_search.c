@@ -120,6 +120,39 @@ static void run_search(mct_search_kind kind, mct_guide *g, uint64_t seed, int bu
     CHECKF(r == 0, "search %s: %d %s", mct_search_kind_name(kind), r, err);
 }
 
+/* A database that refuses the tuner's writes (opened read-only): mct_tune_workload stops at
+ * once with the database's own code (not a blanket MCT_EIO), res.db_failed set, and a message
+ * naming what it could not write and where; nothing is measured. */
+static void test_db_refused(mct_meas *m)
+{
+    char dir[400], err[512] = "";
+    snprintf(dir, sizeof dir, "%s/ro-db", tmp);
+    mct_db *db = NULL;
+    CHECK(mct_db_open(dir, MCT_DB_NOSYNC, NULL, 0, &db) == 0);
+    mct_db_close(db);
+    db = NULL;
+    CHECK(mct_db_open(dir, MCT_DB_RDONLY, NULL, 0, &db) == 0);
+    mct_guide *g = NULL;
+    CHECK(mct_guide_heuristic_create(&g) == 0);
+    mct_workload w;
+    CHECK(mct_wl_parse(WL, &w, NULL, 0) == 0);
+    mct_tune_opts to = {0};
+    to.db = db;
+    to.cpu = mct_cpu_host();
+    to.kind = MCT_SEARCH_MCTS;
+    to.budget = 4;
+    to.guide = g;
+    to.guide_name = "heuristic";
+    to.meas = m;
+    mct_tune_result res;
+    int rc = db ? mct_tune_workload(&w, &to, &res, err, sizeof err) : 0;
+    CHECKF(rc < 0 && res.db_failed && strstr(err, "cannot write a workload") &&
+           strstr(err, dir), "rc %d (%s): %s", rc, mct_strerror(rc), err);
+    CHECK(res.st.measured == 0);
+    mct_guide_destroy(g);
+    mct_db_close(db);
+}
+
 static void test_library(mct_meas *m)
 {
     static trace a, b, c;
@@ -869,8 +902,10 @@ int main(void)
     mct_meas *m = NULL;
     char err[512];
     CHECKF(mct_meas_create(&o, &m, err, sizeof err) == 0, "%s", err);
-    if (m)
+    if (m) {
         test_library(m);
+        test_db_refused(m);
+    }
     mct_meas_destroy(m);
     test_codegen_bug();
     test_models();

@@ -138,11 +138,13 @@ static void log_sample(tune *t, FILE *f, const mct_search_sample *smp)
     fflush(f);
 }
 
-static int db_failed(tune *t, const char *what)
+/* A store that failed: the database's own code when it says what kind of failure (an invalid
+ * record is MCT_EINVAL or MCT_ERANGE, a full map MCT_EFULL, ...), MCT_EIO when it gives none. */
+static int db_failed(tune *t, const char *what, int code)
 {
     t->res->db_failed = 1;
-    return mct_errf(t->err, t->errlen, MCT_EIO, "cannot write %s to %s: %s", what,
-                    mct_db_path(t->o->db), mct_db_errmsg(t->o->db));
+    return mct_errf(t->err, t->errlen, code < 0 ? code : MCT_EIO, "cannot write %s to %s: %s",
+                    what, mct_db_path(t->o->db), mct_db_errmsg(t->o->db));
 }
 
 static int on_sample(void *ctx, const mct_search_sample *smp)
@@ -161,8 +163,9 @@ static int on_sample(void *ctx, const mct_search_sample *smp)
         r->spread_ns = ok ? smp->spread_s * 1e9 : 0;
         r->gflops = ok ? smp->gflops : 0;
         r->samples = 1;
-        if (mct_db_put_trial(t->o->db, r))
-            return db_failed(t, "a trial");
+        int e = mct_db_put_trial(t->o->db, r);
+        if (e)
+            return db_failed(t, "a trial", e);
     }
     if (ok && (t->best_ns <= 0 || smp->latency_s * 1e9 < t->best_ns)) {
         t->best_ns = smp->latency_s * 1e9;
@@ -171,8 +174,9 @@ static int on_sample(void *ctx, const mct_search_sample *smp)
         r->spread_ns = smp->spread_s * 1e9;
         r->gflops = smp->gflops;
         r->samples = smp->index;
-        if (mct_db_put_best(t->o->db, r, NULL))
-            return db_failed(t, "the best record");
+        int e = mct_db_put_best(t->o->db, r, NULL);
+        if (e)
+            return db_failed(t, "the best record", e);
         t->res->best = *r;
     }
     if (t->o->log)
@@ -292,8 +296,9 @@ static int libs_beside(tune *t, const mct_workload *w, mct_tune_result *res)
     if (r || mr.status != MCT_MEAS_OK || !mr.has_baseline || !(lib > 0))
         return MCT_OK;
     b->base_gflops = lib;
-    if (mct_db_put_best(t->o->db, b, NULL))
-        return db_failed(t, "the best record");
+    int e = mct_db_put_best(t->o->db, b, NULL);
+    if (e)
+        return db_failed(t, "the best record", e);
     if (!strcmp(b->schedule, res->best.schedule))
         res->best.base_gflops = lib;
     return MCT_OK;
@@ -340,8 +345,8 @@ int mct_tune_workload(const mct_workload *w, const mct_tune_opts *o, mct_tune_re
     }
     res->resumed = have;
     memset(&res->best, 0, sizeof res->best);
-    if (mct_db_put_workload(o->db, w)) {
-        rc = db_failed(t, "a workload");
+    if ((rc = mct_db_put_workload(o->db, w))) {
+        rc = db_failed(t, "a workload", rc);
         goto done;
     }
 

@@ -103,8 +103,9 @@ void mct_tune_search_opts(const mct_tune_opts *o, mct_search_opts *so);
 /* Tunes w (see the policy above). Returns 0 when skipped or searched to the end (res says
  * which); MCT_EINVAL when db, cpu or meas is missing, or mcts has no guide; MCT_ENOMEM; the
  * search's error (mct_search_run: e.g. a harness failure); the nonzero value on_sample returned;
- * or MCT_EIO with res->db_failed set when the database refused a write, whatever its own code
- * (a w that mct_db_put_workload refuses included). err (may be NULL) says what failed (the
+ * or, with res->db_failed set, the database's own code for a write it refused (MCT_EINVAL or
+ * MCT_ERANGE for a record it refuses, a w that mct_db_put_workload refuses included; MCT_EIO
+ * and the like for storage failures; MCT_EIO when it gives none). err (may be NULL) says what failed (the
  * database's message for a refused write; empty when the search gave none); res is zeroed first
  * and filled as far as the call got. Failed reads of the database (counting trials, the stored
  * best, transfer seeds) are not errors: they read as nothing stored. */
