@@ -140,7 +140,7 @@ static void usage(FILE *f)
         "  --models DIR        model files (models)\n"
         "  --shrink S          divide N and K by S, at least 16 (1: full size; quick checks)\n"
         "  --tolerance F       a search reaches the target at >= (1 - F) x it (0)\n"
-        "  --rank N, --rollout N  the +model rows' factors, as mctune tune --rank/--rollout (4, 4)\n"
+        "  --rank N, --rollout N  the +model rows' factors, as mctune tune's (4, 4)\n"
         "  --out FILE          the tables also go there (build/bench-search.txt; '' none)\n"
         "default layers:\n", MAXSEEDS);
     for (int i = 0; i < NDEFAULT; i++)
