@@ -27,9 +27,10 @@
  *     second run compiles almost nothing;
  *   - the searches measure with a short minimum time (--min-time, --min-runs); only the final
  *     bests are measured with the normal one (--final-min-time);
- *   - a candidate gets a time limit per layer (three times the untuned schedule's latency plus
- *     2 s, within [5, 120] s; --timeout fixes it): one cut by it is a failed sample, as
- *     tuner/search.h counts failures;
+ *   - a candidate gets a time limit per layer (the untuned schedule's latency plus 2 s, within
+ *     [3, 120] s; --timeout fixes it): a candidate slower than the untuned schedule can never
+ *     be a speedup, so it is cut as a failed sample (tuner/search.h counts failures so) instead
+ *     of costing several of its slow calls;
  *   - every search goes through the tuning library (tuner/tune.h) on one scratch database with
  *     retune on and transfer off: a candidate measured once in this run is not measured again by
  *     another strategy or seed (its stored trial is reused, as `mctune tune` reuses trials), but
@@ -61,13 +62,14 @@
 #include "tuner/tune_model.h"
 
 /* The default layers: one per regime a serving engine runs, from three models, chosen so the
- * whole study fits about an hour on two cores (the M=16 and M=512 rows take real but cheaper
- * weights than the largest projections). */
+ * whole study fits about an hour on two cores: from M=16 on, real but narrower projections (the
+ * key projection, an expert's gate), since a 4096x4096 projection at M=128 costs about 8 s per
+ * candidate on such a machine (its untuned schedule runs 5 s a call). */
 static const char *const default_layers[] = {
     "llama-3-8b:q_proj:1",
     "deepseek-r1:expert_gate_proj:16",
-    "llama-3-8b:o_proj:128",
-    "llama-3-8b:k_proj:512",
+    "llama-3-8b:k_proj:128",
+    "qwen2.5-7b:k_proj:512",
     "qwen2.5-7b:o_proj:7",
     "llama-3-8b:attn_scores_s512:128",
 };
@@ -134,8 +136,8 @@ static void usage(FILE *f)
         "  --min-time S        minimum timed seconds per candidate in the searches (0.02)\n"
         "  --min-runs N        and timed calls at least (1)\n"
         "  --final-min-time S  for the final bests and the libraries (0.2)\n"
-        "  --timeout S         time limit per candidate (default: per layer, 3x the untuned\n"
-        "                      latency + 2 s within [5, 120]); a candidate cut is a failed sample\n"
+        "  --timeout S         time limit per candidate (default: per layer, the untuned\n"
+        "                      latency + 2 s within [3, 120]); a candidate cut is a failed sample\n"
         "  --cache DIR         compile cache, kept between runs (build/bench-search-cc)\n"
         "  --models DIR        model files (models)\n"
         "  --shrink S          divide N and K by S, at least 16 (1: full size; quick checks)\n"
@@ -559,9 +561,9 @@ int main(int argc, char **argv)
             continue;
         }
         double base_gf = mct_wl_flops(w) / base_lat * 1e-9;
-        double lim = timeout > 0 ? timeout : 3 * base_lat + 2;
+        double lim = timeout > 0 ? timeout : base_lat + 2;
         if (!(timeout > 0))
-            lim = lim < 5 ? 5 : lim > 120 ? 120 : lim;
+            lim = lim < 3 ? 3 : lim > 120 ? 120 : lim;
         o.baseline = 0;
         o.min_time_s = min_time;
         o.min_runs = (int)min_runs;
