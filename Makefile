@@ -144,16 +144,21 @@ $(BUILD)/obj/codegen/emit_fixed.o $(BUILD)/san/codegen/emit_fixed.o $(FUZZERS): 
 $(BUILD)/obj/codegen/emit_fixed.o $(BUILD)/san/codegen/emit_fixed.o: ALL_CFLAGS += -I$(BUILD)/gen
 $(FUZZERS): FUZZ_FLAGS += -I$(BUILD)/gen
 
-# ---- bench-search: sample efficiency of the search strategies (scripts/bench-search.c); long,
-# so not part of `make bench`. Options through BENCH_SEARCH_ARGS, e.g.
-#   make bench-search BENCH_SEARCH_ARGS="--budget 64 --shrink 8"
+# ---- bench-search: the sample-efficiency study of the search strategies (scripts/bench-search.c,
+# about an hour at full size on two cores, so not part of `make bench`). The compile cache and
+# the tables stay in $(BUILD). Options through BENCH_SEARCH_ARGS, e.g. a quick check:
+#   make bench-search BENCH_SEARCH_ARGS="--budget 8 --seeds 1 --layers 0,4 --shrink 8"
+# scripts/llm-eval runs the same study with an LLM guide. tests/test_bench_search runs the binary.
 .PHONY: bench-search
 $(BUILD)/bench/bench-search: scripts/bench-search.c $(BUILD)/libmctune.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -O3 -march=native -o $@ $< $(BUILD)/libmctune.a $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(BUILD)/libmctune.a $(LDLIBS)
 
 bench-search: all $(BUILD)/bench/bench-search
-	$(Q)$(BUILD)/bench/bench-search $(BENCH_SEARCH_ARGS)
+	$(Q)$(BUILD)/bench/bench-search --cache $(BUILD)/bench-search-cc \
+	    --out $(BUILD)/bench-search.txt $(BENCH_SEARCH_ARGS)
+
+$(BUILD)/tests/test_bench_search $(BUILD)/san-tests/test_bench_search: $(BUILD)/bench/bench-search
 
 # ---- the Llama-3-8B decoder block (models/llama_block*.c), the example consumer of a generated
 # library: $(BUILD)/llama_block has the openblas and generic backends; with
