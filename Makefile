@@ -128,8 +128,8 @@ test: fuzz
 
 # ---- mctune gen: the runtime that ships inside generated libraries, embedded in the binary as
 # strings (build/gen/mct_rt_embed.h), so `mctune gen` needs no source tree at run time.
-RT_EMBED := runtime/mct_err.h runtime/cpu.h runtime/dispatch.h runtime/err.c runtime/cpu.c \
-            runtime/generic.c runtime/dispatch.c runtime/quant.h runtime/quant.c
+RT_EMBED := runtime/mct_err.h runtime/cpu.h runtime/dispatch.h runtime/quant.h runtime/err.c \
+            runtime/cpu.c runtime/generic.c runtime/dispatch.c runtime/quant.c
 $(BUILD)/gen/mct_rt_embed.h: $(RT_EMBED) Makefile
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  EMBED $@")

@@ -165,8 +165,11 @@ static int ek_name(em *e, ek *k, int isa, em_set *names)
     char tn[16] = "";
     if (k->in->threads > 1)
         snprintf(tn, sizeof tn, "_t%d", k->in->threads);
-    snprintf(base, sizeof base, "k_%s_f32_%s_%dx%d%s_%08x", k->w->op == MCT_OP_BMM ? "bmm"
-             : "matmul", mct_isa_get(isa)->tag, rows, cols, tn, (unsigned)(h >> 32));
+    char wf[24] = "f32";  /* the weights' format: f32, bf16, i8, q4g32 */
+    if (MCT_WL_QUANT(k->w))
+        mct_rt_wfmt_name(k->w->wfmt, k->w->wgroup, wf);
+    snprintf(base, sizeof base, "k_%s_%s_%s_%dx%d%s_%08x", k->w->op == MCT_OP_BMM ? "bmm"
+             : "matmul", wf, mct_isa_get(isa)->tag, rows, cols, tn, (unsigned)(h >> 32));
     snprintf(k->name, sizeof k->name, "%s", base);
     for (int i = 2; em_set_find(names, k->name, strlen(k->name)) >= 0; i++)
         snprintf(k->name, sizeof k->name, "%s_%d", base, i);
@@ -250,6 +253,13 @@ static void put_comment(FILE *f, const char *s, size_t n)
     }
 }
 
+/* 1 when the kernel takes FN_pack_b's buffer: with prepack(B), and always for low-precision
+ * weights (codegen.h). */
+static int takes_pack(const mct_sched *s)
+{
+    return mct_sched_prepacked(s) || MCT_WL_QUANT(mct_sched_workload(s));
+}
+
 /* Lowers one kernel into f with internal linkage; the lowered text itself compiles every
  * function of it for the kernel's ISA (mct_cg_lower_c), as the measurement harness did, and
  * guards its OpenMP pragmas (FN_OMP, defined only under OpenMP). */
@@ -262,7 +272,7 @@ static int put_kernel(em *e, FILE *f, const mct_sched *s, int isa, int threads, 
     if (rc < 0)
         return em_fail(e, rc, "lowering %s failed: %s", fn, mct_strerror(rc));
     fprintf(f, "static int %s(" MCT_RT_STR(MCT_RT_KERNEL_PARAMS) ");\n", fn);
-    if (mct_sched_prepacked(s))
+    if (takes_pack(s))
         fprintf(f, "static size_t %s_packed_size(" MCT_RT_STR(MCT_RT_PSIZE_PARAMS) ");\n"
                 "static void %s_pack_b(" MCT_RT_STR(MCT_RT_PACK_PARAMS) ");\n", fn, fn);
     fputs(code, f);
@@ -359,7 +369,7 @@ static int put_table(em *e, FILE *f, const mct_emit_table *t, int ti, const ek *
     for (int i = 0; i < nk; i++) {
         fprintf(f, "    {%lld, %d, %s, ", (long long)k[i].w->M,
                 k[i].in->threads > 0 ? k[i].in->threads : 1, k[i].name);
-        if (mct_sched_prepacked(k[i].in->sched))
+        if (takes_pack(k[i].in->sched))
             fprintf(f, "%s_packed_size, %s_pack_b, ", k[i].name, k[i].name);
         else
             fprintf(f, "NULL, NULL, ");
@@ -370,7 +380,7 @@ static int put_table(em *e, FILE *f, const mct_emit_table *t, int ti, const ek *
         const mct_workload *w = k[i].w;
         mct_rt_shape s = {(long)w->N, (long)w->K, w->op == MCT_OP_BMM ? (long)w->batch : 1,
                           w->op == MCT_OP_BMM ? (long)w->group : 1, (int)w->op, (int)w->layout,
-                          w->bias, (int)w->act, w->beta};
+                          w->bias, (int)w->act, w->beta, w->wfmt, w->wgroup};
         /* one entry per runtime shape: the kernels of one family, every M and thread count */
         if (ne && mct_rt_shape_eq(&shp[ne - 1], &s)) {
             cnt[ne - 1]++;
@@ -392,9 +402,9 @@ static int put_table(em *e, FILE *f, const mct_emit_table *t, int ti, const ek *
         while (slots[h])
             h = (h + 1) & (nslots - 1);
         slots[h] = i + 1;
-        fprintf(f, "    {{%ld, %ld, %ld, %ld, %d, %d, %d, %d, %d}, %d, %d},\n", shp[i].N,
+        fprintf(f, "    {{%ld, %ld, %ld, %ld, %d, %d, %d, %d, %d, %d, %d}, %d, %d},\n", shp[i].N,
                 shp[i].K, shp[i].batch, shp[i].group, shp[i].op, shp[i].layout, shp[i].bias,
-                shp[i].act, shp[i].beta, first[i], cnt[i]);
+                shp[i].act, shp[i].beta, shp[i].wfmt, shp[i].wgroup, first[i], cnt[i]);
     }
     fprintf(f, "};\nstatic const int %s__t%d_slots[%u] = {", n, ti, nslots);
     for (unsigned i = 0; i < nslots; i++)

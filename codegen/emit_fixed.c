@@ -52,6 +52,24 @@ static const char *const api_h_head =
 " * @n@_prepack_b / @n@_matmul_packed (and from @n@_matmul, which then packs B on each call,\n"
 " * when no kernel for a B as given is tuned).\n"
 " *\n"
+" * Low-precision weights (formats \"bf16\"; \"i8\", symmetric 8-bit integers with one f32 scale\n"
+" * per output channel n; \"q4gG\", symmetric 4-bit integers in groups of G consecutive k with one\n"
+" * f32 scale per (n, group); A, C, bias and the arithmetic stay f32): @n@_prepack_b_fmt\n"
+" * quantizes f32 weights (round to nearest even: i8 scale = max|w|/127 per channel, q4 scale =\n"
+" * max|w|/7 per group), @n@_prepack_b_quantized takes weights already quantized in the plain\n"
+" * layout below; @n@_matmul_packed then runs the kernel tuned for that format and shape, or\n"
+" * dequantizes and runs the generic kernels when the shape or format was not tuned. The plain\n"
+" * layout is one buffer, row n = output channel whatever layout the f32 weights had:\n"
+" *   bytes [0, D)        data, element (n, k) at index e = n*K + k:\n"
+" *                         bf16: uint16 [N][K] (the high half of the f32 bits),  D = 2*N*K\n"
+" *                         i8:   int8   [N][K],                                  D = N*K\n"
+" *                         q4:   bytes [N][K/2], element e in the low nibble of byte e/2 when e\n"
+" *                               is even, the high nibble when odd; q in [-8, 7] stored as q+8,\n"
+" *                                                                              D = N*K/2\n"
+" *   bytes [R, R + 4*S)  float scales, R = D rounded up to a multiple of 16: none (bf16), [N]\n"
+" *                       (i8), [N][K/G] (q4); native byte order.\n"
+" * The weight (n, k) is q*scale (bf16: the bf16 value). Its size is R + 4*S bytes.\n"
+" *\n"
 " * Build option -D@U@_PROVIDE_CBLAS: the library also defines cblas_sgemm, running the shapes\n"
 " * it has kernels for a B as given itself and forwarding every other call to the next\n"
 " * cblas_sgemm in link order (dlsym RTLD_NEXT), so a program linked with OpenBLAS gains the\n"
@@ -168,7 +186,23 @@ static const struct api_fn {
      "int @n@_prepack_b(int layout, long N, long K, const float *B, long ldb, @n@_packed **out)",
      "\n",
      "return mct_rt_prepack_b(&@n@__lib, layout, N, K, B, ldb, (mct_rt_packed **)out);"},
-    {"/* @n@_matmul with the prepacked B (its layout, N and K). */\n",
+    {"/* Low-precision weights (see the top of this file): fmt \"bf16\", \"i8\" or \"q4gG\" (G even, K\n"
+     " * a multiple of G; \"f32\" is @n@_prepack_b). Quantizes B (layout and ldb as @n@_prepack_b)\n"
+     " * and packs it for every tuned kernel of (N, K, fmt) in the chosen table. @U@_EINVAL (with\n"
+     " * the reason on stderr) for an unknown format, a K the group does not divide, bad sizes or\n"
+     " * ldb, B NULL, or a weight that is not finite in an i8/q4 channel. */\n",
+     "int @n@_prepack_b_fmt(const char *fmt, int layout, long N, long K, const float *B, long ldb,\n"
+     "                     @n@_packed **out)",
+     "\n",
+     "return mct_rt_prepack_b_fmt(&@n@__lib, fmt, layout, N, K, B, ldb, (mct_rt_packed **)out);"},
+    {"/* The same from weights already quantized: plain holds the format's plain layout (see the top\n"
+     " * of this file), copied, so the caller may free it afterwards; bytes must be exactly its size\n"
+     " * (@U@_EINVAL, with both sizes on stderr, when it differs). */\n",
+     "int @n@_prepack_b_quantized(const char *fmt, long N, long K, const void *plain, size_t bytes,\n"
+     "                           @n@_packed **out)",
+     "\n",
+     "return mct_rt_prepack_b_quantized(&@n@__lib, fmt, N, K, plain, bytes, (mct_rt_packed **)out);"},
+    {"/* @n@_matmul with the prepacked B (its layout, N and K; low-precision weights: its format). */\n",
      "int @n@_matmul_packed(const @n@_packed *P, long M, const float *A, long lda, float *C, long ldc,\n"
      "                     const float *bias, int act, int beta)",
      "\n",

@@ -191,17 +191,50 @@ typedef struct {
     char why[160];
 } fast_t;
 
+/* widen(B, reg) in the fast tile: the tile widens W consecutive weights per load, so the loads
+ * must be vectors of consecutive elements: along j in prepacked j panels (j vectorized; the
+ * plain layout is [N][K]), or along k in rows of the plain layout or prepack(B, k) (the dot
+ * form). A q4 vector must start on a byte (an even element): in j panels it always does (panel
+ * widths and offsets are multiples of W); along k the tile's first k must be even, so every k
+ * step at or outside the tile. 1 (with the reason in why) when the tile is not fast. */
+static int analyse_fast_q(const lw_t *L, fast_t *f, int pc)
+{
+    const mct_sched *s = L->s;
+    const cg_pack *pb = &s->pack[OPD_B];
+    if (!f->vec || L->W == 1) {
+        snprintf(f->why, sizeof f->why, "B is widened at each load (widen(B, reg)) and no loop "
+                 "is vectorized: the tile widens weights a vector at a time");
+        return 1;
+    }
+    if (!f->dot && !(s->prepack && pb->panel_axis == AX_J)) {
+        snprintf(f->why, sizeof f->why, "widen(B, reg) with j vectorized reads prepacked j "
+                 "panels: prepack(B, jN)");
+        return 1;
+    }
+    if (f->dot && s->prepack && pb->panel_axis != AX_K) {
+        snprintf(f->why, sizeof f->why, "widen(B, reg) with k vectorized reads B along k: no "
+                 "prepack or prepack(B, k)");
+        return 1;
+    }
+    if (f->dot && L->w->wfmt == MCT_RT_WF_Q4)
+        for (int z = 0; z <= pc; z++) {
+            int id = s->order[z];
+            if (s->loops[id].axis == AX_K && cg_step(s, id) % 2) {
+                char nb[8];
+                snprintf(f->why, sizeof f->why, "q4 weights read along k need even k steps (%s "
+                         "steps by %lld)", lname(L, id, nb), (long long)cg_step(s, id));
+                return 1;
+            }
+        }
+    return 0;
+}
+
 static void analyse_fast(const lw_t *L, fast_t *f)
 {
     const mct_sched *s = L->s;
     memset(f, 0, sizeof *f);
     if (s->cw < 0) {
         snprintf(f->why, sizeof f->why, "no cache_write");
-        return;
-    }
-    if (b_lowp(L)) {
-        snprintf(f->why, sizeof f->why, "B is widened at each load (widen(B, reg)); the register "
-                 "tile reads f32 panels: pack(B) with widen(B, panel)");
         return;
     }
     int pc = cg_pos(s, s->cw), n = s->nloops;
@@ -316,12 +349,87 @@ static void analyse_fast(const lw_t *L, fast_t *f)
             return;
         }
     }
+    if (b_lowp(L) && analyse_fast_q(L, f, pc))
+        return;
     if (f->vec && W == 1)
         f->vec = 0, f->dot = 0;
     f->ok = 1;
 }
 
 /* ---- C emission -------------------------------------------------------------------------- */
+
+/* Widening in the fast register tile (widen(B, reg)): FN_wv loads the W consecutive elements
+ * that start at byte p (for q4 an even element, so at a byte boundary) and widens them to an f32
+ * vector, FN_ws widens element o counted from p; both raw, without a scale: the tile applies it
+ * (i8 at write-back, q4 per group). Vector extensions only, so every tier's compiler maps them to
+ * its own instructions (bf16: zero-extend and shift; i8: sign-extend and convert; q4: mask and
+ * shift the nibbles, interleave them, subtract the offset 8 and convert). */
+static void emit_qvec_helpers(sb_t *b, const lw_t *L, const char *ta)
+{
+    const char *fn = L->fn;
+    int W = L->W, fmt = L->w->wfmt;
+    ln(b, "typedef int %s_vi __attribute__((vector_size(%d)));", fn, 4 * W);
+    if (fmt == MCT_RT_WF_BF16) {
+        ln(b, "typedef unsigned short %s_vh __attribute__((vector_size(%d), aligned(1), "
+              "may_alias));", fn, 2 * W);
+        ln(b, "typedef unsigned int %s_vu __attribute__((vector_size(%d)));", fn, 4 * W);
+    } else if (fmt == MCT_RT_WF_I8)
+        ln(b, "typedef signed char %s_vc __attribute__((vector_size(%d), aligned(1), may_alias));",
+           fn, W);
+    else {
+        ln(b, "typedef unsigned char %s_vn __attribute__((vector_size(%d), aligned(1), "
+              "may_alias));", fn, W / 2);
+        ln(b, "typedef unsigned char %s_vb __attribute__((vector_size(%d)));", fn, W);
+    }
+    ln(b, "static inline __attribute__((unused)) %s%s_vf %s_wv(const unsigned char *p)", ta, fn,
+       fn);
+    ln(b, "{");
+    if (fmt == MCT_RT_WF_BF16) {
+        ln(b, "    %s_vu u = __builtin_convertvector(*(const %s_vh *)p, %s_vu) << 16;", fn, fn, fn);
+        ln(b, "    return (%s_vf)u;", fn);
+    } else if (fmt == MCT_RT_WF_I8)
+        ln(b, "    return __builtin_convertvector(__builtin_convertvector(*(const %s_vc *)p, "
+              "%s_vi), %s_vf);", fn, fn, fn);
+    else {
+        ln(b, "    %s_vn n = *(const %s_vn *)p;", fn, fn);
+        ln(b, "    %s_vn lo = n & 15, hi = n >> 4;", fn);
+        /* element 2m is the low nibble of byte m, element 2m+1 its high nibble */
+        sb_add(b, "    %s_vb x = __builtin_shufflevector(lo, hi", fn);
+        for (int m = 0; m < W / 2; m++)
+            sb_add(b, ", %d, %d", m, W / 2 + m);
+        sb_add(b, ");\n");
+        ln(b, "    return __builtin_convertvector(__builtin_convertvector(x, %s_vi) - 8, %s_vf);",
+           fn, fn);
+    }
+    ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) %sfloat %s_ws(const unsigned char *p, long o)",
+       ta, fn);
+    ln(b, "{");
+    if (fmt == MCT_RT_WF_BF16) {
+        ln(b, "    unsigned short h;");
+        ln(b, "    memcpy(&h, p + 2 * o, 2);");
+        ln(b, "    unsigned int u = (unsigned int)h << 16;");
+        ln(b, "    float f;");
+        ln(b, "    memcpy(&f, &u, 4);");
+        ln(b, "    return f;");
+    } else if (fmt == MCT_RT_WF_I8)
+        ln(b, "    return (float)(signed char)p[o];");
+    else
+        ln(b, "    return (float)(((p[o >> 1] >> ((o & 1) * 4)) & 15) - 8);");
+    ln(b, "}");
+}
+
+/* The byte offset of element offset x (a C expression) in a low-precision buffer. */
+static void qbytes_of(const lw_t *L, const char *x, char *out, size_t n)
+{
+    int fmt = L->w->wfmt;
+    if (fmt == MCT_RT_WF_BF16)
+        snprintf(out, n, "2 * (%s)", x);
+    else if (fmt == MCT_RT_WF_Q4)
+        snprintf(out, n, "(%s) / 2", x);
+    else
+        snprintf(out, n, "(%s)", x);
+}
 
 /* Low-precision weights: FN_wq widens element e of a buffer (channel j, reduction index k; ng =
  * K / G groups per channel) to f32 with its scale; FN_qpack_* copy a block of the plain layout
@@ -419,6 +527,8 @@ static void emit_qhelpers(sb_t *b, const lw_t *L, const char *ta)
     ln(b, "{");
     ln(b, "    return (%s_qdata(N, K) + 15) / 16 * 16;", fn);
     ln(b, "}");
+    if (L->W > 1)
+        emit_qvec_helpers(b, L, ta);
     ln(b, "static inline __attribute__((unused)) size_t %s_qscales(long N, long K)", fn);
     ln(b, "{");
     if (fmt == MCT_RT_WF_BF16)
@@ -821,7 +931,11 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
         ksa = ksa_b;
     }
     const char *ksb;
-    if (!pb->on)
+    int qv = b_lowp(L);  /* widen(B, reg): pb_ point to low-precision elements */
+    int q4 = qv && L->w->wfmt == MCT_RT_WF_Q4, qi8 = qv && L->w->wfmt == MCT_RT_WF_I8;
+    if (qv && f->dot)
+        ksb = "1";  /* rows along k (analyse_fast_q) */
+    else if (!pb->on)
         ksb = L->w->layout == MCT_NN ? "ldb" : "1";
     else if (pb->panel_axis == AX_K)
         ksb = "1";
@@ -834,8 +948,8 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
     /* rows (columns) of the tile that sit side by side in one zero-padded packed panel are
      * addressed from one base pointer; otherwise each has its own, clamped to the valid range */
     int a_contig = !f->dot && panel_contig(L, OPD_A, pc, f->ei);
-    int b_contig = vecj && ((!pb->on && L->w->layout == MCT_NN) || panel_contig(L, OPD_B, pc,
-                                                                                 f->ej));
+    int b_contig = !qv && vecj && ((!pb->on && L->w->layout == MCT_NN) ||
+                                   panel_contig(L, OPD_B, pc, f->ej));
     for (int64_t di = 0; di < f->ei; di++) {
         if (a_contig && di) {
             ln(b, "const float *pa_%lld = pa_0 + %lld;", (long long)di, (long long)di);
@@ -856,6 +970,13 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
         else
             snprintf(ix, sizeof ix, "(tj_lo + %lld < tj_hi ? tj_lo + %lld : tj_hi - 1)",
                      (long long)v, (long long)v);
+        if (qv) {
+            char by[460];
+            idx_Bq(L, "tk_lo", ix, e, sizeof e);
+            qbytes_of(L, e, by, sizeof by);
+            ln(b, "const unsigned char *pb_%lld = Bq + %s;", (long long)v, by);
+            continue;
+        }
         addr_B(L, "tk_lo", ix, e, sizeof e);
         ln(b, "const float *pb_%lld = &%s;", (long long)v, e);
     }
@@ -901,13 +1022,45 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                 ln(b, "__builtin_prefetch(&%s, 1, 3);", t);
             }
     }
-    /* the declaration first: an unroll pragma must stand right before the loop statement */
-    if (f->dot)
+    /* q4: the k range runs in segments of one group each, the weights of a segment widened and
+     * multiplied by its scale vector (loaded once per segment). Per-group partial sums scaled at
+     * each group's end would save that multiply per weight vector but double the accumulators,
+     * and the tile was sized to fill the register file with them: spills would cost more than
+     * one multiply shared by all the tile's rows. */
+    if (q4) {
+        if (f->dot)
+            for (int64_t di = 0; di < f->ei; di++)
+                for (int64_t v = 0; v < nv; v++)
+                    ln(b, "float t_%lld_%lld = 0.0f;", (long long)di, (long long)v);
+        ln(b, "for (long g0_ = 0; g0_ < kn_;) {");
+        b->ind++;
+        ln(b, "const long gi_ = (tk_lo + g0_) / %d, gq_ = (gi_ + 1) * %d - tk_lo;", L->w->wgroup,
+           L->w->wgroup);
+        ln(b, "const long ge_ = gq_ < kn_ ? gq_ : kn_;");
+        for (int64_t v = 0; v < nv; v++) {
+            if (vecj) {
+                sb_add(b, "%*sconst %s s_%lld = {", b->ind * 4, "", ty, (long long)v);
+                for (int l = 0; l < W; l++)
+                    sb_add(b, "%sBs[(tj_lo + %lld) * ng_ + gi_]", l ? ", " : "",
+                           (long long)(v * W + l));
+                sb_add(b, "};\n");
+            } else {
+                ln(b, "const float ss_%lld = Bs[(tj_lo + %lld < tj_hi ? tj_lo + %lld : tj_hi - 1) "
+                      "* ng_ + gi_];", (long long)v, (long long)v, (long long)v);
+                ln(b, "const %s s_%lld = %s_bc(ss_%lld);", ty, (long long)v, fn, (long long)v);
+            }
+        }
+        ln(b, "long kk = g0_;");
+    } else if (f->dot)  /* the declaration first: an unroll pragma must stand right before the
+                         * loop statement */
         ln(b, "long kk = 0;");
     if (f->unroll_k > 1)
         ln(b, "#pragma GCC unroll %d", f->unroll_k);
+    const char *kend = q4 ? "ge_" : "kn_";
     if (f->dot)
-        ln(b, "for (; kk + %d <= kn_; kk += %d) {", W, W);
+        ln(b, "for (; kk + %d <= %s; kk += %d) {", W, kend, W);
+    else if (q4)
+        ln(b, "for (; kk < ge_; kk++) {");
     else
         ln(b, "for (long kk = 0; kk < kn_; kk++) {");
     b->ind++;
@@ -921,11 +1074,30 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                 ln(b, "__builtin_prefetch(pa_%lld + (kk + %lld) * %s, 0, 3);", (long long)di, d,
                    ksa);
         else
-            for (int64_t v = 0; v < nv; v++)
-                ln(b, "__builtin_prefetch(pb_%lld + (kk + %lld) * %s, 0, 3);", (long long)v, d,
-                   ksb);
+            for (int64_t v = 0; v < nv; v++) {
+                char x[64], by[96];
+                snprintf(x, sizeof x, "(kk + %lld) * %s", d, ksb);
+                if (qv)
+                    qbytes_of(L, x, by, sizeof by);
+                ln(b, "__builtin_prefetch(pb_%lld + %s, 0, 3);", (long long)v, qv ? by : x);
+            }
     }
-    if (f->dot) {
+    if (qv) {
+        char x[64], by[96];
+        snprintf(x, sizeof x, f->dot ? "kk" : "kk * %s", ksb);
+        qbytes_of(L, x, by, sizeof by);
+        for (int64_t v = 0; v < nv; v++)
+            ln(b, "const %s b_%lld = %s_wv(pb_%lld + %s);", ty, (long long)v, fn, (long long)v,
+               by);
+        if (q4)  /* the group's scale */
+            for (int64_t v = 0; v < nv; v++)
+                ln(b, "const %s bs_%lld = b_%lld * s_%lld;", ty, (long long)v, (long long)v,
+                   (long long)v);
+        if (f->dot)
+            for (int64_t di = 0; di < f->ei; di++)
+                ln(b, "const %s a_%lld = *(const %s *)(pa_%lld + kk);", ty, (long long)di, ty,
+                   (long long)di);
+    } else if (f->dot) {
         for (int64_t v = 0; v < nv; v++)
             ln(b, "const %s b_%lld = *(const %s *)(pb_%lld + kk);", ty, (long long)v, ty,
                (long long)v);
@@ -954,14 +1126,31 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                     ln(b, "const float a_%lld = pa_%lld[kk * %s];", (long long)di, (long long)di,
                        ksa);
             }
-            ln(b, "c_%lld_%lld += a_%lld * b_%lld;", (long long)di, (long long)v, (long long)di,
-               (long long)v);
+            ln(b, "c_%lld_%lld += a_%lld * b%s_%lld;", (long long)di, (long long)v, (long long)di,
+               q4 ? "s" : "", (long long)v);
         }
     }
     b->ind--;
     ln(b, "}");
-    /* write-back */
-    if (f->dot) {
+    if (q4) {
+        if (f->dot) {  /* the segment's last k that do not fill a vector */
+            ln(b, "for (; kk < ge_; kk++) {");
+            for (int64_t di = 0; di < f->ei; di++)
+                for (int64_t v = 0; v < nv; v++)
+                    ln(b, "    t_%lld_%lld += pa_%lld[kk] * %s_ws(pb_%lld, kk) * ss_%lld;",
+                       (long long)di, (long long)v, (long long)di, fn, (long long)v,
+                       (long long)v);
+            ln(b, "}");
+        }
+        ln(b, "g0_ = ge_;");
+        b->ind--;
+        ln(b, "}");
+        if (f->dot)
+            for (int64_t di = 0; di < f->ei; di++)
+                for (int64_t v = 0; v < nv; v++)
+                    ln(b, "t_%lld_%lld += %s_hsum(c_%lld_%lld);", (long long)di, (long long)v,
+                       fn, (long long)di, (long long)v);
+    } else if (f->dot) {
         for (int64_t di = 0; di < f->ei; di++)
             for (int64_t v = 0; v < nv; v++)
                 ln(b, "float t_%lld_%lld = %s_hsum(c_%lld_%lld);", (long long)di, (long long)v, fn,
@@ -969,11 +1158,33 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
         ln(b, "for (; kk < kn_; kk++) {");
         b->ind++;
         for (int64_t di = 0; di < f->ei; di++)
-            for (int64_t v = 0; v < nv; v++)
-                ln(b, "t_%lld_%lld += pa_%lld[kk] * pb_%lld[kk];", (long long)di, (long long)v,
-                   (long long)di, (long long)v);
+            for (int64_t v = 0; v < nv; v++) {
+                if (qv)
+                    ln(b, "t_%lld_%lld += pa_%lld[kk] * %s_ws(pb_%lld, kk);", (long long)di,
+                       (long long)v, (long long)di, fn, (long long)v);
+                else
+                    ln(b, "t_%lld_%lld += pa_%lld[kk] * pb_%lld[kk];", (long long)di,
+                       (long long)v, (long long)di, (long long)v);
+            }
         b->ind--;
         ln(b, "}");
+    }
+    /* i8: the scale depends on the channel only, so it multiplies the accumulators once */
+    if (qi8) {
+        for (int64_t v = 0; v < nv; v++) {
+            if (vecj) {
+                ln(b, "const %s sc_%lld = *(const %s *)(Bs + tj_lo + %lld);", ty, (long long)v, ty,
+                   (long long)(v * W));
+                for (int64_t di = 0; di < f->ei; di++)
+                    ln(b, "c_%lld_%lld *= sc_%lld;", (long long)di, (long long)v, (long long)v);
+            } else {
+                ln(b, "const float sc_%lld = Bs[tj_lo + %lld < tj_hi ? tj_lo + %lld : tj_hi - 1];",
+                   (long long)v, (long long)v, (long long)v);
+                for (int64_t di = 0; di < f->ei; di++)
+                    ln(b, "%s_%lld_%lld *= sc_%lld;", f->dot ? "t" : "c", (long long)di,
+                       (long long)v, (long long)v);
+            }
+        }
     }
     for (int64_t di = 0; di < f->ei; di++) {
         ln(b, "if (%lld < ni_) {", (long long)di);
@@ -1267,7 +1478,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         ln(&b, "const long pkB_jlo = 0, pkB_klo = 0, pkB_kn = K;");
         ln(&b, "const long pkB_np = (N + %lld) / %lld * %lld;", (long long)pb->panel_w - 1,
            (long long)pb->panel_w, (long long)pb->panel_w);
-        ln(&b, "(void)pkB_jlo; (void)pkB_klo; (void)pkB_kn; (void)pkB_np;");
+        ln(&b, "(void)pkB; (void)pkB_jlo; (void)pkB_klo; (void)pkB_kn; (void)pkB_np;");
     }
     if (L.q) {
         ln(&b, "const unsigned char *Bq = (const unsigned char *)B;");

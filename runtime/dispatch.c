@@ -3,6 +3,7 @@
  * and the nearest tuned M, or sends the call down the generic path. libc only; the generator
  * copies this file into NAME.c (see dispatch.h). */
 #include "runtime/dispatch.h"
+#include "runtime/quant.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -266,7 +267,7 @@ static int rt_gemm(mct_rt_lib *L, const char *who, int tA, int layout, long M, l
                    float *C, long ldc, const float *bias, int act, int tuned_only, int threads)
 {
     mct_rt_shape s = {N, K, 1, 1, MCT_RT_MATMUL, layout, bias != NULL, act,
-                      beta == 1.0f ? 1 : 0};
+                      beta == 1.0f ? 1 : 0, 0, 0};
     const mct_rt_kernel *k = NULL;
     const char *why = "shape not tuned";
     int rc;
@@ -431,7 +432,7 @@ int mct_rt_bmm(mct_rt_lib *L, int layout, long batch, long group, long M, long N
     }
     if (batch == 0 || M == 0 || N == 0)
         return MCT_OK;
-    mct_rt_shape s = {N, K, batch, group, MCT_RT_BMM, layout, 0, MCT_RT_ACT_NONE, beta};
+    mct_rt_shape s = {N, K, batch, group, MCT_RT_BMM, layout, 0, MCT_RT_ACT_NONE, beta, 0, 0};
     const mct_rt_kernel *k = K ? mct_rt_lookup(L->table, &s, M, mct_rt_threads(L), MCT_RT_RAW)
                                : NULL;
     if (k) {
@@ -464,8 +465,11 @@ struct mct_rt_packed {
     const mct_rt_table *table;  /* the table the packed copies are for */
     int layout;
     long N, K, ldb;
-    float *B;                   /* plain copy, for the generic path and unpacked kernels */
+    float *B;                   /* plain copy, for the generic path and unpacked kernels (NULL
+                                 * for low-precision weights) */
     float **pk;                 /* per kernel of the table: its packed B, or NULL */
+    int wfmt, wgroup;           /* weight format (MCT_RT_WF_F32: 0, 0) */
+    unsigned char *Q;           /* low-precision weights: the plain layout (runtime/quant.h) */
 };
 
 void mct_rt_packed_free(mct_rt_packed *P)
@@ -477,6 +481,7 @@ void mct_rt_packed_free(mct_rt_packed *P)
             free(P->pk[i]);
     free(P->pk);
     free(P->B);
+    free(P->Q);
     free(P);
 }
 
@@ -512,7 +517,8 @@ int mct_rt_prepack_b(mct_rt_lib *L, int layout, long N, long K, const float *B, 
             goto fail;
         for (int e = 0; e < t->nentries; e++) {
             const mct_rt_entry *E = &t->entries[e];
-            if (E->s.op != MCT_RT_MATMUL || E->s.layout != layout || E->s.N != N || E->s.K != K)
+            if (E->s.op != MCT_RT_MATMUL || E->s.layout != layout || E->s.N != N ||
+                E->s.K != K || E->s.wfmt)
                 continue;
             for (int j = E->first; j < E->first + E->count; j++) {
                 const mct_rt_kernel *k = &t->kernels[j];
@@ -531,15 +537,192 @@ fail:
     return rc;
 }
 
+/* P (fields set, Q filled) packed for every kernel of P->table tuned for its (N, K, format). */
+static int rt_pack_q(mct_rt_packed *P)
+{
+    const mct_rt_table *t = P->table;
+    if (!t || !t->nkernels)
+        return MCT_OK;
+    if (!(P->pk = calloc((size_t)t->nkernels, sizeof *P->pk)))
+        return MCT_ENOMEM;
+    for (int e = 0; e < t->nentries; e++) {
+        const mct_rt_entry *E = &t->entries[e];
+        if (E->s.op != MCT_RT_MATMUL || E->s.N != P->N || E->s.K != P->K ||
+            E->s.wfmt != P->wfmt || E->s.wgroup != P->wgroup)
+            continue;
+        for (int j = E->first; j < E->first + E->count; j++) {
+            const mct_rt_kernel *k = &t->kernels[j];
+            if (!k->packed_size)  /* every low-precision kernel has one; never guess */
+                continue;
+            if (!(P->pk[j] = malloc(sizeof(float) * k->packed_size(P->N, P->K))))
+                return MCT_ENOMEM;
+            k->pack_b(P->N, P->K, (const float *)(const void *)P->Q, P->K, P->pk[j]);
+        }
+    }
+    return MCT_OK;
+}
+
+/* A packed handle for the low-precision format fmt (already parsed) of N x K weights, its plain
+ * layout allocated but not filled. */
+static int rt_packed_q_new(mct_rt_lib *L, const char *who, int fmt, int group, long N, long K,
+                           mct_rt_packed **out)
+{
+    char err[256];
+    int rc = mct_rt_q_check(fmt, group, N, K, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s: %s\n", L->name, who, err);
+        return MCT_EINVAL;
+    }
+    mct_rt_packed *P = calloc(1, sizeof *P);
+    if (!P)
+        return MCT_ENOMEM;
+    P->table = L->table;
+    P->layout = MCT_RT_NT;
+    P->N = N;
+    P->K = K;
+    P->ldb = K;
+    P->wfmt = fmt;
+    P->wgroup = group;
+    if (!(P->Q = malloc(mct_rt_q_plain_bytes(fmt, group, N, K)))) {
+        free(P);
+        return MCT_ENOMEM;
+    }
+    *out = P;
+    return MCT_OK;
+}
+
+int mct_rt_prepack_b_fmt(mct_rt_lib *L, const char *fmt, int layout, long N, long K,
+                         const float *B, long ldb, mct_rt_packed **out)
+{
+    mct_rt_packed *P = NULL;
+    char err[256];
+    int f, g, rc;
+    mct_rt_init(L);
+    if (!out)
+        return MCT_EINVAL;
+    *out = NULL;
+    if (mct_rt_wfmt_parse(fmt, &f, &g, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: prepack_b_fmt: %s\n", L->name, err);
+        return MCT_EINVAL;
+    }
+    if (f == MCT_RT_WF_F32)
+        return mct_rt_prepack_b(L, layout, N, K, B, ldb, out);
+    if ((layout != MCT_RT_NN && layout != MCT_RT_NT) || !B ||
+        ldb < (layout == MCT_RT_NT ? K : N) || N < 1 || K < 1 ||
+        !rt_span_ok(layout == MCT_RT_NT ? N : K, layout == MCT_RT_NT ? K : N, ldb, 0)) {
+        fprintf(stderr, "%s: prepack_b_fmt: layout %d, N=%ld K=%ld, ldb=%ld, B %s: need layout "
+                "NN (ldb >= N) or NT (ldb >= K), sizes >= 1 and B\n", L->name, layout, N, K, ldb,
+                B ? "given" : "NULL");
+        return MCT_EINVAL;
+    }
+    if ((rc = rt_packed_q_new(L, "prepack_b_fmt", f, g, N, K, &P)) < 0)
+        return rc;
+    rc = mct_rt_q_quantize(f, g, layout, N, K, B, ldb, P->Q, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "%s: prepack_b_fmt: %s\n", L->name, err);
+        rc = MCT_EINVAL;
+        goto fail;
+    }
+    P->layout = layout;
+    if ((rc = rt_pack_q(P)) < 0)
+        goto fail;
+    *out = P;
+    return MCT_OK;
+fail:
+    mct_rt_packed_free(P);
+    return rc;
+}
+
+int mct_rt_prepack_b_quantized(mct_rt_lib *L, const char *fmt, long N, long K, const void *plain,
+                               size_t bytes, mct_rt_packed **out)
+{
+    mct_rt_packed *P = NULL;
+    char err[256], fb[24];
+    int f, g, rc;
+    mct_rt_init(L);
+    if (!out)
+        return MCT_EINVAL;
+    *out = NULL;
+    if (mct_rt_wfmt_parse(fmt, &f, &g, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: prepack_b_quantized: %s\n", L->name, err);
+        return MCT_EINVAL;
+    }
+    if (f == MCT_RT_WF_F32) {
+        fprintf(stderr, "%s: prepack_b_quantized: format f32 has no plain layout: use "
+                "%s_prepack_b\n", L->name, L->name);
+        return MCT_EINVAL;
+    }
+    if ((rc = rt_packed_q_new(L, "prepack_b_quantized", f, g, N, K, &P)) < 0)
+        return rc;
+    size_t need = mct_rt_q_plain_bytes(f, g, N, K);
+    if (!plain || bytes != need) {
+        fprintf(stderr, "%s: prepack_b_quantized: %s N=%ld K=%ld needs a plain layout of %zu bytes "
+                "(data, then the scales at %zu), got %zu%s\n", L->name,
+                mct_rt_wfmt_name(f, g, fb), N, K, need, mct_rt_q_scale_at(f, N, K), bytes,
+                plain ? "" : " and a NULL pointer");
+        rc = MCT_EINVAL;
+        goto fail;
+    }
+    memcpy(P->Q, plain, need);
+    if ((rc = rt_pack_q(P)) < 0)
+        goto fail;
+    *out = P;
+    return MCT_OK;
+fail:
+    mct_rt_packed_free(P);
+    return rc;
+}
+
+/* mct_rt_matmul_packed for low-precision weights: the format's kernel (tuned with the weights'
+ * f32 layout first, then the other), else the dequantizing generic path. */
+static int rt_matmul_q(mct_rt_lib *L, const mct_rt_packed *P, long M, const float *A, long lda,
+                       float *C, long ldc, const float *bias, int act, int beta)
+{
+    mct_rt_shape s = {P->N, P->K, 1, 1, MCT_RT_MATMUL, P->layout, bias != NULL, act, beta,
+                      P->wfmt, P->wgroup};
+    const mct_rt_kernel *k = NULL;
+    char fb[24];
+    if (P->table == L->table && L->table) {
+        k = mct_rt_lookup(L->table, &s, M, mct_rt_threads(L), 0);
+        if (!k) {
+            s.layout = !s.layout;
+            k = mct_rt_lookup(L->table, &s, M, mct_rt_threads(L), 0);
+        }
+    }
+    const float *Bk = k && k->packed_size && P->pk ? P->pk[k - L->table->kernels] : NULL;
+    if (Bk) {
+        if (L->debug)
+            rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)(uintptr_t)k, "matmul_packed w=%s M=%ld"
+                    " N=%ld K=%ld -> tuned %s (M bucket %ld, %d thread%s)",
+                    mct_rt_wfmt_name(P->wfmt, P->wgroup, fb), M, P->N, P->K, k->name, k->M,
+                    k->threads, k->threads == 1 ? "" : "s");
+        return k->fn(M, P->N, P->K, A, lda, Bk, P->K, C, ldc, bias, 1, 1, 0, 0, 0);
+    }
+    if (L->debug)
+        rt_note(L, mct_rt_shape_hash(&s) ^ (uint64_t)M * 31, "matmul_packed w=%s M=%ld N=%ld "
+                "K=%ld -> generic %s (dequantized; shape and format not tuned)",
+                mct_rt_wfmt_name(P->wfmt, P->wgroup, fb), M, P->N, P->K,
+                mct_tier_name(mct_isa_get(L->gisa)->tier));
+    return mct_rt_generic_q(L, P->wfmt, P->wgroup, M, P->N, P->K, A, lda, P->Q, C, ldc, bias, act,
+                            beta);
+}
+
 int mct_rt_matmul_packed(mct_rt_lib *L, const mct_rt_packed *P, long M, const float *A,
                          long lda, float *C, long ldc, const float *bias, int act, int beta)
 {
     mct_rt_init(L);
+    if (P && P->wfmt) {
+        if (rt_check_mm(MCT_RT_NT, M, P->N, P->K, A, lda, (const float *)(const void *)P->Q,
+                        P->K, C, ldc, act, beta) < 0)
+            return MCT_EINVAL;
+        return M == 0 ? MCT_OK : rt_matmul_q(L, P, M, A, lda, C, ldc, bias, act, beta);
+    }
     if (!P || rt_check_mm(P->layout, M, P->N, P->K, A, lda, P->B, P->ldb, C, ldc, act, beta) < 0)
         return MCT_EINVAL;
     if (M == 0)
         return MCT_OK;
-    mct_rt_shape s = {P->N, P->K, 1, 1, MCT_RT_MATMUL, P->layout, bias != NULL, act, beta};
+    mct_rt_shape s = {P->N, P->K, 1, 1, MCT_RT_MATMUL, P->layout, bias != NULL, act, beta, 0,
+                      0};
     const mct_rt_kernel *k = P->table == L->table
                              ? mct_rt_lookup(L->table, &s, M, mct_rt_threads(L), 0) : NULL;
     const float *Bk = !k ? NULL : !k->packed_size ? P->B
@@ -565,6 +748,6 @@ int mct_rt_is_tuned(mct_rt_lib *L, int op, int layout, long M, long N, long K, l
         (beta != 0 && beta != 1))
         return MCT_EINVAL;
     mct_rt_shape s = {N, K, op == MCT_RT_BMM ? batch : 1, op == MCT_RT_BMM ? group : 1, op,
-                      layout, bias != 0, act, beta};
+                      layout, bias != 0, act, beta, 0, 0};
     return mct_rt_lookup(L->table, &s, M, mct_rt_threads(L), 0) != NULL;
 }

@@ -59,10 +59,13 @@ enum { MCT_RT_MATMUL = 0, MCT_RT_BMM = 1 };
 enum { MCT_RT_NN = 0, MCT_RT_NT = 1 };
 enum { MCT_RT_ACT_NONE = 0, MCT_RT_ACT_RELU, MCT_RT_ACT_GELU, MCT_RT_ACT_SILU };
 
-/* Everything but M that selects a kernel. Zero unused fields (batch = group = 1 for matmul). */
+/* Everything but M that selects a kernel. Zero unused fields (batch = group = 1 for matmul).
+ * wfmt, wgroup: the weight format (runtime/quant.h: MCT_RT_WF_*, the q4 group; 0, 0 for f32),
+ * so a quantized kernel is found only by calls that hold weights of its format. */
 typedef struct mct_rt_shape {
     long N, K, batch, group;
     int op, layout, bias, act, beta;
+    int wfmt, wgroup;
 } mct_rt_shape;
 
 /* One tuned kernel: the M bucket and the thread count it was tuned for, and the code (its
@@ -148,6 +151,8 @@ static inline uint64_t mct_rt_shape_hash(const mct_rt_shape *s)
     h = mct_rt_mix(h ^ (uint64_t)s->K * 0x9e3779b97f4a7c15ull);
     if (s->op == MCT_RT_BMM)
         h = mct_rt_mix(h ^ ((uint64_t)s->batch << 32 | (uint64_t)s->group));
+    if (s->wfmt)  /* f32 shapes hash as they always did */
+        h = mct_rt_mix(h ^ ((uint64_t)s->wfmt << 40 | (uint64_t)s->wgroup) * 0xc2b2ae3d27d4eb4full);
     return h;
 }
 
@@ -156,6 +161,7 @@ static inline int mct_rt_shape_eq(const mct_rt_shape *a, const mct_rt_shape *b)
 {
     return a->N == b->N && a->K == b->K && a->op == b->op && a->layout == b->layout &&
            a->bias == b->bias && a->act == b->act && a->beta == b->beta &&
+           a->wfmt == b->wfmt && a->wgroup == b->wgroup &&
            (a->op != MCT_RT_BMM || (a->batch == b->batch && a->group == b->group));
 }
 
@@ -242,6 +248,24 @@ int mct_rt_matmul_packed(mct_rt_lib *L, const mct_rt_packed *P, long M, const fl
                          long lda, float *C, long ldc, const float *bias, int act, int beta);
 void mct_rt_packed_free(mct_rt_packed *P);
 
+/* Low-precision weights (runtime/quant.h; fmt as keys spell it: "bf16", "i8", "q4gG"; "f32"
+ * is mct_rt_prepack_b). mct_rt_prepack_b_fmt quantizes the f32 B (layout and ldb as for
+ * mct_rt_prepack_b) into the format's plain layout; mct_rt_prepack_b_quantized copies a plain
+ * layout the caller made (mct_rt_q_quantize, or mct_rt_q_assemble from an engine's files) of
+ * `bytes` bytes, which must be exactly mct_rt_q_plain_bytes. Either then packs the weights for
+ * every kernel of the chosen table tuned for (N, K, format) (the f32 layout the weights had does
+ * not matter once quantized). mct_rt_matmul_packed then runs the format's kernel for the call's
+ * M and thread budget (a kernel tuned with either layout), or, for a shape and format the table
+ * does not hold, dequantizes blocks of channels and runs the generic path (mct_rt_generic_q).
+ * Returns 0 with *out the caller's (mct_rt_packed_free), or MCT_EINVAL (out NULL; an unknown
+ * format; N or K below 1, or K not a multiple of the q4 group; B or plain NULL, a bad layout or
+ * ldb; a size that differs from the format's, or a non-finite weight in an i8/q4 channel), with
+ * the reason on stderr as "NAME: ...", or MCT_ENOMEM; *out NULL then. */
+int mct_rt_prepack_b_fmt(mct_rt_lib *L, const char *fmt, int layout, long N, long K,
+                         const float *B, long ldb, mct_rt_packed **out);
+int mct_rt_prepack_b_quantized(mct_rt_lib *L, const char *fmt, long N, long K, const void *plain,
+                               size_t bytes, mct_rt_packed **out);
+
 /* 1 when the chosen table holds a tuned kernel for the shape (any M: the nearest tuned M serves),
  * 0 when not, MCT_EINVAL for a bad op, layout, act or beta or a size below 1. batch and group
  * count for MCT_RT_BMM only; bias is 0 or nonzero. */
@@ -258,6 +282,15 @@ const char *mct_rt_cpu(mct_rt_lib *L);
 int mct_rt_generic(const mct_rt_lib *L, int transA, int layout, long M, long N, long K,
                    float alpha, const float *A, long lda, const float *B, long ldb, float beta,
                    float *C, long ldc, const float *bias, int act);
+
+/* generic.c: the path for low-precision weights of a shape or format the tables do not hold:
+ * out = act(A*B + bias), C = out (beta 0) or C += out (beta 1), B the plain layout of (fmt,
+ * group, N, K) (runtime/quant.h), dequantized a block of channels at a time (a bounded
+ * temporary) and multiplied by the generic kernels. Arguments are already checked; M, N, K >= 1.
+ * Returns 0, MCT_ENOMEM, or mct_rt_generic's codes. */
+int mct_rt_generic_q(const mct_rt_lib *L, int fmt, int group, long M, long N, long K,
+                     const float *A, long lda, const void *plain, float *C, long ldc,
+                     const float *bias, int act, int beta);
 
 /* out = act(v) exactly as the generated kernels compute it; an act outside MCT_RT_ACT_* gives
  * v. */

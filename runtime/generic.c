@@ -3,6 +3,7 @@
  * (blocked, packed, vectorized); this file only brings the arguments to their ABI (A not
  * transposed, alpha 1, beta 0 or 1, no epilogue) with temporaries where needed. libc only. */
 #include "runtime/dispatch.h"
+#include "runtime/quant.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,32 @@ int mct_rt_generic(const mct_rt_lib *L, int transA, int layout, long M, long N, 
         }
 fail:
     free(At);
+    free(T);
+    return rc;
+}
+
+int mct_rt_generic_q(const mct_rt_lib *L, int fmt, int group, long M, long N, long K,
+                     const float *A, long lda, const void *plain, float *C, long ldc,
+                     const float *bias, int act, int beta)
+{
+    /* channels per block: about 1 MiB of f32 weights, so the temporary stays in cache while the
+     * generic kernel reads it, whatever N */
+    long nb = (1L << 18) / K;
+    if (nb < 1)
+        nb = 1;
+    if (nb > N)
+        nb = N;
+    float *T = malloc(sizeof(float) * (size_t)nb * (size_t)K);
+    int rc = MCT_OK;
+    if (!T)
+        return MCT_ENOMEM;
+    for (long n0 = 0; n0 < N && rc == MCT_OK; n0 += nb) {
+        long n1 = n0 + nb < N ? n0 + nb : N;
+        rc = mct_rt_q_dequantize_rows(fmt, group, N, K, plain, n0, n1, T);
+        if (rc == MCT_OK)
+            rc = mct_rt_generic(L, 0, MCT_RT_NT, M, n1 - n0, K, 1.0f, A, lda, T, K,
+                                beta ? 1.0f : 0.0f, C + n0, ldc, bias ? bias + n0 : NULL, act);
+    }
     free(T);
     return rc;
 }

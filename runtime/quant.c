@@ -111,7 +111,7 @@ static float rne(float x)
     return x < 0 ? -t : t;
 }
 
-static int finite(float x)
+static int q_finite(float x)
 {
     return x - x == 0.0f;
 }
@@ -167,7 +167,7 @@ int mct_rt_q_quantize(int fmt, int group, int layout, long N, long K, const floa
         for (long k0 = 0; k0 < K; k0 += run) {
             const float *w = B + n * rs + k0 * cs;
             for (long i = 0; i < run; i++)
-                if (!finite(w[i * cs])) {
+                if (!q_finite(w[i * cs])) {
                     rc = mct_errf(err, errlen, MCT_EINVAL, "quantize: weight (n=%ld, k=%ld) is "
                                   "not finite; i8 and q4 scales need finite weights", n, k0 + i);
                     goto fail;
@@ -211,23 +211,32 @@ int mct_rt_q_assemble(int fmt, int group, long N, long K, const void *q, const f
 
 int mct_rt_q_dequantize(int fmt, int group, long N, long K, const void *plain, float *out)
 {
+    return mct_rt_q_dequantize_rows(fmt, group, N, K, plain, 0, N, out);
+}
+
+int mct_rt_q_dequantize_rows(int fmt, int group, long N, long K, const void *plain, long n0,
+                             long n1, float *out)
+{
     int rc = mct_rt_q_check(fmt, group, N, K, NULL, 0);
     if (rc)
         return rc;
+    if (n0 < 0 || n1 > N || n0 > n1)
+        return MCT_ERANGE;
     const unsigned char *d = (const unsigned char *)plain;
     const float *sc = (const float *)(const void *)(d + mct_rt_q_scale_at(fmt, N, K));
-    for (long n = 0; n < N; n++)
+    for (long n = n0; n < n1; n++)
         for (long k = 0; k < K; k++) {
             size_t e = (size_t)n * (size_t)K + (size_t)k;
+            size_t o = (size_t)(n - n0) * (size_t)K + (size_t)k;
             if (fmt == MCT_RT_WF_BF16) {
                 uint16_t h;
                 memcpy(&h, d + 2 * e, 2);
-                out[e] = mct_rt_f32_of_bf16(h);
+                out[o] = mct_rt_f32_of_bf16(h);
             } else if (fmt == MCT_RT_WF_I8) {
-                out[e] = (float)(signed char)d[e] * sc[n];
+                out[o] = (float)(signed char)d[e] * sc[n];
             } else {
                 int v = (d[e / 2] >> (e % 2 * 4)) & 15;
-                out[e] = (float)(v - 8) * sc[(size_t)n * (size_t)(K / group) + (size_t)(k / group)];
+                out[o] = (float)(v - 8) * sc[(size_t)n * (size_t)(K / group) + (size_t)(k / group)];
             }
         }
     return 0;

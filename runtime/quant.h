@@ -71,5 +71,9 @@ int mct_rt_q_assemble(int fmt, int group, long N, long K, const void *q, const f
 /* The reference dequantizer: out[n*K + k] = the dequantized weight (n, k), for N*K floats of the
  * caller's. Returns 0 or mct_rt_q_check's errors (then out is untouched). */
 int mct_rt_q_dequantize(int fmt, int group, long N, long K, const void *plain, float *out);
+/* The same for the channels n0 <= n < n1 only: out[(n - n0)*K + k], (n1 - n0)*K floats. Returns
+ * 0, mct_rt_q_check's errors or MCT_ERANGE (not 0 <= n0 <= n1 <= N); out is then untouched. */
+int mct_rt_q_dequantize_rows(int fmt, int group, long N, long K, const void *plain, long n0,
+                             long n1, float *out);
 
 #endif

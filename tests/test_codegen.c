@@ -1214,6 +1214,73 @@ static void test_lowprec(void)
            nwiden_f, nwiden_q, rt_bad);
 }
 
+/* widen(B, reg) on the fast register tile: the vector forms (k vectorized in rows of B; j
+ * vectorized over prepacked j panels) widen a vector of weights per load (FN_wv), i8 scales the
+ * accumulators once, q4 runs the k range in group segments; the forms that cannot load
+ * consecutive weights stay on the generic nest (FN_wq) and the pseudo-code says why. Lowered for
+ * synthetic targets, so the text does not depend on the host. */
+static void test_lowprec_fast(void)
+{
+    static const char *fmts[] = {"bf16", "i8", "q4g32"};
+    static const struct { const char *sched; int fast; } forms[] = {
+        {"tile(j, 8); tile(k, 16); reorder(i, j0, k0, j1, k1); cache_write(j0); unroll(j1, 8); "
+         "vectorize(k1)", 1},
+        {"tile(i, 4); tile(j, 4); tile(k, 16); reorder(j0, i0, k0, i1, j1, k1); cache_write(i0); "
+         "unroll(i1, 4); unroll(j1, 4); vectorize(k1)", 1},
+        {"tile(i, 8, 4); tile(j, 64, 32); tile(k, 64); reorder(j0, k0, i0, j1, i1, k1, i2, j2); "
+         "prepack(B, j2); cache_write(i1); unroll(i2, 4); vectorize(j2)", 1},
+        {"tile(j, 8); tile(k, 16); reorder(i, j0, k0, j1, k1); prepack(B, k); cache_write(j0); "
+         "unroll(j1, 8); vectorize(k1)", 1},
+        /* no vector loop: each weight widens in the generic nest */
+        {"tile(i, 4); tile(j, 4); reorder(i0, j0, k, i1, j1); cache_write(j0); unroll(i1, 4); "
+         "unroll(j1, 4)", 0},
+    };
+    mct_target t = mct_target_of_tier(MCT_TIER_AVX2);
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++)
+        for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+            char key[128], why[256];
+            snprintf(key, sizeof key, "matmul f32 nt M=5 N=40 K=128 epi=none w=%s", fmts[f]);
+            mct_workload w;
+            mct_sched *s = NULL;
+            CHECK(mct_wl_parse(key, &w, NULL, 0) == 0);
+            int rc = mct_sched_parse(&w, forms[i].sched, &s, why, sizeof why);
+            CHECKF(rc == 0, "%s: '%s': %s", key, forms[i].sched, why);
+            if (rc)
+                continue;
+            char *c = NULL, *ps = NULL;
+            CHECK(mct_cg_lower_c(s, &t, "kf", &c) == 0 && c);
+            CHECK(mct_cg_lower_pseudo(s, &t, &ps) == 0 && ps);
+            if (c && ps) {
+                int fast = strstr(c, "kf_wv(pb_0") != NULL;
+                CHECKF(fast == forms[i].fast, "%s '%s': fast tile %d", key, forms[i].sched, fast);
+                if (!forms[i].fast)
+                    CHECKF(strstr(ps, "no loop is vectorized") != NULL, "reason: %s", ps);
+                if (fast && w.wfmt == MCT_RT_WF_I8)
+                    CHECK(strstr(c, "*= sc_0;") != NULL);
+                if (fast && w.wfmt == MCT_RT_WF_Q4)
+                    CHECK(strstr(c, "gi_ = (tk_lo + g0_) / 32") && strstr(c, "* s_0;"));
+            }
+            free(c);
+            free(ps);
+            mct_sched_destroy(s);
+        }
+    /* q4 read along k from an odd first k would split a byte: the generic nest, with the reason */
+    mct_workload w;
+    mct_sched *s = NULL;
+    char why[256];
+    CHECK(mct_wl_parse("matmul f32 nt M=2 N=9 K=64 epi=none w=q4g4", &w, NULL, 0) == 0);
+    CHECK(mct_sched_parse(&w, "tile(j, 4); tile(k, 17, 8); reorder(i, j0, k0, k1, j1, k2); "
+                          "cache_write(k0); unroll(j1, 4); vectorize(k2)", &s, why,
+                          sizeof why) == 0);
+    char *c = NULL, *ps = NULL;
+    CHECK(s && mct_cg_lower_c(s, &t, "kf", &c) == 0 && mct_cg_lower_pseudo(s, &t, &ps) == 0);
+    CHECK(c && !strstr(c, "kf_wv(pb_0") && strstr(c, "kf_wq(Bq, Bs,"));
+    CHECKF(ps && strstr(ps, "even k steps"), "reason: %s", ps ? ps : "");
+    free(c);
+    free(ps);
+    mct_sched_destroy(s);
+}
+
 int main(void)
 {
     if (getenv("MCTUNE_TEST_CASE"))
@@ -1223,6 +1290,7 @@ int main(void)
     test_raw_workloads();
     test_raw_schedules();
     test_lowprec();
+    test_lowprec_fast();
     test_cli();
     test_reproducers();
     test_property();

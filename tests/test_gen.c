@@ -225,6 +225,77 @@ static int forced_ok(mct_tier t, const char *out, char *want, size_t len)
     return ok;
 }
 
+static int has_cc(const char *cc);
+
+/* Low-precision weights end to end: a database with this CPU's records of each format (i8 and
+ * q4 without prepack, bf16 and q4 with it), `mctune gen`, the library built with gcc and clang
+ * (-Wall -Wextra -Werror), and tests/gen_consumer_q.c, which prepacks from f32 and from the plain
+ * layout and checks tuned and untuned shapes against OpenBLAS on the runtime's dequantized
+ * weights; the debug log shows which ran. pin: "TQ_CPU=KEY " under a forced tier, else "". */
+static void test_lowprec_lib(const char *mctune, const char *pin)
+{
+    static char out[1 << 16];
+    char path[512];
+    mct_db *db;
+    char err[512];
+    uint64_t rng = 99;
+    snprintf(path, sizeof path, "%s/dbq", dir);
+    if (mct_db_open(path, MCT_DB_NOSYNC, err, sizeof err, &db) < 0) {
+        CHECKF(0, "%s", err);
+        return;
+    }
+    const mct_cpu *h = &host_rec;
+    int rc = mct_db_put_cpu(db, h);
+    static const char *rowdot = "tile(i, 4); tile(j, 4); tile(k, 16); reorder(j0, i0, k0, i1, j1, "
+        "k1); cache_write(i0); unroll(i1, 4); unroll(j1, 4); vectorize(k1)";
+    rc |= put(db, h, "matmul f32 nt M=1 N=64 K=96 epi=none w=i8", gemv, &rng);
+    rc |= put(db, h, "matmul f32 nt M=16 N=64 K=96 epi=bias w=bf16", expert, &rng);
+    rc |= put(db, h, "matmul f32 nn M=4 N=48 K=64 epi=none w=q4g32", rowdot, &rng);
+    rc |= put(db, h, "matmul f32 nt M=16 N=64 K=96 epi=none w=q4g32", expert, &rng);
+    mct_db_close(db);
+    CHECK(rc == 0);
+    rc = check_sh(out, sizeof out, "%s gen --db %s/dbq --out %s/outq --name tq 2>&1", mctune, dir,
+                  dir);
+    CHECKF(rc == 0 && !strstr(out, "skipped"), "gen (low precision): %s", out);
+    if (rc)
+        return;
+    CHECK(check_sh(out, sizeof out, "grep -c '^static int k_matmul_\\(i8\\|bf16\\|q4g32\\)_' "
+                   "%s/outq/tq.c", dir) == 0 && atoi(out) == 4);
+    CHECK(check_sh(NULL, 0, "grep -q 'tq_prepack_b_quantized(const char \\*fmt' %s/outq/tq.h && "
+                   "grep -q 'plain layout' %s/outq/tq.h", dir, dir) == 0);
+    const char *ccs[] = {"gcc", "clang"};
+    for (int i = 0; i < 2; i++) {
+        if ((sanitized && i) || !has_cc(ccs[i]))
+            continue;
+        rc = check_sh(out, sizeof out, "cd %s/outq && %s -std=c11 -O2 -Wall -Wextra -Werror -c tq.c "
+                      "-o tq_%s.o 2>&1", dir, ccs[i], ccs[i]);
+        CHECKF(rc == 0, "%s (low precision): %.3000s", ccs[i], out);
+    }
+    const char *san = sanitized ? "-fsanitize=address,undefined -fno-omit-frame-pointer" : "";
+    char root[600];
+    if (srcdir[0] == '/')
+        snprintf(root, sizeof root, "%s/..", srcdir);
+    else
+        snprintf(root, sizeof root, "$OLDPWD");
+    rc = check_sh(out, sizeof out, "cd %s/outq && cc -std=c11 -O1 -g %s -I. -I%s -o consumer_q "
+                  "%s/tests/gen_consumer_q.c tq.c %s/runtime/quant.c %s/runtime/err.c $(pkg-config "
+                  "--cflags --libs openblas 2>/dev/null || echo -lopenblas) -lm 2>&1", dir, san,
+                  root, root, root, root);
+    CHECKF(rc == 0, "consumer_q build: %.3000s", out);
+    if (rc)
+        return;
+    char tq_pin[64] = "";
+    if (pin[0])  /* "TK_CPU=KEY ": the same key for this library */
+        snprintf(tq_pin, sizeof tq_pin, "TQ%s", pin + 2);
+    rc = check_sh(out, sizeof out, "cd %s/outq && %sTQ_DEBUG=1 ./consumer_q %s 2>&1", dir, tq_pin,
+                  sanitized ? "quick" : "full");
+    CHECKF(rc == 0 && strstr(out, "fail=0") && strstr(out, "-> tuned k_matmul_i8_") &&
+           strstr(out, "-> tuned k_matmul_bf16_") && strstr(out, "-> tuned k_matmul_q4g32_") &&
+           strstr(out, "w=q4g4 M=3 N=13 K=20 -> generic") && strstr(out, "got 3263"),
+           "consumer_q: %.6000s", out);
+    printf("%.200s", out);
+}
+
 static int has_cc(const char *cc)
 {
     char cmd[128];
@@ -401,6 +472,7 @@ int main(void)
         rc = check_sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 ./dropin dropin 2>&1", dir);
         CHECKF(rc == 0 && strstr(out, "fail=0") && !strstr(out, "-> tuned k_"), "%.3000s", out);
     }
+    test_lowprec_lib(mctune, pin);
     check_sh(NULL, 0, "rm -rf %s", dir);
     return check_done();
 }

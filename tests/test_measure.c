@@ -545,6 +545,20 @@ static void test_lowprec_property(void)
         "pack(B, k0, j2); widen(B, panel); cache_write(i1); unroll(i2, 2); vectorize(j2); "
         "fuse_epilogue(i1)",
         "tile(i, 3); tile(j, 8); tile(k, 8); pack(B, j0, k); widen(B, panel); parallel(i0)",
+        /* widen(B, reg) on the fast register tile: the dot forms (one row, a block of rows, k
+         * blocks that cross q4 groups, prepack(B, k)) and j panels (with k chunks) */
+        "tile(j, 8); tile(k, 16); reorder(i, j0, k0, j1, k1); cache_write(j0); unroll(j1, 8); "
+        "vectorize(k1)",
+        "tile(i, 4); tile(j, 4); tile(k, 16); reorder(j0, i0, k0, i1, j1, k1); cache_write(i0); "
+        "unroll(i1, 4); unroll(j1, 4); vectorize(k1); parallel(j0)",
+        "tile(j, 4); tile(k, 48, 16); reorder(i, j0, k0, k1, j1, k2); cache_write(k0); "
+        "unroll(j1, 4); vectorize(k2)",
+        "tile(j, 8); tile(k, 16); reorder(i, j0, k0, j1, k1); prepack(B, k); cache_write(j0); "
+        "unroll(j1, 8); vectorize(k1); prefetch(B, k0, 2)",
+        "tile(i, 8, 4); tile(j, 64, 32); tile(k, 64); reorder(j0, k0, i0, j1, i1, k1, i2, j2); "
+        "prepack(B, j2); cache_write(i1); unroll(i2, 4); vectorize(j2); prefetch(B, k1, 8)",
+        "tile(i, 4, 2); tile(j, 32, 16); tile(k, 16); reorder(i0, j0, k0, i1, j1, k1, i2, j2); "
+        "prepack(B, j2, k1); cache_write(i1); unroll(i2, 2); vectorize(j2); fuse_epilogue(i1)",
     };
     enum { NF = sizeof fixed / sizeof fixed[0], NR = 6, NC = NF + NR };
     int t = mct_cpu_tier();

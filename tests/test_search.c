@@ -529,6 +529,56 @@ static void test_models(void)
         CHECKF(r == MCT_EINVAL && strstr(err, badb[i].want) && strstr(err, p),
                "b case %zu: %d '%s'", i, r, err);
     }
+    /* "w": weight formats per layer or for the file, each a workload (packed variant only for
+     * low-precision ones); bmm stays f32 */
+    write_file(p, "{\"name\":\"t\",\"w\":[\"f32\",\"i8\"],\"b\":\"both\",\"layers\":["
+                  "{\"name\":\"q\",\"op\":\"matmul\",\"N\":64,\"K\":32,\"M\":[1]},"
+                  "{\"name\":\"o\",\"op\":\"matmul\",\"N\":32,\"K\":64,\"M\":[4],"
+                  "\"w\":\"q4g32\"},{\"name\":\"s\",\"op\":\"bmm\",\"B\":8,\"G\":2,"
+                  "\"N\":128,\"K\":64,\"M\":[4]}]}");
+    memset(&m, 0, sizeof m);
+    CHECKF(mct_tune_model_load(p, &m, err, sizeof err) == 0, "%s", err);
+    CHECKF(m.n == 5, "%d workloads", m.n);
+    if (m.n == 5) {
+        CHECK(!m.w[0].wfmt && !m.w[0].braw && !m.w[1].wfmt && m.w[1].braw);
+        CHECK(m.w[2].wfmt == MCT_RT_WF_I8 && !m.w[2].braw && m.w[2].N == 64);
+        CHECK(m.w[3].wfmt == MCT_RT_WF_Q4 && m.w[3].wgroup == 32 && m.w[3].N == 32);
+        CHECK(m.w[4].op == MCT_OP_BMM && !m.w[4].wfmt);
+    }
+    /* mctune tune --weights: every matmul in each format asked for */
+    mct_tune_wfmts wf;
+    CHECK(mct_tune_wfmts_parse("bf16,q4g16,bf16", &wf, err, sizeof err) == 0 && wf.n == 2 &&
+          wf.fmt[0] == MCT_RT_WF_BF16 && wf.fmt[1] == MCT_RT_WF_Q4 && wf.group[1] == 16);
+    CHECK(mct_tune_model_weights(&m, &wf, err, sizeof err) == 0);
+    CHECKF(m.n == 5 && m.w[0].wfmt == MCT_RT_WF_BF16 && m.w[1].wgroup == 16 &&
+           m.w[4].op == MCT_OP_BMM, "%d", m.n);
+    CHECK(mct_tune_wfmts_parse("q4g64", &wf, err, sizeof err) == 0);
+    CHECKF(mct_tune_model_weights(&m, &wf, err, sizeof err) == MCT_ERANGE && strstr(err, "K=32")
+           && strstr(err, "q4g64") && m.n == 5, "%s", err);
+    CHECKF(mct_tune_wfmts_parse("f32,,i8", &wf, err, sizeof err) == MCT_EINVAL &&
+           strstr(err, "empty"), "%s", err);
+    CHECKF(mct_tune_wfmts_parse("f32,int4", &wf, err, sizeof err) == MCT_EINVAL &&
+           strstr(err, "int4"), "%s", err);
+    mct_tune_model_free(&m);
+    struct { const char *text, *want; } badw[] = {
+        {"{\"name\":\"t\",\"w\":\"int4\",\"layers\":[{\"name\":\"q\",\"op\":\"matmul\","
+         "\"N\":6,\"K\":4}]}", "field \"w\": weight formats 'int4'"},
+        {"{\"name\":\"t\",\"w\":[],\"layers\":[{\"name\":\"q\",\"op\":\"matmul\","
+         "\"N\":6,\"K\":4}]}", "field \"w\": must be"},
+        {"{\"name\":\"t\",\"layers\":[{\"name\":\"q\",\"op\":\"matmul\",\"N\":6,"
+         "\"K\":48,\"w\":[\"q4g32\"]}]}", "layer 0 (q): field \"w\": 'matmul f32 nt M=1 N=6 "
+         "K=48 epi=none' in weight format q4g32"},
+        {"{\"name\":\"t\",\"layers\":[{\"name\":\"s\",\"op\":\"bmm\",\"B\":2,\"N\":6,"
+         "\"K\":4,\"w\":\"i8\"}]}", "layer 0 (s): field \"w\": bmm"},
+    };
+    for (size_t i = 0; i < sizeof badw / sizeof badw[0]; i++) {
+        write_file(p, badw[i].text);
+        memset(&m, 0, sizeof m);
+        err[0] = 0;
+        int r = mct_tune_model_load(p, &m, err, sizeof err);
+        CHECKF(r == MCT_EINVAL && strstr(err, badw[i].want) && strstr(err, p),
+               "w case %zu: %d '%s'", i, r, err);
+    }
     /* the CLI names the file and the field too */
     char cmd[4096], out[4096];
     snprintf(cmd, sizeof cmd, "%s tune --model %s --db %s/x 2>&1", mctune, p, tmp);
@@ -604,6 +654,17 @@ static void test_shapes(void)
     CHECK(has_wl(&m, "matmul f32 nt M=1 N=16384 K=5120 epi=none"));
     CHECK(has_wl(&m, "bmm f32 nt B=40 G=5 M=1 N=2048 K=128 epi=none"));
     mct_tune_model_free(&m);
+    /* --weights: the file's "w", so each matmul layer comes in each format; bmm stays f32 */
+    snprintf(cmd, sizeof cmd, "%s shapes %s --M 1 --weights f32,i8 > %s", mctune, cfg, outp);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0);
+    memset(&m, 0, sizeof m);
+    CHECKF(mct_tune_model_load(outp, &m, err, sizeof err) == 0, "%s", err);
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=8192 K=5120 epi=none"));
+    CHECK(has_wl(&m, "matmul f32 nt M=1 N=8192 K=5120 epi=none w=i8"));
+    CHECK(has_wl(&m, "bmm f32 nt B=40 G=5 M=1 N=2048 K=128 epi=none"));
+    mct_tune_model_free(&m);
+    snprintf(cmd, sizeof cmd, "%s shapes %s --weights f32,int4 2>&1", mctune, cfg);
+    CHECK(run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "int4"));
     /* a config without the fields is refused, naming the field */
     write_file(cfg, "{\"model_type\":\"bert\"}");
     snprintf(cmd, sizeof cmd, "%s shapes %s 2>&1", mctune, cfg);

@@ -145,16 +145,6 @@ static int rec_cb(const mct_db_rec *r, void *ctx)
         g->skipped++;
         return 0;
     }
-    if (MCT_WL_QUANT(&w)) {
-        /* a low-precision kernel takes FN_pack_b's buffer of quantized weights; the library's
-         * prepack entry points take f32 weights only, so shipping it would run f32 weights as
-         * quantized ones */
-        if (g->log)
-            fprintf(g->log, "mctune gen: skipped record '%s': low-precision weights (w=) have no "
-                    "prepack entry point in generated libraries yet\n", r->workload);
-        g->skipped++;
-        return 0;
-    }
     if (g->o->model) {
         int keep = 0;
         /* the filter names shapes: both variants of B (packed, as given) of each are kept */

@@ -74,6 +74,8 @@ static int add_variants(mct_tune_model *m, const mct_workload *w, mct_tune_bvar 
     mct_workload v = *w;
     if (w->op != MCT_OP_MATMUL || vb == MCT_TUNE_B_ASIS)
         return mct_tune_model_add(m, w, NULL);
+    if (MCT_WL_QUANT(w))  /* low-precision weights have the packed variant only */
+        vb = MCT_TUNE_B_PACKED;
     int rc = 0;
     if (vb & MCT_TUNE_B_PACKED) {
         v.braw = 0;
@@ -100,6 +102,120 @@ int mct_tune_model_variants(mct_tune_model *m, mct_tune_bvar vb)
     mct_tune_model_free(m);
     *m = t;
     return 0;
+}
+
+int mct_tune_wfmts_parse(const char *s, mct_tune_wfmts *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!s)
+        return mct_errf(err, errlen, MCT_EINVAL, "weight formats: missing");
+    for (const char *p = s;;) {
+        size_t n = strcspn(p, ",");
+        char item[32];
+        int f, g;
+        if (n == 0 || n >= sizeof item)
+            return mct_errf(err, errlen, MCT_EINVAL, "weight formats '%s': item '%.*s' is %s; "
+                            "give a comma-separated list such as f32,bf16,i8,q4g32", s, (int)n, p,
+                            n ? "too long" : "empty");
+        memcpy(item, p, n);
+        item[n] = 0;
+        char why[256];
+        if (mct_rt_wfmt_parse(item, &f, &g, why, sizeof why) < 0)
+            return mct_errf(err, errlen, MCT_EINVAL, "weight formats '%s': %s", s, why);
+        int dup = 0;
+        for (int i = 0; i < out->n; i++)
+            dup |= out->fmt[i] == f && out->group[i] == g;
+        if (!dup) {
+            if (out->n == MCT_TUNE_MAX_WFMTS)
+                return mct_errf(err, errlen, MCT_EINVAL, "weight formats '%s': more than %d "
+                                "formats", s, MCT_TUNE_MAX_WFMTS);
+            out->fmt[out->n] = f;
+            out->group[out->n++] = g;
+        }
+        p += n;
+        if (!*p)
+            break;
+        p++;
+    }
+    return 0;
+}
+
+/* w in format (f, g): 0, or mct_wl_check's code with err naming the workload. */
+static int with_format(const mct_workload *w, int f, int g, mct_workload *out, char *err,
+                       size_t errlen)
+{
+    *out = *w;
+    out->wfmt = f;
+    out->wgroup = g;
+    if (f != MCT_RT_WF_F32)
+        out->braw = 0;
+    char why[256], key[256], fb[24];
+    int rc = mct_wl_check(out, why, sizeof why);
+    if (rc < 0) {
+        mct_wl_format(w, key, sizeof key);
+        return mct_errf(err, errlen, rc, "'%s' in weight format %s: %s", key,
+                        mct_rt_wfmt_name(f, g, fb), why);
+    }
+    return 0;
+}
+
+int mct_tune_model_weights(mct_tune_model *m, const mct_tune_wfmts *f, char *err,
+                           size_t errlen)
+{
+    if (!f || f->n < 1)
+        return mct_errf(err, errlen, MCT_EINVAL, "weight formats: none given");
+    mct_tune_model t = {0};
+    int rc = 0;
+    memcpy(t.name, m->name, sizeof t.name);
+    for (int i = 0; i < m->n && !rc; i++) {
+        if (m->w[i].op != MCT_OP_MATMUL) {
+            rc = mct_tune_model_add(&t, &m->w[i], NULL);
+            continue;
+        }
+        for (int q = 0; q < f->n && !rc; q++) {
+            mct_workload v;
+            rc = with_format(&m->w[i], f->fmt[q], f->group[q], &v, err, errlen);
+            if (!rc && (rc = mct_tune_model_add(&t, &v, NULL)) < 0)
+                mct_errf(err, errlen, rc, "out of memory");
+        }
+    }
+    if (rc) {
+        mct_tune_model_free(&t);
+        return rc;
+    }
+    mct_tune_model_free(m);
+    *m = t;
+    return 0;
+}
+
+/* A model file's "w" (x): a format or a list of them, into *out. 0 or -1 (why says what). */
+static int json_wfmts(const cJSON *x, mct_tune_wfmts *out, char *why, size_t len)
+{
+    char list[256] = "";
+    size_t n = 0;
+    const cJSON *it;
+    if (cJSON_IsString(x))
+        snprintf(list, sizeof list, "%s", x->valuestring);
+    else if (cJSON_IsArray(x) && cJSON_GetArraySize(x) > 0) {
+        cJSON_ArrayForEach(it, x) {
+            if (!cJSON_IsString(it) || strchr(it->valuestring, ',')) {
+                snprintf(why, len, "items must be format names such as \"f32\", \"i8\" or "
+                         "\"q4g32\"");
+                return -1;
+            }
+            int k = snprintf(list + n, sizeof list - n, "%s%s", n ? "," : "", it->valuestring);
+            if (k < 0 || (size_t)k >= sizeof list - n) {
+                snprintf(why, len, "too many formats");
+                return -1;
+            }
+            n += (size_t)k;
+        }
+    } else {
+        snprintf(why, len, "must be a format (\"f32\", \"bf16\", \"i8\", \"q4gG\") or a "
+                 "non-empty list of them");
+        return -1;
+    }
+    return mct_tune_wfmts_parse(list, out, why, len) < 0 ? -1 : 0;
 }
 
 void mct_tune_model_free(mct_tune_model *m)
@@ -157,6 +273,14 @@ static int parse_json(const char *file, const char *text, mct_tune_model *m, cha
     const cJSON *fbj = cJSON_GetObjectItemCaseSensitive(root, "b");
     if (fbj && (!cJSON_IsString(fbj) || mct_tune_bvar_parse(fbj->valuestring, &fb))) {
         snprintf(err, errlen, "%s: field \"b\": must be \"packed\", \"raw\" or \"both\"", file);
+        goto fail;
+    }
+    /* "w": the weight formats of every matmul layer that has no "w" of its own */
+    mct_tune_wfmts fw = {1, {MCT_RT_WF_F32}, {0}};
+    const cJSON *fwj = cJSON_GetObjectItemCaseSensitive(root, "w");
+    char wwhy[300];
+    if (fwj && json_wfmts(fwj, &fw, wwhy, sizeof wwhy) < 0) {
+        snprintf(err, errlen, "%s: field \"w\": %s", file, wwhy);
         goto fail;
     }
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
@@ -230,6 +354,15 @@ static int parse_json(const char *file, const char *text, mct_tune_model *m, cha
         if (bj && bmm && vb != MCT_TUNE_B_PACKED)
             LERR("field \"b\": bmm takes B as given already (it has no prepack); leave \"b\" "
                  "out");
+        mct_tune_wfmts wf = fw;
+        const cJSON *wj = cJSON_GetObjectItemCaseSensitive(L, "w");
+        if (wj && json_wfmts(wj, &wf, wwhy, sizeof wwhy) < 0)
+            LERR("field \"w\": %s", wwhy);
+        if (bmm && wj && (wf.n != 1 || wf.fmt[0] != MCT_RT_WF_F32))
+            LERR("field \"w\": bmm multiplies activations, whose format is f32; leave \"w\" "
+                 "out");
+        if (bmm)
+            wf = (mct_tune_wfmts){1, {MCT_RT_WF_F32}, {0}};
         const cJSON *Ms = cJSON_GetObjectItemCaseSensitive(L, "M");
         long defM[] = {1, 16, 128, 512};
         int nM = Ms ? cJSON_GetArraySize(Ms) : 4;
@@ -253,12 +386,17 @@ static int parse_json(const char *file, const char *text, mct_tune_model *m, cha
             else
                 snprintf(wt, sizeof wt, "matmul f32 %s M=%ld N=%ld K=%ld epi=%s%s", layout, Mv,
                          N, K, epis, beta ? " beta=1" : "");
-            mct_workload w;
-            if (mct_wl_parse(wt, &w, why, sizeof why))
+            mct_workload w0;
+            if (mct_wl_parse(wt, &w0, why, sizeof why))
                 LERR("workload '%s': %s", wt, why);
-            if (add_variants(m, &w, vb)) {
-                rc = MCT_ENOMEM;
-                LERR("out of memory");
+            for (int q = 0; q < wf.n; q++) {
+                mct_workload w;
+                if (with_format(&w0, wf.fmt[q], wf.group[q], &w, why, sizeof why) < 0)
+                    LERR("field \"w\": %s", why);
+                if (add_variants(m, &w, vb)) {
+                    rc = MCT_ENOMEM;
+                    LERR("out of memory");
+                }
             }
         }
         li++;

@@ -16,8 +16,10 @@ typedef struct mct_tune_model {
     int n, cap;
 } mct_tune_model;
 
-/* Loads the model file FILE into *m (zeroed by the caller): each matmul layer in the variants
- * its "b" (else the file's "b", else "packed") names, the packed one first. Returns 0, or
+/* Loads the model file FILE into *m (zeroed by the caller): each matmul layer in each weight
+ * format its "w" (else the file's "w", else f32) names, in that order, and for f32 in the
+ * variants its "b" (else the file's "b", else "packed") names, the packed one first
+ * (low-precision formats always take the packed variant: their kernels read prepacked weights). Returns 0, or
  * MCT_EIO for any read failure (a directory and out of memory included: err as
  * mct_tune_model_read), MCT_EINVAL (malformed: err says "FILE: layer I (NAME): field F: what is
  * wrong", or "FILE: not valid JSON (near byte B)") or MCT_ENOMEM (adding a workload), m then
@@ -53,6 +55,26 @@ int mct_tune_bvar_parse(const char *s, mct_tune_bvar *out);
  * whatever variant it was; bmm workloads (one variant) and the order stay; duplicates are
  * dropped. ASIS changes nothing. Returns 0 or MCT_ENOMEM (m unchanged). */
 int mct_tune_model_variants(mct_tune_model *m, mct_tune_bvar vb);
+
+/* A list of weight formats, as model files' "w" and `mctune tune --weights` name them. */
+#define MCT_TUNE_MAX_WFMTS 8
+typedef struct mct_tune_wfmts {
+    int n;
+    int fmt[MCT_TUNE_MAX_WFMTS], group[MCT_TUNE_MAX_WFMTS]; /* MCT_RT_WF_*, the q4 group or 0 */
+} mct_tune_wfmts;
+
+/* Parses a comma-separated list of formats ("f32,bf16,i8,q4g32"; each as mct_rt_wfmt_parse
+ * takes it; repeats dropped) into *out. Returns 0, or MCT_EINVAL with err naming the item
+ * (unknown, empty, or more than MCT_TUNE_MAX_WFMTS), *out then unspecified. */
+int mct_tune_wfmts_parse(const char *s, mct_tune_wfmts *out, char *err, size_t errlen);
+
+/* Replaces each matmul workload of m, in place, by one workload per format of f (in f's order;
+ * a low-precision one in the packed variant, since b=raw takes f32 weights only); bmm
+ * workloads and the order stay, duplicates are dropped. Returns 0, MCT_ERANGE (a q4 group that
+ * does not divide a layer's K: err names the workload and the group; m unchanged), MCT_EINVAL
+ * (f empty) or MCT_ENOMEM (m unchanged). */
+int mct_tune_model_weights(mct_tune_model *m, const mct_tune_wfmts *f, char *err,
+                           size_t errlen);
 
 /* Frees what m holds and zeroes it; m may be empty; freeing twice is harmless. */
 void mct_tune_model_free(mct_tune_model *m);

@@ -13,12 +13,15 @@
 
 static const char shapes_usage[] =
     "usage: mctune shapes CONFIG.json [--name NAME] [--seq 512,2048] [--M 1,16,128,512]\n"
+    "                     [--weights f32,i8]\n"
     "\n"
     "Derives a model file (models/README.md) from a Hugging Face config.json of a Llama,\n"
     "Mistral, Qwen2 or MoE model (Mixtral, Qwen2-MoE, DeepSeek, Llama 4: a \"text_config\"\n"
     "object is used when present) and prints it on stdout. Layers: q/k/v/o projections,\n"
     "gate/up/down (dense, and per expert and shared expert for MoE), lm_head, and the attention\n"
-    "bmm (scores Q K^T and values P V) at each --seq length (default 512,2048).\n";
+    "bmm (scores Q K^T and values P V) at each --seq length (default 512,2048). The file's\n"
+    "\"w\" lists the weight formats of the matmul layers (--weights, default f32; e.g.\n"
+    "f32,bf16,i8,q4g32); bmm layers are f32.\n";
 
 /* Reads integer field f of config c into *out when present (absent or null leaves *out as it
  * is). Anything else than a whole number in [lo, hi] is refused with a message naming the field
@@ -71,8 +74,9 @@ static int parse_list(const char *s, long *v, int max)
 int mct_cmd_shapes(int argc, char **argv)
 {
     const char *file = NULL, *name = NULL, *seq_s = "512,2048", *m_s = "1,16,128,512";
+    const char *w_s = "f32";
     const struct { const char *opt, **val; } opts[] = {{"--name", &name}, {"--seq", &seq_s},
-                                                       {"--M", &m_s}};
+                                                       {"--M", &m_s}, {"--weights", &w_s}};
     for (int i = 1; i < argc; i++) {
         int r = 0;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -106,6 +110,9 @@ int mct_cmd_shapes(int argc, char **argv)
                                    "at most 16 whole numbers from 1 to %ld", m_s,
                                    (long)MCT_MAX_DIM);
     char err[512];
+    mct_tune_wfmts wf;
+    if (mct_tune_wfmts_parse(w_s, &wf, err, sizeof err) < 0)
+        return mct_cli_usage_error("shapes", "--weights: %s", err);
     char *text;
     if (mct_tune_model_read(file, &text, err, sizeof err) < 0) {
         fprintf(stderr, "mctune shapes: %s\n", err);
@@ -198,6 +205,11 @@ int mct_cmd_shapes(int argc, char **argv)
     out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "name", mname);
     cJSON_AddStringToObject(out, "source", src);
+    cJSON *wl = cJSON_AddArrayToObject(out, "w");
+    for (int q = 0; q < wf.n; q++) {
+        char fb[24];
+        cJSON_AddItemToArray(wl, cJSON_CreateString(mct_rt_wfmt_name(wf.fmt[q], wf.group[q], fb)));
+    }
     cJSON *layers = cJSON_AddArrayToObject(out, "layers");
     cJSON *mlist = cJSON_CreateIntArray((const int[]){0}, 0);
     for (int q = 0; q < nM; q++)

@@ -35,6 +35,9 @@ static const char usage_text[] =
     "                       as the cblas drop-in), or both (packed first; the raw search is\n"
     "                       seeded from the packed best). Default: as each workload says (a\n"
     "                       key with b=raw, a model layer's \"b\"), else packed\n"
+    "  --weights LIST       weight formats to tune each matmul workload in, e.g.\n"
+    "                       f32,bf16,i8,q4g32 (whatever the model file's \"w\" or the key's\n"
+    "                       w= said; low-precision formats take the packed variant only)\n"
     "  --budget N           samples per workload, the untuned schedule included (default 32)\n"
     "  --search S           mcts | evolutionary | evolutionary-measured | random (default\n"
     "                       mcts). evolutionary breeds a population inside the learned cost\n"
@@ -180,7 +183,7 @@ int mct_cmd_tune(int argc, char **argv)
 {
     const char *model_path = NULL, *wl_arg = NULL, *search_s = "mcts", *guide_s = NULL;
     const char *llm_url = NULL, *llm_model = NULL, *llm_cmd = NULL, *db_path = NULL;
-    const char *log_path = NULL, *cache = NULL, *tier_s = NULL, *b_s = NULL, *val;
+    const char *log_path = NULL, *cache = NULL, *tier_s = NULL, *b_s = NULL, *w_s = NULL, *val;
     long budget = 32, threads = 1, seed = 1;
     int retune = 0, transfer = 1, verbose = 0, r, rc = 1;
     long rank = 0, rollout = 0;
@@ -226,6 +229,10 @@ int mct_cmd_tune(int argc, char **argv)
             if (r < 0)
                 return 2;
             b_s = val;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--weights", &val))) {
+            if (r < 0)
+                return 2;
+            w_s = val;
         } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--budget", &val))) {
             if (r < 0 || mct_cli_int(CMD, "--budget", val, 1, 1000000, &budget))
                 return 2;
@@ -294,6 +301,9 @@ int mct_cmd_tune(int argc, char **argv)
     if (b_s && mct_tune_bvar_parse(b_s, &bvar))
         return mct_cli_usage_error(CMD, "--b '%s' is not packed, raw or both (packed: B may be "
                                    "prepacked; raw: B taken as given)", b_s);
+    mct_tune_wfmts wfmts;
+    if (w_s && mct_tune_wfmts_parse(w_s, &wfmts, err, sizeof err))
+        return mct_cli_usage_error(CMD, "--weights: %s", err);
     mct_search_kind kind;
     if (mct_search_kind_parse(search_s, &kind))
         return mct_cli_usage_error(CMD, "--search '%s' is not mcts, evolutionary, "
@@ -331,6 +341,12 @@ int mct_cmd_tune(int argc, char **argv)
             fprintf(stderr, "mctune tune: out of memory\n");
             return 1;
         }
+    }
+    int wrc = w_s ? mct_tune_model_weights(&mdl, &wfmts, err, sizeof err) : 0;
+    if (wrc < 0) {
+        fprintf(stderr, "mctune tune: --weights: %s\n", err);
+        mct_tune_model_free(&mdl);
+        return wrc == MCT_ENOMEM ? 1 : 2;
     }
     if (mct_tune_model_variants(&mdl, bvar)) {
         fprintf(stderr, "mctune tune: out of memory\n");
