@@ -369,6 +369,9 @@ static void emit_qvec_helpers(sb_t *b, const lw_t *L, const char *ta)
     const char *fn = L->fn;
     int W = L->W, fmt = L->w->wfmt;
     ln(b, "typedef int %s_vi __attribute__((vector_size(%d)));", fn, 4 * W);
+    /* bytes widen through 16-bit lanes: gcc (12) turns a direct 8-to-32-bit convertvector into
+     * scalar code, the two steps into sign/zero extensions */
+    ln(b, "typedef short %s_vs __attribute__((vector_size(%d)));", fn, 2 * W);
     if (fmt == MCT_RT_WF_BF16) {
         ln(b, "typedef unsigned short %s_vh __attribute__((vector_size(%d), aligned(1), "
               "may_alias));", fn, 2 * W);
@@ -388,8 +391,8 @@ static void emit_qvec_helpers(sb_t *b, const lw_t *L, const char *ta)
         ln(b, "    %s_vu u = __builtin_convertvector(*(const %s_vh *)p, %s_vu) << 16;", fn, fn, fn);
         ln(b, "    return (%s_vf)u;", fn);
     } else if (fmt == MCT_RT_WF_I8)
-        ln(b, "    return __builtin_convertvector(__builtin_convertvector(*(const %s_vc *)p, "
-              "%s_vi), %s_vf);", fn, fn, fn);
+        ln(b, "    return __builtin_convertvector(__builtin_convertvector(__builtin_convertvector("
+              "*(const %s_vc *)p, %s_vs), %s_vi), %s_vf);", fn, fn, fn, fn);
     else {
         ln(b, "    %s_vn n = *(const %s_vn *)p;", fn, fn);
         ln(b, "    %s_vn lo = n & 15, hi = n >> 4;", fn);
@@ -398,8 +401,8 @@ static void emit_qvec_helpers(sb_t *b, const lw_t *L, const char *ta)
         for (int m = 0; m < W / 2; m++)
             sb_add(b, ", %d, %d", m, W / 2 + m);
         sb_add(b, ");\n");
-        ln(b, "    return __builtin_convertvector(__builtin_convertvector(x, %s_vi) - 8, %s_vf);",
-           fn, fn);
+        ln(b, "    return __builtin_convertvector(__builtin_convertvector(__builtin_convertvector("
+              "x, %s_vs), %s_vi) - 8, %s_vf);", fn, fn, fn);
     }
     ln(b, "}");
     ln(b, "static inline __attribute__((unused)) %sfloat %s_ws(const unsigned char *p, long o)",
