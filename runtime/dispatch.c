@@ -591,20 +591,31 @@ static int rt_packed_q_new(mct_rt_lib *L, const char *who, int fmt, int group, l
     return MCT_OK;
 }
 
+/* The start of both low-precision prepack entry points: the library initialised, *out NULL,
+ * the format read into *f, *g. MCT_EINVAL (out NULL; a format not known, said on stderr). */
+static int rt_prepack_start(mct_rt_lib *L, const char *who, const char *fmt,
+                            mct_rt_packed **out, int *f, int *g)
+{
+    char err[256];
+    mct_rt_init(L);
+    if (!out)
+        return MCT_EINVAL;
+    *out = NULL;
+    if (mct_rt_wfmt_parse(fmt, f, g, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s: %s\n", L->name, who, err);
+        return MCT_EINVAL;
+    }
+    return MCT_OK;
+}
+
 int mct_rt_prepack_b_fmt(mct_rt_lib *L, const char *fmt, int layout, long N, long K,
                          const float *B, long ldb, mct_rt_packed **out)
 {
     mct_rt_packed *P = NULL;
     char err[256];
     int f, g, rc;
-    mct_rt_init(L);
-    if (!out)
-        return MCT_EINVAL;
-    *out = NULL;
-    if (mct_rt_wfmt_parse(fmt, &f, &g, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: prepack_b_fmt: %s\n", L->name, err);
-        return MCT_EINVAL;
-    }
+    if ((rc = rt_prepack_start(L, "prepack_b_fmt", fmt, out, &f, &g)) < 0)
+        return rc;
     if (f == MCT_RT_WF_F32)
         return mct_rt_prepack_b(L, layout, N, K, B, ldb, out);
     if ((layout != MCT_RT_NN && layout != MCT_RT_NT) || !B ||
@@ -637,16 +648,10 @@ int mct_rt_prepack_b_quantized(mct_rt_lib *L, const char *fmt, long N, long K, c
                                size_t bytes, mct_rt_packed **out)
 {
     mct_rt_packed *P = NULL;
-    char err[256], fb[24];
+    char fb[24];
     int f, g, rc;
-    mct_rt_init(L);
-    if (!out)
-        return MCT_EINVAL;
-    *out = NULL;
-    if (mct_rt_wfmt_parse(fmt, &f, &g, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: prepack_b_quantized: %s\n", L->name, err);
-        return MCT_EINVAL;
-    }
+    if ((rc = rt_prepack_start(L, "prepack_b_quantized", fmt, out, &f, &g)) < 0)
+        return rc;
     if (f == MCT_RT_WF_F32) {
         fprintf(stderr, "%s: prepack_b_quantized: format f32 has no plain layout: use "
                 "%s_prepack_b\n", L->name, L->name);

@@ -293,7 +293,7 @@ static void test_lowprec_lib(const char *mctune, const char *pin)
            strstr(out, "-> tuned k_matmul_bf16_") && strstr(out, "-> tuned k_matmul_q4g32_") &&
            strstr(out, "w=q4g4 M=3 N=13 K=20 -> generic") && strstr(out, "got 3263"),
            "consumer_q: %.6000s", out);
-    printf("%.200s", out);
+    printf("%.200s\n", out);  /* its start; the newline keeps the summary line at a line start */
 }
 
 static int has_cc(const char *cc)
