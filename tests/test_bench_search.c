@@ -7,6 +7,7 @@
  * every request with one fixed list of transformations, with a key that must never be printed.
  * Figures are never asserted on: they depend on the machine. */
 #include "tests/check.h"
+#include "tests/http_double.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -40,56 +41,22 @@ static const char reply_body[] =
     "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20,"
     "\"total_tokens\":120}}";
 
-/* Reads one request (headers, then Content-Length bytes of body) into buf; -1 on failure. */
-static long read_req(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    long need = -1;
-    while (n + 1 < cap) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 5000) <= 0)
-            return -1;
-        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
-        if (r <= 0)
-            return -1;
-        n += (size_t)r;
-        buf[n] = 0;
-        char *he = strstr(buf, "\r\n\r\n");
-        if (he && need < 0) {
-            const char *cl = strcasestr(buf, "\r\nContent-Length:");
-            need = (long)(he + 4 - buf) + (cl && cl < he ? atol(cl + 17) : 0);
-        }
-        if (need >= 0 && (long)n >= need)
-            return (long)n;
-    }
-    return -1;
-}
-
 static void *srv_main(void *arg)
 {
     static char req[1 << 20];
     (void)arg;
     while (!srv.stop) {
-        struct pollfd p = {srv.lfd, POLLIN, 0};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        int fd = accept(srv.lfd, NULL, NULL);
+        int fd = http_double_accept(srv.lfd);
         if (fd < 0)
             continue;
-        if (read_req(fd, req, sizeof req) > 0) {
+        if (http_double_read(fd, req, sizeof req) > 0) {
             char *he = strstr(req, "\r\n\r\n");
             *he = 0;
             pthread_mutex_lock(&srv.mu);
             srv.requests++;
             srv.with_key += strstr(req, "Bearer " KEY) != NULL;
             pthread_mutex_unlock(&srv.mu);
-            char head[256];
-            int hl = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: "
-                              "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n"
-                              "\r\n", strlen(reply_body));
-            send(fd, head, (size_t)hl, MSG_NOSIGNAL);
-            send(fd, reply_body, strlen(reply_body), MSG_NOSIGNAL);
-            shutdown(fd, SHUT_WR);
+            http_double_reply(fd, 200, NULL, reply_body);
         }
         close(fd);
     }
@@ -99,14 +66,8 @@ static void *srv_main(void *arg)
 static int srv_start(void)
 {
     pthread_mutex_init(&srv.mu, NULL);
-    srv.lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    if (srv.lfd < 0 || bind(srv.lfd, (struct sockaddr *)&a, sizeof a) || listen(srv.lfd, 16) ||
-        getsockname(srv.lfd, (struct sockaddr *)&a, &al))
+    if ((srv.lfd = http_double_listen(&srv.port)) < 0)
         return -1;
-    srv.port = ntohs(a.sin_port);
     return pthread_create(&srv.th, NULL, srv_main, NULL) ? -1 : 0;
 }
 

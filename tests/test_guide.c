@@ -2,6 +2,7 @@
  * HTTP/1.1 server on 127.0.0.1 (a thread of this process, real sockets, an ephemeral port), the
  * reply cache in a fresh database, caps, and llm-cmd with real child processes. No network. */
 #include "tests/check.h"
+#include "tests/http_double.h"
 #include "tuner/guide.h"
 #include "tuner/search.h"
 #include "db/db.h"
@@ -98,36 +99,6 @@ static int srv_requests(void)
     return n;
 }
 
-/* Reads one request (headers and Content-Length body) within 5 s. Returns its length or -1. */
-static long read_request(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    long need = -1;
-    for (int it = 0; it < 10000 && n + 1 < cap; it++) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 5000) <= 0)
-            return -1;
-        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
-        if (r <= 0)
-            return -1;
-        n += (size_t)r;
-        buf[n] = 0;
-        char *he = strstr(buf, "\r\n\r\n");
-        if (!he)
-            continue;
-        if (need < 0) {
-            long cl = 0;
-            for (char *l = buf; l && l < he; l = strstr(l, "\r\n") ? strstr(l, "\r\n") + 2 : NULL)
-                if (!strncasecmp(l, "Content-Length:", 15))
-                    cl = atol(l + 15);
-            need = (he + 4 - buf) + cl;
-        }
-        if ((long)n >= need)
-            return (long)n;
-    }
-    return -1;
-}
-
 /* Waits ms, returning early when the client has gone (closed its end) or the server stops. */
 static void wait_or_gone(int fd, int ms)
 {
@@ -146,13 +117,10 @@ static void *srv_main(void *arg)
     (void)arg;
     static char req[1 << 20];
     while (!S.stop) {
-        struct pollfd p = {S.lfd, POLLIN, 0};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        int fd = accept(S.lfd, NULL, NULL);
+        int fd = http_double_accept(S.lfd);
         if (fd < 0)
             continue;
-        long n = read_request(fd, req, sizeof req);
+        long n = http_double_read(fd, req, sizeof req);
         if (n < 0) {
             close(fd);
             continue;
@@ -199,15 +167,7 @@ static void *srv_main(void *arg)
         }
         if (a.delay_ms)
             wait_or_gone(fd, a.delay_ms);
-        char head[1024];
-        int hl = snprintf(head, sizeof head,
-                          "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                          "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
-                          a.status, a.status == 200 ? "OK" : "Error", strlen(a.body),
-                          a.hdr ? a.hdr : "");
-        send(fd, head, (size_t)hl, MSG_NOSIGNAL);
-        send(fd, a.body, strlen(a.body), MSG_NOSIGNAL);
-        shutdown(fd, SHUT_WR);
+        http_double_reply(fd, a.status, a.hdr, a.body);
         close(fd);
     }
     return NULL;
@@ -216,18 +176,8 @@ static void *srv_main(void *arg)
 static int srv_start(void)
 {
     pthread_mutex_init(&S.mu, NULL);
-    S.lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (S.lfd < 0)
+    if ((S.lfd = http_double_listen(&S.port)) < 0)
         return -1;
-    int one = 1;
-    setsockopt(S.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    if (bind(S.lfd, (struct sockaddr *)&a, sizeof a) || listen(S.lfd, 16) ||
-        getsockname(S.lfd, (struct sockaddr *)&a, &al))
-        return -1;
-    S.port = ntohs(a.sin_port);
     return pthread_create(&S.th, NULL, srv_main, NULL) ? -1 : 0;
 }
 
