@@ -186,14 +186,17 @@ block-gen: $(BLOCK_SRC) models/llama_block.h runtime/quant.h $(BLOCK_GEN_DIR)/$(
 	    -DMCT_BLOCK_GEN_H='"$(BLOCK_GEN_NAME).h"' -o $(BUILD)/llama_block-gen $(BLOCK_SRC) \
 	    $(BUILD)/$(BLOCK_GEN_NAME).o $(BLOCK_LIBS)
 
-# `make bench-block`: prefill and decode of the block per backend (scripts/bench-block).
+# `make bench-block`: prefill and decode of the block per backend (scripts/bench-block);
+# WEIGHTS=f32,i8,q4g32: per weight format side by side.
 bench-block: $(BUILD)/llama_block
-	$(Q)BUILD=$(BUILD) sh scripts/bench-block $(BENCH_BLOCK_ARGS)
+	$(Q)BUILD=$(BUILD) $(if $(WEIGHTS),WEIGHTS=$(WEIGHTS)) sh scripts/bench-block $(BENCH_BLOCK_ARGS)
 
 # `make demo`: the main job in one command (scripts/demo.sh): deps, build, tune Llama-3-8B layers
 # into $(BUILD)/demo/db, gen, the decoder block on the generated library, a table against
-# OpenBLAS. BUDGET=N (samples per workload), DEMO_M=1,4,16,128, THREADS=N.
+# OpenBLAS. BUDGET=N (samples per workload), DEMO_M=1,4,16,128, THREADS=N, WEIGHTS=i8,q4g32
+# (the matmul layers also tuned, generated and run in those weight formats).
 .PHONY: demo
 demo:
 	$(Q)BUILD=$(BUILD) DEPS=$(DEPS) $(if $(BUDGET),BUDGET=$(BUDGET)) \
-	    $(if $(DEMO_M),DEMO_M=$(DEMO_M)) $(if $(THREADS),THREADS=$(THREADS)) sh scripts/demo.sh
+	    $(if $(DEMO_M),DEMO_M=$(DEMO_M)) $(if $(THREADS),THREADS=$(THREADS)) \
+	    $(if $(WEIGHTS),WEIGHTS=$(WEIGHTS)) sh scripts/demo.sh
