@@ -152,7 +152,8 @@ if [ "$WLIST" != f32 ]; then
     whdr="%-10s %4s %3s %-7s %10s %10s %10s"
     printf "$whdr\n" layer M thr weights "f32 GF/s" "GF/s" "vs f32"
     rec_gf() { "$MCTUNE" db get "$1" --cpu host --threads "$2" --format json --db "$DB" 2>/dev/null |
-               sed -n 's/.*"gflops":\([0-9.e+-]*\).*/\1/p' | head -1; }
+               sed -n 's/.*"gflops":\([0-9.e+-]*\).*/\1/p' | head -1 |
+               awk '{ printf "%.2f", $1 }'; }
     for T in $(echo "$THREADS" | tr ',' ' '); do
     sed -n 's/.*"name": "\([^"]*\)", "op": "matmul", "layout": "\([a-z]*\)", "N": \([0-9]*\), "K": \([0-9]*\).*/\1 \2 \3 \4/p' "$MODEL" |
     while read -r lname layout N K; do
