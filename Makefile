@@ -164,7 +164,8 @@ $(BUILD)/tests/test_bench_search $(BUILD)/san-tests/test_bench_search: $(BUILD)/
 # library: $(BUILD)/llama_block has the openblas and generic backends; with
 # BLOCK_GEN_DIR=DIR BLOCK_GEN_NAME=NAME, $(BUILD)/llama_block-gen also has `gen`, built against
 # DIR/NAME.h and DIR/NAME.c (what `mctune gen --out DIR --name NAME` wrote).
-BLOCK_SRC    := models/llama_block.c models/llama_block_main.c
+# runtime/quant.c (libc only) quantizes the block's weights by the rules generated libraries use.
+BLOCK_SRC    := models/llama_block.c models/llama_block_main.c runtime/quant.c runtime/err.c
 BLOCK_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -I. -O2 -march=native -fopenmp \
                 $(shell pkg-config --cflags openblas 2>/dev/null)
 BLOCK_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas) -fopenmp -lm
@@ -172,11 +173,11 @@ BLOCK_GEN_DIR  ?= $(BUILD)/demo/gen
 BLOCK_GEN_NAME ?= mctdemo
 .PHONY: block block-gen bench-block
 block: $(BUILD)/llama_block
-$(BUILD)/llama_block: $(BLOCK_SRC) models/llama_block.h | deps
+$(BUILD)/llama_block: $(BLOCK_SRC) models/llama_block.h runtime/quant.h | deps
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $@")
 	$(Q)$(CC) $(BLOCK_CFLAGS) -o $@ $(BLOCK_SRC) $(BLOCK_LIBS)
-block-gen: $(BLOCK_SRC) models/llama_block.h $(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c
+block-gen: $(BLOCK_SRC) models/llama_block.h runtime/quant.h $(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c
 	@mkdir -p $(BUILD)
 	@$(if $(Q),echo "  CC    $(BUILD)/llama_block-gen ($(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c)")
 	$(Q)$(CC) -std=c11 -O2 -fopenmp -c $(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).c \
@@ -185,14 +186,17 @@ block-gen: $(BLOCK_SRC) models/llama_block.h $(BLOCK_GEN_DIR)/$(BLOCK_GEN_NAME).
 	    -DMCT_BLOCK_GEN_H='"$(BLOCK_GEN_NAME).h"' -o $(BUILD)/llama_block-gen $(BLOCK_SRC) \
 	    $(BUILD)/$(BLOCK_GEN_NAME).o $(BLOCK_LIBS)
 
-# `make bench-block`: prefill and decode of the block per backend (scripts/bench-block).
+# `make bench-block`: prefill and decode of the block per backend (scripts/bench-block);
+# WEIGHTS=f32,i8,q4g32: per weight format side by side.
 bench-block: $(BUILD)/llama_block
-	$(Q)BUILD=$(BUILD) sh scripts/bench-block $(BENCH_BLOCK_ARGS)
+	$(Q)BUILD=$(BUILD) $(if $(WEIGHTS),WEIGHTS=$(WEIGHTS)) sh scripts/bench-block $(BENCH_BLOCK_ARGS)
 
 # `make demo`: the main job in one command (scripts/demo.sh): deps, build, tune Llama-3-8B layers
 # into $(BUILD)/demo/db, gen, the decoder block on the generated library, a table against
-# OpenBLAS. BUDGET=N (samples per workload), DEMO_M=1,4,16,128, THREADS=N.
+# OpenBLAS. BUDGET=N (samples per workload), DEMO_M=1,4,16,128, THREADS=N, WEIGHTS=i8,q4g32
+# (the matmul layers also tuned, generated and run in those weight formats).
 .PHONY: demo
 demo:
 	$(Q)BUILD=$(BUILD) DEPS=$(DEPS) $(if $(BUDGET),BUDGET=$(BUDGET)) \
-	    $(if $(DEMO_M),DEMO_M=$(DEMO_M)) $(if $(THREADS),THREADS=$(THREADS)) sh scripts/demo.sh
+	    $(if $(DEMO_M),DEMO_M=$(DEMO_M)) $(if $(THREADS),THREADS=$(THREADS)) \
+	    $(if $(WEIGHTS),WEIGHTS=$(WEIGHTS)) sh scripts/demo.sh

@@ -1,5 +1,6 @@
 /* The Llama-3-8B decoder block and its three backends (see llama_block.h). */
 #include "models/llama_block.h"
+#include "runtime/quant.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -207,6 +208,14 @@ static void *ge_pack(long N, long K, const float *W)
     return GEN_FN(_prepack_b)(1, N, K, W, K, &P) ? NULL : (void *)P;
 }
 
+/* the plain layout as the block quantized it: the library packs it for its kernels of the format
+ * (or keeps it for the path that dequantizes blocks of channels where none is tuned) */
+static void *ge_pack_q(const char *fmt, long N, long K, const void *plain, size_t bytes)
+{
+    GEN_FN(_packed) *P = NULL;
+    return GEN_FN(_prepack_b_quantized)(fmt, N, K, plain, bytes, &P) ? NULL : (void *)P;
+}
+
 static int ge_linear_packed(const void *P, long M, long N, long K, const float *A, float *C)
 {
     (void)N;
@@ -237,13 +246,14 @@ static const char *ge_describe(void)
 #endif
 
 static const mct_blk_backend backends[] = {
-    {"openblas", ob_linear, ob_bmm, NULL, NULL, NULL, ob_threads, ob_describe},
+    {"openblas", ob_linear, ob_bmm, NULL, NULL, NULL, NULL, ob_threads, ob_describe},
 #ifdef MCT_BLOCK_GEN
-    {"gen", ge_linear, ge_bmm, ge_pack, ge_linear_packed, ge_unpack, ge_threads, ge_describe},
-    {"gen-sgemm", ge_linear, ge_bmm, NULL, NULL, NULL, ge_threads, ge_describe},
+    {"gen", ge_linear, ge_bmm, ge_pack, ge_pack_q, ge_linear_packed, ge_unpack, ge_threads,
+     ge_describe},
+    {"gen-sgemm", ge_linear, ge_bmm, NULL, NULL, NULL, NULL, ge_threads, ge_describe},
 #endif
-    {"generic", gn_linear, gn_bmm, NULL, NULL, NULL, gn_threads, gn_describe},
-    {"onednn", dn_linear, dn_bmm, NULL, NULL, NULL, dn_threads, dn_describe},
+    {"generic", gn_linear, gn_bmm, NULL, NULL, NULL, NULL, gn_threads, gn_describe},
+    {"onednn", dn_linear, dn_bmm, NULL, NULL, NULL, NULL, dn_threads, dn_describe},
 };
 
 const mct_blk_backend *mct_blk_backends(int *n)
@@ -274,16 +284,26 @@ mct_blk_cfg mct_blk_cfg_small(void)
     return c;
 }
 
+/* the projections, in the order of the weight arrays */
+enum { WQ, WK, WV, WO, WG, WU, WD, NW };
+
 struct mct_blk {
     mct_blk_cfg c;
     long max_m, seq;
-    float *wq, *wk, *wv, *wo, *wg, *wu, *wd, *n1, *n2;
+    char wname[24];         /* weight format, runtime/quant.h's name */
+    int wfmt, wgroup;
+    /* f32 weights [N,K] (dequantized when wfmt is not f32) and their plain layout (wfmt not
+     * f32) with its size */
+    float *w[NW];
+    void *wplain[NW];
+    size_t wbytes[NW];
+    float *n1, *n2;
     float *kc, *vc;         /* [seq, kv_heads*head_dim] */
     float *t, *q, *kn, *vn, *att, *ao, *h, *g, *u, *sc;
     float *rope_cos, *rope_sin; /* [seq, head_dim/2] */
     /* weights packed by a backend's pack: q k v o gate up down */
     const mct_blk_backend *pk_be[4];
-    void *pk[4][7];
+    void *pk[4][NW];
 };
 
 static uint64_t rng_next(uint64_t *s)
@@ -312,24 +332,55 @@ void mct_blk_destroy(mct_blk *b)
 {
     if (!b)
         return;
-    float *all[] = {b->wq, b->wk, b->wv, b->wo, b->wg, b->wu, b->wd, b->n1, b->n2, b->kc, b->vc,
-                    b->t, b->q, b->kn, b->vn, b->att, b->ao, b->h, b->g, b->u, b->sc,
-                    b->rope_cos, b->rope_sin};
+    float *all[] = {b->n1, b->n2, b->kc, b->vc, b->t, b->q, b->kn, b->vn, b->att, b->ao, b->h,
+                    b->g, b->u, b->sc, b->rope_cos, b->rope_sin};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);
+    for (int i = 0; i < NW; i++) {
+        free(b->w[i]);
+        free(b->wplain[i]);
+    }
     for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 7 && b->pk_be[i]; j++)
+        for (int j = 0; j < NW && b->pk_be[i]; j++)
             if (b->pk[i][j])
                 b->pk_be[i]->unpack(b->pk[i][j]);
     free(b);
 }
 
-int mct_blk_create(const mct_blk_cfg *cfg, long max_m, long seq, uint64_t seed, mct_blk **out,
-                   char *err, size_t errlen)
+/* Weight wi as [N, K] from its f32 draw: kept as is (f32), or quantized into the plain layout
+ * by the runtime's rules and dequantized in place, so every backend sees the weights the
+ * quantized kernels compute with. */
+static int quantize_weight(mct_blk *b, int wi, long N, long K, char *err, size_t errlen)
+{
+    if (b->wfmt == MCT_RT_WF_F32)
+        return 0;
+    b->wbytes[wi] = mct_rt_q_plain_bytes(b->wfmt, b->wgroup, N, K);
+    if (!(b->wplain[wi] = malloc(b->wbytes[wi]))) {
+        snprintf(err, errlen, "out of memory for the %s weights (%zu bytes): use --small",
+                 b->wname, b->wbytes[wi]);
+        return -1;
+    }
+    char e[256];
+    if (mct_rt_q_quantize(b->wfmt, b->wgroup, 1, N, K, b->w[wi], K, b->wplain[wi], e, sizeof e) ||
+        mct_rt_q_dequantize(b->wfmt, b->wgroup, N, K, b->wplain[wi], b->w[wi])) {
+        snprintf(err, errlen, "quantizing a %ldx%ld weight to %s: %s", N, K, b->wname, e);
+        return -1;
+    }
+    return 0;
+}
+
+int mct_blk_create(const mct_blk_cfg *cfg, const char *wfmt, long max_m, long seq, uint64_t seed,
+                   mct_blk **out, char *err, size_t errlen)
 {
     mct_blk *b = NULL;
     const mct_blk_cfg *c = cfg;
+    int fmt = MCT_RT_WF_F32, group = 0;
+    char e[256];
     *out = NULL;
+    if (wfmt && mct_rt_wfmt_parse(wfmt, &fmt, &group, e, sizeof e)) {
+        snprintf(err, errlen, "%s", e);
+        return -1;
+    }
     if (c->hidden < 1 || c->heads < 1 || c->kv_heads < 1 || c->heads % c->kv_heads ||
         c->head_dim < 2 || c->head_dim % 2 || c->inter < 1 || max_m < 1 || seq < max_m) {
         snprintf(err, errlen, "bad block sizes: hidden %d, heads %d, kv heads %d (must divide "
@@ -337,21 +388,29 @@ int mct_blk_create(const mct_blk_cfg *cfg, long max_m, long seq, uint64_t seed, 
                  c->hidden, c->heads, c->kv_heads, c->head_dim, c->inter, max_m, seq);
         return -1;
     }
+    long H = c->hidden, Q = (long)c->heads * c->head_dim, KV = (long)c->kv_heads * c->head_dim;
+    long NI = c->inter, M = max_m, hd2 = c->head_dim / 2;
+    /* [N, K] of each projection, in the order of the weight arrays */
+    const long wn[NW] = {Q, KV, KV, H, NI, NI, H}, wk[NW] = {H, H, H, Q, H, H, NI};
+    if (fmt != MCT_RT_WF_F32)
+        for (int i = 0; i < NW; i++)
+            if (mct_rt_q_check(fmt, group, wn[i], wk[i], e, sizeof e)) {
+                snprintf(err, errlen, "weight format %s does not fit the block's weight N=%ld "
+                         "K=%ld: %s (here: one that divides %d and %d)", wfmt, wn[i], wk[i], e,
+                         c->hidden, c->inter);
+                return -1;
+            }
     if (!(b = calloc(1, sizeof *b)))
         goto fail;
     b->c = *c;
     b->max_m = max_m;
     b->seq = seq;
-    long H = c->hidden, Q = (long)c->heads * c->head_dim, KV = (long)c->kv_heads * c->head_dim;
-    long NI = c->inter, M = max_m, hd2 = c->head_dim / 2;
+    b->wfmt = fmt;
+    b->wgroup = group;
+    mct_rt_wfmt_name(fmt, group, b->wname);
 #define ALLOC(p, n) do { if (!((p) = malloc((size_t)(n) * sizeof(float)))) goto fail; } while (0)
-    ALLOC(b->wq, Q * H);
-    ALLOC(b->wk, KV * H);
-    ALLOC(b->wv, KV * H);
-    ALLOC(b->wo, H * Q);
-    ALLOC(b->wg, NI * H);
-    ALLOC(b->wu, NI * H);
-    ALLOC(b->wd, H * NI);
+    for (int i = 0; i < NW; i++)
+        ALLOC(b->w[i], wn[i] * wk[i]);
     ALLOC(b->n1, H);
     ALLOC(b->n2, H);
     ALLOC(b->kc, seq * KV);
@@ -369,14 +428,15 @@ int mct_blk_create(const mct_blk_cfg *cfg, long max_m, long seq, uint64_t seed, 
     ALLOC(b->rope_cos, seq * hd2);
     ALLOC(b->rope_sin, seq * hd2);
 #undef ALLOC
-    /* weights ~ U(-1,1)/sqrt(K): activations keep their scale through the block */
-    fill_scaled(b->wq, Q * H, seed + 1, 1.0f / sqrtf((float)H));
-    fill_scaled(b->wk, KV * H, seed + 2, 1.0f / sqrtf((float)H));
-    fill_scaled(b->wv, KV * H, seed + 3, 1.0f / sqrtf((float)H));
-    fill_scaled(b->wo, H * Q, seed + 4, 1.0f / sqrtf((float)Q));
-    fill_scaled(b->wg, NI * H, seed + 5, 1.0f / sqrtf((float)H));
-    fill_scaled(b->wu, NI * H, seed + 6, 1.0f / sqrtf((float)H));
-    fill_scaled(b->wd, H * NI, seed + 7, 1.0f / sqrtf((float)NI));
+    /* weights ~ U(-1,1)/sqrt(K): activations keep their scale through the block; the same draw
+     * for every format, so a quantized block differs from the f32 one by quantization only */
+    for (int i = 0; i < NW; i++) {
+        fill_scaled(b->w[i], wn[i] * wk[i], seed + 1 + (uint64_t)i, 1.0f / sqrtf((float)wk[i]));
+        if (quantize_weight(b, i, wn[i], wk[i], err, errlen)) {
+            mct_blk_destroy(b);
+            return -1;
+        }
+    }
     mct_blk_fill(b->n1, H, seed + 8);
     mct_blk_fill(b->n2, H, seed + 9);
     for (long i = 0; i < H; i++) {
@@ -429,11 +489,14 @@ static void rope(const mct_blk *b, float *x, long M, long nh, long p0)
     }
 }
 
-/* C = A W^T for weight number wi, through the backend's packed weights when it packs */
+/* C = A W^T for weight number wi, through the backend's packed weights when it packs (from the
+ * plain layout when the weights are quantized and it packs those) */
 static int lin(mct_blk *b, const mct_blk_backend *be, int wi, long M, long N, long K,
-               const float *A, const float *W, float *C)
+               const float *A, float *C)
 {
-    if (!be->pack)
+    const float *W = b->w[wi];
+    int q = b->wfmt != MCT_RT_WF_F32 && be->pack_q;
+    if (!be->pack && !q)
         return be->linear(M, N, K, A, W, C);
     int s = 0;
     while (s < 4 && b->pk_be[s] && b->pk_be[s] != be)
@@ -441,7 +504,9 @@ static int lin(mct_blk *b, const mct_blk_backend *be, int wi, long M, long N, lo
     if (s == 4)
         return be->linear(M, N, K, A, W, C);    /* more packing backends than slots */
     b->pk_be[s] = be;
-    if (!b->pk[s][wi] && !(b->pk[s][wi] = be->pack(N, K, W)))
+    if (!b->pk[s][wi] &&
+        !(b->pk[s][wi] = q ? be->pack_q(b->wname, N, K, b->wplain[wi], b->wbytes[wi])
+                           : be->pack(N, K, W)))
         return -2;
     return be->linear_packed(b->pk[s][wi], M, N, K, A, C);
 }
@@ -456,9 +521,9 @@ int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *
         return -1;
     /* attention */
     rmsnorm(x, b->n1, b->t, M, H, c->eps);
-    if ((r = lin(b, be, 0, M, Q, H, b->t, b->wq, b->q)) ||
-        (r = lin(b, be, 1, M, KV, H, b->t, b->wk, b->kn)) ||
-        (r = lin(b, be, 2, M, KV, H, b->t, b->wv, b->vn)))
+    if ((r = lin(b, be, WQ, M, Q, H, b->t, b->q)) ||
+        (r = lin(b, be, WK, M, KV, H, b->t, b->kn)) ||
+        (r = lin(b, be, WV, M, KV, H, b->t, b->vn)))
         return r;
     rope(b, b->q, M, nh, ctx);
     rope(b, b->kn, M, nkv, ctx);
@@ -487,22 +552,40 @@ int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *
     /* ao[i, h] = P[h, i, :] V[:, h / group] */
     if ((r = be->bmm(0, nh, nh / nkv, M, hd, S, b->att, S, M * S, b->vc, KV, hd, b->ao, Q, hd)))
         return r;
-    if ((r = lin(b, be, 3, M, H, Q, b->ao, b->wo, b->h)))
+    if ((r = lin(b, be, WO, M, H, Q, b->ao, b->h)))
         return r;
     for (long i = 0; i < M * H; i++)
         b->h[i] += x[i];
     /* SwiGLU MLP */
     rmsnorm(b->h, b->n2, b->t, M, H, c->eps);
-    if ((r = lin(b, be, 4, M, NI, H, b->t, b->wg, b->g)) ||
-        (r = lin(b, be, 5, M, NI, H, b->t, b->wu, b->u)))
+    if ((r = lin(b, be, WG, M, NI, H, b->t, b->g)) ||
+        (r = lin(b, be, WU, M, NI, H, b->t, b->u)))
         return r;
     for (long i = 0; i < M * NI; i++)
         b->g[i] = b->g[i] / (1.0f + expf(-b->g[i])) * b->u[i];
-    if ((r = lin(b, be, 6, M, H, NI, b->g, b->wd, out)))
+    if ((r = lin(b, be, WD, M, H, NI, b->g, out)))
         return r;
     for (long i = 0; i < M * H; i++)
         out[i] += b->h[i];
     return 0;
+}
+
+const char *mct_blk_weights(const mct_blk *b)
+{
+    return b->wname;
+}
+
+double mct_blk_weight_bytes(const mct_blk *b)
+{
+    const mct_blk_cfg *c = &b->c;
+    double H = c->hidden, Q = (double)c->heads * c->head_dim, KV = (double)c->kv_heads *
+        c->head_dim, NI = c->inter;
+    if (b->wfmt == MCT_RT_WF_F32)
+        return 4.0 * (2 * H * Q + 2 * H * KV + 3 * H * NI);
+    double s = 0;
+    for (int i = 0; i < NW; i++)
+        s += (double)b->wbytes[i];
+    return s;
 }
 
 double mct_blk_flops(const mct_blk *b, long M)
@@ -519,15 +602,18 @@ void mct_blk_workloads(const mct_blk *b, long M, char *buf, size_t len)
 {
     const mct_blk_cfg *c = &b->c;
     long H = c->hidden, Q = (long)c->heads * c->head_dim, KV = (long)c->kv_heads * c->head_dim;
+    char w[32] = "";
+    if (b->wfmt != MCT_RT_WF_F32)       /* f32 keys carry no w= field */
+        snprintf(w, sizeof w, " w=%s", b->wname);
     snprintf(buf, len,
-             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
-             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
-             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
-             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
-             "matmul f32 nt M=%ld N=%ld K=%ld epi=none\n"
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none%s\n"
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none%s\n"
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none%s\n"
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none%s\n"
+             "matmul f32 nt M=%ld N=%ld K=%ld epi=none%s\n"
              "bmm f32 nt B=%d G=%d M=%ld N=%ld K=%d epi=none\n"
              "bmm f32 nn B=%d G=%d M=%ld N=%d K=%ld epi=none\n",
-             M, Q, H, M, KV, H, M, H, Q, M, (long)c->inter, H, M, H, (long)c->inter,
-             c->heads, c->heads / c->kv_heads, M, b->seq, c->head_dim,
+             M, Q, H, w, M, KV, H, w, M, H, Q, w, M, (long)c->inter, H, w, M, H, (long)c->inter,
+             w, c->heads, c->heads / c->kv_heads, M, b->seq, c->head_dim,
              c->heads, c->heads / c->kv_heads, M, c->head_dim, b->seq);
 }

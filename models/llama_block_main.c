@@ -1,5 +1,7 @@
 /* llama_block: runs the Llama-3-8B decoder block (llama_block.h) on each backend built in, to
- * check that they agree (--check) or to time prefill and decode side by side (--bench). */
+ * check that they agree (--check) or to time prefill and decode side by side (--bench), for
+ * each weight format asked for (--weights), with the error quantization adds against the block
+ * with f32 weights. */
 #include "models/llama_block.h"
 
 #include <math.h>
@@ -9,6 +11,8 @@
 #include <time.h>
 
 #define MAXL 16
+#define MAXW 8
+#define MAXB 8
 
 static const char usage_text[] =
     "usage: llama_block (--check | --bench | --shapes) [options]\n"
@@ -27,7 +31,12 @@ static const char usage_text[] =
     "                  --small 64; at least the largest M)\n"
     "  --min-time S    --bench: repeat each measurement at least this long (default 0.5)\n"
     "  --tol X         --check: tolerance relative to the largest |out - x| (default 2e-4)\n"
-    "  --seed N        weights, cache and input (default 1)\n";
+    "  --seed N        weights, cache and input (default 1)\n"
+    "  --weights LIST  formats of the projections' weights, some of f32,bf16,i8,q4gG (e.g.\n"
+    "                  f32,i8,q4g32; default f32). Each format is a block of its own from the\n"
+    "                  same f32 draw: --check compares the backends on it and reports its error\n"
+    "                  against the f32-weight block; --bench times it and, for several formats,\n"
+    "                  prints each backend's tokens/s per format and the ratio to f32\n";
 
 static double now(void)
 {
@@ -50,15 +59,246 @@ static int parse_list(const char *s, long *v, int *n, long lo, long hi)
     return *n ? 0 : -1;
 }
 
+/* The f32-weight block's outputs (openblas, one thread) for each M, what a quantized block's
+ * error is measured against; out[i] is M_i * hidden floats, malloc'ed. 0, or -1 with a message. */
+static int f32_outputs(const mct_blk_cfg *cfg, long maxm, long seq, unsigned long long seed,
+                       const long *ms, int nm, const float *x, float **out)
+{
+    mct_blk *b = NULL;
+    char err[512];
+    const mct_blk_backend *ob = mct_blk_backend_find("openblas");
+    if (mct_blk_create(cfg, "f32", maxm, seq, seed, &b, err, sizeof err)) {
+        fprintf(stderr, "llama_block: the f32-weight block: %s\n", err);
+        return -1;
+    }
+    ob->set_threads(1);
+    for (int i = 0; i < nm; i++)
+        if (!(out[i] = malloc((size_t)(ms[i] * cfg->hidden) * sizeof(float))) ||
+            mct_blk_forward(b, ob, ms[i], x, out[i])) {
+            fprintf(stderr, "llama_block: the f32-weight block failed at M %ld\n", ms[i]);
+            mct_blk_destroy(b);
+            return -1;
+        }
+    mct_blk_destroy(b);
+    return 0;
+}
+
+/* --check of one block: every backend against openblas on the same (dequantized) weights, then
+ * openblas's output against the f32-weight block's (ref32, when given). Returns the number of
+ * backends that failed, -1 when openblas itself failed. */
+static int check_block(mct_blk *b, const mct_blk_backend **be, int nbe, const long *ms, int nm,
+                       long H, const float *x, float *ref, float *y, float **ref32, double tol)
+{
+    const mct_blk_backend *ob = mct_blk_backend_find("openblas");
+    const char *wf = mct_blk_weights(b);
+    char wl[32] = "";
+    int bad = 0;
+    if (strcmp(wf, "f32"))
+        snprintf(wl, sizeof wl, "w=%s ", wf);
+    for (int i = 0; i < nm; i++) {
+        long M = ms[i];
+        for (int k = 0; k < nbe; k++)
+            be[k]->set_threads(1);
+        if (mct_blk_forward(b, ob, M, x, ref)) {
+            fprintf(stderr, "llama_block: openblas forward failed at M %ld\n", M);
+            return -1;
+        }
+        /* against the block's own contribution (out - x): the residual would hide errors */
+        double mx = 0;
+        for (long j = 0; j < M * H; j++)
+            mx = fmax(mx, fabs((double)ref[j] - x[j]));
+        for (int k = 0; k < nbe; k++) {
+            int r = mct_blk_forward(b, be[k], M, x, y);
+            double d = 0;
+            long finite = 1;
+            for (long j = 0; j < M * H; j++) {
+                if (!isfinite(y[j]))
+                    finite = 0;
+                d = fmax(d, fabs((double)y[j] - ref[j]));
+            }
+            int ok = !r && finite && mx > 0 && d <= tol * mx;
+            printf("check M=%-4ld %s%-8s max |diff| %.3g, largest out-x %.3g, relative %.3g: "
+                   "%s\n", M, wl, be[k]->name, d, mx, mx > 0 ? d / mx : 0.0,
+                   ok ? "ok" : r ? "backend error" : "MISMATCH");
+            bad += !ok;
+        }
+        if (!ref32)
+            continue;
+        /* quantization error, relative to the f32 block's contribution: rms and largest */
+        double se = 0, sc = 0, de = 0, dc = 0;
+        for (long j = 0; j < M * H; j++) {
+            double e = (double)ref[j] - ref32[i][j], c = (double)ref32[i][j] - x[j];
+            se += e * e;
+            sc += c * c;
+            de = fmax(de, fabs(e));
+            dc = fmax(dc, fabs(c));
+        }
+        printf("quant M=%-4ld w=%-6s vs the f32-weight block (openblas): rms relative %.3e, "
+               "max relative %.3e\n", M, wf, sc > 0 ? sqrt(se / sc) : 0.0, dc > 0 ? de / dc : 0.0);
+    }
+    return bad;
+}
+
+/* --bench of one block: the table of tokens/s per backend as before, its figures into tps
+ * [M index][thread index][backend]. Returns 0, or -1 when a backend failed. */
+static int bench_block(mct_blk *b, const mct_blk_backend **be, int nbe, const long *ms, int nm,
+                       const long *ts, int nt, const float *x, float *y, double min_time,
+                       double tps[MAXL][MAXL][MAXB])
+{
+    printf("\n%-8s %5s %7s", "phase", "M", "threads");
+    for (int k = 0; k < nbe; k++)
+        printf(" | %9s tok/s  GFLOP/s", be[k]->name);
+    const mct_blk_backend *gen = mct_blk_backend_find("gen"), *ob = mct_blk_backend_find("openblas"),
+                          *gn = mct_blk_backend_find("generic");
+    int gi = -1, oi = -1, ni = -1;
+    for (int k = 0; k < nbe; k++) {
+        if (be[k] == gen)
+            gi = k;
+        if (be[k] == ob)
+            oi = k;
+        if (be[k] == gn)
+            ni = k;
+    }
+    /* the libraries a serving team would otherwise call: the best of them per row */
+    int nlib = 0;
+    for (int k = 0; k < nbe; k++)
+        nlib += !strcmp(be[k]->name, "openblas") || !strcmp(be[k]->name, "onednn");
+    if (gi >= 0 && oi >= 0)
+        printf(" | gen/openblas");
+    if (gi >= 0 && nlib > 1)
+        printf(" | gen/best-lib");
+    if (gi >= 0 && ni >= 0)
+        printf(" | gen/generic");
+    if (gi < 0 && oi >= 0 && ni >= 0)
+        printf(" | openblas/generic");
+    printf("\n");
+    /* a backend that packs weights does it on its first forward, as an engine does at load
+     * time: not part of any timing below */
+    for (int k = 0; k < nbe; k++)
+        if ((be[k]->pack || be[k]->pack_q) && mct_blk_forward(b, be[k], 1, x, y)) {
+            fprintf(stderr, "llama_block: %s could not pack the %s weights\n", be[k]->name,
+                    mct_blk_weights(b));
+            return -1;
+        }
+    for (int i = 0; i < nm; i++)
+        for (int t = 0; t < nt; t++) {
+            long M = ms[i];
+            double *tp = tps[i][t];
+            printf("%-8s %5ld %7ld", M <= 16 ? "decode" : "prefill", M, ts[t]);
+            fflush(stdout);
+            for (int k = 0; k < nbe; k++) {
+                be[k]->set_threads((int)ts[t]);
+                double t0 = now();
+                if (mct_blk_forward(b, be[k], M, x, y)) {     /* warm-up */
+                    fprintf(stderr, "llama_block: %s forward failed at M %ld\n", be[k]->name, M);
+                    return -1;
+                }
+                double first = now() - t0, best = first;
+                int reps = 0;
+                double spent = 0;
+                /* a slow backend's first run counts when it alone exceeds the minimum time */
+                while (spent < min_time && !(reps == 0 && first > 2 * min_time)) {
+                    double s = now();
+                    mct_blk_forward(b, be[k], M, x, y);
+                    double e = now() - s;
+                    best = reps ? fmin(best, e) : e;
+                    spent += e;
+                    reps++;
+                }
+                tp[k] = (double)M / best;
+                printf(" | %15.1f %8.1f", tp[k], mct_blk_flops(b, M) / best * 1e-9);
+                fflush(stdout);
+            }
+            if (gi >= 0 && oi >= 0)
+                printf(" | %11.2fx", tp[gi] / tp[oi]);
+            if (gi >= 0 && nlib > 1) {
+                double bl = 0;
+                for (int k = 0; k < nbe; k++)
+                    if (!strcmp(be[k]->name, "openblas") || !strcmp(be[k]->name, "onednn"))
+                        bl = fmax(bl, tp[k]);
+                printf(" | %12.2fx", tp[gi] / bl);
+            }
+            if (gi >= 0 && ni >= 0)
+                printf(" | %10.2fx", tp[gi] / tp[ni]);
+            if (gi < 0 && oi >= 0 && ni >= 0)
+                printf(" | %15.2fx", tp[oi] / tp[ni]);
+            printf("\n");
+        }
+    printf("(tok/s: M / the fastest forward of the block; GFLOP/s over projections and "
+           "attention)\n");
+    return 0;
+}
+
+/* The speed-up the block's quantized weights must reach on the gen backend (issue 15, item 6):
+ * decode at M=1 3x (i8) and 4x (4-bit) the f32 block, prefill no slower; 0 where none is set. */
+static double block_target(const char *wf, long M)
+{
+    if (M >= 128)
+        return 1.0;
+    if (M != 1)
+        return 0;
+    return !strcmp(wf, "i8") ? 3.0 : !strncmp(wf, "q4", 2) ? 4.0 : 0;
+}
+
+/* Several formats: each backend's tokens/s per format side by side, with the ratio to the f32
+ * weights on the same backend (ref: the index of f32 in wf, -1 when not asked for). */
+static void bench_formats(const char **wf, int nwf, const double *wmb, int ref,
+                          const mct_blk_backend **be, int nbe, const long *ms, int nm,
+                          const long *ts, int nt, double tps[MAXW][MAXL][MAXL][MAXB])
+{
+    printf("\nweight formats side by side: tokens/s per backend%s\n",
+           ref >= 0 ? ", (x) the ratio to f32 weights on the same backend" : " (no f32 asked "
+           "for: no ratios)");
+    printf("%-8s %5s %7s %-9s", "phase", "M", "threads", "backend");
+    for (int f = 0; f < nwf; f++)
+        printf(" | %6s %4.0fMB (x f32)", wf[f], wmb[f]);
+    printf(" | target (gen)\n");
+    for (int i = 0; i < nm; i++)
+        for (int t = 0; t < nt; t++)
+            for (int k = 0; k < nbe; k++) {
+                long M = ms[i];
+                printf("%-8s %5ld %7ld %-9s", M <= 16 ? "decode" : "prefill", M, ts[t],
+                       be[k]->name);
+                for (int f = 0; f < nwf; f++) {
+                    double v = tps[f][i][t][k];
+                    if (ref >= 0 && tps[ref][i][t][k] > 0)
+                        printf(" | %10.1f (%5.2fx)", v, v / tps[ref][i][t][k]);
+                    else
+                        printf(" | %10.1f %8s", v, "");
+                }
+                /* the issue's targets are for the tuned library, the backend that has
+                 * kernels of each format */
+                int first = 1;
+                if (!strcmp(be[k]->name, "gen") && ref >= 0)
+                    for (int f = 0; f < nwf; f++) {
+                        double tg = block_target(wf[f], M);
+                        if (!tg || f == ref)
+                            continue;
+                        double r = tps[f][i][t][k] / tps[ref][i][t][k];
+                        printf("%s%s >= %.1fx %s", first ? " | " : ", ", wf[f], tg,
+                               r >= tg ? "met" : "NOT met");
+                        first = 0;
+                    }
+                printf("\n");
+            }
+    printf("(MB: the projections' weights in that format; openblas, generic, onednn and "
+           "gen-sgemm run f32 arithmetic on the dequantized weights, so their ratios stay near 1;"
+           " gen runs the library's kernels of the format)\n");
+}
+
 int main(int argc, char **argv)
 {
-    int mode = 0, small = 0, nm = 0, nt = 2, nbe = 0, rc = 1;
+    int mode = 0, small = 0, nm = 0, nt = 2, nbe = 0, nwf = 0, rc = 1;
     long ms[MAXL], ts[MAXL] = {1, 2}, seq = 0;
     double min_time = 0.5, tol = 2e-4;
     unsigned long long seed = 1;
-    const mct_blk_backend *be[8];
+    const mct_blk_backend *be[MAXB];
+    const char *wf[MAXW];
+    char wbuf[256] = "f32";
     mct_blk *b = NULL;
-    float *x = NULL, *ref = NULL, *y = NULL;
+    float *x = NULL, *ref = NULL, *y = NULL, *ref32[MAXL] = {0};
+    static double tps[MAXW][MAXL][MAXL][MAXB];
+    double wmb[MAXW] = {0};
     char err[512];
 
     for (int i = 1; i < argc; i++) {
@@ -99,9 +339,16 @@ int main(int argc, char **argv)
                             "scripts/bench-block)\n", t);
                     return 2;
                 }
-                if (nbe < 8)
+                if (nbe < MAXB)
                     be[nbe++] = f;
             }
+            i++;
+        } else if (v && !strcmp(a, "--weights")) {
+            if (strlen(v) >= sizeof wbuf) {
+                fprintf(stderr, "llama_block: --weights '%s' is too long\n", v);
+                return 2;
+            }
+            snprintf(wbuf, sizeof wbuf, "%s", v);
             i++;
         } else if (v && !strcmp(a, "--seq")) {
             seq = atol(v);
@@ -124,10 +371,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "llama_block: give --check, --bench or --shapes (see --help)\n");
         return 2;
     }
+    for (char *t = strtok(wbuf, ","); t; t = strtok(NULL, ",")) {
+        if (nwf == MAXW) {
+            fprintf(stderr, "llama_block: --weights: at most %d formats\n", MAXW);
+            return 2;
+        }
+        wf[nwf++] = t;
+    }
+    if (!nwf) {
+        fprintf(stderr, "llama_block: --weights: give formats separated by commas, e.g. "
+                "f32,i8,q4g32\n");
+        return 2;
+    }
     if (!nbe) {
         int nall;
         const mct_blk_backend *all = mct_blk_backends(&nall);
-        for (int i = 0; i < nall; i++)
+        for (int i = 0; i < nall && nbe < MAXB; i++)
             if (strcmp(all[i].name, "onednn"))   /* optional library: when asked for */
                 be[nbe++] = &all[i];
     }
@@ -145,20 +404,13 @@ int main(int argc, char **argv)
     if (seq < maxm)
         seq = maxm;
     mct_blk_cfg cfg = small ? mct_blk_cfg_small() : mct_blk_cfg_llama3_8b();
-    if (mct_blk_create(&cfg, maxm, seq, seed, &b, err, sizeof err)) {
-        fprintf(stderr, "llama_block: %s\n", err);
-        return 1;
-    }
-    if (mode == 's') {
-        for (int i = 0; i < nm; i++) {
-            char buf[2048];
-            mct_blk_workloads(b, ms[i], buf, sizeof buf);
-            fputs(buf, stdout);
-        }
-        mct_blk_destroy(b);
-        return 0;
-    }
     long H = cfg.hidden;
+    int ref_f = -1, quantized = 0;
+    for (int f = 0; f < nwf; f++) {
+        if (!strcmp(wf[f], "f32") && ref_f < 0)
+            ref_f = f;
+        quantized |= strcmp(wf[f], "f32") != 0;
+    }
     x = malloc((size_t)(maxm * H) * sizeof *x);
     ref = malloc((size_t)(maxm * H) * sizeof *ref);
     y = malloc((size_t)(maxm * H) * sizeof *y);
@@ -167,136 +419,60 @@ int main(int argc, char **argv)
         goto fail;
     }
     mct_blk_fill(x, maxm * H, seed + 100);
-    printf("block: %s decoder layer, hidden %d, heads %d/%d kv, head dim %d, intermediate %d, "
-           "seq %ld, f32 weights %.0f MB\n", small ? "small (Llama-3 structure)" : "Llama-3-8B",
-           cfg.hidden, cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.inter, seq,
-           4e-6 * ((double)H * cfg.heads * cfg.head_dim * 2 + 2.0 * H * cfg.kv_heads *
-                   cfg.head_dim + 3.0 * H * cfg.inter));
-    for (int i = 0; i < nbe; i++)
-        printf("backend %-8s %s\n", be[i]->name, be[i]->describe());
-
-    if (mode == 'c') {
-        const mct_blk_backend *ob = mct_blk_backend_find("openblas");
-        int bad = 0;
-        for (int i = 0; i < nm; i++) {
-            long M = ms[i];
-            for (int k = 0; k < nbe; k++)
-                be[k]->set_threads(1);
-            if (mct_blk_forward(b, ob, M, x, ref)) {
-                fprintf(stderr, "llama_block: openblas forward failed at M %ld\n", M);
-                goto fail;
-            }
-            /* against the block's own contribution (out - x): the residual would hide errors */
-            double mx = 0;
-            for (long j = 0; j < M * H; j++)
-                mx = fmax(mx, fabs((double)ref[j] - x[j]));
-            for (int k = 0; k < nbe; k++) {
-                int r = mct_blk_forward(b, be[k], M, x, y);
-                double d = 0;
-                long finite = 1;
-                for (long j = 0; j < M * H; j++) {
-                    if (!isfinite(y[j]))
-                        finite = 0;
-                    d = fmax(d, fabs((double)y[j] - ref[j]));
-                }
-                int ok = !r && finite && mx > 0 && d <= tol * mx;
-                printf("check M=%-4ld %-8s max |diff| %.3g, largest out-x %.3g, relative %.3g: "
-                       "%s\n", M, be[k]->name, d, mx, mx > 0 ? d / mx : 0.0,
-                       ok ? "ok" : r ? "backend error" : "MISMATCH");
-                bad += !ok;
-            }
+    /* one block at a time (a Llama-3-8B block is about 0.9 GB in f32): the f32-weight outputs
+     * a quantized block is compared with first */
+    if (mode == 'c' && quantized && f32_outputs(&cfg, maxm, seq, seed, ms, nm, x, ref32))
+        goto fail;
+    int bad = 0;
+    for (int f = 0; f < nwf; f++) {
+        if (mct_blk_create(&cfg, wf[f], maxm, seq, seed, &b, err, sizeof err)) {
+            fprintf(stderr, "llama_block: %s\n", err);
+            goto fail;
         }
+        if (mode == 's') {
+            for (int i = 0; i < nm; i++) {
+                char buf[2048];
+                mct_blk_workloads(b, ms[i], buf, sizeof buf);
+                fputs(buf, stdout);
+            }
+            mct_blk_destroy(b);
+            b = NULL;
+            continue;
+        }
+        wmb[f] = mct_blk_weight_bytes(b) * 1e-6;
+        if (nwf > 1)
+            printf("%s== weights %s\n", f ? "\n" : "", wf[f]);
+        printf("block: %s decoder layer, hidden %d, heads %d/%d kv, head dim %d, intermediate %d, "
+               "seq %ld, %s weights %.0f MB\n", small ? "small (Llama-3 structure)" : "Llama-3-8B",
+               cfg.hidden, cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.inter, seq,
+               mct_blk_weights(b), wmb[f]);
+        for (int i = 0; i < nbe; i++)
+            printf("backend %-8s %s\n", be[i]->name, be[i]->describe());
+        if (mode == 'c') {
+            int r = check_block(b, be, nbe, ms, nm, H, x, ref, y, quantized ? ref32 : NULL, tol);
+            if (r < 0)
+                goto fail;
+            bad += r;
+        } else if (bench_block(b, be, nbe, ms, nm, ts, nt, x, y, min_time, tps[f])) {
+            goto fail;
+        }
+        mct_blk_destroy(b);
+        b = NULL;
+    }
+    if (mode == 'c') {
         printf("check: %s\n", bad ? "FAILED" : "all backends agree");
         rc = bad ? 1 : 0;
         goto fail;
     }
-
-    /* --bench */
-    printf("\n%-8s %5s %7s", "phase", "M", "threads");
-    for (int k = 0; k < nbe; k++)
-        printf(" | %9s tok/s  GFLOP/s", be[k]->name);
-    const mct_blk_backend *gen = mct_blk_backend_find("gen"), *ob = mct_blk_backend_find("openblas"),
-                          *gn = mct_blk_backend_find("generic");
-    int gi = -1, oi = -1, ni = -1;
-    for (int k = 0; k < nbe; k++) {
-        if (be[k] == gen)
-            gi = k;
-        if (be[k] == ob)
-            oi = k;
-        if (be[k] == gn)
-            ni = k;
-    }
-    /* the libraries a serving team would otherwise call: the best of them per row */
-    int nlib = 0;
-    for (int k = 0; k < nbe; k++)
-        nlib += !strcmp(be[k]->name, "openblas") || !strcmp(be[k]->name, "onednn");
-    if (gi >= 0 && oi >= 0)
-        printf(" | gen/openblas");
-    if (gi >= 0 && nlib > 1)
-        printf(" | gen/best-lib");
-    if (gi >= 0 && ni >= 0)
-        printf(" | gen/generic");
-    if (gi < 0 && oi >= 0 && ni >= 0)
-        printf(" | openblas/generic");
-    printf("\n");
-    /* a backend that packs weights does it on its first forward, as an engine does at load
-     * time: not part of any timing below */
-    for (int k = 0; k < nbe; k++)
-        if (be[k]->pack && mct_blk_forward(b, be[k], 1, x, y)) {
-            fprintf(stderr, "llama_block: %s could not pack the weights\n", be[k]->name);
-            goto fail;
-        }
-    for (int i = 0; i < nm; i++)
-        for (int t = 0; t < nt; t++) {
-            long M = ms[i];
-            double tps[8] = {0};
-            printf("%-8s %5ld %7ld", M <= 16 ? "decode" : "prefill", M, ts[t]);
-            fflush(stdout);
-            for (int k = 0; k < nbe; k++) {
-                be[k]->set_threads((int)ts[t]);
-                double t0 = now();
-                if (mct_blk_forward(b, be[k], M, x, y)) {     /* warm-up */
-                    fprintf(stderr, "llama_block: %s forward failed at M %ld\n", be[k]->name, M);
-                    goto fail;
-                }
-                double first = now() - t0, best = first;
-                int reps = 0;
-                double spent = 0;
-                /* a slow backend's first run counts when it alone exceeds the minimum time */
-                while (spent < min_time && !(reps == 0 && first > 2 * min_time)) {
-                    double s = now();
-                    mct_blk_forward(b, be[k], M, x, y);
-                    double e = now() - s;
-                    best = reps ? fmin(best, e) : e;
-                    spent += e;
-                    reps++;
-                }
-                tps[k] = (double)M / best;
-                printf(" | %15.1f %8.1f", tps[k], mct_blk_flops(b, M) / best * 1e-9);
-                fflush(stdout);
-            }
-            if (gi >= 0 && oi >= 0)
-                printf(" | %11.2fx", tps[gi] / tps[oi]);
-            if (gi >= 0 && nlib > 1) {
-                double bl = 0;
-                for (int k = 0; k < nbe; k++)
-                    if (!strcmp(be[k]->name, "openblas") || !strcmp(be[k]->name, "onednn"))
-                        bl = fmax(bl, tps[k]);
-                printf(" | %12.2fx", tps[gi] / bl);
-            }
-            if (gi >= 0 && ni >= 0)
-                printf(" | %10.2fx", tps[gi] / tps[ni]);
-            if (gi < 0 && oi >= 0 && ni >= 0)
-                printf(" | %15.2fx", tps[oi] / tps[ni]);
-            printf("\n");
-        }
-    printf("(tok/s: M / the fastest forward of the block; GFLOP/s over projections and "
-           "attention)\n");
+    if (mode == 'b' && nwf > 1)
+        bench_formats(wf, nwf, wmb, ref_f, be, nbe, ms, nm, ts, nt, tps);
     rc = 0;
 fail:
     free(x);
     free(ref);
     free(y);
+    for (int i = 0; i < MAXL; i++)
+        free(ref32[i]);
     mct_blk_destroy(b);
     return rc;
 }

@@ -16,6 +16,11 @@
 #                   this machine); the library holds each and runs the one of a call's budget
 #   BUILD=build     build folder; the demo's files go to $BUILD/demo (database: $BUILD/demo/db)
 #   DEPS=1          run scripts/install-deps.sh first (0: skip)
+#   WEIGHTS=i8      low-precision weight formats tuned too, a list (bf16, i8, q4gG, e.g.
+#                   WEIGHTS=i8,q4g32): the matmul layers are tuned in f32 and in each (the
+#                   model file's "w"), the library gets their kernels, the block runs with each
+#                   (its error against the f32-weight block reported), and a table shows each
+#                   format's tuned kernel against the f32 one. Default: f32 only
 set -eu
 
 BUILD=${BUILD:-build}
@@ -24,6 +29,7 @@ DEMO_M=${DEMO_M:-1,4,16,128}
 NCPU=$(nproc 2>/dev/null || echo 1)
 THREADS=${THREADS:-$( [ "$NCPU" -gt 1 ] && echo "1,$NCPU" || echo 1 )}
 DEPS=${DEPS:-1}
+WEIGHTS=${WEIGHTS:-}
 OUT=$BUILD/demo
 DB=$OUT/db
 NAME=mctdemo
@@ -32,6 +38,7 @@ MAKE=${MAKE:-make}
 
 case $BUDGET in ''|*[!0-9]*) echo "demo: BUDGET='$BUDGET' is not a number of samples (e.g. BUDGET=8)" >&2; exit 2;; esac
 case $THREADS in ''|*[!0-9,]*) echo "demo: THREADS='$THREADS' is not a comma-separated list of thread counts (e.g. THREADS=1,2)" >&2; exit 2;; esac
+case $WEIGHTS in *[!a-z0-9,]*) echo "demo: WEIGHTS='$WEIGHTS' is not a comma-separated list of weight formats (e.g. WEIGHTS=i8,q4g32)" >&2; exit 2;; esac
 case $DEMO_M in ''|*[!0-9,]*) echo "demo: DEMO_M='$DEMO_M' is not a comma-separated list of token counts (e.g. DEMO_M=1,16,128)" >&2; exit 2;; esac
 
 t0=$(date +%s)
@@ -47,10 +54,17 @@ mkdir -p "$OUT"
 
 # The layers of one Llama-3-8B decoder block (o_proj has q_proj's shape, v_proj k_proj's, up_proj
 # gate_proj's) and its attention over 512 positions, at the token counts DEMO_M.
+# WEIGHTS: the matmul layers in f32 and each format asked for (the file's "w"; bmm stays f32)
+WLIST=f32
+for f in $(echo "$WEIGHTS" | tr ',' ' '); do
+    [ "$f" = f32 ] || WLIST=$WLIST,$f
+done
+nf=$(echo "$WLIST" | tr ',' '\n' | grep -c .)
 MODEL=$OUT/llama-3-8b-demo.json
 cat > "$MODEL" <<EOF
 {
   "name": "llama-3-8b",
+  "w": "$WLIST",
   "source": "models/llama-3-8b.json: the layers of one decoder block, written by scripts/demo.sh",
   "layers": [
     {"name": "q_proj", "op": "matmul", "layout": "nt", "N": 4096, "K": 4096, "M": [$DEMO_M]},
@@ -62,7 +76,7 @@ cat > "$MODEL" <<EOF
   ]
 }
 EOF
-nw=$(( 6 * $(echo "$DEMO_M" | tr ',' '\n' | grep -c .) ))
+nw=$(( (4 * nf + 2) * $(echo "$DEMO_M" | tr ',' '\n' | grep -c .) ))
 
 : > "$OUT/tune.out"
 for T in $(echo "$THREADS" | tr ',' ' '); do
@@ -89,8 +103,8 @@ step "gen: $OUT/gen/$NAME.h, $NAME.c"
 
 step "the decoder block against the generated library"
 $MAKE -s DEPS=0 BUILD="$BUILD" block-gen BLOCK_GEN_DIR="$OUT/gen" BLOCK_GEN_NAME="$NAME"
-"$BUILD/llama_block-gen" --check --m 1,16 | tee "$OUT/block-check.out"
-blas_core=$(sed -n 's/^backend openblas *//p' "$OUT/block-check.out")
+"$BUILD/llama_block-gen" --check --m 1,16 --weights "$WLIST" | tee "$OUT/block-check.out"
+blas_core=$(sed -n 's/^backend openblas *//p' "$OUT/block-check.out" | head -1)
 
 step "layers: untuned, the libraries and tuned GFLOP/s (mctune measure --baseline, B from memory, threads $THREADS)"
 echo "block check: OpenBLAS $blas_core"
@@ -132,6 +146,33 @@ echo " same data with the row's thread count (thr); M=1: OpenBLAS is the faster 
 echo " dnnl_sgemm runs its gemv; o/v/up_proj share q/k/gate_proj's shapes; tuned/best: against the"
 echo " fastest library of the row). The libraries, as the last measurement named them:"
 sed 's/^baseline   /  /; s/ (best)$//' "$OUT/baselines.txt"
+
+if [ "$WLIST" != f32 ]; then
+    step "weight formats: each format's tuned kernel against the f32 tuned kernel (the database's best records)"
+    whdr="%-10s %4s %3s %-7s %10s %10s %10s"
+    printf "$whdr\n" layer M thr weights "f32 GF/s" "GF/s" "vs f32"
+    rec_gf() { "$MCTUNE" db get "$1" --cpu host --threads "$2" --format json --db "$DB" 2>/dev/null |
+               sed -n 's/.*"gflops":\([0-9.e+-]*\).*/\1/p' | head -1 |
+               awk '{ printf "%.2f", $1 }'; }
+    for T in $(echo "$THREADS" | tr ',' ' '); do
+    sed -n 's/.*"name": "\([^"]*\)", "op": "matmul", "layout": "\([a-z]*\)", "N": \([0-9]*\), "K": \([0-9]*\).*/\1 \2 \3 \4/p' "$MODEL" |
+    while read -r lname layout N K; do
+        for M in $(echo "$DEMO_M" | tr ',' ' '); do
+            base="matmul f32 $layout M=$M N=$N K=$K epi=none"
+            g32=$(rec_gf "$base" "$T")
+            for f in $(echo "$WLIST" | tr ',' ' '); do
+                [ "$f" = f32 ] && continue
+                g=$(rec_gf "$base w=$f" "$T")
+                r=$(awk -v a="${g:-0}" -v b="${g32:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }')
+                printf "$whdr\n" "$lname" "$M" "$T" "$f" "${g32:--}" "${g:--}" "$r"
+            done
+        done
+    done
+    done | tee "$OUT/table-weights.txt"
+    echo "(GF/s: the f32 FLOPs of the shape over the tuned kernel's median time, from the database;"
+    echo " the block's error per format: 'quant' lines of the block check above; side-by-side"
+    echo " tokens/s: make bench-block WEIGHTS=$WLIST)"
+fi
 
 step "done"
 echo "database $DB (mctune db list --db $DB), library $OUT/gen, report $OUT/report/report.md,"
