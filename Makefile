@@ -29,7 +29,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 SAN_TESTS:= $(filter-out %/test_fleet,$(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%))
 BENCH_SRC:= $(sort $(wildcard scripts/bench_*.c))
 BENCHES  := $(BENCH_SRC:scripts/%.c=$(BUILD)/bench/%)
-HDRS     := $(wildcard codegen/*.h db/*.h runtime/*.h tuner/*.h tuner/cmd/*.h tests/*.h)
+HDRS     := $(wildcard codegen/*.h db/*.h runtime/*.h tuner/*.h tuner/cmd/*.h tests/*.h scripts/*.h)
 
 .PHONY: all deps test bench install clean
 all: deps $(BUILD)/mctune
