@@ -303,6 +303,48 @@ static int has_cc(const char *cc)
     return system(cmd) == 0;
 }
 
+static int last_cpu_fn(const mct_cpu *c, void *ctx)
+{
+    *(uint64_t *)ctx = mct_cpu_key(c);
+    return 0;
+}
+
+/* A database with more CPU records than a library holds tables (70): gen reads every record,
+ * so the table of the record read last is found; selecting them all is refused. */
+static void test_many_cpus(const char *mctune)
+{
+    char path[600], cmd[1400], out[4096], key[17] = "";
+    snprintf(path, sizeof path, "%s/many-db", dir);
+    mct_db *db = NULL;
+    uint64_t rng = 99, last = 0;
+    CHECK(mct_db_open(path, MCT_DB_NOSYNC, NULL, 0, &db) == 0);
+    if (!db)
+        return;
+    int rc = 0;
+    for (int i = 0; i < 70; i++) {
+        mct_cpu c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.vendor, sizeof c.vendor, "GenuineIntel");
+        snprintf(c.brand, sizeof c.brand, "synthetic CPU %d", i);
+        c.family = 6, c.model = 100 + i;
+        set_feats(&c, avx2_feats);
+        rc |= mct_db_put_cpu(db, &c);
+        rc |= put(db, &c, "matmul f32 nt M=4 N=32 K=48 epi=none", NULL, &rng);
+    }
+    rc |= mct_db_iter_cpus(db, last_cpu_fn, &last);
+    mct_db_close(db);
+    CHECK(rc == 0);
+    mct_cpu_key_format(last, key);
+    snprintf(cmd, sizeof cmd, "%s gen --db %s --out %s/many-out --name tm --cpus %s 2>&1",
+             mctune, path, dir, key);
+    rc = check_sh(out, sizeof out, "%s", cmd);
+    CHECKF(rc == 0, "the 70th CPU record (key %s): %.2000s", key, out);
+    snprintf(cmd, sizeof cmd, "%s gen --db %s --out %s/many-out --name tm --cpus all 2>&1",
+             mctune, path, dir);
+    rc = check_sh(out, sizeof out, "%s", cmd);
+    CHECKF(rc != 0 && strstr(out, "more than 64 CPUs"), "%.2000s", out);
+}
+
 int main(void)
 {
     const char *mctune = getenv("MCTUNE");
@@ -327,6 +369,7 @@ int main(void)
     snprintf(path, sizeof path, "%s/db", dir);
     CHECK(build_db(path, &avx2, &amd) == 0);
     test_emit(&avx2);
+    test_many_cpus(mctune);
     mct_cpu_key_format(mct_cpu_key(&amd), amdkey);
     mct_cpu_key_format(mct_cpu_key(&host_rec), hostkey);
     /* under a forced tier the host's own table is the restricted record: pin it, as a user

@@ -34,8 +34,8 @@ typedef struct table {
 typedef struct gen {
     const mct_gen_opts *o;
     FILE *log;
-    mct_cpu cpus[MAXCPU];   /* the database's CPU records */
-    int ncpus;
+    mct_cpu *cpus;          /* the database's CPU records, all of them (malloc'ed) */
+    int ncpus, capcpus;
     table t[MAXCPU];        /* the selected ones, in --cpus order */
     int nt;
     mct_tune_model fam;     /* --model: the families kept */
@@ -59,8 +59,15 @@ static int fail(gen *g, int rc, const char *fmt, ...)
 static int cpu_cb(const mct_cpu *c, void *ctx)
 {
     gen *g = ctx;
-    if (g->ncpus < MAXCPU)
-        g->cpus[g->ncpus++] = *c;
+    if (g->ncpus == g->capcpus) {
+        int cap = g->capcpus ? 2 * g->capcpus : 16;
+        mct_cpu *n = realloc(g->cpus, sizeof *n * (size_t)cap);
+        if (!n)
+            return fail(g, MCT_ENOMEM, "out of memory reading %d CPU records", g->ncpus + 1);
+        g->cpus = n;
+        g->capcpus = cap;
+    }
+    g->cpus[g->ncpus++] = *c;
     return 0;
 }
 
@@ -201,8 +208,10 @@ static int read_db(gen *g)
     int rc = mct_db_open(g->o->db, MCT_DB_RDONLY, dberr, sizeof dberr, &db);
     if (rc < 0)
         return fail(g, rc, "%s", dberr);
-    if ((rc = mct_db_iter_cpus(db, cpu_cb, g)) < 0)
-        fail(g, rc, "reading CPU records: %s", mct_db_errmsg(db));
+    if ((rc = mct_db_iter_cpus(db, cpu_cb, g)) < 0) {
+        if (!g->rc)
+            fail(g, rc, "reading CPU records: %s", mct_db_errmsg(db));
+    }
     else if (select_cpus(g) == 0 && load_model(g) == 0 &&
              (rc = mct_db_iter(db, MCT_DB_BEST, rec_cb, g)) < 0 && !g->rc)
         fail(g, rc, "reading best records: %s", mct_db_errmsg(db));
@@ -311,6 +320,7 @@ fail:
         free(g->t[i].k);
     }
     mct_tune_model_free(&g->fam);
+    free(g->cpus);
     free(g);
     return rc;
 }
