@@ -148,6 +148,9 @@ typedef struct mct_target {
     int isa;
     int threads;    /* > 0: the parallel loops run on exactly this many threads (the count the
                      * kernel is tuned and shipped for); 0: OpenMP's maximum at run time */
+    int tier;       /* the tier (mct_tier) the code may assume: the ISA row's own tier, or the
+                     * higher tier mct_target_of_tier was given (its dot-product instructions:
+                     * widen(B, dot)); 0 (generic) where a target is written by hand */
 } mct_target;
 
 /* The target of an ISA table row (runtime/cpu.h); an id out of range gives generic. attr points

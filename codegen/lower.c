@@ -63,6 +63,9 @@ typedef struct {
     int64_t acc_ej;      /* row length of the generic accumulator array */
     int threads;        /* > 0: the parallel loop runs on exactly this many threads */
     int q;               /* low-precision B (w=): reads widen through FN_wq unless packed f32 */
+    int isa;             /* the target's ISA table row (MCT_ISA_*); generic without a target */
+    int tier;            /* the target's tier (mct_tier): which dot-product instructions exist */
+    int intr;            /* 1: the ISA's intrinsics match W (avx512 16, avx2 8, sse4.2 4 lanes) */
 } lw_t;
 
 static const char *lname(const lw_t *L, int id, char buf[8])
@@ -358,6 +361,56 @@ static void analyse_fast(const lw_t *L, fast_t *f)
 
 /* ---- C emission -------------------------------------------------------------------------- */
 
+/* FN_wv's body with the target's own intrinsics (L->intr): gcc 12 splits the vector-extension
+ * conversions of 512-bit vectors into 128-bit halves with inserts and extracts, which made the
+ * widening, not the memory, the bound at M=1. One load, one extension and one conversion per
+ * vector: bf16 zero-extends and shifts by 16; i8 sign-extends bytes to 32 bits; q4 zero-extends
+ * its W/2 bytes to 16-bit lanes and puts the high nibble into the upper byte of each lane with
+ * one shift, or and mask (x | x << 4, & 0x0F0F), so the W nibbles lie in element order as bytes,
+ * then extends those to 32 bits and subtracts the offset 8. */
+static void emit_wv_intrinsics(sb_t *b, const lw_t *L)
+{
+    const char *fn = L->fn;
+    int fmt = L->w->wfmt, W = L->W;
+    /* per ISA: the f32 and integer vector types, their prefix, the load of 2W, W and W/2 bytes */
+    const char *pf = W == 16 ? "_mm512" : W == 8 ? "_mm256" : "_mm";
+    const char *ld2 = W == 16 ? "_mm256_loadu_si256((const __m256i *)p)"
+                      : W == 8 ? "_mm_loadu_si128((const __m128i *)p)"
+                               : "_mm_loadl_epi64((const __m128i *)p)";
+    if (fmt == MCT_RT_WF_BF16) {
+        ln(b, "    return (%s_vf)%s_castsi%s_ps(%s_slli_epi32(%s_cvtepu16_epi32(%s), 16));", fn, pf,
+           W == 16 ? "512" : W == 8 ? "256" : "128", pf, pf, ld2);
+        return;
+    }
+    if (fmt == MCT_RT_WF_I8) {
+        if (W == 16)
+            ln(b, "    __m128i x = _mm_loadu_si128((const __m128i *)p);");
+        else if (W == 8)
+            ln(b, "    __m128i x = _mm_loadl_epi64((const __m128i *)p);");
+        else {
+            ln(b, "    int v;");
+            ln(b, "    memcpy(&v, p, 4);");
+            ln(b, "    __m128i x = _mm_cvtsi32_si128(v);");
+        }
+        ln(b, "    return (%s_vf)%s_cvtepi32_ps(%s_cvtepi8_epi32(x));", fn, pf, pf);
+        return;
+    }
+    if (W == 16)
+        ln(b, "    __m128i x = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)p));");
+    else if (W == 8) {
+        ln(b, "    int v;");
+        ln(b, "    memcpy(&v, p, 4);");
+        ln(b, "    __m128i x = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(v));");
+    } else {
+        ln(b, "    unsigned short v;");
+        ln(b, "    memcpy(&v, p, 2);");
+        ln(b, "    __m128i x = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(v));");
+    }
+    ln(b, "    x = _mm_and_si128(_mm_or_si128(x, _mm_slli_epi16(x, 4)), _mm_set1_epi16(0x0F0F));");
+    ln(b, "    return (%s_vf)%s_cvtepi32_ps(%s_sub_epi32(%s_cvtepu8_epi32(x), %s_set1_epi32(8)));",
+       fn, pf, pf, pf, pf);
+}
+
 /* Widening in the fast register tile (widen(B, reg)): FN_wv loads the W consecutive elements
  * that start at byte p (for q4 an even element, so at a byte boundary) and widens them to an f32
  * vector, FN_ws widens element o counted from p; both raw, without a scale: the tile applies it
@@ -387,7 +440,9 @@ static void emit_qvec_helpers(sb_t *b, const lw_t *L, const char *ta)
     ln(b, "static inline __attribute__((unused)) %s%s_vf %s_wv(const unsigned char *p)", ta, fn,
        fn);
     ln(b, "{");
-    if (fmt == MCT_RT_WF_BF16) {
+    if (L->intr)
+        emit_wv_intrinsics(b, L);
+    else if (fmt == MCT_RT_WF_BF16) {
         ln(b, "    %s_vu u = __builtin_convertvector(*(const %s_vh *)p, %s_vu) << 16;", fn, fn, fn);
         ln(b, "    return (%s_vf)u;", fn);
     } else if (fmt == MCT_RT_WF_I8)
@@ -1305,6 +1360,10 @@ static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *f
             L->par_pos = p;
     L->cw_pos = s->cw >= 0 ? cg_pos(s, s->cw) : -1;
     L->q = MCT_WL_QUANT(&s->w);
+    L->isa = t && t->attr && t->attr[0] ? t->isa : MCT_ISA_GENERIC;
+    L->tier = t && L->isa != MCT_ISA_GENERIC ? t->tier : MCT_TIER_GENERIC;
+    L->intr = (L->isa == MCT_ISA_AVX512 && L->W == 16) || (L->isa == MCT_ISA_AVX2 && L->W == 8) ||
+              (L->isa == MCT_ISA_SSE42 && L->W == 4);
     return 0;
 }
 
@@ -1372,6 +1431,8 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     ln(&b, "#include <stddef.h>");
     ln(&b, "#include <stdlib.h>");
     ln(&b, "#include <string.h>");
+    if (L.intr && L.q)  /* the widening's intrinsics (emit_wv_intrinsics) */
+        ln(&b, "#include <immintrin.h>");
     /* threads: OpenMP under gcc. clang (14) compiles the body of an OpenMP region as a function
      * without the kernel's target attribute and then refuses its vector calls ("AVX vector
      * return ... changes the ABI"), so under clang the kernel runs on the calling thread */
@@ -1675,12 +1736,15 @@ mct_target mct_target_of_isa(int isa)
     if (!mct_isa_get(isa))
         isa = MCT_ISA_GENERIC;
     const mct_isa *x = mct_isa_get(isa);
-    return (mct_target){x->vlen, x->attr, x->nregs, isa, 0};
+    return (mct_target){x->vlen, x->attr, x->nregs, isa, 0, (int)x->tier};
 }
 
 mct_target mct_target_of_tier(mct_tier t)
 {
-    return mct_target_of_isa(mct_isa_of_tier(t));
+    mct_target r = mct_target_of_isa(mct_isa_of_tier(t));
+    if ((int)t > r.tier && t < MCT_TIER_COUNT)  /* tiers above avx512 lower f32 code as avx512 */
+        r.tier = (int)t;
+    return r;
 }
 
 mct_target mct_target_host(void)
