@@ -1307,8 +1307,8 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
 enum { DP_NONE = 0, DP_VNNI, DP_AVX2, DP_BF16 };
 
 /* Which path the tile at the cache_write loop takes (f its analysis), or DP_NONE with the reason
- * in why: the fast dot form (k vectorized, B read along k) and an instruction of the target's
- * tier. q4 also needs groups of whole 32-nibble blocks (G a multiple of 32) and a tile whose k
+ * in why: an instruction of the target's tier, and the fast dot form (k vectorized, B read along
+ * k). q4 also needs groups of whole 32-nibble blocks (G a multiple of 32) and a tile whose k
  * range starts on a block of the activations' order (every k step at or outside the tile a
  * multiple of the block: 64 elements for VNNI, 32 for AVX2). */
 static int dot_path(const lw_t *L, const fast_t *f, char *why, size_t len)
@@ -1317,11 +1317,6 @@ static int dot_path(const lw_t *L, const fast_t *f, char *why, size_t len)
     int fmt = L->w->wfmt;
     if (s->widen != CG_WIDEN_DOT)
         return DP_NONE;
-    if (!f->ok || !f->dot || !b_lowp(L)) {
-        snprintf(why, len, "the tile is not the fast dot form (k vectorized innermost, B read "
-                 "along k): %s", f->ok ? "j is vectorized" : f->why);
-        return DP_NONE;
-    }
     int p = DP_NONE;
     if (fmt == MCT_RT_WF_BF16) {
         if (L->isa == MCT_ISA_AVX512 && L->tier >= MCT_TIER_AVX512_BF16VNNI)
@@ -1336,7 +1331,14 @@ static int dot_path(const lw_t *L, const fast_t *f, char *why, size_t len)
     else
         snprintf(why, len, "int8 dot products need avx2 (vpmaddubsw) or avx512-vnni; the "
                  "target's tier is %s", mct_tier_name((mct_tier)L->tier));
-    if (p == DP_NONE || fmt != MCT_RT_WF_Q4)
+    if (p == DP_NONE)
+        return p;
+    if (!f->ok || !f->dot || !b_lowp(L)) {
+        snprintf(why, len, "the tile is not the fast dot form (k vectorized innermost, B read "
+                 "along k): %s", f->ok ? "j is vectorized" : f->why);
+        return DP_NONE;
+    }
+    if (fmt != MCT_RT_WF_Q4)
         return p;
     int blk = p == DP_VNNI ? 64 : 32;
     if (L->w->wgroup % 32) {
@@ -1454,6 +1456,7 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
         snprintf(ix, sizeof ix, "(tj_lo + %lld < tj_hi ? tj_lo + %lld : tj_hi - 1)", (long long)v,
                  (long long)v);
         ln(b, "const long n_%lld = %s;", (long long)v, ix);
+        ln(b, "(void)n_%lld;", (long long)v);
         idx_Bq(L, "tk_lo", ix, e, sizeof e);
         qbytes_of(L, e, by, sizeof by);
         ln(b, "const unsigned char *pb_%lld = Bq + %s;", (long long)v, by);
