@@ -57,11 +57,16 @@ struct mct_sched {
     cg_pf pf[CG_MAXPF];
 };
 
-/* Where low-precision weights are widened to f32 (widen(B, reg|panel)). REG: each load of B
+/* Where low-precision weights are widened to f32 (widen(B, reg|panel|dot)). REG: each load of B
  * converts (the default, printed by no transformation); PANEL: the pack(B) copy inside the kernel
- * converts into an f32 panel, and the register tile then is the f32 one. Later steps add integer
- * and bf16 dot-product paths as further values. */
-enum { CG_WIDEN_REG = 0, CG_WIDEN_PANEL = 1 };
+ * converts into an f32 panel, and the register tile then is the f32 one. DOT: they are never
+ * widened: the kernel rounds A per row (int8 with a per-row scale for i8 and q4, bf16 for bf16)
+ * and the target's dot-product instructions multiply (lower.c, dot_path: which instruction, and
+ * why none where the tile or the target lacks it; the tile then runs as REG). */
+enum { CG_WIDEN_REG = 0, CG_WIDEN_PANEL = 1, CG_WIDEN_DOT = 2 };
+
+/* Largest K of widen(B, dot) on integer weights: |sum| <= K * 255 * 127 < 2^31. */
+#define CG_DOT_KMAX 65536
 
 /* The layout B has inside a kernel: the workload's, except low-precision weights, which are
  * always stored with row n = output channel ([N,K], nt) whatever the f32 layout was. */

@@ -41,7 +41,8 @@
  * Weights are widened to f32 where the schedule says (widen(B, reg): at each load, the default;
  * widen(B, panel): into the f32 panel of pack(B, ...) inside the kernel) and multiplied by their
  * scale there (i8: per channel; q4: per (channel, group) on the widened weight), then the f32
- * arithmetic runs as for f32 weights.
+ * arithmetic runs as for f32 weights; or never (widen(B, dot): A rounded per row and integer or
+ * bf16 dot products, see mct_cg_dot_path).
  * Parallel loops use OpenMP when compiled with -fopenmp and run serially otherwise.
  */
 #ifndef MCT_CODEGEN_H
@@ -148,6 +149,9 @@ typedef struct mct_target {
     int isa;
     int threads;    /* > 0: the parallel loops run on exactly this many threads (the count the
                      * kernel is tuned and shipped for); 0: OpenMP's maximum at run time */
+    int tier;       /* the tier (mct_tier) the code may assume: the ISA row's own tier, or the
+                     * higher tier mct_target_of_tier was given (its dot-product instructions:
+                     * widen(B, dot)); 0 (generic) where a target is written by hand */
 } mct_target;
 
 /* The target of an ISA table row (runtime/cpu.h); an id out of range gives generic. attr points
@@ -261,6 +265,26 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out);
  * malloc'ed, the caller free()s it. MCT_EINVAL (s, fn or out NULL; *out unchanged) or
  * MCT_ENOMEM (*out NULL). */
 int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char **out);
+
+/* widen(B, dot) (codegen/lower.c): the weights are not widened; the kernel rounds A once per
+ * call, row by row, and the target's dot-product instructions multiply:
+ *   i8, q4: A to int8 with a per-row scale max|a|/127 (round to nearest even), products summed
+ *     exactly in int32; i8: vpdpbusd on 512-bit vectors (tier avx512-bf16-vnni and above: A
+ *     shifted to a + 128, minus 128 * sum(w) per channel) or vpmaddubsw + vpmaddwd on 256-bit
+ *     vectors (avx2, avx512: |w| times a with w's sign, so no int16 sum saturates); q4 the same
+ *     instructions on the nibbles as unsigned q + 8, minus 8 * sum(a) per block, each block of
+ *     whole groups (G a multiple of 32) converted and multiplied by its scale. The result carries
+ *     A's rounding: |C - C_f32| <= a_scale[i]/2 * sum_k |w(k, j)| (plus f32 rounding).
+ *   bf16: A to bf16 (round to nearest even), vdpbf16ps (avx512-bf16): relative rounding of each
+ *     a <= 2^-9, so |C - C_f32| <= 2^-9 * sum_k |a(i, k) w(k, j)| (plus f32 rounding).
+ * The path needs the fast dot form (k vectorized innermost, B read along k) and the tier's
+ * instruction; elsewhere the kernel runs the widen(B, reg) code (and the pseudo-code says why).
+ * Returns MCT_CG_DOT_NONE when s has no widen(B, dot); MCT_CG_DOT_INT8 or MCT_CG_DOT_BF16 (how A
+ * is rounded) when the kernel lowered for t (NULL: scalar) takes the path; MCT_ENOTAPPLIC with the
+ * reason in why (len bytes, may be NULL) when s asks for it and the kernel cannot; MCT_EINVAL for
+ * s NULL. */
+enum { MCT_CG_DOT_NONE = 0, MCT_CG_DOT_INT8 = 1, MCT_CG_DOT_BF16 = 2 };
+int mct_cg_dot_path(const mct_sched *s, const mct_target *t, char *why, size_t len);
 
 #define MCT_CG_VERSION "mctune-cg 1"
 

@@ -63,6 +63,12 @@ typedef struct {
     int64_t acc_ej;      /* row length of the generic accumulator array */
     int threads;        /* > 0: the parallel loop runs on exactly this many threads */
     int q;               /* low-precision B (w=): reads widen through FN_wq unless packed f32 */
+    int isa;             /* the target's ISA table row (MCT_ISA_*); generic without a target */
+    int tier;            /* the target's tier (mct_tier): which dot-product instructions exist */
+    int intr;            /* 1: the ISA's intrinsics match W (avx512 16, avx2 8, sse4.2 4 lanes) */
+    int nregs;           /* vector registers of the target (16 without one) */
+    int dp;              /* widen(B, dot): the path the tile takes (DP_*), 0 when none */
+    char dp_why[240];    /* widen(B, dot) not taken: why */
 } lw_t;
 
 static const char *lname(const lw_t *L, int id, char buf[8])
@@ -358,6 +364,56 @@ static void analyse_fast(const lw_t *L, fast_t *f)
 
 /* ---- C emission -------------------------------------------------------------------------- */
 
+/* FN_wv's body with the target's own intrinsics (L->intr): gcc 12 splits the vector-extension
+ * conversions of 512-bit vectors into 128-bit halves with inserts and extracts, which made the
+ * widening, not the memory, the bound at M=1. One load, one extension and one conversion per
+ * vector: bf16 zero-extends and shifts by 16; i8 sign-extends bytes to 32 bits; q4 zero-extends
+ * its W/2 bytes to 16-bit lanes and puts the high nibble into the upper byte of each lane with
+ * one shift, or and mask (x | x << 4, & 0x0F0F), so the W nibbles lie in element order as bytes,
+ * then extends those to 32 bits and subtracts the offset 8. */
+static void emit_wv_intrinsics(sb_t *b, const lw_t *L)
+{
+    const char *fn = L->fn;
+    int fmt = L->w->wfmt, W = L->W;
+    /* per ISA: the f32 and integer vector types, their prefix, the load of 2W, W and W/2 bytes */
+    const char *pf = W == 16 ? "_mm512" : W == 8 ? "_mm256" : "_mm";
+    const char *ld2 = W == 16 ? "_mm256_loadu_si256((const __m256i *)p)"
+                      : W == 8 ? "_mm_loadu_si128((const __m128i *)p)"
+                               : "_mm_loadl_epi64((const __m128i *)p)";
+    if (fmt == MCT_RT_WF_BF16) {
+        ln(b, "    return (%s_vf)%s_castsi%s_ps(%s_slli_epi32(%s_cvtepu16_epi32(%s), 16));", fn, pf,
+           W == 16 ? "512" : W == 8 ? "256" : "128", pf, pf, ld2);
+        return;
+    }
+    if (fmt == MCT_RT_WF_I8) {
+        if (W == 16)
+            ln(b, "    __m128i x = _mm_loadu_si128((const __m128i *)p);");
+        else if (W == 8)
+            ln(b, "    __m128i x = _mm_loadl_epi64((const __m128i *)p);");
+        else {
+            ln(b, "    int v;");
+            ln(b, "    memcpy(&v, p, 4);");
+            ln(b, "    __m128i x = _mm_cvtsi32_si128(v);");
+        }
+        ln(b, "    return (%s_vf)%s_cvtepi32_ps(%s_cvtepi8_epi32(x));", fn, pf, pf);
+        return;
+    }
+    if (W == 16)
+        ln(b, "    __m128i x = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)p));");
+    else if (W == 8) {
+        ln(b, "    int v;");
+        ln(b, "    memcpy(&v, p, 4);");
+        ln(b, "    __m128i x = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(v));");
+    } else {
+        ln(b, "    unsigned short v;");
+        ln(b, "    memcpy(&v, p, 2);");
+        ln(b, "    __m128i x = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(v));");
+    }
+    ln(b, "    x = _mm_and_si128(_mm_or_si128(x, _mm_slli_epi16(x, 4)), _mm_set1_epi16(0x0F0F));");
+    ln(b, "    return (%s_vf)%s_cvtepi32_ps(%s_sub_epi32(%s_cvtepu8_epi32(x), %s_set1_epi32(8)));",
+       fn, pf, pf, pf, pf);
+}
+
 /* Widening in the fast register tile (widen(B, reg)): FN_wv loads the W consecutive elements
  * that start at byte p (for q4 an even element, so at a byte boundary) and widens them to an f32
  * vector, FN_ws widens element o counted from p; both raw, without a scale: the tile applies it
@@ -387,7 +443,9 @@ static void emit_qvec_helpers(sb_t *b, const lw_t *L, const char *ta)
     ln(b, "static inline __attribute__((unused)) %s%s_vf %s_wv(const unsigned char *p)", ta, fn,
        fn);
     ln(b, "{");
-    if (fmt == MCT_RT_WF_BF16) {
+    if (L->intr)
+        emit_wv_intrinsics(b, L);
+    else if (fmt == MCT_RT_WF_BF16) {
         ln(b, "    %s_vu u = __builtin_convertvector(*(const %s_vh *)p, %s_vu) << 16;", fn, fn, fn);
         ln(b, "    return (%s_vf)u;", fn);
     } else if (fmt == MCT_RT_WF_I8)
@@ -1025,11 +1083,13 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                 ln(b, "__builtin_prefetch(&%s, 1, 3);", t);
             }
     }
-    /* q4: the k range runs in segments of one group each, the weights of a segment widened and
-     * multiplied by its scale vector (loaded once per segment). Per-group partial sums scaled at
-     * each group's end would save that multiply per weight vector but double the accumulators,
-     * and the tile was sized to fill the register file with them: spills would cost more than
-     * one multiply shared by all the tile's rows. */
+    /* q4: the k range runs in segments of one group each. When the register file holds a second
+     * set of accumulators (pg), each segment sums raw products into p_ and one fma per
+     * accumulator applies the group's scale at the segment's end: one multiply per group instead
+     * of one per weight vector. Otherwise the weights of a segment are multiplied by its scale
+     * vector (loaded once per segment): spills of a tile sized to fill the register file would
+     * cost more than one multiply shared by all the tile's rows. */
+    int pg = q4 && 2 * f->ei * nv + nv + f->ei + 1 <= L->nregs;
     if (q4) {
         if (f->dot)
             for (int64_t di = 0; di < f->ei; di++)
@@ -1053,6 +1113,10 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                 ln(b, "const %s s_%lld = %s_bc(ss_%lld);", ty, (long long)v, fn, (long long)v);
             }
         }
+        if (pg)
+            for (int64_t di = 0; di < f->ei; di++)
+                for (int64_t v = 0; v < nv; v++)
+                    ln(b, "%s p_%lld_%lld = {0};", ty, (long long)di, (long long)v);
         ln(b, "long kk = g0_;");
     } else if (f->dot)  /* the declaration first: an unroll pragma must stand right before the
                          * loop statement */
@@ -1092,7 +1156,7 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
         for (int64_t v = 0; v < nv; v++)
             ln(b, "const %s b_%lld = %s_wv(pb_%lld + %s);", ty, (long long)v, fn, (long long)v,
                by);
-        if (q4)  /* the group's scale */
+        if (q4 && !pg)  /* the group's scale */
             for (int64_t v = 0; v < nv; v++)
                 ln(b, "const %s bs_%lld = b_%lld * s_%lld;", ty, (long long)v, (long long)v,
                    (long long)v);
@@ -1129,8 +1193,8 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                     ln(b, "const float a_%lld = pa_%lld[kk * %s];", (long long)di, (long long)di,
                        ksa);
             }
-            ln(b, "c_%lld_%lld += a_%lld * b%s_%lld;", (long long)di, (long long)v, (long long)di,
-               q4 ? "s" : "", (long long)v);
+            ln(b, "%c_%lld_%lld += a_%lld * b%s_%lld;", pg ? 'p' : 'c', (long long)di,
+               (long long)v, (long long)di, q4 && !pg ? "s" : "", (long long)v);
         }
     }
     b->ind--;
@@ -1145,6 +1209,11 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                        (long long)v);
             ln(b, "}");
         }
+        if (pg)
+            for (int64_t di = 0; di < f->ei; di++)
+                for (int64_t v = 0; v < nv; v++)
+                    ln(b, "c_%lld_%lld += p_%lld_%lld * s_%lld;", (long long)di, (long long)v,
+                       (long long)di, (long long)v, (long long)v);
         ln(b, "g0_ = ge_;");
         b->ind--;
         ln(b, "}");
@@ -1230,6 +1299,362 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
     }
 }
 
+/* ---- widen(B, dot): the target's dot-product instructions ---------------------------------- */
+
+/* The paths of widen(B, dot). VNNI: vpdpbusd on 512-bit vectors (u8 x s8, four products per
+ * int32 lane); AVX2: vpmaddubsw + vpmaddwd on 256-bit vectors; BF16: vdpbf16ps (pairs of bf16
+ * products summed into f32 lanes). */
+enum { DP_NONE = 0, DP_VNNI, DP_AVX2, DP_BF16 };
+
+/* Which path the tile at the cache_write loop takes (f its analysis), or DP_NONE with the reason
+ * in why: an instruction of the target's tier, and the fast dot form (k vectorized, B read along
+ * k). q4 also needs groups of whole 32-nibble blocks (G a multiple of 32) and a tile whose k
+ * range starts on a block of the activations' order (every k step at or outside the tile a
+ * multiple of the block: 64 elements for VNNI, 32 for AVX2). */
+static int dot_path(const lw_t *L, const fast_t *f, char *why, size_t len)
+{
+    const mct_sched *s = L->s;
+    int fmt = L->w->wfmt;
+    if (s->widen != CG_WIDEN_DOT)
+        return DP_NONE;
+    int p = DP_NONE;
+    if (fmt == MCT_RT_WF_BF16) {
+        if (L->isa == MCT_ISA_AVX512 && L->tier >= MCT_TIER_AVX512_BF16VNNI)
+            p = DP_BF16;
+        else
+            snprintf(why, len, "bf16 dot products need avx512-bf16 (tier avx512-bf16-vnni); the "
+                     "target's tier is %s", mct_tier_name((mct_tier)L->tier));
+    } else if (L->isa == MCT_ISA_AVX512 && L->tier >= MCT_TIER_AVX512_BF16VNNI)
+        p = DP_VNNI;
+    else if ((L->isa == MCT_ISA_AVX512 || L->isa == MCT_ISA_AVX2) && L->tier >= MCT_TIER_AVX2)
+        p = DP_AVX2;
+    else
+        snprintf(why, len, "int8 dot products need avx2 (vpmaddubsw) or avx512-vnni; the "
+                 "target's tier is %s", mct_tier_name((mct_tier)L->tier));
+    if (p == DP_NONE)
+        return p;
+    if (!f->ok || !f->dot || !b_lowp(L)) {
+        snprintf(why, len, "the tile is not the fast dot form (k vectorized innermost, B read "
+                 "along k): %s", f->ok ? "j is vectorized" : f->why);
+        return DP_NONE;
+    }
+    if (fmt != MCT_RT_WF_Q4)
+        return p;
+    int blk = p == DP_VNNI ? 64 : 32;
+    if (L->w->wgroup % 32) {
+        snprintf(why, len, "q4 dot products take whole groups of 32 weights: group %d is not a "
+                 "multiple of 32", L->w->wgroup);
+        return DP_NONE;
+    }
+    int pc = cg_pos(s, s->cw);
+    for (int z = 0; z <= pc; z++) {
+        int id = s->order[z];
+        if (s->loops[id].axis == AX_K && cg_step(s, id) % blk) {
+            char nb[8];
+            snprintf(why, len, "q4 dot products read the activations in blocks of %d: %s steps "
+                     "by %lld", blk, lname(L, id, nb), (long long)cg_step(s, id));
+            return DP_NONE;
+        }
+    }
+    return p;
+}
+
+/* The kernel's prologue for a dot path: A rounded once per call, row by row, into Aq_ (Kq_ bytes
+ * a row). int8: scale Asc_[i] = max|a| / 127 over the row, q = rne(a / scale) in [-127, 127];
+ * VNNI stores q + 128 (its first operand is unsigned; the tile subtracts 128 * sum(w)), AVX2 q.
+ * q4 keeps a second copy Ap_ in the order the tile unpacks nibbles: in each block of 64 (VNNI) or
+ * 32 (AVX2) elements, the even elements of each half of 32, then the odd ones. bf16: the bf16 of
+ * each a (round to nearest even) as uint16. A NaN or infinite a makes its row's results NaN. */
+static void emit_dot_prologue(sb_t *b, const lw_t *L, int dp)
+{
+    int q4 = L->w->wfmt == MCT_RT_WF_Q4;
+    if (dp == DP_BF16) {
+        ln(b, "const long Kq_ = K;");
+        ln(b, "unsigned short *Aq_ = (unsigned short *)malloc(sizeof(unsigned short) * (size_t)M * "
+              "(size_t)K);");
+        ln(b, "float *Asc_ = NULL, *Ap_ = NULL; (void)Asc_; (void)Ap_;");
+        ln(b, "if (!Aq_) { rc_ = -2; goto done_; }");
+        ln(b, "for (long i_ = 0; i_ < M; i_++)");
+        ln(b, "    for (long k_ = 0; k_ < K; k_++) {");
+        ln(b, "        unsigned int u_;");
+        ln(b, "        memcpy(&u_, A + i_ * lda + k_, 4);");
+        ln(b, "        if ((u_ & 0x7F800000u) == 0x7F800000u && (u_ & 0x7FFFFFu)) u_ |= 0x400000u;");
+        ln(b, "        else u_ += 0x7FFFu + ((u_ >> 16) & 1u);");
+        ln(b, "        Aq_[i_ * K + k_] = (unsigned short)(u_ >> 16);");
+        ln(b, "    }");
+        return;
+    }
+    int blk = dp == DP_VNNI ? 64 : 32;
+    ln(b, "const long Kq_ = (K + 63) / 64 * 64;");
+    ln(b, "signed char *Aq_ = (signed char *)calloc((size_t)M * (size_t)Kq_, 1);");
+    if (q4)
+        ln(b, "signed char *Ap_ = (signed char *)calloc((size_t)M * (size_t)Kq_, 1);");
+    else
+        ln(b, "signed char *Ap_ = NULL;");
+    ln(b, "float *Asc_ = (float *)malloc(sizeof(float) * (size_t)M);");
+    ln(b, "if (!Aq_ || !Asc_%s) { rc_ = -2; goto done_; }", q4 ? " || !Ap_" : "");
+    ln(b, "for (long i_ = 0; i_ < M; i_++) {");
+    ln(b, "    const float *a_ = A + i_ * lda;");
+    ln(b, "    float mx_ = 0.0f;");
+    ln(b, "    for (long k_ = 0; k_ < K; k_++) {");
+    ln(b, "        float v_ = a_[k_] < 0 ? -a_[k_] : a_[k_];");
+    ln(b, "        if (!(v_ <= mx_)) mx_ = v_;  /* a NaN is kept */");
+    ln(b, "    }");
+    ln(b, "    const float sc_ = mx_ / 127.0f, inv_ = mx_ > 0.0f ? 127.0f / mx_ : 0.0f;");
+    ln(b, "    Asc_[i_] = sc_;");
+    ln(b, "    signed char *q_ = Aq_ + i_ * Kq_;");
+    ln(b, "    for (long k_ = 0; k_ < K; k_++) {");
+    /* adding and subtracting 1.5 * 2^23 rounds to nearest even for |x| < 2^22 */
+    ln(b, "        float x_ = a_[k_] * inv_;");
+    ln(b, "        x_ = x_ >= 127.0f ? 127.0f : x_ >= -127.0f ? x_ : -127.0f;");
+    ln(b, "        x_ = (x_ + 12582912.0f) - 12582912.0f;");
+    ln(b, "        q_[k_] = (signed char)(int)x_;");
+    ln(b, "    }");
+    if (q4) {
+        /* whole blocks only: a shorter last block is read by the tile's scalar tail from Aq_ */
+        ln(b, "    signed char *p_ = Ap_ + i_ * Kq_;");
+        ln(b, "    for (long k0_ = 0; k0_ + %d <= K; k0_ += %d)", blk, blk);
+        ln(b, "        for (long m_ = 0; m_ < %d; m_++)", blk);
+        ln(b, "            p_[k0_ + (m_ & 1) * %d + (m_ / 32) * 16 + (m_ %% 32) / 2] = q_[k0_ + m_];",
+           blk / 2);
+    }
+    if (dp == DP_VNNI && !q4)
+        ln(b, "    for (long k_ = 0; k_ < K; k_++) q_[k_] = (signed char)((unsigned char)q_[k_] ^ "
+              "0x80u);  /* q + 128 */");
+    ln(b, "}");
+}
+
+/* The register tile of a dot path (dot_path): t_D_V, the f32 result of row D and column V, goes
+ * to the same write-back as the fast tile's dot form. Integer sums are exact (K <= CG_DOT_KMAX);
+ * i8 multiplies the sum by the row's and the channel's scales once; q4 converts each block's
+ * int32 lanes (whole groups) and multiplies them by their group's scale in one fma; bf16 sums
+ * f32 lanes. The k range's last elements that do not fill a block run in scalar code on the same
+ * rounded activations, so the result does not depend on where the blocks fall. */
+static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
+{
+    const mct_sched *s = L->s;
+    const char *fn = L->fn;
+    int fmt = L->w->wfmt, q4 = fmt == MCT_RT_WF_Q4, G = L->w->wgroup;
+    int64_t ei = f->ei, nv = f->ej;
+    int step = dp == DP_VNNI ? 64 : 32;  /* elements per vector step */
+    const char *vi = dp == DP_AVX2 ? "__m256i" : "__m512i";
+    const char *vf = dp == DP_AVX2 ? "__m256" : "__m512";
+    const char *px = dp == DP_AVX2 ? "_mm256" : "_mm512";
+    ln(b, "const long ni_ = ti_hi - ti_lo, nj_ = tj_hi - tj_lo, kn_ = tk_hi - tk_lo;");
+    ln(b, "(void)nj_;");
+    const char *aty = dp == DP_BF16 ? "unsigned short" : "signed char";
+    for (int64_t d = 0; d < ei; d++) {
+        ln(b, "const long r_%lld = ti_lo + %lld < ti_hi ? ti_lo + %lld : ti_hi - 1;", (long long)d,
+           (long long)d, (long long)d);
+        ln(b, "const %s *qa_%lld = Aq_ + r_%lld * Kq_ + tk_lo;", aty, (long long)d, (long long)d);
+        if (q4)
+            ln(b, "const signed char *qp_%lld = Ap_ + r_%lld * Kq_ + tk_lo;", (long long)d,
+               (long long)d);
+    }
+    for (int64_t v = 0; v < nv; v++) {
+        char ix[128], e[400], by[460];
+        snprintf(ix, sizeof ix, "(tj_lo + %lld < tj_hi ? tj_lo + %lld : tj_hi - 1)", (long long)v,
+                 (long long)v);
+        ln(b, "const long n_%lld = %s;", (long long)v, ix);
+        ln(b, "(void)n_%lld;", (long long)v);
+        idx_Bq(L, "tk_lo", ix, e, sizeof e);
+        qbytes_of(L, e, by, sizeof by);
+        ln(b, "const unsigned char *pb_%lld = Bq + %s;", (long long)v, by);
+    }
+    int ints = dp != DP_BF16 && !q4;  /* int32 accumulators (i8); f32 ones otherwise */
+    for (int64_t d = 0; d < ei; d++)
+        for (int64_t v = 0; v < nv; v++)
+            ln(b, "%s c_%lld_%lld = %s_setzero_%s();", ints ? vi : vf, (long long)d, (long long)v,
+               px, ints ? (dp == DP_AVX2 ? "si256" : "si512") : "ps");
+    if (dp == DP_VNNI && !q4) {  /* sum(w) per column: the correction of a + 128 */
+        ln(b, "const __m512i one8_ = _mm512_set1_epi8(1);");
+        for (int64_t v = 0; v < nv; v++)
+            ln(b, "__m512i ws_%lld = _mm512_setzero_si512();", (long long)v);
+    }
+    if (dp == DP_AVX2)
+        ln(b, "const __m256i one16_ = _mm256_set1_epi16(1);");
+    if (q4) {
+        ln(b, "const %s m4_ = %s_set1_epi8(15), e8_ = %s_set1_epi8(8);", vi, px, px);
+        ln(b, "(void)e8_;");
+        if (dp == DP_VNNI && G == 32)
+            ln(b, "const __m512i sx_ = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, "
+                  "0, 0);");
+    }
+    /* prefetches of B that belong to the hoisted k loops: d iterations of that loop ahead */
+    int pfk[CG_MAXPF], npfk = 0;
+    for (int q = 0; q < s->npf; q++)
+        if (cg_pos(s, s->pf[q].loop) > pc && s->loops[s->pf[q].loop].axis == AX_K &&
+            s->pf[q].opd == OPD_B)
+            pfk[npfk++] = q;
+    ln(b, "long kk = 0;");
+    ln(b, "for (; kk + %d <= kn_; kk += %d) {", step, step);
+    b->ind++;
+    for (int z = 0; z < npfk; z++) {
+        char x[64], pb[96];
+        snprintf(x, sizeof x, "kk + %lld", (long long)s->pf[pfk[z]].dist * step);
+        qbytes_of(L, x, pb, sizeof pb);
+        for (int64_t v = 0; v < nv; v++)
+            ln(b, "__builtin_prefetch(pb_%lld + %s, 0, 3);", (long long)v, pb);
+    }
+    if (q4) {
+        if (dp == DP_VNNI) {
+            ln(b, "const long g0_ = (tk_lo + kk) / %d, g1_ = (tk_lo + kk + 32) / %d;", G, G);
+            ln(b, "(void)g1_;");
+        }
+        else
+            ln(b, "const long g0_ = (tk_lo + kk) / %d;", G);
+    }
+    for (int64_t v = 0; v < nv; v++) {
+        long long V = (long long)v;
+        if (fmt == MCT_RT_WF_I8)
+            ln(b, "const %s b_%lld = %s_loadu_si%s((const void *)(pb_%lld + kk));", vi, V, px,
+               dp == DP_AVX2 ? "256" : "512", V);
+        else if (fmt == MCT_RT_WF_BF16)
+            ln(b, "const __m512i b_%lld = _mm512_loadu_si512((const void *)(pb_%lld + 2 * kk));",
+               V, V);
+        else if (dp == DP_VNNI) {
+            /* 64 nibbles: the low ones (even elements) in the low half, the high ones above */
+            ln(b, "const __m256i x_%lld = _mm256_loadu_si256((const void *)(pb_%lld + kk / 2));",
+               V, V);
+            ln(b, "const __m512i b_%lld = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_"
+                  "si512(x_%lld), _mm256_srli_epi16(x_%lld, 4), 1), m4_);", V, V, V);
+            /* lanes 0-3 and 8-11 hold the block's first 32 elements, 4-7 and 12-15 the next */
+            if (G % 64 == 0)  /* one group for the whole block */
+                ln(b, "const __m512 s_%lld = _mm512_set1_ps(Bs[n_%lld * ng_ + g0_]);", V, V);
+            else if (G == 32)  /* two consecutive scales, one load */
+                ln(b, "const __m512 s_%lld = _mm512_permutexvar_ps(sx_, _mm512_castpd_ps("
+                      "_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(Bs + "
+                      "n_%lld * ng_ + g0_)))));", V, V);
+            else {
+                ln(b, "const __m256 h_%lld = _mm256_set_m128(_mm_set1_ps(Bs[n_%lld * ng_ + g1_]), "
+                      "_mm_set1_ps(Bs[n_%lld * ng_ + g0_]));", V, V, V);
+                ln(b, "const __m512 s_%lld = _mm512_insertf32x8(_mm512_castps256_ps512(h_%lld), "
+                      "h_%lld, 1);", V, V, V);
+            }
+        } else {
+            ln(b, "const __m128i x_%lld = _mm_loadu_si128((const void *)(pb_%lld + kk / 2));", V,
+               V);
+            ln(b, "const __m256i b_%lld = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x_%lld, "
+                  "4), x_%lld), m4_);", V, V, V);
+            ln(b, "const __m256 s_%lld = _mm256_set1_ps(Bs[n_%lld * ng_ + g0_]);", V, V);
+        }
+        if (dp == DP_VNNI && !q4)
+            ln(b, "ws_%lld = _mm512_dpbusd_epi32(ws_%lld, one8_, b_%lld);", V, V, V);
+        if (dp == DP_AVX2 && !q4)  /* |w| and the sign moved onto a: no int16 saturation */
+            ln(b, "const __m256i u_%lld = _mm256_abs_epi8(b_%lld);", V, V);
+    }
+    for (int64_t d = 0; d < ei; d++) {
+        long long D = (long long)d;
+        ln(b, "const %s a_%lld = %s_loadu_si%s((const void *)(q%c_%lld + kk));", vi, D, px,
+           dp == DP_AVX2 ? "256" : "512", q4 ? 'p' : 'a', D);
+        if (q4 && dp == DP_VNNI)  /* -8 * sum(a) per lane: the nibbles are q + 8 */
+            ln(b, "const __m512i o_%lld = _mm512_sub_epi32(_mm512_setzero_si512(), "
+                  "_mm512_dpbusd_epi32(_mm512_setzero_si512(), e8_, a_%lld));", D, D);
+        else if (q4)
+            ln(b, "const __m256i o_%lld = _mm256_madd_epi16(_mm256_maddubs_epi16(e8_, a_%lld), "
+                  "one16_);", D, D);
+        for (int64_t v = 0; v < nv; v++) {
+            long long V = (long long)v;
+            if (dp == DP_BF16)
+                ln(b, "c_%lld_%lld = _mm512_dpbf16_ps(c_%lld_%lld, (__m512bh)a_%lld, "
+                      "(__m512bh)b_%lld);", D, V, D, V, D, V);
+            else if (dp == DP_VNNI && !q4)
+                ln(b, "c_%lld_%lld = _mm512_dpbusd_epi32(c_%lld_%lld, a_%lld, b_%lld);", D, V, D,
+                   V, D, V);
+            else if (dp == DP_VNNI)
+                ln(b, "c_%lld_%lld = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(o_%lld, "
+                      "b_%lld, a_%lld)), s_%lld, c_%lld_%lld);", D, V, D, V, D, V, D, V);
+            else if (!q4)
+                ln(b, "c_%lld_%lld = _mm256_add_epi32(c_%lld_%lld, _mm256_madd_epi16(_mm256_"
+                      "maddubs_epi16(u_%lld, _mm256_sign_epi8(a_%lld, b_%lld)), one16_));", D, V,
+                   D, V, V, D, V);
+            else
+                ln(b, "c_%lld_%lld = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_"
+                      "madd_epi16(_mm256_maddubs_epi16(b_%lld, a_%lld), one16_), o_%lld)), s_%lld, "
+                      "c_%lld_%lld);", D, V, V, D, D, V, D, V);
+        }
+    }
+    b->ind--;
+    ln(b, "}");
+    /* the sums, the scalar tail, the scales */
+    for (int64_t d = 0; d < ei; d++)
+        for (int64_t v = 0; v < nv; v++) {
+            long long D = (long long)d, V = (long long)v;
+            if (ints) {
+                if (dp == DP_VNNI)
+                    ln(b, "int i_%lld_%lld = _mm512_reduce_add_epi32(c_%lld_%lld) - 128 * "
+                          "_mm512_reduce_add_epi32(ws_%lld);", D, V, D, V, V);
+                else
+                    ln(b, "int i_%lld_%lld = %s_hsum8i(c_%lld_%lld);", D, V, fn, D, V);
+                if (dp == DP_VNNI)
+                    ln(b, "for (long k_ = kk; k_ < kn_; k_++) i_%lld_%lld += ((int)(unsigned "
+                          "char)qa_%lld[k_] - 128) * (int)(signed char)pb_%lld[k_];", D, V, D, V);
+                else
+                    ln(b, "for (long k_ = kk; k_ < kn_; k_++) i_%lld_%lld += (int)qa_%lld[k_] * "
+                          "(int)(signed char)pb_%lld[k_];", D, V, D, V);
+                ln(b, "const float t_%lld_%lld = (float)i_%lld_%lld * Asc_[r_%lld] * Bs[n_%lld];",
+                   D, V, D, V, D, V);
+            } else if (dp == DP_BF16) {
+                ln(b, "float t_%lld_%lld = _mm512_reduce_add_ps(c_%lld_%lld);", D, V, D, V);
+                ln(b, "for (long k_ = kk; k_ < kn_; k_++) t_%lld_%lld += %s_bf(qa_%lld[k_]) * "
+                      "%s_ws(pb_%lld, k_);", D, V, fn, D, fn, V);
+            } else {
+                if (dp == DP_VNNI)
+                    ln(b, "float t_%lld_%lld = _mm512_reduce_add_ps(c_%lld_%lld);", D, V, D, V);
+                else
+                    ln(b, "float t_%lld_%lld = %s_hsum8f(c_%lld_%lld);", D, V, fn, D, V);
+                ln(b, "for (long k_ = kk; k_ < kn_; k_++) t_%lld_%lld += (float)((int)qa_%lld[k_] * "
+                      "(((pb_%lld[k_ >> 1] >> ((k_ & 1) * 4)) & 15) - 8)) * Bs[n_%lld * ng_ + "
+                      "(tk_lo + k_) / %d];", D, V, D, V, V, G);
+                ln(b, "t_%lld_%lld *= Asc_[r_%lld];", D, V, D);
+            }
+        }
+    for (int64_t d = 0; d < ei; d++) {
+        ln(b, "if (%lld < ni_) {", (long long)d);
+        b->ind++;
+        char ie[48], je[48], val[48];
+        snprintf(ie, sizeof ie, "ti_lo + %lld", (long long)d);
+        for (int64_t v = 0; v < nv; v++) {
+            snprintf(je, sizeof je, "tj_lo + %lld", (long long)v);
+            snprintf(val, sizeof val, "t_%lld_%lld", (long long)d, (long long)v);
+            ln(b, "if (%lld < nj_) {", (long long)v);
+            b->ind++;
+            emit_store_scalar(b, L, ie, je, val);
+            b->ind--;
+            ln(b, "}");
+        }
+        b->ind--;
+        ln(b, "}");
+    }
+}
+
+/* Helpers of the dot paths: horizontal sums of 256-bit vectors and the f32 of a bf16. */
+static void emit_dot_helpers(sb_t *b, const lw_t *L, const char *ta)
+{
+    const char *fn = L->fn;
+    ln(b, "static inline __attribute__((unused)) %sint %s_hsum8i(__m256i v)", ta, fn);
+    ln(b, "{");
+    ln(b, "    __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));");
+    ln(b, "    x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4E));");
+    ln(b, "    x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xB1));");
+    ln(b, "    return _mm_cvtsi128_si32(x);");
+    ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) %sfloat %s_hsum8f(__m256 v)", ta, fn);
+    ln(b, "{");
+    ln(b, "    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));");
+    ln(b, "    x = _mm_add_ps(x, _mm_movehl_ps(x, x));");
+    ln(b, "    x = _mm_add_ss(x, _mm_movehdup_ps(x));");
+    ln(b, "    return _mm_cvtss_f32(x);");
+    ln(b, "}");
+    ln(b, "static inline __attribute__((unused)) %sfloat %s_bf(unsigned short h)", ta, fn);
+    ln(b, "{");
+    ln(b, "    unsigned int u = (unsigned int)h << 16;");
+    ln(b, "    float f;");
+    ln(b, "    memcpy(&f, &u, 4);");
+    ln(b, "    return f;");
+    ln(b, "}");
+}
+
 static void emit_tile(sb_t *b, lw_t *L, int pc)
 {
     char ilo[32], ihi[40], jlo[32], jhi[40], klo[32], khi[40];
@@ -1243,7 +1668,13 @@ static void emit_tile(sb_t *b, lw_t *L, int pc)
     ln(b, "(void)first_; (void)last_;");
     fast_t f;
     analyse_fast(L, &f);
-    if (f.ok) {
+    if (f.ok && L->dp) {
+        ln(b, "{");
+        b->ind++;
+        emit_dot_tile(b, L, pc, &f, L->dp);
+        b->ind--;
+        ln(b, "}");
+    } else if (f.ok) {
         int vecj = f.vec && !f.dot;
         if (vecj)
             ln(b, "if (tj_hi - tj_lo == %lld) {", (long long)f.ej);
@@ -1305,7 +1736,37 @@ static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *f
             L->par_pos = p;
     L->cw_pos = s->cw >= 0 ? cg_pos(s, s->cw) : -1;
     L->q = MCT_WL_QUANT(&s->w);
+    L->isa = t && t->attr && t->attr[0] ? t->isa : MCT_ISA_GENERIC;
+    L->nregs = t && t->nregs > 0 ? t->nregs : 16;
+    L->tier = t && L->isa != MCT_ISA_GENERIC ? t->tier : MCT_TIER_GENERIC;
+    L->intr = (L->isa == MCT_ISA_AVX512 && L->W == 16) || (L->isa == MCT_ISA_AVX2 && L->W == 8) ||
+              (L->isa == MCT_ISA_SSE42 && L->W == 4);
+    if (L->q && s->widen == CG_WIDEN_DOT) {
+        if (s->cw < 0)
+            snprintf(L->dp_why, sizeof L->dp_why, "the tile is not the fast dot form: no "
+                     "cache_write");
+        else {
+            fast_t f;
+            analyse_fast(L, &f);
+            L->dp = dot_path(L, &f, L->dp_why, sizeof L->dp_why);
+        }
+    }
     return 0;
+}
+
+int mct_cg_dot_path(const mct_sched *s, const mct_target *t, char *why, size_t len)
+{
+    lw_t L;
+    if (why && len)
+        why[0] = 0;
+    if (!s)
+        return MCT_EINVAL;
+    if (s->widen != CG_WIDEN_DOT)
+        return MCT_CG_DOT_NONE;
+    setup(&L, s, t, "k");
+    if (!L.dp)
+        return mct_errf(why, len, MCT_ENOTAPPLIC, "widen(B, dot): %s", L.dp_why);
+    return L.dp == DP_BF16 ? MCT_CG_DOT_BF16 : MCT_CG_DOT_INT8;
 }
 
 /* FN_packed_size and FN_pack_b of a low-precision workload (codegen.h): the plain layout copied,
@@ -1372,6 +1833,8 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     ln(&b, "#include <stddef.h>");
     ln(&b, "#include <stdlib.h>");
     ln(&b, "#include <string.h>");
+    if ((L.intr && L.q) || L.dp)  /* the widening's intrinsics, the dot paths */
+        ln(&b, "#include <immintrin.h>");
     /* threads: OpenMP under gcc. clang (14) compiles the body of an OpenMP region as a function
      * without the kernel's target attribute and then refuses its vector calls ("AVX vector
      * return ... changes the ABI"), so under clang the kernel runs on the calling thread */
@@ -1398,6 +1861,11 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
      * the pragma for what the compiler creates itself): the same text builds the measured
      * candidate and the shipped library, with no -march */
     const char *ta = t && t->attr && t->attr[0] ? t->attr : NULL;
+    char tx[200];  /* the dot paths' instructions on top of the ISA's (the tier has them) */
+    if (ta && (L.dp == DP_VNNI || L.dp == DP_BF16)) {
+        snprintf(tx, sizeof tx, "%s,%s", ta, L.dp == DP_VNNI ? "avx512vnni" : "avx512bf16");
+        ta = tx;
+    }
     if (ta) {
         ln(&b, "#if defined(__clang__)");
         ln(&b, "#pragma clang attribute push (__attribute__((target(\"%s\"))), apply_to = "
@@ -1408,10 +1876,12 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         ln(&b, "#endif");
     }
     emit_helpers(&b, &L, t);
-    const char *attr = t && t->attr && t->attr[0] ? t->attr : NULL;
-    char attr_s[160] = "";
+    const char *attr = ta;
+    char attr_s[260] = "";
     if (attr)
         snprintf(attr_s, sizeof attr_s, "__attribute__((target(\"%s\"))) ", attr);
+    if (L.dp)
+        emit_dot_helpers(&b, &L, attr_s);
     const cg_pack *pb = &s->pack[OPD_B];
     if (L.q)
         emit_qpack_b(&b, &L, attr_s);
@@ -1473,6 +1943,8 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
             ln(&b, "float *%s = %s_pool;", nm, nm);
         }
     }
+    if (L.dp)
+        emit_dot_prologue(&b, &L, L.dp);
     ln(&b, "if ((%s && !pkA_pool) || (%s && !pkB_pool)) { rc_ = -2; goto done_; }",
        s->pack[0].on && s->pack[0].at >= 0 ? "1" : "0",
        s->pack[1].on && s->pack[1].at >= 0 ? "1" : "0");
@@ -1510,6 +1982,11 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     ln(&b, "done_:");
     ln(&b, "    free(pkA_pool);");
     ln(&b, "    free(pkB_pool);");
+    if (L.dp) {
+        ln(&b, "    free(Aq_);");
+        ln(&b, "    free(Ap_);");
+        ln(&b, "    free(Asc_);");
+    }
     if (L.scratch)
         ln(&b, "    free(S);");
     ln(&b, "    return rc_;");
@@ -1638,7 +2115,17 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
         char fb[24];
         const char *sc = s->w.wfmt == MCT_RT_WF_I8 ? " times its channel's scale"
                          : s->w.wfmt == MCT_RT_WF_Q4 ? " times its group's scale" : "";
-        if (s->widen == CG_WIDEN_PANEL)
+        static const char *const dpn[] = {"", "int8 dot products (vpdpbusd, 512-bit)",
+                                          "int8 dot products (vpmaddubsw + vpmaddwd, 256-bit)",
+                                          "bf16 dot products (vdpbf16ps)"};
+        if (L.dp)
+            ln(&b, "# B is %s: widen(B, dot): A rounded once per call, row by row, to %s; %s; the "
+                   "weights are never widened", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb),
+               L.dp == DP_BF16 ? "bf16" : "int8 with the row's scale max|a|/127", dpn[L.dp]);
+        else if (s->widen == CG_WIDEN_DOT)
+            ln(&b, "# B is %s: widen(B, dot) not taken (%s): each load of B converts the weight "
+                   "to f32%s", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb), L.dp_why, sc);
+        else if (s->widen == CG_WIDEN_PANEL)
             ln(&b, "# B is %s: widen(B, panel): the pack of B converts each weight to f32%s, so "
                    "the tile reads f32", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb), sc);
         else
@@ -1675,12 +2162,15 @@ mct_target mct_target_of_isa(int isa)
     if (!mct_isa_get(isa))
         isa = MCT_ISA_GENERIC;
     const mct_isa *x = mct_isa_get(isa);
-    return (mct_target){x->vlen, x->attr, x->nregs, isa, 0};
+    return (mct_target){x->vlen, x->attr, x->nregs, isa, 0, (int)x->tier};
 }
 
 mct_target mct_target_of_tier(mct_tier t)
 {
-    return mct_target_of_isa(mct_isa_of_tier(t));
+    mct_target r = mct_target_of_isa(mct_isa_of_tier(t));
+    if ((int)t > r.tier && t < MCT_TIER_COUNT)  /* tiers above avx512 lower f32 code as avx512 */
+        r.tier = (int)t;
+    return r;
 }
 
 mct_target mct_target_host(void)

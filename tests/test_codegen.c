@@ -1281,6 +1281,111 @@ static void test_lowprec_fast(void)
     mct_sched_destroy(s);
 }
 
+
+/* widen(B, dot): which path each (format, tier) takes, the refusals with their reasons (a tier
+ * without the instruction, a tile that is not the dot form, a q4 group that is not whole 32-weight
+ * blocks, K beyond exact int32 sums), the canonical text, and the lowered C of every path
+ * compiled (-c, so no host CPU is assumed: the tiers are synthetic targets). */
+static void test_widen_dot(void)
+{
+    static const char *dot =
+        "tile(j, 4); tile(k, 64); reorder(i, j0, k0, j1, k1); cache_write(j0); unroll(j1, 4); "
+        "vectorize(k1); widen(B, dot)";
+    static const struct {
+        const char *fmt;
+        mct_tier tier;
+        int want;          /* MCT_CG_DOT_* or MCT_ENOTAPPLIC */
+        const char *mark;  /* in the C (path) or in the reason (refusal) */
+    } cases[] = {
+        {"i8", MCT_TIER_AMX, MCT_CG_DOT_INT8, "_mm512_dpbusd_epi32"},
+        {"i8", MCT_TIER_AVX512_BF16VNNI, MCT_CG_DOT_INT8, "_mm512_dpbusd_epi32"},
+        {"i8", MCT_TIER_AVX512, MCT_CG_DOT_INT8, "_mm256_maddubs_epi16"},
+        {"i8", MCT_TIER_AVX2, MCT_CG_DOT_INT8, "_mm256_sign_epi8"},
+        {"i8", MCT_TIER_SSE42, MCT_ENOTAPPLIC, "tier is sse4.2"},
+        {"q4g32", MCT_TIER_AVX512_BF16VNNI, MCT_CG_DOT_INT8, "_mm512_permutexvar_ps"},
+        {"q4g128", MCT_TIER_AVX512_BF16VNNI, MCT_CG_DOT_INT8, "_mm512_set1_ps(Bs["},
+        {"q4g64", MCT_TIER_AVX2, MCT_CG_DOT_INT8, "_mm256_maddubs_epi16(b_0"},
+        {"q4g16", MCT_TIER_AVX2, MCT_ENOTAPPLIC, "multiple of 32"},
+        {"q4g32", MCT_TIER_GENERIC, MCT_ENOTAPPLIC, "tier is generic"},
+        {"bf16", MCT_TIER_AVX512_BF16VNNI, MCT_CG_DOT_BF16, "_mm512_dpbf16_ps"},
+        {"bf16", MCT_TIER_AVX512, MCT_ENOTAPPLIC, "avx512-bf16"},
+        {"bf16", MCT_TIER_AVX2, MCT_ENOTAPPLIC, "tier is avx2"},
+    };
+    char dir[] = "/tmp/mct-dot-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char key[128], why[256] = "";
+        snprintf(key, sizeof key, "matmul f32 nt M=3 N=10 K=256 epi=bias+silu w=%s",
+                 cases[i].fmt);
+        mct_workload w;
+        mct_sched *s = NULL;
+        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0);
+        CHECKF(mct_sched_parse(&w, dot, &s, why, sizeof why) == 0, "%s: %s", key, why);
+        if (!s)
+            continue;
+        char text[4096];
+        mct_sched_format(s, text, sizeof text);
+        CHECKF(strstr(text, "widen(B, dot)") != NULL, "canonical text keeps it: %s", text);
+        mct_target t = mct_target_of_tier(cases[i].tier);
+        int dp = mct_cg_dot_path(s, &t, why, sizeof why);
+        char *c = NULL, *ps = NULL;
+        CHECK(mct_cg_lower_c(s, &t, "kd", &c) == 0 && c);
+        CHECK(mct_cg_lower_pseudo(s, &t, &ps) == 0 && ps);
+        CHECKF(dp == cases[i].want, "%s at %s: path %d, want %d (%s)", key,
+               mct_tier_name(cases[i].tier), dp, cases[i].want, why);
+        if (dp > 0 && c && ps) {
+            CHECKF(strstr(c, cases[i].mark) != NULL, "%s at %s: %s in the C", key,
+                   mct_tier_name(cases[i].tier), cases[i].mark);
+            CHECKF(strstr(ps, "widen(B, dot): A rounded") != NULL, "pseudo: %s", ps);
+            /* compiles for the target as written (its attribute, no -march) */
+            char src[160], cmd[400];
+            snprintf(src, sizeof src, "%s/k%zu.c", dir, i);
+            FILE *fp = fopen(src, "w");
+            CHECK(fp != NULL);
+            if (fp) {
+                fputs(c, fp);
+                fclose(fp);
+                snprintf(cmd, sizeof cmd, "cc -O2 -c -Wall -Werror -o %s/k%zu.o %s 2>&1", dir, i,
+                         src);
+                CHECKF(system(cmd) == 0, "%s at %s: compiles (%s)", key,
+                       mct_tier_name(cases[i].tier), src);
+            }
+        } else if (dp < 0 && c && ps) {
+            CHECKF(strstr(why, cases[i].mark) != NULL, "%s at %s: reason '%s'", key,
+                   mct_tier_name(cases[i].tier), why);
+            CHECKF(strstr(ps, "widen(B, dot) not taken") != NULL, "pseudo says why: %s", ps);
+            CHECK(strstr(c, "Aq_") == NULL);  /* the widen(B, reg) code */
+        }
+        free(c);
+        free(ps);
+        mct_sched_destroy(s);
+    }
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    /* the refusals of the transformation itself */
+    mct_workload w;
+    mct_sched *s = NULL;
+    char why[256] = "";
+    CHECK(mct_wl_parse("matmul f32 nt M=3 N=10 K=256 epi=none", &w, NULL, 0) == 0);
+    CHECK(mct_sched_parse(&w, "widen(B, dot)", &s, why, sizeof why) == MCT_ENOTAPPLIC);
+    CHECKF(strstr(why, "f32 already") != NULL, "f32: %s", why);
+    CHECK(mct_wl_parse("matmul f32 nt M=1 N=4 K=70000 epi=none w=i8", &w, NULL, 0) == 0);
+    CHECK(mct_sched_parse(&w, "widen(B, dot)", &s, why, sizeof why) == MCT_ENOTAPPLIC);
+    CHECKF(strstr(why, "K=70000") != NULL, "K too large: %s", why);
+    CHECK(mct_wl_parse("matmul f32 nt M=1 N=4 K=256 epi=none w=i8", &w, NULL, 0) == 0);
+    CHECK(mct_sched_parse(&w, "widen(B, dots)", &s, why, sizeof why) == MCT_EINVAL);
+    CHECKF(strstr(why, "'dots'") != NULL, "unknown place: %s", why);
+    /* j vectorized: not the dot form */
+    CHECK(mct_sched_parse(&w, "tile(j, 16); reorder(i, j0, k, j1); prepack(B, j1); "
+                          "cache_write(j0); vectorize(j1); widen(B, dot)", &s, why,
+                          sizeof why) == 0);
+    mct_target t = mct_target_of_tier(MCT_TIER_AMX);
+    CHECK(s && mct_cg_dot_path(s, &t, why, sizeof why) == MCT_ENOTAPPLIC);
+    CHECKF(strstr(why, "dot form") != NULL, "j vectorized: %s", why);
+    mct_sched_destroy(s);
+}
+
 int main(void)
 {
     if (getenv("MCTUNE_TEST_CASE"))
@@ -1296,5 +1401,6 @@ int main(void)
     test_property();
     test_chains();
     test_raw_property();
+    test_widen_dot();
     return check_done();
 }

@@ -594,6 +594,93 @@ static void test_lowprec_property(void)
     mct_meas_destroy(m);
 }
 
+/* widen(B, dot) through the real harness on the host's tier (make test reruns this file under
+ * MCTUNE_TIER=avx2 and sse4.2, so each path the host has runs: vpdpbusd, vpmaddubsw, vdpbf16ps):
+ * awkward shapes (M = 1, primes, k ranges with a tail shorter than a vector, epilogues, beta=1).
+ * The kernel rounds A, so it may differ from the oracle (f32 A, dequantized weights) by
+ *   int8 per row, scale s_i = max_k |a(i,k)|/127, |a - s_i q| <= s_i/2:  s_i/2 * sum_k |w(k,j)|
+ *   bf16, |a - bf16(a)| <= 2^-9 |a|:                                     2^-9 * sum_k |a w|
+ * (integer sums exact, bf16 products exact in f32; an activation's slope <= 1.2), plus the f32
+ * tolerance: the harness checks each element against that bound (meas_data.c). The test asserts
+ * that every candidate whose path the target has passes it, that its error is above the f32
+ * tolerance where K is large (so A really was rounded: the widen(B, reg) code would be within it)
+ * and below the bound's scale, and that a path the tier lacks is refused with its reason. */
+static void test_lowprec_dot(void)
+{
+    mct_meas_opts o;
+    opts_fast(&o);
+    o.min_runs = 1;
+    o.min_time_s = 0.001;
+    o.jobs = 2;
+    mct_meas *m = harness(&o);
+    if (!m)
+        return;
+    static const char *keys[] = {
+        "matmul f32 nt M=1 N=37 K=1024 epi=none w=i8",
+        "matmul f32 nn M=7 N=29 K=200 epi=bias+relu w=i8",
+        "matmul f32 nt M=5 N=23 K=1024 epi=bias w=q4g32 beta=1",
+        "matmul f32 nt M=3 N=19 K=256 epi=silu w=q4g128",
+        "matmul f32 nt M=1 N=41 K=1024 epi=none w=bf16",
+        "matmul f32 nn M=6 N=17 K=100 epi=gelu w=bf16",
+    };
+    static const char *fixed[] = {
+        "tile(j, 8); tile(k, 64); reorder(i, j0, k0, j1, k1); cache_write(j0); unroll(j1, 8); "
+        "vectorize(k1); widen(B, dot)",
+        "tile(i, 4); tile(j, 2); tile(k, 64); reorder(j0, i0, k0, i1, j1, k1); cache_write(i0); "
+        "unroll(i1, 4); unroll(j1, 2); vectorize(k1); prepack(B, k); parallel(j0); "
+        "widen(B, dot)",
+        "tile(j, 4); tile(k, 128, 64); reorder(i, j0, k0, k1, j1, k2); cache_write(k0); "
+        "unroll(j1, 4); vectorize(k2); prefetch(B, k1, 2); widen(B, dot)",
+    };
+    enum { NF = sizeof fixed / sizeof fixed[0] };
+    int t = mct_cpu_tier();
+    mct_target tg = mct_target_of_tier(t);
+    for (size_t q = 0; q < sizeof keys / sizeof keys[0]; q++) {
+        mct_workload w = wl(keys[q]);
+        mct_sched *sc[NF] = {0};
+        mct_meas_cand c[NF];
+        mct_meas_result r[NF];
+        int dp[NF], n = 0;
+        char why[NF][256];
+        for (int f = 0; f < NF; f++) {
+            int rc = mct_sched_parse(&w, fixed[f], &sc[n], why[n], sizeof why[n]);
+            CHECKF(rc == 0, "%s: '%s': %s", keys[q], fixed[f], why[n]);
+            if (rc == 0) {
+                dp[n] = mct_cg_dot_path(sc[n], &tg, why[n], sizeof why[n]);
+                c[n] = (mct_meas_cand){.sched = sc[n]};
+                n++;
+            }
+        }
+        CHECK(mct_meas_batch(m, &w, c, n, r) == 0);
+        for (int i = 0; i < n; i++) {
+            char text[4096];
+            mct_sched_format(sc[i], text, sizeof text);
+            if (dp[i] < 0) {
+                CHECKF(r[i].status == MCT_MEAS_COMPILE_ERROR && strstr(r[i].detail, why[i]),
+                       "%s [%s, tier %s]: refused with '%s': %s %s", keys[q], text,
+                       mct_tier_name(t), why[i], mct_meas_status_name(r[i].status),
+                       r[i].detail);
+                continue;
+            }
+            CHECKF(dp[i] > 0, "%s [%s]: a path at tier %s", keys[q], text, mct_tier_name(t));
+            CHECKF(r[i].status == MCT_MEAS_OK, "%s [%s, tier %s]: %s: %s", keys[q], text,
+                   mct_tier_name(t), mct_meas_status_name(r[i].status), r[i].detail);
+            /* relerr is |err| / (|C| + sqrt(K) + 1): with uniform [-1, 1] data the int8 bound is
+             * about K * 0.5 * (1/127) / 2 per element, bf16's K * 0.25 * 2^-9, both far below
+             * sqrt(K) at these K; and at K >= 1000 the rounding shows above f32's tolerance */
+            double tol = mct_oracle_tolerance((long)w.K);
+            CHECKF(r[i].relerr < 0.05, "%s [%s]: error %.3g within the rounding's scale", keys[q],
+                   text, r[i].relerr);
+            if (w.K >= 1000)
+                CHECKF(r[i].relerr > tol, "%s [%s]: error %.3g above f32's %.3g: A was rounded",
+                       keys[q], text, r[i].relerr, tol);
+        }
+        for (int i = 0; i < n; i++)
+            mct_sched_destroy(sc[i]);
+    }
+    mct_meas_destroy(m);
+}
+
 static void test_cache_dir_env(void)
 {
     char dir[300];
@@ -728,6 +815,7 @@ int main(void)
     test_repeatable_and_baseline();
     test_schedule();
     test_lowprec_property();
+    test_lowprec_dot();
     test_cache_dir_env();
     test_cli();
     test_cli_long_schedule();

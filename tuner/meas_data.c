@@ -60,6 +60,9 @@ void meas_data_release(struct meas_data *d)
     if (d->fd >= 0)
         close(d->fd);
     free(d->cref);
+    free(d->wabs);
+    free(d->ascale);
+    free(d->absprod);
     memset(d, 0, sizeof *d);
     d->fd = -1;
 }
@@ -121,6 +124,50 @@ static long layout(const mct_meas *m, const mct_workload *w, long copies, long b
     j->out_at = j->sec_off[SEC_OUT] + lens[SEC_OUT] - c_bytes;
     j->b_at = j->sec_off[SEC_B] + b_stride - round_up(j->b_floats * 4, 64);
     return off;
+}
+
+/* What the bounds of a kernel that rounds A need (widen(B, dot), meas_data_check): per channel
+ * sum_k |w|, per row max|a| / 127, and |A| |W| (through the oracle, on absolute copies). */
+static int dot_bounds(struct meas_data *d, const mct_workload *wo, const float *A,
+                      const float *Bdq, char *err, size_t errlen)
+{
+    const struct mct_job *j = &d->job;
+    long M = j->M, N = j->N, K = j->K;
+    float *aa = malloc(sizeof(float) * (size_t)j->a_floats);
+    float *wa = malloc(sizeof(float) * (size_t)(N * K));
+    d->wabs = calloc((size_t)N, sizeof(float));
+    d->ascale = calloc((size_t)M, sizeof(float));
+    d->absprod = malloc(sizeof(float) * (size_t)j->c_floats);
+    int rc = MCT_ENOMEM;
+    if (!aa || !wa || !d->wabs || !d->ascale || !d->absprod)
+        goto fail;
+    for (long i = 0; i < j->a_floats; i++)
+        aa[i] = fabsf(A[i]);
+    for (long i = 0; i < M; i++) {
+        float mx = 0;
+        for (long k = 0; k < K; k++)
+            mx = aa[i * j->lda + k] > mx ? aa[i * j->lda + k] : mx;
+        d->ascale[i] = mx / 127.0f;
+    }
+    for (long n = 0; n < N; n++) {
+        double sw = 0;
+        for (long k = 0; k < K; k++)
+            sw += (wa[n * K + k] = fabsf(Bdq[n * K + k]));
+        d->wabs[n] = (float)sw;
+    }
+    mct_workload wp = *wo;
+    wp.bias = 0;
+    wp.act = MCT_ACT_NONE;
+    wp.beta = 0;
+    rc = mct_oracle_run(&wp, M, N, K, aa, j->lda, wa, K, d->absprod, j->ldc, NULL, 1, 1, 0, 0,
+                        0);
+fail:
+    if (rc)
+        mct_errf(err, errlen, rc, "out of memory for the bounds of rounded activations (M=%ld "
+                 "N=%ld K=%ld)", M, N, K);
+    free(aa);
+    free(wa);
+    return rc;
 }
 
 int meas_data_prepare(mct_meas *m, const mct_workload *w, char *err, size_t errlen)
@@ -212,6 +259,8 @@ int meas_data_prepare(mct_meas *m, const mct_workload *w, char *err, size_t errl
         mct_errf(err, errlen, rc, "out of memory in the oracle (%s)", wl);
         goto fail;
     }
+    if (MCT_WL_QUANT(w) && (rc = dot_bounds(d, &wo, A, Bdq, err, errlen)))
+        goto fail;
     d->w = *w;
     snprintf(d->key, sizeof d->key, "%s", key);
     d->valid = 1;
@@ -225,7 +274,36 @@ fail:
     return rc;
 }
 
-int meas_data_check(const struct meas_data *d, mct_meas_result *r)
+/* A kernel that rounds A (widen(B, dot)) differs from the oracle by the rounding of each a
+ * (e, with a = a' + e) on top of f32 summation: the error is sum_k e(i, k) w(k, j), so
+ *   int8 per row (|e| <= scale_i / 2, round to nearest):  |err| <= scale_i / 2 * sum_k |w(k, j)|
+ *   bf16 (|e| <= 2^-9 |a|, round to nearest even):         |err| <= 2^-9 * sum_k |a(i, k) w(k, j)|
+ * (the integer sums are exact; bf16 products are exact in f32). An epilogue's bias adds nothing;
+ * relu, silu and gelu are 1-Lipschitz (gelu's tanh form up to ~1.13, taken as 1.2), and beta=1
+ * adds C exactly: so each element may differ by the bound times 1.2 plus the f32 tolerance. */
+static int check_rounded(const struct meas_data *d, mct_meas_result *r, int dot, const float *got)
+{
+    const struct mct_job *j = &d->job;
+    double tol = mct_oracle_tolerance(j->K), scale = sqrt((double)j->K) + 1;
+    double lip = d->w.act == MCT_ACT_NONE || d->w.act == MCT_ACT_RELU ? 1.0 : 1.2;
+    for (long i = 0; i < j->M; i++)
+        for (long n = 0; n < j->N; n++) {
+            double want = d->cref[i * j->ldc + n], g = got[i * j->ldc + n];
+            double b = dot == MCT_CG_DOT_BF16 ? ldexp(d->absprod[i * j->ldc + n], -9)
+                                              : 0.5 * d->ascale[i] * d->wabs[n];
+            double lim = lip * b * (1 + 1e-5) + tol * (fabs(want) + scale);
+            if (!(fabs(g - want) <= lim)) {
+                snprintf(r->detail, sizeof r->detail, "first run differs from the oracle beyond "
+                         "the bound of %s activations: C[%ld][%ld] = %.7g, oracle %.7g, bound "
+                         "%.3g (K=%ld)", dot == MCT_CG_DOT_BF16 ? "bf16" : "int8-per-row", i, n,
+                         g, want, lim, j->K);
+                return 0;
+            }
+        }
+    return 1;
+}
+
+int meas_data_check(const struct meas_data *d, mct_meas_result *r, int dot)
 {
     const struct mct_job *j = &d->job;
     const float *got = (const float *)(d->map + j->out_at);
@@ -233,6 +311,8 @@ int meas_data_check(const struct meas_data *d, mct_meas_result *r)
     double tol = mct_oracle_tolerance(j->K);
     if (r->relerr <= tol)
         return 1;
+    if (dot != MCT_CG_DOT_NONE && d->absprod)
+        return check_rounded(d, r, dot, got);
     snprintf(r->detail, sizeof r->detail, "first run differs from the oracle: relative error "
              "%.3g > tolerance %.3g (K=%ld)", r->relerr, tol, j->K);
     return 0;

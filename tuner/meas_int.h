@@ -71,6 +71,10 @@ struct meas_data {
     size_t len;
     struct mct_job job;     /* the header the driver reads, sizes and offsets filled */
     float *cref;            /* the oracle's answer */
+    /* low-precision B: what the bounds of widen(B, dot) need (meas_data_check) */
+    float *wabs;            /* N: sum_k |w(k, j)| of the dequantized weights */
+    float *ascale;          /* M: max_k |a(i, k)| / 127, the int8 rounding's scale */
+    float *absprod;         /* M x N (ldc): sum_k |a(i, k) w(k, j)| */
     size_t rotate_bytes;
 };
 
@@ -90,6 +94,7 @@ struct meas_cand {
     const char *fn;
     int prepacked;
     int lower_failed;
+    int dot;                /* MCT_CG_DOT_*: how the kernel rounds A (widen(B, dot)) */
     char detail[512];       /* why lowering failed */
     struct meas_job job;
     int dup_of;             /* index of an earlier candidate with the same key, or -1 */
@@ -165,7 +170,10 @@ void meas_data_release(struct meas_data *d);
 
 /* Compares the first run's output (in the shared out area) with the oracle's answer: fills
  * r->relerr and returns 1 when within mct_oracle_tolerance, else 0 with r->detail saying so. */
-int meas_data_check(const struct meas_data *d, mct_meas_result *r);
+/* 1 when the first run matches the oracle: within mct_oracle_tolerance, or for a kernel that
+ * rounds A (dot: MCT_CG_DOT_INT8 or _BF16) within the bound its rounding allows (meas_data.c);
+ * else 0 with r->detail. */
+int meas_data_check(const struct meas_data *d, mct_meas_result *r, int dot);
 
 /* meas_proto.c --------------------------------------------------------------------------- */
 

@@ -264,7 +264,7 @@ void meas_proto_run(mct_meas *m, const struct meas_cand *c, const char *obj,
     int got = recv_msg(sv[0], &msg, limit);
     if (got == 1 && msg.kind == MSG_FIRST) {
         r->first_s = msg.first_s;
-        if (!meas_data_check(d, r)) {
+        if (!meas_data_check(d, r, c->dot)) {
             r->status = MCT_MEAS_WRONG;
             send(sv[0], "q", 1, MSG_NOSIGNAL);
             goto reap;

@@ -152,6 +152,14 @@ static int cand_prepare(mct_meas *m, const mct_meas_cand *in, struct meas_cand *
         mct_target t = m->o.target.vlen > 0 ? m->o.target : mct_target_host();
         if (t.threads <= 0)  /* the kernel runs on the thread count it is measured with */
             t.threads = m->o.threads > 0 ? m->o.threads : 1;
+        /* widen(B, dot) where the tile or the target lacks the instructions is refused, not
+         * measured as the widen(B, reg) code it would lower to */
+        int dp = mct_cg_dot_path(in->sched, &t, c->detail, sizeof c->detail);
+        if (dp < 0) {
+            c->lower_failed = 1;
+            return 0;
+        }
+        c->dot = dp;
         int rc = mct_cg_lower_c(in->sched, &t, MEAS_KERNEL_FN, &c->src);
         if (rc) {
             c->lower_failed = 1;

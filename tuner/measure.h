@@ -18,7 +18,10 @@
  *      not fully written, so it is neither checked nor timed.
  *   3. check: the first run is compared with the oracle (tuner/oracle.h: OpenBLAS + epilogue)
  *      with mct_oracle_relerr; above mct_oracle_tolerance(K) the status is `wrong` and the
- *      candidate is never timed.
+ *      candidate is never timed. A widen(B, dot) kernel, which rounds A (mct_cg_dot_path), may
+ *      instead be within its rounding's bound at every element (meas_data.c: int8 per row
+ *      scale_i/2 * sum_k |w|, bf16 2^-9 * sum_k |a w|, plus the f32 tolerance); relerr is
+ *      then above the tolerance and the status ok.
  *   4. time: warm-up (untimed calls for warmup_s, at least one), then single calls timed with
  *      CLOCK_MONOTONIC until both min_time_s and min_runs are reached (or max_runs); median,
  *      quartiles, min and max. B (the weights) rotates through enough copies that their total
@@ -63,7 +66,9 @@
 
 typedef enum {
     MCT_MEAS_OK = 0,
-    MCT_MEAS_COMPILE_ERROR, /* lowering or cc failed, or the object lacks the kernel symbol */
+    MCT_MEAS_COMPILE_ERROR, /* lowering or cc failed, or the object lacks the kernel symbol;
+                               also widen(B, dot) where the tile or the target lacks the
+                               instructions (detail: mct_cg_dot_path's reason) */
     MCT_MEAS_CRASH,         /* signal, out-of-bounds write (guard page or canary), early exit,
                                or the kernel returned nonzero (MCT_ENOMEM: no packing or scratch
                                buffer; detail "kernel returned MCT_ENOMEM (-2): ...") */
