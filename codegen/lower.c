@@ -792,6 +792,18 @@ static void emit_store_scalar(sb_t *b, const lw_t *L, const char *i, const char 
     }
 }
 
+/* The scalar store of column v of a tile row (j = tj_lo + v), when the tile has that column. */
+static void emit_store_col(sb_t *b, lw_t *L, const char *ie, int64_t v, const char *val)
+{
+    char je[48];
+    snprintf(je, sizeof je, "tj_lo + %lld", (long long)v);
+    ln(b, "if (%lld < nj_) {", (long long)v);
+    b->ind++;
+    emit_store_scalar(b, L, ie, je, val);
+    b->ind--;
+    ln(b, "}");
+}
+
 /* The generic (scalar) nest from position p on, accumulating into acc_ when inside a
  * cache_write region, else into the target directly. */
 static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc);
@@ -1284,14 +1296,9 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                     ln(b, "}");
                 }
             } else {
-                snprintf(je, sizeof je, "tj_lo + %lld", (long long)v);
                 snprintf(val, sizeof val, "%s_%lld_%lld", f->dot ? "t" : "c", (long long)di,
                          (long long)v);
-                ln(b, "if (%lld < nj_) {", (long long)v);
-                b->ind++;
-                emit_store_scalar(b, L, ie, je, val);
-                b->ind--;
-                ln(b, "}");
+                emit_store_col(b, L, ie, v, val);
             }
         }
         b->ind--;
@@ -1612,16 +1619,11 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
     for (int64_t d = 0; d < ei; d++) {
         ln(b, "if (%lld < ni_) {", (long long)d);
         b->ind++;
-        char ie[48], je[48], val[48];
+        char ie[48], val[48];
         snprintf(ie, sizeof ie, "ti_lo + %lld", (long long)d);
         for (int64_t v = 0; v < nv; v++) {
-            snprintf(je, sizeof je, "tj_lo + %lld", (long long)v);
             snprintf(val, sizeof val, "t_%lld_%lld", (long long)d, (long long)v);
-            ln(b, "if (%lld < nj_) {", (long long)v);
-            b->ind++;
-            emit_store_scalar(b, L, ie, je, val);
-            b->ind--;
-            ln(b, "}");
+            emit_store_col(b, L, ie, v, val);
         }
         b->ind--;
         ln(b, "}");
