@@ -3,7 +3,7 @@
  *   build/bench/bench-search [--budget 128] [--seeds 3] [--layers LIST] [--strategies LIST]
  *                            [--guide heuristic|llm|llm-cmd] [--min-time 0.02] [--min-runs 1]
  *                            [--final-min-time 0.2] [--timeout S] [--cache DIR] [--models DIR]
- *                            [--shrink 1] [--tolerance 0] [--rank 4] [--rollout 4]
+ *                            [--shrink 1] [--tolerance 0] [--rank 4] [--rollout 4] [--cut 4]
  *                            [--out FILE] [--help]
  *
  * For each layer (full-size layers of the model files in models/: M = 1, 16, 128, 512, a small
@@ -31,6 +31,9 @@
  *     [3, 120] s; --timeout fixes it): a candidate slower than the untuned schedule can never
  *     be a speedup, so it is cut as a failed sample (tuner/search.h counts failures so) instead
  *     of costing several of its slow calls;
+ *   - a candidate whose checked first run is --cut (4) times slower than its search's best so
+ *     far is recorded at that run and not warmed up or timed (mct_search_opts.cut): it can never
+ *     be the best, and on large layers such candidates' calls were most of the measuring time;
  *   - every search goes through the tuning library (tuner/tune.h) on one scratch database with
  *     retune on and transfer off: a candidate measured once in this run is not measured again by
  *     another strategy or seed (its stored trial is reused, as `mctune tune` reuses trials), but
@@ -135,6 +138,9 @@ static void usage(FILE *f)
         "  --mcts-random       also run mcts with the random guide\n"
         "  --min-time S        minimum timed seconds per candidate in the searches (0.02)\n"
         "  --min-runs N        and timed calls at least (1)\n"
+        "  --cut F             a candidate whose checked first run is F times slower than its\n"
+        "                      search's best so far is recorded at that run, not timed further\n"
+        "                      (4; 0 off: mctune tune --cut)\n"
         "  --final-min-time S  for the final bests and the libraries (0.2)\n"
         "  --timeout S         time limit per candidate (default: per layer, the untuned\n"
         "                      latency + 2 s within [3, 120]); a candidate cut is a failed sample\n"
@@ -328,7 +334,7 @@ typedef struct layer_sum {
 int main(int argc, char **argv)
 {
     long budget = 128, nseeds = 3, shrink = 1, min_runs = 1, rank = 4, rollout = 4;
-    double min_time = 0.02, final_min_time = 0.2, timeout = 0, tol = 0;
+    double min_time = 0.02, final_min_time = 0.2, timeout = 0, tol = 0, cut = 4;
     const char *cache = "build/bench-search-cc", *models = "models", *sel = NULL, *strl = NULL;
     const char *guide = "heuristic", *outpath = "build/bench-search.txt";
     int mcts_random = 0;
@@ -368,6 +374,8 @@ int main(int argc, char **argv)
             r = parse_double(a, v, 0.5, 3600, &timeout);
         else if (!strcmp(a, "--tolerance"))
             r = parse_double(a, v, 0, 0.5, &tol);
+        else if (!strcmp(a, "--cut"))
+            r = parse_double(a, v, 0, 1000, &cut);
         else if (!strcmp(a, "--cache"))
             cache = v;
         else if (!strcmp(a, "--models"))
@@ -387,6 +395,9 @@ int main(int argc, char **argv)
     }
     if (!*cache)
         return bad("--cache '' names no folder; give one (it is kept between runs)");
+    if (cut > 0 && cut <= 1)
+        return bad("--cut %g: give a factor above 1 (a first run that many times the best so far "
+                   "is cut) or 0 to time every candidate", cut);
     if (rank <= 1 && rollout == 0)
         return bad("--rank %ld with --rollout 0 leaves the +model rows without the model; give "
                    "--rank >= 2 or --rollout >= 1", rank);
@@ -506,8 +517,8 @@ int main(int argc, char **argv)
     }
 
     say("bench-search: %d layers, %d strategies, %ld seeds, budget %ld; searches measure with "
-        "min-time %g s, min-runs %ld; final bests with min-time %g s; shrink %ld; cpu %s; "
-        "compile cache %s\n", nl, ns, nseeds, budget, min_time, min_runs, final_min_time,
+        "min-time %g s, min-runs %ld, cut %g; final bests with min-time %g s; shrink %ld; cpu %s; "
+        "compile cache %s\n", nl, ns, nseeds, budget, min_time, min_runs, cut, final_min_time,
         shrink, cpu->brand, mct_meas_cache_dir(mbase));
     say("best GFLOP/s: geometric mean over the seeds; samples to reach: mean over the seeds of "
         "the first sample at which a search's best reaches evolutionary's best at %ld samples "
@@ -601,6 +612,7 @@ int main(int argc, char **argv)
                 to.kind = st->kind;
                 to.rank = st->model ? (int)rank : 0;
                 to.rollout = st->model ? (int)rollout : 0;
+                to.cut = cut;
                 to.budget = (int)budget;
                 to.seed = (uint64_t)s + 1;
                 to.guide = g;

@@ -142,6 +142,27 @@ static void test_infinite_loop(void)
             "for (volatile int x = 0;; x++) ;", MCT_MEAS_TIMEOUT, "no answer within");
 }
 
+/* The caller's cut (mct_meas_set_cut): a first run still going past it is killed and recorded
+ * as a cut timeout; with the cut off the same harness times a good kernel as before. */
+static void test_cut(void)
+{
+    mct_meas *m = harness(NULL);
+    if (!m)
+        return;
+    mct_workload w = wl("matmul f32 nt M=7 N=13 K=29 epi=none");
+    char *src = kernel_src("slow", 1, 0, 0, "for (volatile long x = 0; x < 4000000000L; x++) ;");
+    mct_meas_set_cut(m, 0.05);
+    mct_meas_result r = measure_src(m, &w, src, "slow", 0);
+    CHECKF(r.status == MCT_MEAS_TIMEOUT && r.cut == 1, "cut: got %s cut %d (%s)",
+           mct_meas_status_name(r.status), r.cut, r.detail);
+    CHECKF(!strncmp(r.detail, "cut: ", 5), "cut detail: '%s'", r.detail);
+    CHECK(r.median_s == 0 && r.runs == 0);
+    mct_meas_set_cut(m, 0);
+    check_good(m, &w, "a cut");
+    free(src);
+    mct_meas_destroy(m);
+}
+
 static void test_write_past_c_canary(void)
 {
     /* 5 x 7 floats: C ends inside its last 64-byte line, so the write hits canary bytes */
@@ -795,6 +816,7 @@ int main(void)
         return 1;
     test_segfault();
     test_infinite_loop();
+    test_cut();
     test_write_past_c_canary();
     test_write_past_c_guard();
     test_write_before_c();

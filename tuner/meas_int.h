@@ -39,7 +39,8 @@
         char ob_cores[MCT_NCORE][24]; /* OpenBLAS cores to force, best first ("" ends) */     \
         int dnnl_isa_cap, pad3_;      /* dnnl_set_max_cpu_isa value, 0 for none */             \
     };                                                                                         \
-    enum { MSG_FIRST = 1, MSG_DONE = 2, MSG_FAULT = 3, MSG_ERROR = 4 };                        \
+    /* MSG_START: set up (inputs mapped, B packed), the checked first run begins */            \
+    enum { MSG_FIRST = 1, MSG_DONE = 2, MSG_FAULT = 3, MSG_ERROR = 4, MSG_START = 5 };         \
     /* ERR_KERNEL: the kernel returned nonzero; off holds what it returned */                 \
     enum { ERR_SETUP = 1, ERR_LOAD = 2, ERR_SYMBOL = 3, ERR_CANARY = 4, ERR_KERNEL = 5 };      \
     enum { BASE_NONE = 0, BASE_SGEMM = 1, BASE_SGEMV = 2, BASE_UNAVAILABLE = -1 };            \

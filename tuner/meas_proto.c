@@ -261,12 +261,40 @@ void meas_proto_run(mct_meas *m, const struct meas_cand *c, const char *obj,
 
     struct mct_msg msg;
     double limit = m->o.timeout_s;
-    int got = recv_msg(sv[0], &msg, limit);
+    int got = recv_msg(sv[0], &msg, limit), cutting = 0;
+    if (got == 1 && msg.kind == MSG_START) {
+        /* the first run gets what is left of the limit, or the cut when that is shorter */
+        double left = limit - (meas_now() - t0);
+        if (m->o.cut_s > 0 && !m->o.baseline && m->o.cut_s < left) {
+            left = m->o.cut_s;
+            cutting = 1;
+        }
+        got = recv_msg(sv[0], &msg, left > 0 ? left : 0.001);
+        if (got < 0 && cutting) {
+            r->status = MCT_MEAS_TIMEOUT;
+            r->cut = 1;
+            snprintf(r->detail, sizeof r->detail, "cut: the checked first run took over %.3f s "
+                     "(the caller's cut, a multiple of its best latency); killed", m->o.cut_s);
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            goto reap;
+        }
+    }
     if (got == 1 && msg.kind == MSG_FIRST) {
         r->first_s = msg.first_s;
         if (!meas_data_check(d, r, c->dot)) {
             r->status = MCT_MEAS_WRONG;
             send(sv[0], "q", 1, MSG_NOSIGNAL);
+            goto reap;
+        }
+        if (m->o.cut_s > 0 && !m->o.baseline && msg.first_s > m->o.cut_s) {
+            /* far slower than what the caller already has: the first run is its figure */
+            send(sv[0], "q", 1, MSG_NOSIGNAL);
+            struct mct_msg one = msg;
+            one.run.n = 1;
+            one.run.med = one.run.min = one.run.max = one.run.q1 = one.run.q3 = msg.first_s;
+            take_done(m, &one, r);
+            r->cut = 1;
             goto reap;
         }
         send(sv[0], "g", 1, MSG_NOSIGNAL);

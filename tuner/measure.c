@@ -132,6 +132,12 @@ void mct_meas_destroy(mct_meas *m)
     free(m);
 }
 
+void mct_meas_set_cut(mct_meas *m, double cut_s)
+{
+    if (m)
+        m->o.cut_s = cut_s > 0 ? cut_s : 0;
+}
+
 const char *mct_meas_cache_dir(const mct_meas *m)
 {
     return m->cache_dir;

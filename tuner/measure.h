@@ -103,6 +103,13 @@ typedef struct mct_meas_opts {
     int jobs;               /* 0: CPUs in this process's affinity mask */
     size_t rotate_cap;      /* 0: 1 GiB, most bytes spent on B copies */
     uint64_t seed;          /* 0: 1; input data are uniform in [-1, 1) from this seed */
+    double cut_s;           /* 0: off. A candidate whose checked first run takes longer is not
+                               timed further: still running after cut_s it is killed (status
+                               timeout, cut 1, detail "cut: ..."); done just past it, its record
+                               is that one run (ok, runs 1, median = first run, cut 1). A search
+                               sets it to a multiple of its best latency (mct_meas_set_cut): such
+                               a candidate can never be its best, and its calls were most of a
+                               search's measuring time on large layers. With baseline: never. */
 } mct_meas_opts;
 
 /* Fills *o with the defaults (every field as documented above; jobs 0, strings NULL, target
@@ -158,6 +165,7 @@ typedef struct mct_meas_result {
         double median_s, gflops;
     } libs[3];
     int best_lib;           /* index of the fastest of libs, -1 when none ran */
+    int cut;                /* 1: ok, but only the checked first run was timed (opts.cut_s) */
 } mct_meas_result;
 
 /* Counters since mct_meas_create. */
@@ -221,5 +229,9 @@ int mct_meas_compile(mct_meas *m, const mct_meas_cand *c, mct_meas_status *statu
 
 /* Copies the counters into *out. Cannot fail. */
 void mct_meas_get_counters(const mct_meas *m, mct_meas_counters *out);
+
+/* Sets opts.cut_s for the following measurements (0 or less: off). A search calls it before
+ * each batch with a multiple of its best latency so far. Cannot fail (m NULL: nothing). */
+void mct_meas_set_cut(mct_meas *m, double cut_s);
 
 #endif

@@ -271,7 +271,11 @@ static int measure(srch *S, const int *ids, int n, int base)
     }
     if (nm) {
         mct_meas *m = base && o->meas_base ? o->meas_base : o->meas;
-        if ((r = mct_meas_batch(m, S->w, mc, nm, res))) {
+        double best = S->st->best_latency_s;
+        mct_meas_set_cut(m, !base && o->cut > 1 && best > 0 ? o->cut * best : 0);
+        r = mct_meas_batch(m, S->w, mc, nm, res);
+        mct_meas_set_cut(m, 0);
+        if (r) {
             snprintf(S->err, S->errlen, "the measurement harness failed: %s", mct_strerror(r));
             goto fail;
         }

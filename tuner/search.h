@@ -156,6 +156,10 @@ typedef struct mct_search_opts {
                                branching the model ranks best; 0 or 1: all, unranked */
     int rollout;            /* mcts: > 0 scores new children by a model rollout of this many
                                mutations and measures them when selection reaches them */
+    double cut;             /* > 1: a candidate whose checked first run is slower than cut
+                               times the best latency so far is not timed further (the harness's
+                               cut_s, tuner/measure.h): it costs at most that long, not a
+                               warm-up and the timed calls; killed it is a failed sample; 0: off */
     mct_guide *guide;       /* mcts; required for mcts */
     const mct_cpu *cpu;     /* shown to the guide; NULL: mct_cpu_host() */
     mct_target target;      /* vlen 0: mct_target_host() */

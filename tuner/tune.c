@@ -47,6 +47,7 @@ void mct_tune_search_opts(const mct_tune_opts *o, mct_search_opts *so)
     so->model = o->costmodel;
     so->rank = o->rank;
     so->rollout = o->rollout;
+    so->cut = o->cut;
 }
 
 /* A record of this workload, CPU and thread count with the provenance of this run. */

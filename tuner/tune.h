@@ -63,6 +63,7 @@ typedef struct mct_tune_opts {
                              * rollout; the search adds the samples it measures and retrains it.
                              * NULL: those searches train a private model per workload */
     int rank, rollout;      /* mcts with the model (mct_search_opts): 0 off */
+    double cut;             /* mct_search_opts.cut: 0 off */
     int retune;             /* search even when a complete best record exists */
     int transfer;           /* measure transfer seeds first (see above) */
     const char *model;      /* model tag recorded with each record ("" or NULL: none) */

@@ -72,6 +72,9 @@ static const char usage_text[] =
     "  --timeout SECONDS    time limit of one candidate's first run (default 10; the untuned\n"
     "                       baseline gets 60 times this, and a single timed call)\n"
     "  --min-time SECONDS   timed calls per candidate last at least this long (default 0.2)\n"
+    "  --cut F              a candidate whose checked first run is F (> 1) times slower than\n"
+    "                       the best so far is recorded at that run and not timed further:\n"
+    "                       it can never be the best (default 0: every candidate timed)\n"
     "  --cache DIR          compile cache folder (as for mctune measure)\n"
     "  --verbose            print dropped proposals and fallbacks\n";
 
@@ -188,7 +191,7 @@ int mct_cmd_tune(int argc, char **argv)
     int retune = 0, transfer = 1, verbose = 0, r, rc = 1;
     long rank = 0, rollout = 0;
     mct_costmodel *cm = NULL;
-    double timeout = 10, min_time = 0;
+    double timeout = 10, min_time = 0, cut = 0;
     mct_tune_model mdl = {0};
     mct_db *db = NULL;
     mct_guide *guide = NULL;
@@ -281,6 +284,14 @@ int mct_cmd_tune(int argc, char **argv)
         } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--timeout", &val))) {
             if (r < 0 || parse_secs("--timeout", val, &timeout))
                 return 2;
+        } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--cut", &val))) {
+            char *end = NULL;
+            if (r < 0)
+                return 2;
+            cut = strtod(val, &end);
+            if (end == val || *end || !(cut == 0 || (cut > 1 && cut <= 1000)))
+                return mct_cli_usage_error(CMD, "--cut '%s': give a factor above 1 (at most "
+                                           "1000), or 0 to time every candidate", val);
         } else if ((r = mct_cli_opt(CMD, argc, argv, &i, "--min-time", &val))) {
             if (r < 0 || parse_secs("--min-time", val, &min_time))
                 return 2;
@@ -468,6 +479,7 @@ int mct_cmd_tune(int argc, char **argv)
     to.costmodel = cm;
     to.rank = (int)rank;
     to.rollout = (int)rollout;
+    to.cut = cut;
     to.transfer = transfer;
     to.model = mdl.name;
     to.log = logf;
