@@ -1082,8 +1082,10 @@ static int evo_round(srch *S, int pop, int want, double eps, int round)
                 r = MCT_ENOMEM;
                 break;
             }
-            /* a child whose mutation finds nothing stays its parent's copy */
-            mct_sched_mutate(x, &S->rng, S->tgt.vlen, NULL, 0);
+            /* mutated with MetaSchedule's genetic_mutate_prob, else the parent's copy (as is a
+             * child whose mutation finds nothing) */
+            if (unif(&S->rng) < 0.85)
+                mct_sched_mutate(x, &S->rng, S->tgt.vlen, NULL, 0);
             Q[nq++] = x;
         }
         free_pop(P, np);

@@ -47,7 +47,8 @@
  *                 schedules (up to a fifth of it) and random ones; 4 generations follow, each
  *                 child bred from a parent picked with probability proportional to its
  *                 predicted score: a crossover (probability 0.15, tile factors of one parent with
- *                 the order and annotations of another, skipped when illegal) then one mutation
+ *                 the order and annotations of another, skipped when illegal), then with
+ *                 probability 0.85 (MetaSchedule's genetic_mutate_prob) one mutation
  *                 (mct_sched_mutate: tile sizes, unroll, parallel loop, pack location, ...).
  *                 Each measured slot is, with probability epsilon (default 0.05), a random
  *                 schedule of the initial population instead. The measurements train the model
