@@ -46,6 +46,9 @@ int mct_wl_check(const mct_workload *w, char *err, size_t errlen)
                     (long long)w->group, (long long)w->batch);
     if ((unsigned)w->act > MCT_ACT_SILU)
         return mct_errf(err, errlen, MCT_EINVAL, "epi: unknown activation %d", (int)w->act);
+    if (w->bias != 0 && w->bias != 1)
+        return mct_errf(err, errlen, MCT_EINVAL, "bias=%d: must be 0 (no bias) or 1 (a bias "
+                        "vector of N floats added to every row)", w->bias);
     if (w->beta != 0 && w->beta != 1)
         return mct_errf(err, errlen, MCT_EINVAL, "beta=%d: must be 0 (C = out) or 1 (C += out)",
                     w->beta);

@@ -235,6 +235,11 @@ static void test_raw_workloads(void)
     mct_wl_parse("matmul f32 nt M=4 N=4 K=4 epi=none", &w, err, sizeof err);
     w.braw = 2;
     CHECK(mct_wl_check(&w, err, sizeof err) == MCT_EINVAL && strstr(err, "b=2"));
+    w.braw = 0;
+    w.bias = 2;  /* a hand-filled struct: bias is a flag */
+    CHECK(mct_wl_check(&w, err, sizeof err) == MCT_EINVAL && strstr(err, "bias=2"));
+    w.bias = 1;
+    CHECK(mct_wl_check(&w, err, sizeof err) == 0);
     mct_wl_parse("bmm f32 nt B=2 G=1 M=4 N=4 K=4 epi=none", &w, err, sizeof err);
     w.braw = 1;
     CHECK(mct_wl_check(&w, err, sizeof err) == MCT_EINVAL && strstr(err, "bmm"));
