@@ -81,7 +81,8 @@ struct mct_str;
 void cg_amx_emit(struct mct_str *b, const mct_sched *s, const cg_amx *a, const char *fn,
                  const char *attr_s, int threads);
 
-/* Largest K of widen(B, dot) and widen(B, amx) on integer weights: |sum| <= K * 255 * 127 < 2^31. */
+/* Largest K of widen(B, dot) and widen(B, amx) on integer weights: |sum| <= K * 255 * 127 < 2^31.
+ */
 #define CG_DOT_KMAX 65536
 
 /* The layout B has inside a kernel: the workload's, except low-precision weights, which are

@@ -2138,10 +2138,11 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
                                           "int8 dot products (vpmaddubsw + vpmaddwd, 256-bit)",
                                           "bf16 dot products (vdpbf16ps)"};
         if (L.amx)
-            ln(&b, "# B is %s: widen(B, amx): A rounded once per call, row by row, to %s; AMX tiles "
-                   "(%s) on blocks of %d x %d of C, k in steps of %d, B in the tiles' VNNI layout; "
-                   "the nest's other loops do not apply", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup,
-                   fb), s->w.wfmt == MCT_RT_WF_BF16 ? "bf16" : "int8 with the row's scale max|a|/127",
+            ln(&b, "# B is %s: widen(B, amx): A rounded once per call, row by row, to %s; AMX "
+                   "tiles (%s) on blocks of %d x %d of C, k in steps of %d, B in the tiles' VNNI "
+                   "layout; the nest's other loops do not apply",
+               mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb),
+               s->w.wfmt == MCT_RT_WF_BF16 ? "bf16" : "int8 with the row's scale max|a|/127",
                s->w.wfmt == MCT_RT_WF_BF16 ? "tdpbf16ps" : "tdpbssd", L.amx_sh.ri * L.amx_sh.tr,
                16 * L.amx_sh.rj, L.amx_sh.ks);
         else if (s->widen == CG_WIDEN_AMX)

@@ -1386,10 +1386,12 @@ static void test_widen_dot(void)
     mct_sched_destroy(s);
 }
 
-/* widen(B, amx): the path on tier amx for bf16 and i8 (tdpbf16ps / tdpbssd, the tile permission
- * asked in the kernel), its refusals with reasons (lower tiers, q4, tile blocks that are not AMX
+/* widen(B, amx): the path on tier amx for bf16, i8 and q4 (tdpbf16ps / tdpbssd, the tile
+ * permission asked in the kernel), its refusals with reasons (lower tiers, a q4 group off 32, tile
+ * blocks that are not AMX
  * shaped, a k block off the tile's step, prepack, no cache_write), the canonical text, and the C of
- * each path compiled with cc and clang (-c: the tiers are synthetic targets, no AMX host needed). */
+ * each path compiled with cc and clang (-c: the tiers are synthetic targets, no AMX host
+ * needed). */
 static void test_widen_amx(void)
 {
     static const char *amx16 =
@@ -1410,7 +1412,9 @@ static void test_widen_amx(void)
         {"bf16", "32", MCT_TIER_AMX, MCT_CG_DOT_BF16, "_tile_dpbf16ps(2, 5, 6)"},
         {"i8", NULL, MCT_TIER_AVX512_BF16VNNI, MCT_ENOTAPPLIC, "tier is avx512-bf16-vnni"},
         {"bf16", NULL, MCT_TIER_AVX2, MCT_ENOTAPPLIC, "tier is avx2"},
-        {"q4g64", NULL, MCT_TIER_AMX, MCT_ENOTAPPLIC, "q4"},
+        {"q4g64", NULL, MCT_TIER_AMX, MCT_CG_DOT_INT8, "_mm512_srli_epi16(v_, 4)"},
+        {"q4g32", "32", MCT_TIER_AMX, MCT_CG_DOT_INT8, "_tile_dpbssd(2, 5, 6)"},
+        {"q4g16", NULL, MCT_TIER_AMX, MCT_ENOTAPPLIC, "multiple of 32"},
         {"i8", "tile(i, 8); tile(j, 24); reorder(j0, i0, k, i1, j1); cache_write(i0); "
                "widen(B, amx)", MCT_TIER_AMX, MCT_ENOTAPPLIC, "24 columns"},
         {"i8", "tile(i, 20); tile(j, 16); reorder(j0, i0, k, i1, j1); cache_write(i0); "

@@ -680,7 +680,7 @@ static void test_lowprec_dot(void)
     mct_meas_destroy(m);
 }
 
-/* widen(B, amx) through the real harness: where mct_cpu_tier() is amx, bf16 and i8 AMX kernels
+/* widen(B, amx) through the real harness: where mct_cpu_tier() is amx, bf16, i8 and q4 AMX kernels
  * run on ragged shapes (M = 1, 7, 16, 33; N = 16, 48, 100; K = 64, 100, 256: rows, columns and k
  * that do not fill a tile, the padded edges) with one-tile and two-tile row blocks (the latter on
  * the parallel j loop) and epilogues, and the harness holds each element to the bound of A's
@@ -703,6 +703,11 @@ static void test_lowprec_amx(void)
         "M=33 N=16 K=256 epi=gelu",       "M=16 N=48 K=64 epi=none beta=1",
     };
     static const char *fmts[] = {"bf16", "i8"};
+    static const char *q4keys[] = {  /* K a multiple of the group */
+        "M=1 N=16 K=64 epi=none w=q4g32",   "M=7 N=48 K=256 epi=bias+relu w=q4g64",
+        "M=33 N=100 K=96 epi=silu beta=1 w=q4g32", "M=16 N=100 K=256 epi=bias w=q4g128",
+    };
+    enum { NS = sizeof shapes / sizeof shapes[0], NQ = sizeof q4keys / sizeof q4keys[0] };
     static const char *fixed[] = {
         "tile(i, 16); tile(j, 32); tile(k, 64); reorder(j0, i0, k0, i1, j1, k1); cache_write(i0); "
         "widen(B, amx)",
@@ -713,10 +718,13 @@ static void test_lowprec_amx(void)
     int t = mct_cpu_tier();
     mct_target tg = mct_target_of_tier(t);
     int ran = 0;
-    for (size_t q = 0; q < sizeof shapes / sizeof shapes[0]; q++)
-        for (size_t g = 0; g < 2; g++) {
+    for (size_t q = 0; q < NS + NQ; q++)
+        for (size_t g = 0; g < (q < NS ? 2 : 1); g++) {
             char key[160];
-            snprintf(key, sizeof key, "matmul f32 nt %s w=%s", shapes[q], fmts[g]);
+            if (q < NS)
+                snprintf(key, sizeof key, "matmul f32 nt %s w=%s", shapes[q], fmts[g]);
+            else
+                snprintf(key, sizeof key, "matmul f32 nt %s", q4keys[q - NS]);
             mct_workload w = wl(key);
             mct_sched *sc[NF] = {0};
             mct_meas_cand c[NF];
@@ -745,8 +753,8 @@ static void test_lowprec_amx(void)
                            r[i].detail);
                     continue;
                 }
-                CHECKF(dp[i] == (g ? MCT_CG_DOT_INT8 : MCT_CG_DOT_BF16), "%s [%s]: path %d (%s)",
-                       key, text, dp[i], why[i]);
+                CHECKF(dp[i] == (w.wfmt == MCT_RT_WF_BF16 ? MCT_CG_DOT_BF16 : MCT_CG_DOT_INT8),
+                       "%s [%s]: path %d (%s)", key, text, dp[i], why[i]);
                 CHECKF(r[i].status == MCT_MEAS_OK, "%s [%s]: %s: %s", key, text,
                        mct_meas_status_name(r[i].status), r[i].detail);
                 CHECKF(r[i].relerr < 0.05, "%s [%s]: error %.3g within the rounding's scale", key,

@@ -302,9 +302,10 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
               "prepack(B, ...) keeps integer panels, widened at each load. dot: never widened: A "
               "is rounded to int8 once per row (scale max|a|/127) and integer dot products sum "
               "exactly (vpdpbusd on avx512-vnni, vpmaddubsw on avx2; q4 groups multiples of 32; "
-              "needs the dot form: k vectorized innermost, B read along k). amx: AMX tiles, i8 "
-              "only (tier amx; A to int8 as for dot): the cache_write block is the tile block "
-              "(1-16 or 32 rows, 16 or 32 columns, k blocks multiples of 64; no pack or prepack).\n",
+              "needs the dot form: k vectorized innermost, B read along k). amx: AMX tiles (tier "
+              "amx; A to int8 as for dot; q4 groups multiples of 32): the cache_write block is the "
+              "tile block (1-16 or 32 rows, 16 or 32 columns, k blocks multiples of 64, or of 32 "
+              "for q4 groups that are not; no pack or prepack).\n",
         w->braw ? "" : "\"prepack(B, j2, k1)\", ",
         w->op == MCT_OP_MATMUL && !w->braw ? "; prepack(B, ...) replaces B's pack or prepack, "
                                              "and pack(B, ...) is refused once B is prepacked"
