@@ -63,9 +63,26 @@ struct mct_sched {
  * widened: the kernel rounds A per row (int8 with a per-row scale for i8 and q4, bf16 for bf16)
  * and the target's dot-product instructions multiply (lower.c, dot_path: which instruction, and
  * why none where the tile or the target lacks it; the tile then runs as REG). */
-enum { CG_WIDEN_REG = 0, CG_WIDEN_PANEL = 1, CG_WIDEN_DOT = 2 };
+enum { CG_WIDEN_REG = 0, CG_WIDEN_PANEL = 1, CG_WIDEN_DOT = 2, CG_WIDEN_AMX = 3 };
 
-/* Largest K of widen(B, dot) on integer weights: |sum| <= K * 255 * 127 < 2^31. */
+/* widen(B, amx) (lower_amx.c): AMX tiles on bf16 or i8 weights, A rounded as for widen(B, dot).
+ * The tile block: RI A tiles of TR rows (RB = RI * TR rows of C), RJ B tiles of 16 columns, k in
+ * steps of KS; par: the j blocks run on the OpenMP threads. */
+typedef struct cg_amx {
+    int ri, tr, rj, ks, par;
+} cg_amx;
+/* 0 with *out when s (widen(B, amx)) lowers to AMX tiles for a target of this ISA row and tier;
+ * MCT_ENOTAPPLIC with the reason in why (len bytes, may be NULL) otherwise, *out unchanged. */
+int cg_amx_shape(const mct_sched *s, int isa, int tier, cg_amx *out, char *why, size_t len);
+struct mct_str;
+/* Appends FN_packed_size, FN_pack_b and the kernel FN of the shape a (cg_amx_shape) to b; attr_s
+ * prefixes each function (the target attribute with the amx features, or ""); threads as
+ * mct_target's. The text uses FN_act and FN_OMP, which the lowering defines before. */
+void cg_amx_emit(struct mct_str *b, const mct_sched *s, const cg_amx *a, const char *fn,
+                 const char *attr_s, int threads);
+
+/* Largest K of widen(B, dot) and widen(B, amx) on integer weights: |sum| <= K * 255 * 127 < 2^31.
+ */
 #define CG_DOT_KMAX 65536
 
 /* The layout B has inside a kernel: the workload's, except low-precision weights, which are

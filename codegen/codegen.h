@@ -42,7 +42,7 @@
  * widen(B, panel): into the f32 panel of pack(B, ...) inside the kernel) and multiplied by their
  * scale there (i8: per channel; q4: per (channel, group) on the widened weight), then the f32
  * arithmetic runs as for f32 weights; or never (widen(B, dot): A rounded per row and integer or
- * bf16 dot products, see mct_cg_dot_path).
+ * bf16 dot products; widen(B, amx): the same rounding and AMX tiles; see mct_cg_dot_path).
  * Parallel loops use OpenMP when compiled with -fopenmp and run serially otherwise.
  */
 #ifndef MCT_CODEGEN_H
@@ -279,10 +279,25 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
  *     a <= 2^-9, so |C - C_f32| <= 2^-9 * sum_k |a(i, k) w(k, j)| (plus f32 rounding).
  * The path needs the fast dot form (k vectorized innermost, B read along k) and the tier's
  * instruction; elsewhere the kernel runs the widen(B, reg) code (and the pseudo-code says why).
- * Returns MCT_CG_DOT_NONE when s has no widen(B, dot); MCT_CG_DOT_INT8 or MCT_CG_DOT_BF16 (how A
+ * Returns MCT_CG_DOT_NONE when s has neither widen(B, dot) nor widen(B, amx); MCT_CG_DOT_INT8 or MCT_CG_DOT_BF16 (how A
  * is rounded) when the kernel lowered for t (NULL: scalar) takes the path; MCT_ENOTAPPLIC with the
  * reason in why (len bytes, may be NULL) when s asks for it and the kernel cannot; MCT_EINVAL for
  * s NULL. */
+/* widen(B, amx) (codegen/lower_amx.c): AMX tiles on bf16 (tdpbf16ps on A rounded to bf16), i8 or
+ * q4 weights (tdpbssd, s8 x s8 summed exactly in int32, on A rounded to int8 per row; i8: the sum
+ * times a_scale[i] * w_scale[j]; q4: the nibbles staged as int8 tiles once per 16-column strip,
+ * one int32 tile sum per group times its scale, summed in f32, times a_scale[i]). A is rounded
+ * exactly as for widen(B, dot), so mct_cg_dot_path answers MCT_CG_DOT_BF16 or MCT_CG_DOT_INT8 and
+ * the same bound holds. It needs tier amx on an avx512 target; w=bf16, i8, or q4gG with G a
+ * multiple of 32; a cache_write whose block is the tile block (1..16 rows of C, or 32 in two
+ * tiles; 16 or 32 columns); every tiled k block a multiple of the tile's k step (32: bf16, and q4
+ * with G not a multiple of 64; else 64); no pack or prepack; K <= 65536 for i8. Elsewhere the
+ * kernel runs the widen(B, reg) code and mct_cg_dot_path returns MCT_ENOTAPPLIC with the reason.
+ * Of the nest only the block shape and whether a loop is parallel are kept (j blocks outermost, K
+ * whole in tile steps). The kernel asks the OS for the tile state once per process (Linux
+ * arch_prctl ARCH_REQ_XCOMP_PERM); where that is refused it returns MCT_EUNSUPPORTED (-15) without
+ * touching C or executing a tile instruction. Its FN_pack_b writes B in whole tiles (VNNI pairs or
+ * quads of k per column, zero padding; q4 as nibbles), with FN_packed_size to match. */
 enum { MCT_CG_DOT_NONE = 0, MCT_CG_DOT_INT8 = 1, MCT_CG_DOT_BF16 = 2 };
 int mct_cg_dot_path(const mct_sched *s, const mct_target *t, char *why, size_t len);
 

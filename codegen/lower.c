@@ -68,7 +68,9 @@ typedef struct {
     int intr;            /* 1: the ISA's intrinsics match W (avx512 16, avx2 8, sse4.2 4 lanes) */
     int nregs;           /* vector registers of the target (16 without one) */
     int dp;              /* widen(B, dot): the path the tile takes (DP_*), 0 when none */
-    char dp_why[240];    /* widen(B, dot) not taken: why */
+    char dp_why[240];    /* widen(B, dot) or widen(B, amx) not taken: why */
+    int amx;             /* widen(B, amx) taken: the kernel is lower_amx.c's, of shape amx_sh */
+    cg_amx amx_sh;
 } lw_t;
 
 static const char *lname(const lw_t *L, int id, char buf[8])
@@ -1753,6 +1755,8 @@ static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *f
             L->dp = dot_path(L, &f, L->dp_why, sizeof L->dp_why);
         }
     }
+    if (L->q && s->widen == CG_WIDEN_AMX)  /* elsewhere the kernel runs the widen(B, reg) code */
+        L->amx = !cg_amx_shape(s, L->isa, L->tier, &L->amx_sh, L->dp_why, sizeof L->dp_why);
     return 0;
 }
 
@@ -1763,9 +1767,14 @@ int mct_cg_dot_path(const mct_sched *s, const mct_target *t, char *why, size_t l
         why[0] = 0;
     if (!s)
         return MCT_EINVAL;
-    if (s->widen != CG_WIDEN_DOT)
+    if (s->widen != CG_WIDEN_DOT && s->widen != CG_WIDEN_AMX)
         return MCT_CG_DOT_NONE;
     setup(&L, s, t, "k");
+    if (s->widen == CG_WIDEN_AMX) {
+        if (!L.amx)
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "widen(B, amx): %s", L.dp_why);
+        return s->w.wfmt == MCT_RT_WF_BF16 ? MCT_CG_DOT_BF16 : MCT_CG_DOT_INT8;
+    }
     if (!L.dp)
         return mct_errf(why, len, MCT_ENOTAPPLIC, "widen(B, dot): %s", L.dp_why);
     return L.dp == DP_BF16 ? MCT_CG_DOT_BF16 : MCT_CG_DOT_INT8;
@@ -1835,7 +1844,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     ln(&b, "#include <stddef.h>");
     ln(&b, "#include <stdlib.h>");
     ln(&b, "#include <string.h>");
-    if ((L.intr && L.q) || L.dp)  /* the widening's intrinsics, the dot paths */
+    if ((L.intr && L.q) || L.dp || L.amx)  /* the widening's intrinsics, dot paths, AMX */
         ln(&b, "#include <immintrin.h>");
     /* threads: OpenMP under gcc. clang (14) compiles the body of an OpenMP region as a function
      * without the kernel's target attribute and then refuses its vector calls ("AVX vector
@@ -1867,6 +1876,9 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     if (ta && (L.dp == DP_VNNI || L.dp == DP_BF16)) {
         snprintf(tx, sizeof tx, "%s,%s", ta, L.dp == DP_VNNI ? "avx512vnni" : "avx512bf16");
         ta = tx;
+    } else if (ta && L.amx) {
+        snprintf(tx, sizeof tx, "%s,amx-tile,amx-int8,amx-bf16", ta);
+        ta = tx;
     }
     if (ta) {
         ln(&b, "#if defined(__clang__)");
@@ -1884,6 +1896,10 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         snprintf(attr_s, sizeof attr_s, "__attribute__((target(\"%s\"))) ", attr);
     if (L.dp)
         emit_dot_helpers(&b, &L, attr_s);
+    if (L.amx) {  /* the AMX kernel keeps only the tile block of the nest (lower_amx.c) */
+        cg_amx_emit(&b.t, s, &L.amx_sh, fn, attr_s, L.threads);
+        goto amx_done;
+    }
     const cg_pack *pb = &s->pack[OPD_B];
     if (L.q)
         emit_qpack_b(&b, &L, attr_s);
@@ -1993,6 +2009,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         ln(&b, "    free(S);");
     ln(&b, "    return rc_;");
     ln(&b, "}");
+amx_done:
     if (ta) {
         ln(&b, "#if defined(__clang__)");
         ln(&b, "#pragma clang attribute pop");
@@ -2120,7 +2137,18 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
         static const char *const dpn[] = {"", "int8 dot products (vpdpbusd, 512-bit)",
                                           "int8 dot products (vpmaddubsw + vpmaddwd, 256-bit)",
                                           "bf16 dot products (vdpbf16ps)"};
-        if (L.dp)
+        if (L.amx)
+            ln(&b, "# B is %s: widen(B, amx): A rounded once per call, row by row, to %s; AMX "
+                   "tiles (%s) on blocks of %d x %d of C, k in steps of %d, B in the tiles' VNNI "
+                   "layout; the nest's other loops do not apply",
+               mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb),
+               s->w.wfmt == MCT_RT_WF_BF16 ? "bf16" : "int8 with the row's scale max|a|/127",
+               s->w.wfmt == MCT_RT_WF_BF16 ? "tdpbf16ps" : "tdpbssd", L.amx_sh.ri * L.amx_sh.tr,
+               16 * L.amx_sh.rj, L.amx_sh.ks);
+        else if (s->widen == CG_WIDEN_AMX)
+            ln(&b, "# B is %s: widen(B, amx) not taken (%s): each load of B converts the weight "
+                   "to f32%s", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb), L.dp_why, sc);
+        else if (L.dp)
             ln(&b, "# B is %s: widen(B, dot): A rounded once per call, row by row, to %s; %s; the "
                    "weights are never widened", mct_rt_wfmt_name(s->w.wfmt, s->w.wgroup, fb),
                L.dp == DP_BF16 ? "bf16" : "int8 with the row's scale max|a|/127", dpn[L.dp]);

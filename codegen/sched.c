@@ -534,7 +534,7 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     }
     if (!strcmp(n, "widen")) {
         if (t->nargs != 2 || strcmp(t->args[0], "B"))
-            return mct_errf(why, len, MCT_EINVAL, "widen: expects widen(B, reg|panel|dot)");
+            return mct_errf(why, len, MCT_EINVAL, "widen: expects widen(B, reg|panel|dot|amx)");
         if (!MCT_WL_QUANT(&s->w))
             return mct_errf(why, len, MCT_ENOTAPPLIC, "widen B: the weights are f32 already "
                             "(widen applies to w=bf16, i8 or q4gG workloads)");
@@ -544,10 +544,13 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
             s->widen = CG_WIDEN_PANEL;
         else if (!strcmp(t->args[1], "dot"))
             s->widen = CG_WIDEN_DOT;
+        else if (!strcmp(t->args[1], "amx"))
+            s->widen = CG_WIDEN_AMX;
         else
             return mct_errf(why, len, MCT_EINVAL, "widen B: '%s' is not a place (use reg: at each "
-                            "load, panel: into the f32 panel of pack(B), or dot: the target's "
-                            "integer or bf16 dot-product instructions)", t->args[1]);
+                            "load, panel: into the f32 panel of pack(B), dot: the target's "
+                            "integer or bf16 dot-product instructions, or amx: AMX tiles)",
+                            t->args[1]);
         return 0;
     }
     if (!strcmp(n, "prefetch")) {
@@ -775,10 +778,12 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
                             "weights: add widen(B, panel) (the panel holds f32; a low-precision "
                             "panel comes from prepack(B))");
         /* the int8 paths sum exact products in int32 lanes: K * 255 * 127 must fit */
-        if (s->widen == CG_WIDEN_DOT && w->wfmt != MCT_RT_WF_BF16 && w->K > CG_DOT_KMAX)
-            return mct_errf(why, len, MCT_ENOTAPPLIC, "widen(B, dot): K=%lld exceeds %d, beyond "
+        if ((s->widen == CG_WIDEN_DOT || s->widen == CG_WIDEN_AMX) &&
+            w->wfmt != MCT_RT_WF_BF16 && w->K > CG_DOT_KMAX)
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "widen(B, %s): K=%lld exceeds %d, beyond "
                             "which int32 sums of int8 products may overflow (use widen(B, reg))",
-                            (long long)w->K, CG_DOT_KMAX);
+                            s->widen == CG_WIDEN_AMX ? "amx" : "dot", (long long)w->K,
+                            CG_DOT_KMAX);
     } else if (s->widen != CG_WIDEN_REG)
         return mct_errf(why, len, MCT_ENOTAPPLIC, "widen B: the weights are f32 already");
     for (int o = 0; o < 2; o++) {
@@ -961,9 +966,10 @@ int mct_sched_format(const mct_sched *s, char *buf, size_t len)
             append(buf, len, &n, "pack(%s, %s, %s)", o ? "B" : "A",
                    cg_loop_name(s, pk->at, nb), lay);
     }
-    if (s->widen == CG_WIDEN_PANEL || s->widen == CG_WIDEN_DOT) {
+    if (s->widen != CG_WIDEN_REG) {
+        static const char *const wn[] = {"reg", "panel", "dot", "amx"};
         SEP();
-        append(buf, len, &n, "widen(B, %s)", s->widen == CG_WIDEN_DOT ? "dot" : "panel");
+        append(buf, len, &n, "widen(B, %s)", wn[s->widen]);
     }
     if (s->cw >= 0) {
         SEP();

@@ -1391,6 +1391,123 @@ static void test_widen_dot(void)
     mct_sched_destroy(s);
 }
 
+/* widen(B, amx): the path on tier amx for bf16, i8 and q4 (tdpbf16ps / tdpbssd, the tile
+ * permission asked in the kernel), its refusals with reasons (lower tiers, a q4 group off 32, tile
+ * blocks that are not AMX
+ * shaped, a k block off the tile's step, prepack, no cache_write), the canonical text, and the C of
+ * each path compiled with cc and clang (-c: the tiers are synthetic targets, no AMX host
+ * needed). */
+static void test_widen_amx(void)
+{
+    static const char *amx16 =
+        "tile(i, 16); tile(j, 32); tile(k, 64); reorder(j0, i0, k0, i1, j1, k1); cache_write(i0); "
+        "widen(B, amx)";
+    static const char *amx32 =
+        "tile(i, 32); tile(j, 16); reorder(j0, i0, k, i1, j1); cache_write(i0); parallel(j0); "
+        "widen(B, amx)";
+    static const struct {
+        const char *fmt, *sched;
+        mct_tier tier;
+        int want;          /* MCT_CG_DOT_* or MCT_ENOTAPPLIC */
+        const char *mark;  /* in the C (path) or in the reason (refusal) */
+    } cases[] = {
+        {"i8", NULL, MCT_TIER_AMX, MCT_CG_DOT_INT8, "_tile_dpbssd(1, 4, 7)"},
+        {"bf16", NULL, MCT_TIER_AMX, MCT_CG_DOT_BF16, "_tile_dpbf16ps(0, 4, 6)"},
+        {"i8", "32", MCT_TIER_AMX, MCT_CG_DOT_INT8, "_tile_dpbssd(2, 5, 6)"},
+        {"bf16", "32", MCT_TIER_AMX, MCT_CG_DOT_BF16, "_tile_dpbf16ps(2, 5, 6)"},
+        {"i8", NULL, MCT_TIER_AVX512_BF16VNNI, MCT_ENOTAPPLIC, "tier is avx512-bf16-vnni"},
+        {"bf16", NULL, MCT_TIER_AVX2, MCT_ENOTAPPLIC, "tier is avx2"},
+        {"q4g64", NULL, MCT_TIER_AMX, MCT_CG_DOT_INT8, "_mm512_srli_epi16(v_, 4)"},
+        {"q4g32", "32", MCT_TIER_AMX, MCT_CG_DOT_INT8, "_tile_dpbssd(2, 5, 6)"},
+        {"q4g16", NULL, MCT_TIER_AMX, MCT_ENOTAPPLIC, "multiple of 32"},
+        {"i8", "tile(i, 8); tile(j, 24); reorder(j0, i0, k, i1, j1); cache_write(i0); "
+               "widen(B, amx)", MCT_TIER_AMX, MCT_ENOTAPPLIC, "24 columns"},
+        {"i8", "tile(i, 20); tile(j, 16); reorder(j0, i0, k, i1, j1); cache_write(i0); "
+               "widen(B, amx)", MCT_TIER_AMX, MCT_ENOTAPPLIC, "20 rows"},
+        {"i8", "tile(i, 16); tile(j, 16); tile(k, 32); reorder(j0, i0, k0, i1, j1, k1); "
+               "cache_write(i0); widen(B, amx)", MCT_TIER_AMX, MCT_ENOTAPPLIC, "block of 32"},
+        {"i8", "tile(j, 16); reorder(j0, i, k, j1); widen(B, amx)", MCT_TIER_AMX,
+         MCT_ENOTAPPLIC, "cache_write"},
+        {"bf16", "tile(i, 16); tile(j, 16); reorder(j0, i0, k, i1, j1); prepack(B, j1); "
+                 "cache_write(i0); widen(B, amx)", MCT_TIER_AMX, MCT_ENOTAPPLIC, "prepack"},
+    };
+    char dir[] = "/tmp/mct-amx-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    int have_clang = system("clang --version >/dev/null 2>&1") == 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char key[128], why[256] = "";
+        const char *sc = !cases[i].sched ? amx16 : !strcmp(cases[i].sched, "32") ? amx32
+                                                                                  : cases[i].sched;
+        snprintf(key, sizeof key, "matmul f32 nt M=33 N=100 K=256 epi=bias+silu beta=1 w=%s",
+                 cases[i].fmt);
+        mct_workload w;
+        mct_sched *s = NULL;
+        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0);
+        CHECKF(mct_sched_parse(&w, sc, &s, why, sizeof why) == 0, "%s: %s", key, why);
+        if (!s)
+            continue;
+        char text[4096];
+        mct_sched_format(s, text, sizeof text);
+        CHECKF(strstr(text, "widen(B, amx)") != NULL, "canonical text keeps it: %s", text);
+        mct_sched *s2 = NULL;  /* parse(print(s)) prints the same bytes */
+        char text2[4096] = "";
+        CHECK(mct_sched_parse(&w, text, &s2, why, sizeof why) == 0 && s2);
+        if (s2)
+            mct_sched_format(s2, text2, sizeof text2);
+        CHECKF(!strcmp(text, text2), "round trip: %s / %s", text, text2);
+        mct_sched_destroy(s2);
+        mct_target t = mct_target_of_tier(cases[i].tier);
+        int dp = mct_cg_dot_path(s, &t, why, sizeof why);
+        char *c = NULL, *ps = NULL;
+        CHECK(mct_cg_lower_c(s, &t, "ka", &c) == 0 && c);
+        CHECK(mct_cg_lower_pseudo(s, &t, &ps) == 0 && ps);
+        CHECKF(dp == cases[i].want, "%s at %s (%s): path %d, want %d (%s)", key,
+               mct_tier_name(cases[i].tier), sc, dp, cases[i].want, why);
+        if (dp > 0 && c && ps) {
+            CHECKF(strstr(c, cases[i].mark) != NULL, "%s (%s): %s in the C", key, sc,
+                   cases[i].mark);
+            CHECK(strstr(c, "0x1023") != NULL && strstr(c, "amx-tile,amx-int8,amx-bf16"));
+            CHECKF(strstr(ps, "widen(B, amx): A rounded") != NULL, "pseudo: %s", ps);
+            char src[160], cmd[400];
+            snprintf(src, sizeof src, "%s/k%zu.c", dir, i);
+            FILE *fp = fopen(src, "w");
+            CHECK(fp != NULL);
+            if (fp) {
+                fputs(c, fp);
+                fclose(fp);
+                for (int cc = 0; cc < 1 + have_clang; cc++) {
+                    snprintf(cmd, sizeof cmd, "%s -std=c11 -O2 -c -fopenmp -Wall -Werror -o "
+                             "%s/k%zu.o %s 2>&1", cc ? "clang" : "cc", dir, i, src);
+                    CHECKF(system(cmd) == 0, "%s (%s): compiles with %s (%s)", key, sc,
+                           cc ? "clang" : "cc", src);
+                }
+            }
+        } else if (dp < 0 && c && ps) {
+            CHECKF(strstr(why, cases[i].mark) != NULL, "%s at %s (%s): reason '%s'", key,
+                   mct_tier_name(cases[i].tier), sc, why);
+            CHECKF(strstr(ps, "widen(B, amx) not taken") != NULL, "pseudo says why: %s", ps);
+            CHECK(strstr(c, "_tile_") == NULL);  /* the widen(B, reg) code */
+        }
+        free(c);
+        free(ps);
+        mct_sched_destroy(s);
+    }
+    if (!have_clang)
+        printf("test_widen_amx: clang not found, the AMX C was compiled with cc only\n");
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    mct_workload w;
+    mct_sched *s = NULL;
+    char why[256] = "";
+    CHECK(mct_wl_parse("matmul f32 nt M=1 N=16 K=70000 epi=none w=i8", &w, NULL, 0) == 0);
+    CHECK(mct_sched_parse(&w, "widen(B, amx)", &s, why, sizeof why) == MCT_ENOTAPPLIC);
+    CHECKF(strstr(why, "K=70000") != NULL, "K too large: %s", why);
+    CHECK(mct_wl_parse("matmul f32 nt M=1 N=16 K=64 epi=none", &w, NULL, 0) == 0);
+    CHECK(mct_sched_parse(&w, "widen(B, amx)", &s, why, sizeof why) == MCT_ENOTAPPLIC);
+    CHECKF(strstr(why, "f32 already") != NULL, "f32: %s", why);
+}
+
 int main(void)
 {
     if (getenv("MCTUNE_TEST_CASE"))
@@ -1407,5 +1524,6 @@ int main(void)
     test_chains();
     test_raw_property();
     test_widen_dot();
+    test_widen_amx();
     return check_done();
 }

@@ -701,6 +701,98 @@ static void test_lowprec_dot(void)
     mct_meas_destroy(m);
 }
 
+/* widen(B, amx) through the real harness: where mct_cpu_tier() is amx, bf16, i8 and q4 AMX kernels
+ * run on ragged shapes (M = 1, 7, 16, 33; N = 16, 48, 100; K = 64, 100, 256: rows, columns and k
+ * that do not fill a tile, the padded edges) with one-tile and two-tile row blocks (the latter on
+ * the parallel j loop) and epilogues, and the harness holds each element to the bound of A's
+ * rounding that widen(B, dot) uses (meas_data.c; AMX rounds A the same way). On a host without AMX
+ * (or under MCTUNE_TIER below amx) each candidate must be refused with the path's reason; the run
+ * is then skipped with a printed line. */
+static void test_lowprec_amx(void)
+{
+    mct_meas_opts o;
+    opts_fast(&o);
+    o.min_runs = 1;
+    o.min_time_s = 0.001;
+    o.jobs = 2;
+    mct_meas *m = harness(&o);
+    if (!m)
+        return;
+    static const char *shapes[] = {
+        "M=1 N=16 K=64 epi=none",         "M=7 N=48 K=100 epi=bias+relu",
+        "M=16 N=100 K=256 epi=silu beta=1", "M=33 N=100 K=100 epi=bias",
+        "M=33 N=16 K=256 epi=gelu",       "M=16 N=48 K=64 epi=none beta=1",
+    };
+    static const char *fmts[] = {"bf16", "i8"};
+    static const char *q4keys[] = {  /* K a multiple of the group */
+        "M=1 N=16 K=64 epi=none w=q4g32",   "M=7 N=48 K=256 epi=bias+relu w=q4g64",
+        "M=33 N=100 K=96 epi=silu beta=1 w=q4g32", "M=16 N=100 K=256 epi=bias w=q4g128",
+    };
+    enum { NS = sizeof shapes / sizeof shapes[0], NQ = sizeof q4keys / sizeof q4keys[0] };
+    static const char *fixed[] = {
+        "tile(i, 16); tile(j, 32); tile(k, 64); reorder(j0, i0, k0, i1, j1, k1); cache_write(i0); "
+        "widen(B, amx)",
+        "tile(i, 32); tile(j, 16); reorder(j0, i0, k, i1, j1); cache_write(i0); parallel(j0); "
+        "widen(B, amx)",
+    };
+    enum { NF = sizeof fixed / sizeof fixed[0] };
+    int t = mct_cpu_tier();
+    mct_target tg = mct_target_of_tier(t);
+    int ran = 0;
+    for (size_t q = 0; q < NS + NQ; q++)
+        for (size_t g = 0; g < (q < NS ? 2 : 1); g++) {
+            char key[160];
+            if (q < NS)
+                snprintf(key, sizeof key, "matmul f32 nt %s w=%s", shapes[q], fmts[g]);
+            else
+                snprintf(key, sizeof key, "matmul f32 nt %s", q4keys[q - NS]);
+            mct_workload w = wl(key);
+            mct_sched *sc[NF] = {0};
+            mct_meas_cand c[NF];
+            mct_meas_result r[NF];
+            int dp[NF], n = 0;
+            char why[NF][256];
+            for (int f = 0; f < NF; f++) {
+                int rc = mct_sched_parse(&w, fixed[f], &sc[n], why[n], sizeof why[n]);
+                CHECKF(rc == 0, "%s: '%s': %s", key, fixed[f], why[n]);
+                if (rc == 0) {
+                    dp[n] = mct_cg_dot_path(sc[n], &tg, why[n], sizeof why[n]);
+                    c[n] = (mct_meas_cand){.sched = sc[n]};
+                    n++;
+                }
+            }
+            CHECK(mct_meas_batch(m, &w, c, n, r) == 0);
+            for (int i = 0; i < n; i++) {
+                char text[4096];
+                mct_sched_format(sc[i], text, sizeof text);
+                if (t < MCT_TIER_AMX) {
+                    CHECKF(dp[i] == MCT_ENOTAPPLIC && strstr(why[i], "tier amx"),
+                           "%s [%s]: refused below tier amx: %s", key, text, why[i]);
+                    CHECKF(r[i].status == MCT_MEAS_COMPILE_ERROR && strstr(r[i].detail, why[i]),
+                           "%s [%s, tier %s]: refused with '%s': %s %s", key, text,
+                           mct_tier_name(t), why[i], mct_meas_status_name(r[i].status),
+                           r[i].detail);
+                    continue;
+                }
+                CHECKF(dp[i] == (w.wfmt == MCT_RT_WF_BF16 ? MCT_CG_DOT_BF16 : MCT_CG_DOT_INT8),
+                       "%s [%s]: path %d (%s)", key, text, dp[i], why[i]);
+                CHECKF(r[i].status == MCT_MEAS_OK, "%s [%s]: %s: %s", key, text,
+                       mct_meas_status_name(r[i].status), r[i].detail);
+                CHECKF(r[i].relerr < 0.05, "%s [%s]: error %.3g within the rounding's scale", key,
+                       text, r[i].relerr);
+                ran++;
+            }
+            for (int i = 0; i < n; i++)
+                mct_sched_destroy(sc[i]);
+        }
+    if (t < MCT_TIER_AMX)
+        printf("test_lowprec_amx: tier %s has no AMX tiles: refusals checked, no AMX kernel run\n",
+               mct_tier_name(t));
+    else
+        printf("test_lowprec_amx: %d AMX kernels run through the harness within the bound\n", ran);
+    mct_meas_destroy(m);
+}
+
 static void test_cache_dir_env(void)
 {
     char dir[300];
@@ -837,6 +929,7 @@ int main(void)
     test_schedule();
     test_lowprec_property();
     test_lowprec_dot();
+    test_lowprec_amx();
     test_cache_dir_env();
     test_cli();
     test_cli_long_schedule();

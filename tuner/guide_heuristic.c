@@ -448,6 +448,22 @@ static int dot_takes(const mct_guide_ctx *c, const mct_sched *s, const char *tex
     return ok;
 }
 
+/* Where the target takes widen(B, amx) (tier amx, bf16 or i8) and M >= 16, AMX tiles first among
+ * the model's proposals (before widen(B, dot)): a tile multiply-adds 16 rows by 16 columns by 32
+ * (bf16) or 64 (int8) k per instruction, which pays once a block of C has its 16 rows (below that
+ * the tile's rows are padding, and widen(B, dot) is the proposal): 32 rows in two tiles from
+ * M >= 32, 32 columns, the j blocks on the threads where the kernel has more than one. */
+static void amx_props(const mct_guide_ctx *c, const model *m, plist *p)
+{
+    char t[512];
+    if (!MCT_WL_QUANT(c->w) || !c->target || m->M < 16)
+        return;
+    snprintf(t, sizeof t, "tile(i, %d); tile(j, 32); reorder(j0, i0, k, i1, j1); cache_write(i0); "
+             "%swiden(B, amx)", m->M >= 32 ? 32 : 16, m->threads > 1 ? "parallel(j0); " : "");
+    if (dot_takes(c, NULL, t))
+        padd(p, "%s", t);
+}
+
 /* Where the target has integer or bf16 dot products (mct_cg_dot_path), widen(B, dot) on the dot
  * form multiplies the stored bytes directly, a vector holding 4 (int8) or 2 (bf16) times the f32
  * lanes, and never converts a weight: the node's own schedule with it, then a dot-form tile of up
@@ -565,6 +581,7 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
         }
     }
     drop_moves(c, p);
+    amx_props(c, &m, p);
     dot_props(c, &m, p);
 
     /* 2. the analytical model's schedules */

@@ -285,14 +285,16 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
                   "(needs a j panel).\n",
         !MCT_WL_QUANT(w) ? ""
             : w->wfmt == MCT_RT_WF_BF16
-            ? "- widen(B, reg|panel|dot): B holds bf16 weights (2 bytes each, half of f32's bytes per "
+            ? "- widen(B, reg|panel|dot|amx): B holds bf16 weights (2 bytes each, half of f32's bytes per "
               "FLOP). reg (the default): each load converts to f32; panel: pack(B, L, PANEL) "
               "inside the kernel converts its block to an f32 panel (needs that pack; a pack of "
               "B inside the kernel needs it) and the register tile then runs as for f32. "
               "prepack(B, ...) keeps bf16 panels, widened at each load. dot: never widened: A "
               "is rounded to bf16 once per row and vdpbf16ps multiplies pairs (avx512-bf16 only; "
-              "needs the dot form: k vectorized innermost, B read along k).\n"
-            : "- widen(B, reg|panel|dot): B holds integer weights with f32 scales (i8: 1 byte, q4: "
+              "needs the dot form: k vectorized innermost, B read along k). amx: AMX tiles "
+              "(tier amx; A to bf16 as for dot): the cache_write block is the tile block (1-16 or "
+              "32 rows, 16 or 32 columns, k blocks multiples of 32; no pack or prepack).\n"
+            : "- widen(B, reg|panel|dot|amx): B holds integer weights with f32 scales (i8: 1 byte, q4: "
               "half a byte per weight, a quarter or an eighth of f32's bytes per FLOP). reg (the "
               "default): each load converts to f32 times the scale; panel: pack(B, L, PANEL) "
               "inside the kernel converts its block to an f32 panel (needs that pack; a pack of "
@@ -300,7 +302,10 @@ int mct_guide_prompt(const mct_guide_ctx *ctx, char **out)
               "prepack(B, ...) keeps integer panels, widened at each load. dot: never widened: A "
               "is rounded to int8 once per row (scale max|a|/127) and integer dot products sum "
               "exactly (vpdpbusd on avx512-vnni, vpmaddubsw on avx2; q4 groups multiples of 32; "
-              "needs the dot form: k vectorized innermost, B read along k).\n",
+              "needs the dot form: k vectorized innermost, B read along k). amx: AMX tiles (tier "
+              "amx; A to int8 as for dot; q4 groups multiples of 32): the cache_write block is the "
+              "tile block (1-16 or 32 rows, 16 or 32 columns, k blocks multiples of 64, or of 32 "
+              "for q4 groups that are not; no pack or prepack).\n",
         w->braw ? "" : "\"prepack(B, j2, k1)\", ",
         w->op == MCT_OP_MATMUL && !w->braw ? "; prepack(B, ...) replaces B's pack or prepack, "
                                              "and pack(B, ...) is refused once B is prepacked"

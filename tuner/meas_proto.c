@@ -125,13 +125,17 @@ static void describe_fault(const struct mct_msg *msg, const char *phase, char *o
         snprintf(out, len, "%s: %s (during %s)", sig_name(msg->code), what, phase);
 }
 
-/* The ABI lets a kernel return 0 or MCT_ENOMEM (runtime/dispatch.h); anything else is a bug of
- * the kernel, named as such. */
+/* The ABI lets a kernel return 0 or MCT_ENOMEM (runtime/dispatch.h), and an AMX kernel
+ * MCT_EUNSUPPORTED (codegen.h); anything else is a bug of the kernel, named as such. */
 static void describe_kernel_error(long rc, const char *phase, char *out, size_t len)
 {
     if (rc == MCT_ENOMEM)
         snprintf(out, len, "kernel returned MCT_ENOMEM (%ld): its packing or scratch buffer "
                  "could not be allocated, so C is not fully written (during %s)", rc, phase);
+    else if (rc == MCT_EUNSUPPORTED)  /* widen(B, amx): the OS refused the tile state */
+        snprintf(out, len, "kernel returned MCT_EUNSUPPORTED (%ld): the OS refused what it needs "
+                 "(widen(B, amx): the AMX tile state, arch_prctl ARCH_REQ_XCOMP_PERM), so C is not "
+                 "written (during %s)", rc, phase);
     else
         snprintf(out, len, "kernel returned %ld (%s), which the kernel ABI does not allow (0 or "
                  "MCT_ENOMEM) (during %s)", rc, mct_strerror((int)rc), phase);
