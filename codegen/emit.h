@@ -5,8 +5,9 @@
  *              documented contract;
  *   NAME.c     one C11 translation unit, libc only: the runtime of runtime/ embedded (its mct_
  *              names made private as NAME__mct_...), each table's kernels lowered for the
- *              table's ISA and its CPU's tier under target attributes, generic kernels per ISA tier, the dispatch
- *              tables (one per CPU, walked by runtime/dispatch.c) and the public API;
+ *              table's ISA and its CPU's tier under target attributes, generic kernels per ISA
+ *              tier, the dispatch tables (one per CPU, walked by runtime/dispatch.c) and the
+ *              public API;
  *   Makefile   static and shared library, make install;
  *   NAME.pc    pkg-config.
  * The first line of each names the tool, the code generator (MCT_CG_VERSION), the caller's
