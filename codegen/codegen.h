@@ -244,12 +244,20 @@ int mct_sched_loops(const mct_sched *s, const char **names, int max);
  * could not be allocated. Errors, *out unchanged: those of mct_sched_create. */
 int mct_sched_random(const mct_workload *w, uint64_t *rng, int vlen, mct_sched **out);
 
+/* mct_sched_random for target t (its vlen; NULL: scalar): on a dot-form register tile of a
+ * w=bf16/i8/q4 workload it also draws widen(B, dot) where mct_cg_dot_path says t takes it (never
+ * elsewhere: the harness refuses a dot that is not one). mct_sched_random is this with
+ * mct_target_host() where vlen is that target's width, else a target of width vlen without dot
+ * products; mct_sched_mutate flips widen(B, reg|dot) by the same rule. Same returns. */
+int mct_sched_random_for(const mct_workload *w, uint64_t *rng, const mct_target *t,
+                         mct_sched **out);
+
 /* One random legal edit of s (a tile factor, two adjacent loops swapped, unroll, parallel,
- * cache_write, pack, prefetch, fused epilogue), for mutation and MCTS fallback. Returns 0 with
- * a short description in what (len bytes, may be NULL), e.g. "tile i level 1: 64 -> 32" or
- * "swap i0 and j0": words for a log, not transformation text. MCT_ENOTAPPLIC when none of 64
- * tries gave a legal, different schedule; s and what are then unchanged. It never adds a
- * prepack. */
+ * cache_write, pack, prefetch, fused epilogue, widen(B, reg|dot) of low-precision weights), for
+ * mutation and MCTS fallback. Returns 0 with a short description in what (len bytes, may be
+ * NULL), e.g. "tile i level 1: 64 -> 32" or "swap i0 and j0": words for a log, not
+ * transformation text. MCT_ENOTAPPLIC when none of 64 tries gave a legal, different schedule; s
+ * and what are then unchanged. It never adds a prepack. */
 int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t len);
 
 /* Lowering ------------------------------------------------------------------------------- */

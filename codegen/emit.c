@@ -121,8 +121,39 @@ static int ek_cmp(const void *a, const void *b)
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
+/* The target a table's kernel is lowered for: its CPU's own tier where the table's ISA is that
+ * tier's (mct_isa_code_tier), as the measurement harness lowered it on that CPU, so a
+ * widen(B, dot) kernel of an avx512-bf16-vnni CPU ships the vpdpbusd it was measured with. */
+static mct_target kernel_target(int isa, int tier, int threads)
+{
+    mct_target tg = mct_target_of_tier(mct_isa_code_tier(isa, (mct_tier)tier));
+    tg.threads = threads > 0 ? threads : 1;
+    return tg;
+}
+
+/* Where lowering s for its table's tier changes its C against the ISA row's own tier (a dot
+ * path), *h is the hash of that C, part of the content (kernels of two tiers whose code is equal
+ * stay one function); else 0, so f32 kernels keep their names and an avx512 and an
+ * avx512-bf16-vnni table share them. Returns 0 or the code of a kernel that does not lower. */
+static int tier_code(const mct_sched *s, int isa, int tier, int threads, uint64_t *h)
+{
+    mct_target hi = kernel_target(isa, tier, threads), lo = mct_target_of_isa(isa);
+    char *a = NULL, *b = NULL;
+    lo.threads = hi.threads;
+    *h = 0;
+    if (hi.tier == lo.tier)
+        return 0;
+    int rc = mct_cg_lower_c(s, &hi, "k", &a);
+    if (rc == 0)
+        rc = mct_cg_lower_c(s, &lo, "k", &b);
+    if (rc == 0 && strcmp(a, b))
+        *h = mct_fnv64(MCT_FNV64_INIT, a, strlen(a));
+    free(a), free(b);
+    return rc;
+}
+
 /* Fills k from its input: the family key and the content. */
-static int ek_init(em *e, ek *k, const mct_emit_kernel *in, int idx, int isa)
+static int ek_init(em *e, ek *k, const mct_emit_kernel *in, int idx, int isa, int tier)
 {
     char wl[256], sched[4096];
     mct_workload fam;
@@ -141,7 +172,7 @@ static int ek_init(em *e, ek *k, const mct_emit_kernel *in, int idx, int isa)
     size_t n = (size_t)wn + (size_t)sn + 16;
     /* the thread count is lowered into the kernel (its parallel loops run on exactly that many
      * threads): part of the content, written only when above 1 so that one-thread names stay */
-    n += 16;
+    n += 32;  /* and the tier's code where it differs */
     if (!(k->key = malloc(n)))
         return em_fail(e, MCT_ENOMEM, "out of memory");
     if (in->threads > 1)
@@ -149,6 +180,14 @@ static int ek_init(em *e, ek *k, const mct_emit_kernel *in, int idx, int isa)
                                      in->threads);
     else
         k->keylen = (size_t)snprintf(k->key, n, "%s\n%s\n%d", wl, sched, isa);
+    /* the tier only where it changes the code: the names of every other kernel stay */
+    uint64_t code;
+    int rc = tier_code(in->sched, isa, tier, in->threads, &code);
+    if (rc < 0)
+        return em_fail(e, rc, "kernel %d ('%s'): lowering failed: %s", idx, wl, mct_strerror(rc));
+    if (code)
+        k->keylen += (size_t)snprintf(k->key + k->keylen, n - k->keylen, "\ncode %016llx",
+                                      (unsigned long long)code);
     k->wl_len = (size_t)wn;
     k->sched_len = (size_t)sn;
     return 0;
@@ -194,7 +233,7 @@ static int prepare(em *e, const mct_emit_table *t, int nt, ek *all, const int *o
             if (!t[ti].k[i].sched)
                 em_fail(e, MCT_EINVAL, "table %d: kernel %d has no schedule", ti, i);
             else
-                ek_init(e, &k[i], &t[ti].k[i], i, t[ti].isa);
+                ek_init(e, &k[i], &t[ti].k[i], i, t[ti].isa, mct_cpu_tier_of(&t[ti].cpu));
         }
         if (e->rc)
             break;
@@ -263,10 +302,10 @@ static int takes_pack(const mct_sched *s)
 /* Lowers one kernel into f with internal linkage; the lowered text itself compiles every
  * function of it for the kernel's ISA (mct_cg_lower_c), as the measurement harness did, and
  * guards its OpenMP pragmas (FN_OMP, defined only under OpenMP). */
-static int put_kernel(em *e, FILE *f, const mct_sched *s, int isa, int threads, const char *fn)
+static int put_kernel(em *e, FILE *f, const mct_sched *s, int isa, int tier, int threads,
+                      const char *fn)
 {
-    mct_target tg = mct_target_of_isa(isa);
-    tg.threads = threads > 0 ? threads : 1;
+    mct_target tg = kernel_target(isa, tier, threads);
     char *code = NULL;
     int rc = mct_cg_lower_c(s, &tg, fn, &code);
     if (rc < 0)
@@ -293,8 +332,9 @@ static int put_tuned(em *e, FILE *f, const mct_emit_table *t, int nt, const ek *
         char key[17];
         mct_cpu_key_format(mct_cpu_key(c), key);
         fprintf(f, "\n/* ==== kernels of CPU %s (%s family %d model %d, \"%s\"), tier %s, "
-                "lowered for %s ==== */\n", key, c->vendor, c->family, c->model, c->brand,
-                mct_tier_name(mct_cpu_tier_of(c)), mct_isa_get(t[ti].isa)->tag);
+                "lowered for %s (tier %s) ==== */\n", key, c->vendor, c->family, c->model,
+                c->brand, mct_tier_name(mct_cpu_tier_of(c)), mct_isa_get(t[ti].isa)->tag,
+                mct_tier_name(mct_isa_code_tier(t[ti].isa, mct_cpu_tier_of(c))));
         for (int i = 0; i < t[ti].nk; i++) {
             const ek *k = &all[off[ti] + i];
             const mct_emit_kernel *in = k->in;
@@ -312,7 +352,8 @@ static int put_tuned(em *e, FILE *f, const mct_emit_table *t, int nt, const ek *
                     str_or(in->search, ""), str_or(in->guide, "no"), str_or(in->compiler, ""));
             put_comment(f, str_or(in->flags, ""), strlen(str_or(in->flags, "")));
             fprintf(f, " */\n");
-            if (put_kernel(e, f, in->sched, t[ti].isa, in->threads, k->name) < 0)
+            if (put_kernel(e, f, in->sched, t[ti].isa, mct_cpu_tier_of(c), in->threads,
+                           k->name) < 0)
                 return e->rc;
         }
     }
@@ -344,7 +385,7 @@ static int put_generic(em *e, FILE *f)
                 int rc = mct_sched_parse(&w, sched, &s, why, sizeof why);
                 if (rc < 0)
                     return em_fail(e, rc, "schedule '%s' does not apply: %s", sched, why);
-                rc = put_kernel(e, f, s, isa, 1, fn);
+                rc = put_kernel(e, f, s, isa, (int)x->tier, 1, fn);
                 mct_sched_destroy(s);
                 if (rc < 0)
                     return rc;

@@ -5,8 +5,9 @@
  *              documented contract;
  *   NAME.c     one C11 translation unit, libc only: the runtime of runtime/ embedded (its mct_
  *              names made private as NAME__mct_...), each table's kernels lowered for the
- *              table's ISA under target attributes, generic kernels per ISA tier, the dispatch
- *              tables (one per CPU, walked by runtime/dispatch.c) and the public API;
+ *              table's ISA and its CPU's tier under target attributes, generic kernels per ISA
+ *              tier, the dispatch tables (one per CPU, walked by runtime/dispatch.c) and the
+ *              public API;
  *   Makefile   static and shared library, make install;
  *   NAME.pc    pkg-config.
  * The first line of each names the tool, the code generator (MCT_CG_VERSION), the caller's
@@ -53,7 +54,9 @@ typedef struct mct_emit_table {
     mct_cpu cpu;                /* the CPU they were tuned on: its key, label and ISA tier are
                                  * what the runtime's ladder matches (runtime/dispatch.h) */
     int isa;                    /* mct_isa_id the kernels are lowered for, usually
-                                 * mct_isa_of_tier(mct_cpu_tier_of(&cpu)) */
+                                 * mct_isa_of_tier(mct_cpu_tier_of(&cpu)); then for the CPU's
+                                 * own tier too (mct_isa_code_tier: its dot products), which
+                                 * dispatch requires of the host */
     const mct_emit_kernel *k;   /* in any order; at most one kernel per workload and thread
                                  * count */
     int nk;                     /* 0: the table is named in a comment and left out */

@@ -166,8 +166,33 @@ static void plain_form(const mct_sched *s0, uint64_t *r, char *out, size_t len)
     snprintf(out, len, "%s", t);
 }
 
+/* The target whose dot products the draws may use: this process's (what the harness lowers for
+ * unless told otherwise) when the width is its own, else one of that width without any. */
+static mct_target dot_target(int vlen)
+{
+    mct_target t = mct_target_host();
+    if (t.vlen != vlen)
+        t = (mct_target){vlen, "", 0, MCT_ISA_GENERIC, 0, MCT_TIER_GENERIC};
+    return t;
+}
+
+/* 1 when c with widen(B, dot) is a dot path of t (mct_cg_dot_path), which the harness would
+ * otherwise refuse. */
+static int takes_dot(const mct_sched *c, const mct_target *t)
+{
+    return t && mct_cg_dot_path(c, t, NULL, 0) > 0;
+}
+
 int mct_sched_random(const mct_workload *w, uint64_t *rng, int vlen, mct_sched **out)
 {
+    mct_target t = dot_target(vlen);
+    return mct_sched_random_for(w, rng, &t, out);
+}
+
+int mct_sched_random_for(const mct_workload *w, uint64_t *rng, const mct_target *t,
+                         mct_sched **out)
+{
+    int vlen = t && t->vlen > 0 ? t->vlen : 1;
     char text[1100], why[256];
     mct_sched *s;
     int r = mct_sched_create(w, &s);
@@ -188,6 +213,20 @@ int mct_sched_random(const mct_workload *w, uint64_t *rng, int vlen, mct_sched *
                 mct_sched_apply(c, chance(rng, 50) ? "parallel(j0)" : "parallel(i0)", NULL, 0);
             if (form && chance(rng, 50))
                 mct_sched_apply(c, form == 2 ? "fuse_epilogue(j0)" : "fuse_epilogue(i1)", NULL, 0);
+            /* low-precision weights on a dot-form tile: the target's dot products, where it has
+             * them (drawn only then, so the other workloads' streams stay as they were) */
+            if (form == 2 && MCT_WL_QUANT(w)) {
+                mct_sched *d;
+                if (mct_sched_clone(c, &d) == 0) {
+                    if (mct_sched_apply(d, "widen(B, dot)", NULL, 0) == 0 && takes_dot(d, t) &&
+                        chance(rng, 60)) {
+                        mct_sched_destroy(c);
+                        c = d;
+                    } else {
+                        mct_sched_destroy(d);
+                    }
+                }
+            }
             mct_sched_destroy(s);
             *out = c;
             return 0;
@@ -203,6 +242,7 @@ int mct_sched_random(const mct_workload *w, uint64_t *rng, int vlen, mct_sched *
 int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t len)
 {
     char nb[8], why[256];
+    mct_target dt = dot_target(vlen);
     for (int tries = 0; tries < 64; tries++) {
         mct_sched c = *s;
         int kind = (int)rint_(rng, 0, 7);
@@ -305,7 +345,20 @@ int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t l
             snprintf(desc, sizeof desc, "prefetch(%c, %s, %d)", "ABC"[o], nm, d);
             break;
         }
-        default: /* fuse or unfuse the epilogue */
+        default: /* fuse or unfuse the epilogue; low-precision B: or flip widen(B, reg|dot) */
+            if (MCT_WL_QUANT(&c.w) && chance(rng, 50)) {
+                if (c.widen == CG_WIDEN_DOT)
+                    c.widen = CG_WIDEN_REG;
+                else if (c.widen == CG_WIDEN_REG) {
+                    c.widen = CG_WIDEN_DOT;
+                    if (cg_validate(&c, why, sizeof why) || !takes_dot(&c, &dt))
+                        continue;
+                } else
+                    continue;
+                snprintf(desc, sizeof desc, "widen(B, %s)", c.widen == CG_WIDEN_DOT ? "dot"
+                         : "reg");
+                break;
+            }
             if (c.cw < 0)
                 continue;
             c.fuse = !c.fuse;
@@ -314,6 +367,10 @@ int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t l
         }
         if (cg_validate(&c, why, sizeof why))
             continue;
+        /* an edit that leaves the dot form keeps the edit and widens at each load instead: the
+         * harness refuses a dot the target does not take */
+        if (c.widen == CG_WIDEN_DOT && !takes_dot(&c, &dt))
+            c.widen = CG_WIDEN_REG;
         char a[4096], b[4096];
         mct_sched_format(s, a, sizeof a);
         mct_sched_format(&c, b, sizeof b);

@@ -249,6 +249,13 @@ mct_isa_id mct_isa_of_tier(mct_tier t)
     return best;
 }
 
+mct_tier mct_isa_code_tier(int isa, mct_tier t)
+{
+    if (isa < 0 || isa >= MCT_ISA_COUNT || isa == (int)mct_isa_of_tier(t))
+        return t;
+    return isa_table[isa].tier;
+}
+
 /* ---- key ---------------------------------------------------------------------------------- */
 
 uint64_t mct_cpu_key(const mct_cpu *c)

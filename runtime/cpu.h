@@ -138,6 +138,13 @@ const mct_isa *mct_isa_get(int isa);
  * generic give generic). */
 mct_isa_id mct_isa_of_tier(mct_tier t);
 
+/* The tier that code lowered for ISA isa on a CPU of tier t needs: t when isa is t's own ISA
+ * (mct_isa_of_tier(t): the code generator then lowers for tier t, whose extra instructions the
+ * dot products use, as the measurement harness did on that CPU), else the ISA row's tier (code
+ * for a lower ISA uses nothing above it). `mctune gen` lowers a table's kernels for this tier
+ * and dispatch never runs a table on a host below it. An isa out of range gives t. Cannot fail. */
+mct_tier mct_isa_code_tier(int isa, mct_tier t);
+
 /* The record's CPU key (see the header comment). Cannot fail. */
 uint64_t mct_cpu_key(const mct_cpu *c);
 

@@ -25,6 +25,13 @@
 static const char *const rung_names[] = {"exact CPU", "same vendor and tier", "same tier",
                                          "generic", "forced"};
 
+/* The tier a table's code needs: its kernels are lowered for its CPU's own tier (the dot
+ * products of an avx512-bf16-vnni CPU's table are vpdpbusd), not only for its ISA row. */
+static int need_tier(const mct_rt_table *t)
+{
+    return (int)mct_isa_code_tier(t->isa, (mct_tier)t->tier);
+}
+
 int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                   const char *force, const mct_rt_table **table, int *rung, int *gisa,
                   char *msg, size_t msglen)
@@ -48,9 +55,9 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                          "use one of the keys `mctune gen` listed, or a tier name", L->env_cpu,
                          force);
                 rc = MCT_EINVAL;
-            } else if (mct_isa_get(pick->isa)->tier > host_tier) {
+            } else if (need_tier(pick) > (int)host_tier) {
                 snprintf(msg, msglen, "%s=%s: that table needs %s and this CPU has only %s; "
-                         "ignored", L->env_cpu, force, mct_tier_name(mct_isa_get(pick->isa)->tier),
+                         "ignored", L->env_cpu, force, mct_tier_name((mct_tier)need_tier(pick)),
                          mct_tier_name(host_tier));
                 rc = MCT_EUNSUPPORTED;
             } else {
@@ -86,8 +93,7 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
     }
     for (int i = 0; i < L->ntables; i++) {
         const mct_rt_table *t = L->tables[i];
-        int r = mct_rt_rung_of(host, host_tier, t->key, t->vendor, t->tier,
-                               (int)mct_isa_get(t->isa)->tier);
+        int r = mct_rt_rung_of(host, host_tier, t->key, t->vendor, t->tier, need_tier(t));
         if (r < *rung) {
             *table = t;
             *rung = r;

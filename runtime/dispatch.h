@@ -95,7 +95,8 @@ typedef struct mct_rt_table {
     uint64_t key;               /* mct_cpu_key of the CPU it was tuned on */
     const char *vendor;
     int tier;                   /* mct_tier of that CPU (the ladder matches on it) */
-    int isa;                    /* mct_isa_id its code is compiled for (runtime/cpu.h) */
+    int isa;                    /* mct_isa_id its code is compiled for (runtime/cpu.h), lowered
+                                 * for the CPU's tier: it needs mct_isa_code_tier(isa, tier) */
     int nentries;
     const mct_rt_entry *entries;
     unsigned nslots;
@@ -167,8 +168,8 @@ static inline int mct_rt_shape_eq(const mct_rt_shape *a, const mct_rt_shape *b)
 
 /* The CPU fallback ladder, written once (the runtime's table choice and the database's
  * mct_db_get_best_ladder both call it): the rung on which kernels tuned on a CPU (key, vendor,
- * tier, compiled for ISA tier isa_tier) serve the host: MCT_RT_RUNG_EXACT (same key),
- * MCT_RT_RUNG_VENDOR_TIER (same vendor and tier), MCT_RT_RUNG_TIER (same tier), else
+ * tier, whose code needs tier isa_tier: mct_isa_code_tier) serve the host: MCT_RT_RUNG_EXACT
+ * (same key), MCT_RT_RUNG_VENDOR_TIER (same vendor and tier), MCT_RT_RUNG_TIER (same tier), else
  * MCT_RT_RUNG_GENERIC (not usable: another tier, or code the host cannot run). A pure function
  * of its arguments; cannot fail. */
 int mct_rt_rung_of(const mct_cpu *host, mct_tier host_tier, uint64_t key, const char *vendor,

@@ -1287,6 +1287,147 @@ static void test_lowprec_fast(void)
 }
 
 
+/* Random schedules draw widen(B, dot) on low-precision weights where the target takes it
+ * (mct_cg_dot_path), never where it does not, and every draw lowers for its target; a mutation
+ * flips widen(B, reg|dot) (on this host's target, which mct_sched_mutate uses at its width). */
+static void test_random_dot(void)
+{
+    static const struct { const char *key; mct_tier tier; int want; } cases[] = {
+        {"matmul f32 nt M=4 N=40 K=256 epi=none w=i8", MCT_TIER_AVX512_BF16VNNI, 1},
+        {"matmul f32 nt M=4 N=40 K=256 epi=none w=i8", MCT_TIER_AVX2, 1},
+        {"matmul f32 nt M=3 N=24 K=256 epi=bias w=q4g32", MCT_TIER_AVX512_BF16VNNI, 1},
+        {"matmul f32 nt M=4 N=40 K=256 epi=none w=i8", MCT_TIER_SSE42, 0},
+        {"matmul f32 nt M=4 N=40 K=256 epi=none", MCT_TIER_AVX512_BF16VNNI, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mct_workload w;
+        CHECK(mct_wl_parse(cases[i].key, &w, NULL, 0) == 0);
+        mct_target t = mct_target_of_tier(cases[i].tier);
+        uint64_t rng = 0x1234 + i;
+        int ndot = 0, bad = 0;
+        for (int d = 0; d < 300; d++) {
+            mct_sched *s = NULL;
+            char text[4096], *c = NULL;
+            if (mct_sched_random_for(&w, &rng, &t, &s) != 0 || !s) {
+                bad++;
+                continue;
+            }
+            mct_sched_format(s, text, sizeof text);
+            int dot = strstr(text, "widen(B, dot)") != NULL;
+            ndot += dot;
+            if (mct_cg_lower_c(s, &t, "kr", &c) != 0 || (dot && mct_cg_dot_path(s, &t, NULL, 0)
+                                                             <= 0)) {
+                if (!bad++)
+                    fprintf(stderr, "%s at %s: '%s' does not lower or is no dot path\n",
+                            cases[i].key, mct_tier_name(cases[i].tier), text);
+            }
+            free(c);
+            mct_sched_destroy(s);
+        }
+        CHECKF(bad == 0 && (ndot > 0) == cases[i].want, "%s at %s: %d of 300 with widen(B, dot) "
+               "(want %s), %d bad", cases[i].key, mct_tier_name(cases[i].tier), ndot,
+               cases[i].want ? "some" : "none", bad);
+    }
+    /* mutations on this host's target: reg -> dot where it takes it, dot -> reg always */
+    mct_target h = mct_target_host();
+    mct_workload w;
+    mct_sched *s = NULL;
+    CHECK(mct_wl_parse("matmul f32 nt M=2 N=32 K=256 epi=none w=i8", &w, NULL, 0) == 0);
+    CHECK(mct_sched_parse(&w, "tile(j, 4); tile(k, 64); reorder(i, j0, k0, j1, k1); "
+                          "cache_write(j0); unroll(j1, 4); vectorize(k1)", &s, NULL, 0) == 0);
+    if (!s)
+        return;
+    mct_sched *d = NULL;
+    CHECK(mct_sched_clone(s, &d) == 0 && mct_sched_apply(d, "widen(B, dot)", NULL, 0) == 0);
+    if (!d) {
+        mct_sched_destroy(s);
+        return;
+    }
+    int host_dot = mct_cg_dot_path(d, &h, NULL, 0) > 0;
+    uint64_t rng = 77;
+    int to_dot = 0, to_reg = 0, bad = 0;
+    /* one mutation at a time of the reg and the dot schedule */
+    for (int q = 0; q < 400; q++) {
+        mct_sched *x = NULL;
+        char b[4096], *c = NULL;
+        if (mct_sched_clone(q & 1 ? d : s, &x) != 0)
+            break;
+        if (mct_sched_mutate(x, &rng, h.vlen, NULL, 0) == 0) {
+            mct_sched_format(x, b, sizeof b);
+            int db = strstr(b, "widen(B, dot)") != NULL;
+            to_dot += !(q & 1) && db;
+            to_reg += (q & 1) && !db && !strstr(b, "widen(B, panel)");
+            if (mct_cg_lower_c(x, &h, "km", &c) != 0 || (db && mct_cg_dot_path(x, &h, NULL, 0)
+                                                             <= 0))
+                bad++;
+            free(c);
+        }
+        mct_sched_destroy(x);
+    }
+    CHECKF(bad == 0 && (to_dot > 0) == host_dot && to_reg > 0, "mutations at %s: to dot %d "
+           "(host takes it: %d), back to reg %d, %d bad", mct_tier_name((mct_tier)h.tier), to_dot,
+           host_dot, to_reg, bad);
+    mct_sched_destroy(d);
+    mct_sched_destroy(s);
+}
+
+/* q4 under VNNI: a tile whose k range starts on a block of 128 unpacks 128 nibbles a step from
+ * one 64-byte load (even elements with one and, odd ones with one shift and one and; the
+ * activations' second 64 bytes are ah_), for groups of 32, 64 and multiples of 128; a k loop
+ * outside the tile stepping by 64, or a group of 96, keeps the 64-element step (one 256-bit
+ * load). Each C compiles (-c, synthetic target). */
+static void test_q4_dot_steps(void)
+{
+    static const char *in = "tile(j, 8); tile(k, 64); reorder(i, j0, k0, j1, k1); "
+        "cache_write(j0); unroll(j1, 8); vectorize(k1); widen(B, dot)";
+    static const char *out64 = "tile(j, 4); tile(k, 64); reorder(i, k0, j0, j1, k1); "
+        "cache_write(j0); unroll(j1, 4); vectorize(k1); widen(B, dot)";
+    static const struct { const char *fmt, *sched; int wide; } cases[] = {
+        {"q4g32", NULL, 1}, {"q4g64", NULL, 1}, {"q4g128", NULL, 1}, {"q4g256", NULL, 1},
+        {"q4g96", NULL, 0}, {"q4g32", "out64", 0}, {"q4g128", "out64", 0},
+    };
+    char dir[] = "/tmp/mct-q4dot-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    mct_target t = mct_target_of_tier(MCT_TIER_AVX512_BF16VNNI);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char key[128], why[256] = "";
+        snprintf(key, sizeof key, "matmul f32 nt M=3 N=19 K=1536 epi=bias w=%s", cases[i].fmt);
+        mct_workload w;
+        mct_sched *s = NULL;
+        char *c = NULL;
+        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0);
+        CHECKF(mct_sched_parse(&w, cases[i].sched ? out64 : in, &s, why, sizeof why) == 0,
+               "%s: %s", key, why);
+        if (!s)
+            continue;
+        CHECKF(mct_cg_dot_path(s, &t, why, sizeof why) == MCT_CG_DOT_INT8, "%s: %s", key, why);
+        CHECK(mct_cg_lower_c(s, &t, "kq", &c) == 0 && c);
+        if (c) {
+            int wide = strstr(c, "ah_0") != NULL && strstr(c, "_mm512_srli_epi16(x_0, 4)");
+            int narrow = strstr(c, "_mm256_srli_epi16(x_0, 4)") != NULL;
+            CHECKF(wide == cases[i].wide && narrow == !cases[i].wide, "%s [%s]: %s step",
+                   key, cases[i].sched ? "k0 outside, step 64" : "k in the tile",
+                   cases[i].wide ? "a 128-element" : "a 64-element");
+            char src[160], cmd[400];
+            snprintf(src, sizeof src, "%s/q%zu.c", dir, i);
+            FILE *fp = fopen(src, "w");
+            CHECK(fp != NULL);
+            if (fp) {
+                fputs(c, fp);
+                fclose(fp);
+                snprintf(cmd, sizeof cmd, "cc -O1 -c -Wall -Werror -o %s/q%zu.o %s 2>&1", dir, i,
+                         src);
+                CHECKF(system(cmd) == 0, "%s: compiles (%s)", key, src);
+            }
+        }
+        free(c);
+        mct_sched_destroy(s);
+    }
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 /* widen(B, dot): which path each (format, tier) takes, the refusals with their reasons (a tier
  * without the instruction, a tile that is not the dot form, a q4 group that is not whole 32-weight
  * blocks, K beyond exact int32 sums), the canonical text, and the lowered C of every path
@@ -1512,6 +1653,8 @@ int main(void)
 {
     if (getenv("MCTUNE_TEST_CASE"))
         return one_case(getenv("MCTUNE_TEST_CASE"));
+    test_random_dot();
+    test_q4_dot_steps();
     test_workloads();
     test_schedules();
     test_raw_workloads();

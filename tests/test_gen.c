@@ -14,6 +14,7 @@
 #include "codegen/codegen.h"
 #include "codegen/emit.h"
 #include "db/db.h"
+#include "runtime/dispatch.h"
 #include "runtime/cpu.h"
 #include "tests/check.h"
 
@@ -296,6 +297,203 @@ static void test_lowprec_lib(const char *mctune, const char *pin)
     printf("%.200s\n", out);  /* its start; the newline keeps the summary line at a line start */
 }
 
+/* The consumer of test_dot_lib: i8 weights N=37 K=1024 prepacked from f32, M = 1 and 3 against
+ * the dequantized weights in double, each element within the bound of A's int8 rounding per row
+ * (s_i/2 * sum_k |w(k, j)|, s_i = max_k |a(i, k)|/127) plus f32's tolerance. */
+static const char *dot_consumer =
+    "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include \"td.h\"\n"
+    "#include \"runtime/quant.h\"\n"
+    "int main(void)\n{\n"
+    "    enum { N = 37, K = 1024 };\n"
+    "    static float A[3 * K], B[N * K], Bd[N * K], C[3 * N];\n"
+    "    static unsigned char Q[N * K + 4096];\n"
+    "    unsigned long long r = 0x9e3779b97f4a7c15ull;\n"
+    "    for (int i = 0; i < N * K; i++) {\n"
+    "        r ^= r << 13, r ^= r >> 7, r ^= r << 17;\n"
+    "        B[i] = (float)((r >> 40) & 0xffff) / 32768.0f - 1.0f;\n"
+    "        if (i < 3 * K) A[i] = B[i] * 0.5f + 0.25f;\n"
+    "    }\n"
+    "    char err[256];\n"
+    "    int fail = mct_rt_q_quantize(MCT_RT_WF_I8, 0, TD_NT, N, K, B, K, Q, err, sizeof err) |\n"
+    "               mct_rt_q_dequantize(MCT_RT_WF_I8, 0, N, K, Q, Bd);\n"
+    "    td_packed *P = NULL;\n"
+    "    fail |= td_prepack_b_fmt(\"i8\", TD_NT, N, K, B, K, &P);\n"
+    "    double worst = 0;\n"
+    "    for (int M = 1; M <= 3 && !fail; M += 2) {\n"
+    "        fail |= td_matmul_packed(P, M, A, K, C, N, NULL, TD_ACT_NONE, 0);\n"
+    "        for (int i = 0; i < M; i++) {\n"
+    "            double s = 0;\n"
+    "            for (int k = 0; k < K; k++) s = fmax(s, fabs(A[i * K + k]) / 127);\n"
+    "            for (int j = 0; j < N; j++) {\n"
+    "                double ref = 0, sw = 0, sa = 0;\n"
+    "                for (int k = 0; k < K; k++) {\n"
+    "                    ref += (double)A[i * K + k] * Bd[j * K + k];\n"
+    "                    sw += fabs(Bd[j * K + k]);\n"
+    "                    sa += fabs((double)A[i * K + k] * Bd[j * K + k]);\n"
+    "                }\n"
+    "                double d = fabs(C[i * N + j] - ref) / (s / 2 * sw + 1e-4 * sa + 1e-6);\n"
+    "                worst = fmax(worst, d);\n"
+    "            }\n"
+    "        }\n"
+    "    }\n"
+    "    td_packed_free(P);\n"
+    "    fail = fail || !(worst <= 1);\n"
+    "    printf(\"CPU: %s\\nRESULT worst=%.3f fail=%d\\n\", td_cpu(), worst, fail);\n"
+    "    return fail;\n"
+    "}\n";
+
+/* The instruction each int8 dot path writes (lower.c), none below avx2. */
+static const char *dot_mark(mct_tier t)
+{
+    return t >= MCT_TIER_AVX512_BF16VNNI ? "_mm512_dpbusd_epi32"
+           : t >= MCT_TIER_AVX2 ? "_mm256_maddubs_epi16" : NULL;
+}
+
+/* A shipped library runs the code that was measured: this CPU's widen(B, dot) i8 kernel is
+ * lowered for the CPU's own tier (the harness's target), so its C holds that tier's dot
+ * instruction; synthetic tables of an avx512-bf16-vnni and an avx512 CPU hold the same schedule
+ * (the VNNI one's vpdpbusd, the avx512 one's vpmaddubsw). The ladder picks this CPU's table;
+ * forcing a lower tier runs that tier's table or generic kernels; a table needing a tier above
+ * the host is never chosen, also when forced by key (mct_rt_choose on a synthetic host). Every
+ * run is within the bound of A's rounding. */
+static void test_dot_lib(const char *mctune, const char *pin)
+{
+    static char out[1 << 16];
+    char path[512], err[512], name[128] = "";
+    static const char *dot = "tile(j, 8); tile(k, 64); reorder(i, j0, k0, j1, k1); "
+        "cache_write(j0); unroll(j1, 8); vectorize(k1); widen(B, dot)";
+    static const char *vnni_feats[] = {"avx512vnni", "avx512bf16", NULL};
+    const char *wl = "matmul f32 nt M=1 N=37 K=1024 epi=none w=i8";
+    mct_cpu vnni, a512;
+    memset(&vnni, 0, sizeof vnni);
+    snprintf(vnni.vendor, sizeof vnni.vendor, "GenuineIntel");
+    snprintf(vnni.brand, sizeof vnni.brand, "synthetic avx512-bf16-vnni CPU");
+    vnni.family = 6, vnni.model = 240;
+    set_feats(&vnni, avx2_feats);
+    set_feats(&vnni, avx512_feats);
+    a512 = vnni;
+    a512.model = 241;
+    snprintf(a512.brand, sizeof a512.brand, "synthetic avx512 CPU");
+    set_feats(&vnni, vnni_feats);
+    CHECK(mct_cpu_tier_of(&vnni) == MCT_TIER_AVX512_BF16VNNI &&
+          mct_cpu_tier_of(&a512) == MCT_TIER_AVX512);
+    /* dispatch on a synthetic avx512 host: the VNNI table is no rung and refused by key */
+    mct_rt_table tv = {"vnni", mct_cpu_key(&vnni), "GenuineIntel", MCT_TIER_AVX512_BF16VNNI,
+                       MCT_ISA_AVX512, 0, NULL, 0, NULL, 0, NULL};
+    const mct_rt_table *tl[] = {&tv}, *pick = &tv;
+    mct_rt_lib L;
+    memset(&L, 0, sizeof L);
+    L.name = "td", L.env_cpu = "TD_CPU", L.ntables = 1, L.tables = tl;
+    char key[17], msg[512];
+    int rung, gisa;
+    mct_cpu_key_format(tv.key, key);
+    CHECK(mct_isa_code_tier(MCT_ISA_AVX512, MCT_TIER_AVX512_BF16VNNI) ==
+          MCT_TIER_AVX512_BF16VNNI && mct_isa_code_tier(MCT_ISA_AVX2, MCT_TIER_AMX) ==
+          MCT_TIER_AVX2);
+    CHECK(mct_rt_choose(&L, &a512, MCT_TIER_AVX512, NULL, &pick, &rung, &gisa, msg, sizeof msg)
+          == 0 && !pick && rung == MCT_RT_RUNG_GENERIC && gisa == MCT_ISA_AVX512);
+    int rc = mct_rt_choose(&L, &a512, MCT_TIER_AVX512, key, &pick, &rung, &gisa, msg, sizeof msg);
+    CHECKF(rc == MCT_EUNSUPPORTED && !pick && strstr(msg, "needs avx512-bf16-vnni"),
+           "forced key of a VNNI table on avx512: rc %d %s", rc, msg);
+    rc = mct_rt_choose(&L, &vnni, MCT_TIER_AVX512_BF16VNNI, key, &pick, &rung, &gisa, msg,
+                       sizeof msg);
+    CHECKF(rc == 0 && pick == &tv && rung == MCT_RT_RUNG_FORCED, "forced on VNNI: %d %s", rc,
+           msg);
+
+    mct_db *db;
+    uint64_t rng = 7;
+    snprintf(path, sizeof path, "%s/dbd", dir);
+    if (mct_db_open(path, MCT_DB_NOSYNC, err, sizeof err, &db) < 0) {
+        CHECKF(0, "%s", err);
+        return;
+    }
+    const mct_cpu *h = &host_rec;
+    rc = mct_db_put_cpu(db, h) | mct_db_put_cpu(db, &vnni) | mct_db_put_cpu(db, &a512);
+    rc |= put(db, h, wl, dot, &rng) | put(db, &vnni, wl, dot, &rng) | put(db, &a512, wl, dot, &rng);
+    mct_db_close(db);
+    CHECK(rc == 0);
+    rc = check_sh(out, sizeof out, "%s gen --db %s --out %s/outd --name td --cpus all 2>&1",
+                  mctune, path, dir);
+    CHECKF(rc == 0 && !strstr(out, "skipped"), "gen (dot): %s", out);
+    if (rc)
+        return;
+    /* each table's kernel carries its tier's instruction */
+    mct_tier ht = mct_cpu_tier_of(h);
+    CHECK(check_sh(NULL, 0, "grep -q _mm512_dpbusd_epi32 %s/outd/td.c && "
+                   "grep -q _mm256_maddubs_epi16 %s/outd/td.c", dir, dir) == 0);
+    const char *ccs[] = {"gcc", "clang"};
+    for (int i = 0; i < 2; i++) {
+        if ((sanitized && i) || !has_cc(ccs[i]))
+            continue;
+        rc = check_sh(out, sizeof out, "cd %s/outd && %s -std=c11 -O2 -Wall -Wextra -Werror -c "
+                      "td.c -o td_%s.o 2>&1", dir, ccs[i], ccs[i]);
+        CHECKF(rc == 0, "%s (dot): %.3000s", ccs[i], out);
+    }
+    snprintf(path, sizeof path, "%s/outd/dot_consumer.c", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs(dot_consumer, f) >= 0 && fclose(f) == 0);
+    const char *san = sanitized ? "-fsanitize=address,undefined -fno-omit-frame-pointer" : "";
+    char root[600];
+    if (srcdir[0] == '/')
+        snprintf(root, sizeof root, "%s/..", srcdir);
+    else
+        snprintf(root, sizeof root, "$OLDPWD");
+    rc = check_sh(out, sizeof out, "cd %s/outd && cc -std=c11 -O1 -g %s -I. -I%s -o consumer_d "
+                  "dot_consumer.c td.c %s/runtime/quant.c %s/runtime/err.c -lm 2>&1", dir, san,
+                  root, root, root);
+    CHECKF(rc == 0, "dot consumer build: %.3000s", out);
+    if (rc)
+        return;
+    char td_pin[64] = "";
+    if (pin[0])  /* "TK_CPU=KEY ": the same key for this library */
+        snprintf(td_pin, sizeof td_pin, "TD%s", pin + 2);
+    rc = check_sh(out, sizeof out, "cd %s/outd && %sTD_DEBUG=1 ./consumer_d 2>&1", dir, td_pin);
+    const char *t = strstr(out, "-> tuned ");
+    if (t)
+        sscanf(t + 9, "%127[a-z0-9_]", name);
+    char lab[96];
+    label_of(h, lab, sizeof lab);
+    CHECKF(rc == 0 && strstr(out, "fail=0") && name[0] && strstr(out, lab), "dot consumer: "
+           "%.3000s", out);
+    printf("dot kernel: %s, tier %s\n", name, mct_tier_name(ht));
+    /* the kernel that ran holds the host tier's dot instruction */
+    if (name[0] && dot_mark(ht)) {
+        rc = check_sh(out, sizeof out, "awk '/^\\/\\* %s$/{p=1; next} /^\\/\\* (k_|====)/{p=0} "
+                      "p' %s/outd/td.c | grep -c %s", name, dir, dot_mark(ht));
+        CHECKF(rc == 0 && atoi(out) > 0, "%s (tier %s) holds %s", name, mct_tier_name(ht),
+               dot_mark(ht));
+        if (ht >= MCT_TIER_AVX512_BF16VNNI) {
+            rc = check_sh(out, sizeof out, "awk '/^\\/\\* %s$/{p=1; next} /^\\/\\* (k_|====)/{p=0}"
+                          " p' %s/outd/td.c | grep -c _mm256_maddubs_epi16", name, dir);
+            CHECKF(atoi(out) == 0, "%s: not the avx2 path", name);
+        }
+    }
+    if (pin[0])
+        return;  /* under MCTUNE_TIER the library is pinned to the restricted record */
+    /* forced lower tiers: that tier's table (the synthetic ones) or its generic kernels */
+    static const struct { const char *tier; const char *want; } fo[] = {
+        {"avx512-bf16-vnni", "6/240 avx512-bf16-vnni"}, {"avx512", "6/241 avx512"},
+        {"avx2", "generic avx2"}};
+    for (size_t i = 0; i < sizeof fo / sizeof fo[0]; i++) {
+        mct_tier ft;
+        mct_tier_parse(fo[i].tier, &ft);
+        if (ft > ht || (ft == ht && i < 2))
+            continue;
+        rc = check_sh(out, sizeof out, "cd %s/outd && TD_CPU=%s TD_DEBUG=1 ./consumer_d 2>&1", dir,
+                      fo[i].tier);
+        CHECKF(rc == 0 && strstr(out, "fail=0") && strstr(out, fo[i].want) &&
+               !strstr(out, "ignored"), "TD_CPU=%s: want '%s': %.3000s", fo[i].tier, fo[i].want,
+               out);
+    }
+    /* the VNNI table by key on a host without VNNI is refused (the ladder's choice runs) */
+    if (ht < MCT_TIER_AVX512_BF16VNNI) {
+        mct_cpu_key_format(mct_cpu_key(&vnni), key);
+        rc = check_sh(out, sizeof out, "cd %s/outd && TD_CPU=%s ./consumer_d 2>&1", dir, key);
+        CHECKF(rc == 0 && strstr(out, "needs avx512-bf16-vnni") && strstr(out, "fail=0"),
+               "%.3000s", out);
+    }
+}
+
 static int has_cc(const char *cc)
 {
     char cmd[128];
@@ -516,6 +714,7 @@ int main(void)
         CHECKF(rc == 0 && strstr(out, "fail=0") && !strstr(out, "-> tuned k_"), "%.3000s", out);
     }
     test_lowprec_lib(mctune, pin);
+    test_dot_lib(mctune, pin);
     check_sh(NULL, 0, "rm -rf %s", dir);
     return check_done();
 }

@@ -91,6 +91,8 @@ static int add_table(gen *g, const mct_cpu *c)
     memset(t, 0, sizeof *t);
     t->cpu = *c;
     t->key = key;
+    /* the CPU's own ISA row; emit lowers for the CPU's tier on top of it (mct_isa_code_tier), as
+     * the harness measured the kernels, and dispatch requires that tier of the host */
     t->isa = mct_isa_of_tier(mct_cpu_tier_of(c));
     return 0;
 }
