@@ -221,7 +221,8 @@ void cg_amx_emit(mct_str *b, const mct_sched *s, const cg_amx *a, const char *fn
      * any tile instruction, so it never faults. syscall is declared here, as glibc does, so the
      * text needs no feature-test macro before its first include */
     L1("#if defined(__linux__) && defined(__x86_64__)");
-    L1("extern long syscall(long, ...);");
+    /* default visibility: a generated library declares its runtime hidden (emit.c) */
+    L1("extern long syscall(long, ...) __attribute__((visibility(\"default\")));");
     L1("#endif");
     L1("static int %s_amx_perm_;  /* 0: not asked, 1: granted, -1: refused */", fn);
     L1("static int %s_amx_ready(void)", fn);

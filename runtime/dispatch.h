@@ -21,7 +21,9 @@
 /* The kernel ABI, written once: these parameter lists are the only definition. The lowering
  * (codegen/lower.c), the measurement driver (tuner/measure_driver.h) and the generated library
  * (codegen emission) all print them with MCT_RT_STR, so a change here changes every copy.
- * A kernel returns 0, or MCT_ENOMEM when a packing or scratch buffer cannot be allocated. */
+ * A kernel returns 0, or MCT_ENOMEM when a packing or scratch buffer cannot be allocated, or
+ * (a widen(B, amx) kernel) MCT_EUNSUPPORTED before touching C when the OS refuses the AMX tile
+ * state; NAME_matmul_packed then runs the generic kernel instead. */
 #define MCT_RT_KERNEL_PARAMS                                                                  \
     long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C,    \
         long ldc, const float *bias, long batch, long group, long sA, long sB, long sC

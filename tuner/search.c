@@ -238,6 +238,22 @@ static double speedup_of(srch *S, const cand *x)
     return S->ref_lat / x->lat;
 }
 
+/* 1 when s asks for widen(B, dot|amx) that the search's target or s's tile cannot take
+ * (mct_cg_dot_path, why set): legal as a schedule, but the harness refuses it, so it is a
+ * rejected proposal, not a code generator bug. */
+static int dot_refused(srch *S, const mct_sched *s, char *why, size_t len)
+{
+    mct_target t = S->tgt;
+    if (t.threads <= 0)
+        t.threads = S->o->threads > 0 ? S->o->threads : 1;
+    char tmp[256];
+    if (mct_cg_dot_path(s, &t, tmp, sizeof tmp) >= 0)
+        return 0;
+    if (why && len)
+        snprintf(why, len, "%s", tmp);
+    return 1;
+}
+
 /* Measures candidates ids[0..n) (lookup first, then one harness batch), in order, counting one
  * sample each and calling on_sample. base: use meas_base. Returns 0 or stops the search. */
 static int measure(srch *S, const int *ids, int n, int base)
@@ -309,7 +325,8 @@ static int measure(srch *S, const int *ids, int n, int base)
             st->measured++;
         if (x->status != MCT_MEAS_OK)
             st->failed++;
-        if (x->status == MCT_MEAS_COMPILE_ERROR && !reused[i] && !o->evaluate) {
+        if (x->status == MCT_MEAS_COMPILE_ERROR && !reused[i] && !o->evaluate &&
+            !dot_refused(S, x->s, NULL, 0)) {
             /* every schedule here passed the legality checks, so this is the emitter's fault */
             char wl[256], sc[4096];
             st->codegen_bugs++;
@@ -675,6 +692,8 @@ static int expand(srch *S, int id, int branching, int *made)
         if (mct_sched_clone(S->c[id].s, &c))
             break;
         int ar = mct_sched_apply(c, props[i], why, sizeof why);
+        if (!ar && dot_refused(S, c, why, sizeof why))
+            ar = MCT_ENOTAPPLIC;
         if (ar) {
             S->st->invalid++;
             note(S, "node %d: proposal '%s' dropped: %s", id, props[i], why);
