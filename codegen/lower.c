@@ -1455,6 +1455,14 @@ static void emit_dot_prologue(sb_t *b, const lw_t *L, int dp)
     ln(b, "}");
 }
 
+/* Two consecutive group scales of column V's row in one 8-byte load, spread over the step's
+ * lanes by the tile's permutation sx_ (q4, two groups per dot step). */
+static void emit_two_scales(sb_t *b, long long V)
+{
+    ln(b, "const __m512 s_%lld = _mm512_permutexvar_ps(sx_, _mm512_castpd_ps("
+          "_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(Bs + "
+          "n_%lld * ng_ + g0_)))));", V, V);
+}
 /* The register tile of a dot path (dot_path): t_D_V, the f32 result of row D and column V, goes
  * to the same write-back as the fast tile's dot form. Integer sums are exact (K <= CG_DOT_KMAX);
  * i8 multiplies the sum by the row's and the channel's scales once; q4 converts each block's
@@ -1570,9 +1578,7 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
             if (G % 128 == 0)  /* one group for the whole step */
                 ln(b, "const __m512 s_%lld = _mm512_set1_ps(Bs[n_%lld * ng_ + g0_]);", V, V);
             else if (G == 64)  /* two consecutive scales, one load */
-                ln(b, "const __m512 s_%lld = _mm512_permutexvar_ps(sx_, _mm512_castpd_ps("
-                      "_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(Bs + "
-                      "n_%lld * ng_ + g0_)))));", V, V);
+                emit_two_scales(b, V);
             else  /* four */
                 ln(b, "const __m512 s_%lld = _mm512_permutexvar_ps(sx_, _mm512_castps128_ps512("
                       "_mm_loadu_ps(Bs + n_%lld * ng_ + g0_)));", V, V);
@@ -1588,9 +1594,7 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
             if (G % 64 == 0)  /* one group for the whole block */
                 ln(b, "const __m512 s_%lld = _mm512_set1_ps(Bs[n_%lld * ng_ + g0_]);", V, V);
             else if (G == 32)  /* two consecutive scales, one load */
-                ln(b, "const __m512 s_%lld = _mm512_permutexvar_ps(sx_, _mm512_castpd_ps("
-                      "_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(Bs + "
-                      "n_%lld * ng_ + g0_)))));", V, V);
+                emit_two_scales(b, V);
             else {
                 ln(b, "const __m256 h_%lld = _mm256_set_m128(_mm_set1_ps(Bs[n_%lld * ng_ + g1_]), "
                       "_mm_set1_ps(Bs[n_%lld * ng_ + g0_]));", V, V, V);
