@@ -76,6 +76,18 @@ static mct_meas *harness(const mct_meas_opts *o)
     return m;
 }
 
+/* A harness that times each candidate once (the property tests check answers, not speed), two
+ * compilers at a time; NULL after a failed check. */
+static mct_meas *harness_once(void)
+{
+    mct_meas_opts o;
+    opts_fast(&o);
+    o.min_runs = 1;
+    o.min_time_s = 0.001;
+    o.jobs = 2;
+    return harness(&o);
+}
+
 static mct_workload wl(const char *text)
 {
     mct_workload w;
@@ -540,12 +552,7 @@ static void test_schedule(void)
  * kernel differs from it in summation order only). A wrong widening, scale or layout fails. */
 static void test_lowprec_property(void)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    o.min_runs = 1;
-    o.min_time_s = 0.001;
-    o.jobs = 2;
-    mct_meas *m = harness(&o);
+    mct_meas *m = harness_once();
     if (!m)
         return;
     static const char *keys[] = {
@@ -627,12 +634,7 @@ static void test_lowprec_property(void)
  * and below the bound's scale, and that a path the tier lacks is refused with its reason. */
 static void test_lowprec_dot(void)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    o.min_runs = 1;
-    o.min_time_s = 0.001;
-    o.jobs = 2;
-    mct_meas *m = harness(&o);
+    mct_meas *m = harness_once();
     if (!m)
         return;
     static const char *keys[] = {
@@ -710,12 +712,7 @@ static void test_lowprec_dot(void)
  * is then skipped with a printed line. */
 static void test_lowprec_amx(void)
 {
-    mct_meas_opts o;
-    opts_fast(&o);
-    o.min_runs = 1;
-    o.min_time_s = 0.001;
-    o.jobs = 2;
-    mct_meas *m = harness(&o);
+    mct_meas *m = harness_once();
     if (!m)
         return;
     static const char *shapes[] = {
