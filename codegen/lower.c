@@ -1463,6 +1463,25 @@ static void emit_two_scales(sb_t *b, long long V)
           "_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(Bs + "
           "n_%lld * ng_ + g0_)))));", V, V);
 }
+/* The prefetches of a dot tile's B rows, d elements ahead of kk. With next (the tile declared
+ * pn_V, the next tile's column V) a prefetch that would pass the end of its row's k range asks
+ * for the start of the next tile's row instead: short rows (q4 at K = 4096 is 2 KiB a column)
+ * would otherwise start every tile on misses. */
+static void emit_dot_pf(sb_t *b, const lw_t *L, int64_t nv, long long d, int next)
+{
+    char x[64], pb[96], xn[64], pn[96];
+    snprintf(x, sizeof x, "kk + %lld", d);
+    qbytes_of(L, x, pb, sizeof pb);
+    snprintf(xn, sizeof xn, "kk + %lld - kn_", d);
+    qbytes_of(L, xn, pn, sizeof pn);
+    for (int64_t v = 0; v < nv; v++)
+        if (next)
+            ln(b, "__builtin_prefetch(kk + %lld < kn_ ? pb_%lld + %s : pn_%lld + %s, 0, 3);", d,
+               (long long)v, pb, (long long)v, pn);
+        else
+            ln(b, "__builtin_prefetch(pb_%lld + %s, 0, 3);", (long long)v, pb);
+}
+
 /* The register tile of a dot path (dot_path): t_D_V, the f32 result of row D and column V, goes
  * to the same write-back as the fast tile's dot form. Integer sums are exact (K <= CG_DOT_KMAX);
  * i8 multiplies the sum by the row's and the channel's scales once; q4 converts each block's
@@ -1500,6 +1519,14 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
         idx_Bq(L, "tk_lo", ix, e, sizeof e);
         qbytes_of(L, e, by, sizeof by);
         ln(b, "const unsigned char *pb_%lld = Bq + %s;", (long long)v, by);
+        if (wide) {  /* the next tile's column: where this column's prefetches go past its end */
+            char jn[64], en[400], bn[460];
+            snprintf(jn, sizeof jn, "n_%lld + %lld", (long long)v, (long long)nv);
+            idx_Bq(L, "tk_lo", jn, en, sizeof en);
+            qbytes_of(L, en, bn, sizeof bn);
+            ln(b, "const unsigned char *pn_%lld = Bq + %s;", (long long)v, bn);
+            ln(b, "(void)pn_%lld;", (long long)v);
+        }
     }
     int ints = dp != DP_BF16 && !q4;  /* int32 accumulators (i8); f32 ones otherwise */
     for (int64_t d = 0; d < ei; d++)
@@ -1535,24 +1562,17 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
     /* q4's rows are short streams (K/2 bytes, one per column of the tile, the next tile's rows
      * right after): without a prefetch of the schedule's own the 128-element step asks for its
      * bytes (and, for groups below 128, its scales) 4 steps ahead (measured at M=1, 4096 x 4096:
-     * 0.95 -> 0.79 ms for q4g128; the hardware prefetchers alone left it short of bandwidth) */
+     * 0.95 -> 0.79 ms for q4g128; the hardware prefetchers alone left it short of bandwidth),
+     * and near a row's end for the next tile's row (emit_dot_pf; then 0.83 -> 0.73 ms for q4g32,
+     * 0.73 -> 0.66 ms for q4g128, where every tile had started on cold rows and scales) */
     int autopf = wide && npfk == 0;
     ln(b, "long kk = 0;");
     ln(b, "for (; kk + %d <= kn_; kk += %d) {", step, step);
     b->ind++;
-    if (autopf) {
-        char pb[96];
-        qbytes_of(L, "kk + 512", pb, sizeof pb);
-        for (int64_t v = 0; v < nv; v++)
-            ln(b, "__builtin_prefetch(pb_%lld + %s, 0, 3);", (long long)v, pb);
-    }
-    for (int z = 0; z < npfk; z++) {
-        char x[64], pb[96];
-        snprintf(x, sizeof x, "kk + %lld", (long long)s->pf[pfk[z]].dist * step);
-        qbytes_of(L, x, pb, sizeof pb);
-        for (int64_t v = 0; v < nv; v++)
-            ln(b, "__builtin_prefetch(pb_%lld + %s, 0, 3);", (long long)v, pb);
-    }
+    if (autopf)
+        emit_dot_pf(b, L, nv, 512, wide);
+    for (int z = 0; z < npfk; z++)
+        emit_dot_pf(b, L, nv, (long long)s->pf[pfk[z]].dist * step, wide);
     if (q4) {
         if (dp == DP_VNNI) {
             ln(b, "const long g0_ = (tk_lo + kk) / %d, g1_ = (tk_lo + kk + 32) / %d;", G, G);
@@ -1583,7 +1603,9 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
                 ln(b, "const __m512 s_%lld = _mm512_permutexvar_ps(sx_, _mm512_castps128_ps512("
                       "_mm_loadu_ps(Bs + n_%lld * ng_ + g0_)));", V, V);
             if (autopf && G < 128)  /* small groups: the scales are a stream of their own */
-                ln(b, "__builtin_prefetch(Bs + n_%lld * ng_ + g0_ + %d, 0, 3);", V, 512 / G);
+                ln(b, "__builtin_prefetch(g0_ + %d < ng_ ? Bs + n_%lld * ng_ + g0_ + %d : Bs + "
+                      "(n_%lld + %lld) * ng_ + g0_ + %d - ng_, 0, 3);", 512 / G, V, 512 / G, V,
+                   (long long)nv, 512 / G);
         } else if (dp == DP_VNNI) {
             /* 64 nibbles: the low ones (even elements) in the low half, the high ones above */
             ln(b, "const __m256i x_%lld = _mm256_loadu_si256((const void *)(pb_%lld + kk / 2));",
