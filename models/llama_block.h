@@ -141,7 +141,10 @@ void mct_blk_set_hook(mct_blk *b, mct_blk_hook fn, void *ctx);
  *
  * so each element has its own bound, computed from the row's max|a| and |a|_2 and the channel's
  * sum |w| and |w|_2 (mct_blk_wnorms, once per weight). R is reached: rows whose a sit halfway
- * between two grid points, with the signs of w following the rounding's, make the error R. */
+ * between two grid points, with the signs of w following the rounding's, make the error R; so no
+ * smaller bound holds for every kernel that rounds so. Typical errors, of random signs, are
+ * about sqrt(K) times smaller: the bound catches a wrong kernel where its outputs exceed it,
+ * which they do less the larger K and max|a| over the row's typical |a| are. */
 
 /* Per channel n of W [N,K] (row-major): l1[n] = sum_k |W[n,k]|, l2[n] = sqrt(sum_k W[n,k]^2),
  * summed in double. */
