@@ -186,6 +186,9 @@ block-gen: $(BLOCK_SRC) models/llama_block.h runtime/quant.h $(BLOCK_GEN_DIR)/$(
 	    -DMCT_BLOCK_GEN_H='"$(BLOCK_GEN_NAME).h"' -o $(BUILD)/llama_block-gen $(BLOCK_SRC) \
 	    $(BUILD)/$(BLOCK_GEN_NAME).o $(BLOCK_LIBS)
 
+# test_block compiles llama_block.c in (the bound of low-precision kernels, tested directly)
+$(BUILD)/tests/test_block $(BUILD)/san-tests/test_block: models/llama_block.c models/llama_block.h
+
 # `make bench-block`: prefill and decode of the block per backend (scripts/bench-block);
 # WEIGHTS=f32,i8,q4g32: per weight format side by side.
 bench-block: $(BUILD)/llama_block

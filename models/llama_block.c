@@ -2,6 +2,7 @@
 #include "models/llama_block.h"
 #include "runtime/quant.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,7 +305,12 @@ struct mct_blk {
     /* weights packed by a backend's pack: q k v o gate up down */
     const mct_blk_backend *pk_be[4];
     void *pk[4][NW];
+    mct_blk_hook hook;      /* mct_blk_set_hook */
+    void *hook_ctx;
 };
+
+static const char *const wnames[NW] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                       "up_proj", "down_proj"};
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -491,8 +497,8 @@ static void rope(const mct_blk *b, float *x, long M, long nh, long p0)
 
 /* C = A W^T for weight number wi, through the backend's packed weights when it packs (from the
  * plain layout when the weights are quantized and it packs those) */
-static int lin(mct_blk *b, const mct_blk_backend *be, int wi, long M, long N, long K,
-               const float *A, float *C)
+static int lin_call(mct_blk *b, const mct_blk_backend *be, int wi, long M, long N, long K,
+                    const float *A, float *C)
 {
     const float *W = b->w[wi];
     int q = b->wfmt != MCT_RT_WF_F32 && be->pack_q;
@@ -509,6 +515,38 @@ static int lin(mct_blk *b, const mct_blk_backend *be, int wi, long M, long N, lo
                            : be->pack(N, K, W)))
         return -2;
     return be->linear_packed(b->pk[s][wi], M, N, K, A, C);
+}
+
+/* lin_call, then the hook on what it computed */
+static int lin(mct_blk *b, const mct_blk_backend *be, int wi, long M, long N, long K,
+               const float *A, float *C)
+{
+    int r = lin_call(b, be, wi, M, N, K, A, C);
+    if (r || !b->hook)
+        return r;
+    mct_blk_call c = {.name = wnames[wi], .wi = wi, .M = M, .N = N, .K = K, .A = A,
+                      .W = b->w[wi], .C = C};
+    return b->hook(b->hook_ctx, &c);
+}
+
+/* the backend's bmm, then the hook */
+static int bmm(mct_blk *b, const mct_blk_backend *be, const char *name, int nt, long batch,
+               long group, long M, long N, long K, const float *A, long lda, long sA,
+               const float *B, long ldb, long sB, float *C, long ldc, long sC)
+{
+    int r = be->bmm(nt, batch, group, M, N, K, A, lda, sA, B, ldb, sB, C, ldc, sC);
+    if (r || !b->hook)
+        return r;
+    mct_blk_call c = {.name = name, .bmm = 1, .wi = -1, .M = M, .N = N, .K = K, .A = A, .W = B,
+                      .C = C, .nt = nt, .batch = batch, .group = group, .lda = lda, .sA = sA,
+                      .ldb = ldb, .sB = sB, .ldc = ldc, .sC = sC};
+    return b->hook(b->hook_ctx, &c);
+}
+
+void mct_blk_set_hook(mct_blk *b, mct_blk_hook fn, void *ctx)
+{
+    b->hook = fn;
+    b->hook_ctx = ctx;
 }
 
 int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *x, float *out)
@@ -530,7 +568,8 @@ int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *
     memcpy(b->kc + ctx * KV, b->kn, (size_t)(M * KV) * sizeof(float));
     memcpy(b->vc + ctx * KV, b->vn, (size_t)(M * KV) * sizeof(float));
     /* scores[h, i, j] = q[i, h] . k[j, h / group] */
-    if ((r = be->bmm(1, nh, nh / nkv, M, S, hd, b->q, Q, hd, b->kc, KV, hd, b->att, S, M * S)))
+    if ((r = bmm(b, be, "attn_scores", 1, nh, nh / nkv, M, S, hd, b->q, Q, hd, b->kc, KV, hd,
+                 b->att, S, M * S)))
         return r;
     float scale = 1.0f / sqrtf((float)hd);
     for (long hi = 0; hi < nh * M; hi++) {
@@ -550,7 +589,8 @@ int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *
             s[j] = 0;
     }
     /* ao[i, h] = P[h, i, :] V[:, h / group] */
-    if ((r = be->bmm(0, nh, nh / nkv, M, hd, S, b->att, S, M * S, b->vc, KV, hd, b->ao, Q, hd)))
+    if ((r = bmm(b, be, "attn_values", 0, nh, nh / nkv, M, hd, S, b->att, S, M * S, b->vc, KV,
+                 hd, b->ao, Q, hd)))
         return r;
     if ((r = lin(b, be, WO, M, H, Q, b->ao, b->h)))
         return r;
@@ -616,4 +656,72 @@ void mct_blk_workloads(const mct_blk *b, long M, char *buf, size_t len)
              M, Q, H, w, M, KV, H, w, M, H, Q, w, M, (long)c->inter, H, w, M, H, (long)c->inter,
              w, c->heads, c->heads / c->kv_heads, M, b->seq, c->head_dim,
              c->heads, c->heads / c->kv_heads, M, c->head_dim, b->seq);
+}
+
+/* ---- the bound of a low-precision kernel's projection (the derivation: llama_block.h) */
+
+void mct_blk_wnorms(long N, long K, const float *W, double *l1, double *l2)
+{
+    for (long n = 0; n < N; n++) {
+        double s1 = 0, s2 = 0;
+        for (long k = 0; k < K; k++) {
+            double w = W[n * K + k];
+            s1 += fabs(w);
+            s2 += w * w;
+        }
+        l1[n] = s1;
+        l2[n] = sqrt(s2);
+    }
+}
+
+double mct_blk_lowp_bound(const char *fmt, long K, double amax, double a2, double l1, double l2)
+{
+    double p = fmin(amax * l1, a2 * l2), r;
+    if (!strcmp(fmt, "f32"))
+        r = 0;
+    else if (!strcmp(fmt, "bf16"))
+        r = ldexp(p, -8);
+    else
+        r = amax / 127 / 2 * (1 + 1e-4) * l1;
+    /* the bound is computed in double from sums rounded once: a relative 1e-12 more keeps it
+     * an upper bound of the exact one */
+    double nu = (double)(K + 4) * ldexp(1.0, -24), g = nu / (1 - nu);
+    return (r + 2 * g * (p + r) + (double)K * FLT_MIN) * (1 + 1e-12);
+}
+
+double mct_blk_lowp_worst(const char *fmt, long M, long N, long K, const float *A,
+                          const double *l1, const double *l2, const float *C, const float *R,
+                          long *at, double *bound)
+{
+    double worst = -1, wb = 0;
+    long wat = 0;
+    for (long i = 0; i < M; i++) {
+        double amax = 0, s2 = 0;
+        for (long k = 0; k < K; k++) {
+            double a = A[i * K + k];
+            amax = fmax(amax, fabs(a));
+            s2 += a * a;
+        }
+        double a2 = sqrt(s2);
+        for (long n = 0; n < N; n++) {
+            double bd = mct_blk_lowp_bound(fmt, K, amax, a2, l1[n], l2[n]);
+            double c = C[i * N + n], ref = R[i * N + n], d = fabs(c - ref), q;
+            /* a NaN or infinite value (a NaN difference would compare false everywhere) or a
+             * difference where the bound is 0 is out of any bound */
+            if (!isfinite(c) || !isfinite(ref))
+                q = INFINITY;
+            else
+                q = bd > 0 ? d / bd : d > 0 ? INFINITY : 0;
+            if (q > worst || worst < 0) {
+                worst = q;
+                wat = i * N + n;
+                wb = bd;
+            }
+        }
+    }
+    if (at)
+        *at = wat;
+    if (bound)
+        *bound = wb;
+    return worst < 0 ? 0 : worst;
 }

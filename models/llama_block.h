@@ -88,6 +88,81 @@ void mct_blk_destroy(mct_blk *b);
  * Returns 0, or the nonzero code a backend call returned. */
 int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *x, float *out);
 
+/* One kernel call of a forward as a check hook sees it, right after the backend returned: the
+ * backend's own inputs (so a check recomputes the call on them, teacher-forced, whatever the
+ * earlier calls got wrong) and its output. Every pointer is owned by the block and valid only
+ * during the hook. */
+typedef struct mct_blk_call {
+    const char *name;       /* "q_proj" .. "down_proj", "attn_scores", "attn_values" */
+    int bmm;                /* 0: projection C[M,N] = A[M,K] W^T; 1: the backend's bmm */
+    int wi;                 /* projection: which weight, 0..6 in the order q k v o gate up down
+                             * (the same W every forward, so a hook may keep per-weight data) */
+    long M, N, K;
+    const float *A, *W;     /* projection: A [M,K], W [N,K] the f32 (dequantized) weights; bmm:
+                             * A and B of mct_blk_backend.bmm */
+    const float *C;         /* projection: C [M,N]; bmm: C with the strides below */
+    /* bmm only: the arguments of mct_blk_backend.bmm, B is W */
+    int nt;
+    long batch, group, lda, sA, ldb, sB, ldc, sC;
+} mct_blk_call;
+
+/* Called after each projection and bmm of a forward; a nonzero return ends the forward with that
+ * code (a check keeps a mismatch to itself and returns 0: nonzero is for its own failures, such
+ * as out of memory). */
+typedef int (*mct_blk_hook)(void *ctx, const mct_blk_call *call);
+
+/* Installs fn (NULL: none) for every later forward of b until replaced. Without a hook the
+ * forward pays one test of a NULL pointer per call: --bench runs without. */
+void mct_blk_set_hook(mct_blk *b, mct_blk_hook fn, void *ctx);
+
+/* ---- the bound of a low-precision kernel's projection (llama_block --check, per call)
+ *
+ * A kernel of weight format fmt computes C = A W^T on the format's weights, the same values as
+ * the dequantized W, and may round the activations first (widen(B, dot) and widen(B, amx); the
+ * f32-arithmetic paths do not): i8 and q4gG per row to int8 with scale s = max|a| / 127, bf16 to
+ * bf16. For one element (row a of A, channel w of W) against f32 on the same a and W it then
+ * differs by at most
+ *
+ *   R + F, with
+ *   R = (s/2) (1 + 1e-4) sum_k |w_k|          int8: each |a_k - s q_k| <= s/2 (round to nearest;
+ *                                             1e-4 covers the f32 arithmetic of x = a * (127 /
+ *                                             max|a|), 254 * 3 * 2^-24 of s/2), and the integer
+ *                                             sum of q_k times the weights' integers is exact
+ *   R = 2^-8 P                                bf16: |a_k - bf16(a_k)| <= 2^-8 |a_k| (8 significant
+ *                                             bits, round to nearest even); products exact in f32
+ *   R = 0                                     f32
+ *   F = 2 g (P + R) + K FLT_MIN               f32 sums of K products in any order (the reference's
+ *                                             and the kernel's, on |a| and on |rounded a| <= |a| +
+ *                                             e) with g = n u / (1 - n u), n = K + 4 (the rounding
+ *                                             of the dequantized weights and the kernel's scale
+ *                                             multiplies), u = 2^-24; K FLT_MIN for the flushed
+ *                                             denormals of the dot-product instructions
+ *   P = min(max|a| sum_k |w_k|, |a|_2 |w|_2)  >= sum_k |a_k w_k| (Hoelder, Cauchy-Schwarz)
+ *
+ * so each element has its own bound, computed from the row's max|a| and |a|_2 and the channel's
+ * sum |w| and |w|_2 (mct_blk_wnorms, once per weight). R is reached: rows whose a sit halfway
+ * between two grid points, with the signs of w following the rounding's, make the error R; so no
+ * smaller bound holds for every kernel that rounds so. Typical errors, of random signs, are
+ * about sqrt(K) times smaller: the bound catches a wrong kernel where its outputs exceed it,
+ * which they do less the larger K and max|a| over the row's typical |a| are. */
+
+/* Per channel n of W [N,K] (row-major): l1[n] = sum_k |W[n,k]|, l2[n] = sqrt(sum_k W[n,k]^2),
+ * summed in double. */
+void mct_blk_wnorms(long N, long K, const float *W, double *l1, double *l2);
+
+/* The bound above for one element: format fmt ("f32", "bf16", "i8", "q4gG": anything else is
+ * taken as int8-rounding), reduction depth K, the row's amax = max|a| and a2 = |a|_2, the
+ * channel's l1 and l2. */
+double mct_blk_lowp_bound(const char *fmt, long K, double amax, double a2, double l1, double l2);
+
+/* The worst |C - R| / bound over the call's M x N elements (C the kernel's, R the f32 reference on
+ * the same A [M,K] and the weights whose mct_blk_wnorms are l1, l2): at most 1 when every element
+ * is within its bound; INFINITY when an element of C is not finite or exceeds a zero bound. The
+ * element of the worst ratio into *at (i * N + n) and its bound into *bound, either may be NULL. */
+double mct_blk_lowp_worst(const char *fmt, long M, long N, long K, const float *A,
+                          const double *l1, const double *l2, const float *C, const float *R,
+                          long *at, double *bound);
+
 /* The projections' weight format as created ("f32", "i8", ...); owned by b. */
 const char *mct_blk_weights(const mct_blk *b);
 /* Bytes of the projections' weights in that format (what one decode step reads), scales

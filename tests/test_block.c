@@ -1,11 +1,17 @@
-/* The Llama-3 decoder block (models/llama_block*.c) at its reduced size: the openblas and generic
- * backends agree; with each weight format the block's error against the f32-weight block stays
- * within a bound derived from the quantizers (see quant_bounds); then a library generated from a
- * database with three of the block's shapes tuned here (`mctune tune`, `mctune gen`; one of them
- * with i8 weights) is built in as the gen backends (weights prepacked from f32 and from the plain
- * layout, and plain NAME_sgemm calls) and agrees too. The block program is compiled by cc from
- * the source tree (under ASan when MCTUNE_SANITIZED is set). */
+/* The Llama-3 decoder block (models/llama_block*.c) at its reduced size: the bound that --check
+ * holds each call of a low-precision kernel to (mct_blk_lowp_bound) on synthetic data: a kernel
+ * that rounds the activations as the generated ones do passes, the worst case reaches the bound,
+ * an output off by more than it fails; the openblas and generic backends agree; with each weight
+ * format the block's error against the f32-weight block stays within a bound derived from the
+ * quantizers (see quant_bounds); then a library generated from a database with three of the
+ * block's shapes tuned here (`mctune tune`, `mctune gen`; one of them with i8 weights) is built in
+ * as the gen backends (weights prepacked from f32 and from the plain layout, and plain NAME_sgemm
+ * calls) and agrees too, its low-precision calls each within their bound. The block program is
+ * compiled by cc from the source tree (under ASan when MCTUNE_SANITIZED is set). */
 #include "tests/check.h"
+/* compiled in, so the bound functions are tested directly (the shipped program has no way to
+ * inject a fault, and needs none); the Makefile rebuilds this test when it changes */
+#include "models/llama_block.c"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,9 +72,161 @@ static void quant_bounds(const char *f, double *lo, double *hi)
     *lo = !strcmp(f, "bf16") ? r / 16 : r / 4;
 }
 
+/* A kernel's answer on synthetic data: A rounded per row as the generated kernels round it
+ * (codegen/lower.c, emit_dot_prologue: int8 with scale max|a|/127 through the f32 reciprocal,
+ * round to nearest even; bf16 round to nearest even; f32 as is), then exact sums (double) of the
+ * rounded a times W, rounded once to f32. */
+static void kernel_sim(const char *fmt, long M, long N, long K, const float *A, const float *W,
+                       float *C)
+{
+    float *q = malloc((size_t)K * sizeof *q);
+    for (long i = 0; i < M; i++) {
+        const float *a = A + i * K;
+        float mx = 0;
+        for (long k = 0; k < K; k++)
+            mx = fabsf(a[k]) > mx ? fabsf(a[k]) : mx;
+        const float sc = mx / 127.0f, inv = mx > 0 ? 127.0f / mx : 0.0f;
+        for (long k = 0; k < K; k++) {
+            if (!strcmp(fmt, "f32")) {
+                q[k] = a[k];
+            } else if (!strcmp(fmt, "bf16")) {
+                unsigned u;
+                memcpy(&u, a + k, 4);
+                u += 0x7FFFu + ((u >> 16) & 1u);
+                u &= 0xFFFF0000u;
+                memcpy(q + k, &u, 4);
+            } else {
+                float x = a[k] * inv;
+                x = x >= 127.0f ? 127.0f : x >= -127.0f ? x : -127.0f;
+                x = (x + 12582912.0f) - 12582912.0f;
+                q[k] = x * sc;   /* exact: an integer of 7 bits times sc */
+            }
+        }
+        for (long n = 0; n < N; n++) {
+            double s = 0;
+            for (long k = 0; k < K; k++)
+                s += (double)q[k] * W[n * K + k];
+            C[i * N + n] = (float)s;
+        }
+    }
+    free(q);
+}
+
+/* The bound on synthetic data, for format fmt: awkward sizes, weights as the block quantizes them
+ * (fmt's dequantized values), rows with an outlier (a large max|a|) and without */
+static void bound_random(const char *fmt)
+{
+    const long M = 5, N = 37, K = 320;    /* K: a multiple of 32 and of q4g32's group */
+    float *A = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K);
+    float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+    double *l1 = malloc(sizeof(double) * N), *l2 = malloc(sizeof(double) * N);
+    mct_blk_fill(A, M * K, 11);
+    mct_blk_fill(W, N * K, 12);
+    for (long i = 0; i < M; i++)
+        A[i * K + 3 * i] = (float)(2 + i);    /* row i's max|a| */
+    if (strcmp(fmt, "f32")) {
+        int wf, g;
+        char e[256];
+        void *plain = NULL;
+        CHECK(mct_rt_wfmt_parse(fmt, &wf, &g, e, sizeof e) == 0);
+        CHECK((plain = malloc(mct_rt_q_plain_bytes(wf, g, N, K))) != NULL);
+        CHECK(mct_rt_q_quantize(wf, g, 1, N, K, W, K, plain, e, sizeof e) == 0);
+        CHECK(mct_rt_q_dequantize(wf, g, N, K, plain, W) == 0);
+        free(plain);
+    }
+    mct_blk_wnorms(N, K, W, l1, l2);
+    ob_linear(M, N, K, A, W, R);
+    kernel_sim(fmt, M, N, K, A, W, C);
+    long at = -1;
+    double bd = 0, q = mct_blk_lowp_worst(fmt, M, N, K, A, l1, l2, C, R, &at, &bd);
+    /* within the bound, and the rounding shows (it is not compared with itself) */
+    CHECKF(q <= 1 && q >= (strcmp(fmt, "f32") ? 1e-3 : 0) && at >= 0 && at < M * N && bd > 0,
+           "w=%s: a kernel rounding as the generated ones do: worst %g of the bound at %ld", fmt,
+           q, at);
+    /* an element off by just over its bound fails, where it is */
+    long i = 2, n = 11;
+    double amax = 0, s2 = 0;
+    for (long k = 0; k < K; k++) {
+        amax = fmax(amax, fabs(A[i * K + k]));
+        s2 += (double)A[i * K + k] * A[i * K + k];
+    }
+    double b = mct_blk_lowp_bound(fmt, K, amax, sqrt(s2), l1[n], l2[n]);
+    float keep = C[i * N + n];
+    C[i * N + n] = (float)(R[i * N + n] + 1.01 * b);
+    q = mct_blk_lowp_worst(fmt, M, N, K, A, l1, l2, C, R, &at, &bd);
+    CHECKF(q > 1 && q < 1.02 && at == i * N + n && bd == b, "w=%s: an element 1.01 bound off: "
+           "worst %g at %ld (bound %g, want %g at %ld)", fmt, q, at, bd, b, i * N + n);
+    C[i * N + n] = (float)(R[i * N + n] - 0.99 * b);
+    q = mct_blk_lowp_worst(fmt, M, N, K, A, l1, l2, C, R, &at, NULL);
+    CHECKF(q <= 1 && q > 0.98 && at == i * N + n, "w=%s: 0.99 bound off: worst %g at %ld", fmt,
+           q, at);
+    /* a non-finite output is out of any bound */
+    C[i * N + n] = NAN;
+    CHECK(mct_blk_lowp_worst(fmt, M, N, K, A, l1, l2, C, R, NULL, NULL) == INFINITY);
+    C[i * N + n] = keep;
+    /* a wrong kernel (here: a row scaled by 1.5, as with a wrong row scale) is outside */
+    for (long j = 0; j < N; j++)
+        C[0 * N + j] = 1.5f * R[0 * N + j];
+    q = mct_blk_lowp_worst(fmt, M, N, K, A, l1, l2, C, R, &at, NULL);
+    CHECKF(q > 1 && at / N == 0, "w=%s: a row scaled by 1.5: worst %g at %ld", fmt, q, at);
+    free(A);
+    free(W);
+    free(C);
+    free(R);
+    free(l1);
+    free(l2);
+}
+
+/* The bound is reached: every a of a row halfway between two points of its rounding's grid and
+ * the weights' signs those of the rounding errors make the error sum_k |e_k| |w_k|, the bound's
+ * rounding term R within its f32 slack; so no tighter bound holds for every kernel of the
+ * format. int8: max|a| = 127 s with s = 2^-7 (scale and reciprocal exact), a = (m + 1/2) s;
+ * bf16: a = 1 + 2^-8, halfway between 1 and 1 + 2^-7, rounds to 1 (even). */
+static void bound_tight(const char *fmt)
+{
+    const long K = 512, N = 3;
+    int bf = !strcmp(fmt, "bf16");
+    float *A = malloc(sizeof(float) * K), *W = malloc(sizeof(float) * N * K);
+    float C[3], R[3];
+    double l1[3], l2[3];
+    mct_blk_fill(W, N * K, 21);
+    const float s = 1.0f / 128;
+    for (long k = 0; k < K; k++) {
+        long m = (long)((W[k] + 1) * 100) - 100;  /* any grid point in -100 .. 99 */
+        A[k] = bf ? 1.0f + 1.0f / 256 : ((float)m + 0.5f) * s;
+    }
+    if (!bf)
+        A[7] = 127 * s;     /* max|a|, rounded exactly */
+    /* the error of a is a - its rounding: round to nearest even of (m + 1/2) goes down (error
+     * +s/2) for even m, up for odd; bf16 always down (+2^-8). Weight n: the error's sign, n + 1
+     * times the magnitude of a draw */
+    for (long n = 0; n < N; n++)
+        for (long k = 0; k < K; k++) {
+            float w = fabsf(W[n * K + k]) * (float)(n + 1) / 64;
+            long m = (long)floorf(A[k] / s);
+            W[n * K + k] = bf || m % 2 == 0 ? w : -w;
+        }
+    mct_blk_wnorms(N, K, W, l1, l2);
+    ob_linear(1, N, K, A, W, R);
+    kernel_sim(fmt, 1, N, K, A, W, C);
+    double q = mct_blk_lowp_worst(fmt, 1, N, K, A, l1, l2, C, R, NULL, NULL);
+    CHECKF(q <= 1 && q > 0.98, "w=%s: the worst case reaches %g of the bound (want (0.98, 1])",
+           fmt, q);
+    free(A);
+    free(W);
+}
+
 int main(void)
 {
     static char out[1 << 16];
+
+    /* the per-call bound of low-precision kernels (llama_block --check), directly */
+    static const char *const lowp[] = {"i8", "q4g32", "bf16", "f32"};
+    for (int i = 0; i < 4; i++)
+        bound_random(lowp[i]);
+    bound_tight("i8");
+    bound_tight("bf16");
+
     const char *mctune = getenv("MCTUNE") ? getenv("MCTUNE") : "build/mctune";
     int sanitized = getenv("MCTUNE_SANITIZED") != NULL;
     const char *san = sanitized ? "-fsanitize=address,undefined -fno-omit-frame-pointer" : "";
@@ -123,7 +281,8 @@ int main(void)
                   "f32,bf16,i8,q4g32,q4g128 2>&1", dir);
     quant_errors(out, fmts, 5, worst, &lines);
     CHECKF(rc == 0 && strstr(out, "check: all backends agree") && count(out, ": ok\n") == 20 &&
-           lines == 10 && count(out, "== weights ") == 5, "block --check --weights: %.6000s", out);
+           lines == 10 && count(out, "== weights ") == 5 && !strstr(out, "per call"),
+           "block --check --weights: %.6000s", out);
     CHECKF(worst[0] == 0, "f32 weights differ from the f32-weight block: %g", worst[0]);
     for (int i = 1; i < 5; i++) {
         double lo, hi;
@@ -192,6 +351,14 @@ int main(void)
                count(out, "w=i8 gen      max |diff| ") == 2 &&
                count(out, "w=q4g32 gen      max |diff| ") == 2 && count(out, ": ok\n") == 16 &&
                strstr(out, "k_matmul_i8_"), "block-gen --check --weights: %.6000s", out);
+        /* gen's quantized runs: the block reported, each call checked against its bound (7
+         * projections and 2 bmm per forward), the other backends on the block as before */
+        CHECKF(count(out, "gen      max |diff| ") == 4 &&
+               count(out, ": report (checked per call)\n") == 4 &&
+               count(out, " gen      per call: 9 checked (7 projections against their rounding "
+                     "bounds, 2 bmm against --tol), worst ") == 4 &&
+               !strstr(out, "gen-sgemm per call") && !strstr(out, "out of bound"),
+               "block-gen --check --weights, per call: %.6000s", out);
     }
     check_sh(NULL, 0, "rm -rf %s", dir);
     return check_done();
