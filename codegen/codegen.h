@@ -284,7 +284,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
  *     whole groups (G a multiple of 32) converted and multiplied by its scale. The result carries
  *     A's rounding: |C - C_f32| <= a_scale[i]/2 * sum_k |w(k, j)| (plus f32 rounding).
  *   bf16: A to bf16 (round to nearest even), vdpbf16ps (avx512-bf16): relative rounding of each
- *     a <= 2^-9, so |C - C_f32| <= 2^-9 * sum_k |a(i, k) w(k, j)| (plus f32 rounding).
+ *     a <= 2^-8, so |C - C_f32| <= 2^-8 * sum_k |a(i, k) w(k, j)| (plus f32 rounding).
  * The path needs the fast dot form (k vectorized innermost, B read along k) and the tier's
  * instruction; elsewhere the kernel runs the widen(B, reg) code (and the pseudo-code says why).
  * Returns MCT_CG_DOT_NONE when s has neither widen(B, dot) nor widen(B, amx); MCT_CG_DOT_INT8 or MCT_CG_DOT_BF16 (how A

@@ -20,7 +20,7 @@
  *      with mct_oracle_relerr; above mct_oracle_tolerance(K) the status is `wrong` and the
  *      candidate is never timed. A widen(B, dot) kernel, which rounds A (mct_cg_dot_path), may
  *      instead be within its rounding's bound at every element (meas_data.c: int8 per row
- *      scale_i/2 * sum_k |w|, bf16 2^-9 * sum_k |a w|, plus the f32 tolerance); relerr is
+ *      scale_i/2 * sum_k |w|, bf16 2^-8 * sum_k |a w|, plus the f32 tolerance); relerr is
  *      then above the tolerance and the status ok.
  *   4. time: warm-up (untimed calls for warmup_s, at least one), then single calls timed with
  *      CLOCK_MONOTONIC until both min_time_s and min_runs are reached (or max_runs); median,
