@@ -421,7 +421,7 @@ static int search(mct_search_kind kind, mct_guide *g, int budget, int k, int ran
     o.seed = 5;
     o.guide = g;
     o.cpu = NULL;
-    o.target = (mct_target){8, "", 16, 0, 1, 0};
+    o.target = (mct_target){8, "", 16, 0, 1, 0, 0};
     o.generation = k;
     o.rank = rank;
     o.rollout = rollout;
@@ -485,7 +485,7 @@ static void test_search(void)
             o.kind = kind ? MCT_SEARCH_EVO_MEASURED : MCT_SEARCH_EVO;
             o.budget = 48;
             o.seed = (uint64_t)seed;
-            o.target = (mct_target){8, "", 16, 0, 1, 0};
+            o.target = (mct_target){8, "", 16, 0, 1, 0, 0};
             o.evaluate = peak_eval;
             mct_search_stats st;
             CHECK(mct_search_run(&w, &o, &st, NULL, 0) == 0 && st.samples == 48);
