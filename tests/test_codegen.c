@@ -1710,6 +1710,30 @@ static void test_avxvnni_dot(void)
                 snprintf(pc->fn, sizeof pc->fn, "kv%d_%d_%d", q, i, x);
             }
         }
+    /* random schedules for the AVX-VNNI target draw the path, and each draw is one */
+    for (int q = 0; q < NK; q += 3) {
+        mct_workload w;
+        uint64_t rng = 0x77 + (uint64_t)q;
+        int ndot = 0, nbad = 0;
+        CHECK(mct_wl_parse(keys[q], &w, NULL, 0) == 0);
+        for (int d = 0; d < 200; d++) {
+            mct_sched *x = NULL;
+            char text[4096];
+            if (mct_sched_random_for(&w, &rng, &vn, &x) || !x) {
+                nbad++;
+                continue;
+            }
+            mct_sched_format(x, text, sizeof text);
+            if (strstr(text, "widen(B, dot)")) {
+                ndot++;
+                nbad += mct_cg_dot_path(x, &vn, NULL, 0) != MCT_CG_DOT_INT8 ||
+                        mct_cg_exts(x, &vn) != MCT_EXT_AVXVNNI;
+            }
+            mct_sched_destroy(x);
+        }
+        CHECKF(ndot > 0 && nbad == 0, "%s: %d of 200 draws for avx2 + avx-vnni take the path, %d "
+               "bad", keys[q], ndot, nbad);
+    }
     const mct_cpu *host = mct_cpu_host();
     mct_target ht = mct_target_of_cpu(host, MCT_TIER_AVX2);
     const char *skip = mct_cpu_tier() < MCT_TIER_AVX2 ? "MCTUNE_TIER is below avx2"
