@@ -152,16 +152,26 @@ typedef struct mct_target {
     int tier;       /* the tier (mct_tier) the code may assume: the ISA row's own tier, or the
                      * higher tier mct_target_of_tier was given (its dot-product instructions:
                      * widen(B, dot)); 0 (generic) where a target is written by hand */
+    unsigned exts;  /* the ISA extensions beside the tier the code may use (MCT_EXT_*,
+                     * runtime/cpu.h: AVX-VNNI), set from a CPU record by mct_target_of_cpu and
+                     * mct_target_host; 0 from mct_target_of_isa / _of_tier or by hand. Which of
+                     * them a kernel uses is mct_cg_exts */
 } mct_target;
 
 /* The target of an ISA table row (runtime/cpu.h); an id out of range gives generic. attr points
  * into the static ISA table. These three cannot fail. */
 mct_target mct_target_of_isa(int isa);
 
-/* The target code for tier t is lowered for (mct_isa_of_tier). */
+/* The target code for tier t is lowered for (mct_isa_of_tier), without extensions. */
 mct_target mct_target_of_tier(mct_tier t);
 
-/* The target of this process: mct_cpu_tier() (the host's tier, or MCTUNE_TIER when set). */
+/* The target of CPU c's code at tier t: mct_target_of_tier(t) with the extensions c has at t
+ * (mct_cpu_exts; none for c NULL or a generic target). What the harness lowers for on that CPU
+ * and what `mctune gen` lowers a table of that CPU for, so the shipped code is the measured one. */
+mct_target mct_target_of_cpu(const mct_cpu *c, mct_tier t);
+
+/* The target of this process: mct_target_of_cpu(mct_cpu_host(), mct_cpu_tier()) (the host's
+ * tier, or MCTUNE_TIER when set, and the host's extensions at that tier). */
 mct_target mct_target_host(void);
 
 /* The untuned schedule: the plain nest (i, j, k), or (b, i, j, k) for bmm. On success *out is
@@ -278,10 +288,12 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
  * call, row by row, and the target's dot-product instructions multiply:
  *   i8, q4: A to int8 with a per-row scale max|a|/127 (round to nearest even), products summed
  *     exactly in int32; i8: vpdpbusd on 512-bit vectors (tier avx512-bf16-vnni and above: A
- *     shifted to a + 128, minus 128 * sum(w) per channel) or vpmaddubsw + vpmaddwd on 256-bit
- *     vectors (avx2, avx512: |w| times a with w's sign, so no int16 sum saturates); q4 the same
- *     instructions on the nibbles as unsigned q + 8, minus 8 * sum(a) per block, each block of
- *     whole groups (G a multiple of 32) converted and multiplied by its scale. The result carries
+ *     shifted to a + 128, minus 128 * sum(w) per channel) or on 256-bit vectors where the target
+ *     has AVX-VNNI (t->exts & MCT_EXT_AVXVNNI, tiers avx2 and avx512: the VEX vpdpbusd, the same
+ *     shift), else vpmaddubsw + vpmaddwd on 256-bit vectors (avx2, avx512: |w| times a with w's
+ *     sign, so no int16 sum saturates); q4 the same instructions on the nibbles as unsigned q + 8,
+ *     minus 8 * sum(a) per block, each block of whole groups (G a multiple of 32) converted and
+ *     multiplied by its scale. The result carries
  *     A's rounding: |C - C_f32| <= a_scale[i]/2 * sum_k |w(k, j)| (plus f32 rounding).
  *   bf16: A to bf16 (round to nearest even), vdpbf16ps (avx512-bf16): relative rounding of each
  *     a <= 2^-8, so |C - C_f32| <= 2^-8 * sum_k |a(i, k) w(k, j)| (plus f32 rounding).
@@ -308,6 +320,11 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
  * quads of k per column, zero padding; q4 as nibbles), with FN_packed_size to match. */
 enum { MCT_CG_DOT_NONE = 0, MCT_CG_DOT_INT8 = 1, MCT_CG_DOT_BF16 = 2 };
 int mct_cg_dot_path(const mct_sched *s, const mct_target *t, char *why, size_t len);
+
+/* The extensions of t->exts (MCT_EXT_*) that s's kernel lowered for t uses, which its target
+ * attribute then names and a CPU must have to run it (today AVX-VNNI, for widen(B, dot)'s
+ * 256-bit path); 0 for every other kernel, for s NULL and for t NULL. Cannot fail. */
+unsigned mct_cg_exts(const mct_sched *s, const mct_target *t);
 
 #define MCT_CG_VERSION "mctune-cg 1"
 

@@ -106,6 +106,7 @@ typedef struct ek {
     size_t keylen, wl_len, sched_len;
     char name[112];
     int emit;               /* the first kernel of its content: its function is written here */
+    unsigned exts;          /* the ISA extensions its code uses (mct_cg_exts): its table's */
 } ek;
 
 static int ek_cmp(const void *a, const void *b)
@@ -122,26 +123,31 @@ static int ek_cmp(const void *a, const void *b)
 }
 
 /* The target a table's kernel is lowered for: its CPU's own tier where the table's ISA is that
- * tier's (mct_isa_code_tier), as the measurement harness lowered it on that CPU, so a
- * widen(B, dot) kernel of an avx512-bf16-vnni CPU ships the vpdpbusd it was measured with. */
-static mct_target kernel_target(int isa, int tier, int threads)
+ * tier's (mct_isa_code_tier), and the CPU's extensions at that tier (mct_target_of_cpu; c NULL
+ * for the generic kernels: none), as the measurement harness lowered it on that CPU, so a
+ * widen(B, dot) kernel of an avx512-bf16-vnni CPU ships the vpdpbusd it was measured with and
+ * one of an AVX-VNNI avx2 CPU its vpdpbusd on ymm. */
+static mct_target kernel_target(const mct_cpu *c, int isa, int tier, int threads)
 {
-    mct_target tg = mct_target_of_tier(mct_isa_code_tier(isa, (mct_tier)tier));
+    mct_target tg = mct_target_of_cpu(c, mct_isa_code_tier(isa, (mct_tier)tier));
     tg.threads = threads > 0 ? threads : 1;
     return tg;
 }
 
-/* Where lowering s for its table's tier changes its C against the ISA row's own tier (a dot
- * path), *h is the hash of that C, part of the content (kernels of two tiers whose code is equal
- * stay one function); else 0, so f32 kernels keep their names and an avx512 and an
- * avx512-bf16-vnni table share them. Returns 0 or the code of a kernel that does not lower. */
-static int tier_code(const mct_sched *s, int isa, int tier, int threads, uint64_t *h)
+/* Where lowering s for its table's tier and extensions changes its C against the ISA row's own
+ * tier (a dot path), *h is the hash of that C, part of the content (kernels of two tiers whose
+ * code is equal stay one function); else 0, so f32 kernels keep their names and an avx512 and
+ * an avx512-bf16-vnni table share them, as do an avx2 table with AVX-VNNI and one without.
+ * *exts: the extensions the kernel uses. Returns 0 or the code of a kernel that does not lower. */
+static int tier_code(const mct_sched *s, const mct_cpu *c, int isa, int tier, int threads,
+                     uint64_t *h, unsigned *exts)
 {
-    mct_target hi = kernel_target(isa, tier, threads), lo = mct_target_of_isa(isa);
+    mct_target hi = kernel_target(c, isa, tier, threads), lo = mct_target_of_isa(isa);
     char *a = NULL, *b = NULL;
     lo.threads = hi.threads;
     *h = 0;
-    if (hi.tier == lo.tier)
+    *exts = mct_cg_exts(s, &hi);
+    if (hi.tier == lo.tier && !*exts)  /* an extension the kernel does not use changes nothing */
         return 0;
     int rc = mct_cg_lower_c(s, &hi, "k", &a);
     if (rc == 0)
@@ -153,7 +159,8 @@ static int tier_code(const mct_sched *s, int isa, int tier, int threads, uint64_
 }
 
 /* Fills k from its input: the family key and the content. */
-static int ek_init(em *e, ek *k, const mct_emit_kernel *in, int idx, int isa, int tier)
+static int ek_init(em *e, ek *k, const mct_emit_kernel *in, int idx, const mct_cpu *c, int isa,
+                   int tier)
 {
     char wl[256], sched[4096];
     mct_workload fam;
@@ -182,7 +189,7 @@ static int ek_init(em *e, ek *k, const mct_emit_kernel *in, int idx, int isa, in
         k->keylen = (size_t)snprintf(k->key, n, "%s\n%s\n%d", wl, sched, isa);
     /* the tier only where it changes the code: the names of every other kernel stay */
     uint64_t code;
-    int rc = tier_code(in->sched, isa, tier, in->threads, &code);
+    int rc = tier_code(in->sched, c, isa, tier, in->threads, &code, &k->exts);
     if (rc < 0)
         return em_fail(e, rc, "kernel %d ('%s'): lowering failed: %s", idx, wl, mct_strerror(rc));
     if (code)
@@ -233,7 +240,8 @@ static int prepare(em *e, const mct_emit_table *t, int nt, ek *all, const int *o
             if (!t[ti].k[i].sched)
                 em_fail(e, MCT_EINVAL, "table %d: kernel %d has no schedule", ti, i);
             else
-                ek_init(e, &k[i], &t[ti].k[i], i, t[ti].isa, mct_cpu_tier_of(&t[ti].cpu));
+                ek_init(e, &k[i], &t[ti].k[i], i, &t[ti].cpu, t[ti].isa,
+                        mct_cpu_tier_of(&t[ti].cpu));
         }
         if (e->rc)
             break;
@@ -302,10 +310,10 @@ static int takes_pack(const mct_sched *s)
 /* Lowers one kernel into f with internal linkage; the lowered text itself compiles every
  * function of it for the kernel's ISA (mct_cg_lower_c), as the measurement harness did, and
  * guards its OpenMP pragmas (FN_OMP, defined only under OpenMP). */
-static int put_kernel(em *e, FILE *f, const mct_sched *s, int isa, int tier, int threads,
-                      const char *fn)
+static int put_kernel(em *e, FILE *f, const mct_sched *s, const mct_cpu *c, int isa, int tier,
+                      int threads, const char *fn)
 {
-    mct_target tg = kernel_target(isa, tier, threads);
+    mct_target tg = kernel_target(c, isa, tier, threads);
     char *code = NULL;
     int rc = mct_cg_lower_c(s, &tg, fn, &code);
     if (rc < 0)
@@ -324,17 +332,28 @@ static const char *str_or(const char *s, const char *dflt)
     return s && *s ? s : dflt;
 }
 
+/* The extensions the code of a table's nk kernels k uses: what dispatch requires of the host. */
+static unsigned table_exts(const ek *k, int nk)
+{
+    unsigned m = 0;
+    for (int i = 0; i < nk; i++)
+        m |= k[i].exts;
+    return m;
+}
+
 static int put_tuned(em *e, FILE *f, const mct_emit_table *t, int nt, const ek *all,
                      const int *off)
 {
     for (int ti = 0; ti < nt; ti++) {
         const mct_cpu *c = &t[ti].cpu;
-        char key[17];
+        char key[17], xn[64];
         mct_cpu_key_format(mct_cpu_key(c), key);
+        mct_ext_names(table_exts(all + off[ti], t[ti].nk), xn, sizeof xn);
         fprintf(f, "\n/* ==== kernels of CPU %s (%s family %d model %d, \"%s\"), tier %s, "
-                "lowered for %s (tier %s) ==== */\n", key, c->vendor, c->family, c->model,
+                "lowered for %s (tier %s%s%s) ==== */\n", key, c->vendor, c->family, c->model,
                 c->brand, mct_tier_name(mct_cpu_tier_of(c)), mct_isa_get(t[ti].isa)->tag,
-                mct_tier_name(mct_isa_code_tier(t[ti].isa, mct_cpu_tier_of(c))));
+                mct_tier_name(mct_isa_code_tier(t[ti].isa, mct_cpu_tier_of(c))),
+                xn[0] ? ", using " : "", xn);
         for (int i = 0; i < t[ti].nk; i++) {
             const ek *k = &all[off[ti] + i];
             const mct_emit_kernel *in = k->in;
@@ -352,7 +371,7 @@ static int put_tuned(em *e, FILE *f, const mct_emit_table *t, int nt, const ek *
                     str_or(in->search, ""), str_or(in->guide, "no"), str_or(in->compiler, ""));
             put_comment(f, str_or(in->flags, ""), strlen(str_or(in->flags, "")));
             fprintf(f, " */\n");
-            if (put_kernel(e, f, in->sched, t[ti].isa, mct_cpu_tier_of(c), in->threads,
+            if (put_kernel(e, f, in->sched, c, t[ti].isa, mct_cpu_tier_of(c), in->threads,
                            k->name) < 0)
                 return e->rc;
         }
@@ -385,7 +404,7 @@ static int put_generic(em *e, FILE *f)
                 int rc = mct_sched_parse(&w, sched, &s, why, sizeof why);
                 if (rc < 0)
                     return em_fail(e, rc, "schedule '%s' does not apply: %s", sched, why);
-                rc = put_kernel(e, f, s, isa, (int)x->tier, 1, fn);
+                rc = put_kernel(e, f, s, NULL, isa, (int)x->tier, 1, fn);
                 mct_sched_destroy(s);
                 if (rc < 0)
                     return rc;
@@ -457,8 +476,9 @@ static int put_table(em *e, FILE *f, const mct_emit_table *t, int ti, const ek *
             c->vendor[0] ? c->vendor : "?", c->family, c->model,
             mct_tier_name(mct_cpu_tier_of(c)), key, key);
     put_cstr(f, c->vendor);
-    fprintf(f, ", %d, %d, %d, %s__t%d_entries, %uu, %s__t%d_slots, %d, %s__t%d_kernels};\n",
-            (int)mct_cpu_tier_of(c), t->isa, ne, n, ti, nslots, n, ti, nk, n, ti);
+    fprintf(f, ", %d, %d, %d, %s__t%d_entries, %uu, %s__t%d_slots, %d, %s__t%d_kernels, %uu};\n",
+            (int)mct_cpu_tier_of(c), t->isa, ne, n, ti, nslots, n, ti, nk, n, ti,
+            table_exts(k, nk));
 fail:
     free(shp), free(first), free(cnt), free(slots);
     return rc;

@@ -65,6 +65,7 @@ typedef struct {
     int q;               /* low-precision B (w=): reads widen through FN_wq unless packed f32 */
     int isa;             /* the target's ISA table row (MCT_ISA_*); generic without a target */
     int tier;            /* the target's tier (mct_tier): which dot-product instructions exist */
+    unsigned exts;       /* the target's extensions beside its tier (MCT_EXT_*, runtime/cpu.h) */
     int intr;            /* 1: the ISA's intrinsics match W (avx512 16, avx2 8, sse4.2 4 lanes) */
     int nregs;           /* vector registers of the target (16 without one) */
     int dp;              /* widen(B, dot): the path the tile takes (DP_*), 0 when none */
@@ -1312,14 +1313,16 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
 
 /* The paths of widen(B, dot). VNNI: vpdpbusd on 512-bit vectors (u8 x s8, four products per
  * int32 lane); AVX2: vpmaddubsw + vpmaddwd on 256-bit vectors; BF16: vdpbf16ps (pairs of bf16
- * products summed into f32 lanes). */
-enum { DP_NONE = 0, DP_VNNI, DP_AVX2, DP_BF16 };
+ * products summed into f32 lanes); AVXVNNI: the AVX2 tile with AVX-VNNI's vpdpbusd on ymm (the
+ * VEX encoding) in place of vpmaddubsw + vpmaddwd. */
+enum { DP_NONE = 0, DP_VNNI, DP_AVX2, DP_BF16, DP_AVXVNNI };
 
 /* Which path the tile at the cache_write loop takes (f its analysis), or DP_NONE with the reason
- * in why: an instruction of the target's tier, and the fast dot form (k vectorized, B read along
- * k). q4 also needs groups of whole 32-nibble blocks (G a multiple of 32) and a tile whose k
- * range starts on a block of the activations' order (every k step at or outside the tile a
- * multiple of the block: 64 elements for VNNI, 32 for AVX2). */
+ * in why: an instruction of the target's tier (or, below avx512-bf16-vnni, of its AVX-VNNI
+ * extension: the AVX2 path's tile with vpdpbusd on ymm), and the fast dot form (k vectorized, B
+ * read along k). q4 also needs groups of whole 32-nibble blocks (G a multiple of 32) and a tile
+ * whose k range starts on a block of the activations' order (every k step at or outside the tile
+ * a multiple of the block: 64 elements for VNNI, 32 for AVX2 and AVX-VNNI). */
 static int dot_path(const lw_t *L, const fast_t *f, char *why, size_t len)
 {
     const mct_sched *s = L->s;
@@ -1336,10 +1339,10 @@ static int dot_path(const lw_t *L, const fast_t *f, char *why, size_t len)
     } else if (L->isa == MCT_ISA_AVX512 && L->tier >= MCT_TIER_AVX512_BF16VNNI)
         p = DP_VNNI;
     else if ((L->isa == MCT_ISA_AVX512 || L->isa == MCT_ISA_AVX2) && L->tier >= MCT_TIER_AVX2)
-        p = DP_AVX2;
+        p = L->exts & MCT_EXT_AVXVNNI ? DP_AVXVNNI : DP_AVX2;
     else
-        snprintf(why, len, "int8 dot products need avx2 (vpmaddubsw) or avx512-vnni; the "
-                 "target's tier is %s", mct_tier_name((mct_tier)L->tier));
+        snprintf(why, len, "int8 dot products need avx2 (vpmaddubsw), avx-vnni or avx512-vnni; "
+                 "the target's tier is %s", mct_tier_name((mct_tier)L->tier));
     if (p == DP_NONE)
         return p;
     if (!f->ok || !f->dot || !b_lowp(L)) {
@@ -1393,7 +1396,8 @@ static int dot_step(const lw_t *L, int dp)
 
 /* The kernel's prologue for a dot path: A rounded once per call, row by row, into Aq_ (Kq_ bytes
  * a row). int8: scale Asc_[i] = max|a| / 127 over the row, q = rne(a / scale) in [-127, 127];
- * VNNI stores q + 128 (its first operand is unsigned; the tile subtracts 128 * sum(w)), AVX2 q.
+ * i8 under VNNI and AVX-VNNI stores q + 128 (vpdpbusd's first operand is unsigned; the tile
+ * subtracts 128 * sum(w)), AVX2 q.
  * q4 keeps a second copy Ap_ in the order the tile unpacks nibbles: in each block of 64 (VNNI) or
  * 32 (AVX2) elements, the even elements of each half of 32, then the odd ones. bf16: the bf16 of
  * each a (round to nearest even) as uint16. A NaN or infinite a makes its row's results NaN. */
@@ -1449,7 +1453,7 @@ static void emit_dot_prologue(sb_t *b, const lw_t *L, int dp)
         ln(b, "        for (long m_ = 0; m_ < %d; m_++)", blk);
         ln(b, "            p_[k0_ + (m_ & 1) * %d + m_ / 2] = q_[k0_ + m_];", blk / 2);
     }
-    if (dp == DP_VNNI && !q4)
+    if ((dp == DP_VNNI || dp == DP_AVXVNNI) && !q4)
         ln(b, "    for (long k_ = 0; k_ < K; k_++) q_[k_] = (signed char)((unsigned char)q_[k_] ^ "
               "0x80u);  /* q + 128 */");
     ln(b, "}");
@@ -1494,6 +1498,11 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
     const char *fn = L->fn;
     int fmt = L->w->wfmt, q4 = fmt == MCT_RT_WF_Q4, G = L->w->wgroup;
     int64_t ei = f->ei, nv = f->ej;
+    /* AVX-VNNI is the AVX2 tile (256-bit vectors, 32-element steps, the same layouts) whose
+     * products are vpdpbusd's: dp reads as AVX2 below except where avn names the instruction */
+    int avn = dp == DP_AVXVNNI;
+    if (avn)
+        dp = DP_AVX2;
     int step = dp == DP_VNNI && !q4 ? 64 : dot_step(L, dp);  /* elements per vector step */
     int wide = q4 && step == 128;  /* a 64-byte load of nibbles: even and odd elements */
     const char *vi = dp == DP_AVX2 ? "__m256i" : "__m512i";
@@ -1538,7 +1547,12 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
         for (int64_t v = 0; v < nv; v++)
             ln(b, "__m512i ws_%lld = _mm512_setzero_si512();", (long long)v);
     }
-    if (dp == DP_AVX2)
+    if (avn && !q4) {  /* vpdpbusd's a + 128 on ymm: the same correction by sum(w) */
+        ln(b, "const __m256i one8_ = _mm256_set1_epi8(1);");
+        for (int64_t v = 0; v < nv; v++)
+            ln(b, "__m256i ws_%lld = _mm256_setzero_si256();", (long long)v);
+    }
+    if (dp == DP_AVX2 && !avn)
         ln(b, "const __m256i one16_ = _mm256_set1_epi16(1);");
     if (q4) {
         ln(b, "const %s m4_ = %s_set1_epi8(15), e8_ = %s_set1_epi8(8);", vi, px, px);
@@ -1632,7 +1646,9 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
         }
         if (dp == DP_VNNI && !q4)
             ln(b, "ws_%lld = _mm512_dpbusd_epi32(ws_%lld, one8_, b_%lld);", V, V, V);
-        if (dp == DP_AVX2 && !q4)  /* |w| and the sign moved onto a: no int16 saturation */
+        if (avn && !q4)
+            ln(b, "ws_%lld = _mm256_dpbusd_avx_epi32(ws_%lld, one8_, b_%lld);", V, V, V);
+        else if (dp == DP_AVX2 && !q4)  /* |w| and the sign moved onto a: no int16 saturation */
             ln(b, "const __m256i u_%lld = _mm256_abs_epi8(b_%lld);", V, V);
     }
     for (int64_t d = 0; d < ei; d++) {
@@ -1648,6 +1664,9 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
         } else if (q4 && dp == DP_VNNI)  /* -8 * sum(a) per lane: the nibbles are q + 8 */
             ln(b, "const __m512i o_%lld = _mm512_sub_epi32(_mm512_setzero_si512(), "
                   "_mm512_dpbusd_epi32(_mm512_setzero_si512(), e8_, a_%lld));", D, D);
+        else if (q4 && avn)
+            ln(b, "const __m256i o_%lld = _mm256_sub_epi32(_mm256_setzero_si256(), "
+                  "_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), e8_, a_%lld));", D, D);
         else if (q4)
             ln(b, "const __m256i o_%lld = _mm256_madd_epi16(_mm256_maddubs_epi16(e8_, a_%lld), "
                   "one16_);", D, D);
@@ -1666,6 +1685,12 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
             else if (dp == DP_VNNI)
                 ln(b, "c_%lld_%lld = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(o_%lld, "
                       "b_%lld, a_%lld)), s_%lld, c_%lld_%lld);", D, V, D, V, D, V, D, V);
+            else if (avn && !q4)  /* int32 lanes straight away: no int16 step to saturate */
+                ln(b, "c_%lld_%lld = _mm256_dpbusd_avx_epi32(c_%lld_%lld, a_%lld, b_%lld);", D,
+                   V, D, V, D, V);
+            else if (avn)
+                ln(b, "c_%lld_%lld = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32("
+                      "o_%lld, b_%lld, a_%lld)), s_%lld, c_%lld_%lld);", D, V, D, V, D, V, D, V);
             else if (!q4)
                 ln(b, "c_%lld_%lld = _mm256_add_epi32(c_%lld_%lld, _mm256_madd_epi16(_mm256_"
                       "maddubs_epi16(u_%lld, _mm256_sign_epi8(a_%lld, b_%lld)), one16_));", D, V,
@@ -1686,9 +1711,12 @@ static void emit_dot_tile(sb_t *b, lw_t *L, int pc, const fast_t *f, int dp)
                 if (dp == DP_VNNI)
                     ln(b, "int i_%lld_%lld = _mm512_reduce_add_epi32(c_%lld_%lld) - 128 * "
                           "_mm512_reduce_add_epi32(ws_%lld);", D, V, D, V, V);
+                else if (avn)
+                    ln(b, "int i_%lld_%lld = %s_hsum8i(c_%lld_%lld) - 128 * %s_hsum8i(ws_%lld);",
+                       D, V, fn, D, V, fn, V);
                 else
                     ln(b, "int i_%lld_%lld = %s_hsum8i(c_%lld_%lld);", D, V, fn, D, V);
-                if (dp == DP_VNNI)
+                if (dp == DP_VNNI || avn)  /* the tail's activations are stored as q + 128 */
                     ln(b, "for (long k_ = kk; k_ < kn_; k_++) i_%lld_%lld += ((int)(unsigned "
                           "char)qa_%lld[k_] - 128) * (int)(signed char)pb_%lld[k_];", D, V, D, V);
                 else
@@ -1836,6 +1864,7 @@ static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *f
     L->isa = t && t->attr && t->attr[0] ? t->isa : MCT_ISA_GENERIC;
     L->nregs = t && t->nregs > 0 ? t->nregs : 16;
     L->tier = t && L->isa != MCT_ISA_GENERIC ? t->tier : MCT_TIER_GENERIC;
+    L->exts = t && L->isa != MCT_ISA_GENERIC ? t->exts : 0;
     L->intr = (L->isa == MCT_ISA_AVX512 && L->W == 16) || (L->isa == MCT_ISA_AVX2 && L->W == 8) ||
               (L->isa == MCT_ISA_SSE42 && L->W == 4);
     if (L->q && s->widen == CG_WIDEN_DOT) {
@@ -1871,6 +1900,21 @@ int mct_cg_dot_path(const mct_sched *s, const mct_target *t, char *why, size_t l
     if (!L.dp)
         return mct_errf(why, len, MCT_ENOTAPPLIC, "widen(B, dot): %s", L.dp_why);
     return L.dp == DP_BF16 ? MCT_CG_DOT_BF16 : MCT_CG_DOT_INT8;
+}
+
+/* The extensions of the target that the lowered kernel uses (its attribute names them). */
+static unsigned exts_used(const lw_t *L)
+{
+    return L->dp == DP_AVXVNNI ? MCT_EXT_AVXVNNI : 0;
+}
+
+unsigned mct_cg_exts(const mct_sched *s, const mct_target *t)
+{
+    lw_t L;
+    if (!s)
+        return 0;
+    setup(&L, s, t, "k");
+    return exts_used(&L);
 }
 
 /* FN_packed_size and FN_pack_b of a low-precision workload (codegen.h): the plain layout copied,
@@ -1971,6 +2015,12 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
         ta = tx;
     } else if (ta && L.amx) {
         snprintf(tx, sizeof tx, "%s,amx-tile,amx-int8,amx-bf16", ta);
+        ta = tx;
+    } else if (ta && exts_used(&L)) {  /* only the kernels that use one name it */
+        size_t n = (size_t)snprintf(tx, sizeof tx, "%s", ta);
+        for (int i = 0; i < MCT_EXT_COUNT; i++)
+            if (exts_used(&L) & mct_ext_get(i)->bit && n < sizeof tx)
+                n += (size_t)snprintf(tx + n, sizeof tx - n, ",%s", mct_ext_get(i)->attr);
         ta = tx;
     }
     if (ta) {
@@ -2229,7 +2279,8 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out)
                          : s->w.wfmt == MCT_RT_WF_Q4 ? " times its group's scale" : "";
         static const char *const dpn[] = {"", "int8 dot products (vpdpbusd, 512-bit)",
                                           "int8 dot products (vpmaddubsw + vpmaddwd, 256-bit)",
-                                          "bf16 dot products (vdpbf16ps)"};
+                                          "bf16 dot products (vdpbf16ps)",
+                                          "int8 dot products (AVX-VNNI vpdpbusd, 256-bit)"};
         if (L.amx)
             ln(&b, "# B is %s: widen(B, amx): A rounded once per call, row by row, to %s; AMX "
                    "tiles (%s) on blocks of %d x %d of C, k in steps of %d, B in the tiles' VNNI "
@@ -2285,7 +2336,7 @@ mct_target mct_target_of_isa(int isa)
     if (!mct_isa_get(isa))
         isa = MCT_ISA_GENERIC;
     const mct_isa *x = mct_isa_get(isa);
-    return (mct_target){x->vlen, x->attr, x->nregs, isa, 0, (int)x->tier};
+    return (mct_target){x->vlen, x->attr, x->nregs, isa, 0, (int)x->tier, 0};
 }
 
 mct_target mct_target_of_tier(mct_tier t)
@@ -2296,7 +2347,15 @@ mct_target mct_target_of_tier(mct_tier t)
     return r;
 }
 
+mct_target mct_target_of_cpu(const mct_cpu *c, mct_tier t)
+{
+    mct_target r = mct_target_of_tier(t);
+    if (c && r.isa != MCT_ISA_GENERIC)
+        r.exts = mct_cpu_exts(c, t);
+    return r;
+}
+
 mct_target mct_target_host(void)
 {
-    return mct_target_of_tier(mct_cpu_tier());
+    return mct_target_of_cpu(mct_cpu_host(), mct_cpu_tier());
 }

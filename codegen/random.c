@@ -172,7 +172,7 @@ static mct_target dot_target(int vlen)
 {
     mct_target t = mct_target_host();
     if (t.vlen != vlen)
-        t = (mct_target){vlen, "", 0, MCT_ISA_GENERIC, 0, MCT_TIER_GENERIC};
+        t = (mct_target){vlen, "", 0, MCT_ISA_GENERIC, 0, MCT_TIER_GENERIC, 0};
     return t;
 }
 

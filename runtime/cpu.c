@@ -195,7 +195,7 @@ static const struct { const char *name; mct_tier keep; } tier_feats[] = {
     {"popcnt", MCT_TIER_SSE42},
     {"avx", MCT_TIER_AVX2}, {"avx2", MCT_TIER_AVX2}, {"fma", MCT_TIER_AVX2},
     {"f16c", MCT_TIER_AVX2}, {"fma4", MCT_TIER_AVX2},
-    {"avxvnni", MCT_TIER_AVX512}, {"avxvnniint8", MCT_TIER_AVX512},
+    {"avxvnni", MCT_TIER_AVX2}, {"avxvnniint8", MCT_TIER_AVX2},  /* VEX on ymm: AVX2 class */
     {"avx512f", MCT_TIER_AVX512}, {"avx512dq", MCT_TIER_AVX512}, {"avx512ifma", MCT_TIER_AVX512},
     {"avx512cd", MCT_TIER_AVX512}, {"avx512bw", MCT_TIER_AVX512}, {"avx512vl", MCT_TIER_AVX512},
     {"avx512vbmi", MCT_TIER_AVX512}, {"avx512vbmi2", MCT_TIER_AVX512},
@@ -254,6 +254,44 @@ mct_tier mct_isa_code_tier(int isa, mct_tier t)
     if (isa < 0 || isa >= MCT_ISA_COUNT || isa == (int)mct_isa_of_tier(t))
         return t;
     return isa_table[isa].tier;
+}
+
+/* ---- ISA extensions ----------------------------------------------------------------------- */
+
+static const mct_ext ext_table[MCT_EXT_COUNT] = {
+    {MCT_EXT_AVXVNNI, "avxvnni", "avxvnni", MCT_TIER_AVX2},
+};
+
+const mct_ext *mct_ext_get(int i)
+{
+    return i >= 0 && i < MCT_EXT_COUNT ? &ext_table[i] : NULL;
+}
+
+unsigned mct_cpu_exts(const mct_cpu *c, mct_tier t)
+{
+    mct_cpu r;
+    unsigned m = 0;
+    mct_cpu_restrict(c, t, &r);
+    for (int i = 0; i < MCT_EXT_COUNT; i++)
+        if (t >= ext_table[i].tier && mct_cpu_has(&r, mct_cpu_feature_find(ext_table[i].name)))
+            m |= ext_table[i].bit;
+    return m;
+}
+
+char *mct_ext_names(unsigned mask, char *buf, size_t len)
+{
+    size_t n = 0;
+    if (!len)
+        return buf;
+    buf[0] = 0;
+    for (int i = 0; i < MCT_EXT_COUNT; i++)
+        if (mask & ext_table[i].bit) {
+            int w = snprintf(buf + n, len - n, "%s%s", n ? "+" : "", ext_table[i].name);
+            if (w < 0 || (size_t)w >= len - n)
+                break;
+            n += (size_t)w;
+        }
+    return buf;
 }
 
 /* ---- key ---------------------------------------------------------------------------------- */

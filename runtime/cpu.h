@@ -105,7 +105,9 @@ int mct_tier_parse(const char *s, mct_tier *out);
  * mct_cpu_key(out) names "this CPU at tier t". At or above the record's own tier, *out is *in
  * unchanged (in and out may be the same). Cannot fail. Tuning for a lower tier stores its
  * records under such a record, which is what the "same vendor and tier" and "same tier" rungs
- * of the ladder match on. */
+ * of the ladder match on. The VEX-encoded extensions of AVX2-class cores (avxvnni, avxvnniint8)
+ * survive down to avx2: an AVX-512 CPU restricted to avx2 is the AVX2 + AVX-VNNI CPU that its
+ * code at that tier may use (mct_cpu_exts). */
 void mct_cpu_restrict(const mct_cpu *in, mct_tier t, mct_cpu *out);
 
 /* ---- the ISA table ------------------------------------------------------------------------
@@ -144,6 +146,36 @@ mct_isa_id mct_isa_of_tier(mct_tier t);
  * for a lower ISA uses nothing above it). `mctune gen` lowers a table's kernels for this tier
  * and dispatch never runs a table on a host below it. An isa out of range gives t. Cannot fail. */
 mct_tier mct_isa_code_tier(int isa, mct_tier t);
+
+/* ---- ISA extensions beside the tiers -------------------------------------------------------
+ * Instructions some CPUs of a tier have and others of the same tier lack, which the ordered
+ * ladder cannot hold: AVX-VNNI (the VEX vpdpbusd on ymm) is on AVX2-only client cores (Alder
+ * Lake and later, Sierra Forest) and on most AVX-512 CPUs, but not on Zen 3 or Skylake-X. A
+ * code-generation target carries the mask of the extensions its code may use beside its tier
+ * (codegen.h, mct_target.exts), a generated table the mask its code does use, and dispatch runs
+ * a table only on a host that has every extension of that mask (runtime/dispatch.h). */
+enum { MCT_EXT_AVXVNNI = 1u << 0 };
+#define MCT_EXT_COUNT 1
+
+typedef struct mct_ext {
+    unsigned bit;           /* MCT_EXT_* */
+    const char *name;       /* the CPU feature that has it (mct_cpu_feature_find), e.g. "avxvnni" */
+    const char *attr;       /* added to a kernel's target attribute where its code uses it */
+    mct_tier tier;          /* the lowest tier whose code can use it (the registers it needs) */
+} mct_ext;
+
+/* Extension i (0 .. MCT_EXT_COUNT-1), bit 1 << i; NULL when out of range. Static storage. */
+const mct_ext *mct_ext_get(int i);
+
+/* The extensions code for tier t may use on CPU c: those whose feature the record restricted to
+ * t (mct_cpu_restrict) still has, at a t of at least the extension's tier. Pure; cannot fail.
+ * What the code generator actually uses of them is its own decision (widen(B, dot)'s AVX-VNNI
+ * path only below tier avx512-bf16-vnni, whose 512-bit vpdpbusd supersedes it). */
+unsigned mct_cpu_exts(const mct_cpu *c, mct_tier t);
+
+/* The names of the extensions in mask, joined by '+' ("avxvnni"), or "" for none, into buf (len
+ * bytes, cut when short; len 0 writes nothing). Returns buf. */
+char *mct_ext_names(unsigned mask, char *buf, size_t len);
 
 /* The record's CPU key (see the header comment). Cannot fail. */
 uint64_t mct_cpu_key(const mct_cpu *c);

@@ -32,6 +32,13 @@ static int need_tier(const mct_rt_table *t)
     return (int)mct_isa_code_tier(t->isa, (mct_tier)t->tier);
 }
 
+/* The extensions a table's code uses that the host (of extensions hx) lacks: a Zen 3 host never
+ * runs an Alder Lake table's AVX-VNNI kernels, whatever its rung. */
+static unsigned lacks(const mct_rt_table *t, unsigned hx)
+{
+    return t->exts & ~hx;
+}
+
 int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                   const char *force, const mct_rt_table **table, int *rung, int *gisa,
                   char *msg, size_t msglen)
@@ -39,6 +46,8 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
     uint64_t fkey;
     mct_tier ft;
     int rc = MCT_OK;
+    unsigned hx = mct_cpu_exts(host, host_tier);
+    char xn[64];
     *table = NULL;
     *rung = MCT_RT_RUNG_GENERIC;
     *gisa = (int)mct_isa_of_tier(host_tier);
@@ -60,6 +69,11 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                          "ignored", L->env_cpu, force, mct_tier_name((mct_tier)need_tier(pick)),
                          mct_tier_name(host_tier));
                 rc = MCT_EUNSUPPORTED;
+            } else if (lacks(pick, hx)) {
+                snprintf(msg, msglen, "%s=%s: that table's code uses %s, which this CPU lacks; "
+                         "ignored", L->env_cpu, force, mct_ext_names(lacks(pick, hx), xn,
+                                                                      sizeof xn));
+                rc = MCT_EUNSUPPORTED;
             } else {
                 *table = pick;
                 *rung = MCT_RT_RUNG_FORCED;
@@ -76,7 +90,8 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                 for (int pass = 0; pass < 2 && !pick; pass++)
                     for (int i = 0; i < L->ntables && !pick; i++) {
                         const mct_rt_table *t = L->tables[i];
-                        if (t->tier == (int)ft && (pass || !strcmp(t->vendor, host->vendor)))
+                        if (t->tier == (int)ft && !lacks(t, hx) &&
+                            (pass || !strcmp(t->vendor, host->vendor)))
                             pick = t;
                     }
                 *table = pick;
@@ -94,7 +109,7 @@ int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
     for (int i = 0; i < L->ntables; i++) {
         const mct_rt_table *t = L->tables[i];
         int r = mct_rt_rung_of(host, host_tier, t->key, t->vendor, t->tier, need_tier(t));
-        if (r < *rung) {
+        if (r < *rung && !lacks(t, hx)) {
             *table = t;
             *rung = r;
         }

@@ -105,6 +105,9 @@ typedef struct mct_rt_table {
     const int *slots;
     int nkernels;
     const mct_rt_kernel *kernels;
+    unsigned exts;              /* the ISA extensions its code uses beside that tier (MCT_EXT_*,
+                                 * runtime/cpu.h; AVX-VNNI): runs only where mct_cpu_exts of the
+                                 * host at its tier has them all */
 } mct_rt_table;
 
 /* Rungs of the ladder, as NAME_cpu() names them. */
@@ -173,7 +176,10 @@ static inline int mct_rt_shape_eq(const mct_rt_shape *a, const mct_rt_shape *b)
  * tier, whose code needs tier isa_tier: mct_isa_code_tier) serve the host: MCT_RT_RUNG_EXACT
  * (same key), MCT_RT_RUNG_VENDOR_TIER (same vendor and tier), MCT_RT_RUNG_TIER (same tier), else
  * MCT_RT_RUNG_GENERIC (not usable: another tier, or code the host cannot run). A pure function
- * of its arguments; cannot fail. */
+ * of its arguments; cannot fail. The ISA extensions of a table's code (mct_rt_table.exts) are
+ * compiled code's, not a schedule's, so mct_rt_choose checks them beside the ladder: a table
+ * whose code uses one the host lacks is on no rung (the database's records are schedules, which
+ * the host lowers for its own target). */
 int mct_rt_rung_of(const mct_cpu *host, mct_tier host_tier, uint64_t key, const char *vendor,
                    int tier, int isa_tier);
 
@@ -184,12 +190,14 @@ int mct_rt_rung_of(const mct_cpu *host, mct_tier host_tier, uint64_t key, const 
 void mct_rt_init(mct_rt_lib *L);
 
 /* Same decision without the environment or the once-guard, for tests and tools: the host record
- * and tier, the forced choice (NULL/"" for none: a CPU key or a tier name). Returns 0 with msg
- * "" (a forced tier with no table of its own gives *table NULL, rung MCT_RT_RUNG_FORCED), or on
- * a refused force MCT_EINVAL (no table with that key; neither a key nor a tier) or
- * MCT_EUNSUPPORTED (a table or tier above host_tier), with msg set and *table, *rung, *gisa the
- * ladder's choice anyway. *table points into L; msg (msglen bytes) may be NULL only when msglen
- * is 0. */
+ * and tier, the forced choice (NULL/"" for none: a CPU key or a tier name). Tables whose code
+ * uses an ISA extension the host lacks at host_tier (mct_cpu_exts) are never chosen: the ladder
+ * passes over them, a forced tier picks only tables the host runs. Returns 0 with msg "" (a
+ * forced tier with no table of its own gives *table NULL, rung MCT_RT_RUNG_FORCED), or on a
+ * refused force MCT_EINVAL (no table with that key; neither a key nor a tier) or
+ * MCT_EUNSUPPORTED (a table or tier above host_tier, or a table by key using an extension the
+ * host lacks), with msg set and *table, *rung, *gisa the ladder's choice anyway. *table points
+ * into L; msg (msglen bytes) may be NULL only when msglen is 0. */
 int mct_rt_choose(const mct_rt_lib *L, const mct_cpu *host, mct_tier host_tier,
                   const char *force, const mct_rt_table **table, int *rung, int *gisa,
                   char *msg, size_t msglen);

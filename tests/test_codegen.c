@@ -1532,6 +1532,243 @@ static void test_widen_dot(void)
     mct_sched_destroy(s);
 }
 
+/* One case of test_avxvnni_dot on fresh data: B quantized by the runtime (the harness's
+ * quantizer), packed by each kernel's FN_pack_b, the kernels run (k[0] the AVX-VNNI one, k[1] the
+ * AVX2 one on the same inputs), the first checked against OpenBLAS on the dequantized weights
+ * within the bound of A's rounding that the harness holds every dot path to (tuner/meas_data.c,
+ * check_rounded: lip * scale_i/2 * sum_k |w(k, j)| plus the f32 tolerance), the second equal to it
+ * bit for bit (both sum the same int32 lanes exactly; only the instruction differs). */
+static int run_dot_pair(const pcase *pc, void *h, uint64_t *r, char *msg, size_t ml)
+{
+    const mct_workload *w = &pc[0].w;
+    long M = w->M, N = w->N, K = w->K, lda = K + 3, ldc = N + 2;
+    size_t qb = mct_rt_q_plain_bytes(w->wfmt, w->wgroup, N, K);
+    size_t fa = sizeof(float) * (size_t)(M * lda), fb = sizeof(float) * (size_t)(N * K);
+    size_t fc = sizeof(float) * (size_t)(M * ldc);
+    float *A = malloc(fa), *Bf = malloc(fb), *Bdq = malloc(fb), *bias = malloc(sizeof(float) * N);
+    float *C[2] = {malloc(fc), malloc(fc)}, *R = malloc(fc), *Bp[2] = {NULL, NULL};
+    void *plain = malloc(qb);
+    char err[256];
+    int ok = 0;
+    if (!A || !Bf || !Bdq || !bias || !C[0] || !C[1] || !R || !plain) {
+        snprintf(msg, ml, "out of memory");
+        goto out;
+    }
+    for (long i = 0; i < M * lda; i++) A[i] = rf(r);
+    for (long i = 0; i < N * K; i++) Bf[i] = rf(r);
+    for (long j = 0; j < N; j++) bias[j] = rf(r);
+    for (long i = 0; i < M * ldc; i++) R[i] = C[0][i] = C[1][i] = rf(r);
+    if (mct_rt_q_quantize(w->wfmt, w->wgroup, 1, N, K, Bf, K, plain, err, sizeof err) ||
+        mct_rt_q_dequantize(w->wfmt, w->wgroup, N, K, plain, Bdq)) {
+        snprintf(msg, ml, "quantize: %.200s", err);
+        goto out;
+    }
+    for (int x = 0; x < 2; x++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s_packed_size", pc[x].fn);
+        psize_fn ps = (psize_fn)dlsym(h, nm);
+        snprintf(nm, sizeof nm, "%s_pack_b", pc[x].fn);
+        pack_fn pk = (pack_fn)dlsym(h, nm);
+        kern_fn k = (kern_fn)dlsym(h, pc[x].fn);
+        if (!ps || !pk || !k || !(Bp[x] = malloc(sizeof(float) * ps(N, K) + 64))) {
+            snprintf(msg, ml, "%s: symbols or memory missing", pc[x].fn);
+            goto out;
+        }
+        pk(N, K, (const float *)plain, K, Bp[x]);
+        int rc = k(M, N, K, A, lda, Bp[x], K, C[x], ldc, w->bias ? bias : NULL, 1, 1, 0, 0, 0);
+        if (rc) {
+            snprintf(msg, ml, "%s returned %d", pc[x].fn, rc);
+            goto out;
+        }
+    }
+    mct_workload wo = *w;
+    wo.layout = MCT_NT;  /* the oracle's view: the dequantized weights, [N,K] */
+    if (mct_oracle_run(&wo, M, N, K, A, lda, Bdq, K, R, ldc, bias, 1, 1, 0, 0, 0)) {
+        snprintf(msg, ml, "oracle: out of memory");
+        goto out;
+    }
+    double tol = mct_oracle_tolerance(K), scale = sqrt((double)K) + 1, worst = 0;
+    double lip = w->act == MCT_ACT_NONE || w->act == MCT_ACT_RELU ? 1.0 : 1.2;
+    for (long i = 0; i < M; i++) {
+        float mx = 0;
+        for (long k = 0; k < K; k++)
+            mx = fabsf(A[i * lda + k]) > mx ? fabsf(A[i * lda + k]) : mx;
+        for (long n = 0; n < N; n++) {
+            double sw = 0, want = R[i * ldc + n], got = C[0][i * ldc + n];
+            for (long k = 0; k < K; k++)
+                sw += fabsf(Bdq[n * K + k]);
+            double lim = lip * 0.5 * (mx / 127.0f) * sw * (1 + 1e-5) + tol * (fabs(want) + scale);
+            double e = fabs(got - want);
+            worst = e / lim > worst ? e / lim : worst;
+            if (!(e <= lim)) {
+                snprintf(msg, ml, "C[%ld][%ld] = %.7g, oracle %.7g, beyond the bound %.3g", i, n,
+                         got, want, lim);
+                goto out;
+            }
+            if (memcmp(&C[0][i * ldc + n], &C[1][i * ldc + n], sizeof(float))) {
+                snprintf(msg, ml, "C[%ld][%ld]: AVX-VNNI %.9g, AVX2 %.9g: not the same sums", i,
+                         n, got, C[1][i * ldc + n]);
+                goto out;
+            }
+        }
+    }
+    snprintf(msg, ml, "worst error %.2f of the bound", worst);
+    ok = 1;
+out:
+    free(A), free(Bf), free(Bdq), free(bias), free(C[0]), free(C[1]), free(R), free(plain);
+    free(Bp[0]), free(Bp[1]);
+    return ok;
+}
+
+/* widen(B, dot) under AVX-VNNI (MCT_EXT_AVXVNNI beside tiers avx2 and avx512): the AVX2 path's
+ * tile with vpdpbusd on ymm for i8 and q4gG, the kernel's attribute naming avxvnni; without the
+ * extension the same target lowers vpmaddubsw, and from tier avx512-bf16-vnni the 512-bit
+ * vpdpbusd (mct_cg_exts: the extension unused). Every variant compiles (-c, synthetic targets).
+ * Where this host has AVX-VNNI at avx2 (and MCTUNE_TIER allows avx2) the kernels of ragged M, N, K
+ * run beside their AVX2 twins (run_dot_pair); elsewhere that part is skipped with the reason. */
+static void test_avxvnni_dot(void)
+{
+    static const char *scheds[] = {
+        "tile(j, 8); tile(k, 64); reorder(i, j0, k0, j1, k1); cache_write(j0); unroll(j1, 8); "
+        "vectorize(k1); widen(B, dot)",
+        "tile(i, 4); tile(j, 2); tile(k, 64); reorder(j0, i0, k0, i1, j1, k1); cache_write(i0); "
+        "unroll(i1, 4); unroll(j1, 2); vectorize(k1); prepack(B, k); parallel(j0); widen(B, dot)",
+        "tile(j, 4); tile(k, 128, 32); reorder(i, j0, k0, k1, j1, k2); cache_write(k0); "
+        "unroll(j1, 4); vectorize(k2); prefetch(B, k1, 2); widen(B, dot)",
+    };
+    static const char *keys[] = {
+        "matmul f32 nt M=7 N=29 K=200 epi=bias+relu w=i8",
+        "matmul f32 nn M=1 N=37 K=1024 epi=none w=i8",
+        "matmul f32 nt M=13 N=41 K=97 epi=silu beta=1 w=i8",
+        "matmul f32 nt M=5 N=23 K=96 epi=bias beta=1 w=q4g32",
+        "matmul f32 nt M=3 N=19 K=1024 epi=gelu w=q4g32",
+        "matmul f32 nt M=2 N=17 K=384 epi=none w=q4g128",
+        "matmul f32 nn M=9 N=33 K=256 epi=bias+silu w=q4g128",
+    };
+    enum { NS = sizeof scheds / sizeof scheds[0], NK = sizeof keys / sizeof keys[0] };
+    /* the targets: synthetic (the mask set by hand), and this host's CPU at avx2 */
+    mct_target a2 = mct_target_of_tier(MCT_TIER_AVX2), vn = a2, v512 =
+        mct_target_of_tier(MCT_TIER_AVX512), vnni = mct_target_of_tier(MCT_TIER_AVX512_BF16VNNI);
+    vn.exts = v512.exts = vnni.exts = MCT_EXT_AVXVNNI;
+    static const struct { int tg; const char *has, *lacks; unsigned exts; } forms[] = {
+        {0, "_mm256_maddubs_epi16", "dpbusd", 0},
+        {1, "_mm256_dpbusd_avx_epi32", "maddubs", MCT_EXT_AVXVNNI},
+        {2, "_mm256_dpbusd_avx_epi32", "maddubs", MCT_EXT_AVXVNNI},
+        {3, "_mm512_dpbusd_epi32", "_avx_epi32", 0},
+    };
+    const mct_target *tgs[] = {&a2, &vn, &v512, &vnni};
+    char dir[] = "/tmp/mct-avxvnni-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    pcase cs[2 * NK * NS];
+    int n = 0;
+    for (int q = 0; q < NK; q++)
+        for (int i = 0; i < NS; i++) {
+            char why[256] = "";
+            mct_workload w;
+            mct_sched *s = NULL;
+            CHECK(mct_wl_parse(keys[q], &w, NULL, 0) == 0);
+            CHECKF(mct_sched_parse(&w, scheds[i], &s, why, sizeof why) == 0, "%s: '%s': %s",
+                   keys[q], scheds[i], why);
+            if (!s)
+                continue;
+            for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+                const mct_target *t = tgs[forms[f].tg];
+                char *c = NULL, ta[300];
+                int dp = mct_cg_dot_path(s, t, why, sizeof why);
+                CHECKF(dp == MCT_CG_DOT_INT8, "%s [%s] exts %u: path %d (%s)", keys[q],
+                       scheds[i], t->exts, dp, why);
+                CHECK(mct_cg_exts(s, t) == forms[f].exts);
+                CHECK(mct_cg_lower_c(s, t, "kv", &c) == 0 && c);
+                if (!c)
+                    continue;
+                snprintf(ta, sizeof ta, "target(\"%s,avxvnni\")", t->attr);
+                CHECKF(strstr(c, forms[f].has) && !strstr(c, forms[f].lacks) &&
+                       (strstr(c, ta) != NULL) == (forms[f].exts != 0), "%s [%s] at %s, exts %u: "
+                       "%s without %s, attribute %s", keys[q], scheds[i],
+                       mct_tier_name((mct_tier)t->tier), t->exts, forms[f].has, forms[f].lacks,
+                       ta);
+                if (i == 0) {  /* each variant compiles as written (no -march) */
+                    char src[160];
+                    snprintf(src, sizeof src, "%s/k%d_%zu.c", dir, q, f);
+                    FILE *fp = fopen(src, "w");
+                    CHECK(fp && fputs(c, fp) >= 0 && fclose(fp) == 0);
+                    CHECKF(check_sh(NULL, 0, "cc -O2 -c -Wall -Werror -o %s.o %s 2>&1", src, src)
+                           == 0, "%s at %s, exts %u: compiles (%s)", keys[q],
+                           mct_tier_name((mct_tier)t->tier), t->exts, src);
+                }
+                free(c);
+            }
+            /* the run's pair: AVX-VNNI first, its AVX2 twin */
+            for (int x = 0; x < 2; x++) {
+                pcase *pc = &cs[n++];
+                memset(pc, 0, sizeof *pc);
+                pc->w = w;
+                if (x == 0)
+                    pc->s = s;
+                else if (mct_sched_clone(s, &pc->s))
+                    pc->s = NULL;
+                snprintf(pc->fn, sizeof pc->fn, "kv%d_%d_%d", q, i, x);
+            }
+        }
+    /* random schedules for the AVX-VNNI target draw the path, and each draw is one */
+    for (int q = 0; q < NK; q += 3) {
+        mct_workload w;
+        uint64_t rng = 0x77 + (uint64_t)q;
+        int ndot = 0, nbad = 0;
+        CHECK(mct_wl_parse(keys[q], &w, NULL, 0) == 0);
+        for (int d = 0; d < 200; d++) {
+            mct_sched *x = NULL;
+            char text[4096];
+            if (mct_sched_random_for(&w, &rng, &vn, &x) || !x) {
+                nbad++;
+                continue;
+            }
+            mct_sched_format(x, text, sizeof text);
+            if (strstr(text, "widen(B, dot)")) {
+                ndot++;
+                nbad += mct_cg_dot_path(x, &vn, NULL, 0) != MCT_CG_DOT_INT8 ||
+                        mct_cg_exts(x, &vn) != MCT_EXT_AVXVNNI;
+            }
+            mct_sched_destroy(x);
+        }
+        CHECKF(ndot > 0 && nbad == 0, "%s: %d of 200 draws for avx2 + avx-vnni take the path, %d "
+               "bad", keys[q], ndot, nbad);
+    }
+    const mct_cpu *host = mct_cpu_host();
+    mct_target ht = mct_target_of_cpu(host, MCT_TIER_AVX2);
+    const char *skip = mct_cpu_tier() < MCT_TIER_AVX2 ? "MCTUNE_TIER is below avx2"
+                       : !(ht.exts & MCT_EXT_AVXVNNI) ? "this CPU has no AVX-VNNI" : NULL;
+    CHECK(!!(ht.exts & MCT_EXT_AVXVNNI) == mct_cpu_has(host, mct_cpu_feature_find("avxvnni")) ||
+          mct_cpu_tier_of(host) < MCT_TIER_AVX2);
+    for (int i = 0; i < n; i++)
+        cs[i].t = i % 2 ? a2 : ht;
+    void *h = NULL;
+    int ran = 0, bad = 0;
+    uint64_t r = 0xa5a5;
+    if (!skip && compile_batch(cs, n, dir, 0, &h) == 0) {
+        for (int i = 0; i + 1 < n; i += 2) {
+            char msg[256] = "", wl[256];
+            int ok = cs[i].s && cs[i + 1].s && run_dot_pair(&cs[i], h, &r, msg, sizeof msg);
+            ran++;
+            bad += !ok;
+            mct_wl_format(&cs[i].w, wl, sizeof wl);
+            if (!ok || getenv("MCTUNE_TEST_VERBOSE"))
+                fprintf(stderr, "avx-vnni %s %s: %s\n", cs[i].fn, wl, msg);
+        }
+        CHECKF(bad == 0 && ran == NK * NS, "AVX-VNNI dot kernels: %d run, %d failed", ran, bad);
+        printf("test_avxvnni_dot: %d AVX-VNNI kernels run beside their AVX2 twins\n", ran);
+    } else if (skip) {
+        printf("test_avxvnni_dot: skipped running the AVX-VNNI kernels: %s (compiled only)\n",
+               skip);
+    } else {
+        CHECKF(0, "the AVX-VNNI batch does not compile (%s)", dir);
+    }
+    for (int i = 0; i < n; i++)
+        mct_sched_destroy(cs[i].s);
+    if (!bad)
+        check_sh(NULL, 0, "rm -rf %s", dir);
+}
+
 /* widen(B, amx): the path on tier amx for bf16, i8 and q4 (tdpbf16ps / tdpbssd, the tile
  * permission asked in the kernel), its refusals with reasons (lower tiers, a q4 group off 32, tile
  * blocks that are not AMX
@@ -1667,6 +1904,7 @@ int main(void)
     test_chains();
     test_raw_property();
     test_widen_dot();
+    test_avxvnni_dot();
     test_widen_amx();
     return check_done();
 }

@@ -52,7 +52,7 @@ static void test_features(void)
     mct_workload w;
     CHECK(mct_wl_parse(WL, &w, NULL, 0) == 0);
     mct_cpu cpu = small_cpu();
-    mct_target t = {8, "", 16, 0, 1, 0};
+    mct_target t = {8, "", 16, 0, 1, 0, 0};
     const char *base = "tile(i, 4); tile(j, 16); reorder(i0, j0, k, i1, j1); cache_write(j0); "
                        "unroll(i1, 4); vectorize(j1)";
     mct_sched *s = parse(&w, base);
@@ -212,7 +212,7 @@ static void test_model(void)
 {
     static sample_set tr, te;
     mct_cpu cpu = small_cpu();
-    mct_target t = {8, "", 16, 0, 1, 0};
+    mct_target t = {8, "", 16, 0, 1, 0, 0};
     char err[512] = "";
     mct_costmodel *m = NULL;
     CHECK(mct_costmodel_create(&cpu, &m) == 0);
@@ -367,7 +367,7 @@ static int on_sample(void *ctx, const mct_search_sample *smp)
 static int synth_eval(void *ctx, const mct_sched *s, mct_search_meas *out)
 {
     mct_cpu cpu = small_cpu();
-    mct_target t = {8, "", 16, 0, 1, 0};
+    mct_target t = {8, "", 16, 0, 1, 0, 0};
     float f[MCT_CG_NFEATURES];
     uint8_t h[16];
     mct_sched_hash(s, h);
@@ -388,7 +388,7 @@ static int synth_eval(void *ctx, const mct_sched *s, mct_search_meas *out)
  * 256, on the fast path), where finding it takes more than luck. */
 static int peak_eval(void *ctx, const mct_sched *s, mct_search_meas *out)
 {
-    mct_target t = {8, "", 16, 0, 1, 0};
+    mct_target t = {8, "", 16, 0, 1, 0, 0};
     float f[MCT_CG_NFEATURES];
     memset(out, 0, sizeof *out);
     mct_cg_features(s, &t, NULL, f, MCT_CG_NFEATURES);
@@ -421,7 +421,7 @@ static int search(mct_search_kind kind, mct_guide *g, int budget, int k, int ran
     o.seed = 5;
     o.guide = g;
     o.cpu = NULL;
-    o.target = (mct_target){8, "", 16, 0, 1, 0};
+    o.target = (mct_target){8, "", 16, 0, 1, 0, 0};
     o.generation = k;
     o.rank = rank;
     o.rollout = rollout;
@@ -485,7 +485,7 @@ static void test_search(void)
             o.kind = kind ? MCT_SEARCH_EVO_MEASURED : MCT_SEARCH_EVO;
             o.budget = 48;
             o.seed = (uint64_t)seed;
-            o.target = (mct_target){8, "", 16, 0, 1, 0};
+            o.target = (mct_target){8, "", 16, 0, 1, 0, 0};
             o.evaluate = peak_eval;
             mct_search_stats st;
             CHECK(mct_search_run(&w, &o, &st, NULL, 0) == 0 && st.samples == 48);

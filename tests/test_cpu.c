@@ -314,6 +314,74 @@ static void test_restrict(void)
           mct_isa_of_tier(MCT_TIER_AVX512_BF16VNNI) == MCT_ISA_AVX512);
 }
 
+/* ISA extensions beside the tiers: AVX-VNNI on synthetic records. An Alder-Lake-like CPU (avx2 +
+ * avxvnni, no AVX-512) has it at its own tier avx2 and not below; a Skylake-X-like one (avx512,
+ * no avxvnni) at no tier; a Sapphire-Rapids-like one (amx and avxvnni) keeps it when restricted
+ * to avx2 and avx512 (what `tune --tier avx2` and MCTUNE_TIER=avx2 lower for) but not to sse4.2;
+ * a VM that does not save ymm has no tier avx2 and so none. */
+static void test_exts(void)
+{
+    static const char *const avx2[] = {"sse", "sse2", "sse3", "ssse3", "sse4.1", "sse4.2",
+        "popcnt", "xsave", "osxsave", "os-avx", "avx", "avx2", "fma", "f16c", NULL};
+    static const char *const avx512[] = {"os-avx512", "avx512f", "avx512cd", "avx512bw",
+        "avx512dq", "avx512vl", NULL};
+    static const char *const amx[] = {"avx512vnni", "avx512bf16", "os-amx", "amx-tile",
+        "amx-bf16", "amx-int8", NULL};
+    mct_cpu adl, skx, spr, r;
+    char buf[64];
+    memset(&adl, 0, sizeof adl);
+    snprintf(adl.vendor, sizeof adl.vendor, "GenuineIntel");
+    adl.family = 6, adl.model = 151;
+    for (const char *const *f = avx2; *f; f++)
+        set(&adl, *f);
+    skx = adl;
+    skx.model = 85;
+    for (const char *const *f = avx512; *f; f++)
+        set(&skx, *f);
+    spr = skx;
+    spr.model = 143;
+    for (const char *const *f = amx; *f; f++)
+        set(&spr, *f);
+    set(&adl, "avxvnni");
+    set(&spr, "avxvnni");
+    CHECK(mct_cpu_tier_of(&adl) == MCT_TIER_AVX2 && mct_cpu_tier_of(&skx) == MCT_TIER_AVX512 &&
+          mct_cpu_tier_of(&spr) == MCT_TIER_AMX);
+    const mct_ext *x = mct_ext_get(0);
+    CHECK(x && x->bit == MCT_EXT_AVXVNNI && !strcmp(x->name, "avxvnni") &&
+          !strcmp(x->attr, "avxvnni") && x->tier == MCT_TIER_AVX2 &&
+          mct_cpu_feature_find(x->name) >= 0);
+    CHECK(mct_ext_get(-1) == NULL && mct_ext_get(MCT_EXT_COUNT) == NULL);
+    CHECK(mct_cpu_exts(&adl, MCT_TIER_AVX2) == MCT_EXT_AVXVNNI);
+    CHECK(mct_cpu_exts(&adl, MCT_TIER_SSE42) == 0 && mct_cpu_exts(&adl, MCT_TIER_GENERIC) == 0);
+    for (int t = 0; t < MCT_TIER_COUNT; t++)
+        CHECKF(mct_cpu_exts(&skx, (mct_tier)t) == 0, "Skylake-X at %s",
+               mct_tier_name((mct_tier)t));
+    for (int t = MCT_TIER_AVX2; t < MCT_TIER_COUNT; t++) {
+        mct_cpu_restrict(&spr, (mct_tier)t, &r);
+        CHECKF(mct_cpu_exts(&spr, (mct_tier)t) == MCT_EXT_AVXVNNI &&
+               mct_cpu_has(&r, mct_cpu_feature_find("avxvnni")) && mct_cpu_tier_of(&r) ==
+               (mct_tier)t, "Sapphire Rapids at %s", mct_tier_name((mct_tier)t));
+    }
+    /* restricted to avx2 it is the Alder Lake record's features (model aside): the same code */
+    mct_cpu_restrict(&spr, MCT_TIER_AVX2, &r);
+    r.model = adl.model;
+    CHECK(!memcmp(r.feat, adl.feat, sizeof r.feat) && mct_cpu_key(&r) == mct_cpu_key(&adl));
+    mct_cpu_restrict(&spr, MCT_TIER_SSE42, &r);
+    CHECK(!mct_cpu_has(&r, mct_cpu_feature_find("avxvnni")) &&
+          mct_cpu_exts(&spr, MCT_TIER_SSE42) == 0);
+    mct_cpu vm = adl;  /* avxvnni reported, ymm state not saved: tier sse4.2, no extension */
+    vm.xcr0 = 0;
+    CHECK(mct_cpu_tier_of(&vm) == MCT_TIER_SSE42 && mct_cpu_exts(&vm, MCT_TIER_SSE42) == 0);
+    CHECK(!strcmp(mct_ext_names(MCT_EXT_AVXVNNI, buf, sizeof buf), "avxvnni") &&
+          !strcmp(mct_ext_names(0, buf, sizeof buf), ""));
+    CHECK(!strcmp(mct_ext_names(MCT_EXT_AVXVNNI, buf, 4), "avx"));  /* cut when short */
+    /* the host: its extensions at its tier are its record's */
+    const mct_cpu *h = mct_cpu_host();
+    mct_tier ht = mct_cpu_tier_of(h);
+    CHECK(!!(mct_cpu_exts(h, ht) & MCT_EXT_AVXVNNI) ==
+          (ht >= MCT_TIER_AVX2 && mct_cpu_has(h, mct_cpu_feature_find("avxvnni"))));
+}
+
 int main(void)
 {
     char err[2048];
@@ -327,5 +395,6 @@ int main(void)
     test_json();
     test_env();
     test_restrict();
+    test_exts();
     return check_done();
 }

@@ -342,11 +342,67 @@ static const char *dot_consumer =
     "    return fail;\n"
     "}\n";
 
-/* The instruction each int8 dot path writes (lower.c), none below avx2. */
-static const char *dot_mark(mct_tier t)
+/* The instruction each int8 dot path writes (lower.c) for a CPU of tier t with extensions x
+ * there (mct_cpu_exts), none below avx2. */
+static const char *dot_mark(mct_tier t, unsigned x)
 {
     return t >= MCT_TIER_AVX512_BF16VNNI ? "_mm512_dpbusd_epi32"
+           : t >= MCT_TIER_AVX2 && (x & MCT_EXT_AVXVNNI) ? "_mm256_dpbusd_avx_epi32"
            : t >= MCT_TIER_AVX2 ? "_mm256_maddubs_epi16" : NULL;
+}
+
+/* The ISA extensions beside the ladder in dispatch (mct_rt_choose on synthetic hosts and tables):
+ * an Alder-Lake-like table (avx2 + avxvnni, its code using it: exts MCT_EXT_AVXVNNI) is no rung
+ * of a host without AVX-VNNI (Zen-3-like, Haswell-like), which falls to the next table or the
+ * generic kernels; by key it is refused naming the extension; a forced tier skips it; a host
+ * with AVX-VNNI (the same CPU, or an avx512 one) takes it. */
+static void test_ext_dispatch(const mct_cpu *adl, const mct_cpu *zen3, const mct_cpu *hsw)
+{
+    mct_rt_table ta = {"adl", mct_cpu_key(adl), "GenuineIntel", MCT_TIER_AVX2, MCT_ISA_AVX2, 0,
+                       NULL, 0, NULL, 0, NULL, MCT_EXT_AVXVNNI};
+    mct_rt_table tz = {"zen3", mct_cpu_key(zen3), "AuthenticAMD", MCT_TIER_AVX2, MCT_ISA_AVX2, 0,
+                       NULL, 0, NULL, 0, NULL, 0};
+    const mct_rt_table *one[] = {&ta}, *two[] = {&ta, &tz}, *pick;
+    mct_rt_lib L;
+    char key[17], msg[512];
+    int rung, gisa, rc;
+    memset(&L, 0, sizeof L);
+    L.name = "te", L.env_cpu = "TE_CPU", L.ntables = 1, L.tables = one;
+    mct_cpu_key_format(ta.key, key);
+    CHECK(mct_cpu_exts(adl, MCT_TIER_AVX2) == MCT_EXT_AVXVNNI && !mct_cpu_exts(zen3,
+          MCT_TIER_AVX2) && !mct_cpu_exts(hsw, MCT_TIER_AVX2));
+    /* the same tier, yet code the host cannot run: generic */
+    rc = mct_rt_choose(&L, zen3, MCT_TIER_AVX2, NULL, &pick, &rung, &gisa, msg, sizeof msg);
+    CHECKF(rc == 0 && !pick && rung == MCT_RT_RUNG_GENERIC && gisa == MCT_ISA_AVX2,
+           "Zen 3 host, AVX-VNNI table only: rc %d, table %s", rc, pick ? pick->label : "none");
+    rc = mct_rt_choose(&L, hsw, MCT_TIER_AVX2, NULL, &pick, &rung, &gisa, msg, sizeof msg);
+    CHECK(rc == 0 && !pick);  /* same vendor and tier: still not */
+    rc = mct_rt_choose(&L, zen3, MCT_TIER_AVX2, key, &pick, &rung, &gisa, msg, sizeof msg);
+    CHECKF(rc == MCT_EUNSUPPORTED && !pick && strstr(msg, "uses avxvnni"), "by key: %d %s", rc,
+           msg);
+    rc = mct_rt_choose(&L, adl, MCT_TIER_AVX2, NULL, &pick, &rung, &gisa, msg, sizeof msg);
+    CHECK(rc == 0 && pick == &ta && rung == MCT_RT_RUNG_EXACT);
+    rc = mct_rt_choose(&L, adl, MCT_TIER_AVX2, key, &pick, &rung, &gisa, msg, sizeof msg);
+    CHECK(rc == 0 && pick == &ta && rung == MCT_RT_RUNG_FORCED);
+    /* the next rung: the Zen 3 table, for either host without AVX-VNNI */
+    L.ntables = 2, L.tables = two;
+    rc = mct_rt_choose(&L, hsw, MCT_TIER_AVX2, NULL, &pick, &rung, &gisa, msg, sizeof msg);
+    CHECKF(rc == 0 && pick == &tz && rung == MCT_RT_RUNG_TIER, "Haswell host: %s rung %d",
+           pick ? pick->label : "none", rung);
+    rc = mct_rt_choose(&L, hsw, MCT_TIER_AVX2, "avx2", &pick, &rung, &gisa, msg, sizeof msg);
+    CHECK(rc == 0 && pick == &tz && rung == MCT_RT_RUNG_FORCED);
+    mct_cpu zen3b = *zen3;  /* another Zen 3 stepping's key: same vendor and tier */
+    zen3b.model = 80;
+    rc = mct_rt_choose(&L, &zen3b, MCT_TIER_AVX2, NULL, &pick, &rung, &gisa, msg, sizeof msg);
+    CHECK(rc == 0 && pick == &tz && rung == MCT_RT_RUNG_VENDOR_TIER);
+    /* an AVX-512 host restricted to avx2 keeps AVX-VNNI (a Sapphire-Rapids-like record) */
+    mct_cpu spr = *adl;
+    set_feats(&spr, avx512_feats);
+    spr.model = 143;
+    CHECK(mct_cpu_tier_of(&spr) == MCT_TIER_AVX512 && mct_cpu_exts(&spr, MCT_TIER_AVX2) ==
+          MCT_EXT_AVXVNNI);
+    rc = mct_rt_choose(&L, &spr, MCT_TIER_AVX2, NULL, &pick, &rung, &gisa, msg, sizeof msg);
+    CHECK(rc == 0 && pick == &ta && rung == MCT_RT_RUNG_VENDOR_TIER);
 }
 
 /* A shipped library runs the code that was measured: this CPU's widen(B, dot) i8 kernel is
@@ -377,9 +433,26 @@ static void test_dot_lib(const char *mctune, const char *pin)
     set_feats(&vnni, vnni_feats);
     CHECK(mct_cpu_tier_of(&vnni) == MCT_TIER_AVX512_BF16VNNI &&
           mct_cpu_tier_of(&a512) == MCT_TIER_AVX512);
+    /* avx2 CPUs with and without AVX-VNNI: Alder-Lake-like, Zen-3-like, Haswell-like */
+    static const char *adl_feats[] = {"avxvnni", NULL};
+    mct_cpu adl, zen3, hsw;
+    memset(&adl, 0, sizeof adl);
+    snprintf(adl.vendor, sizeof adl.vendor, "GenuineIntel");
+    snprintf(adl.brand, sizeof adl.brand, "synthetic avx2 + avx-vnni CPU");
+    adl.family = 6, adl.model = 151;
+    set_feats(&adl, avx2_feats);
+    hsw = adl;
+    hsw.model = 60;
+    zen3 = hsw;
+    snprintf(zen3.vendor, sizeof zen3.vendor, "AuthenticAMD");
+    snprintf(zen3.brand, sizeof zen3.brand, "synthetic avx2 CPU");
+    zen3.family = 25, zen3.model = 33;
+    set_feats(&adl, adl_feats);
+    CHECK(mct_cpu_tier_of(&adl) == MCT_TIER_AVX2 && mct_cpu_tier_of(&zen3) == MCT_TIER_AVX2);
+    test_ext_dispatch(&adl, &zen3, &hsw);
     /* dispatch on a synthetic avx512 host: the VNNI table is no rung and refused by key */
     mct_rt_table tv = {"vnni", mct_cpu_key(&vnni), "GenuineIntel", MCT_TIER_AVX512_BF16VNNI,
-                       MCT_ISA_AVX512, 0, NULL, 0, NULL, 0, NULL};
+                       MCT_ISA_AVX512, 0, NULL, 0, NULL, 0, NULL, 0};
     const mct_rt_table *tl[] = {&tv}, *pick = &tv;
     mct_rt_lib L;
     memset(&L, 0, sizeof L);
@@ -410,6 +483,8 @@ static void test_dot_lib(const char *mctune, const char *pin)
     const mct_cpu *h = &host_rec;
     rc = mct_db_put_cpu(db, h) | mct_db_put_cpu(db, &vnni) | mct_db_put_cpu(db, &a512);
     rc |= put(db, h, wl, dot, &rng) | put(db, &vnni, wl, dot, &rng) | put(db, &a512, wl, dot, &rng);
+    rc |= mct_db_put_cpu(db, &adl) | mct_db_put_cpu(db, &zen3);
+    rc |= put(db, &adl, wl, dot, &rng) | put(db, &zen3, wl, dot, &rng);
     mct_db_close(db);
     CHECK(rc == 0);
     rc = check_sh(out, sizeof out, "%s gen --db %s --out %s/outd --name td --cpus all 2>&1",
@@ -417,10 +492,18 @@ static void test_dot_lib(const char *mctune, const char *pin)
     CHECKF(rc == 0 && !strstr(out, "skipped"), "gen (dot): %s", out);
     if (rc)
         return;
-    /* each table's kernel carries its tier's instruction */
+    /* each table's kernel carries its tier's instruction (and its CPU's extension), and the
+     * table of the AVX-VNNI CPU names the extension its code uses (exts 1u, its label's line) */
     mct_tier ht = mct_cpu_tier_of(h);
+    unsigned hx = mct_cpu_exts(h, ht);
     CHECK(check_sh(NULL, 0, "grep -q _mm512_dpbusd_epi32 %s/outd/td.c && "
-                   "grep -q _mm256_maddubs_epi16 %s/outd/td.c", dir, dir) == 0);
+                   "grep -q _mm256_maddubs_epi16 %s/outd/td.c && "
+                   "grep -q _mm256_dpbusd_avx_epi32 %s/outd/td.c", dir, dir, dir) == 0);
+    rc = check_sh(out, sizeof out, "grep '6/151 avx2' %s/outd/td.c | grep -c ', 1u};$'; "
+                  "grep '25/33 avx2' %s/outd/td.c | grep -c ', 0u};$'; grep -c 'tier avx2, "
+                  "using avxvnni' %s/outd/td.c", dir, dir, dir);
+    CHECKF(!strncmp(out, "1\n1\n", 4) && atoi(out + 4) >= 1, "the tables' extension masks: %s",
+           out);
     const char *ccs[] = {"gcc", "clang"};
     for (int i = 0; i < 2; i++) {
         if ((sanitized && i) || !has_cc(ccs[i]))
@@ -457,12 +540,12 @@ static void test_dot_lib(const char *mctune, const char *pin)
            "%.3000s", out);
     printf("dot kernel: %s, tier %s\n", name, mct_tier_name(ht));
     /* the kernel that ran holds the host tier's dot instruction */
-    if (name[0] && dot_mark(ht)) {
+    if (name[0] && dot_mark(ht, hx)) {
         rc = check_sh(out, sizeof out, "awk '/^\\/\\* %s$/{p=1; next} /^\\/\\* (k_|====)/{p=0} "
-                      "p' %s/outd/td.c | grep -c %s", name, dir, dot_mark(ht));
+                      "p' %s/outd/td.c | grep -c %s", name, dir, dot_mark(ht, hx));
         CHECKF(rc == 0 && atoi(out) > 0, "%s (tier %s) holds %s", name, mct_tier_name(ht),
-               dot_mark(ht));
-        if (ht >= MCT_TIER_AVX512_BF16VNNI) {
+               dot_mark(ht, hx));
+        if (ht >= MCT_TIER_AVX512_BF16VNNI || (hx & MCT_EXT_AVXVNNI)) {
             rc = check_sh(out, sizeof out, "awk '/^\\/\\* %s$/{p=1; next} /^\\/\\* (k_|====)/{p=0}"
                           " p' %s/outd/td.c | grep -c _mm256_maddubs_epi16", name, dir);
             CHECKF(atoi(out) == 0, "%s: not the avx2 path", name);
@@ -470,14 +553,17 @@ static void test_dot_lib(const char *mctune, const char *pin)
     }
     if (pin[0])
         return;  /* under MCTUNE_TIER the library is pinned to the restricted record */
-    /* forced lower tiers: that tier's table (the synthetic ones) or its generic kernels */
+    /* forced lower tiers: that tier's table (the synthetic ones): at avx2 the AVX-VNNI CPU's
+     * where this host has AVX-VNNI there and is of its vendor, else the other avx2 table */
+    int adl_ok = (mct_cpu_exts(h, MCT_TIER_AVX2) & MCT_EXT_AVXVNNI) &&
+                 !strcmp(h->vendor, "GenuineIntel");
     static const struct { const char *tier; const char *want; } fo[] = {
         {"avx512-bf16-vnni", "6/240 avx512-bf16-vnni"}, {"avx512", "6/241 avx512"},
-        {"avx2", "generic avx2"}};
+        {"avx2", "6/151 avx2"}, {"avx2", "25/33 avx2"}};
     for (size_t i = 0; i < sizeof fo / sizeof fo[0]; i++) {
         mct_tier ft;
         mct_tier_parse(fo[i].tier, &ft);
-        if (ft > ht || (ft == ht && i < 2))
+        if (ft >= ht || (i >= 2 && (i == 2) != adl_ok))  /* at ht: the host's own table */
             continue;
         rc = check_sh(out, sizeof out, "cd %s/outd && TD_CPU=%s TD_DEBUG=1 ./consumer_d 2>&1", dir,
                       fo[i].tier);
@@ -485,6 +571,15 @@ static void test_dot_lib(const char *mctune, const char *pin)
                !strstr(out, "ignored"), "TD_CPU=%s: want '%s': %.3000s", fo[i].tier, fo[i].want,
                out);
     }
+    /* the AVX-VNNI table by key on a host without AVX-VNNI is refused (the ladder's choice runs;
+     * an AVX-VNNI host runs it and stays within the bound) */
+    mct_cpu_key_format(mct_cpu_key(&adl), key);
+    rc = check_sh(out, sizeof out, "cd %s/outd && TD_CPU=%s ./consumer_d 2>&1", dir, key);
+    if (ht >= MCT_TIER_AVX2 && !(mct_cpu_exts(h, ht) & MCT_EXT_AVXVNNI))
+        CHECKF(rc == 0 && strstr(out, "uses avxvnni, which this CPU lacks") &&
+               strstr(out, "fail=0"), "%.3000s", out);
+    else if (ht >= MCT_TIER_AVX2)
+        CHECKF(rc == 0 && strstr(out, "6/151 avx2") && strstr(out, "fail=0"), "%.3000s", out);
     /* the VNNI table by key on a host without VNNI is refused (the ladder's choice runs) */
     if (ht < MCT_TIER_AVX512_BF16VNNI) {
         mct_cpu_key_format(mct_cpu_key(&vnni), key);

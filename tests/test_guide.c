@@ -221,7 +221,7 @@ static char *chat(const char *content, int pt, int ct)
 
 static mct_workload W;
 static mct_sched *S_root, *S_par, *S_node;
-static mct_target T = {8, "", 16, MCT_ISA_AVX2, 0, MCT_TIER_AVX2};
+static mct_target T = {8, "", 16, MCT_ISA_AVX2, 0, MCT_TIER_AVX2, 0};
 static mct_guide_node N_grand, N_par, N_node;
 
 #define NODE_SCHED "tile(i, 16, 4); tile(j, 64, 16); tile(k, 64); " \

@@ -304,7 +304,7 @@ int mct_cmd_tune(int argc, char **argv)
     if (mct_cli_tier(CMD, tier_s, &cpu_rec, &tier))
         return 2;
     const mct_cpu *cpu = &cpu_rec;
-    const mct_target target = mct_target_of_tier(tier);
+    const mct_target target = mct_target_of_cpu(cpu, tier);  /* its extensions too, as gen */
     if (!model_path == !wl_arg)
         return mct_cli_usage_error(CMD, "give exactly one of --model FILE.json or --workload "
                                    "TEXT");
