@@ -260,7 +260,7 @@ int main(int argc, char **argv)
     mct_cpu at;
     mct_cpu_restrict(host, tier, &at);
     uint64_t cpukey = mct_cpu_key(&at);
-    mct_target host_t = mct_target_of_tier(tier);  /* what the harness lowers for (1 thread) */
+    mct_target host_t = mct_target_of_cpu(host, tier);  /* what the harness lowers for (1 thread) */
     host_t.threads = 1;
     const char *isa;
     double peak = peak_gflops(tier, &isa);
