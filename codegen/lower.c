@@ -1336,7 +1336,8 @@ static int dot_path(const lw_t *L, const fast_t *f, char *why, size_t len)
         else
             snprintf(why, len, "bf16 dot products need avx512-bf16 (tier avx512-bf16-vnni); the "
                      "target's tier is %s", mct_tier_name((mct_tier)L->tier));
-    } else if (L->isa == MCT_ISA_AVX512 && L->tier >= MCT_TIER_AVX512_BF16VNNI)
+    } else if (L->isa == MCT_ISA_AVX512 && (L->tier >= MCT_TIER_AVX512_BF16VNNI ||
+                                            L->exts & MCT_EXT_AVX512VNNI))
         p = DP_VNNI;
     else if ((L->isa == MCT_ISA_AVX512 || L->isa == MCT_ISA_AVX2) && L->tier >= MCT_TIER_AVX2)
         p = L->exts & MCT_EXT_AVXVNNI ? DP_AVXVNNI : DP_AVX2;
@@ -1905,6 +1906,8 @@ int mct_cg_dot_path(const mct_sched *s, const mct_target *t, char *why, size_t l
 /* The extensions of the target that the lowered kernel uses (its attribute names them). */
 static unsigned exts_used(const lw_t *L)
 {
+    if (L->dp == DP_VNNI && L->tier < MCT_TIER_AVX512_BF16VNNI)
+        return MCT_EXT_AVX512VNNI;
     return L->dp == DP_AVXVNNI ? MCT_EXT_AVXVNNI : 0;
 }
 

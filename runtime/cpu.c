@@ -201,7 +201,7 @@ static const struct { const char *name; mct_tier keep; } tier_feats[] = {
     {"avx512vbmi", MCT_TIER_AVX512}, {"avx512vbmi2", MCT_TIER_AVX512},
     {"avx512bitalg", MCT_TIER_AVX512}, {"avx512vpopcntdq", MCT_TIER_AVX512},
     {"avx512vp2intersect", MCT_TIER_AVX512}, {"avx512fp16", MCT_TIER_AVX512},
-    {"avx512vnni", MCT_TIER_AVX512_BF16VNNI}, {"avx512bf16", MCT_TIER_AVX512_BF16VNNI},
+    {"avx512vnni", MCT_TIER_AVX512}, {"avx512bf16", MCT_TIER_AVX512_BF16VNNI},
     {"amx-bf16", MCT_TIER_AMX}, {"amx-tile", MCT_TIER_AMX}, {"amx-int8", MCT_TIER_AMX},
     {"amx-fp16", MCT_TIER_AMX},
 };
@@ -260,6 +260,7 @@ mct_tier mct_isa_code_tier(int isa, mct_tier t)
 
 static const mct_ext ext_table[MCT_EXT_COUNT] = {
     {MCT_EXT_AVXVNNI, "avxvnni", "avxvnni", MCT_TIER_AVX2},
+    {MCT_EXT_AVX512VNNI, "avx512vnni", "avx512vnni", MCT_TIER_AVX512},
 };
 
 const mct_ext *mct_ext_get(int i)

@@ -150,12 +150,13 @@ mct_tier mct_isa_code_tier(int isa, mct_tier t);
 /* ---- ISA extensions beside the tiers -------------------------------------------------------
  * Instructions some CPUs of a tier have and others of the same tier lack, which the ordered
  * ladder cannot hold: AVX-VNNI (the VEX vpdpbusd on ymm) is on AVX2-only client cores (Alder
- * Lake and later, Sierra Forest) and on most AVX-512 CPUs, but not on Zen 3 or Skylake-X. A
- * code-generation target carries the mask of the extensions its code may use beside its tier
+ * Lake and later, Sierra Forest) and on most AVX-512 CPUs, but not on Zen 3 or Skylake-X;
+ * AVX512-VNNI (vpdpbusd on zmm) is on Cascade Lake, Ice Lake and Zen 4 without AVX512-BF16 on
+ * the first two (so their tier is avx512, not avx512-bf16-vnni). A code-generation target carries the mask of the extensions its code may use beside its tier
  * (codegen.h, mct_target.exts), a generated table the mask its code does use, and dispatch runs
  * a table only on a host that has every extension of that mask (runtime/dispatch.h). */
-enum { MCT_EXT_AVXVNNI = 1u << 0 };
-#define MCT_EXT_COUNT 1
+enum { MCT_EXT_AVXVNNI = 1u << 0, MCT_EXT_AVX512VNNI = 1u << 1 };
+#define MCT_EXT_COUNT 2
 
 typedef struct mct_ext {
     unsigned bit;           /* MCT_EXT_* */
@@ -169,8 +170,9 @@ const mct_ext *mct_ext_get(int i);
 
 /* The extensions code for tier t may use on CPU c: those whose feature the record restricted to
  * t (mct_cpu_restrict) still has, at a t of at least the extension's tier. Pure; cannot fail.
- * What the code generator actually uses of them is its own decision (widen(B, dot)'s AVX-VNNI
- * path only below tier avx512-bf16-vnni, whose 512-bit vpdpbusd supersedes it). */
+ * What the code generator actually uses of them is its own decision (widen(B, dot)'s 512-bit
+ * VNNI path at tier avx512 with AVX512-VNNI, its AVX-VNNI path only where neither that nor tier
+ * avx512-bf16-vnni gives the 512-bit vpdpbusd). */
 unsigned mct_cpu_exts(const mct_cpu *c, mct_tier t);
 
 /* The names of the extensions in mask, joined by '+' ("avxvnni"), or "" for none, into buf (len

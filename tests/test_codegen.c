@@ -1648,15 +1648,19 @@ static void test_avxvnni_dot(void)
     enum { NS = sizeof scheds / sizeof scheds[0], NK = sizeof keys / sizeof keys[0] };
     /* the targets: synthetic (the mask set by hand), and this host's CPU at avx2 */
     mct_target a2 = mct_target_of_tier(MCT_TIER_AVX2), vn = a2, v512 =
-        mct_target_of_tier(MCT_TIER_AVX512), vnni = mct_target_of_tier(MCT_TIER_AVX512_BF16VNNI);
+        mct_target_of_tier(MCT_TIER_AVX512), vnni = mct_target_of_tier(MCT_TIER_AVX512_BF16VNNI),
+        v5 = v512;
     vn.exts = v512.exts = vnni.exts = MCT_EXT_AVXVNNI;
-    static const struct { int tg; const char *has, *lacks; unsigned exts; } forms[] = {
-        {0, "_mm256_maddubs_epi16", "dpbusd", 0},
-        {1, "_mm256_dpbusd_avx_epi32", "maddubs", MCT_EXT_AVXVNNI},
-        {2, "_mm256_dpbusd_avx_epi32", "maddubs", MCT_EXT_AVXVNNI},
-        {3, "_mm512_dpbusd_epi32", "_avx_epi32", 0},
+    v5.exts = MCT_EXT_AVXVNNI | MCT_EXT_AVX512VNNI;  /* Cascade Lake / Ice Lake: avx512 + vnni */
+    /* sfx: the attribute's addition, there exactly when the kernel uses an extension */
+    static const struct { int tg; const char *has, *lacks; unsigned exts; const char *sfx; } forms[] = {
+        {0, "_mm256_maddubs_epi16", "dpbusd", 0, "avxvnni"},
+        {1, "_mm256_dpbusd_avx_epi32", "maddubs", MCT_EXT_AVXVNNI, "avxvnni"},
+        {2, "_mm256_dpbusd_avx_epi32", "maddubs", MCT_EXT_AVXVNNI, "avxvnni"},
+        {3, "_mm512_dpbusd_epi32", "_avx_epi32", 0, "avxvnni"},
+        {4, "_mm512_dpbusd_epi32", "_avx_epi32", MCT_EXT_AVX512VNNI, "avx512vnni"},
     };
-    const mct_target *tgs[] = {&a2, &vn, &v512, &vnni};
+    const mct_target *tgs[] = {&a2, &vn, &v512, &vnni, &v5};
     char dir[] = "/tmp/mct-avxvnni-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     pcase cs[2 * NK * NS];
@@ -1681,7 +1685,7 @@ static void test_avxvnni_dot(void)
                 CHECK(mct_cg_lower_c(s, t, "kv", &c) == 0 && c);
                 if (!c)
                     continue;
-                snprintf(ta, sizeof ta, "target(\"%s,avxvnni\")", t->attr);
+                snprintf(ta, sizeof ta, "target(\"%s,%s\")", t->attr, forms[f].sfx);
                 CHECKF(strstr(c, forms[f].has) && !strstr(c, forms[f].lacks) &&
                        (strstr(c, ta) != NULL) == (forms[f].exts != 0), "%s [%s] at %s, exts %u: "
                        "%s without %s, attribute %s", keys[q], scheds[i],

@@ -357,11 +357,28 @@ static void test_exts(void)
         CHECKF(mct_cpu_exts(&skx, (mct_tier)t) == 0, "Skylake-X at %s",
                mct_tier_name((mct_tier)t));
     for (int t = MCT_TIER_AVX2; t < MCT_TIER_COUNT; t++) {
+        unsigned want = MCT_EXT_AVXVNNI | (t >= MCT_TIER_AVX512 ? MCT_EXT_AVX512VNNI : 0);
         mct_cpu_restrict(&spr, (mct_tier)t, &r);
-        CHECKF(mct_cpu_exts(&spr, (mct_tier)t) == MCT_EXT_AVXVNNI &&
+        CHECKF(mct_cpu_exts(&spr, (mct_tier)t) == want &&
                mct_cpu_has(&r, mct_cpu_feature_find("avxvnni")) && mct_cpu_tier_of(&r) ==
                (mct_tier)t, "Sapphire Rapids at %s", mct_tier_name((mct_tier)t));
     }
+    /* Cascade-Lake-like (avx512 + avx512vnni, no bf16, no avxvnni): tier avx512 with the 512-bit
+     * VNNI extension there, none below; Skylake-X restricted to it has none */
+    mct_cpu clx = skx;
+    clx.model = 85;
+    set(&clx, "avx512vnni");
+    x = mct_ext_get(1);
+    CHECK(x && x->bit == MCT_EXT_AVX512VNNI && !strcmp(x->attr, "avx512vnni") &&
+          x->tier == MCT_TIER_AVX512);
+    CHECK(mct_cpu_tier_of(&clx) == MCT_TIER_AVX512 &&
+          mct_cpu_exts(&clx, MCT_TIER_AVX512) == MCT_EXT_AVX512VNNI &&
+          mct_cpu_exts(&clx, MCT_TIER_AVX2) == 0 && mct_cpu_key(&clx) != mct_cpu_key(&skx));
+    mct_cpu_restrict(&spr, MCT_TIER_AVX512, &r);
+    CHECK(mct_cpu_has(&r, mct_cpu_feature_find("avx512vnni")) &&
+          !mct_cpu_has(&r, mct_cpu_feature_find("avx512bf16")));
+    CHECK(!strcmp(mct_ext_names(MCT_EXT_AVXVNNI | MCT_EXT_AVX512VNNI, buf, sizeof buf),
+                  "avxvnni+avx512vnni"));
     /* restricted to avx2 it is the Alder Lake record's features (model aside): the same code */
     mct_cpu_restrict(&spr, MCT_TIER_AVX2, &r);
     r.model = adl.model;
