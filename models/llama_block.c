@@ -287,6 +287,7 @@ mct_blk_cfg mct_blk_cfg_small(void)
 
 /* the projections, in the order of the weight arrays */
 enum { WQ, WK, WV, WO, WG, WU, WD, NW };
+_Static_assert((int)NW == (int)MCT_BLK_NWEIGHTS, "the header counts the projections' weights");
 
 struct mct_blk {
     mct_blk_cfg c;

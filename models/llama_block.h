@@ -92,6 +92,9 @@ int mct_blk_forward(mct_blk *b, const mct_blk_backend *be, long M, const float *
  * backend's own inputs (so a check recomputes the call on them, teacher-forced, whatever the
  * earlier calls got wrong) and its output. Every pointer is owned by the block and valid only
  * during the hook. */
+/* The projections' weights of a block, in the order q k v o gate up down (mct_blk_call.wi). */
+enum { MCT_BLK_NWEIGHTS = 7 };
+
 typedef struct mct_blk_call {
     const char *name;       /* "q_proj" .. "down_proj", "attn_scores", "attn_values" */
     int bmm;                /* 0: projection C[M,N] = A[M,K] W^T; 1: the backend's bmm */

@@ -101,8 +101,8 @@ static int f32_outputs(const mct_blk_cfg *cfg, long maxm, long seq, unsigned lon
 struct call_check {
     const char *wf;             /* the block's weight format */
     double tol;                 /* a bmm's tolerance, of its largest |openblas output| */
-    double *l1[7], *l2[7];      /* per weight (mct_blk_call.wi, q k v o gate up down):
-                                 * mct_blk_wnorms, on its first call */
+    /* per weight (mct_blk_call.wi, q k v o gate up down): mct_blk_wnorms, on its first call */
+    double *l1[MCT_BLK_NWEIGHTS], *l2[MCT_BLK_NWEIGHTS];
     float *ref;                 /* openblas's answer to the call, cap floats */
     size_t cap;
     int oom;                    /* the check itself ran out of memory */
@@ -115,7 +115,7 @@ struct call_check {
 
 static void call_check_free(struct call_check *k)
 {
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < MCT_BLK_NWEIGHTS; i++) {
         free(k->l1[i]);
         free(k->l2[i]);
     }
@@ -144,7 +144,7 @@ static int check_call(void *ctx, const mct_blk_call *c)
     char where[200];
     if (!c->bmm) {
         int wi = c->wi;
-        if (wi < 0 || wi >= 7 || ref_room(k, (size_t)(c->M * c->N)))
+        if (wi < 0 || wi >= MCT_BLK_NWEIGHTS || ref_room(k, (size_t)(c->M * c->N)))
             return -2;
         if (!k->l1[wi]) {
             k->l1[wi] = malloc((size_t)c->N * sizeof(double));
