@@ -72,6 +72,7 @@ typedef struct {
     char dp_why[240];    /* widen(B, dot) or widen(B, amx) not taken: why */
     int amx;             /* widen(B, amx) taken: the kernel is lower_amx.c's, of shape amx_sh */
     cg_amx amx_sh;
+    int pfs;             /* the prefetch (index into s->pf) the fast tile spreads, or -1 */
 } lw_t;
 
 static const char *lname(const lw_t *L, int id, char buf[8])
@@ -838,8 +839,9 @@ static void emit_prefetch_generic(sb_t *b, lw_t *L, int p)
         if (s->pf[q].loop != id)
             continue;
         int opd = s->pf[q].opd, ax = s->loops[id].axis;
-        if (opd == OPD_C)
-            continue; /* C is prefetched by the register tile that writes it */
+        if (opd == OPD_C || q == L->pfs)
+            continue; /* C is prefetched by the register tile that writes it, and a spread
+                       * prefetch of B by the tiles inside its loop (pf_spread) */
         if ((opd == OPD_A && ax == AX_J) || (opd == OPD_B && ax == AX_I) || ax == AX_B)
             continue; /* the operand does not move along this loop */
         char nb[8], lo1[32], hi1[40], lo2[32], hi2[40], ahead[96], e[300];
@@ -991,6 +993,155 @@ static int panel_contig(const lw_t *L, int opd, int pc, int64_t ext)
     return 1;
 }
 
+/* prefetch(B, L, d) at a j loop L at or outside the register tile, with only i loops between L
+ * and the tile (so every tile inside one iteration of L reads the same block of B: L's columns
+ * over the tile's k range), is spread: the block of L's iteration d ahead is prefetched into L2,
+ * each tile inside L's body taking its share of the block's cache lines, one line every few k
+ * steps of its k loop. A whole block is far more than one tile's k loop can ask for at once, and
+ * spread over the tiles that reuse the current block it arrives before the next block's first
+ * tile, which would otherwise wait on memory (the hardware prefetchers start on a stream only
+ * after its first misses, and every block is a new one). The form needs the f32 fast tile with
+ * j vectorized and B laid out along j (prepacked or packed j panels, or plain nn rows), packed
+ * at a loop outside L when packed in the kernel; elsewhere a prefetch at L is one element of L's
+ * next iteration at the top of its body (emit_prefetch_generic). The prefetch's index, or -1. */
+static int pf_spread(const lw_t *L)
+{
+    const mct_sched *s = L->s;
+    if (L->cw_pos < 0 || L->q || L->amx || L->dp || L->W < 2)
+        return -1;
+    const cg_pack *pb = &s->pack[OPD_B];
+    if (pb->on ? pb->panel_axis != AX_J : L->w->layout != MCT_NN)
+        return -1;
+    fast_t f;
+    analyse_fast(L, &f);
+    if (!f.ok || !f.vec || f.dot)
+        return -1;
+    for (int q = 0; q < s->npf; q++) {
+        int id = s->pf[q].loop, pp = cg_pos(s, id);
+        if (s->pf[q].opd != OPD_B || s->loops[id].axis != AX_J || pp > L->cw_pos)
+            continue;
+        if (pb->on && pb->at >= 0 && cg_pos(s, pb->at) >= pp)
+            continue;  /* the next block is not packed yet */
+        int only_i = 1;
+        for (int z = pp + 1; z <= L->cw_pos; z++)
+            if (s->loops[s->order[z]].axis != AX_I)
+                only_i = 0;
+        if (only_i)
+            return q;
+    }
+    return -1;
+}
+
+/* The spread prefetch (pf_spread) in a fast tile. Its share of the next block is cut from the
+ * nominal sizes, known when lowering: the block's lines are its k rows (the tile's k step, kn)
+ * times cj lines of js floats across L's columns; nt tiles of ei rows share them, sh lines each,
+ * this tile's from line ord * sh; one line every r k steps (m lines when the share has more lines
+ * than kn). A tile at a ragged end has the same share, its lines clamped into the block, since a
+ * prefetch is only a hint. Everything but the tile's ordinal is a constant, so the tile's set-up
+ * costs no division and the k loop tests a constant stride. Sizes that are not constant (an axis
+ * not tiled) make it all runtime values. */
+typedef struct {
+    int ok;
+    long long st, d, js, cj, nt, kn, sh, m, r;  /* nt, kn: 0 when not constant */
+    char hi[48], ilo[32], ihi[40], nb[8];
+} pfs_t;
+
+static void pf_spread_plan(const lw_t *L, int pc, const fast_t *f, pfs_t *P)
+{
+    const mct_sched *s = L->s;
+    const cg_pf *pf = &s->pf[L->pfs];
+    int id = pf->loop, pp = cg_pos(s, id);
+    const cg_loop *l = &s->loops[id];
+    const cg_pack *pb = &s->pack[OPD_B];
+    memset(P, 0, sizeof *P);
+    P->st = (long long)cg_step(s, id);
+    P->d = (long long)pf->dist * P->st;
+    P->js = pb->on && pb->panel_w < 16 ? (long long)pb->panel_w : 16;
+    P->cj = (P->st + P->js - 1) / P->js;
+    lname(L, id, P->nb);
+    if (l->level == 0)
+        snprintf(P->hi, sizeof P->hi, "N");
+    else {
+        char parent[8];
+        snprintf(P->hi, sizeof P->hi, "%s_e", lname(L, cg_loop_id(s, l->axis, l->level - 1), parent));
+    }
+    int64_t iext, kext;
+    char klo[32], khi[40];
+    region(L, AX_I, pp, P->ilo, P->ihi, &iext);
+    region(L, AX_K, pc, klo, khi, &kext);
+    P->nt = iext > 0 ? (iext + f->ei - 1) / f->ei : 0;
+    P->kn = kext;
+    if (P->nt && P->kn) {
+        P->sh = (P->kn * P->cj + P->nt - 1) / P->nt;
+        P->m = (P->sh + P->kn - 1) / P->kn;
+        P->r = P->kn * P->m / P->sh;
+    }
+    P->ok = 1;
+}
+
+static void emit_pf_spread_decl(sb_t *b, const lw_t *L, const pfs_t *P, const fast_t *f)
+{
+    const cg_pf *pf = &L->s->pf[L->pfs];
+    ln(b, "/* prefetch(B, %s, %d): this tile's share of the B block of %s's iteration %d ahead, "
+          "into L2 */", P->nb, pf->dist, P->nb, pf->dist);
+    ln(b, "const long pfn_lo_ = %s + %lld, pfn_hi_ = pfn_lo_ + %lld < %s ? pfn_lo_ + %lld : %s;",
+       P->nb, P->d, P->st, P->hi, P->st, P->hi);
+    if (P->sh) {
+        ln(b, "long pf_e_ = (ti_lo - (%s)) / %lld * %lld;", P->ilo, (long long)f->ei, P->sh);
+        ln(b, "const long pf_end_ = pfn_lo_ < pfn_hi_ ? pf_e_ + %lld : 0;", P->sh);
+        ln(b, "long pf_k_ = tk_lo + pf_e_ / %lld, pf_j_ = pfn_lo_ + pf_e_ %% %lld * %lld;", P->cj,
+           P->cj, P->js);
+        return;
+    }
+    ln(b, "const long nt_ = ((%s) - (%s) + %lld) / %lld, sh_ = (kn_ * %lld + nt_ - 1) / nt_;",
+       P->ihi, P->ilo, (long long)f->ei - 1, (long long)f->ei, P->cj);
+    ln(b, "const long pf_m_ = (sh_ + kn_ - 1) / kn_, pf_r_ = kn_ * pf_m_ / sh_;");
+    ln(b, "long pf_e_ = (ti_lo - (%s)) / %lld * sh_, pf_n_ = 0;", P->ilo, (long long)f->ei);
+    ln(b, "const long pf_end_ = pfn_lo_ < pfn_hi_ ? pf_e_ + sh_ : 0;");
+    ln(b, "long pf_k_ = tk_lo + pf_e_ / %lld, pf_j_ = pfn_lo_ + pf_e_ %% %lld * %lld;", P->cj,
+       P->cj, P->js);
+}
+
+/* At the head of each k step of the tile: the lines due then. */
+static void emit_pf_spread_step(sb_t *b, const lw_t *L, const pfs_t *P)
+{
+    char e[400];
+    addr_B(L, "(pf_k_ < tk_hi ? pf_k_ : tk_hi - 1)", "(pf_j_ < pfn_hi_ ? pf_j_ : pfn_hi_ - 1)", e,
+           sizeof e);
+    if (P->sh) {
+        if (P->r > 1 && (P->r & (P->r - 1)) == 0)
+            ln(b, "if ((kk & %lld) == 0 && pf_e_ < pf_end_) {", P->r - 1);
+        else if (P->r > 1)
+            ln(b, "if (kk %% %lld == 0 && pf_e_ < pf_end_) {", P->r);
+        else
+            ln(b, "if (pf_e_ < pf_end_) {");
+    } else
+        ln(b, "if (kk == pf_n_ && pf_e_ < pf_end_) {");
+    b->ind++;
+    if (!P->sh)
+        ln(b, "pf_n_ += pf_r_;");
+    if (!P->sh || P->m > 1) {
+        if (P->sh)
+            ln(b, "for (int z_ = 0; z_ < %lld; z_++, pf_e_++) {", P->m);
+        else
+            ln(b, "for (long z_ = 0; z_ < pf_m_; z_++, pf_e_++) {");
+        b->ind++;
+    } else
+        ln(b, "pf_e_++;");
+    ln(b, "__builtin_prefetch(&%s, 0, 2);", e);
+    if (P->cj > 1) {
+        ln(b, "pf_j_ += %lld;", P->js);
+        ln(b, "if (pf_j_ >= pfn_lo_ + %lld) { pf_j_ = pfn_lo_; pf_k_++; }", P->cj * P->js);
+    } else
+        ln(b, "pf_k_++;");
+    if (!P->sh || P->m > 1) {
+        b->ind--;
+        ln(b, "}");
+    }
+    b->ind--;
+    ln(b, "}");
+}
+
 static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
 {
     const mct_sched *s = L->s;
@@ -1136,6 +1287,12 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
     } else if (f->dot)  /* the declaration first: an unroll pragma must stand right before the
                          * loop statement */
         ln(b, "long kk = 0;");
+    int spread = L->pfs >= 0 && !q4 && !f->dot;
+    pfs_t P;
+    if (spread) {
+        pf_spread_plan(L, pc, f, &P);
+        emit_pf_spread_decl(b, L, &P, f);
+    }
     if (f->unroll_k > 1)
         ln(b, "#pragma GCC unroll %d", f->unroll_k);
     const char *kend = q4 ? "ge_" : "kn_";
@@ -1146,6 +1303,8 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
     else
         ln(b, "for (long kk = 0; kk < kn_; kk++) {");
     b->ind++;
+    if (spread)
+        emit_pf_spread_step(b, L, &P);
     for (int z = 0; z < npfk; z++) {
         const cg_pf *pf = &s->pf[pfk[z]];
         long long d = (long long)pf->dist * cg_step(s, pf->loop);
@@ -1880,6 +2039,7 @@ static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *f
     }
     if (L->q && s->widen == CG_WIDEN_AMX)  /* elsewhere the kernel runs the widen(B, reg) code */
         L->amx = !cg_amx_shape(s, L->isa, L->tier, &L->amx_sh, L->dp_why, sizeof L->dp_why);
+    L->pfs = pf_spread(L);
     return 0;
 }
 
@@ -2210,7 +2370,10 @@ static void pseudo_loops(sb_t *b, lw_t *L, int p, const fast_t *f)
     ln(b, "for %s in %s:%s", nb, range, notes);
     b->ind++;
     for (int q = 0; q < s->npf; q++)
-        if (s->pf[q].loop == id)
+        if (q == L->pfs && s->pf[q].loop == id)
+            ln(b, "prefetch B's block of %s %d iterations ahead into L2, spread over the tiles "
+                  "inside", nb, s->pf[q].dist);
+        else if (s->pf[q].loop == id)
             ln(b, "prefetch %s %d iterations of %s ahead", s->pf[q].opd == OPD_C ? "C" : s->pf[q].opd ? "B" : "A",
                s->pf[q].dist, nb);
     for (int o = 0; o < 2; o++) {

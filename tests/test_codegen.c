@@ -1021,6 +1021,90 @@ static void test_reproducers(void)
     if (system(cmd)) {}
 }
 
+/* prefetch(B, L, D) at a j loop outside the register tile with only i loops between: the spread
+ * form (each tile of L's body prefetches its share of L's block D iterations ahead, codegen.h).
+ * The lowering takes it exactly where it applies, and the kernels stay right on ragged shapes:
+ * prepacked panels with and without k chunks, a pack inside the kernel (b=raw), plain nn rows, an
+ * untiled k (the share from runtime sizes), a parallel loop, each at every vector width the host
+ * runs. */
+static void test_pf_spread(void)
+{
+    static const struct { const char *wl, *sched; int spread; } cases[] = {
+        {"matmul f32 nt M=37 N=100 K=77 epi=none",
+         "tile(i, 24, 8); tile(j, 64, 32); tile(k, 32); reorder(j0, k0, i0, j1, i1, k1, i2, j2); "
+         "pack(A, i0, i2); prepack(B, j2, k1); cache_write(i1); unroll(k1, 4); unroll(i2, 8); "
+         "vectorize(j2); prefetch(B, j1, 1)", 1},
+        {"matmul f32 nt M=19 N=97 K=45 epi=bias+gelu",
+         "tile(i, 16, 4); tile(j, 96, 32); tile(k, 16); reorder(j0, k0, i0, j1, i1, k1, i2, j2); "
+         "prepack(B, j2); cache_write(i1); fuse_epilogue(i1); unroll(i2, 4); vectorize(j2); "
+         "prefetch(B, j1, 2); prefetch(C, i1, 1)", 1},
+        {"matmul f32 nt M=33 N=70 K=300 epi=none b=raw",
+         "tile(i, 32, 8); tile(j, 64, 32); tile(k, 128); reorder(j0, k0, i0, j1, i1, k1, i2, j2); "
+         "pack(B, k0, j2); cache_write(i1); unroll(i2, 8); vectorize(j2); prefetch(B, j1, 1)", 1},
+        {"matmul f32 nn M=21 N=80 K=29 epi=bias",
+         "tile(i, 8, 4); tile(j, 32, 16); reorder(j0, i0, j1, i1, k, i2, j2); cache_write(i1); "
+         "unroll(i2, 4); vectorize(j2); prefetch(B, j1, 1)", 1},
+        {"matmul f32 nt M=40 N=67 K=50 epi=relu",
+         "tile(i, 16, 4); tile(j, 64, 16); reorder(j0, i0, j1, i1, k, i2, j2); prepack(B, j2); "
+         "cache_write(i1); unroll(i2, 4); vectorize(j2); prefetch(B, j1, 1); parallel(j0)", 1},
+        /* a k loop between j0 and the tile: one element of j0's next block, not spread */
+        {"matmul f32 nt M=37 N=100 K=77 epi=none",
+         "tile(i, 24, 8); tile(j, 64, 32); tile(k, 32); reorder(j0, k0, i0, j1, i1, k1, i2, j2); "
+         "prepack(B, j2, k1); cache_write(i1); unroll(i2, 8); vectorize(j2); prefetch(B, j0, 1)",
+         0},
+    };
+    char dir[] = "/tmp/mct_pfs_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    mct_target host = mct_target_host();
+    int no = 0, runs = 0, spread = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int isa = 0; isa < MCT_ISA_COUNT; isa++) {
+            pcase pc = {0};
+            char err[256];
+            pc.t = mct_target_of_isa(isa);
+            if (pc.t.vlen < 4 || pc.t.vlen > host.vlen)
+                continue;
+            CHECK(mct_wl_parse(cases[i].wl, &pc.w, err, sizeof err) == 0);
+            CHECKF(mct_sched_parse(&pc.w, cases[i].sched, &pc.s, err, sizeof err) == 0, "%s: %s",
+                   cases[i].sched, err);
+            if (!pc.s)
+                continue;
+            char *c = NULL;
+            CHECK(mct_cg_lower_c(pc.s, &pc.t, "pfs", &c) == 0 && c);
+            /* the spread prefetch asks for L2 (locality 2); the generic one for L1 */
+            spread += c && strstr(c, "pfn_lo_");
+            CHECKF(c && (strstr(c, "pfn_lo_") != NULL) == cases[i].spread &&
+                   (strstr(c, ", 0, 2);") != NULL) == cases[i].spread, "case %zu vlen %d: %s",
+                   i, pc.t.vlen, cases[i].spread ? "not spread" : "spread where a k loop is "
+                   "between");
+            free(c);
+            char *ps = NULL;
+            CHECK(mct_cg_lower_pseudo(pc.s, &pc.t, &ps) == 0 && ps &&
+                  (strstr(ps, "spread over the tiles") != NULL) == cases[i].spread);
+            free(ps);
+            snprintf(pc.fn, sizeof pc.fn, "pfs%d", no);
+            void *h = NULL;
+            int rc = compile_batch(&pc, 1, dir, no++, &h);
+            CHECKF(rc == 0, "case %zu does not compile at vlen %d", i, pc.t.vlen);
+            for (uint64_t seed = 1; rc == 0 && seed <= 3; seed++) {
+                uint64_t r = seed * 7919;
+                char msg[256] = "";
+                CHECKF(run_case(&pc, h, &r, msg, sizeof msg), "case %zu vlen %d: %s", i,
+                       pc.t.vlen, msg);
+                runs++;
+            }
+            mct_sched_destroy(pc.s);
+        }
+    CHECK(runs >= 3 * 6 && spread >= 5);
+    printf("test_pf_spread: %d kernels lowered (%d spread), %d runs\n", no, spread, runs);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) {}
+}
+
 /* The command line: `mctune show` prints both lowerings; bad input exits non-zero with a message
  * naming the bad value. */
 
@@ -1904,6 +1988,7 @@ int main(void)
     test_lowprec_fast();
     test_cli();
     test_reproducers();
+    test_pf_spread();
     test_property();
     test_chains();
     test_raw_property();

@@ -205,6 +205,13 @@ static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int 
         n += snprintf(out + n, len - (size_t)n, "; unroll(k1, %d)", kunroll);
     if (pf > 0 && n > 0 && (size_t)n < len)
         n += snprintf(out + n, len - (size_t)n, "; prefetch(B, k1, %d)", pf);
+    else if (m->M > mr && n > 0 && (size_t)n < len)
+        /* several row tiles read each B micro-panel: they prefetch the next one into L2, each
+         * its share (the spread form of prefetch(B, j1, D), codegen.h). Measured (2026-12-01,
+         * `mctune measure`, B from memory, 1 thread, avx512, 8x2v, KC 256, medians of 5
+         * interleaved runs): matmul nt M=128 N=K=4096 136.6 -> 152.2 GFLOP/s (1.11x); M=16
+         * 77.4 (prefetch(B, k1, 16)) -> 80.2. */
+        n += snprintf(out + n, len - (size_t)n, "; prefetch(B, j1, 1)");
     if (m->threads > 1 && n > 0 && (size_t)n < len)
         snprintf(out + n, len - (size_t)n, "; parallel(%s)",
                  m->bmm ? "b" : (m->N / nc >= m->threads ? "j0" : "j1"));
@@ -675,6 +682,13 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
         padd(p, "prepack(B, j2, k1)");
         padd(p, "prepack(B, j2)");
         padd(p, "pack(A, k0, i2)");
+    }
+    if (blis) {
+        /* the next B micro-panel spread over the row tiles (codegen.h); the next tile's rows of
+         * C, which at large M come from beyond L2 (each k block of C is read and written back
+         * once per KC) */
+        padd(p, "prefetch(B, j1, 1)");
+        padd(p, "prefetch(C, i1, 1)");
     }
     if (blis && m.raw) {
         /* B copied inside the kernel: per KC x NC block (BLIS), or one KC x NR micro-panel at a
