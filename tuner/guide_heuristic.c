@@ -174,8 +174,25 @@ static long round_up(long x, long m)
  *     16 23.85, 64 22.90 (none 20.92); M=4 avx2 D=8 21.09, 16 22.04, 64 23.19 (none 19.26);
  *     M=128 avx512 and avx2 within 3% of each other. 16 never beat 8 by more than 5%, and on
  *     avx2 64 was the fastest, so "about 16, not 64" did not hold on this host. */
+static void blis_text_c(const model *m, int mr, int nv, long kc, int kunroll, int pf, int cres,
+                        char *out, size_t len);
+
 static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int pf, char *out,
                       size_t len)
+{
+    blis_text_c(m, mr, nv, kc, kunroll, pf, 0, out, len);
+}
+
+/* cres: the C-resident order for large M. With j0 outside k0 (BLIS), each KC step reads and
+ * writes the whole MC x NC block of C back, and at large M that block no longer fits L2 beside
+ * the blocks of A and B, so every step takes C from beyond L2. Here i0 and j0 go outside k0 and
+ * NC is cut so the MC x NC block of C takes a quarter of L2: it stays there over the whole k
+ * loop. A is packed once per i0 block over all of K when that block is at most 4x L2 (MC cut to
+ * fit), else per KC step. Measured (2026-12-01, `mctune measure`, B from memory, 1 thread,
+ * avx512 8x2v, KC 256, medians of 6 interleaved runs): matmul nt M=512 N=14336 K=4096 BLIS
+ * order 125.7, C-resident (NC 256) 135.2 GFLOP/s (1.08x); at M=128 within 3% either way. */
+static void blis_text_c(const model *m, int mr, int nv, long kc, int kunroll, int pf, int cres,
+                        char *out, size_t len)
 {
     long nr = (long)nv * m->V;
     if (kc > m->K)
@@ -195,11 +212,24 @@ static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int 
     if (nc <= nr)
         nc = nr * 2;
     const char *b = m->bmm ? "b, " : "";
+    const char *apk = "i0";
+    if (cres) {
+        long cap = 4 * m->L2 / (m->K * 4) / mr * mr;  /* A's i0 block over all of K */
+        if (cap >= mr && cap < mc)
+            mc = cap;
+        else if (cap < mr)
+            apk = "k0";
+        nc = m->L2 / 4 / (mc * 4) / nr * nr;
+        if (nc < 2 * nr)
+            nc = 2 * nr;
+        if (nc > round_up(m->N, nr))
+            nc = round_up(m->N, nr);
+    }
     int n = snprintf(out, len,
                      "tile(i, %ld, %d); tile(j, %ld, %ld); tile(k, %ld); "
-                     "reorder(%sj0, k0, i0, j1, i1, k1, i2, j2); pack(A, i0, i2); %s; "
+                     "reorder(%s%s, j1, i1, k1, i2, j2); pack(A, %s, i2); %s; "
                      "cache_write(i1); unroll(i2, %d); vectorize(j2)",
-                     mc, mr, nc, nr, kc, b,
+                     mc, mr, nc, nr, kc, b, cres ? "i0, j0, k0" : "j0, k0, i0", apk,
                      m->bmm || m->raw ? "pack(B, k0, j2)" : "prepack(B, j2)", mr);
     if (kunroll > 1 && n > 0 && (size_t)n < len)
         n += snprintf(out + n, len - (size_t)n, "; unroll(k1, %d)", kunroll);
@@ -211,7 +241,8 @@ static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int 
          * `mctune measure`, B from memory, 1 thread, avx512, 8x2v, KC 256, medians of 5
          * interleaved runs): matmul nt M=128 N=K=4096 136.6 -> 152.2 GFLOP/s (1.11x); M=16
          * 77.4 (prefetch(B, k1, 16)) -> 80.2. */
-        n += snprintf(out + n, len - (size_t)n, "; prefetch(B, j1, 1)");
+        n += snprintf(out + n, len - (size_t)n, "; prefetch(B, j1, 1)%s",
+                      cres ? "; prefetch(C, i1, 1)" : "");
     if (m->threads > 1 && n > 0 && (size_t)n < len)
         snprintf(out + n, len - (size_t)n, "; parallel(%s)",
                  m->bmm ? "b" : (m->N / nc >= m->threads ? "j0" : "j1"));
@@ -659,6 +690,15 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
                     }
                 }
     }
+    /* the C-resident order (blis_text_c) once the blocks of C outgrow L2 beside A and B: first
+     * when the BLIS order's MC x NC block of C alone takes half of L2 or more */
+    long kcl = pow2_floor(m.L1 / (nvs[0] * m.V * 4));
+    int cres_first = m.M > 4 * mrs[0] && round_up(m.M, mrs[0]) * 4 * (m.L2 / 2 / (kcl * 4)) >=
+                                             m.L2 / 2;
+    if (nt > 0 && m.M > 4 * mrs[0] && cres_first) {
+        blis_text_c(&m, mrs[0], nvs[0], kcl, 4, 0, 1, t, sizeof t);
+        padd(p, "%s", t);
+    }
     if (!blis || m.M > 4) {
         for (int i = 0; i < nt; i++) {
             blis_text(&m, mrs[i], nvs[i], pow2_floor(m.L1 / (nvs[i] * m.V * 4)), 4, 0, t,
@@ -670,6 +710,10 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
         blis_text(&m, mrs[0], nvs[0], kc0 / 2, 4, 0, t, sizeof t);
         padd(p, "%s", t);
         blis_text(&m, mrs[0], nvs[0], kc0, 1, 8, t, sizeof t);
+        padd(p, "%s", t);
+    }
+    if (nt > 0 && m.M > 4 * mrs[0] && !cres_first) {
+        blis_text_c(&m, mrs[0], nvs[0], kcl, 4, 0, 1, t, sizeof t);
         padd(p, "%s", t);
     }
 
