@@ -196,7 +196,7 @@ bench-block: $(BUILD)/llama_block
 
 # `make demo`: the main job in one command (scripts/demo.sh): deps, build, tune Llama-3-8B layers
 # into $(BUILD)/demo/db, gen, the decoder block on the generated library, a table against
-# OpenBLAS. BUDGET=N (samples per workload), DEMO_M=1,4,16,128, THREADS=N, WEIGHTS=i8,q4g32
+# OpenBLAS. BUDGET=N (samples per workload), DEMO_M=1,4,16,128,512, THREADS=N, WEIGHTS=i8,q4g32
 # (the matmul layers also tuned, generated and run in those weight formats).
 .PHONY: demo
 demo:

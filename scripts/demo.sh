@@ -11,7 +11,7 @@
 #
 # Settings (environment or make variables):
 #   BUDGET=8        samples per workload (the untuned schedule included)
-#   DEMO_M=1,4,16,128 token counts tuned per layer
+#   DEMO_M=1,4,16,128,512 token counts tuned per layer (decode 1-16, prefill 128 and 512)
 #   THREADS=1,N     kernel thread counts tuned, comma-separated (default: 1 and all cores of
 #                   this machine); the library holds each and runs the one of a call's budget
 #   BUILD=build     build folder; the demo's files go to $BUILD/demo (database: $BUILD/demo/db)
@@ -25,7 +25,7 @@ set -eu
 
 BUILD=${BUILD:-build}
 BUDGET=${BUDGET:-8}
-DEMO_M=${DEMO_M:-1,4,16,128}
+DEMO_M=${DEMO_M:-1,4,16,128,512}
 NCPU=$(nproc 2>/dev/null || echo 1)
 THREADS=${THREADS:-$( [ "$NCPU" -gt 1 ] && echo "1,$NCPU" || echo 1 )}
 DEPS=${DEPS:-1}
