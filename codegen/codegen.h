@@ -277,7 +277,19 @@ int mct_sched_mutate(mct_sched *s, uint64_t *rng, int vlen, char *what, size_t l
  * (*out NULL). */
 int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out);
 
-/* A C11 translation unit defining the kernel FN (see the ABI above), static helpers only
+/* prefetch(A|B|C, L, D) lowers as: A or B at a loop outside the register tile, one element of
+ * L's iteration D ahead at the top of L's body; inside the tile (L a k loop), the tile's rows or
+ * columns D iterations of L ahead at each k step; C, the output rows a tile will write D
+ * iterations of L ahead, for writing, before its k loop. One spread form: prefetch(B, L, D) at a
+ * j loop at or outside the register tile (of an f32 tile with j vectorized and B along j:
+ * prepacked or packed j panels, or plain nn rows, packed at a loop outside L) with only i loops
+ * between L and the tile. Every tile inside one iteration of L then reads the same block of B
+ * (L's columns over the tile's k range), and the block of L's iteration D ahead is prefetched
+ * into L2 while they run: each tile takes its share of that block's cache lines (by its
+ * ordinal among the tiles of L's body), one line every few k steps, so the next micro-panel of
+ * B has arrived before its first tile starts instead of that tile waiting on memory.
+ *
+ * A C11 translation unit defining the kernel FN (see the ABI above), static helpers only
  * otherwise. It starts with a comment naming the generator version, workload and schedule.
  * t may be NULL (scalar, no target attribute); fn is used as given (a C identifier). *out is
  * malloc'ed, the caller free()s it. MCT_EINVAL (s, fn or out NULL; *out unchanged) or
