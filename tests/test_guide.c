@@ -619,6 +619,53 @@ static void test_heuristic_rules(void)
     mct_sched_destroy(sg);
     mct_sched_destroy(sp);
     mct_sched_destroy(sn);
+    /* large M on a CPU with 48 KiB L1 and 2 MiB L2 (synthetic, whatever this host has): the
+     * BLIS forms prefetch the next B micro-panel spread over the row tiles (the lowering takes
+     * the spread form) and the next tile's C; the C-resident order (i0 and j0 outside k0) comes
+     * before the BLIS order once the BLIS order's block of C outgrows half of L2 (M=512), after
+     * it while that block fits (M=128) */
+    mct_cpu cpu = *mct_cpu_host();
+    cpu.cache_kb[0] = 48;
+    cpu.cache_kb[2] = 2048;
+    for (int big = 0; big < 2; big++) {
+        char key[128];
+        mct_workload w;
+        mct_sched *root = NULL;
+        snprintf(key, sizeof key, "matmul f32 nt M=%d N=14336 K=4096 epi=none", big ? 512 : 128);
+        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, &root) == 0);
+        if (!root)
+            continue;
+        uint64_t rng = 11;
+        mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
+        mct_guide_ctx c = {.w = &w, .cpu = &cpu, .target = &t5, .threads = 1, .node = &nd,
+                           .want = 16, .rng = &rng};
+        char *out[16];
+        int n = heur_props(&c, out), first_blis = -1, first_cres = -1, spread = 0;
+        for (int q = 0; q < n; q++) {
+            if (strstr(out[q], "reorder(j0, k0, i0") && first_blis < 0)
+                first_blis = q;
+            if (strstr(out[q], "reorder(i0, j0, k0") && first_cres < 0)
+                first_cres = q;
+            if (strstr(out[q], "prepack") && strstr(out[q], "prefetch(B, j1, 1)") &&
+                strstr(out[q], "prefetch(C, i1, 1)")) {
+                mct_sched *x = NULL;
+                char *src = NULL;
+                if (!mct_sched_clone(root, &x) && !mct_sched_apply(x, out[q], NULL, 0) &&
+                    !mct_cg_lower_c(x, &t5, "k", &src))
+                    spread += strstr(src, "pfn_lo_") != NULL;
+                free(src);
+                mct_sched_destroy(x);
+            }
+        }
+        CHECKF(first_blis >= 0 && first_cres >= 0 && (big ? first_cres < first_blis :
+                                                      first_blis < first_cres),
+               "M=%d: BLIS order first at %d, C-resident at %d of %d", big ? 512 : 128,
+               first_blis, first_cres, n);
+        CHECKF(spread >= 2, "M=%d: %d BLIS forms with the spread B prefetch", big ? 512 : 128,
+               spread);
+        free_out(out, n);
+        mct_sched_destroy(root);
+    }
 }
 
 /* A real search (MCTS, the llm guide against the scripted server, every candidate compiled and

@@ -691,9 +691,9 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
                 }
     }
     /* the C-resident order (blis_text_c) once the blocks of C outgrow L2 beside A and B: first
-     * when the BLIS order's MC x NC block of C alone takes half of L2 or more */
+     * when the BLIS order's MC x NC block of C alone takes more than half of L2 */
     long kcl = pow2_floor(m.L1 / (nvs[0] * m.V * 4));
-    int cres_first = m.M > 4 * mrs[0] && round_up(m.M, mrs[0]) * 4 * (m.L2 / 2 / (kcl * 4)) >=
+    int cres_first = m.M > 4 * mrs[0] && round_up(m.M, mrs[0]) * 4 * (m.L2 / 2 / (kcl * 4)) >
                                              m.L2 / 2;
     if (nt > 0 && m.M > 4 * mrs[0] && cres_first) {
         blis_text_c(&m, mrs[0], nvs[0], kcl, 4, 0, 1, t, sizeof t);
