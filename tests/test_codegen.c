@@ -1105,6 +1105,67 @@ static void test_pf_spread(void)
     if (system(cmd)) {}
 }
 
+/* Packs of rows along k into k-major panels transpose 8 x 8 blocks in registers on AVX targets
+ * (A's row panels; B stored [N,K] copied inside a b=raw kernel): the blocks, the rows of a panel
+ * past the last whole 8 (widths 12 and 20), the k left after the last 8, and a ragged last
+ * panel, at every width the host runs; scalar targets keep the plain loops. */
+static void test_pack_transpose(void)
+{
+    static const char *cases[][2] = {
+        {"matmul f32 nt M=29 N=75 K=43 epi=none b=raw",
+         "tile(i, 24, 12); tile(j, 64, 32); tile(k, 21); reorder(j0, k0, i0, j1, i1, k1, i2, j2); "
+         "pack(A, i0, i2); pack(B, k0, j2); cache_write(i1); unroll(i2, 12); vectorize(j2)"},
+        {"matmul f32 nt M=45 N=41 K=67 epi=bias b=raw",
+         "tile(i, 40, 20); tile(j, 48, 16); reorder(j0, i0, j1, i1, k, i2, j2); "
+         "pack(A, i0, i2); pack(B, j1, j2); cache_write(i1); unroll(i2, 4); vectorize(j2)"},
+        {"matmul f32 nn M=17 N=33 K=9 epi=none",
+         "tile(i, 16, 8); tile(j, 32, 16); reorder(j0, i0, j1, i1, k, i2, j2); pack(A, i0, i2); "
+         "cache_write(i1); unroll(i2, 8); vectorize(j2)"},
+    };
+    char dir[] = "/tmp/mct_ptr_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    mct_target host = mct_target_host();
+    int no = 0, runs = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int isa = 0; isa < MCT_ISA_COUNT; isa++) {
+            pcase pc = {0};
+            char err[256];
+            pc.t = mct_target_of_isa(isa);
+            if (pc.t.vlen > host.vlen)
+                continue;
+            CHECK(mct_wl_parse(cases[i][0], &pc.w, err, sizeof err) == 0);
+            CHECKF(mct_sched_parse(&pc.w, cases[i][1], &pc.s, err, sizeof err) == 0, "%s: %s",
+                   cases[i][1], err);
+            if (!pc.s)
+                continue;
+            char *c = NULL;
+            CHECK(mct_cg_lower_c(pc.s, &pc.t, "ptr", &c) == 0 && c);
+            int avx = isa == MCT_ISA_AVX512 || isa == MCT_ISA_AVX2;
+            CHECKF(c && (strstr(c, "ptr_tr8(sp + k") != NULL) == avx, "case %zu isa %d: %s", i,
+                   isa, avx ? "no 8 x 8 transpose" : "a transpose on a target without AVX");
+            free(c);
+            snprintf(pc.fn, sizeof pc.fn, "ptr%d", no);
+            void *h = NULL;
+            int rc = compile_batch(&pc, 1, dir, no++, &h);
+            CHECKF(rc == 0, "case %zu does not compile for isa %d", i, isa);
+            for (uint64_t seed = 1; rc == 0 && seed <= 3; seed++) {
+                uint64_t r = seed * 104729;
+                char msg[256] = "";
+                CHECKF(run_case(&pc, h, &r, msg, sizeof msg), "case %zu isa %d: %s", i, isa, msg);
+                runs++;
+            }
+            mct_sched_destroy(pc.s);
+        }
+    CHECK(runs >= 3 * 3);
+    printf("test_pack_transpose: %d kernels, %d runs\n", no, runs);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) {}
+}
+
 /* The command line: `mctune show` prints both lowerings; bad input exits non-zero with a message
  * naming the bad value. */
 
@@ -1989,6 +2050,7 @@ int main(void)
     test_cli();
     test_reproducers();
     test_pf_spread();
+    test_pack_transpose();
     test_property();
     test_chains();
     test_raw_property();
