@@ -282,10 +282,11 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out);
  * columns D iterations of L ahead at each k step; C, the output rows a tile will write D
  * iterations of L ahead, for writing, before its k loop. One spread form: prefetch(B, L, D) at a
  * j loop at or outside the register tile (of an f32 tile with j vectorized and B along j:
- * prepacked or packed j panels, or plain nn rows, packed at a loop outside L) with only i loops
- * between L and the tile. Every tile inside one iteration of L then reads the same block of B
- * (L's columns over the tile's k range), and the block of L's iteration D ahead is prefetched
- * into L2 while they run: each tile takes its share of that block's cache lines (by its
+ * prepacked or packed j panels, or plain nn rows, packed at a loop outside L or at L itself) with
+ * only i loops between L and the tile. Every tile inside one iteration of L then reads the same
+ * block of B (L's columns over the tile's k range), and the block of L's iteration D ahead is
+ * prefetched into L2 while they run (packed at L itself: that block's elements of B where they
+ * are, which L's next pack copies; then the tile's k step and the i block must be constants): each tile takes its share of that block's cache lines (by its
  * ordinal among the tiles of L's body), one line every few k steps, so the next micro-panel of
  * B has arrived before its first tile starts instead of that tile waiting on memory.
  *

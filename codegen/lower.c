@@ -1040,7 +1040,9 @@ static int panel_contig(const lw_t *L, int opd, int pc, int64_t ext)
  * tile, which would otherwise wait on memory (the hardware prefetchers start on a stream only
  * after its first misses, and every block is a new one). The form needs the f32 fast tile with
  * j vectorized and B laid out along j (prepacked or packed j panels, or plain nn rows), packed
- * at a loop outside L when packed in the kernel; elsewhere a prefetch at L is one element of L's
+ * at a loop outside L when packed in the kernel, or at L itself: then the lines are those of B
+ * where it is, which L's next pack reads (a b=raw kernel copying B one micro-panel at a time);
+ * elsewhere a prefetch at L is one element of L's
  * next iteration at the top of its body (emit_prefetch_generic). The prefetch's index, or -1. */
 static int pf_spread(const lw_t *L)
 {
@@ -1058,8 +1060,18 @@ static int pf_spread(const lw_t *L)
         int id = s->pf[q].loop, pp = cg_pos(s, id);
         if (s->pf[q].opd != OPD_B || s->loops[id].axis != AX_J || pp > L->cw_pos)
             continue;
-        if (pb->on && pb->at >= 0 && cg_pos(s, pb->at) >= pp)
+        if (pb->on && pb->at >= 0 && cg_pos(s, pb->at) > pp)
             continue;  /* the next block is not packed yet */
+        if (pb->on && pb->at == id) {
+            /* packed at L itself: the next block is read where it is, by L's next pack, so
+             * that is what is prefetched; its share needs the nominal sizes */
+            char lo[32], hi[40];
+            int64_t ei, ek;
+            region(L, AX_I, pp, lo, hi, &ei);
+            region(L, AX_K, L->cw_pos, lo, hi, &ek);
+            if (ei <= 0 || ek <= 0)
+                continue;
+        }
         int only_i = 1;
         for (int z = pp + 1; z <= L->cw_pos; z++)
             if (s->loops[s->order[z]].axis != AX_I)
@@ -1080,6 +1092,9 @@ static int pf_spread(const lw_t *L)
  * not tiled) make it all runtime values. */
 typedef struct {
     int ok;
+    int src;    /* B is packed at L itself: the lines are those of B where it is (L's next pack) */
+    int kline;  /* those lines run along k (B stored [N,K]): cj lines of js floats down each of
+                 * L's st columns; otherwise along j, across them */
     long long st, d, js, cj, nt, kn, sh, m, r;  /* nt, kn: 0 when not constant */
     char hi[48], ilo[32], ihi[40], nb[8];
 } pfs_t;
@@ -1094,7 +1109,9 @@ static void pf_spread_plan(const lw_t *L, int pc, const fast_t *f, pfs_t *P)
     memset(P, 0, sizeof *P);
     P->st = (long long)cg_step(s, id);
     P->d = (long long)pf->dist * P->st;
-    P->js = pb->on && pb->panel_w < 16 ? (long long)pb->panel_w : 16;
+    P->src = pb->on && pb->at == id;
+    P->kline = P->src && L->w->layout == MCT_NT;
+    P->js = pb->on && !P->src && pb->panel_w < 16 ? (long long)pb->panel_w : 16;
     P->cj = (P->st + P->js - 1) / P->js;
     lname(L, id, P->nb);
     if (l->level == 0)
@@ -1109,8 +1126,10 @@ static void pf_spread_plan(const lw_t *L, int pc, const fast_t *f, pfs_t *P)
     region(L, AX_K, pc, klo, khi, &kext);
     P->nt = iext > 0 ? (iext + f->ei - 1) / f->ei : 0;
     P->kn = kext;
+    if (P->kline)  /* pf_spread made sure both are constant */
+        P->cj = (P->kn + P->js - 1) / P->js;
     if (P->nt && P->kn) {
-        P->sh = (P->kn * P->cj + P->nt - 1) / P->nt;
+        P->sh = ((P->kline ? P->st : P->kn) * P->cj + P->nt - 1) / P->nt;
         P->m = (P->sh + P->kn - 1) / P->kn;
         P->r = P->kn * P->m / P->sh;
     }
@@ -1127,8 +1146,12 @@ static void emit_pf_spread_decl(sb_t *b, const lw_t *L, const pfs_t *P, const fa
     if (P->sh) {
         ln(b, "long pf_e_ = (ti_lo - (%s)) / %lld * %lld;", P->ilo, (long long)f->ei, P->sh);
         ln(b, "const long pf_end_ = pfn_lo_ < pfn_hi_ ? pf_e_ + %lld : 0;", P->sh);
-        ln(b, "long pf_k_ = tk_lo + pf_e_ / %lld, pf_j_ = pfn_lo_ + pf_e_ %% %lld * %lld;", P->cj,
-           P->cj, P->js);
+        if (P->kline)
+            ln(b, "long pf_j_ = pfn_lo_ + pf_e_ / %lld, pf_k_ = tk_lo + pf_e_ %% %lld * %lld;",
+               P->cj, P->cj, P->js);
+        else
+            ln(b, "long pf_k_ = tk_lo + pf_e_ / %lld, pf_j_ = pfn_lo_ + pf_e_ %% %lld * %lld;",
+               P->cj, P->cj, P->js);
         return;
     }
     ln(b, "const long nt_ = ((%s) - (%s) + %lld) / %lld, sh_ = (kn_ * %lld + nt_ - 1) / nt_;",
@@ -1144,8 +1167,14 @@ static void emit_pf_spread_decl(sb_t *b, const lw_t *L, const pfs_t *P, const fa
 static void emit_pf_spread_step(sb_t *b, const lw_t *L, const pfs_t *P)
 {
     char e[400];
-    addr_B(L, "(pf_k_ < tk_hi ? pf_k_ : tk_hi - 1)", "(pf_j_ < pfn_hi_ ? pf_j_ : pfn_hi_ - 1)", e,
-           sizeof e);
+    const char *kc = "(pf_k_ < tk_hi ? pf_k_ : tk_hi - 1)", *jc = "(pf_j_ < pfn_hi_ ? pf_j_ : "
+                                                                 "pfn_hi_ - 1)";
+    if (!P->src)
+        addr_B(L, kc, jc, e, sizeof e);
+    else if (L->w->layout == MCT_NT)
+        snprintf(e, sizeof e, "Bb[%s * ldb + %s]", jc, kc);
+    else
+        snprintf(e, sizeof e, "Bb[%s * ldb + %s]", kc, jc);
     if (P->sh) {
         if (P->r > 1 && (P->r & (P->r - 1)) == 0)
             ln(b, "if ((kk & %lld) == 0 && pf_e_ < pf_end_) {", P->r - 1);
@@ -1167,11 +1196,14 @@ static void emit_pf_spread_step(sb_t *b, const lw_t *L, const pfs_t *P)
     } else
         ln(b, "pf_e_++;");
     ln(b, "__builtin_prefetch(&%s, 0, 2);", e);
+    const char *along = P->kline ? "k" : "j", *across = P->kline ? "j" : "k";
+    const char *base = P->kline ? "tk_lo" : "pfn_lo_";
     if (P->cj > 1) {
-        ln(b, "pf_j_ += %lld;", P->js);
-        ln(b, "if (pf_j_ >= pfn_lo_ + %lld) { pf_j_ = pfn_lo_; pf_k_++; }", P->cj * P->js);
+        ln(b, "pf_%s_ += %lld;", along, P->js);
+        ln(b, "if (pf_%s_ >= %s + %lld) { pf_%s_ = %s; pf_%s_++; }", along, base, P->cj * P->js,
+           along, base, across);
     } else
-        ln(b, "pf_k_++;");
+        ln(b, "pf_%s_++;", across);
     if (!P->sh || P->m > 1) {
         b->ind--;
         ln(b, "}");

@@ -122,6 +122,7 @@ typedef struct model {
     long M, N, K;
     int bmm, threads, nn;
     int raw;                /* b=raw: B taken as given, never prepacked */
+    int q;                  /* low-precision weights (w=) */
 } model;
 
 static void model_of(const mct_guide_ctx *c, model *m)
@@ -140,6 +141,7 @@ static void model_of(const mct_guide_ctx *c, model *m)
     m->bmm = c->w->op == MCT_OP_BMM;
     m->nn = c->w->layout == MCT_NN;
     m->raw = c->w->braw;
+    m->q = MCT_WL_QUANT(c->w);
     m->threads = c->threads > 0 ? c->threads : 1;
 }
 
@@ -183,7 +185,12 @@ static void blis_text(const model *m, int mr, int nv, long kc, int kunroll, int 
     blis_text_c(m, mr, nv, kc, kunroll, pf, 0, out, len);
 }
 
-/* cres: the C-resident order for large M. With j0 outside k0 (BLIS), each KC step reads and
+/* b=raw (f32): B is copied one KC x NR micro-panel at a time, at j1, and the row tiles that read
+ * a micro-panel prefetch the next one's rows of B where they are (the spread prefetch) for the
+ * next copy. Measured (2026-12-01, `mctune measure`, B from memory, 1 thread, avx512 8x2v, KC
+ * 256, medians of 4 interleaved runs): matmul nt M=128 N=14336 K=4096 b=raw, pack(B, k0, j2)
+ * 117.3, pack(B, j1, j2) 124.4, with prefetch(B, j1, 1) 131.8 GFLOP/s (OpenBLAS 120.5).
+ * cres: the C-resident order for large M. With j0 outside k0 (BLIS), each KC step reads and
  * writes the whole MC x NC block of C back, and at large M that block no longer fits L2 beside
  * the blocks of A and B, so every step takes C from beyond L2. Here i0 and j0 go outside k0 and
  * NC is cut so the MC x NC block of C takes a quarter of L2: it stays there over the whole k
@@ -230,7 +237,8 @@ static void blis_text_c(const model *m, int mr, int nv, long kc, int kunroll, in
                      "reorder(%s%s, j1, i1, k1, i2, j2); pack(A, %s, i2); %s; "
                      "cache_write(i1); unroll(i2, %d); vectorize(j2)",
                      mc, mr, nc, nr, kc, b, cres ? "i0, j0, k0" : "j0, k0, i0", apk,
-                     m->bmm || m->raw ? "pack(B, k0, j2)" : "prepack(B, j2)", mr);
+                     m->bmm || (m->raw && m->q) ? "pack(B, k0, j2)" :
+                     m->raw ? "pack(B, j1, j2)" : "prepack(B, j2)", mr);
     if (kunroll > 1 && n > 0 && (size_t)n < len)
         n += snprintf(out + n, len - (size_t)n, "; unroll(k1, %d)", kunroll);
     if (pf > 0 && n > 0 && (size_t)n < len)
