@@ -8,6 +8,8 @@
  *   - the rule applies to the kernel of the call's thread budget (openblas_set_num_threads): one
  *     shape whose 1-thread kernel lost and whose 2-thread kernel won forwards at 1 thread and
  *     runs the 2-thread kernel at 2.
+ * cblas_sgemv runs the M=1 kernels (nt for row-major A, nn for its transpose, both orders) and
+ * forwards strided vectors and shapes not tuned.
  * Every call's result is checked against a plain triple loop, whoever ran it; the choice is read
  * from the library's debug log (TK_DEBUG=1). The database is written through db/db.h, the
  * library by `mctune gen` ($MCTUNE, default build/mctune), built with plain cc. */
@@ -87,6 +89,43 @@ static const char *consumer =
     "  return bad;\n"
     "}\n";
 
+/* An OpenBLAS user of cblas_sgemv. Arguments: threads, then order (r|c), trans (n|t), M, N and
+ * the stride of x and y; prints one line per call. */
+static const char *consumer_v =
+    "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <cblas.h>\n"
+    "int main(int argc, char **argv) {\n"
+    "  openblas_set_num_threads(atoi(argv[1]));\n"
+    "  int bad = 0;\n"
+    "  for (int a = 2; a + 4 < argc; a += 5) {\n"
+    "    int col = argv[a][0] == 'c', tr = argv[a + 1][0] == 't';\n"
+    "    int M = atoi(argv[a + 2]), N = atoi(argv[a + 3]), inc = atoi(argv[a + 4]);\n"
+    "    int ny = tr ? N : M, nx = tr ? M : N, lda = (col ? M : N) + 3;\n"
+    "    float *A = malloc(sizeof(float) * lda * (col ? N : M));\n"
+    "    float *x = malloc(sizeof(float) * nx * inc), *y = malloc(sizeof(float) * ny * inc);\n"
+    "    unsigned s = 5u * M + N;\n"
+    "    for (int i = 0; i < lda * (col ? N : M); i++) A[i] = (float)((s = s * 1103515245u + 12345u) >> 9) / 8388608.0f - 1.0f;\n"
+    "    for (int i = 0; i < nx * inc; i++) x[i] = (float)((s = s * 1103515245u + 12345u) >> 9) / 8388608.0f - 1.0f;\n"
+    "    for (int i = 0; i < ny * inc; i++) y[i] = 0.5f;\n"
+    "    cblas_sgemv(col ? CblasColMajor : CblasRowMajor, tr ? CblasTrans : CblasNoTrans, M, N,\n"
+    "                1.0f, A, lda, x, inc, 0.0f, y, inc);\n"
+    "    double err = 0;\n"
+    "    for (int o = 0; o < ny; o++) {\n"
+    "      double r = 0;\n"
+    "      for (int k = 0; k < nx; k++) {\n"
+    "        int m = tr ? k : o, n = tr ? o : k;\n"
+    "        r += (double)A[col ? n * lda + m : m * lda + n] * x[k * inc];\n"
+    "      }\n"
+    "      double e = fabs(y[o * inc] - r) / (1.0 + fabs(r));\n"
+    "      if (e > err) err = e;\n"
+    "    }\n"
+    "    printf(\"gemv %c%c M=%d N=%d inc %d err %.2g %s\\n\", col ? 'c' : 'r', tr ? 't' : 'n', M, N,\n"
+    "           inc, err, err < 1e-4 ? \"ok\" : \"WRONG\");\n"
+    "    bad |= err >= 1e-4;\n"
+    "    free(A); free(x); free(y);\n"
+    "  }\n"
+    "  return bad;\n"
+    "}\n";
+
 int main(void)
 {
     char dir[256], path[512], err[512], out[16384];
@@ -107,6 +146,8 @@ int main(void)
     rc |= put(db, "matmul f32 nt M=16 N=112 K=96 epi=none", packed, 1, 40, 10);
     rc |= put(db, "matmul f32 nt M=16 N=128 K=96 epi=none b=raw", gemv, 1, 20, 30);
     rc |= put(db, "matmul f32 nt M=16 N=128 K=96 epi=none b=raw", par2, 2, 40, 30);
+    rc |= put(db, "matmul f32 nt M=1 N=64 K=96 epi=none b=raw", gemv, 1, 20, 0);
+    rc |= put(db, "matmul f32 nn M=1 N=64 K=96 epi=none b=raw", "", 1, 20, 0);
     CHECK(rc == 0);
     mct_db_close(db);
 
@@ -118,10 +159,17 @@ int main(void)
     CHECK(f && fputs(consumer, f) >= 0);
     if (f)
         fclose(f);
+    snprintf(path, sizeof path, "%s/out/consumer_v.c", dir);
+    f = fopen(path, "w");
+    CHECK(f && fputs(consumer_v, f) >= 0);
+    if (f)
+        fclose(f);
     rc = check_sh(out, sizeof out, "cd %s/out && cc -std=c11 -O2 -fPIC -shared -fopenmp "
                   "-DTK_PROVIDE_CBLAS -Wall -Wextra -Werror -o libtkblas.so tk.c 2>&1 && "
                   "cc -std=c11 -O1 -o consumer consumer.c $(pkg-config --cflags --libs openblas "
-                  "2>/dev/null || echo -lopenblas) -lm 2>&1", dir);
+                  "2>/dev/null || echo -lopenblas) -lm 2>&1 && "
+                  "cc -std=c11 -O1 -o consumer_v consumer_v.c $(pkg-config --cflags --libs "
+                  "openblas 2>/dev/null || echo -lopenblas) -lm 2>&1", dir);
     CHECKF(rc == 0, "build: %.3000s", out);
 
     /* one thread: every rule but the 2-thread kernel */
@@ -145,6 +193,19 @@ int main(void)
     CHECKF(rc == 0 && !strstr(out, "WRONG"), "%.3000s", out);
     CHECKF(strstr(out, "sgemm nt M=16 N=128 K=96 -> tuned") && strstr(out, "2 threads"),
            "2-thread kernel won: runs at 2 threads: %.3000s", out);
+
+    /* cblas_sgemv: y (64) = A x over 96 runs the nt M=1 kernel for a row-major A and for the
+     * transpose of a column-major one, the nn kernel for the transpose of a row-major A; a
+     * strided x and y, and a shape not tuned (48 outputs), go to OpenBLAS; all of them right */
+    rc = check_sh(out, sizeof out, "cd %s/out && TK_DEBUG=1 LD_PRELOAD=./libtkblas.so "
+                  "./consumer_v 1 r n 64 96 1 c t 96 64 1 r t 96 64 1 c n 64 96 1 r n 64 96 2 "
+                  "r n 48 96 1 2>&1", dir);
+    CHECKF(rc == 0 && !strstr(out, "WRONG") && strstr(out, "gemv rn M=48 N=96 inc 1 err"),
+           "%.3000s", out);
+    CHECKF(strstr(out, "sgemm nt M=1 N=64 K=96 -> tuned"), "row-major A: the nt kernel: %.3000s",
+           out);
+    CHECKF(strstr(out, "sgemm nn M=1 N=64 K=96 -> tuned"), "A^T: the nn kernel: %.3000s", out);
+    CHECKF(!strstr(out, "M=1 N=48 K=96 -> tuned"), "a shape not tuned forwards: %.3000s", out);
 
     check_rmtree(dir);
     return check_done();
