@@ -661,10 +661,12 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     /* rows along k into a k-major panel is a transpose: on AVX targets 8 x 8 blocks at a time in
      * registers (8 loads, 24 shuffles, 8 stores per 64 elements) instead of one strided store per
      * element. It is what a kernel that takes B as given (b=raw, the cblas drop-in) spends on
-     * every call copying B stored [N,K] into its panels. */
+     * every call copying B stored [N,K] into its panels. Not inlined: inlined into a kernel whose
+     * pack buffer has a constant size, gcc's -Warray-bounds cannot see that a block of 8 only
+     * runs when the panel holds one, and warns (an error under -Werror). */
     int tr8 = L->intr && (L->isa == MCT_ISA_AVX512 || L->isa == MCT_ISA_AVX2);
     if (tr8) {
-        ln(b, "static inline __attribute__((unused)) %svoid %s_tr8(const float *s, long rs, float "
+        ln(b, "static __attribute__((unused, noinline)) %svoid %s_tr8(const float *s, long rs, float "
               "*d, long ds)", ta, fn);
         ln(b, "{");
         for (int r = 0; r < 8; r++)
