@@ -1093,7 +1093,6 @@ static int pf_spread(const lw_t *L)
  * costs no division and the k loop tests a constant stride. Sizes that are not constant (an axis
  * not tiled) make it all runtime values. */
 typedef struct {
-    int ok;
     int src;    /* B is packed at L itself: the lines are those of B where it is (L's next pack) */
     int kline;  /* those lines run along k (B stored [N,K]): cj lines of js floats down each of
                  * L's st columns; otherwise along j, across them */
@@ -1135,7 +1134,6 @@ static void pf_spread_plan(const lw_t *L, int pc, const fast_t *f, pfs_t *P)
         P->m = (P->sh + P->kn - 1) / P->kn;
         P->r = P->kn * P->m / P->sh;
     }
-    P->ok = 1;
 }
 
 static void emit_pf_spread_decl(sb_t *b, const lw_t *L, const pfs_t *P, const fast_t *f)
@@ -1359,7 +1357,7 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
     } else if (f->dot)  /* the declaration first: an unroll pragma must stand right before the
                          * loop statement */
         ln(b, "long kk = 0;");
-    int spread = L->pfs >= 0 && !q4 && !f->dot;
+    int spread = L->pfs >= 0;  /* pf_spread: an f32 tile, j vectorized */
     pfs_t P;
     if (spread) {
         pf_spread_plan(L, pc, f, &P);
