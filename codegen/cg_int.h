@@ -9,6 +9,7 @@
 #define CG_MAXLOOPS 16
 #define CG_MAXPF 4
 #define CG_ACC_MAX 4096 /* elements in a cache_write accumulator */
+#define CG_CBUF_MAX (1 << 22) /* elements of a buffer(C, X) block, padding included (16 MiB) */
 
 /* Axes: b (heads, bmm only), i (rows of C), j (columns of C), k (reduction). */
 enum { AX_B = 0, AX_I, AX_J, AX_K, AX_N };
@@ -50,6 +51,7 @@ struct mct_sched {
     int order[CG_MAXLOOPS];      /* loop ids, outermost first */
     int cw;                      /* cache_write loop id or -1 */
     int fuse;                    /* fuse_epilogue at cw */
+    int cbuf;                    /* buffer(C, X): loop id of X or -1 */
     cg_pack pack[2];             /* A, B */
     int prepack;                 /* B prepacked (pack[OPD_B].at == -1) */
     int widen;                   /* low-precision B: where it becomes f32 (CG_WIDEN_*) */

@@ -73,7 +73,22 @@ typedef struct {
     int amx;             /* widen(B, amx) taken: the kernel is lower_amx.c's, of shape amx_sh */
     cg_amx amx_sh;
     int pfs;             /* the prefetch (index into s->pf) the fast tile spreads, or -1 */
+    int cb;              /* buffer(C, X): the tiles write the block of X into Wb (cb_setup) */
+    int cb_pos;          /* X's position */
+    int64_t cb_ld;       /* the buffer's row stride in floats */
 } lw_t;
+
+/* The tiles' write-back: plain sums into the buffer of buffer(C, X), whose write to C applies the
+ * epilogue; else as the workload asks (beta: C keeps its values; fuse_epilogue). */
+static int tile_beta(const lw_t *L)
+{
+    return L->w->beta && !L->scratch && !L->cb;
+}
+
+static int tile_fuse(const lw_t *L)
+{
+    return L->s->fuse && !L->cb;
+}
 
 static const char *lname(const lw_t *L, int id, char buf[8])
 {
@@ -804,7 +819,9 @@ static void emit_pack_call(sb_t *b, const lw_t *L, int opd, int p)
 /* Target of accumulation (C or the scratch buffer) at (i, j). */
 static void tgt(const lw_t *L, const char *i, const char *j, char *out, size_t n)
 {
-    if (L->scratch)
+    if (L->cb)
+        snprintf(out, n, "Wb[((%s) - wi_lo_) * %lld + ((%s) - wj_lo_)]", i, (long long)L->cb_ld, j);
+    else if (L->scratch)
         snprintf(out, n, "Tb[(%s) * N + (%s)]", i, j);
     else
         snprintf(out, n, "Cb[(%s) * ldc + (%s)]", i, j);
@@ -814,7 +831,6 @@ static void tgt(const lw_t *L, const char *i, const char *j, char *out, size_t n
 static void emit_store_scalar(sb_t *b, const lw_t *L, const char *i, const char *j,
                               const char *v)
 {
-    const mct_sched *s = L->s;
     char t[160];
     tgt(L, i, j, t, sizeof t);
     const char *bias = L->w->bias ? " + bias[%s]" : "";
@@ -822,14 +838,14 @@ static void emit_store_scalar(sb_t *b, const lw_t *L, const char *i, const char 
     if (L->w->bias)
         snprintf(bexpr, sizeof bexpr, " + bias[%s]", j);
     (void)bias;
-    if (s->fuse) {
+    if (tile_fuse(L)) {
         if (L->w->beta)
             ln(b, "if (last_) %s += %s_act(%s%s); else %s += %s;", t, L->fn, v, bexpr, t, v);
         else
             ln(b, "if (last_) %s = %s_act((first_ ? 0.0f : %s) + %s%s); else if (first_) %s = "
                   "%s; else %s += %s;", t, L->fn, t, v, bexpr, t, v, t, v);
     } else {
-        if (L->w->beta && !L->scratch)
+        if (tile_beta(L))
             ln(b, "%s += %s;", t, v);
         else
             ln(b, "if (first_) %s = %s; else %s += %s;", t, v, t, v);
@@ -952,6 +968,47 @@ static void emit_loop_head(sb_t *b, lw_t *L, int p)
     }
 }
 
+/* buffer(C, X): at the top of X's body, its block of C and the buffer (this thread's when X is
+ * at or inside the parallel loop) the tiles accumulate it in, rows cb_ld floats apart. */
+static void emit_cbuf_head(sb_t *b, lw_t *L, int p)
+{
+    char ilo[32], ihi[40], jlo[32], jhi[40];
+    int64_t ei, ej;
+    region(L, AX_I, p, ilo, ihi, &ei);
+    region(L, AX_J, p, jlo, jhi, &ej);
+    ln(b, "const long wi_lo_ = %s, wi_hi_ = %s, wj_lo_ = %s, wj_hi_ = %s;", ilo, ihi, jlo, jhi);
+    if (L->par_pos >= 0 && L->par_pos <= p)
+        ln(b, "float *Wb = W_pool + (size_t)%s_TID() * W_sz;", L->fn);
+    else
+        ln(b, "float *Wb = W_pool;");
+}
+
+/* buffer(C, X): after X's body, its block (the whole reduction) is written to C once, with the
+ * workload's epilogue: C = act(W + bias), or C += act(W + bias) with beta=1. */
+static void emit_cbuf_out(sb_t *b, const lw_t *L)
+{
+    const mct_workload *w = L->w;
+    const char *fn = L->fn, *op = w->beta ? "+=" : "=";
+    ln(b, "for (long i_ = wi_lo_; i_ < wi_hi_; i_++) {");
+    b->ind++;
+    ln(b, "const float *w_ = Wb + (i_ - wi_lo_) * %lld;", (long long)L->cb_ld);
+    ln(b, "float *c_ = Cb + i_ * ldc + wj_lo_;");
+    ln(b, "const long n_ = wj_hi_ - wj_lo_;");
+    ln(b, "long j_ = 0;");
+    if (L->W > 1 && w->act == MCT_ACT_NONE) {
+        ln(b, "for (; j_ + %d <= n_; j_ += %d) {", L->W, L->W);
+        ln(b, "    %s_vf v_ = *(const %s_vf *)(w_ + j_);", fn, fn);
+        if (w->bias)
+            ln(b, "    v_ += *(const %s_vf *)(bias + wj_lo_ + j_);", fn);
+        ln(b, "    *(%s_vf *)(c_ + j_) %s v_;", fn, op);
+        ln(b, "}");
+    }
+    ln(b, "for (; j_ < n_; j_++) c_[j_] %s %s_act(w_[j_]%s);", op, fn,
+       w->bias ? " + bias[wj_lo_ + j_]" : "");
+    b->ind--;
+    ln(b, "}");
+}
+
 static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc)
 {
     const mct_sched *s = L->s;
@@ -985,10 +1042,14 @@ static void emit_loops(sb_t *b, lw_t *L, int p, int in_acc)
     for (int o = 0; o < 2; o++)
         if (s->pack[o].on && s->pack[o].at == id)
             emit_pack_call(b, L, o, p);
+    if (L->cb && p == L->cb_pos)
+        emit_cbuf_head(b, L, p);
     if (id == s->cw && !in_acc)
         emit_tile(b, L, p);
     else
         emit_loops(b, L, p + 1, in_acc);
+    if (L->cb && p == L->cb_pos)
+        emit_cbuf_out(b, L);
     b->ind--;
     ln(b, "}");
     if (par) {
@@ -1303,18 +1364,14 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
         for (int64_t di = 0; di < f->ei; di++)
             for (int64_t c = 0; c < f->ej; c += 16) {
                 char ie[96], je[96], t[300];
-                if (ax == AX_I)
-                    snprintf(ie, sizeof ie, "(ti_lo + %lld < M ? ti_lo + %lld : M - 1)",
-                             ahead + (long long)di, ahead + (long long)di);
-                else
-                    snprintf(ie, sizeof ie, "(ti_lo + %lld < M ? ti_lo + %lld : M - 1)",
-                             (long long)di, (long long)di);
-                if (ax == AX_J)
-                    snprintf(je, sizeof je, "(tj_lo + %lld < N ? tj_lo + %lld : N - 1)",
-                             ahead + (long long)c, ahead + (long long)c);
-                else
-                    snprintf(je, sizeof je, "(tj_lo + %lld < N ? tj_lo + %lld : N - 1)",
-                             (long long)c, (long long)c);
+                /* in the buffer of buffer(C, X): the rows and columns of X's block */
+                const char *hm = L->cb ? "wi_hi_" : "M", *hn = L->cb ? "wj_hi_" : "N";
+                long long oi = ax == AX_I ? ahead + (long long)di : (long long)di;
+                long long oj = ax == AX_J ? ahead + (long long)c : (long long)c;
+                snprintf(ie, sizeof ie, "(ti_lo + %lld < %s ? ti_lo + %lld : %s - 1)", oi, hm, oi,
+                         hm);
+                snprintf(je, sizeof je, "(tj_lo + %lld < %s ? tj_lo + %lld : %s - 1)", oj, hn, oj,
+                         hn);
                 tgt(L, ie, je, t, sizeof t);
                 ln(b, "__builtin_prefetch(&%s, 1, 3);", t);
             }
@@ -1512,8 +1569,8 @@ static void emit_fast_tile(sb_t *b, lw_t *L, int pc, const fast_t *f)
                 snprintf(je, sizeof je, "tj_lo + %lld", (long long)(v * W));
                 char t[160];
                 tgt(L, ie, je, t, sizeof t);
-                int simple = !s->fuse || !L->has_epi;
-                if (simple && L->w->beta && !L->scratch)
+                int simple = !tile_fuse(L) || !L->has_epi;
+                if (simple && tile_beta(L))
                     ln(b, "*(%s *)&%s += c_%lld_%lld;", ty, t, (long long)di, (long long)v);
                 else if (simple)
                     ln(b, "if (first_) *(%s *)&%s = c_%lld_%lld; else *(%s *)&%s += c_%lld_%lld;",
@@ -2110,6 +2167,20 @@ static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *f
     if (L->q && s->widen == CG_WIDEN_AMX)  /* elsewhere the kernel runs the widen(B, reg) code */
         L->amx = !cg_amx_shape(s, L->isa, L->tier, &L->amx_sh, L->dp_why, sizeof L->dp_why);
     L->pfs = pf_spread(L);
+    L->cb = s->cbuf >= 0 && !L->q;
+    if (L->cb) {
+        /* the epilogue runs where the buffer is written to C; rows of an odd number of 64-byte
+         * lines apart, so the rows of a tile fall into different L1 sets whatever ldc is */
+        int64_t ej;
+        char lo[32], hi[40];
+        L->cb_pos = cg_pos(s, s->cbuf);
+        region(L, AX_J, L->cb_pos, lo, hi, &ej);
+        L->cb_ld = (ej + 15) / 16 * 16;
+        if (L->cb_ld / 16 % 2 == 0)
+            L->cb_ld += 16;
+        L->scratch = 0;
+        L->post = 0;
+    }
     return 0;
 }
 
@@ -2339,11 +2410,23 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
             ln(&b, "float *%s = %s_pool;", nm, nm);
         }
     }
+    if (L.cb) {
+        char lo[32], hi[40];
+        int64_t ei;
+        region(&L, AX_I, L.cb_pos, lo, hi, &ei);
+        ln(&b, "const size_t W_sz = %lld;", (long long)((ei * L.cb_ld + 31) / 32 * 32));
+        if (L.par_pos >= 0 && L.par_pos <= L.cb_pos)
+            ln(&b, "float *W_pool = (float *)aligned_alloc(64, W_sz * sizeof(float) * "
+                   "(size_t)%s_NT());", fn);
+        else
+            ln(&b, "float *W_pool = (float *)aligned_alloc(64, W_sz * sizeof(float));");
+    } else
+        ln(&b, "float *W_pool = NULL;");
     if (L.dp)
         emit_dot_prologue(&b, &L, L.dp);
-    ln(&b, "if ((%s && !pkA_pool) || (%s && !pkB_pool)) { rc_ = -2; goto done_; }",
-       s->pack[0].on && s->pack[0].at >= 0 ? "1" : "0",
-       s->pack[1].on && s->pack[1].at >= 0 ? "1" : "0");
+    ln(&b, "if ((%s && !pkA_pool) || (%s && !pkB_pool) || (%s && !W_pool)) { rc_ = -2; goto "
+           "done_; }", s->pack[0].on && s->pack[0].at >= 0 ? "1" : "0",
+       s->pack[1].on && s->pack[1].at >= 0 ? "1" : "0", L.cb ? "1" : "0");
     if (s->prepack) {
         ln(&b, "const float *pkB = B;");
         ln(&b, "const long pkB_jlo = 0, pkB_klo = 0, pkB_kn = K;");
@@ -2378,6 +2461,7 @@ int mct_cg_lower_c(const mct_sched *s, const mct_target *t, const char *fn, char
     ln(&b, "done_:");
     ln(&b, "    free(pkA_pool);");
     ln(&b, "    free(pkB_pool);");
+    ln(&b, "    free(W_pool);");
     if (L.dp) {
         ln(&b, "    free(Aq_);");
         ln(&b, "    free(Ap_);");
@@ -2472,6 +2556,14 @@ static void pseudo_loops(sb_t *b, lw_t *L, int p, const fast_t *f)
             ln(b, "pack %s[%s x %s block] -> %sp in panels of %lld %s, k-major inside", o ? "B" : "A",
                xs, ks, o ? "B" : "A", (long long)pk->panel_w, o ? "columns" : "rows");
     }
+    if (L->cb && p == L->cb_pos) {
+        char lo[32], hi[40];
+        int64_t ei, ej;
+        region(L, AX_I, p, lo, hi, &ei);
+        region(L, AX_J, p, lo, hi, &ej);
+        ln(b, "Cw[%lld x %lld]  # buffer(C, %s): this block of C, rows %lld floats apart, summed "
+              "over the whole reduction", (long long)ei, (long long)ej, nb, (long long)L->cb_ld);
+    }
     if (id == s->cw) {
         char lo[32], hi[40];
         int64_t ei, ej;
@@ -2488,9 +2580,15 @@ static void pseudo_loops(sb_t *b, lw_t *L, int p, const fast_t *f)
     }
     pseudo_loops(b, L, p + 1, f);
     if (id == s->cw) {
-        const char *epi = s->fuse ? " then epilogue on the last k block" : "";
-        ln(b, "%s[tile] %s= acc (= on the first k block)%s", L->scratch ? "T" : "C",
-           s->w.beta ? "+" : "", epi);
+        const char *epi = tile_fuse(L) ? " then epilogue on the last k block" : "";
+        ln(b, "%s[tile] %s= acc (= on the first k block)%s",
+           L->cb ? "Cw" : L->scratch ? "T" : "C", tile_beta(L) ? "+" : "", epi);
+    }
+    if (L->cb && p == L->cb_pos) {
+        char e[96];
+        snprintf(e, sizeof e, "%s%s%s", s->w.act != MCT_ACT_NONE ? mct_act_name(s->w.act) : "",
+                 s->w.act != MCT_ACT_NONE ? "(Cw" : "Cw", s->w.bias ? " + bias" : "");
+        ln(b, "C[block] %s= %s%s", s->w.beta ? "+" : "", e, s->w.act != MCT_ACT_NONE ? ")" : "");
     }
     b->ind--;
 }

@@ -103,6 +103,8 @@ static void set_levels(mct_sched *s, int axis, int nlev)
      * by the caller (a tile only happens on an axis whose levels carry no references) */
     if (s->cw >= 0)
         s->cw = s->loops[s->cw].axis == axis ? -1 : remap[s->cw];
+    if (s->cbuf >= 0)
+        s->cbuf = s->loops[s->cbuf].axis == axis ? -1 : remap[s->cbuf];
     for (int o = 0; o < 2; o++)
         if (s->pack[o].on && s->pack[o].at >= 0)
             s->pack[o].at = remap[s->pack[o].at];
@@ -125,6 +127,7 @@ int mct_sched_create(const mct_workload *w, mct_sched **out)
         return MCT_ENOMEM;
     s->w = *w;
     s->cw = -1;
+    s->cbuf = -1;
     for (int a = 0; a < AX_N; a++) {
         if (a == AX_B && w->op != MCT_OP_BMM)
             continue;
@@ -362,6 +365,8 @@ static int axis_referenced(const mct_sched *s, int axis)
             return 1;
     if (s->cw >= 0 && s->loops[s->cw].axis == axis)
         return 1;
+    if (s->cbuf >= 0 && s->loops[s->cbuf].axis == axis)
+        return 1;
     for (int o = 0; o < 2; o++)
         if (s->pack[o].on && ((s->pack[o].at >= 0 && s->loops[s->pack[o].at].axis == axis) ||
                               (s->pack[o].panel_axis == axis && s->pack[o].panel_lv > 0)))
@@ -575,6 +580,14 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
         s->pf[s->npf++] = (cg_pf){.opd = o, .loop = id, .dist = (int)v};
         return 0;
     }
+    if (!strcmp(n, "buffer")) {
+        if (t->nargs != 2 || strcmp(t->args[0], "C"))
+            return mct_errf(why, len, MCT_EINVAL, "buffer: expects buffer(C, LOOP)");
+        if ((r = find_loop(s, t->args[1], "buffer", &id, why, len)))
+            return r;
+        s->cbuf = id;
+        return 0;
+    }
     if (!strcmp(n, "drop")) {
         if (t->nargs != 1)
             return mct_errf(why, len, MCT_EINVAL, "drop: expects drop(STEP)");
@@ -584,7 +597,7 @@ static int apply_one(mct_sched *s, const tx_t *t, char *why, size_t len)
     }
     return mct_errf(why, len, MCT_EINVAL,
                  "'%s' is not a transformation (use tile, reorder, vectorize, unroll, parallel, "
-                 "cache_write, pack, prepack, widen, fuse_epilogue, prefetch, drop)", n);
+                 "cache_write, buffer, pack, prepack, widen, fuse_epilogue, prefetch, drop)", n);
 }
 
 int mct_sched_apply(mct_sched *s, const char *text, char *why, size_t whylen)
@@ -766,6 +779,45 @@ int cg_validate(const mct_sched *s, char *why, size_t len)
     if (s->fuse && s->cw < 0)
         return mct_errf(why, len, MCT_ENOTAPPLIC, "fuse_epilogue: needs a cache_write at the same "
                      "loop");
+    if (s->cbuf >= 0) {
+        int p = cg_pos(s, s->cbuf);
+        cg_loop_name(s, s->cbuf, nb);
+        if (MCT_WL_QUANT(w))
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "buffer(C, %s): the low-precision kernels "
+                            "write C from tiles of their own; buffer f32 kernels only", nb);
+        if (s->loops[s->cbuf].axis == AX_K)
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "buffer(C, %s): a reduction loop; buffer "
+                            "at an i, j or b loop outside every k loop", nb);
+        if (s->cw < 0 || cg_pos(s, s->cw) <= p)
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "buffer(C, %s): needs the output tile "
+                            "(cache_write) inside %s", nb, nb);
+        for (int q = 0; q <= p; q++)
+            if (s->loops[s->order[q]].axis == AX_K)
+                return mct_errf(why, len, MCT_ENOTAPPLIC, "buffer(C, %s): k loop %s is outside "
+                                "it; the buffer holds its block of C over the whole reduction, "
+                                "so every k loop must be inside %s", nb,
+                                cg_loop_name(s, s->order[q], nb2), nb);
+        for (int q = p + 1; q < s->nloops; q++) {
+            const cg_loop *l = &s->loops[s->order[q]];
+            if (l->par)
+                return mct_errf(why, len, MCT_ENOTAPPLIC, "buffer(C, %s): parallel loop %s is "
+                                "inside it, and its threads would share one buffer; make a loop "
+                                "at or outside %s parallel", nb, cg_loop_name(s, s->order[q], nb2),
+                                nb);
+            if (l->axis == AX_B)
+                return mct_errf(why, len, MCT_ENOTAPPLIC, "buffer(C, %s): the head loop b is "
+                                "inside it; move b outside", nb);
+        }
+        int64_t bi = block_inside(s, AX_I, p), bj = block_inside(s, AX_J, p);
+        if (bi == 0 || bj == 0)
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "buffer(C, %s): its block of C has no "
+                            "constant size (%c is not tiled at or outside %s); tile i and j with "
+                            "a level outside %s", nb, bi == 0 ? 'i' : 'j', nb, nb);
+        if (bi * (bj + 32) > CG_CBUF_MAX)
+            return mct_errf(why, len, MCT_ENOTAPPLIC, "buffer(C, %s): its block of C has %lld x "
+                            "%lld elements (limit %d); buffer at a loop with a smaller block", nb,
+                            (long long)bi, (long long)bj, CG_CBUF_MAX);
+    }
     if (s->prepack && w->braw)
         return mct_errf(why, len, MCT_ENOTAPPLIC, "%s", BRAW_NO_PREPACK);
     if (MCT_WL_QUANT(w)) {
@@ -978,6 +1030,10 @@ int mct_sched_format(const mct_sched *s, char *buf, size_t len)
             SEP();
             append(buf, len, &n, "fuse_epilogue(%s)", nb);
         }
+    }
+    if (s->cbuf >= 0) {
+        SEP();
+        append(buf, len, &n, "buffer(C, %s)", cg_loop_name(s, s->cbuf, nb));
     }
     for (int p = 0; p < s->nloops; p++) {
         int id = s->order[p];

@@ -1114,6 +1114,139 @@ static void test_pf_spread(void)
     if (system(cmd)) {}
 }
 
+/* buffer(C, X): the tiles sum X's block of C in a local buffer over the whole reduction and X
+ * writes it to C once with the epilogue. Kernels right on ragged shapes with every epilogue,
+ * beta, fused or not, per-thread buffers (parallel at or outside X), a bmm, at every width; the
+ * refusals name the loop and what to do; the text round-trips. */
+static void test_cbuf(void)
+{
+    static const char *cases[][2] = {
+        {"matmul f32 nt M=37 N=100 K=77 epi=none",
+         "tile(i, 24, 8); tile(j, 64, 32); tile(k, 32); reorder(i0, j0, k0, j1, i1, k1, i2, j2); "
+         "pack(A, i0, i2); prepack(B, j2); cache_write(i1); unroll(i2, 8); vectorize(j2); "
+         "prefetch(B, j1, 1); prefetch(C, i1, 1); buffer(C, j0)"},
+        {"matmul f32 nt M=29 N=70 K=45 epi=bias+silu beta=1",
+         "tile(i, 16, 4); tile(j, 48, 16); tile(k, 16); reorder(i0, j0, k0, j1, i1, k1, i2, j2); "
+         "prepack(B, j2, k1); cache_write(i1); unroll(i2, 4); vectorize(j2); buffer(C, j0)"},
+        {"matmul f32 nt M=19 N=97 K=45 epi=bias+gelu",
+         "tile(i, 16, 4); tile(j, 96, 32); tile(k, 16); reorder(j0, i0, k0, j1, i1, k1, i2, j2); "
+         "prepack(B, j2); cache_write(i1); fuse_epilogue(i1); unroll(i2, 4); vectorize(j2); "
+         "buffer(C, i0)"},
+        {"matmul f32 nn M=23 N=75 K=37 epi=bias b=raw",
+         "tile(i, 16, 4); tile(j, 64, 32); tile(k, 16); reorder(i0, j0, k0, j1, i1, k1, i2, j2); "
+         "pack(B, j1, j2); cache_write(i1); unroll(i2, 4); vectorize(j2); prefetch(B, j1, 1); "
+         "buffer(C, j0)"},
+        {"matmul f32 nt M=40 N=67 K=50 epi=relu beta=1",
+         "tile(i, 16, 4); tile(j, 32, 16); tile(k, 24); reorder(j0, i0, k0, i1, j1, k1, i2, j2); "
+         "prepack(B, j2); cache_write(j1); unroll(i2, 4); vectorize(j2); parallel(j0); "
+         "buffer(C, i0)"},
+        {"matmul f32 nt M=45 N=50 K=33 epi=none",
+         "tile(i, 16, 4); tile(j, 32, 16); tile(k, 8); reorder(i0, j0, k0, i1, j1, k1, i2, j2); "
+         "prepack(B, j2); cache_write(j1); unroll(i2, 4); vectorize(j2); parallel(i0); "
+         "buffer(C, j0)"},
+        {"bmm f32 nt B=6 G=2 M=13 N=40 K=21 epi=none",
+         "tile(i, 8, 4); tile(j, 32, 16); tile(k, 8); reorder(b, i0, j0, k0, i1, j1, k1, i2, j2); "
+         "pack(B, i0, j2); cache_write(j1); unroll(i2, 4); vectorize(j2); parallel(b); "
+         "buffer(C, j0)"},
+        {"matmul f32 nt M=21 N=30 K=40 epi=bias",
+         "tile(i, 8, 2); tile(j, 16, 4); tile(k, 8); reorder(i0, j0, k0, i1, j1, k1, i2, j2); "
+         "cache_write(j1); unroll(i2, 2); unroll(j2, 4); buffer(C, j0)"},
+    };
+    char dir[] = "/tmp/mct_cbuf_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    mct_target host = mct_target_host();
+    int no = 0, runs = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int isa = 0; isa < MCT_ISA_COUNT; isa++) {
+            pcase pc = {0};
+            char err[256], a[2048], b2[2048];
+            pc.t = mct_target_of_isa(isa);
+            if (pc.t.vlen > host.vlen)
+                continue;
+            CHECK(mct_wl_parse(cases[i][0], &pc.w, err, sizeof err) == 0);
+            CHECKF(mct_sched_parse(&pc.w, cases[i][1], &pc.s, err, sizeof err) == 0, "%s: %s",
+                   cases[i][1], err);
+            if (!pc.s)
+                continue;
+            /* the canonical text carries the buffer and parses back to the same bytes */
+            mct_sched *s2 = NULL;
+            mct_sched_format(pc.s, a, sizeof a);
+            CHECK(strstr(a, "buffer(C, ") != NULL);
+            CHECK(mct_sched_parse(&pc.w, a, &s2, err, sizeof err) == 0 && s2);
+            if (s2) {
+                mct_sched_format(s2, b2, sizeof b2);
+                CHECKF(!strcmp(a, b2), "normal form:\n%s\n%s", a, b2);
+                mct_sched_destroy(s2);
+            }
+            char *c = NULL, *ps = NULL;
+            CHECK(mct_cg_lower_c(pc.s, &pc.t, "cbf", &c) == 0 && c && strstr(c, "Wb[") &&
+                  strstr(c, "free(W_pool)"));
+            free(c);
+            CHECK(mct_cg_lower_pseudo(pc.s, &pc.t, &ps) == 0 && ps && strstr(ps, "Cw[") &&
+                  strstr(ps, "C[block] "));
+            free(ps);
+            snprintf(pc.fn, sizeof pc.fn, "cbf%d", no);
+            void *h = NULL;
+            int rc = compile_batch(&pc, 1, dir, no++, &h);
+            CHECKF(rc == 0, "case %zu does not compile at vlen %d", i, pc.t.vlen);
+            for (uint64_t seed = 1; rc == 0 && seed <= 3; seed++) {
+                uint64_t r = seed * 104729;
+                char msg[256] = "";
+                CHECKF(run_case(&pc, h, &r, msg, sizeof msg), "case %zu vlen %d: %s", i,
+                       pc.t.vlen, msg);
+                runs++;
+            }
+            mct_sched_destroy(pc.s);
+        }
+    CHECK(runs >= 3 * 8 * 2);
+    printf("test_cbuf: %d kernels, %d runs\n", no, runs);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) {}
+    /* refusals, each naming the loop and what to do; the schedule is left as it was */
+    static const struct { const char *wl, *text, *needle; int code; } bad[] = {
+        {"matmul f32 nt M=64 N=64 K=64 epi=none", "tile(i, 16, 4); tile(j, 32, 16); tile(k, 16); "
+         "reorder(i0, j0, k0, i1, j1, k1, i2, j2); cache_write(j1); buffer(C, k0)",
+         "buffer(C, k0): a reduction loop", MCT_ENOTAPPLIC},
+        {"matmul f32 nt M=64 N=64 K=64 epi=none", "tile(i, 16, 4); tile(j, 32, 16); tile(k, 16); "
+         "reorder(i0, k0, j0, i1, j1, k1, i2, j2); cache_write(j1); buffer(C, j0)",
+         "k loop k0 is outside it", MCT_ENOTAPPLIC},
+        {"matmul f32 nt M=64 N=64 K=64 epi=none", "tile(i, 16, 4); tile(j, 32, 16); "
+         "buffer(C, j0)", "needs the output tile (cache_write) inside j0", MCT_ENOTAPPLIC},
+        {"matmul f32 nt M=64 N=64 K=64 epi=none", "tile(i, 16, 4); tile(j, 32, 16); tile(k, 16); "
+         "reorder(i0, j0, k0, i1, j1, k1, i2, j2); cache_write(j1); parallel(i1); buffer(C, j0)",
+         "parallel loop i1 is inside it", MCT_ENOTAPPLIC},
+        {"matmul f32 nt M=64 N=64 K=64 epi=none", "tile(i, 16, 4); tile(k, 16); "
+         "reorder(i0, j, k0, i1, k1, i2); cache_write(i1); buffer(C, i0)",
+         "j is not tiled at or outside i0", MCT_ENOTAPPLIC},
+        {"matmul f32 nt M=64 N=64 K=64 epi=none w=i8", "tile(i, 16, 4); tile(j, 32, 16); "
+         "tile(k, 16); reorder(i0, j0, k0, i1, j1, k1, i2, j2); cache_write(j1); buffer(C, j0)",
+         "f32 kernels only", MCT_ENOTAPPLIC},
+        {"matmul f32 nt M=64 N=64 K=64 epi=none", "tile(j, 16); buffer(A, j0)",
+         "expects buffer(C, LOOP)", MCT_EINVAL},
+        {"matmul f32 nt M=64 N=64 K=64 epi=none", "tile(j, 16); buffer(C, q0)", "no loop named",
+         MCT_ENOTAPPLIC},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mct_workload w;
+        mct_sched *s = NULL;
+        char err[256] = "", a[1024];
+        CHECK(mct_wl_parse(bad[i].wl, &w, err, sizeof err) == 0);
+        CHECK(mct_sched_create(&w, &s) == 0);
+        if (!s)
+            continue;
+        int r = mct_sched_apply(s, bad[i].text, err, sizeof err);
+        CHECKF(r == bad[i].code && strstr(err, bad[i].needle), "'%s' -> %d '%s'", bad[i].text, r,
+               err);
+        mct_sched_format(s, a, sizeof a);
+        CHECKF(a[0] == 0, "refused '%s' left '%s'", bad[i].text, a);
+        mct_sched_destroy(s);
+    }
+}
+
 /* Packs of rows along k into k-major panels transpose 8 x 8 blocks in registers on AVX targets
  * (A's row panels; B stored [N,K] copied inside a b=raw kernel): the blocks, the rows of a panel
  * past the last whole 8 (widths 12 and 20), the k left after the last 8, and a ragged last
@@ -2059,6 +2192,7 @@ int main(void)
     test_cli();
     test_reproducers();
     test_pf_spread();
+    test_cbuf();
     test_pack_transpose();
     test_property();
     test_chains();
