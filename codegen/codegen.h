@@ -2,7 +2,7 @@
  *
  * A workload is an op plus everything that changes its code (dtype, layout, shape, epilogue).
  * A schedule is a workload's loop nest after a sequence of transformations from the fixed set O
- * (tile, reorder, vectorize, unroll, parallel, cache_write, pack, prepack, fuse_epilogue,
+ * (tile, reorder, vectorize, unroll, parallel, cache_write, buffer, pack, prepack, fuse_epilogue,
  * prefetch, and drop, which removes an earlier step). Its canonical text lists the *resulting*
  * state as a normalized transformation sequence, so two sequences that build the same program
  * print (and hash) the same, and parse(print(s)) prints the same bytes.
@@ -289,6 +289,15 @@ int mct_cg_lower_pseudo(const mct_sched *s, const mct_target *t, char **out);
  * are, which L's next pack copies; then the tile's k step and the i block must be constants): each tile takes its share of that block's cache lines (by its
  * ordinal among the tiles of L's body), one line every few k steps, so the next micro-panel of
  * B has arrived before its first tile starts instead of that tile waiting on memory.
+ *
+ * buffer(C, X) lowers as: at the top of X's body, X's block of C (its i and j blocks, constant
+ * sizes) gets a buffer of rows cb_ld floats apart, cb_ld the block's width rounded up to an odd
+ * number of 64-byte lines; the register tiles inside X write back into it (= on the first k
+ * block, += after, no epilogue); after X's body the block is written to C once: C = act(W +
+ * bias), or C += with beta=1. The rows of one tile then fall into different L1 sets whatever
+ * the caller's ldc is (with ldc a multiple of 1024 floats every row of a tile of C maps to the
+ * same sets), and a block that stays in L2 over the reduction is read and written there, C
+ * itself only once. One buffer per thread when the parallel loop is X or outside it.
  *
  * A C11 translation unit defining the kernel FN (see the ABI above), static helpers only
  * otherwise. It starts with a comment naming the generator version, workload and schedule.

@@ -741,6 +741,15 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
          * once per KC) */
         padd(p, "prefetch(B, j1, 1)");
         padd(p, "prefetch(C, i1, 1)");
+        /* C-resident forms (i0 and j0 outside k0): the block of C summed in a buffer whose rows
+         * never share L1 sets (codegen.h), where C's own rows do: a row stride of a multiple
+         * of 4 KiB puts every row of a tile into the same sets. A move, not a first proposal:
+         * measured (2026-12-02, `mctune measure`, B from memory, 1 thread, AMD EPYC Zen 3
+         * avx2 6x2v, KC 512, medians of 5 interleaved runs) on matmul nt M=512 N=14336
+         * K=4096, 56.5 without and 55.7 GFLOP/s with it (the host's noise was +-15%); a hand
+         * kernel on an Intel Xeon with AVX-512 had gained 7% from such a buffer. */
+        if (!m.q && m.M > 4 * tile_f(st, n, "i", 2) && m.N * 4 % 4096 == 0)
+            padd(p, "buffer(C, j0)");
     }
     if (blis && m.raw) {
         /* B copied inside the kernel: per KC x NC block (BLIS), or one KC x NR micro-panel at a
