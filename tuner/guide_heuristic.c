@@ -652,6 +652,30 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
                 padd(p, "%s", t);
             }
     }
+    if (m.M > 4 && m.M <= 32 && !blis && !m.raw && !m.bmm && nt > 0) {
+        /* a few rows over prepacked B: the outer-product form of the tile that wastes the fewest
+         * rows, half the L1 KC, the next micro-panel spread over the row tiles; then the same with
+         * k chunks. Measured (2026-12-02, `mctune measure --baseline`, B from memory, 1 thread,
+         * AMD EPYC Zen 3 avx2, medians of 4 runs, each against the libraries in its own process;
+         * the host's noise was +-30%): matmul nt M=16 N=K=4096, 4x2v KC 256 prepack(B, j2)
+         * 2.33x the best library, with k chunks 1.91x, 5x2v (ragged) 1.58x, the row-block dot
+         * form 2x4 (proposed first before) 1.36x. On an Intel Xeon with AVX-512 the k-chunked
+         * form had been the faster (16x1v KC 512, 101.8 against 64.4 GFLOP/s): both come before
+         * the dot forms. */
+        int bi = 0;
+        for (int i = 1; i < nt; i++)
+            if (round_up(m.M, mrs[i]) - m.M < round_up(m.M, mrs[bi]) - m.M)
+                bi = i;
+        long kcs = pow2_floor(m.L1 / (nvs[bi] * m.V * 4)) / 2;
+        blis_text(&m, mrs[bi], nvs[bi], kcs, 4, 0, t, sizeof t);
+        padd(p, "%s", t);
+        char *pp = strstr(t, "prepack(B, j2)");
+        if (pp && strlen(t) + 4 < sizeof t) {  /* prepack(B, j2) -> prepack(B, j2, k1) */
+            memmove(pp + 17, pp + 13, strlen(pp + 13) + 1);
+            memcpy(pp + 13, ", k1", 4);
+            padd(p, "%s", t);
+        }
+    }
     if (m.M > 1 && m.M <= 32 && !m.nn && !blis) {
         /* a few rows, B [N,K]: the row-block dot form (first for b=raw, where the packed forms'
          * register tiles would read B with a stride). Accumulators mr x nr plus nr B vectors
