@@ -666,6 +666,78 @@ static void test_heuristic_rules(void)
         free_out(out, n);
         mct_sched_destroy(root);
     }
+    /* 16-32 rows over prepacked B: the outer-product form of the register tile
+     * that wastes the fewest rows comes first, then the same with k chunks, both before the
+     * row-block dot forms (vectorize(k...)); b=raw keeps the dot forms first. On a 512 KiB L2
+     * (synthetic) the C-resident form at M=512 cuts MC so that its KC slice of A takes at most a
+     * quarter of L2. */
+    static const struct { int M, raw; } sm[] = {{16, 0}, {20, 0}, {24, 0}, {16, 1}};
+    for (size_t i = 0; i < sizeof sm / sizeof sm[0]; i++)
+        for (int tt = 0; tt < 2; tt++) {
+            const mct_target *tg = tt ? &t5 : &t2;
+            char key[128];
+            mct_workload w;
+            mct_sched *root = NULL;
+            snprintf(key, sizeof key, "matmul f32 nt M=%d N=4096 K=4096 epi=none%s", sm[i].M,
+                     sm[i].raw ? " b=raw" : "");
+            CHECK(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, &root) == 0);
+            if (!root)
+                continue;
+            uint64_t rng = 5;
+            mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
+            mct_guide_ctx c = {.w = &w, .cpu = mct_cpu_host(), .target = tg, .threads = 1,
+                               .node = &nd, .want = 16, .rng = &rng};
+            char *out[16];
+            int n = heur_props(&c, out), first_dot = -1;
+            for (int q = 0; q < n; q++)
+                if (strstr(out[q], "vectorize(k") && first_dot < 0)
+                    first_dot = q;
+            if (sm[i].raw) {
+                CHECKF(n > 0 && !strstr(out[0], "prepack"), "%s: first '%s'", key,
+                       n > 0 ? out[0] : "");
+            } else {
+                int rows = 0, cols = 0;
+                mct_sched *x = NULL;
+                if (n > 0 && !mct_sched_clone(root, &x) && !mct_sched_apply(x, out[0], NULL, 0))
+                    mct_sched_reg_tile(x, &rows, &cols);
+                mct_sched_destroy(x);
+                CHECKF(n > 1 && strstr(out[0], "prepack(B, j2);") &&
+                       strstr(out[1], "prepack(B, j2, k1);") && rows > 1 && sm[i].M % rows == 0 &&
+                       (first_dot < 0 || first_dot > 1), "%s nregs %d: first '%s' (%d rows), "
+                       "second '%s', first dot form at %d", key, tg->nregs, n > 0 ? out[0] : "",
+                       rows, n > 1 ? out[1] : "", first_dot);
+            }
+            free_out(out, n);
+            mct_sched_destroy(root);
+        }
+    cpu = *mct_cpu_host();
+    cpu.cache_kb[0] = 32;
+    cpu.cache_kb[2] = 512;
+    {
+        mct_workload w;
+        mct_sched *root = NULL;
+        CHECK(mct_wl_parse("matmul f32 nt M=512 N=4096 K=4096 epi=none", &w, NULL, 0) == 0 &&
+              mct_sched_create(&w, &root) == 0);
+        uint64_t rng = 7;
+        mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
+        mct_guide_ctx c = {.w = &w, .cpu = &cpu, .target = &t2, .threads = 1, .node = &nd,
+                           .want = 16, .rng = &rng};
+        char *out[16];
+        int n = root ? heur_props(&c, out) : 0, seen = 0;
+        for (int q = 0; q < n; q++) {
+            long mc = 0, mr = 0, nc = 0, nr = 0, kc = 0;
+            if (!strstr(out[q], "reorder(i0, j0, k0") ||
+                sscanf(out[q], "tile(i, %ld, %ld); tile(j, %ld, %ld); tile(k, %ld)", &mc, &mr, &nc,
+                       &nr, &kc) != 5)
+                continue;
+            seen++;
+            CHECKF(mc * kc * 4 <= 512 * 1024 / 4 && mc >= 2 * mr, "C-resident MC %ld KC %ld: '%s'",
+                   mc, kc, out[q]);
+        }
+        CHECK(seen >= 1);
+        free_out(out, n);
+        mct_sched_destroy(root);
+    }
 }
 
 /* A real search (MCTS, the llm guide against the scripted server, every candidate compiled and

@@ -221,6 +221,13 @@ static void blis_text_c(const model *m, int mr, int nv, long kc, int kunroll, in
     const char *b = m->bmm ? "b, " : "";
     const char *apk = "i0";
     if (cres) {
+        /* the KC slice of A's block a quarter of L2 (not half: C's block takes the next
+         * quarter). Measured (2026-12-02, `mctune measure`, B from memory, 1 thread, AMD EPYC
+         * Zen 3, 512 KiB L2, avx2 6x2v, KC 512, NC 256, medians of 3 interleaved runs): matmul
+         * nt M=512 N=14336 K=4096, MC 126 (a half) 52.2, MC 60 66.2 GFLOP/s */
+        long mq = m->L2 / 4 / (kc * 4) / mr * mr;
+        if (mq >= 2 * mr && mq < mc)
+            mc = mq;
         long cap = 4 * m->L2 / (m->K * 4) / mr * mr;  /* A's i0 block over all of K */
         if (cap >= mr && cap < mc)
             mc = cap;
@@ -652,23 +659,25 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
                 padd(p, "%s", t);
             }
     }
-    if (m.M > 4 && m.M <= 32 && !blis && !m.raw && !m.bmm && nt > 0) {
-        /* a few rows over prepacked B: the outer-product form of the tile that wastes the fewest
-         * rows, half the L1 KC, the next micro-panel spread over the row tiles; then the same with
-         * k chunks. Measured (2026-12-02, `mctune measure --baseline`, B from memory, 1 thread,
-         * AMD EPYC Zen 3 avx2, medians of 4 runs, each against the libraries in its own process;
-         * the host's noise was +-30%): matmul nt M=16 N=K=4096, 4x2v KC 256 prepack(B, j2)
-         * 2.33x the best library, with k chunks 1.91x, 5x2v (ragged) 1.58x, the row-block dot
-         * form 2x4 (proposed first before) 1.36x. On an Intel Xeon with AVX-512 the k-chunked
-         * form had been the faster (16x1v KC 512, 101.8 against 64.4 GFLOP/s): both come before
-         * the dot forms. */
+    if (m.M >= 16 && m.M <= 32 && !blis && !m.raw && !m.bmm && nt > 0) {
+        /* 16-32 rows over prepacked B: the outer-product form of the tile that wastes the fewest
+         * rows, half the L1 KC, the next micro-panel spread over the row tiles; then with k
+         * chunks at the whole L1 KC. Measured (2026-12-02, `mctune measure --baseline`, B from
+         * memory, 1 thread, AMD EPYC Zen 3 avx2, medians of 4 runs, each against the libraries
+         * in its own process; the host's noise was +-30%): matmul nt M=16 N=K=4096, 4x2v KC 256
+         * prepack(B, j2) 2.33x the best library, with k chunks 1.91x (KC 512: 1.74x), 5x2v
+         * (ragged) 1.58x, the row-block dot form 2x4 (proposed first before) 1.36x. On an Intel
+         * Xeon with AVX-512 the k-chunked form was the faster (M=16 N=2048 K=7168, 16x1v KC 512,
+         * 101.8 against 64.4 GFLOP/s; the dot form 72.8): both come before the dot forms. Below
+         * 16 rows the dot forms stay first (M=5 and M=12 on AVX-512, see all_rows_nv). */
         int bi = 0;
         for (int i = 1; i < nt; i++)
             if (round_up(m.M, mrs[i]) - m.M < round_up(m.M, mrs[bi]) - m.M)
                 bi = i;
-        long kcs = pow2_floor(m.L1 / (nvs[bi] * m.V * 4)) / 2;
-        blis_text(&m, mrs[bi], nvs[bi], kcs, 4, 0, t, sizeof t);
+        long kcs = pow2_floor(m.L1 / (nvs[bi] * m.V * 4));
+        blis_text(&m, mrs[bi], nvs[bi], kcs / 2, 4, 0, t, sizeof t);
         padd(p, "%s", t);
+        blis_text(&m, mrs[bi], nvs[bi], kcs, 4, 0, t, sizeof t);
         char *pp = strstr(t, "prepack(B, j2)");
         if (pp && strlen(t) + 4 < sizeof t) {  /* prepack(B, j2) -> prepack(B, j2, k1) */
             memmove(pp + 17, pp + 13, strlen(pp + 13) + 1);
