@@ -73,7 +73,7 @@ typedef struct {
     int amx;             /* widen(B, amx) taken: the kernel is lower_amx.c's, of shape amx_sh */
     cg_amx amx_sh;
     int pfs;             /* the prefetch (index into s->pf) the fast tile spreads, or -1 */
-    int cb;              /* buffer(C, X): the tiles write the block of X into Wb (cb_setup) */
+    int cb;              /* buffer(C, X): the tiles write the block of X into Wb (setup) */
     int cb_pos;          /* X's position */
     int64_t cb_ld;       /* the buffer's row stride in floats */
 } lw_t;
@@ -2167,7 +2167,7 @@ static int setup(lw_t *L, const mct_sched *s, const mct_target *t, const char *f
     if (L->q && s->widen == CG_WIDEN_AMX)  /* elsewhere the kernel runs the widen(B, reg) code */
         L->amx = !cg_amx_shape(s, L->isa, L->tier, &L->amx_sh, L->dp_why, sizeof L->dp_why);
     L->pfs = pf_spread(L);
-    L->cb = s->cbuf >= 0 && !L->q;
+    L->cb = s->cbuf >= 0;  /* never with low-precision weights (cg_validate) */
     if (L->cb) {
         /* the epilogue runs where the buffer is written to C; rows of an odd number of 64-byte
          * lines apart, so the rows of a tile fall into different L1 sets whatever ldc is */
@@ -2582,7 +2582,7 @@ static void pseudo_loops(sb_t *b, lw_t *L, int p, const fast_t *f)
     if (id == s->cw) {
         const char *epi = tile_fuse(L) ? " then epilogue on the last k block" : "";
         ln(b, "%s[tile] %s= acc (= on the first k block)%s",
-           L->cb ? "Cw" : L->scratch ? "T" : "C", tile_beta(L) ? "+" : "", epi);
+           L->cb ? "Cw" : L->scratch ? "T" : "C", !L->cb && s->w.beta ? "+" : "", epi);
     }
     if (L->cb && p == L->cb_pos) {
         char e[96];
