@@ -29,7 +29,12 @@
  *      so small-M figures see weights coming from memory as in serving; the copies are capped
  *      at rotate_cap bytes (default 1 GiB: some VMs report a several-hundred-MiB L3). With
  *      `hot` there is one copy (cache-resident case). With prepacked schedules FN_pack_b runs
- *      once per copy before timing, untimed. The child runs with OMP_NUM_THREADS=threads,
+ *      once per copy before timing, untimed. With `baseline` the libraries are bound first
+ *      and timed side by side with the candidate, so that a shared host's drift falls on all
+ *      of them alike: with one thread call by call in a rotating order, until each has
+ *      min_runs calls and the slowest min_time_s in all; with more threads in 3 rounds of
+ *      blocks, each after 0.15 s of untimed calls (a library's pool spins after a call and
+ *      would take the next one's cores). The child runs with OMP_NUM_THREADS=threads,
  *      OMP_PROC_BIND=close, OMP_PLACES=cores and its affinity set to `threads` CPUs of this
  *      process's affinity mask (the last ones), so one-thread figures stay on one core.
  *
