@@ -334,6 +334,15 @@ static int bench_block(mct_blk *b, const mct_blk_backend **be, int nbe, const lo
             double *tp = tps[i][t];
             printf("%-8s %5ld %7ld", M <= 16 ? "decode" : "prefill", M, ts[t]);
             fflush(stdout);
+            /* the backends side by side: a warm-up forward each, then rounds in which each
+             * backend not yet done runs one timed forward (the order rotates every round), so
+             * that a shared host's slow seconds fall on all of them rather than on whichever
+             * ran then; each keeps its fastest forward. With several threads a backend's turn
+             * starts with an untimed forward, since a library's pool goes on spinning for a
+             * while after its last call and would take the next backend's cores. A slow
+             * backend's first run counts when it alone exceeds twice the minimum time. */
+            double best[MAXB], spent[MAXB];
+            int done[MAXB];
             for (int k = 0; k < nbe; k++) {
                 be[k]->set_threads((int)ts[t]);
                 double t0 = now();
@@ -341,22 +350,37 @@ static int bench_block(mct_blk *b, const mct_blk_backend **be, int nbe, const lo
                     fprintf(stderr, "llama_block: %s forward failed at M %ld\n", be[k]->name, M);
                     return -1;
                 }
-                double first = now() - t0, best = first;
-                int reps = 0;
-                double spent = 0;
-                /* a slow backend's first run counts when it alone exceeds the minimum time */
-                while (spent < min_time && !(reps == 0 && first > 2 * min_time)) {
-                    double s = now();
-                    mct_blk_forward(b, be[k], M, x, y);
-                    double e = now() - s;
-                    best = reps ? fmin(best, e) : e;
-                    spent += e;
-                    reps++;
-                }
-                tp[k] = (double)M / best;
-                printf(" | %15.1f %8.1f", tp[k], mct_blk_flops(b, M) / best * 1e-9);
-                fflush(stdout);
+                best[k] = now() - t0;
+                spent[k] = 0;
+                done[k] = best[k] > 2 * min_time;
             }
+            int last = -1;
+            for (int r = 0;; r++) {
+                int ran = 0;
+                for (int q = 0; q < nbe; q++) {
+                    int k = (q + r) % nbe;
+                    if (done[k])
+                        continue;
+                    be[k]->set_threads((int)ts[t]);
+                    if (ts[t] > 1 && last != k)
+                        mct_blk_forward(b, be[k], M, x, y);   /* settle */
+                    double s0 = now();
+                    mct_blk_forward(b, be[k], M, x, y);
+                    double e = now() - s0;
+                    best[k] = spent[k] > 0 ? fmin(best[k], e) : e;
+                    spent[k] += e;
+                    done[k] = spent[k] >= min_time;
+                    last = k;
+                    ran++;
+                }
+                if (!ran)
+                    break;
+            }
+            for (int k = 0; k < nbe; k++) {
+                tp[k] = (double)M / best[k];
+                printf(" | %15.1f %8.1f", tp[k], mct_blk_flops(b, M) / best[k] * 1e-9);
+            }
+            fflush(stdout);
             if (gi >= 0 && oi >= 0)
                 printf(" | %11.2fx", tp[gi] / tp[oi]);
             if (gi >= 0 && nlib > 1) {
