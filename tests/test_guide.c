@@ -738,6 +738,43 @@ static void test_heuristic_rules(void)
         free_out(out, n);
         mct_sched_destroy(root);
     }
+    /* above 32 rows the BLIS order's j block is all of N, split evenly over the threads, on
+     * the j0 loop when there are several (each j0 block packs A again); N ragged for the
+     * threads and the vector width */
+    static const struct { int M, N, threads; } wn[] = {
+        {128, 4096, 1}, {128, 4096, 2}, {512, 1000, 2}, {64, 1024, 3}, {200, 14336, 1}};
+    for (size_t i = 0; i < sizeof wn / sizeof wn[0]; i++) {
+        char key[128];
+        mct_workload w;
+        mct_sched *root = NULL;
+        snprintf(key, sizeof key, "matmul f32 nt M=%d N=%d K=4096 epi=none", wn[i].M, wn[i].N);
+        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, &root) == 0);
+        if (!root)
+            continue;
+        uint64_t rng = 3;
+        mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
+        mct_guide_ctx c = {.w = &w, .cpu = &cpu, .target = &t2, .threads = wn[i].threads,
+                           .node = &nd, .want = 16, .rng = &rng};
+        char *out[16];
+        int n = heur_props(&c, out), seen = 0;
+        for (int q = 0; q < n; q++) {
+            long mc = 0, mr = 0, nc = 0, nr = 0, kc = 0;
+            if (!strstr(out[q], "reorder(j0, k0, i0") ||
+                sscanf(out[q], "tile(i, %ld, %ld); tile(j, %ld, %ld); tile(k, %ld)", &mc, &mr, &nc,
+                       &nr, &kc) != 5)
+                continue;
+            seen++;
+            long blocks = (wn[i].N + nc - 1) / nc;
+            CHECKF(nc % nr == 0 && blocks == wn[i].threads && nc - (wn[i].N + wn[i].threads - 1) /
+                   wn[i].threads < nr && (wn[i].threads == 1 ? !strstr(out[q], "parallel") :
+                   strstr(out[q], "parallel(j0)") != NULL),
+                   "%s, %d threads: NC %ld (%ld blocks): '%s'", key, wn[i].threads, nc, blocks,
+                   out[q]);
+        }
+        CHECKF(seen >= 2, "%s: %d BLIS-order proposals", key, seen);
+        free_out(out, n);
+        mct_sched_destroy(root);
+    }
 }
 
 /* A real search (MCTS, the llm guide against the scripted server, every candidate compiled and

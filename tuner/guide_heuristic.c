@@ -220,6 +220,22 @@ static void blis_text_c(const model *m, int mr, int nv, long kc, int kunroll, in
         nc = nr * 2;
     const char *b = m->bmm ? "b, " : "";
     const char *apk = "i0";
+    int whole_n = 0;
+    if (!cres && m->M > 32) {
+        /* large M in the BLIS order: each j0 block packs the A block again, (N / NC) copies of
+         * A per call, while B's panels come once whatever NC is when the A block holds every
+         * row, and from beyond L2 under the spread prefetch when it does not: so all of N in
+         * one block per thread (each thread packs its A block once per KC step). Measured
+         * (2026-12-02, interleaved per-call timing against OpenBLAS in one process, B from
+         * memory, 1 thread, AMD EPYC Zen 3, avx2 6x2v, medians of the per-round ratios of 3
+         * runs): matmul nt M=128 N=K=4096 KC 512, NC 128 1.00/0.94/0.99x OpenBLAS, NC 4096
+         * 1.12/1.00/1.03x (KC 256 1.14/1.11/1.06x); 2 threads parallel(j0), NC 128
+         * 1.43/1.34/1.33x OpenBLAS's one thread, NC 2048 (N / 2) 1.55/1.54/1.25x; M=512 MC 126
+         * KC 512, NC 128 0.77-0.79x; NC 4096 (KC 512-2048, MC 30-120) 0.93-0.98x in the
+         * runs the host left quiet. */
+        nc = round_up((m->N + m->threads - 1) / m->threads, nr);
+        whole_n = 1;
+    }
     if (cres) {
         /* the KC slice of A's block a quarter of L2 (not half: C's block takes the next
          * quarter). Measured (2026-12-02, `mctune measure`, B from memory, 1 thread, AMD EPYC
@@ -260,7 +276,7 @@ static void blis_text_c(const model *m, int mr, int nv, long kc, int kunroll, in
         n += snprintf(out + n, len - (size_t)n, "; prefetch(B, j1, 1); prefetch(C, i1, 1)");
     if (m->threads > 1 && n > 0 && (size_t)n < len)
         snprintf(out + n, len - (size_t)n, "; parallel(%s)",
-                 m->bmm ? "b" : (m->N / nc >= m->threads ? "j0" : "j1"));
+                 m->bmm ? "b" : (whole_n || m->N / nc >= m->threads ? "j0" : "j1"));
 }
 
 /* The dot form for small M: k vectorized, nr rows of B at once (B stored [K,N] is first copied
