@@ -740,7 +740,7 @@ static void test_heuristic_rules(void)
     }
     /* above 32 rows the BLIS order's j block is all of N, split evenly over the threads, on
      * the j0 loop when there are several (each j0 block packs A again); N ragged for the
-     * threads and the vector width */
+     * threads and the vector width; and its KC deep, MC from it */
     static const struct { int M, N, threads; } wn[] = {
         {128, 4096, 1}, {128, 4096, 2}, {512, 1000, 2}, {64, 1024, 3}, {200, 14336, 1}};
     for (size_t i = 0; i < sizeof wn / sizeof wn[0]; i++) {
@@ -770,6 +770,14 @@ static void test_heuristic_rules(void)
                    strstr(out[q], "parallel(j0)") != NULL),
                    "%s, %d threads: NC %ld (%ld blocks): '%s'", key, wn[i].threads, nc, blocks,
                    out[q]);
+            /* a deep KC: the B micro-panel an eighth of L2 (K at most), the A block at most
+             * twice L2 with the rows split evenly over its blocks */
+            long l2 = 512 * 1024, deep = 1, mb = (wn[i].M + mc - 1) / mc;
+            while (deep * 2 <= l2 / 8 / (nr * 4))
+                deep *= 2;
+            CHECKF(kc >= (deep < 4096 ? deep : 4096) && mc * kc * 4 <= 2 * l2 + mr * kc * 4 &&
+                   mb * mc - wn[i].M < mb * mr, "%s: KC %ld (deep %ld), MC %ld x %ld blocks: '%s'",
+                   key, kc, deep, mc, mb, out[q]);
         }
         CHECKF(seen >= 2, "%s: %d BLIS-order proposals", key, seen);
         free_out(out, n);
