@@ -535,6 +535,32 @@ static int heur_props(mct_guide_ctx *c, char **out)
     return n;
 }
 
+/* The heuristic's proposals at the untuned nest of the workload named by key, on cpu and t with
+ * the given threads and seed; *root gets the nest (the caller destroys it; NULL when the key did
+ * not parse), out[] the proposals (the caller frees them). */
+static int root_props(const char *key, const mct_cpu *cpu, const mct_target *t, int threads,
+                      uint64_t seed, char **out, mct_sched **root)
+{
+    mct_workload w;
+    *root = NULL;
+    CHECKF(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, root) == 0, "%s", key);
+    if (!*root)
+        return 0;
+    uint64_t rng = seed;
+    mct_guide_node nd = {.sched = *root, .trace = "", .latency_s = 1e-3, .visits = 1};
+    mct_guide_ctx c = {.w = &w, .cpu = cpu, .target = t, .threads = threads, .node = &nd,
+                       .want = 16, .rng = &rng};
+    return heur_props(&c, out);
+}
+
+/* 1 when proposal p has the loop order that starts with order and its five tile sizes parse:
+ * MC, MR, NC, NR, KC into v[0..4]. */
+static int tiles_of(const char *p, const char *order, long *v)
+{
+    return strstr(p, order) && sscanf(p, "tile(i, %ld, %ld); tile(j, %ld, %ld); tile(k, %ld)",
+                                      &v[0], &v[1], &v[2], &v[3], &v[4]) == 5;
+}
+
 /* The heuristic's rules from measurements: a register tile over all M rows when they fit the
  * register file (16 on AVX2, 32 on AVX-512, from the target), before tiles that split the rows;
  * and drop(N) of a step that made the parent slower than the grandparent. */
@@ -546,18 +572,10 @@ static void test_heuristic_rules(void)
     };
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         char key[128];
-        mct_workload w;
         mct_sched *root = NULL;
         snprintf(key, sizeof key, "matmul f32 nt M=%d N=4096 K=1024 epi=none", cs[i].M);
-        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, &root) == 0);
-        if (!root)
-            continue;
-        uint64_t rng = 7;
-        mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
-        mct_guide_ctx c = {.w = &w, .cpu = mct_cpu_host(), .target = cs[i].t, .threads = 1,
-                           .node = &nd, .want = 16, .rng = &rng};
         char *out[16];
-        int n = heur_props(&c, out);
+        int n = root_props(key, mct_cpu_host(), cs[i].t, 1, 7, out, &root);
         int first_all = -1, first_split = -1;
         for (int q = 0; q < n; q++) {
             mct_sched *x;
@@ -629,18 +647,11 @@ static void test_heuristic_rules(void)
     cpu.cache_kb[2] = 2048;
     for (int big = 0; big < 2; big++) {
         char key[128];
-        mct_workload w;
         mct_sched *root = NULL;
         snprintf(key, sizeof key, "matmul f32 nt M=%d N=14336 K=4096 epi=none", big ? 512 : 128);
-        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, &root) == 0);
-        if (!root)
-            continue;
-        uint64_t rng = 11;
-        mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
-        mct_guide_ctx c = {.w = &w, .cpu = &cpu, .target = &t5, .threads = 1, .node = &nd,
-                           .want = 16, .rng = &rng};
         char *out[16];
-        int n = heur_props(&c, out), first_blis = -1, first_cres = -1, spread = 0;
+        int n = root_props(key, &cpu, &t5, 1, 11, out, &root);
+        int first_blis = -1, first_cres = -1, spread = 0;
         for (int q = 0; q < n; q++) {
             if (strstr(out[q], "reorder(j0, k0, i0") && first_blis < 0)
                 first_blis = q;
@@ -676,19 +687,11 @@ static void test_heuristic_rules(void)
         for (int tt = 0; tt < 2; tt++) {
             const mct_target *tg = tt ? &t5 : &t2;
             char key[128];
-            mct_workload w;
             mct_sched *root = NULL;
             snprintf(key, sizeof key, "matmul f32 nt M=%d N=4096 K=4096 epi=none%s", sm[i].M,
                      sm[i].raw ? " b=raw" : "");
-            CHECK(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, &root) == 0);
-            if (!root)
-                continue;
-            uint64_t rng = 5;
-            mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
-            mct_guide_ctx c = {.w = &w, .cpu = mct_cpu_host(), .target = tg, .threads = 1,
-                               .node = &nd, .want = 16, .rng = &rng};
             char *out[16];
-            int n = heur_props(&c, out), first_dot = -1;
+            int n = root_props(key, mct_cpu_host(), tg, 1, 5, out, &root), first_dot = -1;
             for (int q = 0; q < n; q++)
                 if (strstr(out[q], "vectorize(k") && first_dot < 0)
                     first_dot = q;
@@ -714,22 +717,15 @@ static void test_heuristic_rules(void)
     cpu.cache_kb[0] = 32;
     cpu.cache_kb[2] = 512;
     {
-        mct_workload w;
         mct_sched *root = NULL;
-        CHECK(mct_wl_parse("matmul f32 nt M=512 N=4096 K=4096 epi=none", &w, NULL, 0) == 0 &&
-              mct_sched_create(&w, &root) == 0);
-        uint64_t rng = 7;
-        mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
-        mct_guide_ctx c = {.w = &w, .cpu = &cpu, .target = &t2, .threads = 1, .node = &nd,
-                           .want = 16, .rng = &rng};
         char *out[16];
-        int n = root ? heur_props(&c, out) : 0, seen = 0;
+        int n = root_props("matmul f32 nt M=512 N=4096 K=4096 epi=none", &cpu, &t2, 1, 7, out,
+                           &root), seen = 0;
         for (int q = 0; q < n; q++) {
-            long mc = 0, mr = 0, nc = 0, nr = 0, kc = 0;
-            if (!strstr(out[q], "reorder(i0, j0, k0") ||
-                sscanf(out[q], "tile(i, %ld, %ld); tile(j, %ld, %ld); tile(k, %ld)", &mc, &mr, &nc,
-                       &nr, &kc) != 5)
+            long v[5];
+            if (!tiles_of(out[q], "reorder(i0, j0, k0", v))
                 continue;
+            long mc = v[0], mr = v[1], kc = v[4];
             seen++;
             CHECKF(mc * kc * 4 <= 512 * 1024 / 4 && mc >= 2 * mr, "C-resident MC %ld KC %ld: '%s'",
                    mc, kc, out[q]);
@@ -745,24 +741,15 @@ static void test_heuristic_rules(void)
         {128, 4096, 1}, {128, 4096, 2}, {512, 1000, 2}, {64, 1024, 3}, {200, 14336, 1}};
     for (size_t i = 0; i < sizeof wn / sizeof wn[0]; i++) {
         char key[128];
-        mct_workload w;
         mct_sched *root = NULL;
         snprintf(key, sizeof key, "matmul f32 nt M=%d N=%d K=4096 epi=none", wn[i].M, wn[i].N);
-        CHECK(mct_wl_parse(key, &w, NULL, 0) == 0 && mct_sched_create(&w, &root) == 0);
-        if (!root)
-            continue;
-        uint64_t rng = 3;
-        mct_guide_node nd = {.sched = root, .trace = "", .latency_s = 1e-3, .visits = 1};
-        mct_guide_ctx c = {.w = &w, .cpu = &cpu, .target = &t2, .threads = wn[i].threads,
-                           .node = &nd, .want = 16, .rng = &rng};
         char *out[16];
-        int n = heur_props(&c, out), seen = 0;
+        int n = root_props(key, &cpu, &t2, wn[i].threads, 3, out, &root), seen = 0;
         for (int q = 0; q < n; q++) {
-            long mc = 0, mr = 0, nc = 0, nr = 0, kc = 0;
-            if (!strstr(out[q], "reorder(j0, k0, i0") ||
-                sscanf(out[q], "tile(i, %ld, %ld); tile(j, %ld, %ld); tile(k, %ld)", &mc, &mr, &nc,
-                       &nr, &kc) != 5)
+            long v[5];
+            if (!tiles_of(out[q], "reorder(j0, k0, i0", v))
                 continue;
+            long mc = v[0], mr = v[1], nc = v[2], nr = v[3], kc = v[4];
             seen++;
             long blocks = (wn[i].N + nc - 1) / nc;
             CHECKF(nc % nr == 0 && blocks == wn[i].threads && nc - (wn[i].N + wn[i].threads - 1) /
