@@ -709,6 +709,13 @@ static void test_heuristic_rules(void)
                        (first_dot < 0 || first_dot > 1), "%s nregs %d: first '%s' (%d rows), "
                        "second '%s', first dot form at %d", key, tg->nregs, n > 0 ? out[0] : "",
                        rows, n > 1 ? out[1] : "", first_dot);
+                /* the k-chunked form at the first's KC, k unrolled 16 times, B prefetched 8
+                 * iterations ahead */
+                long v0[5] = {0}, v1[5] = {0};
+                CHECKF(n > 1 && tiles_of(out[0], "reorder(j0, k0, i0", v0) &&
+                       tiles_of(out[1], "reorder(j0, k0, i0", v1) && v0[4] == v1[4] &&
+                       strstr(out[1], "unroll(k1, 16)") && strstr(out[1], "prefetch(B, k1, 8)"),
+                       "%s nregs %d: second '%s'", key, tg->nregs, n > 1 ? out[1] : "");
             }
             free_out(out, n);
             mct_sched_destroy(root);

@@ -697,14 +697,21 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
     if (m.M >= 16 && m.M <= 32 && !blis && !m.raw && !m.bmm && nt > 0) {
         /* 16-32 rows over prepacked B: the outer-product form of the tile that wastes the fewest
          * rows, half the L1 KC, the next micro-panel spread over the row tiles; then with k
-         * chunks at the whole L1 KC. Measured (2026-12-02, `mctune measure --baseline`, B from
+         * chunks at the same KC, k unrolled 16 times and B prefetched 8 iterations ahead along
+         * its chunked stream. Measured (2026-12-02, `mctune measure --baseline`, B from
          * memory, 1 thread, AMD EPYC Zen 3 avx2, medians of 4 runs, each against the libraries
          * in its own process; the host's noise was +-30%): matmul nt M=16 N=K=4096, 4x2v KC 256
          * prepack(B, j2) 2.33x the best library, with k chunks 1.91x (KC 512: 1.74x), 5x2v
          * (ragged) 1.58x, the row-block dot form 2x4 (proposed first before) 1.36x. On an Intel
          * Xeon with AVX-512 the k-chunked form was the faster (M=16 N=2048 K=7168, 16x1v KC 512,
-         * 101.8 against 64.4 GFLOP/s; the dot form 72.8): both come before the dot forms. Below
-         * 16 rows the dot forms stay first (M=5 and M=12 on AVX-512, see all_rows_nv). */
+         * 101.8 against 64.4 GFLOP/s; the dot form 72.8); on the Xeon 6/207 (2026-12-02, same
+         * protocol, one run each, against oneDNN 2.6) matmul nt M=16 N=1024 K=4096, 16x1v KC
+         * 256: prepack(B, j2) unroll 4 1.10x, unroll 16 and prefetch(B, k1, 4) 1.23x; k chunks
+         * with them 1.46x, prefetch(B, k1, 8) 1.50x; k chunks at KC 512, unroll 8, no prefetch
+         * (the demo's search best) 1.17x; N=K=4096 the same order (1.26x for the demo's best,
+         * 1.42x chunked at KC 256, unroll 16, prefetch(B, k1, 4)). Both come before the dot
+         * forms. Below 16 rows the dot forms stay first (M=5 and M=12 on AVX-512, see
+         * all_rows_nv). */
         int bi = 0;
         for (int i = 1; i < nt; i++)
             if (round_up(m.M, mrs[i]) - m.M < round_up(m.M, mrs[bi]) - m.M)
@@ -712,7 +719,7 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
         long kcs = pow2_floor(m.L1 / (nvs[bi] * m.V * 4));
         blis_text(&m, mrs[bi], nvs[bi], kcs / 2, 4, 0, t, sizeof t);
         padd(p, "%s", t);
-        blis_text(&m, mrs[bi], nvs[bi], kcs, 4, 0, t, sizeof t);
+        blis_text(&m, mrs[bi], nvs[bi], kcs / 2, 16, 8, t, sizeof t);
         char *pp = strstr(t, "prepack(B, j2)");
         if (pp && strlen(t) + 4 < sizeof t) {  /* prepack(B, j2) -> prepack(B, j2, k1) */
             memmove(pp + 17, pp + 13, strlen(pp + 13) + 1);
