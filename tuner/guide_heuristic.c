@@ -237,7 +237,7 @@ static void blis_text_c(const model *m, int mr, int nv, long kc, int kunroll, in
         whole_n = 1;
         /* and a deep KC over prepacked B: the row tiles that read a B micro-panel take it from
          * L2 rather than L1, so KC grows until the micro-panel fills an eighth of L2, and the
-         * A block holds every row of the KC step. Each KC step writes the whole block of C
+         * A block takes up to twice L2 (MC from KC, not from half of L2). Each KC step writes the whole block of C
          * back (from beyond L2 at these M) and pays each row tile's set-up and write-back, so
          * fewer, longer steps win. Measured (2026-12-02, `mctune measure --baseline`, B from
          * memory, 1 thread, Intel Xeon 6/207, 2 MiB L2, avx512 6x4v, against oneDNN 2.6, the
@@ -245,8 +245,8 @@ static void blis_text_c(const model *m, int mr, int nv, long kc, int kunroll, in
          * 512 0.95x, 1024 1.05/1.06x, 2048 0.99x, 4096 0.87x; KC 1024 MC 258 1.00x; M=128 KC
          * 128 1.09x, 1024 1.14x. On Zen 3 (512 KiB L2, 6x2v) the same rule gives KC 1024
          * (measured there before: KC 1024 0.96-1.0x OpenBLAS, KC 512 0.93-0.98x). */
-        long deep = pow2_floor(m->L2 / 8 / (nr * 4));
         if (!m->bmm && !m->raw && !m->q) {
+            long deep = pow2_floor(m->L2 / 8 / (nr * 4));
             if (deep > kc)
                 kc = deep < m->K ? deep : m->K;
             /* the A block up to twice L2, the rows split evenly over the blocks it takes */
