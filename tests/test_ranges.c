@@ -94,6 +94,15 @@ static void test_shapes(void)
            strstr(out, "head_dim"), "4100/32: rc %d '%s'", rc, out);
     rc = shapes("\"num_key_value_heads\":5", NULL);
     CHECKF(rc == 1 && strstr(out, "num_key_value_heads 5"), "kv 5: rc %d '%s'", rc, out);
+    /* each field in range, their product not: a hidden_size that makes an N*K weight too
+     * large for any machine is refused, naming the layer and the sizes, and nothing printed */
+    rc = shapes("\"hidden_size\":4096096,\"head_dim\":null", NULL);
+    CHECKF(rc == 1 && strstr(out, "q_proj") && strstr(out, "hidden_size 4096096") &&
+           strstr(out, "fix the config") && !strstr(out, "\"layers\""),
+           "hidden 4096096: rc %d '%s'", rc, out);
+    rc = shapes("\"hidden_size\":3000000,\"head_dim\":128,\"intermediate_size\":16000000", NULL);
+    CHECKF(rc == 1 && strstr(out, "gate_proj") && !strstr(out, "q_proj") &&
+           strstr(out, "intermediate_size 16000000"), "I 16e6: rc %d '%.600s'", rc, out);
 
     /* neighbours: absent or null optional fields default as documented */
     rc = shapes("\"num_key_value_heads\":null,\"head_dim\":null", NULL);

@@ -412,6 +412,12 @@ fail:
 }
 
 
+int mct_tune_model_parse(const char *name, const char *text, mct_tune_model *m, char *err,
+                         size_t errlen)
+{
+    return parse_json(name, text, m, err, errlen);
+}
+
 int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t errlen)
 {
     char *text;

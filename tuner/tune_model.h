@@ -26,6 +26,11 @@ typedef struct mct_tune_model {
  * empty. err (errlen bytes) may be NULL only with errlen 0. */
 int mct_tune_model_load(const char *file, mct_tune_model *m, char *err, size_t errlen);
 
+/* As mct_tune_model_load, on the model file's TEXT already in memory; NAME stands for the
+ * file in err. Returns 0, MCT_EINVAL or MCT_ENOMEM, m then empty. */
+int mct_tune_model_parse(const char *name, const char *text, mct_tune_model *m, char *err,
+                         size_t errlen);
+
 /* Loads FILE into *m (zeroed by the caller): a model file (its first non-blank character is
  * '{'), as mct_tune_model_load; otherwise workload keys, one a line ('#' starts a comment,
  * blank lines are skipped), each as mct_wl_parse takes it. Returns 0, or MCT_EIO, MCT_EINVAL

@@ -260,6 +260,21 @@ int mct_cmd_shapes(int argc, char **argv)
         fprintf(stderr, "mctune shapes: out of memory\n");
         goto fail;
     }
+    /* every derived layer must be a shape the tuner takes (the per-field bounds above do not
+     * bound the products: a wide hidden_size makes a weight of N*K elements no machine holds);
+     * say which and print nothing rather than a model file that does not load */
+    mct_tune_model chk = {0};
+    char why[768];
+    int pr = mct_tune_model_parse("the derived model", js, &chk, why, sizeof why);
+    mct_tune_model_free(&chk);
+    if (pr) {
+        fprintf(stderr, "mctune shapes: %s: %s; the config's sizes (hidden_size %ld, "
+                "intermediate_size %ld, heads %ld x head_dim %ld, vocab_size %ld) make a layer "
+                "no kernel can take: fix the config\n", file,
+                pr == MCT_ENOMEM ? "out of memory" : why, H, I, nh, hd, V);
+        free(js);
+        goto fail;
+    }
     printf("%s\n", js);
     free(js);
     rc = 0;
