@@ -328,6 +328,7 @@ static int bench_block(mct_blk *b, const mct_blk_backend **be, int nbe, const lo
                     mct_blk_weights(b));
             return -1;
         }
+    int last = -1; /* the backend whose forward ran last, across rows */
     for (int i = 0; i < nm; i++)
         for (int t = 0; t < nt; t++) {
             long M = ms[i];
@@ -339,12 +340,18 @@ static int bench_block(mct_blk *b, const mct_blk_backend **be, int nbe, const lo
              * that a shared host's slow seconds fall on all of them rather than on whichever
              * ran then; each keeps its fastest forward. With several threads a backend's turn
              * starts with an untimed forward, since a library's pool goes on spinning for a
-             * while after its last call and would take the next backend's cores. A slow
-             * backend's first run counts when it alone exceeds twice the minimum time. */
+             * while after its last call and would take the next backend's cores. */
             double best[MAXB], spent[MAXB];
             int done[MAXB];
             for (int k = 0; k < nbe; k++) {
                 be[k]->set_threads((int)ts[t]);
+                /* the warm-up may be the only forward a slow backend times: with several
+                 * threads it too starts after the last backend's pool has stopped spinning */
+                if (ts[t] > 1 && last != k && mct_blk_forward(b, be[k], M, x, y)) {
+                    fprintf(stderr, "llama_block: %s forward failed at M %ld\n", be[k]->name, M);
+                    return -1;
+                }
+                last = k;
                 double t0 = now();
                 if (mct_blk_forward(b, be[k], M, x, y)) {     /* warm-up */
                     fprintf(stderr, "llama_block: %s forward failed at M %ld\n", be[k]->name, M);
@@ -352,9 +359,14 @@ static int bench_block(mct_blk *b, const mct_blk_backend **be, int nbe, const lo
                 }
                 best[k] = now() - t0;
                 spent[k] = 0;
-                done[k] = best[k] > 2 * min_time;
             }
-            int last = -1;
+            /* the untuned reference alone may be timed by its warm-up: a backend whose warm-up
+             * took more than twice the minimum time and three times the fastest one's */
+            double fastest = best[0];
+            for (int k = 1; k < nbe; k++)
+                fastest = fmin(fastest, best[k]);
+            for (int k = 0; k < nbe; k++)
+                done[k] = best[k] > 2 * min_time && best[k] > 3 * fastest;
             for (int r = 0;; r++) {
                 int ran = 0;
                 for (int q = 0; q < nbe; q++) {
@@ -367,7 +379,7 @@ static int bench_block(mct_blk *b, const mct_blk_backend **be, int nbe, const lo
                     double s0 = now();
                     mct_blk_forward(b, be[k], M, x, y);
                     double e = now() - s0;
-                    best[k] = spent[k] > 0 ? fmin(best[k], e) : e;
+                    best[k] = fmin(best[k], e); /* the warm-up is a forward too */
                     spent[k] += e;
                     done[k] = spent[k] >= min_time;
                     last = k;
@@ -526,7 +538,13 @@ int main(int argc, char **argv)
             seq = atol(v);
             i++;
         } else if (v && !strcmp(a, "--min-time")) {
-            min_time = atof(v);
+            char *end;
+            min_time = strtod(v, &end);
+            if (end == v || *end || !(min_time >= 0 && min_time <= 3600)) {
+                fprintf(stderr, "llama_block: --min-time '%s' is not a number of seconds from 0 "
+                        "to 3600 (e.g. --min-time 2)\n", v);
+                return 2;
+            }
             i++;
         } else if (v && !strcmp(a, "--tol")) {
             tol = atof(v);

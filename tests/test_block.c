@@ -271,6 +271,11 @@ int main(void)
     CHECKF(rc == 0 && strstr(out, "decode       1       1 |") &&
            strstr(out, "prefill     64       1 |") && strstr(out, "openblas/generic"),
            "block --bench: %.3000s", out);
+    /* a minimum time that is not a number of seconds is refused, naming it, before any work */
+    rc = check_sh(out, sizeof out, "%s/block --bench --small --m 1 --threads 1 --min-time 2s 2>&1",
+            dir);
+    CHECKF(rc == 2 && strstr(out, "--min-time '2s' is not a number of seconds") &&
+           !strstr(out, "decode "), "block --min-time 2s: %.2000s", out);
 
     /* weight formats: every backend agrees on the dequantized weights, and the error against
      * the f32-weight block (same seed) is within quant_bounds, growing bf16 < i8 < q4 */
