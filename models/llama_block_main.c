@@ -347,13 +347,10 @@ static int bench_block(mct_blk *b, const mct_blk_backend **be, int nbe, const lo
                 be[k]->set_threads((int)ts[t]);
                 /* the warm-up may be the only forward a slow backend times: with several
                  * threads it too starts after the last backend's pool has stopped spinning */
-                if (ts[t] > 1 && last != k && mct_blk_forward(b, be[k], M, x, y)) {
-                    fprintf(stderr, "llama_block: %s forward failed at M %ld\n", be[k]->name, M);
-                    return -1;
-                }
+                int bad = ts[t] > 1 && last != k && mct_blk_forward(b, be[k], M, x, y);
                 last = k;
                 double t0 = now();
-                if (mct_blk_forward(b, be[k], M, x, y)) {     /* warm-up */
+                if (bad || mct_blk_forward(b, be[k], M, x, y)) {     /* warm-up */
                     fprintf(stderr, "llama_block: %s forward failed at M %ld\n", be[k]->name, M);
                     return -1;
                 }
