@@ -79,7 +79,13 @@ $(BUILD)/bench/%: scripts/%.c $(BUILD)/libmctune.a $(HDRS)
 # the ISA tier forced down to avx2 and to sse4.2 (where the host's tier is above), so code that
 # needs AVX-512 fails on any host.
 TIER_TESTS := $(BUILD)/tests/test_codegen $(BUILD)/tests/test_measure $(BUILD)/tests/test_gen
-test: all $(TESTS) $(SAN_TESTS)
+# The test binaries (optimized, sanitized, fuzz targets) build in parallel, one job per core
+# (JOBS), unless make already runs with -j; the tests themselves then run one at a time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+.PHONY: test-build
+test-build: all $(TESTS) $(SAN_TESTS)
+test:
+	$(Q)$(MAKE) --no-print-directory $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS)) test-build
 	$(Q)MCTUNE=$(BUILD)/mctune sh tests/run.sh $(TESTS) -- $(SAN_TESTS) \
 	    --tier=avx2 $(TIER_TESTS) --tier=sse4.2 $(TIER_TESTS)
 
@@ -124,7 +130,7 @@ $(BUILD)/fuzz/%: tests/%.c $(FUZZ_LIBSRC) $(HDRS) | deps
 	    echo "  FUZZ  skipped $@: $(FUZZ_CC) with libFuzzer not found (scripts/install-deps.sh)"; \
 	fi
 
-test: fuzz
+test-build: fuzz
 
 # ---- mctune gen: the runtime that ships inside generated libraries, embedded in the binary as
 # strings (build/gen/mct_rt_embed.h), so `mctune gen` needs no source tree at run time.
