@@ -7,12 +7,12 @@
 #include "tuner/oracle.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -423,48 +423,53 @@ static int compile_batch_cc(pcase *cs, int n, const char *dir, int batch_no, con
      * shared object (the compile is most of this test's time). */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int parts = n >= 16 ? (int)(cores < 1 ? 1 : cores > 4 ? 4 : cores) : 1;
-    char so[512], cmd[8192];
-    size_t cl = 0;
+    char so[512], *cmd = NULL;
+    size_t cmdlen = 0;
     snprintf(so, sizeof so, "%s/batch%d.so", dir, batch_no);
-    cl += (size_t)snprintf(cmd + cl, sizeof cmd - cl, "ok=0; ");
+    FILE *sh = open_memstream(&cmd, &cmdlen);
+    if (!sh)
+        return -1;
+    fprintf(sh, "ok=0; ");
     for (int p = 0; p < parts; p++) {
         char src[512];
         snprintf(src, sizeof src, "%s/batch%d_%d.c", dir, batch_no, p);
         FILE *f = fopen(src, "w");
-        if (!f)
-            return -1;
-        for (int i = p * n / parts; i < (p + 1) * n / parts; i++) {
+        int bad = !f;
+        for (int i = p * n / parts; i < (p + 1) * n / parts && !bad; i++) {
             char *c;
-            if (mct_cg_lower_c(cs[i].s, &cs[i].t, cs[i].fn, &c)) {
-                fclose(f);
-                return -1;
+            if ((bad = mct_cg_lower_c(cs[i].s, &cs[i].t, cs[i].fn, &c)) == 0) {
+                fputs(c, f);
+                free(c);
             }
-            fputs(c, f);
-            free(c);
         }
-        fclose(f);
+        if (f)
+            fclose(f);
+        if (bad) {
+            fclose(sh);
+            free(cmd);
+            return -1;
+        }
         /* no -march: each kernel carries its ISA (the target pragma and attributes), as in the
          * measurement harness and the generated library */
-        cl += (size_t)snprintf(cmd + cl, sizeof cmd - cl,
-                               "%s -std=c11 -O2 -fopenmp -fPIC -Wall -Wextra -Werror "
-                               "-Wno-unused-function -c -o %s.o %s 2>%s/batch%d_%d.err & p%d=$!; ",
-                               cc, src, src, dir, batch_no, p, p);
+        fprintf(sh, "%s -std=c11 -O2 -fopenmp -fPIC -Wall -Wextra -Werror -Wno-unused-function "
+                "-c -o %s.o %s 2>%s/batch%d_%d.err & p%d=$!; ", cc, src, src, dir, batch_no, p, p);
     }
     for (int p = 0; p < parts; p++)
-        cl += (size_t)snprintf(cmd + cl, sizeof cmd - cl, "wait $p%d || ok=1; ", p);
-    cl += (size_t)snprintf(cmd + cl, sizeof cmd - cl,
-                           "cat %s/batch%d_*.err > %s/batch%d.err; [ $ok = 0 ] && "
-                           "%s -fopenmp -shared -o %s", dir, batch_no, dir, batch_no, cc, so);
-    for (int p = 0; p < parts && cl < sizeof cmd; p++)
-        cl += (size_t)snprintf(cmd + cl, sizeof cmd - cl, " %s/batch%d_%d.c.o", dir, batch_no, p);
-    if (cl >= sizeof cmd)
-        return -1;
-    snprintf(cmd + cl, sizeof cmd - cl, " 2>>%s/batch%d.err", dir, batch_no);
-    if (system(cmd) != 0) {
+        fprintf(sh, "wait $p%d || ok=1; ", p);
+    fprintf(sh, "cat %s/batch%d_*.err > %s/batch%d.err; [ $ok = 0 ] && %s -fopenmp -shared -o %s",
+            dir, batch_no, dir, batch_no, cc, so);
+    for (int p = 0; p < parts; p++)
+        fprintf(sh, " %s/batch%d_%d.c.o", dir, batch_no, p);
+    fprintf(sh, " 2>>%s/batch%d.err", dir, batch_no);
+    fclose(sh);
+    int rc = system(cmd);
+    free(cmd);
+    if (rc != 0) {
+        char show[1100];
         fprintf(stderr, "compile failed: %s/batch%d_*.c (see %s/batch%d.err)\n", dir, batch_no,
                 dir, batch_no);
-        snprintf(cmd, sizeof cmd, "head -20 %s/batch%d.err >&2", dir, batch_no);
-        if (system(cmd)) {}
+        snprintf(show, sizeof show, "head -20 %s/batch%d.err >&2", dir, batch_no);
+        if (system(show)) {}
         return -1;
     }
     *handle = dlopen(so, RTLD_NOW | RTLD_LOCAL);
