@@ -666,11 +666,27 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
     sb_add(b, "};\n");
     ln(b, "    return v;");
     ln(b, "}");
+    /* the sum of a vector's lanes, which a dot tile (vectorize on k) takes once per output
+     * element: as a tree of halves in registers. A lane-by-lane sum in order is a chain of W
+     * dependent scalar adds that compilers may not reorder, and with a short k (attention's
+     * head dim, 128) it took as long as the tile's FMAs (a bmm at M=16 ran at half speed) */
     ln(b, "static inline __attribute__((unused)) %sfloat %s_hsum(%s_vf v)", ta, fn, fn);
     ln(b, "{");
-    ln(b, "    float s = 0.0f;");
-    ln(b, "    for (int l = 0; l < %d; l++) s += v[l];", W);
-    ln(b, "    return s;");
+    if (L->intr && L->isa == MCT_ISA_AVX512) {
+        ln(b, "    return _mm512_reduce_add_ps((__m512)v);");
+    } else if (L->intr && L->isa == MCT_ISA_AVX2) {
+        ln(b, "    const __m256 y = (__m256)v;");
+        ln(b, "    __m128 x = _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));");
+        ln(b, "    x = _mm_add_ps(x, _mm_movehl_ps(x, x));");
+        ln(b, "    x = _mm_add_ss(x, _mm_movehdup_ps(x));");
+        ln(b, "    return _mm_cvtss_f32(x);");
+    } else {
+        ln(b, "    float a[%d];", W);
+        ln(b, "    memcpy(a, &v, sizeof a);");
+        ln(b, "    for (int h = %d / 2; h > 0; h /= 2)", W);
+        ln(b, "        for (int l = 0; l < h; l++) a[l] += a[l + h];");
+        ln(b, "    return a[0];");
+    }
     ln(b, "}");
     /* packing: element (x, k) of the source is src[x * rs + k * cs] */
     /* rows along k into a k-major panel is a transpose: on AVX targets 8 x 8 blocks at a time in
