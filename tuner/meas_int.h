@@ -47,7 +47,7 @@
     struct mct_stats { long n; double med, min, max, q1, q3; };                                \
     /* one baseline library: kind BASE_SGEMM/BASE_SGEMV when timed, else BASE_UNAVAILABLE or  \
      * BASE_NONE; name: "OpenBLAS 0.3.21 core Zen", "oneDNN 2.6.3 ISA avx2", or why not */    \
-    struct mct_lib_res { int kind, threads; char name[160]; struct mct_stats st; };          \
+    struct mct_lib_res { int kind, threads, cpus; char name[160]; struct mct_stats st; };    \
     struct mct_msg {                                                                           \
         int kind, code, where, base_kind;                                                      \
         long off;                                                                              \

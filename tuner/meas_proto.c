@@ -203,6 +203,7 @@ static void take_done(const mct_meas *m, const struct mct_msg *msg, mct_meas_res
         snprintf(o->call, sizeof o->call, "%s", i == LIB_DNNL ? "dnnl_sgemm"
                  : b->kind == BASE_SGEMV ? "sgemv" : "sgemm");
         o->threads = b->threads;
+        o->cpus = b->cpus;
         o->median_s = o->ok ? b->st.med : 0;
         o->gflops = o->ok ? flops / b->st.med * 1e-9 : 0;
         if (o->ok && (r->best_lib < 0 || o->median_s < r->libs[r->best_lib].median_s))

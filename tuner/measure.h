@@ -167,6 +167,7 @@ typedef struct mct_meas_result {
         char label[160];
         char call[16];      /* "sgemm", "sgemv" (OpenBLAS at M=1: the faster), "dnnl_sgemm" */
         int threads;        /* as the library reports it after being asked (0: cannot say) */
+        int cpus;           /* OpenBLAS: the CPUs its threads may run on (0: cannot say) */
         double median_s, gflops;
     } libs[3];
     int best_lib;           /* index of the fastest of libs, -1 when none ran */

@@ -32,7 +32,8 @@ static const char usage_text[] =
     "                       M=1 OpenBLAS also runs cblas_sgemv (the faster is shown); the ratio\n"
     "                       is to the fastest. Their calls are interleaved with the candidate's\n"
     "                       (1 thread: call by call; more: in blocks), so host noise hits all\n"
-    "                       of them alike\n"
+    "                       of them alike. Each line gives the library's thread count as it\n"
+    "                       reports it, and OpenBLAS's the CPUs its threads may run on\n"
     "  --min-time SECONDS   timed calls last at least this long in total (default 0.2)\n"
     "  --min-runs N         and number at least N (default 5)\n"
     "  --timeout SECONDS    limit for start-up and the checked first run (default 30)\n"
@@ -228,8 +229,12 @@ int mct_cmd_measure(int argc, char **argv)
             }
             printf("baseline   %s ", b->label);
             print_time("", b->median_s);
-            printf(" median with %s, %.2f GFLOP/s, %d thread%s%s\n", b->call, b->gflops,
-                   b->threads, b->threads == 1 ? "" : "s", res.best_lib == i ? " (best)" : "");
+            printf(" median with %s, %.2f GFLOP/s, %d thread%s", b->call, b->gflops, b->threads,
+                   b->threads == 1 ? "" : "s");
+            /* where the threads may run: several threads on one CPU run at one core's speed */
+            if (b->threads > 1 && b->cpus > 0)
+                printf(" on %d CPU%s", b->cpus, b->cpus == 1 ? "" : "s");
+            printf("%s\n", res.best_lib == i ? " (best)" : "");
         }
         if (res.best_lib >= 0) {
             const struct mct_meas_lib *b = &res.libs[res.best_lib];
