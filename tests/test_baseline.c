@@ -238,8 +238,10 @@ static void measure_cli(void)
            out);  /* a forced core, or why none */
     CHECKF(strstr(out, "the speed of the best baseline"), "%s", out);
     if (ncpu >= 2) {
-        /* every library that ran reports 2 threads */
-        int lines = 0, two = 0;
+        /* every library that ran reports 2 threads, and OpenBLAS's may run on two CPUs: its
+         * workers start when it loads and take the loading thread's mask, which OpenMP had
+         * bound to one CPU (they then ran at one core's speed) */
+        int lines = 0, two = 0, ob = 0, spread = 0;
         for (char *p = out; (p = strstr(p, "baseline   ")); p++) {
             char *nl = strchr(p, '\n');
             if (!nl)
@@ -248,26 +250,15 @@ static void measure_cli(void)
             if (!strstr(p, "unavailable")) {
                 lines++;
                 two += strstr(p, ", 2 threads") != NULL;
+                if (!strncmp(p, "baseline   OpenBLAS ", 20)) {
+                    ob++;
+                    spread += strstr(p, ", 2 threads on 2 CPUs") != NULL;
+                }
             }
             *nl = '\n';
         }
         CHECKF(lines >= 1 && two == lines, "%d of %d baselines ran with 2 threads:\n%s", two,
                lines, out);
-        /* and OpenBLAS's two threads may run on two CPUs: its workers start when it loads and
-         * take the loading thread's mask, which OpenMP had bound to one CPU (they then ran at
-         * one core's speed) */
-        int ob = 0, spread = 0;
-        for (char *p = out; (p = strstr(p, "baseline   OpenBLAS ")); p++) {
-            char *nl = strchr(p, '\n');
-            if (!nl)
-                break;
-            *nl = 0;
-            if (!strstr(p, "unavailable")) {
-                ob++;
-                spread += strstr(p, ", 2 threads on 2 CPUs") != NULL;
-            }
-            *nl = '\n';
-        }
         CHECKF(ob >= 1 && spread == ob, "%d of %d OpenBLAS baselines ran on 2 CPUs:\n%s", spread,
                ob, out);
     }
