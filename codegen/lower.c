@@ -620,6 +620,17 @@ static void emit_qhelpers(sb_t *b, const lw_t *L, const char *ta)
     ln(b, "}");
 }
 
+/* The lines that sum the eight floats of the __m256 named x and return the sum (the lane sum of
+ * an AVX2 dot tile, and of the dot paths' 256-bit accumulators) */
+static void ln_sum256(sb_t *b, const char *x)
+{
+    ln(b, "    __m128 x = _mm_add_ps(_mm256_castps256_ps128(%s), _mm256_extractf128_ps(%s, 1));", x,
+       x);
+    ln(b, "    x = _mm_add_ps(x, _mm_movehl_ps(x, x));");
+    ln(b, "    x = _mm_add_ss(x, _mm_movehdup_ps(x));");
+    ln(b, "    return _mm_cvtss_f32(x);");
+}
+
 static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
 {
     const char *fn = L->fn;
@@ -676,10 +687,7 @@ static void emit_helpers(sb_t *b, const lw_t *L, const mct_target *t)
         ln(b, "    return _mm512_reduce_add_ps((__m512)v);");
     } else if (L->intr && L->isa == MCT_ISA_AVX2) {
         ln(b, "    const __m256 y = (__m256)v;");
-        ln(b, "    __m128 x = _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));");
-        ln(b, "    x = _mm_add_ps(x, _mm_movehl_ps(x, x));");
-        ln(b, "    x = _mm_add_ss(x, _mm_movehdup_ps(x));");
-        ln(b, "    return _mm_cvtss_f32(x);");
+        ln_sum256(b, "y");
     } else {
         ln(b, "    float a[%d];", W);
         ln(b, "    memcpy(a, &v, sizeof a);");
@@ -2069,10 +2077,7 @@ static void emit_dot_helpers(sb_t *b, const lw_t *L, const char *ta)
     ln(b, "}");
     ln(b, "static inline __attribute__((unused)) %sfloat %s_hsum8f(__m256 v)", ta, fn);
     ln(b, "{");
-    ln(b, "    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));");
-    ln(b, "    x = _mm_add_ps(x, _mm_movehl_ps(x, x));");
-    ln(b, "    x = _mm_add_ss(x, _mm_movehdup_ps(x));");
-    ln(b, "    return _mm_cvtss_f32(x);");
+    ln_sum256(b, "v");
     ln(b, "}");
     ln(b, "static inline __attribute__((unused)) %sfloat %s_bf(unsigned short h)", ta, fn);
     ln(b, "{");

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 typedef int (*kern_fn)(long, long, long, const float *, long, const float *, long, float *, long,
                        const float *, long, long, long, long, long);
