@@ -4,6 +4,7 @@
  * with f32 weights. */
 #include "models/llama_block.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -532,7 +533,15 @@ int main(int argc, char **argv)
             snprintf(wbuf, sizeof wbuf, "%s", v);
             i++;
         } else if (v && !strcmp(a, "--seq")) {
-            seq = atol(v);
+            char *end;
+            errno = 0;
+            seq = strtol(v, &end, 10);
+            if (end == v || *end || errno || seq < 1 || seq > (1L << 20)) {
+                fprintf(stderr, "llama_block: --seq '%s': give the KV cache's positions as a "
+                        "whole number from 1 to %ld (e.g. --seq 512; it is raised to the "
+                        "largest --m)\n", v, 1L << 20);
+                return 2;
+            }
             i++;
         } else if (v && !strcmp(a, "--min-time")) {
             char *end;
@@ -544,10 +553,23 @@ int main(int argc, char **argv)
             }
             i++;
         } else if (v && !strcmp(a, "--tol")) {
-            tol = atof(v);
+            char *end;
+            tol = strtod(v, &end);
+            if (end == v || *end || !(tol > 0 && tol < 1)) {
+                fprintf(stderr, "llama_block: --tol '%s': give a relative tolerance above 0 "
+                        "and below 1 (e.g. --tol 2e-4)\n", v);
+                return 2;
+            }
             i++;
         } else if (v && !strcmp(a, "--seed")) {
-            seed = strtoull(v, NULL, 10);
+            char *end;
+            errno = 0;
+            seed = strtoull(v, &end, 10);
+            if (end == v || *end || errno || *v == '-') {
+                fprintf(stderr, "llama_block: --seed '%s': give a whole number >= 0 (e.g. "
+                        "--seed 7)\n", v);
+                return 2;
+            }
             i++;
         } else {
             fprintf(stderr, "llama_block: unknown or incomplete argument '%s' (see --help)\n", a);

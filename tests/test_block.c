@@ -276,6 +276,18 @@ int main(void)
             dir);
     CHECKF(rc == 2 && strstr(out, "--min-time '2s' is not a number of seconds") &&
            !strstr(out, "decode "), "block --min-time 2s: %.2000s", out);
+    /* so is a tolerance, a cache length or a seed that is not one (each named, nothing run) */
+    static const char *const badnum[][2] = {
+        {"--tol 0", "--tol '0'"},       {"--tol abc", "--tol 'abc'"},
+        {"--tol 1e-3x", "--tol '1e-3x'"}, {"--seq 0", "--seq '0'"},
+        {"--seq 12k", "--seq '12k'"},   {"--seq -5", "--seq '-5'"},
+        {"--seed -1", "--seed '-1'"},   {"--seed 7q", "--seed '7q'"},
+    };
+    for (size_t t = 0; t < sizeof badnum / sizeof badnum[0]; t++) {
+        rc = check_sh(out, sizeof out, "%s/block --check --small --m 1 %s 2>&1", dir, badnum[t][0]);
+        CHECKF(rc == 2 && strstr(out, badnum[t][1]) && strstr(out, "e.g.") &&
+               !strstr(out, "max |diff|"), "block %s: rc %d %.2000s", badnum[t][0], rc, out);
+    }
 
     /* weight formats: every backend agrees on the dequantized weights, and the error against
      * the f32-weight block (same seed) is within quant_bounds, growing bf16 < i8 < q4 */
