@@ -94,7 +94,9 @@ typedef struct mct_db_rec {
     char model[64];         /* optional tag: the model the workload came from ("llama-3-8b") */
     double base_gflops;     /* optional (0: not measured): the fastest library (OpenBLAS,
                              * oneDNN) on the same call and thread count, measured beside the
-                             * best schedule of a b=raw workload; the cblas drop-in runs a kernel
+                             * best schedule of a b=raw workload, on this record's scale (its
+                             * speed over the schedule's in that run, times gflops: the ratio to
+                             * gflops is the side-by-side one); the cblas drop-in runs a kernel
                              * only where it is faster than this */
 } mct_db_rec;
 

@@ -80,8 +80,8 @@ typedef struct mct_rt_kernel {
     mct_rt_pack_fn pack_b;
     const char *name;
     double gflops;                  /* measured when tuned */
-    double base_gflops;             /* the fastest library on the same call, measured beside it
-                                     * (b=raw kernels); 0: not measured */
+    double base_gflops;             /* the fastest library on the same call, measured beside it,
+                                     * on gflops's scale (b=raw kernels; db.h); 0: not measured */
 } mct_rt_kernel;
 
 /* One shape: kernels[first .. first+count) of its table, sorted by M, then threads. */

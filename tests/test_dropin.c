@@ -13,6 +13,7 @@
  * Every call's result is checked against a plain triple loop, whoever ran it; the choice is read
  * from the library's debug log (TK_DEBUG=1). The database is written through db/db.h, the
  * library by `mctune gen` ($MCTUNE, default build/mctune), built with plain cc. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,26 @@ int main(void)
            out);
     CHECKF(strstr(out, "sgemm nn M=1 N=64 K=96 -> tuned"), "A^T: the nn kernel: %.3000s", out);
     CHECKF(!strstr(out, "M=1 N=48 K=96 -> tuned"), "a shape not tuned forwards: %.3000s", out);
+
+    /* what `mctune tune` stores for the rule above: the library's speed on the record's scale,
+     * so that the record's figure over it is the ratio of the run that timed both side by side
+     * (the record's own figure is the search's best sample, not that run's) */
+    const char *rwl = "matmul f32 nt M=8 N=64 K=64 epi=none b=raw";
+    rc = check_sh(out, sizeof out, "%s tune --workload '%s' --budget 3 --min-time 0.01 --db "
+                  "%s/tdb 2>&1", mctune, rwl, dir);
+    const char *side = strstr(out, "beside the libraries: the best record ");
+    double kg = 0, lg = 0;
+    CHECKF(rc == 0 && side && sscanf(side, "beside the libraries: the best record %lf GFLOP/s, "
+                                     "the fastest library %lf", &kg, &lg) == 2 && kg > 0 &&
+           lg > 0 && strstr(side, "the cblas drop-in "), "tune b=raw: %.3000s", out);
+    rc = check_sh(out, sizeof out, "%s db get '%s' --cpu host --format json --db %s/tdb 2>&1",
+                  mctune, rwl, dir);
+    const char *g = strstr(out, "\"gflops\":"), *bg = strstr(out, "\"base_gflops\":");
+    double rg = g ? atof(g + 9) : 0, rb = bg ? atof(bg + 14) : 0;
+    CHECKF(rc == 0 && rg > 0 && rb > 0 && kg > 0 && lg > 0 &&
+           fabs(rg / rb - kg / lg) <= 0.005 * (kg / lg),
+           "stored gflops %g / base_gflops %g = %g, side by side %g / %g = %g: %.2000s", rg, rb,
+           rb > 0 ? rg / rb : 0, kg, lg, lg > 0 ? kg / lg : 0, out);
 
     check_rmtree(dir);
     return check_done();

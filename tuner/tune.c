@@ -273,8 +273,13 @@ static int xraw_fn(const mct_db_rec *r, void *ctx)
 }
 
 /* The best kernel of a b=raw workload against the libraries it would replace through the cblas
- * drop-in: measured once more beside them, the fastest library's speed stored with the best
- * record. A failed measurement stores nothing (the drop-in then trusts the kernel). */
+ * drop-in: measured once more beside them, and the fastest library's speed stored with the best
+ * record on the record's scale: the library's speed over the kernel's, both from this one run,
+ * times the record's figure. The record's figure is the best of the search's samples, so on a
+ * noisy host it is biased upwards; set against one library run it would keep kernels the
+ * library beats. Scaled so, base_gflops / gflops is the ratio measured side by side (interleaved
+ * call by call at one thread). A failed measurement stores nothing (the drop-in then trusts the
+ * kernel). */
 static int libs_beside(tune *t, const mct_workload *w, mct_tune_result *res)
 {
     /* t->rec is free here: the search is over */
@@ -294,8 +299,13 @@ static int libs_beside(tune *t, const mct_workload *w, mct_tune_result *res)
     /* the fastest library that ran (OpenBLAS with either core, oneDNN) */
     double lib = mr.best_lib >= 0 && mr.best_lib < 3 ? mr.libs[mr.best_lib].gflops
                                                      : mr.base_gflops;
-    if (r || mr.status != MCT_MEAS_OK || !mr.has_baseline || !(lib > 0))
+    if (r || mr.status != MCT_MEAS_OK || !mr.has_baseline || !(lib > 0) || !(mr.gflops > 0))
         return MCT_OK;
+    res->side_kernel_gflops = mr.gflops;
+    res->side_lib_gflops = lib;
+    snprintf(res->side_lib, sizeof res->side_lib, "%s", mr.best_lib >= 0 && mr.best_lib < 3
+             ? mr.libs[mr.best_lib].label : mr.base_name);
+    lib *= b->gflops / mr.gflops;
     b->base_gflops = lib;
     int e = mct_db_put_best(t->o->db, b, NULL);
     if (e)

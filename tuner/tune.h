@@ -57,7 +57,8 @@ typedef struct mct_tune_opts {
     mct_meas *meas_libs;    /* optional, a harness with opts.baseline set: the best schedule of
                              * a b=raw workload is measured once more beside the libraries, and
                              * the fastest one's GFLOP/s is stored with its best record
-                             * (base_gflops), so the cblas drop-in runs it only where it wins */
+                             * (base_gflops, on the record's scale: see db.h), so the cblas
+                             * drop-in runs it only where it wins */
     mct_costmodel *costmodel; /* optional, not owned: the learned cost model of this CPU
                              * (mct_costmodel_open) for evolutionary and for mcts with rank or
                              * rollout; the search adds the samples it measures and retrains it.
@@ -92,6 +93,10 @@ typedef struct mct_tune_result {
     mct_search_stats st;    /* SEARCHED: the search's statistics */
     double seconds;         /* wall time of the search */
     int db_failed;          /* a write to the database failed (err says which); stop tuning */
+    /* b=raw with meas_libs: the stored best timed once more beside the libraries, both speeds
+     * from that one run (0 when it did not run), and the fastest library's label */
+    double side_kernel_gflops, side_lib_gflops;
+    char side_lib[160];
 } mct_tune_result;
 
 /* The search options of a tuning run, built in one place: *so is zeroed, then kind, budget

@@ -549,6 +549,13 @@ int mct_cmd_tune(int argc, char **argv)
             printf(" (%.1fx, sample %d)", st->base_latency_s / st->best_latency_s,
                    st->best_index);
         printf("\n    best: %s\n", st->best_schedule[0] ? st->best_schedule : "(untuned nest)");
+        if (res.side_kernel_gflops > 0 && res.side_lib_gflops > 0)
+            printf("    beside the libraries: the best record %.3f GFLOP/s, the fastest library "
+                   "%.3f (%s), side by side: %.2fx; the cblas drop-in %s\n",
+                   res.side_kernel_gflops, res.side_lib_gflops, res.side_lib,
+                   res.side_kernel_gflops / res.side_lib_gflops,
+                   res.side_lib_gflops > res.side_kernel_gflops
+                   ? "forwards these calls to that library" : "runs this kernel");
         fflush(stdout);
     }
     if (guide) {
