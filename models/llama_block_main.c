@@ -533,15 +533,15 @@ int main(int argc, char **argv)
             snprintf(wbuf, sizeof wbuf, "%s", v);
             i++;
         } else if (v && !strcmp(a, "--seq")) {
-            char *end;
-            errno = 0;
-            seq = strtol(v, &end, 10);
-            if (end == v || *end || errno || seq < 1 || seq > (1L << 20)) {
+            long sv[MAXL];
+            int ns;
+            if (parse_list(v, sv, &ns, 1, 1L << 20) || ns != 1) {
                 fprintf(stderr, "llama_block: --seq '%s': give the KV cache's positions as a "
                         "whole number from 1 to %ld (e.g. --seq 512; it is raised to the "
                         "largest --m)\n", v, 1L << 20);
                 return 2;
             }
+            seq = sv[0];
             i++;
         } else if (v && !strcmp(a, "--min-time")) {
             char *end;

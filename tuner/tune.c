@@ -297,14 +297,14 @@ static int libs_beside(tune *t, const mct_workload *w, mct_tune_result *res)
     int r = mct_meas_run(t->o->meas_libs, w, &c, &mr);
     mct_sched_destroy(s);
     /* the fastest library that ran (OpenBLAS with either core, oneDNN) */
-    double lib = mr.best_lib >= 0 && mr.best_lib < 3 ? mr.libs[mr.best_lib].gflops
-                                                     : mr.base_gflops;
+    const struct mct_meas_lib *best = mr.best_lib >= 0 && mr.best_lib < 3 ? &mr.libs[mr.best_lib]
+                                                                          : NULL;
+    double lib = best ? best->gflops : mr.base_gflops;
     if (r || mr.status != MCT_MEAS_OK || !mr.has_baseline || !(lib > 0) || !(mr.gflops > 0))
         return MCT_OK;
     res->side_kernel_gflops = mr.gflops;
     res->side_lib_gflops = lib;
-    snprintf(res->side_lib, sizeof res->side_lib, "%s", mr.best_lib >= 0 && mr.best_lib < 3
-             ? mr.libs[mr.best_lib].label : mr.base_name);
+    snprintf(res->side_lib, sizeof res->side_lib, "%s", best ? best->label : mr.base_name);
     lib *= b->gflops / mr.gflops;
     b->base_gflops = lib;
     int e = mct_db_put_best(t->o->db, b, NULL);
