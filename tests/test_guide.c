@@ -1726,6 +1726,82 @@ static void test_cmd(const char *dir)
     mct_guide_destroy(g);
 }
 
+/* The B-resident order (tuner/guide_heuristic.c, bres_text) is the first proposal at prefill
+ * sizes for f32 matmul, prepacked or b=raw, on any register file and thread count (synthetic
+ * caches, whatever this host has): an MR-row micro-panel of A over KC in half of L1 (KC the
+ * largest power of two that fits, or all of K), the KC x NC block of B in half of L2 (NC a
+ * multiple of NR), A's i0 block in a quarter of L3 (all the rows when it fits), the register tile
+ * with the most accumulators, j0 parallel when there are threads, B copied at j0 for b=raw. Not
+ * proposed for a few rows, bmm or low-precision weights. */
+static void test_bres(void)
+{
+    mct_target t2 = mct_target_of_isa(MCT_ISA_AVX2), t5 = mct_target_of_isa(MCT_ISA_AVX512);
+    static const struct { int M, N, K, threads, raw, l3kb, want; } cs[] = {
+        {512, 4096, 4096, 1, 0, 32768, 1}, {128, 1000, 4096, 2, 0, 32768, 1},
+        {200, 14336, 777, 3, 1, 32768, 1}, {64, 4096, 100, 2, 1, 16384, 1},
+        {512, 4096, 4096, 2, 0, 1024, 1}, {16, 4096, 4096, 1, 0, 32768, 0},
+        {8, 4096, 4096, 2, 1, 32768, 0}};
+    for (int tt = 0; tt < 2; tt++)
+        for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+            const mct_target *tg = tt ? &t5 : &t2;
+            mct_cpu cpu = *mct_cpu_host();
+            cpu.cache_kb[0] = tt ? 48 : 32;
+            cpu.cache_kb[2] = tt ? 2048 : 512;
+            cpu.cache_kb[3] = cs[i].l3kb;
+            long L1 = cpu.cache_kb[0] * 1024L, L2 = cpu.cache_kb[2] * 1024L,
+                 L3 = cpu.cache_kb[3] * 1024L;
+            char key[128];
+            snprintf(key, sizeof key, "matmul f32 nt M=%d N=%d K=%d epi=none%s", cs[i].M, cs[i].N,
+                     cs[i].K, cs[i].raw ? " b=raw" : "");
+            mct_sched *root = NULL;
+            char *out[16];
+            int n = root_props(key, &cpu, tg, cs[i].threads, 3, out, &root), first = -1;
+            for (int q = 0; q < n; q++)
+                if (strstr(out[q], "reorder(i0, k0, j0, i1, j1, k1, i2, j2)") && first < 0)
+                    first = q;
+            if (!cs[i].want) {
+                CHECKF(first < 0, "%s nregs %d: B-resident order at %d", key, tg->nregs, first);
+                free_out(out, n);
+                mct_sched_destroy(root);
+                continue;
+            }
+            long v[5] = {0};
+            CHECKF(first == 0 && tiles_of(out[0], "reorder(i0, k0, j0", v), "%s nregs %d: "
+                   "first '%s', B-resident at %d", key, tg->nregs, n ? out[0] : "", first);
+            long mc = v[0], mr = v[1], nc = v[2], nr = v[3], kc = v[4];
+            if (first == 0) {
+                long nv = nr / tg->vlen;
+                CHECKF(mr * 4 * kc <= L1 / 2 && (kc == cs[i].K || mr * 4 * kc * 2 > L1 / 2),
+                       "%s: KC %ld for %ld rows, L1 %ld", key, kc, mr, L1);
+                CHECKF(nr % tg->vlen == 0 && nc % nr == 0 && nc * kc * 4 <= L2 / 2 &&
+                       nc <= (cs[i].N + nr - 1) / nr * nr, "%s: NC %ld NR %ld KC %ld", key, nc,
+                       nr, kc);
+                long all = (cs[i].M + mr - 1) / mr * mr;
+                CHECKF(mc % mr == 0 && (mc == all || (mc * kc * 4 <= L3 / 4 && mc < all)),
+                       "%s: MC %ld (all rows %ld), L3 %ld", key, mc, all, L3);
+                /* the most accumulators that fit the register file */
+                CHECKF(mr * nv + nv + 1 <= tg->nregs && mr * nv >= (tg->nregs <= 16 ? 12 : 24),
+                       "%s nregs %d: tile %ldx%ldv", key, tg->nregs, mr, nv);
+                CHECKF(!strstr(out[0], "parallel(j0)") == (cs[i].threads == 1) &&
+                       !!strstr(out[0], cs[i].raw ? "pack(B, j0, j2)" : "prepack(B, j2)") &&
+                       strstr(out[0], "pack(A, k0, i2)") && strstr(out[0], "cache_write(j1)"),
+                       "%s threads %d: '%s'", key, cs[i].threads, out[0]);
+            }
+            free_out(out, n);
+            mct_sched_destroy(root);
+        }
+    /* bmm keeps its own forms */
+    mct_sched *root = NULL;
+    char *out[16];
+    int n = root_props("bmm f32 nt B=32 G=4 M=128 N=512 K=128 epi=none", mct_cpu_host(), &t2, 2,
+                       3, out, &root), has = 0;
+    for (int q = 0; q < n; q++)
+        has |= strstr(out[q], "reorder(i0, k0, j0") != NULL;
+    CHECKF(n > 0 && !has, "bmm: %d proposals, B-resident order %s", n, has ? "among them" : "not");
+    free_out(out, n);
+    mct_sched_destroy(root);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_DFL);   /* the guides must cope without the caller ignoring it */
@@ -1745,6 +1821,7 @@ int main(void)
     test_prompt_info();
     test_drop();
     test_heuristic_rules();
+    test_bres();
     test_parse();
     test_illegal();
     test_http_good();

@@ -298,6 +298,47 @@ static void blis_text_c(const model *m, int mr, int nv, long kc, int kunroll, in
                  m->bmm ? "b" : (whole_n || m->N / nc >= m->threads ? "j0" : "j1"));
 }
 
+/* The B-resident order for large M (GotoBLAS's layout with the operands' roles swapped): per KC
+ * step, A's rows are packed once into MR-row panels, in a block shared by every thread (it lives
+ * in L3); the threads split N into NC-column blocks of B that stay in L2 while every A micro-panel
+ * (MR x KC, in L1) passes over them: i0 (an L3-sized block of rows), k0, j0 (parallel), i1, j1.
+ * In the BLIS order (blis_text) each thread instead streams its own KC x N/threads block of B
+ * from L3 once per MC rows, and that block (2-8 MiB per thread) is what a second busy core, or a
+ * neighbour on the host, evicts. KC: an A micro-panel in half of L1; NC: the KC x NC block of
+ * B in half of L2; MC: A's block in a quarter of L3 (all the rows at prefill sizes). b=raw: the
+ * NC x KC block of B is copied at j0, once per KC step, so B is read once per call as a
+ * library's packing does. Measured (2026-12-04, `mctune measure --baseline`, B from memory,
+ * AMD EPYC Zen 3, 512 KiB L2, avx2, against the best of OpenBLAS 0.3.21 and oneDNN 2.6.3 in the
+ * same process, one run each): matmul nt M=512 N=K=4096, 2 threads: the demo's BLIS-order
+ * record (KC 1024, NC 2048) 0.62x and 0.84x, this order 6x2v NC 128 KC 512 1.02x and 1.03x (NC
+ * 256 1.00x and 1.01x, KC 256 0.95x and 0.96x); 1 thread: the record 0.73x and 0.81x, this
+ * order 1.02x and 1.03x (5x2v 1.04x); M=128 b=raw, 1 thread: the record 0.75x and 0.79x, this
+ * order 1.07x and 1.07x. */
+static void bres_text(const model *m, int mr, int nv, char *out, size_t len)
+{
+    long nr = (long)nv * m->V;
+    long kc = pow2_floor(m->L1 / 2 / (mr * 4));
+    if (kc > m->K)
+        kc = m->K;
+    long nc = m->L2 / 2 / (kc * 4) / nr * nr;
+    if (nc < nr)
+        nc = nr;
+    if (nc > round_up(m->N, nr))
+        nc = round_up(m->N, nr);
+    long mc = m->L3 / 4 / (kc * 4) / mr * mr;
+    if (mc > round_up(m->M, mr))
+        mc = round_up(m->M, mr);
+    if (mc < 2 * mr)
+        mc = 2 * mr;
+    int n = snprintf(out, len,
+                     "tile(i, %ld, %d); tile(j, %ld, %ld); tile(k, %ld); "
+                     "reorder(i0, k0, j0, i1, j1, k1, i2, j2); pack(A, k0, i2); %s; "
+                     "cache_write(j1); unroll(k1, 4); unroll(i2, %d); vectorize(j2)",
+                     mc, mr, nc, nr, kc, m->raw ? "pack(B, j0, j2)" : "prepack(B, j2)", mr);
+    if (m->threads > 1 && n > 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, "; parallel(j0)");
+}
+
 /* The dot form for small M: k vectorized, nr rows of B at once (B stored [K,N] is first copied
  * into rows along k for the nr columns of the tile). */
 static void dot_text(const model *m, int nr, int kv, int outer_j, char *out, size_t len)
@@ -778,6 +819,24 @@ static void heuristic_list(const mct_guide_ctx *c, plist *p)
     long kcl = pow2_floor(m.L1 / (nvs[0] * m.V * 4));
     int cres_first = m.M > 4 * mrs[0] && round_up(m.M, mrs[0]) * 4 * (m.L2 / 2 / (kcl * 4)) >
                                              m.L2 / 2;
+    /* the B-resident order first at prefill sizes (f32 matmul; bmm and low-precision weights
+     * keep their own forms) */
+    if (nt > 0 && m.M > 4 * mrs[0] && !m.bmm && !m.q) {
+        /* the tile with the most accumulators (more rows: B's micro-panels come from L2 here,
+         * so each vector loaded serves more of them; on Zen 3 M=512 2 threads 6x2v 0.93-1.13x,
+         * 5x2v 0.80-0.81x in three interleaved rounds), then the first of reg_tiles */
+        int bi = 0;
+        for (int i = 1; i < nt; i++)
+            if (mrs[i] * nvs[i] > mrs[bi] * nvs[bi] ||
+                (mrs[i] * nvs[i] == mrs[bi] * nvs[bi] && mrs[i] > mrs[bi]))
+                bi = i;
+        bres_text(&m, mrs[bi], nvs[bi], t, sizeof t);
+        padd(p, "%s", t);
+        if (bi) {
+            bres_text(&m, mrs[0], nvs[0], t, sizeof t);
+            padd(p, "%s", t);
+        }
+    }
     if (nt > 0 && m.M > 4 * mrs[0] && cres_first) {
         blis_text_c(&m, mrs[0], nvs[0], kcl, 4, 0, 1, t, sizeof t);
         padd(p, "%s", t);
